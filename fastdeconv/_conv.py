@@ -1,0 +1,588 @@
+"""Convolution and transposed convolution: validation, dtype policy, dispatch to the kernels.
+
+Six public entry points rest on three compiled drivers (Chainer's duality)::
+
+    public op                 forward            grad w.r.t. input     grad w.r.t. weight
+    conv                      _forward           _backward_input       _backward_weight(x, gy)
+    conv_transpose            _backward_input    _forward              _backward_weight(gy, x)
+
+Every function here validates, picks the dtype, makes arrays C-contiguous, resolves the
+geometry (:class:`fastdeconv._geometry.ConvGeometry`), allocates outputs and workspaces, and
+only then calls compiled code.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._docstrings import docfiller
+from ._ext import _conv_kernels
+from ._geometry import PADDING_MODES, ConvGeometry, source_index
+from ._validation import as_array, as_compute_array, check_int, result_dtype
+
+__all__ = [
+    "conv",
+    "conv_transpose",
+    "conv_backward",
+    "conv_transpose_backward",
+    "workspace_bytes",
+]
+
+#: Upper bound of the im2col/col2im tile buffer of one call, in bytes. Columns are
+#: processed one sample at a time in tiles of output positions that fit this budget.
+WORKSPACE_BYTES = 16 * 2**20
+
+_BLAS_INT_MAX = 2**31 - 1
+
+
+# ------------------------------------------------------------------------- problem description
+@dataclass(frozen=True)
+class ConvProblem:
+    """A validated convolution: geometry plus channel counts of the *forward* convolution.
+
+    For a transposed convolution, ``c_in`` is its output channel count and ``c_out`` its
+    input channel count (the forward convolution goes the other way).
+    """
+
+    geometry: ConvGeometry
+    batch: int
+    c_in: int
+    c_out: int
+    groups: int
+    padding_mode: str = "zeros"
+
+    @property
+    def forward_input_shape(self):
+        return (self.batch, self.c_in) + self.geometry.input_size
+
+    @property
+    def forward_output_shape(self):
+        return (self.batch, self.c_out) + self.geometry.output_size
+
+    @property
+    def weight_shape(self):
+        return (self.c_out, self.c_in // self.groups) + self.geometry.kernel_size
+
+
+def _check_shapes(x_shape, weight_shape, x_name):
+    if len(weight_shape) < 3:
+        raise ValueError(
+            "weight must have at least 3 dimensions (channels, channels / groups, "
+            f"*kernel_size), got shape {tuple(weight_shape)}"
+        )
+    ndim = len(weight_shape) - 2
+    if ndim > _conv_kernels.MAX_SPATIAL_DIMS:
+        raise ValueError(
+            f"at most {_conv_kernels.MAX_SPATIAL_DIMS} spatial dimensions are supported, "
+            f"weight has shape {tuple(weight_shape)}"
+        )
+    if len(x_shape) != ndim + 2:
+        raise ValueError(
+            f"{x_name} must have {ndim + 2} dimensions (N, C, *spatial) to match a weight with "
+            f"{ndim} spatial dimensions of shape {tuple(weight_shape)}, got shape {tuple(x_shape)}"
+        )
+    if 0 in weight_shape:
+        raise ValueError(f"weight must not have zero-size dimensions, got shape {tuple(weight_shape)}")
+    if 0 in x_shape[1:]:
+        raise ValueError(
+            f"{x_name} must not have zero-size channel or spatial dimensions, got shape "
+            f"{tuple(x_shape)}"
+        )
+
+
+def conv_problem(x_shape, weight_shape, *, stride=1, padding=0, dilation=1, groups=1,
+                 padding_mode="zeros", x_name="x"):
+    """Validate the arguments of :func:`conv` for given shapes; return a :class:`ConvProblem`."""
+    _check_shapes(x_shape, weight_shape, x_name)
+    groups = check_int(groups, "groups", min_value=1)
+    c_in, c_out = x_shape[1], weight_shape[0]
+    if c_in % groups or c_out % groups:
+        raise ValueError(
+            f"groups={groups} must divide both the input channels ({c_in}) and the output "
+            f"channels ({c_out})"
+        )
+    if weight_shape[1] * groups != c_in:
+        raise ValueError(
+            f"weight.shape[1] * groups must equal the input channels: weight has shape "
+            f"{tuple(weight_shape)} and groups={groups}, so {weight_shape[1] * groups} != "
+            f"{c_in} channels of {x_name} with shape {tuple(x_shape)}"
+        )
+    if not isinstance(padding_mode, str) or padding_mode not in PADDING_MODES:
+        raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
+    geometry = ConvGeometry.for_conv(
+        x_shape[2:], weight_shape[2:], stride=stride, padding=padding, dilation=dilation
+    )
+    _check_padding_mode_limits(geometry, padding_mode)
+    return ConvProblem(geometry, x_shape[0], c_in, c_out, groups, padding_mode)
+
+
+def conv_transpose_problem(x_shape, weight_shape, *, stride=1, padding=0, output_padding=0,
+                           dilation=1, groups=1, output_size=None, x_name="x"):
+    """Validate the arguments of :func:`conv_transpose`; return the forward :class:`ConvProblem`."""
+    _check_shapes(x_shape, weight_shape, x_name)
+    groups = check_int(groups, "groups", min_value=1)
+    c_in = x_shape[1]
+    if weight_shape[0] != c_in:
+        raise ValueError(
+            f"weight.shape[0] must equal the input channels for conv_transpose (weight layout "
+            f"(C_in, C_out / groups, *kernel_size)): weight has shape {tuple(weight_shape)}, "
+            f"{x_name} has shape {tuple(x_shape)}"
+        )
+    if c_in % groups:
+        raise ValueError(f"groups={groups} must divide the input channels ({c_in})")
+    geometry = ConvGeometry.for_conv_transpose(
+        x_shape[2:], weight_shape[2:], stride=stride, padding=padding,
+        output_padding=output_padding, dilation=dilation, output_size=output_size,
+    )
+    return ConvProblem(geometry, x_shape[0], weight_shape[1] * groups, c_in, groups)
+
+
+def _check_padding_mode_limits(geometry, mode):
+    if mode == "reflect":
+        limit, relation = (lambda n: n - 1), "smaller than"
+    elif mode == "circular":
+        limit, relation = (lambda n: n), "at most"
+    else:
+        return
+    for dim, (n, pair) in enumerate(zip(geometry.input_size, geometry.padding)):
+        if max(pair) > limit(n):
+            raise ValueError(
+                f"padding_mode={mode!r} needs padding {relation} the input size: spatial "
+                f"dimension {dim} has size {n} and padding {pair}"
+            )
+
+
+# --------------------------------------------------------------------------------- helpers
+def _allocate(shape, dtype, what, *, zero=False):
+    try:
+        return (np.zeros if zero else np.empty)(shape, dtype=dtype)
+    except MemoryError:
+        nbytes = int(np.prod(shape, dtype=np.float64) * np.dtype(dtype).itemsize)
+        raise MemoryError(
+            f"cannot allocate the {what} of shape {tuple(shape)} and dtype {np.dtype(dtype)} "
+            f"({nbytes / 2**30:.2f} GiB)"
+        ) from None
+
+
+def _tile_length(problem, itemsize):
+    """Output positions per im2col tile so that the column buffer fits WORKSPACE_BYTES."""
+    geometry = problem.geometry
+    if geometry.is_pointwise:
+        return geometry.output_numel
+    rows = problem.c_in * geometry.kernel_numel
+    return max(1, min(geometry.output_numel, WORKSPACE_BYTES // (rows * itemsize)))
+
+
+def _workspace_elements(problem, tile):
+    if problem.geometry.is_pointwise:
+        return 0
+    return problem.c_in * problem.geometry.kernel_numel * tile
+
+
+def workspace_bytes(op, x_shape, weight_shape, *, dtype=np.float32, **params):
+    """Bytes of the column workspace one call of ``op`` allocates (0 for 1x1 convolutions).
+
+    ``op`` is ``"conv"``, ``"conv_transpose"``, ``"conv_backward"`` or
+    ``"conv_transpose_backward"``; ``params`` are that operator's keywords. The buffer is
+    bounded by :data:`WORKSPACE_BYTES` whatever the batch size (one sample, one tile at a time).
+    """
+    if op in ("conv", "conv_backward"):
+        problem = conv_problem(x_shape, weight_shape, **params)
+    elif op in ("conv_transpose", "conv_transpose_backward"):
+        problem = conv_transpose_problem(x_shape, weight_shape, **params)
+    else:
+        raise ValueError(
+            "op must be 'conv', 'conv_transpose', 'conv_backward' or "
+            f"'conv_transpose_backward', got {op!r}"
+        )
+    itemsize = np.dtype(dtype).itemsize
+    return _workspace_elements(problem, _tile_length(problem, itemsize)) * itemsize
+
+
+def _check_blas_dims(problem, tile):
+    g = problem.geometry
+    dims = {
+        "output channels per group": problem.c_out // problem.groups,
+        "input channels per group x kernel size": problem.c_in // problem.groups * g.kernel_numel,
+        "output positions per sample": g.output_numel,
+        "input positions per sample": g.input_numel if g.is_pointwise else tile,
+    }
+    for what, value in dims.items():
+        if value > _BLAS_INT_MAX:
+            raise ValueError(
+                f"this convolution is too large for 32-bit BLAS: {what} = {value} > "
+                f"{_BLAS_INT_MAX}"
+            )
+
+
+def _run(driver, first, second, out, problem):
+    """Call one compiled driver over the whole batch with a bounded tile workspace."""
+    if problem.batch == 0:
+        return out
+    dtype = out.dtype
+    tile = _tile_length(problem, dtype.itemsize)
+    _check_blas_dims(problem, tile)
+    workspace = _allocate((max(_workspace_elements(problem, tile), 1),), dtype, "workspace")
+    driver(
+        first.reshape(-1), second.reshape(-1), out.reshape(-1),
+        problem.batch, problem.c_in, problem.c_out, problem.groups,
+        *problem.geometry.as_kernel_args(),
+        workspace, tile, problem.geometry.is_pointwise, _conv_kernels.max_threads(),
+    )
+    return out
+
+
+def _forward(x, weight, problem):
+    """y = conv(x) on an already padded input (zero padding handled by the kernel)."""
+    y = _allocate(problem.forward_output_shape, x.dtype, "output")
+    return _run(_conv_kernels.conv_forward, x, weight, y, problem)
+
+
+def _backward_input(grad_y, weight, problem):
+    """grad_x = conv^T(grad_y), i.e. the transposed convolution."""
+    grad_x = _allocate(problem.forward_input_shape, grad_y.dtype, "output", zero=True)
+    return _run(_conv_kernels.conv_backward_input, grad_y, weight, grad_x, problem)
+
+
+def _backward_weight(x, grad_y, problem):
+    """grad_w = sum over samples of grad_y @ im2col(x)^T, per group."""
+    grad_w = _allocate(problem.weight_shape, x.dtype, "weight gradient")
+    if problem.batch == 0:
+        grad_w[...] = 0
+        return grad_w
+    return _run(_conv_kernels.conv_backward_weight, x, grad_y, grad_w, problem)
+
+
+# ---------------------------------------------------------------- padding modes (reflect, ...)
+def _mode_indices(problem):
+    g = problem.geometry
+    return [
+        source_index(np.arange(-before, n + after), n, problem.padding_mode)
+        for n, (before, after) in zip(g.input_size, g.padding)
+    ]
+
+
+def _pad_input(x, problem):
+    """Pad x explicitly for reflect/replicate/circular; returns (padded x, padded problem)."""
+    if problem.padding_mode == "zeros":
+        return x, problem
+    for dim, index in enumerate(_mode_indices(problem)):
+        x = x.take(index, axis=2 + dim)
+    padded = ConvProblem(problem.geometry.padded(), problem.batch, problem.c_in, problem.c_out,
+                         problem.groups)
+    return np.ascontiguousarray(x), padded
+
+
+def _fold_padding(grad_padded, problem):
+    """Adjoint of :func:`_pad_input`: add the gradient of every padded cell to its source."""
+    if problem.padding_mode == "zeros":
+        return grad_padded
+    grad = grad_padded
+    for dim, index in enumerate(_mode_indices(problem)):
+        axis = 2 + dim
+        shape = list(grad.shape)
+        shape[axis] = problem.geometry.input_size[dim]
+        folded = np.zeros(shape, dtype=grad.dtype)
+        np.add.at(np.moveaxis(folded, axis, 0), index, np.moveaxis(grad, axis, 0))
+        grad = folded
+    return grad
+
+
+# ------------------------------------------------------------------------------- public API
+def _operands(named):
+    """Convert (value, name) pairs to arrays of one compute dtype; None stays None."""
+    arrays = [(None if v is None else as_array(v, name), name) for v, name in named]
+    dtype = result_dtype(*arrays)
+    return dtype, [None if a is None else as_compute_array(a, dtype) for a, _ in arrays]
+
+
+def _check_bias(bias, channels):
+    if bias is not None and bias.shape != (channels,):
+        raise ValueError(f"bias must have shape ({channels},) (one per output channel), "
+                         f"got shape {bias.shape}")
+
+
+def _check_grad_output(grad_output, expected):
+    if grad_output.shape != tuple(expected):
+        raise ValueError(
+            f"grad_output must have the operator's output shape {tuple(expected)}, got "
+            f"{grad_output.shape}"
+        )
+
+
+def _add_bias(y, bias):
+    if bias is not None:
+        y += bias.reshape((1, -1) + (1,) * (y.ndim - 2))
+    return y
+
+
+def _bias_grad(grad_output):
+    return grad_output.sum(axis=(0,) + tuple(range(2, grad_output.ndim)))
+
+
+@docfiller
+def conv(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
+         padding_mode="zeros"):
+    r"""N-d convolution (cross-correlation, as in every deep-learning framework).
+
+    Parameters
+    ----------
+    x : array_like, shape (N, C_in, \*spatial)
+        Input batch with 1 or more spatial dimensions.
+    weight : array_like, shape (C_out, C_in / groups, \*kernel_size)
+        Kernels, PyTorch's ``Conv{1,2,3}d.weight`` layout.
+    bias : array_like, shape (C_out,), optional
+        Added to every output position of each channel.
+    %(stride)s
+    %(padding_conv)s
+    %(dilation)s
+    %(groups)s
+    %(padding_mode)s
+
+    Returns
+    -------
+    y : ndarray, shape (N, C_out, \*out_spatial)
+        ``float32`` or ``float64``, see Notes.
+
+    Raises
+    ------
+    ValueError
+        For inconsistent shapes, channel counts or groups, non-positive stride or dilation,
+        negative padding, unknown padding strings or modes, or a kernel larger than the
+        padded input; the message names the parameter.
+    TypeError
+        For complex or non-numeric inputs and non-integer parameters.
+
+    See Also
+    --------
+    conv_transpose : the adjoint (transpose) of this operator.
+    conv_backward : gradients with respect to ``x``, ``weight`` and ``bias``.
+    fastdeconv.sparse.conv_matrix : the explicit sparse matrix of this operator.
+
+    Notes
+    -----
+    For output position :math:`o` and kernel tap :math:`t` (per spatial dimension),
+
+    .. math::
+
+        y[n, c_o, o] = b[c_o] + \sum_{c_i \in g(c_o)} \sum_t w[c_o, c_i, t]\,
+                       x_{pad}[n, c_i, o s + t d]
+
+    and each spatial output size is
+
+    .. math::
+
+        o = \left\lfloor \frac{i + p_{before} + p_{after} - d (k - 1) - 1}{s} \right\rfloor + 1
+
+    %(dtypes)s
+
+    The result is computed one sample at a time by im2col (in tiles of output positions
+    bounded by ``WORKSPACE_BYTES``) and a BLAS GEMM per group.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastdeconv
+    >>> x = np.ones((1, 2, 5, 7))
+    >>> w = np.ones((4, 2, 3, 3))
+    >>> y = fastdeconv.conv(x, w, stride=2, padding=1)
+    >>> y.shape == (1, 4, (5 + 2 - 3) // 2 + 1, (7 + 2 - 3) // 2 + 1)
+    True
+    >>> float(y[0, 0, 1, 1])  # 2 channels x 9 taps, all inside the input
+    18.0
+    """
+    dtype, (x, weight, bias) = _operands([(x, "x"), (weight, "weight"), (bias, "bias")])
+    problem = conv_problem(x.shape, weight.shape, stride=stride, padding=padding,
+                           dilation=dilation, groups=groups, padding_mode=padding_mode)
+    _check_bias(bias, problem.c_out)
+    x, padded = _pad_input(x, problem)
+    return _add_bias(_forward(x, weight, padded), bias)
+
+
+@docfiller
+def conv_transpose(x, weight, bias=None, *, stride=1, padding=0, output_padding=0,
+                   dilation=1, groups=1, output_size=None):
+    r"""N-d transposed convolution: the adjoint of :func:`conv` ("deconvolution" in DL).
+
+    ``conv_transpose(y, w)`` is the gradient of ``conv(x, w)`` with respect to ``x``: for the
+    convolution matrix :math:`C` (``y = C x``) it computes :math:`C^T y`. It is *not* the
+    inverse of a convolution; for that see ``deconvolve``.
+
+    Parameters
+    ----------
+    x : array_like, shape (N, C_in, \*spatial)
+        Input batch.
+    weight : array_like, shape (C_in, C_out / groups, \*kernel_size)
+        Kernels, PyTorch's ``ConvTranspose{1,2,3}d.weight`` layout (the same array as the
+        weight of the forward convolution this is the transpose of).
+    bias : array_like, shape (C_out,), optional
+    %(stride)s
+    %(padding_transpose)s
+    %(output_padding)s
+    %(dilation)s
+    %(groups)s
+    %(output_size)s
+
+    Returns
+    -------
+    y : ndarray, shape (N, C_out, \*out_spatial)
+
+    Raises
+    ------
+    ValueError
+        For inconsistent shapes, channels or groups, bad stride/padding/dilation,
+        ``output_padding >= max(stride, dilation)``, an unreachable ``output_size`` or an
+        empty output; the message names the parameter.
+    TypeError
+        For complex or non-numeric inputs and non-integer parameters.
+
+    See Also
+    --------
+    conv : the forward convolution.
+    conv_transpose_backward : gradients with respect to ``x``, ``weight`` and ``bias``.
+    fastdeconv.sparse.conv_transpose_matrix : the explicit sparse matrix.
+
+    Notes
+    -----
+    Each input position :math:`j` scatters the kernel into the output positions
+    :math:`j s - p_{before} + t d`; each spatial output size is
+
+    .. math::
+
+        o = (i - 1) s - p_{before} - p_{after} + d (k - 1) + 1 + p_{out}
+
+    %(dtypes)s
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastdeconv
+    >>> x = np.ones((1, 3, 4, 4))
+    >>> w = np.ones((3, 2, 4, 4))   # (C_in, C_out, kH, kW)
+    >>> y = fastdeconv.conv_transpose(x, w, stride=2, padding=1)
+    >>> y.shape == (1, 2, (4 - 1) * 2 - 2 + 4, (4 - 1) * 2 - 2 + 4)
+    True
+
+    It is the adjoint of :func:`conv`: :math:`\langle C u, v \rangle = \langle u, C^T v \rangle`.
+
+    >>> rng = np.random.default_rng(0)
+    >>> u, v = rng.standard_normal((1, 2, 8, 8)), rng.standard_normal((1, 3, 4, 4))
+    >>> lhs = np.vdot(fastdeconv.conv(u, w, stride=2, padding=1), v)
+    >>> rhs = np.vdot(u, fastdeconv.conv_transpose(v, w, stride=2, padding=1))
+    >>> bool(np.isclose(lhs, rhs))
+    True
+    """
+    dtype, (x, weight, bias) = _operands([(x, "x"), (weight, "weight"), (bias, "bias")])
+    problem = conv_transpose_problem(
+        x.shape, weight.shape, stride=stride, padding=padding, output_padding=output_padding,
+        dilation=dilation, groups=groups, output_size=output_size,
+    )
+    _check_bias(bias, problem.c_in)
+    return _add_bias(_backward_input(x, weight, problem), bias)
+
+
+@docfiller
+def conv_backward(grad_output, x, weight, *, stride=1, padding=0, dilation=1, groups=1,
+                  padding_mode="zeros"):
+    r"""Gradients of :func:`conv` with respect to its input, weight and bias.
+
+    Parameters
+    ----------
+    grad_output : array_like, shape (N, C_out, \*out_spatial)
+        Gradient of the loss with respect to ``conv(x, weight, ...)``.
+    x : array_like, shape (N, C_in, \*spatial)
+        The convolution's input.
+    weight : array_like, shape (C_out, C_in / groups, \*kernel_size)
+    %(stride)s
+    %(padding_conv)s
+    %(dilation)s
+    %(groups)s
+    %(padding_mode)s
+
+    Returns
+    -------
+    grad_x : ndarray, shape (N, C_in, \*spatial)
+        ``conv_transpose`` of ``grad_output``; with a non-zero ``padding_mode`` the gradient
+        that lands in the padded border is added back to the input cells it was copied from.
+    grad_weight : ndarray, shape of ``weight``
+    grad_bias : ndarray, shape (C_out,)
+        ``grad_output`` summed over the batch and spatial dimensions (always returned).
+
+    See Also
+    --------
+    conv, conv_transpose_backward
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastdeconv
+    >>> rng = np.random.default_rng(0)
+    >>> x, w = rng.standard_normal((2, 3, 6)), rng.standard_normal((4, 3, 3))
+    >>> gy = np.ones((2, 4, 6))
+    >>> gx, gw, gb = fastdeconv.conv_backward(gy, x, w, padding=1, padding_mode="reflect")
+    >>> gx.shape, gw.shape, gb.shape
+    ((2, 3, 6), (4, 3, 3), (4,))
+    """
+    dtype, (grad_output, x, weight) = _operands(
+        [(grad_output, "grad_output"), (x, "x"), (weight, "weight")]
+    )
+    problem = conv_problem(x.shape, weight.shape, stride=stride, padding=padding,
+                           dilation=dilation, groups=groups, padding_mode=padding_mode)
+    _check_grad_output(grad_output, problem.forward_output_shape)
+    x_padded, padded = _pad_input(x, problem)
+    grad_x = _fold_padding(_backward_input(grad_output, weight, padded), problem)
+    grad_weight = _backward_weight(x_padded, grad_output, padded)
+    return grad_x, grad_weight, _bias_grad(grad_output)
+
+
+@docfiller
+def conv_transpose_backward(grad_output, x, weight, *, stride=1, padding=0, output_padding=0,
+                            dilation=1, groups=1, output_size=None):
+    r"""Gradients of :func:`conv_transpose` with respect to its input, weight and bias.
+
+    Parameters
+    ----------
+    grad_output : array_like, shape (N, C_out, \*out_spatial)
+        Gradient of the loss with respect to ``conv_transpose(x, weight, ...)``.
+    x : array_like, shape (N, C_in, \*spatial)
+        The transposed convolution's input.
+    weight : array_like, shape (C_in, C_out / groups, \*kernel_size)
+    %(stride)s
+    %(padding_transpose)s
+    %(output_padding)s
+    %(dilation)s
+    %(groups)s
+    %(output_size)s
+
+    Returns
+    -------
+    grad_x : ndarray, shape (N, C_in, \*spatial)
+        ``conv(grad_output, weight, ...)``: the forward convolution is the adjoint.
+    grad_weight : ndarray, shape of ``weight``
+    grad_bias : ndarray, shape (C_out,)
+
+    See Also
+    --------
+    conv_transpose, conv_backward
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastdeconv
+    >>> x, w = np.ones((1, 4, 3, 3)), np.ones((4, 2, 2, 2))
+    >>> gy = np.ones((1, 2, 6, 6))
+    >>> gx, gw, gb = fastdeconv.conv_transpose_backward(gy, x, w, stride=2)
+    >>> float(gx[0, 0, 0, 0]), float(gw[0, 0, 0, 0]), gb.tolist()
+    (8.0, 9.0, [36.0, 36.0])
+    """
+    dtype, (grad_output, x, weight) = _operands(
+        [(grad_output, "grad_output"), (x, "x"), (weight, "weight")]
+    )
+    problem = conv_transpose_problem(
+        x.shape, weight.shape, stride=stride, padding=padding, output_padding=output_padding,
+        dilation=dilation, groups=groups, output_size=output_size,
+    )
+    _check_grad_output(grad_output, problem.forward_input_shape)
+    grad_x = _forward(grad_output, weight, problem)
+    grad_weight = _backward_weight(grad_output, x, problem)
+    return grad_x, grad_weight, _bias_grad(grad_output)

@@ -1,0 +1,1 @@
+"""Compiled kernels of fastdeconv. Nothing here is public; the Python layer validates first."""

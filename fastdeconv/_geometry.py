@@ -1,0 +1,362 @@
+"""Geometry of N-d convolution: the one place where its index arithmetic lives.
+
+A convolution ``y = conv(x)`` over ``ndim`` spatial dimensions reads, for output position
+``o`` and kernel tap ``t`` along one dimension, the input position::
+
+    i = o * stride - pad_before + t * dilation            (1)
+
+and treats ``i`` outside ``[0, input_size)`` as zero (``padding_mode="zeros"``) or maps it back
+inside (reflect / replicate / circular). Its transpose ``conv_transpose`` scatters along the same
+relation (1) in the other direction. :class:`ConvGeometry` holds the sizes and parameters of
+(1) for every dimension; the Cython kernels, the sparse matrices and the shape helpers all take
+one and never redo this arithmetic on their own.
+
+Conventions (per spatial dimension, ``k_eff = dilation * (kernel_size - 1) + 1``)::
+
+    conv:            out = floor((in + pad_before + pad_after - k_eff) / stride) + 1
+    conv_transpose:  out = (in - 1) * stride - pad_before - pad_after + k_eff + output_padding
+
+A transposed convolution with geometry ``g`` maps arrays of spatial size ``g.output_size`` to
+``g.input_size``: ``input_size`` and ``output_size`` always name the sides of the underlying
+*forward* convolution.
+"""
+
+from dataclasses import dataclass
+from math import prod
+
+import numpy as np
+
+from ._validation import check_int, normalize_tuple
+
+__all__ = [
+    "ConvGeometry",
+    "PADDING_MODES",
+    "PADDING_STRINGS",
+    "resolve_padding",
+    "source_index",
+]
+
+PADDING_STRINGS = ("valid", "same", "same_lower")
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+def _effective_kernel(kernel_size, dilation):
+    return tuple(d * (k - 1) + 1 for k, d in zip(kernel_size, dilation))
+
+
+def _parse_explicit_padding(padding, ndim):
+    """int | ints per dim | (before, after) pairs per dim -> tuple of pairs."""
+    message = (
+        f"padding must be an int, a tuple of {ndim} ints, a tuple of {ndim} (before, after) "
+        f"pairs, or one of {PADDING_STRINGS}, got {padding!r}"
+    )
+    if isinstance(padding, np.ndarray):
+        padding = padding.tolist()
+    if isinstance(padding, (list, tuple)) and len(padding) > 0 and all(
+        isinstance(p, (list, tuple, np.ndarray)) for p in padding
+    ):
+        if len(padding) != ndim:
+            raise ValueError(f"{message} (it has {len(padding)} pairs)")
+        pairs = []
+        for pair in padding:
+            pair = tuple(pair.tolist() if isinstance(pair, np.ndarray) else pair)
+            if len(pair) != 2:
+                raise ValueError(f"{message} (pair {pair!r} does not have 2 entries)")
+            pairs.append(tuple(check_padding_value(v, padding) for v in pair))
+        return tuple(pairs)
+    try:
+        per_dim = normalize_tuple(padding, ndim, "padding")
+    except TypeError:
+        raise TypeError(message) from None
+    except ValueError:
+        raise ValueError(message) from None
+    return tuple((check_padding_value(p, padding),) * 2 for p in per_dim)
+
+
+def check_padding_value(value, padding):
+    try:
+        value = check_int(value, "padding")
+    except TypeError:
+        raise TypeError(f"padding values must be ints, got {padding!r}") from None
+    if value < 0:
+        raise ValueError(f"padding must be non-negative, got {padding!r}")
+    return value
+
+
+def resolve_padding(padding, input_size, kernel_size, stride, dilation, *, transpose):
+    """Turn the user's ``padding`` into ``(before, after)`` pairs and an implied output padding.
+
+    Parameters
+    ----------
+    padding : int, sequence, or str
+        As accepted by :func:`fastdeconv.conv` / :func:`fastdeconv.conv_transpose`.
+    input_size : tuple of int
+        Spatial size of the operator's input (for ``transpose=True`` that is the input of the
+        transposed convolution, i.e. the output of the underlying convolution).
+    kernel_size, stride, dilation : tuple of int
+    transpose : bool
+        Resolve for a transposed convolution.
+
+    Returns
+    -------
+    pairs : tuple of (int, int)
+        Padding before and after each spatial dimension (of the forward convolution's input).
+    implied_output_padding : tuple of int
+        Extra output positions at the end that a string padding needs for a transposed
+        convolution (``"same"`` when ``dilation * (kernel_size - 1) + 1 < stride``); zeros
+        otherwise.
+
+    Notes
+    -----
+    ``"same"``, forward: ``out = ceil(in / stride)``, total padding
+    ``max((out - 1) * stride + k_eff - in, 0)``, ``before = total // 2`` (the odd extra pad
+    goes at the end, as TF ``SAME`` / ONNX ``SAME_UPPER``). ``"same_lower"`` puts it first
+    (ONNX ``SAME_LOWER``). ``"same"``, transposed: ``out = in * stride`` (TF/Keras/ONNX), total
+    padding ``k_eff - stride``, split the same way; when that is negative there is no padding
+    and the missing ``stride - k_eff`` positions are added at the end as output padding.
+    ``"valid"`` is zero padding in both directions.
+    """
+    ndim = len(kernel_size)
+    zero = (0,) * ndim
+    if isinstance(padding, str):
+        if padding not in PADDING_STRINGS:
+            raise ValueError(f"padding must be one of {PADDING_STRINGS} when a string, got {padding!r}")
+        if padding == "valid":
+            return ((0, 0),) * ndim, zero
+        lower = padding == "same_lower"
+        pairs, implied = [], []
+        for n, k_eff, s in zip(input_size, _effective_kernel(kernel_size, dilation), stride):
+            if transpose:
+                total = k_eff - s
+            else:
+                out = -(-n // s)
+                total = max((out - 1) * s + k_eff - n, 0)
+            extra = max(-total, 0)
+            total = max(total, 0)
+            small = total // 2
+            pairs.append((total - small, small) if lower else (small, total - small))
+            implied.append(extra)
+        return tuple(pairs), tuple(implied)
+    return _parse_explicit_padding(padding, ndim), zero
+
+
+def source_index(position, size, mode):
+    """Map padded positions (ints or an int array, any range) to input positions.
+
+    Returns ``-1`` where ``mode == "zeros"`` and the position lies outside ``[0, size)``.
+    ``reflect`` mirrors without repeating the edge (``d c b | a b c d | c b a``), ``replicate``
+    repeats the edge (``a a a | a b c d | d d d``), ``circular`` wraps (``b c d | a b c d |
+    a b c``); these are PyTorch's (and ``numpy.pad``'s reflect/edge/wrap) semantics.
+    """
+    position = np.asarray(position, dtype=np.int64)
+    if mode == "zeros":
+        return np.where((position >= 0) & (position < size), position, -1)
+    if mode == "replicate":
+        return np.clip(position, 0, size - 1)
+    if mode == "circular":
+        return np.mod(position, size)
+    if mode == "reflect":
+        if size == 1:
+            return np.zeros_like(position)
+        period = 2 * (size - 1)
+        folded = np.mod(position, period)
+        return np.where(folded < size, folded, period - folded)
+    raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {mode!r}")
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """Sizes and parameters of one N-d convolution, per spatial dimension.
+
+    Build one with :meth:`for_conv` or :meth:`for_conv_transpose`; both validate.
+
+    Attributes
+    ----------
+    input_size : tuple of int
+        Spatial size of the forward convolution's input (= conv_transpose's output).
+    output_size : tuple of int
+        Spatial size of the forward convolution's output (= conv_transpose's input).
+    kernel_size, stride, dilation : tuple of int
+    padding : tuple of (int, int)
+        ``(before, after)`` zero padding of the input, as resolved from the user's value.
+    output_padding : tuple of int
+        Extra positions at the end of a transposed convolution's output (0 for conv).
+    """
+
+    input_size: tuple
+    output_size: tuple
+    kernel_size: tuple
+    stride: tuple
+    dilation: tuple
+    padding: tuple
+    output_padding: tuple
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def for_conv(cls, input_size, kernel_size, *, stride=1, padding=0, dilation=1):
+        """Geometry of ``conv`` on inputs of spatial size ``input_size``."""
+        ndim = len(kernel_size)
+        input_size = tuple(input_size)
+        kernel_size = tuple(kernel_size)
+        stride = normalize_tuple(stride, ndim, "stride", min_value=1)
+        dilation = normalize_tuple(dilation, ndim, "dilation", min_value=1)
+        pairs, _ = resolve_padding(padding, input_size, kernel_size, stride, dilation, transpose=False)
+        output_size = []
+        for dim, (n, k_eff, s, (before, after)) in enumerate(
+            zip(input_size, _effective_kernel(kernel_size, dilation), stride, pairs)
+        ):
+            padded = n + before + after
+            if padded < k_eff:
+                raise ValueError(
+                    f"kernel size is larger than the padded input in spatial dimension {dim}: "
+                    f"dilated kernel extent {k_eff} > padded input size {padded} "
+                    f"(input {n} + padding {before} + {after})"
+                )
+            output_size.append((padded - k_eff) // s + 1)
+        return cls(input_size, tuple(output_size), kernel_size, stride, dilation, pairs, (0,) * ndim)
+
+    @classmethod
+    def for_conv_transpose(
+        cls, input_size, kernel_size, *, stride=1, padding=0, output_padding=0, dilation=1,
+        output_size=None,
+    ):
+        """Geometry of ``conv_transpose`` on inputs of spatial size ``input_size``.
+
+        ``output_size`` (spatial sizes, or the full shape with batch and channel dims) picks
+        ``output_padding`` the way PyTorch's ``ConvTranspose*.forward(output_size=...)`` does.
+        """
+        ndim = len(kernel_size)
+        input_size = tuple(input_size)
+        kernel_size = tuple(kernel_size)
+        stride = normalize_tuple(stride, ndim, "stride", min_value=1)
+        dilation = normalize_tuple(dilation, ndim, "dilation", min_value=1)
+        output_padding = normalize_tuple(output_padding, ndim, "output_padding", min_value=0)
+        pairs, implied = resolve_padding(padding, input_size, kernel_size, stride, dilation, transpose=True)
+        if isinstance(padding, str) and any(output_padding):
+            raise ValueError(
+                f"output_padding must be 0 when padding is a string ({padding!r} fixes the "
+                f"output size), got {output_padding}"
+            )
+        k_effs = _effective_kernel(kernel_size, dilation)
+        minimal = tuple(
+            (n - 1) * s - before - after + k_eff
+            for n, s, (before, after), k_eff in zip(input_size, stride, pairs, k_effs)
+        )
+        if output_size is not None:
+            if any(output_padding):
+                raise ValueError(
+                    "give output_size or output_padding, not both "
+                    f"(got output_size={output_size!r}, output_padding={output_padding})"
+                )
+            output_padding = _output_padding_for(
+                output_size, minimal, stride, implied, fixed=isinstance(padding, str)
+            )
+        else:
+            output_padding = tuple(op + extra for op, extra in zip(output_padding, implied))
+        for dim, (op, s, d) in enumerate(zip(output_padding, stride, dilation)):
+            if not isinstance(padding, str) and op >= max(s, d):
+                raise ValueError(
+                    f"output_padding must be smaller than max(stride, dilation) in every "
+                    f"dimension, got output_padding={output_padding} with stride={stride} "
+                    f"and dilation={dilation} (dimension {dim})"
+                )
+        out = tuple(m + op for m, op in zip(minimal, output_padding))
+        for dim, size in enumerate(out):
+            if size < 1:
+                raise ValueError(
+                    f"conv_transpose output would be empty in spatial dimension {dim}: size "
+                    f"{size} = ({input_size[dim]} - 1) * stride {stride[dim]} - padding "
+                    f"{pairs[dim][0]} + {pairs[dim][1]} + dilated kernel extent {k_effs[dim]} "
+                    f"+ output_padding {output_padding[dim]}; reduce the padding"
+                )
+        return cls(out, input_size, kernel_size, stride, dilation, pairs, output_padding)
+
+    # ------------------------------------------------------------------ derived sizes
+    @property
+    def ndim(self):
+        return len(self.kernel_size)
+
+    @property
+    def pad_before(self):
+        return tuple(p[0] for p in self.padding)
+
+    @property
+    def pad_after(self):
+        return tuple(p[1] for p in self.padding)
+
+    @property
+    def input_numel(self):
+        return prod(self.input_size)
+
+    @property
+    def output_numel(self):
+        return prod(self.output_size)
+
+    @property
+    def kernel_numel(self):
+        return prod(self.kernel_size)
+
+    @property
+    def effective_kernel_size(self):
+        return _effective_kernel(self.kernel_size, self.dilation)
+
+    @property
+    def is_pointwise(self):
+        """1x1 kernel, unit stride, no padding: im2col is the identity (no column buffer)."""
+        return (
+            self.kernel_numel == 1
+            and all(s == 1 for s in self.stride)
+            and not any(self.pad_before)
+            and self.input_size == self.output_size
+        )
+
+    def input_positions(self, dim, output_position, tap):
+        """Input position read by ``output_position`` through ``tap`` (relation (1))."""
+        return output_position * self.stride[dim] - self.pad_before[dim] + tap * self.dilation[dim]
+
+    def padded(self):
+        """This geometry applied to an input already padded explicitly (zero padding left)."""
+        input_size = tuple(n + b + a for n, (b, a) in zip(self.input_size, self.padding))
+        return ConvGeometry(
+            input_size, self.output_size, self.kernel_size, self.stride, self.dilation,
+            ((0, 0),) * self.ndim, self.output_padding,
+        )
+
+    def as_kernel_args(self):
+        """The arrays the Cython drivers take: sizes and parameters as C ``Py_ssize_t``."""
+        return tuple(
+            np.array(v, dtype=np.intp)
+            for v in (self.input_size, self.output_size, self.kernel_size, self.stride,
+                      self.dilation, self.pad_before)
+        )
+
+
+def _output_padding_for(output_size, minimal, stride, implied, *, fixed):
+    """PyTorch's ``ConvTranspose._output_padding`` rule, with one clear error."""
+    ndim = len(minimal)
+    if isinstance(output_size, np.ndarray):
+        output_size = output_size.tolist()
+    try:
+        requested = tuple(output_size)
+    except TypeError:
+        raise TypeError(f"output_size must be a sequence of ints, got {output_size!r}") from None
+    if len(requested) == ndim + 2:
+        requested = requested[2:]
+    if len(requested) != ndim:
+        raise ValueError(
+            f"output_size must have {ndim} spatial sizes (or {ndim + 2} entries including batch "
+            f"and channels), got {output_size!r}"
+        )
+    requested = tuple(check_int(v, "output_size", min_value=1) for v in requested)
+    padding = []
+    for dim, (want, low, s, extra) in enumerate(zip(requested, minimal, stride, implied)):
+        low = low + extra
+        high = low if fixed else low + s - 1
+        if not low <= want <= high:
+            raise ValueError(
+                f"output_size {requested} is unreachable: in spatial dimension {dim} the "
+                f"output of this transposed convolution can only be {low} to {high} "
+                f"(output_padding 0 to {high - low}), got {want}"
+            )
+        padding.append(want - low + extra)
+    return tuple(padding)

@@ -1,0 +1,138 @@
+"""Argument validation shared by every public operator.
+
+Everything a user passes is checked here, in Python, before any compiled code runs: the
+Cython layer trusts what these helpers return. Each error names the parameter and shows the
+bad value.
+"""
+
+import numbers
+import operator
+
+import numpy as np
+
+__all__ = [
+    "normalize_tuple",
+    "check_int",
+    "result_dtype",
+    "as_compute_array",
+    "check_ndim",
+    "DTYPE_TABLE",
+]
+
+
+def check_int(value, name, *, min_value=None):
+    """Return ``value`` as a Python int, or raise TypeError/ValueError naming ``name``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {value!r} of type {type(value).__name__}")
+    value = operator.index(value)
+    if min_value is not None and value < min_value:
+        raise ValueError(f"{name} must be >= {min_value}, got {value}")
+    return value
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def normalize_tuple(value, ndim, name, *, min_value=None):
+    """Expand an int or a sequence of ``ndim`` ints into a tuple of ``ndim`` ints.
+
+    Parameters
+    ----------
+    value : int or sequence of int
+        One value for every spatial dimension, or one value per dimension.
+    ndim : int
+        Number of spatial dimensions.
+    name : str
+        Parameter name used in error messages.
+    min_value : int, optional
+        Smallest allowed value.
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is neither an int nor a sequence of ints.
+    ValueError
+        If the sequence has the wrong length or a value is below ``min_value``.
+    """
+    bound = "" if min_value is None else (" positive" if min_value == 1 else f" >= {min_value}")
+    expected = f"{name} must be an int or a tuple of {ndim}{bound} ints"
+    if _is_int(value):
+        values = (operator.index(value),) * ndim
+    else:
+        if isinstance(value, np.ndarray):
+            value = value.tolist()
+        try:
+            values = tuple(value)
+        except TypeError:
+            raise TypeError(f"{expected}, got {value!r}") from None
+        if not all(_is_int(v) for v in values):
+            raise TypeError(f"{expected}, got {value!r}")
+        if len(values) != ndim:
+            raise ValueError(f"{expected}, got {value!r} of length {len(values)}")
+        values = tuple(operator.index(v) for v in values)
+    if min_value is not None and any(v < min_value for v in values):
+        raise ValueError(f"{expected}, got {value!r}")
+    return values
+
+
+# The dtype policy, in one place. Keys are numpy dtype kinds or exact dtypes; see the
+# "dtypes" section of the docs. The result dtype of an operator is
+# ``DTYPE_TABLE[np.result_type(*inputs)]``.
+DTYPE_TABLE = {
+    "b": np.dtype(np.float64),  # bool
+    "i": np.dtype(np.float64),  # signed integers
+    "u": np.dtype(np.float64),  # unsigned integers
+    np.dtype(np.float16): np.dtype(np.float32),
+    np.dtype(np.float32): np.dtype(np.float32),
+    np.dtype(np.float64): np.dtype(np.float64),
+}
+
+
+def result_dtype(*arrays_and_names):
+    """Compute dtype for ``(array, name)`` pairs: ``np.result_type`` then :data:`DTYPE_TABLE`.
+
+    ``None`` arrays are skipped. Complex, long double, object, string and other
+    non-numeric inputs raise ``TypeError`` naming the offending parameter.
+    """
+    dtypes = []
+    for array, name in arrays_and_names:
+        if array is None:
+            continue
+        dt = array.dtype
+        if dt.kind == "c":
+            raise TypeError(
+                f"{name} has complex dtype {dt}; fastdeconv operators are real-valued "
+                "(apply them to the real and imaginary parts separately)"
+            )
+        if dt.kind not in "biuf" or (dt.kind == "f" and dt not in DTYPE_TABLE):
+            raise TypeError(
+                f"{name} has unsupported dtype {dt}; expected bool, an integer, "
+                "float16, float32 or float64"
+            )
+        dtypes.append(dt)
+    common = np.result_type(*dtypes)
+    return DTYPE_TABLE.get(common, DTYPE_TABLE.get(common.kind))
+
+
+def as_array(value, name):
+    """``np.asarray`` with a TypeError naming the parameter when it fails."""
+    if isinstance(value, np.ndarray):
+        return value
+    try:
+        return np.asarray(value)
+    except Exception as exc:  # e.g. ragged lists, tensors requiring grad
+        raise TypeError(f"{name} could not be converted to a NumPy array: {exc}") from None
+
+
+def check_ndim(array, name, ndim, description):
+    """Raise ValueError unless ``array.ndim == ndim``."""
+    if array.ndim != ndim:
+        raise ValueError(
+            f"{name} must have {ndim} dimensions {description}, got shape {array.shape}"
+        )
+
+
+def as_compute_array(array, dtype):
+    """C-contiguous array of ``dtype``; copies only when needed (any layout is accepted)."""
+    return np.ascontiguousarray(array, dtype=dtype)
