@@ -232,10 +232,11 @@ class ConvGeometry:
         dilation = normalize_tuple(dilation, ndim, "dilation", min_value=1)
         output_padding = normalize_tuple(output_padding, ndim, "output_padding", min_value=0)
         pairs, implied = resolve_padding(padding, input_size, kernel_size, stride, dilation, transpose=True)
-        if isinstance(padding, str) and any(output_padding):
+        fixed_size = isinstance(padding, str) and padding != "valid"
+        if fixed_size and any(output_padding):
             raise ValueError(
-                f"output_padding must be 0 when padding is a string ({padding!r} fixes the "
-                f"output size), got {output_padding}"
+                f"output_padding must be 0 when padding is {padding!r} (it fixes the output "
+                f"size to input size * stride), got {output_padding}"
             )
         k_effs = _effective_kernel(kernel_size, dilation)
         minimal = tuple(
@@ -249,12 +250,12 @@ class ConvGeometry:
                     f"(got output_size={output_size!r}, output_padding={output_padding})"
                 )
             output_padding = _output_padding_for(
-                output_size, minimal, stride, implied, fixed=isinstance(padding, str)
+                output_size, minimal, stride, implied, fixed=fixed_size
             )
         else:
             output_padding = tuple(op + extra for op, extra in zip(output_padding, implied))
         for dim, (op, s, d) in enumerate(zip(output_padding, stride, dilation)):
-            if not isinstance(padding, str) and op >= max(s, d):
+            if not fixed_size and op >= max(s, d):
                 raise ValueError(
                     f"output_padding must be smaller than max(stride, dilation) in every "
                     f"dimension, got output_padding={output_padding} with stride={stride} "

@@ -55,7 +55,7 @@ def normalize_tuple(value, ndim, name, *, min_value=None):
     ValueError
         If the sequence has the wrong length or a value is below ``min_value``.
     """
-    bound = "" if min_value is None else (" positive" if min_value == 1 else f" >= {min_value}")
+    bound = {None: "", 0: " non-negative", 1: " positive"}.get(min_value, f" (>= {min_value})")
     expected = f"{name} must be an int or a tuple of {ndim}{bound} ints"
     if _is_int(value):
         values = (operator.index(value),) * ndim

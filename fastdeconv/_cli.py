@@ -1,0 +1,96 @@
+"""Command line: ``python -m fastdeconv {verify,bench,config}``.
+
+Errors in the arguments print one line and exit with status 2; ``verify`` exits with 1 when a
+check fails.
+"""
+
+import argparse
+import sys
+
+__all__ = ["main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one clear line, exit 2
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _cmd_verify(args):
+    from . import _verify
+
+    cases = _verify.CASES
+    if args.op:
+        cases = [c for c in cases if c.op in args.op]
+    rows = _verify.run(cases, tolerance=args.tolerance, seed=args.seed,
+                       progress=not args.no_progress)
+    print(_verify.format_table(rows, args.tolerance))
+    return 0 if all(ok for _, _, ok in rows) else 1
+
+
+def _cmd_bench(args):
+    from . import _bench
+
+    return _bench.main_from_args(args)
+
+
+def _cmd_config(args):
+    from . import show_config
+
+    show_config()
+    return 0
+
+
+def build_parser():
+    parser = _Parser(
+        prog="python -m fastdeconv",
+        description="fastdeconv: exact, explainable, fast convolution, transposed convolution "
+        "and upsampling for NumPy.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    verify = sub.add_parser(
+        "verify",
+        help="check every operator against its sparse matrix, its adjoint, the NumPy "
+        "reference and finite differences (float64)",
+        description="Check every operator on a default set of configurations against its "
+        "explicit sparse matrix, the dot-product (adjoint) test, the plain-NumPy reference and "
+        "float64 finite differences of its gradients; print a table; exit 1 on a mismatch.",
+    )
+    verify.add_argument("--op", action="append", choices=["conv", "conv_transpose"],
+                        help="only this operator (repeatable)")
+    verify.add_argument("--tolerance", type=float, default=1e-10,
+                        help="largest relative error that passes (default 1e-10)")
+    verify.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    verify.add_argument("--no-progress", action="store_true", help="no progress bar")
+    verify.set_defaults(func=_cmd_verify)
+
+    try:
+        from . import _bench
+    except ImportError:  # pragma: no cover - the benchmark engine is part of the package
+        _bench = None
+    if _bench is not None:
+        bench = sub.add_parser(
+            "bench",
+            help="time fastdeconv, PyTorch, ONNX Runtime and plain NumPy side by side on the "
+            "benchmark suite",
+            description="Time every available peer in one process, interleaved, with thread "
+            "counts pinned, on the layer suite; print ms, the ratio to the best peer and the "
+            "fraction of the machine's limit.",
+        )
+        _bench.add_arguments(bench)
+        bench.set_defaults(func=_cmd_bench)
+
+    config = sub.add_parser("config", help="print versions, build options, OpenMP and BLAS")
+    config.set_defaults(func=_cmd_config)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, TypeError) as exc:
+        print(f"{parser.prog} {args.command}: error: {exc}", file=sys.stderr)
+        return 2

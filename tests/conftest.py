@@ -1,0 +1,54 @@
+"""Shared fixtures: seeded RNG, per-dtype tolerances, hypothesis profiles, torch oracle."""
+
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "default", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "long", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile(os.environ.get("FASTDECONV_HYPOTHESIS_PROFILE", "default"))
+
+from fastdeconv.testing import TOLERANCES
+
+#: Tolerance relative to the scale of the expected output, per compute dtype (the rtol of
+#: fastdeconv.testing.TOLERANCES: one table for the library and its tests).
+RTOL = {np.dtype(t): tol["rtol"] for t, tol in TOLERANCES.items()}
+
+
+def assert_close_scaled(actual, expected, dtype=None, rtol=None):
+    """max |actual - expected| <= rtol * max(1, max |expected|), with a useful message."""
+    actual = np.asarray(actual)
+    expected = np.asarray(expected)
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    if rtol is None:
+        rtol = RTOL[np.dtype(dtype if dtype is not None else actual.dtype)]
+    scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
+    err = float(np.max(np.abs(actual.astype(np.float64) - expected.astype(np.float64)), initial=0.0))
+    assert err <= rtol * scale, f"max abs error {err:.3e} > {rtol:g} * scale {scale:.3e}"
+
+
+@pytest.fixture(scope="session")
+def assert_close():
+    """:func:`assert_close_scaled` as a fixture (test modules cannot import conftest)."""
+    return assert_close_scaled
+
+
+@pytest.fixture
+def rng(request):
+    """A generator seeded from the test's name: reproducible and different per test."""
+    seed = sum(map(ord, request.node.nodeid)) % (2**32)
+    return np.random.default_rng(seed)
+
+
+@pytest.fixture(scope="session")
+def torch():
+    """PyTorch, or skip: it is an optional oracle that CI installs."""
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    return torch

@@ -1,0 +1,110 @@
+"""The compiled primitives on their own: im2col against nested loops, col2im as its adjoint."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from fastdeconv._ext import _conv_kernels
+from fastdeconv._geometry import ConvGeometry
+
+GEOMETRIES = [
+    ((7,), (3,), 1, 0, 1),
+    ((9,), (2,), 3, ((2, 1),), 2),
+    ((5, 6), (3, 2), (2, 1), ((1, 2), (0, 1)), (1, 2)),
+    ((4, 4), (1, 1), 1, 0, 1),
+    ((6, 5), (4, 3), 3, 2, 1),
+    ((4, 5, 3), (2, 3, 2), (1, 2, 2), 1, (2, 1, 1)),
+    ((3, 2, 4, 3), (2, 1, 2, 2), 1, ((0, 1), (1, 0), (0, 0), (1, 1)), 1),  # 4-d
+]
+
+
+def _geometry(spec):
+    size, kernel, stride, padding, dilation = spec
+    return ConvGeometry.for_conv(size, kernel, stride=stride, padding=padding, dilation=dilation)
+
+
+def im2col_loops(x, g):
+    """im2col by explicit loops over channels, taps and output positions."""
+    channels = x.shape[0]
+    col = np.zeros((channels * g.kernel_numel, g.output_numel), dtype=x.dtype)
+    taps = list(itertools.product(*map(range, g.kernel_size)))
+    outs = list(itertools.product(*map(range, g.output_size)))
+    for c in range(channels):
+        for ti, tap in enumerate(taps):
+            for li, out in enumerate(outs):
+                pos = [g.input_positions(d, out[d], tap[d]) for d in range(g.ndim)]
+                if all(0 <= p < n for p, n in zip(pos, g.input_size)):
+                    col[c * len(taps) + ti, li] = x[(c, *pos)]
+    return col
+
+
+def _call(fn, src, dst, channels, g, l0, l1, threads=2):
+    fn(src.reshape(-1), dst.reshape(-1), channels, *g.as_kernel_args(), l0, l1, threads)
+
+
+@pytest.mark.parametrize("spec", GEOMETRIES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_im2col_matches_nested_loops(spec, dtype, rng):
+    g = _geometry(spec)
+    x = rng.standard_normal((3,) + g.input_size).astype(dtype)
+    col = np.full((3 * g.kernel_numel, g.output_numel), np.nan, dtype=dtype)
+    _call(_conv_kernels.im2col, x, col, 3, g, 0, g.output_numel)
+    np.testing.assert_array_equal(col, im2col_loops(x, g))
+
+
+@pytest.mark.parametrize("spec", GEOMETRIES)
+def test_im2col_tiles_starting_and_ending_mid_row_match_the_full_matrix(spec, rng):
+    g = _geometry(spec)
+    x = rng.standard_normal((2,) + g.input_size)
+    full = im2col_loops(x, g)
+    bounds = sorted({0, g.output_numel, *rng.integers(0, g.output_numel + 1, size=3).tolist()})
+    for l0, l1 in zip(bounds, bounds[1:]):
+        col = np.full((2 * g.kernel_numel, l1 - l0), np.nan)
+        _call(_conv_kernels.im2col, x, col, 2, g, l0, l1)
+        np.testing.assert_array_equal(col, full[:, l0:l1])
+
+
+@pytest.mark.parametrize("spec", GEOMETRIES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_col2im_is_the_adjoint_of_im2col(spec, dtype, rng):
+    g = _geometry(spec)
+    x = rng.standard_normal((3,) + g.input_size).astype(dtype)
+    col = rng.standard_normal((3 * g.kernel_numel, g.output_numel)).astype(dtype)
+    col_x = np.empty_like(col)
+    _call(_conv_kernels.im2col, x, col_x, 3, g, 0, g.output_numel)
+    x_col = np.zeros_like(x)
+    _call(_conv_kernels.col2im, col, x_col, 3, g, 0, g.output_numel)
+    lhs = np.vdot(col_x.astype(np.float64), col)
+    rhs = np.vdot(x.astype(np.float64), x_col)
+    assert lhs == pytest.approx(rhs, rel=1e-5 if dtype == np.float32 else 1e-12)
+
+
+@pytest.mark.parametrize("spec", GEOMETRIES)
+def test_col2im_equals_the_transpose_of_the_loop_matrix(spec, rng):
+    g = _geometry(spec)
+    col = rng.standard_normal((2 * g.kernel_numel, g.output_numel))
+    x = np.zeros((2,) + g.input_size)
+    # accumulate in two tiles to exercise the tile offsets
+    half = g.output_numel // 2
+    _call(_conv_kernels.col2im, np.ascontiguousarray(col[:, :half]), x, 2, g, 0, half)
+    _call(_conv_kernels.col2im, np.ascontiguousarray(col[:, half:]), x, 2, g, half, g.output_numel)
+    expected = np.zeros_like(x)
+    taps = list(itertools.product(*map(range, g.kernel_size)))
+    outs = list(itertools.product(*map(range, g.output_size)))
+    for c, (ti, tap), (li, out) in itertools.product(range(2), enumerate(taps), enumerate(outs)):
+        pos = [g.input_positions(d, out[d], tap[d]) for d in range(g.ndim)]
+        if all(0 <= p < n for p, n in zip(pos, g.input_size)):
+            expected[(c, *pos)] += col[c * len(taps) + ti, li]
+    np.testing.assert_allclose(x, expected, rtol=1e-13, atol=1e-13)
+
+
+def test_col2im_is_bit_identical_for_one_and_two_threads(rng):
+    g = _geometry(((40, 40), (4, 4), 2, 1, 1))
+    col = rng.standard_normal((8 * g.kernel_numel, g.output_numel))
+    results = []
+    for threads in (1, 2):
+        x = np.zeros((8,) + g.input_size)
+        _call(_conv_kernels.col2im, col, x, 8, g, 0, g.output_numel, threads)
+        results.append(x)
+    assert np.array_equal(results[0], results[1])
