@@ -89,6 +89,8 @@ SUITE = (
 )
 
 _SEED = 1234
+#: Largest ``max_rel_diff`` between peers that is not flagged as a mismatch, per dtype.
+AGREEMENT_RTOL = {"float32": 1e-4, "float64": 1e-10}
 _GEMM_SIZE = 2048
 _COPY_BYTES = 1 << 27  # 128 MiB: well beyond any last-level cache
 
@@ -154,7 +156,7 @@ class Case:
 
     @property
     def weight_shape(self):
-        """PyTorch weight layout: (Cin, Cout/groups, *k) for conv_transpose, else (Cout, Cin/groups, *k)."""
+        """Weight shape: (Cin, Cout/groups, *k) for conv_transpose, else (Cout, Cin/groups, *k)."""
         kernel = (self.k,) * self.ndim
         if self.op == "conv_transpose":
             return (self.Cin, self.Cout // self.groups) + kernel
@@ -416,8 +418,10 @@ def _numpy_windows(x, case):
     nd = case.ndim
     xp = np.pad(x, [(0, 0), (0, 0)] + [(case.p, case.p)] * nd)
     extent = case.d * (case.k - 1) + 1
-    windows = np.lib.stride_tricks.sliding_window_view(xp, (extent,) * nd, axis=tuple(range(2, 2 + nd)))
-    return windows[(Ellipsis,) + (slice(None, None, case.s),) * nd + (slice(None, None, case.d),) * nd]
+    windows = np.lib.stride_tricks.sliding_window_view(xp, (extent,) * nd,
+                                                       axis=tuple(range(2, 2 + nd)))
+    steps = (slice(None, None, case.s),) * nd + (slice(None, None, case.d),) * nd
+    return windows[(Ellipsis,) + steps]
 
 
 def _numpy_conv(case, operands, threads):
@@ -456,7 +460,8 @@ def _numpy_conv_transpose(case, operands, threads):
     cin, cout = case.Cin // g, case.Cout // g
     out_spatial = case.out_spatial
     # Padded canvas: every tap's strided target fits, and so does the cropped output window.
-    full = [max((n - 1) * s + d * (case.k - 1) + 1, p + o) for n, o in zip(case.spatial, out_spatial)]
+    full = [max((n - 1) * s + d * (case.k - 1) + 1, p + o)
+            for n, o in zip(case.spatial, out_spatial)]
     crop = (slice(None), slice(None)) + tuple(slice(p, p + o) for o in out_spatial)
     taps = list(np.ndindex(*(case.k,) * nd))
 
@@ -707,10 +712,11 @@ def run(cases=None, dtype="float32", threads=1, repeat=5, quick=False, peers=PEE
     list of dict
         One row per case with keys ``case``, ``op``, ``shape``, ``dtype``, ``threads``,
         ``ms`` (peer -> median milliseconds), ``repeats`` (peer -> timed calls), ``skipped``
-        (peer -> reason), ``notes`` (peer -> remark), ``reference``, ``rel_diff`` (peer -> max relative difference to the
-        reference peer), ``max_rel_diff``, ``flops``, ``bytes``, ``limit_ms``, ``best_peer``
-        (fastest peer other than fastdeconv), ``speedup`` (best peer's time / fastdeconv's),
-        ``pct_of_limit`` (peer -> 100 * limit / time), ``gemm_gflops`` and ``bandwidth_gbs``.
+        (peer -> reason), ``notes`` (peer -> remark), ``reference``, ``rel_diff`` (peer -> max
+        relative difference to the reference peer), ``max_rel_diff``, ``flops``, ``bytes``,
+        ``limit_ms``, ``best_peer`` (fastest peer other than fastdeconv), ``speedup`` (best
+        peer's time / fastdeconv's), ``pct_of_limit`` (peer -> 100 * limit / time),
+        ``versions``, and the machine figures ``gemm_gflops``, ``bandwidth_gbs`` and ``blas``.
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
@@ -778,7 +784,7 @@ def format_table(results):
     header += ["speedup", "% of limit"] if has_fd else ["% of limit (best)"]
     header.append("max rel diff")
     table = [header]
-    notes, starred = set(), False
+    notes, starred, mismatches = set(), False, False
     remarks = sorted({f"{peer} ({row['op']}): {text}" for row in results
                       for peer, text in row.get("notes", {}).items()})
     for row in results:
@@ -799,7 +805,9 @@ def format_table(results):
         else:
             cells.append(f"{max(pct.values()):.0f}%" if pct else "-")
         diff = row["max_rel_diff"]
-        cells.append("-" if diff is None else f"{diff:.1e}")
+        mismatch = diff is not None and not diff <= AGREEMENT_RTOL[row["dtype"]]
+        mismatches |= mismatch
+        cells.append("-" if diff is None else f"{diff:.1e}" + (" !" if mismatch else ""))
         table.append(cells)
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     for i, cells in enumerate(table):
@@ -808,6 +816,9 @@ def format_table(results):
             lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     lines += ["", "limit = max(FLOPs / GEMM peak, bytes / bandwidth) in ms; speedup = fastest "
               "other peer / fastdeconv; max rel diff = max|a - ref| / max|ref| over peers."]
+    if mismatches:
+        lines.append(f"! MISMATCH: peers disagree by more than {AGREEMENT_RTOL[first['dtype']]:g} "
+                     "(see rel_diff in --json)")
     if starred:
         lines.append("* fewer timed calls: the peer's warm-up call exceeded the time budget")
     if remarks:

@@ -33,6 +33,10 @@ def _blas_info():
     else:
         pools = [p for p in threadpool_info() if p.get("user_api") == "blas"]
         info["threads"] = ", ".join(f"{p['internal_api']}: {p['num_threads']}" for p in pools) or "unknown"
+    from . import _blas_threads
+
+    info["library"] = _blas_threads.LIBRARY
+    info["held to one thread during kernels"] = _blas_threads.CONTROLLED
     return info
 
 

@@ -13,6 +13,7 @@ only then calls compiled code.
 
 import numpy as np
 
+from ._blas_threads import single_threaded_blas
 from ._docstrings import docfiller
 from ._ext import _conv_kernels
 from ._geometry import source_index
@@ -114,12 +115,13 @@ def _run(driver, first, second, out, problem):
     tile = _tile_length(problem, dtype.itemsize)
     _check_blas_dims(problem, tile)
     workspace = _allocate((max(_workspace_elements(problem, tile), 1),), dtype, "workspace")
-    driver(
-        first.reshape(-1), second.reshape(-1), out.reshape(-1),
-        problem.batch, problem.c_in, problem.c_out, problem.groups,
-        *problem.geometry.as_kernel_args(),
-        workspace, tile, problem.geometry.is_pointwise, _conv_kernels.max_threads(),
-    )
+    with single_threaded_blas():  # GEMM pieces run in parallel on OpenMP threads instead
+        driver(
+            first.reshape(-1), second.reshape(-1), out.reshape(-1),
+            problem.batch, problem.c_in, problem.c_out, problem.groups,
+            *problem.geometry.as_kernel_args(),
+            workspace, tile, problem.geometry.is_pointwise, _conv_kernels.max_threads(),
+        )
     return out
 
 

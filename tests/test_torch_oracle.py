@@ -15,8 +15,8 @@ from fastdeconv.testing import tolerances
 
 pytestmark = pytest.mark.torch
 
-N_CASES = 150          # per operator in the default run
-N_CASES_SLOW = 3000    # with -m slow
+N_CASES = 300          # per operator in the default run
+N_CASES_SLOW = 5000    # with -m slow
 
 
 def _same_pairs(sizes, kernel, stride, dilation, *, lower, transpose):

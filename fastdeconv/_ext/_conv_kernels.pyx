@@ -17,10 +17,13 @@ Drivers (per sample, per tile of output positions, per group ``g``)::
     backward_input:   col[g] = W[g]^T @ gy[n, g];  gx[n] += col2im(col)   (= conv_transpose)
     backward_weight:  col = im2col(x[n]);  gW[g] += gy[n, g] @ col[g]^T
 
-Determinism: im2col writes each column row once (parallel over rows); col2im is parallel over
-channels, and one thread adds every contribution of a channel in a fixed order, so no two
-threads touch one output and the summation order does not depend on the thread count. Weight
-gradients accumulate tiles and samples in a fixed order through GEMM with ``beta = 1``.
+Determinism (same bits whatever the thread count): im2col writes each column row once
+(parallel over rows); col2im is parallel over channels, and one thread adds every contribution
+of a channel in a fixed order, so no two threads touch one output. Every GEMM goes through
+:func:`parallel_gemm`, which cuts the larger of its M and N dimensions into pieces whose number
+depends only on the shape, never on the thread count, and runs one single-threaded BLAS call
+per piece (``fastdeconv._blas_threads`` holds BLAS to one thread meanwhile). Weight gradients
+accumulate tiles and samples in a fixed order through GEMM with ``beta = 1``.
 
 Everything here trusts its arguments: the Python layer (``fastdeconv._conv``) validated the
 geometry, made arrays C-contiguous and of one dtype, sized the workspace, and checked that BLAS
@@ -41,6 +44,11 @@ MAX_SPATIAL_DIMS = MAX_NDIM
 
 # Below this many column elements per tile, im2col / col2im run on one thread.
 cdef Py_ssize_t PARALLEL_MIN_ELEMENTS = 1 << 15
+# GEMMs are cut into at most this many pieces along M or N, each at least GEMM_MIN_PIECE wide,
+# and below GEMM_PARALLEL_MIN_FLOPS multiply-adds they run as one piece.
+cdef Py_ssize_t GEMM_MAX_PIECES = 16
+cdef Py_ssize_t GEMM_MIN_PIECE = 64
+cdef Py_ssize_t GEMM_PARALLEL_MIN_FLOPS = 1 << 18
 
 
 def max_threads():
@@ -230,6 +238,40 @@ cdef void col2im_tile(const floating* col, floating* x, Py_ssize_t channels, con
             col2im_row(col + (c * g.k_numel + t) * width, x + c * g.in_numel, g, t, l0, l1)
 
 
+cdef void parallel_gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                        floating alpha, const floating* a, Py_ssize_t lda,
+                        const floating* b, Py_ssize_t ldb, floating beta,
+                        floating* c, Py_ssize_t ldc, int num_threads) noexcept nogil:
+    """Row-major GEMM cut into shape-determined pieces along M or N, over OpenMP threads.
+
+    The pieces (and so every BLAS call and its summation order) depend only on (m, n, k), so
+    the result is bit-identical for any ``num_threads``. The reduction dimension K is never cut.
+    """
+    cdef bint split_m = m >= n
+    cdef Py_ssize_t extent = m if split_m else n
+    cdef Py_ssize_t pieces = extent / GEMM_MIN_PIECE
+    cdef Py_ssize_t width, p, start, count
+    if pieces > GEMM_MAX_PIECES:
+        pieces = GEMM_MAX_PIECES
+    if pieces < 1 or m * n * k < GEMM_PARALLEL_MIN_FLOPS:
+        pieces = 1
+    width = (extent + pieces - 1) / pieces
+    pieces = (extent + width - 1) / width
+    if pieces == 1:
+        num_threads = 1
+    for p in prange(pieces, num_threads=num_threads, schedule="static"):
+        start = p * width
+        count = extent - start if extent - start < width else width
+        if split_m:
+            gemm(trans_a, trans_b, <blas_int> count, <blas_int> n, <blas_int> k, alpha,
+                 a + (start if trans_a else start * lda), <blas_int> lda,
+                 b, <blas_int> ldb, beta, c + start * ldc, <blas_int> ldc)
+        else:
+            gemm(trans_a, trans_b, <blas_int> m, <blas_int> count, <blas_int> k, alpha,
+                 a, <blas_int> lda, b + (start * ldb if trans_b else start), <blas_int> ldb,
+                 beta, c + start, <blas_int> ldc)
+
+
 # ---------------------------------------------------------------------------------- drivers
 def conv_forward(const floating[::1] x, const floating[::1] weight, floating[::1] y,
                  Py_ssize_t batch, Py_ssize_t c_in, Py_ssize_t c_out, Py_ssize_t groups,
@@ -259,11 +301,11 @@ def conv_forward(const floating[::1] x, const floating[::1] weight, floating[::1
                     im2col_tile(xn, ws, c_in, &g, l0, l1, num_threads)
                     col = ws
                 for grp in range(groups):
-                    gemm(False, False, <blas_int> cout_g, <blas_int> (l1 - l0),
-                         <blas_int> (cin_g * K), <floating> 1,
-                         &weight[0] + grp * cout_g * cin_g * K, <blas_int> (cin_g * K),
-                         col + grp * cin_g * K * (l1 - l0), <blas_int> (l1 - l0),
-                         <floating> 0, yn + grp * cout_g * L + l0, <blas_int> L)
+                    parallel_gemm(False, False, cout_g, (l1 - l0),
+                         (cin_g * K), <floating> 1,
+                         &weight[0] + grp * cout_g * cin_g * K, (cin_g * K),
+                         col + grp * cin_g * K * (l1 - l0), (l1 - l0),
+                         <floating> 0, yn + grp * cout_g * L + l0, L, num_threads)
                 l0 = l1
 
 
@@ -288,20 +330,20 @@ def conv_backward_input(const floating[::1] grad_y, const floating[::1] weight,
             gxn = &grad_x[0] + n * c_in * g.in_numel
             if pointwise:
                 for grp in range(groups):
-                    gemm(True, False, <blas_int> cin_g, <blas_int> L, <blas_int> cout_g,
-                         <floating> 1, &weight[0] + grp * cout_g * cin_g, <blas_int> cin_g,
-                         gyn + grp * cout_g * L, <blas_int> L,
-                         <floating> 0, gxn + grp * cin_g * L, <blas_int> L)
+                    parallel_gemm(True, False, cin_g, L, cout_g,
+                         <floating> 1, &weight[0] + grp * cout_g * cin_g, cin_g,
+                         gyn + grp * cout_g * L, L,
+                         <floating> 0, gxn + grp * cin_g * L, L, num_threads)
                 continue
             l0 = 0
             while l0 < L:
                 l1 = l0 + tile if l0 + tile < L else L
                 for grp in range(groups):
-                    gemm(True, False, <blas_int> (cin_g * K), <blas_int> (l1 - l0),
-                         <blas_int> cout_g, <floating> 1,
-                         &weight[0] + grp * cout_g * cin_g * K, <blas_int> (cin_g * K),
-                         gyn + grp * cout_g * L + l0, <blas_int> L,
-                         <floating> 0, ws + grp * cin_g * K * (l1 - l0), <blas_int> (l1 - l0))
+                    parallel_gemm(True, False, (cin_g * K), (l1 - l0),
+                         cout_g, <floating> 1,
+                         &weight[0] + grp * cout_g * cin_g * K, (cin_g * K),
+                         gyn + grp * cout_g * L + l0, L,
+                         <floating> 0, ws + grp * cin_g * K * (l1 - l0), (l1 - l0), num_threads)
                 col2im_tile(ws, gxn, c_in, &g, l0, l1, num_threads)
                 l0 = l1
 
@@ -338,12 +380,12 @@ def conv_backward_weight(const floating[::1] x, const floating[::1] grad_y,
                     im2col_tile(xn, ws, c_in, &g, l0, l1, num_threads)
                     col = ws
                 for grp in range(groups):
-                    gemm(False, True, <blas_int> cout_g, <blas_int> (cin_g * K),
-                         <blas_int> (l1 - l0), <floating> 1,
-                         gyn + grp * cout_g * L + l0, <blas_int> L,
-                         col + grp * cin_g * K * (l1 - l0), <blas_int> (l1 - l0),
+                    parallel_gemm(False, True, cout_g, (cin_g * K),
+                         (l1 - l0), <floating> 1,
+                         gyn + grp * cout_g * L + l0, L,
+                         col + grp * cin_g * K * (l1 - l0), (l1 - l0),
                          <floating> 1, &grad_weight[0] + grp * cout_g * cin_g * K,
-                         <blas_int> (cin_g * K))
+                         (cin_g * K), num_threads)
                 l0 = l1
 
 

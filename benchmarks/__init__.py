@@ -1,0 +1,1 @@
+"""asv benchmarks of fastdeconv on the shared layer suite (see ``common.py``)."""

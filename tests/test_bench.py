@@ -1,0 +1,103 @@
+"""The side-by-side benchmark engine (fastdeconv._bench): suite copies, FLOP counts, peers."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastdeconv
+from fastdeconv import _bench
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Small geometries covering every op, ndim 1-3, stride, padding, output_padding, dilation, groups.
+SMALL_CASES = [
+    _bench.Case("t_ct1", "conv_transpose", 2, 4, 6, (7,), 4, 3, 1, 2, 1, 2),
+    _bench.Case("t_ct2", "conv_transpose", 2, 4, 2, (5, 4), 3, 2, 1, 1, 2, 1),
+    _bench.Case("t_ct3", "conv_transpose", 1, 3, 2, (3, 4, 2), 2, 2, 0, 0, 1, 1),
+    _bench.Case("t_c1", "conv", 2, 4, 6, (9,), 3, 2, 2, 0, 2, 2),
+    _bench.Case("t_c2", "conv", 2, 3, 4, (6, 7), 3, 1, 1, 0, 1, 1),
+    _bench.Case("t_c3", "conv", 1, 2, 3, (5, 4, 6), 2, 2, 1, 0, 1, 1),
+    _bench.Case("t_w2", "conv_wgrad", 2, 4, 4, (8, 6), 4, 2, 1, 0, 1, 2),
+    _bench.Case("t_w3", "conv_wgrad", 1, 2, 3, (4, 5, 3), 3, 1, 1, 0, 1, 1),
+]
+IDS = [case.name for case in SMALL_CASES]
+
+
+def _reference(case, operands):
+    return np.asarray(_bench._PEER_OPS["fastdeconv"][case.op](case, operands, 1)())
+
+
+def test_embedded_suite_matches_json_copies():
+    embedded = [_bench.Case.from_dict(entry) for entry in _bench.SUITE]
+    copies = [REPO / "benchmarks" / "suite.json", REPO.parent / "shared" / "bench" / "suite.json"]
+    for path in filter(Path.is_file, copies):
+        assert _bench.load_suite(path) == embedded, path
+
+
+@pytest.mark.parametrize("case", SMALL_CASES, ids=IDS)
+def test_macs_equal_the_operator_applied_to_ones(case):
+    # With all-ones operands every output sums one term per real multiply-add.
+    ones = {name: np.ones(shape) for name, shape in case.operand_shapes.items()}
+    assert case.macs() == round(_reference(case, ones).sum())
+
+
+@pytest.mark.parametrize("case", SMALL_CASES, ids=IDS)
+def test_result_shape_matches_fastdeconv(case):
+    operands = _bench._make_operands(case, "float64")
+    assert _reference(case, operands).shape == case.result_shape
+
+
+@pytest.mark.parametrize("peer", ["numpy", "torch", "onnxruntime"])
+@pytest.mark.parametrize("case", SMALL_CASES, ids=IDS)
+def test_peers_agree_with_fastdeconv(peer, case, assert_close):
+    if peer != "numpy":
+        pytest.importorskip(peer)
+    dtype = "float32" if peer == "onnxruntime" else "float64"
+    operands = _bench._make_operands(case, dtype)
+    try:
+        call = _bench._PEER_OPS[peer][case.op](case, operands, 1)
+    except _bench.PeerUnavailable:
+        assert peer == "onnxruntime" and case.op == "conv_wgrad"
+        return
+    assert_close(np.asarray(call()), _reference(case, operands), dtype=dtype)
+
+
+def test_run_and_format_table(tmp_path):
+    suite = tmp_path / "suite.json"
+    entries = [dict(vars(case), spatial=list(case.spatial)) for case in SMALL_CASES[::3]]
+    suite.write_text(json.dumps({"cases": entries}))
+    rows = _bench.run(dtype="float64", repeat=2, peers=("fastdeconv", "numpy"), progress=False,
+                      suite=suite)
+    assert [row["case"] for row in rows] == [entry["name"] for entry in entries]
+    for row in rows:
+        assert set(row["ms"]) == {"fastdeconv", "numpy"}
+        assert row["reference"] == "fastdeconv" and row["max_rel_diff"] < 1e-12
+        assert row["flops"] > 0 and row["limit_ms"] > 0 and row["speedup"] > 0
+    json.dumps(rows)
+    table = _bench.format_table(rows)
+    assert all(entry["name"] in table for entry in entries)
+    assert fastdeconv.__version__ in table
+
+
+def test_unknown_case_or_peer_is_a_value_error():
+    with pytest.raises(ValueError, match="unknown case or op"):
+        _bench.run(cases="no_such_case", progress=False)
+    with pytest.raises(ValueError, match="unknown peer"):
+        _bench.run(cases="dcgan_rgb", peers=("fastdeconv", "jax"), progress=False)
+
+
+def test_select_cases_by_name_and_op():
+    suite = _bench.load_suite()
+    picked = _bench._select_cases(suite, "dcgan_rgb,conv_wgrad")
+    assert [case.name for case in picked] == ["dcgan_rgb", "wgrad_3x3", "wgrad_dcgan"]
+
+
+def test_cli_options_round_trip():
+    import argparse
+
+    args = _bench.add_arguments(argparse.ArgumentParser()).parse_args(
+        ["dcgan_rgb", "--dtype", "float64", "--quick", "--json", "--peers", "numpy"])
+    assert args.cases == ["dcgan_rgb"] and args.quick and args.json == "-"
+    assert args.peers == "numpy" and args.dtype == "float64" and args.progress

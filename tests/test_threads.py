@@ -1,0 +1,49 @@
+"""Same bits whatever the thread count; concurrent calls from Python threads are safe."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+import fastdeconv
+
+threadpoolctl = pytest.importorskip("threadpoolctl")
+
+CASES = [
+    ("conv", (4, 16, 20, 20), (32, 16, 3, 3), dict(stride=1, padding=1)),
+    ("conv_transpose", (4, 32, 10, 10), (32, 16, 4, 4), dict(stride=2, padding=1)),
+    ("conv_transpose", (2, 8, 6, 6, 6), (8, 4, 3, 3, 3), dict(stride=2, padding=1, output_padding=1)),
+]
+
+
+def _all_outputs(op, x, w, kw):
+    forward = getattr(fastdeconv, op)
+    backward = getattr(fastdeconv, f"{op}_backward")
+    y = forward(x, w, **kw)
+    return (y,) + backward(np.ones_like(y), x, w, **kw)
+
+
+@pytest.mark.parametrize("op, x_shape, w_shape, kw", CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_results_are_bit_identical_for_1_2_and_4_threads(op, x_shape, w_shape, kw, dtype, rng):
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    results = []
+    for threads in (1, 2, 4):
+        with threadpoolctl.threadpool_limits(limits=threads):
+            results.append(_all_outputs(op, x, w, kw))
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert np.array_equal(a, b)
+
+
+def test_eight_python_threads_get_the_serial_results(rng):
+    x = rng.standard_normal((2, 16, 24, 24)).astype(np.float32)
+    w = rng.standard_normal((16, 8, 4, 4)).astype(np.float32)
+    x.flags.writeable = False
+    w.flags.writeable = False
+    serial = [fastdeconv.conv_transpose(x, w, stride=s, padding=1) for s in (1, 2, 3, 4) * 4]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        threaded = list(pool.map(lambda s: fastdeconv.conv_transpose(x, w, stride=s, padding=1), (1, 2, 3, 4) * 4))
+    for a, b in zip(serial, threaded):
+        assert np.array_equal(a, b)
