@@ -23,12 +23,38 @@ Configuration
    :toctree: generated/
 
    show_config
+   get_num_threads
+   set_num_threads
+
+Sparse matrices
+---------------
+
+Explicit ``scipy.sparse`` matrices of the operators, in :mod:`fastdeconv.sparse`:
+
+.. autosummary::
+
+   sparse.conv_matrix
+   sparse.conv_transpose_matrix
+
+Testing
+-------
+
+NumPy reference operators, the dot test and finite-difference checks, in
+:mod:`fastdeconv.testing`:
+
+.. autosummary::
+
+   testing.conv_reference
+   testing.conv_transpose_reference
+   testing.assert_adjoint
+   testing.directional_derivative_check
 """
 
 __version__ = "0.1.0"
 
 from ._config import show_config
 from ._conv import conv, conv_backward, conv_transpose, conv_transpose_backward
+from ._threads import get_num_threads, set_num_threads
 
 __all__ = [
     "conv",
@@ -36,5 +62,7 @@ __all__ = [
     "conv_backward",
     "conv_transpose_backward",
     "show_config",
+    "get_num_threads",
+    "set_num_threads",
     "__version__",
 ]

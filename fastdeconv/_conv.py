@@ -18,6 +18,7 @@ from ._docstrings import docfiller
 from ._ext import _conv_kernels
 from ._geometry import source_index
 from ._problem import ConvProblem, conv_problem, conv_transpose_problem
+from ._threads import num_threads
 from ._validation import as_array, as_compute_array, result_dtype
 
 __all__ = [
@@ -120,7 +121,7 @@ def _run(driver, first, second, out, problem):
             first.reshape(-1), second.reshape(-1), out.reshape(-1),
             problem.batch, problem.c_in, problem.c_out, problem.groups,
             *problem.geometry.as_kernel_args(),
-            workspace, tile, problem.geometry.is_pointwise, _conv_kernels.max_threads(),
+            workspace, tile, problem.geometry.is_pointwise, num_threads(),
         )
     return out
 

@@ -47,3 +47,23 @@ def test_eight_python_threads_get_the_serial_results(rng):
         threaded = list(pool.map(lambda s: fastdeconv.conv_transpose(x, w, stride=s, padding=1), (1, 2, 3, 4) * 4))
     for a, b in zip(serial, threaded):
         assert np.array_equal(a, b)
+
+
+def test_set_num_threads_overrides_and_restores(rng):
+    x = rng.standard_normal((2, 8, 16, 16))
+    w = rng.standard_normal((8, 4, 3, 3))
+    previous = fastdeconv.set_num_threads(1)
+    try:
+        assert fastdeconv.get_num_threads() == 1
+        one = fastdeconv.conv_transpose(x, w, stride=2)
+        fastdeconv.set_num_threads(-1)
+        assert fastdeconv.get_num_threads() >= 1
+        assert np.array_equal(fastdeconv.conv_transpose(x, w, stride=2), one)
+    finally:
+        fastdeconv.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("value, error, match", [(0, ValueError, "n = 0 threads is invalid"), (1.5, TypeError, "n must be an int")])
+def test_set_num_threads_rejects_zero_and_non_integers(value, error, match):
+    with pytest.raises(error, match=match):
+        fastdeconv.set_num_threads(value)

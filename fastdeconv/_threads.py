@@ -1,0 +1,78 @@
+"""How many threads fastdeconv's kernels use: one setting for every operator.
+
+By default the kernels use OpenMP's maximum thread count, which follows ``OMP_NUM_THREADS`` and
+``threadpoolctl.threadpool_limits(user_api="openmp")``. :func:`set_num_threads` overrides it
+for the whole process. Results are bit-identical whatever the count (see the docs' Performance
+page): every parallel loop splits its work by shape, never by thread count.
+"""
+
+import threading
+
+from ._ext import _conv_kernels
+from ._validation import check_int
+
+__all__ = ["get_num_threads", "set_num_threads", "num_threads"]
+
+_lock = threading.Lock()
+_override = None
+
+
+def num_threads():
+    """Threads for the next kernel call: the override, else OpenMP's current maximum."""
+    override = _override
+    return override if override is not None else _conv_kernels.max_threads()
+
+
+def get_num_threads():
+    """Number of threads fastdeconv's kernels use (1 when built without OpenMP).
+
+    Examples
+    --------
+    >>> import fastdeconv
+    >>> fastdeconv.get_num_threads() >= 1
+    True
+    """
+    return num_threads() if _conv_kernels.HAVE_OPENMP else 1
+
+
+def set_num_threads(n):
+    """Set the number of threads of fastdeconv's kernels; ``None`` restores the default.
+
+    Parameters
+    ----------
+    n : int or None
+        A positive count, a negative count (``-1`` is every available thread, ``-2`` all but
+        one, as in scikit-learn), or ``None`` for OpenMP's maximum (``OMP_NUM_THREADS``).
+
+    Returns
+    -------
+    previous : int or None
+        The previous setting, to pass back to restore it.
+
+    Raises
+    ------
+    ValueError
+        If ``n`` is 0.
+    TypeError
+        If ``n`` is not an int or None.
+
+    Examples
+    --------
+    >>> import fastdeconv
+    >>> previous = fastdeconv.set_num_threads(1)
+    >>> fastdeconv.get_num_threads()
+    1
+    >>> _ = fastdeconv.set_num_threads(previous)
+    """
+    global _override
+    if n is not None:
+        n = check_int(n, "n")
+        if n == 0:
+            raise ValueError("n = 0 threads is invalid: use a positive count, -1 for all, or None")
+        if n < 0:
+            import os
+
+            n = max(1, (os.cpu_count() or 1) + 1 + n)
+    with _lock:
+        previous, _override = _override, n
+    return previous
