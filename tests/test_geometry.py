@@ -47,7 +47,7 @@ def test_conv_transpose_output_maps_back_to_its_input_through_the_forward_conv(n
             assert fwd.output_size == (n,)
 
 
-@pytest.mark.parametrize("n, k, s, d", itertools.product(SIZES, KERNELS, STRIDES, DILATIONS))
+@pytest.mark.parametrize("n, k, s, d", list(itertools.product(SIZES, KERNELS, STRIDES, DILATIONS)))
 @pytest.mark.parametrize("mode", ["same", "same_lower"])
 def test_same_padding_gives_ceil_of_size_over_stride_with_the_odd_pad_placed(n, k, s, d, mode):
     g = ConvGeometry.for_conv((n,), (k,), stride=s, padding=mode, dilation=d)
@@ -61,7 +61,7 @@ def test_same_padding_gives_ceil_of_size_over_stride_with_the_odd_pad_placed(n, 
     assert total == 0 or (out - 1) * s + k_eff > n + total - 1
 
 
-@pytest.mark.parametrize("n, k, s, d", itertools.product(SIZES, KERNELS, STRIDES, DILATIONS))
+@pytest.mark.parametrize("n, k, s, d", list(itertools.product(SIZES, KERNELS, STRIDES, DILATIONS)))
 @pytest.mark.parametrize("mode", ["same", "same_lower"])
 def test_same_padding_for_conv_transpose_gives_size_times_stride(n, k, s, d, mode):
     t = ConvGeometry.for_conv_transpose((n,), (k,), stride=s, padding=mode, dilation=d)
