@@ -3,10 +3,10 @@
 Environment switches:
 
 ``FASTDECONV_NO_OPENMP=1``
-    Build without OpenMP even where the compiler supports it (kernels then run on one thread;
-    BLAS keeps its own threads).
+    Build without OpenMP even where the compiler supports it (kernels then run on one thread).
 ``FASTDECONV_CYTHON_DEBUG=1``
-    Turn Cython's bounds, wraparound and initialisation checks back on (slow; for debugging).
+    Turn Cython's bounds, wraparound and initialisation checks back on and re-cythonize
+    (slow; for debugging).
 ``FASTDECONV_CFLAGS``
     Extra compiler flags appended to the defaults, e.g. ``-march=native`` (opt-in: the default
     build stays portable).
@@ -57,7 +57,11 @@ def openmp_flags():
         }
         """
     )
-    compiler = shlex.split(sysconfig.get_config_var("CC") or "cc")
+    # The compiler and flags the build will use, environment first (e.g. Homebrew's libomp on
+    # macOS via CPPFLAGS/LDFLAGS).
+    compiler = shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")
+    env_cflags = shlex.split(os.environ.get("CPPFLAGS", "")) + shlex.split(os.environ.get("CFLAGS", ""))
+    env_ldflags = shlex.split(os.environ.get("LDFLAGS", ""))
     with tempfile.TemporaryDirectory() as tmp:
         src = os.path.join(tmp, "probe.c")
         exe = os.path.join(tmp, "probe")
@@ -65,7 +69,7 @@ def openmp_flags():
             fh.write(code)
         for cflags, ldflags in candidates:
             try:
-                subprocess.run(compiler + cflags + [src, "-o", exe] + ldflags, check=True,
+                subprocess.run(compiler + env_cflags + cflags + [src, "-o", exe] + env_ldflags + ldflags, check=True,
                                capture_output=True, timeout=120)
                 out = subprocess.run([exe], check=True, capture_output=True, timeout=60)
             except (OSError, subprocess.SubprocessError):
@@ -74,7 +78,7 @@ def openmp_flags():
                 print(f"fastdeconv: OpenMP enabled ({' '.join(cflags)})")
                 return cflags, ldflags
     print("fastdeconv: WARNING: the compiler has no working OpenMP; kernels will run on one "
-          "thread (BLAS keeps its own threads)")
+          "thread")
     return [], []
 
 
@@ -112,10 +116,17 @@ def extensions():
     names = ["_conv_kernels"]
     exts = [Extension(f"fastdeconv._ext.{name}", [f"fastdeconv/_ext/{name}.pyx"], **common)
             for name in names]
-    directives = {"language_level": 3}
-    if _flag("FASTDECONV_CYTHON_DEBUG"):
-        directives.update(boundscheck=True, wraparound=True, initializedcheck=True)
-    return cythonize(exts, compiler_directives=directives)
+    # The kernels' directives live here (not in the .pyx headers) so that the debug switch can
+    # turn the checks back on; the Python layer validates everything the kernels receive.
+    debug = _flag("FASTDECONV_CYTHON_DEBUG")
+    directives = {
+        "language_level": 3,
+        "boundscheck": debug,
+        "wraparound": debug,
+        "initializedcheck": debug,
+        "cdivision": True,
+    }
+    return cythonize(exts, compiler_directives=directives, force=debug)
 
 
 setup(ext_modules=extensions())

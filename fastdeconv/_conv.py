@@ -300,7 +300,7 @@ def conv_transpose(x, weight, bias=None, *, stride=1, padding=0, output_padding=
 
     ``conv_transpose(y, w)`` is the gradient of ``conv(x, w)`` with respect to ``x``: for the
     convolution matrix :math:`C` (``y = C x``) it computes :math:`C^T y`. It is *not* the
-    inverse of a convolution; for that see ``deconvolve``.
+    inverse of a convolution, which would solve :math:`C x = y`.
 
     Parameters
     ----------

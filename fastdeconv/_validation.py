@@ -100,6 +100,8 @@ def result_dtype(*arrays_and_names):
         if array is None:
             continue
         dt = array.dtype
+        if dt.byteorder not in ("=", "|"):  # byte-swapped input: same values, native order
+            dt = dt.newbyteorder("=")
         if dt.kind == "c":
             raise TypeError(
                 f"{name} has complex dtype {dt}; fastdeconv operators are real-valued "

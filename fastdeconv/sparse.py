@@ -125,7 +125,7 @@ def conv_matrix(input_shape, weight, *, stride=1, padding=0, dilation=1, groups=
     ----------
     input_shape : sequence of int
         Shape ``(C_in, *spatial)`` of one input sample (no batch dimension).
-    weight : array_like, shape (C_out, C_in / groups, *kernel_size)
+    weight : array_like, shape (C_out, C_in / groups, \\*kernel_size)
         Convolution kernel (cross-correlation, as in PyTorch).
     %(stride)s
     %(padding_conv)s
@@ -212,7 +212,7 @@ def conv_transpose_matrix(input_shape, weight, *, stride=1, padding=0, output_pa
     input_shape : sequence of int
         Shape ``(C_in, *spatial)`` of one input sample of the transposed convolution (no batch
         dimension).
-    weight : array_like, shape (C_in, C_out / groups, *kernel_size)
+    weight : array_like, shape (C_in, C_out / groups, \\*kernel_size)
         Kernel, laid out as for the convolution that maps ``C_out`` channels to ``C_in``.
     %(stride)s
     %(padding_transpose)s

@@ -194,3 +194,10 @@ W = np.zeros((6, 4, 3, 3))
 def test_conv_rejects_bad_input_naming_the_parameter(args, kwargs, error, match):
     with pytest.raises(error, match=match):
         fastdeconv.conv(*args, **kwargs)
+
+
+def test_conv_accepts_byte_swapped_input(rng):
+    x = rng.standard_normal((1, 2, 7))
+    w = rng.standard_normal((3, 2, 3))
+    swapped = x.astype(x.dtype.newbyteorder())
+    np.testing.assert_array_equal(fastdeconv.conv(swapped, w), fastdeconv.conv(x, w))

@@ -101,3 +101,9 @@ def test_dtype_table_only_produces_float32_or_float64():
 def test_as_array_names_the_parameter_when_conversion_fails():
     with pytest.raises(TypeError, match="weight could not be converted"):
         as_array([[1, 2], [3]], "weight")
+
+
+def test_result_dtype_accepts_byte_swapped_arrays():
+    swapped = np.zeros(3, dtype=np.dtype(np.float64).newbyteorder())
+    assert result_dtype((swapped, "x")) == np.float64
+    assert result_dtype((np.zeros(1, dtype=">f4"), "x"), (np.zeros(1, dtype="<f4"), "w")) == np.float32

@@ -1,4 +1,6 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+# cython: language_level=3
+# Directives (boundscheck, wraparound, initializedcheck off; cdivision on) come from setup.py,
+# which turns the checks back on with FASTDECONV_CYTHON_DEBUG=1.
 """im2col / col2im for N spatial dimensions and the three convolution drivers.
 
 Layout of the column buffer for one sample and a tile ``[l0, l1)`` of flat output positions::

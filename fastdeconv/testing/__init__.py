@@ -1,19 +1,38 @@
 """Test helpers for code built on fastdeconv (and for fastdeconv's own tests).
 
 Reference operators
-    :func:`conv_reference`, :func:`conv_transpose_reference` and their gradients are plain
-    NumPy implementations that share no code with the compiled kernels. They are slow; use
-    them on small arrays to check a result, e.g.
-    ``np.testing.assert_allclose(fastdeconv.conv(x, w, stride=2), conv_reference(x, w,
-    stride=2), **tolerances(x.dtype))``.
+-------------------
+
+Plain NumPy implementations that share no code with the compiled kernels. They are slow; use
+them on small arrays to check a result, e.g.
+``np.testing.assert_allclose(fastdeconv.conv(x, w, stride=2), conv_reference(x, w,
+stride=2), **tolerances(x.dtype))``.
+
+.. autosummary::
+   :toctree: generated/
+
+   conv_reference
+   conv_transpose_reference
+   conv_weight_grad_reference
+   conv_backward_reference
+   conv_transpose_backward_reference
 
 Checks
-    :func:`assert_adjoint` is the dot test ``<A x, y> == <x, A^T y>``: use it to check that a
-    custom operator and its hand-written adjoint (for example a ``conv`` /
-    ``conv_transpose`` pair with matching parameters) agree.
-    :func:`directional_derivative_check` compares a gradient with a central finite difference
-    along one direction; ``TOLERANCES`` / :func:`tolerances` give per-dtype tolerances for
-    comparisons against the float64 references.
+------
+
+:func:`assert_adjoint` is the dot test ``<A x, y> == <x, A^T y>``: use it to check that a
+custom operator and its hand-written adjoint (for example a ``conv`` / ``conv_transpose``
+pair with matching parameters) agree. :func:`directional_derivative_check` compares a
+gradient with a central finite difference along one direction; ``TOLERANCES`` /
+:func:`tolerances` give per-dtype tolerances for comparisons against the float64 references.
+
+.. autosummary::
+   :toctree: generated/
+
+   assert_adjoint
+   directional_derivative_check
+   tolerances
+   TOLERANCES
 
 Examples
 --------

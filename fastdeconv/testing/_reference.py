@@ -200,8 +200,8 @@ def conv_reference(x, weight, bias=None, *, stride=1, padding=0, dilation=1, gro
 
     Parameters
     ----------
-    x : array_like, shape (N, C_in, *spatial)
-    weight : array_like, shape (C_out, C_in / groups, *kernel_size)
+    x : array_like, shape (N, C_in, \\*spatial)
+    weight : array_like, shape (C_out, C_in / groups, \\*kernel_size)
     bias : array_like, shape (C_out,), optional
     stride, dilation : int or tuple of int
     padding : int, tuple of int, tuple of (before, after) pairs, or str
@@ -215,7 +215,7 @@ def conv_reference(x, weight, bias=None, *, stride=1, padding=0, dilation=1, gro
 
     Returns
     -------
-    y : ndarray, shape (N, C_out, *out_spatial)
+    y : ndarray, shape (N, C_out, \\*out_spatial)
         ``out = (in + pad_before + pad_after - dilation * (k - 1) - 1) // stride + 1``.
     """
     x, weight, bias = _as(x, dtype), _as(weight, dtype), _as(bias, dtype)
@@ -235,8 +235,8 @@ def conv_transpose_reference(x, weight, bias=None, *, stride=1, padding=0, outpu
 
     Parameters
     ----------
-    x : array_like, shape (N, C_in, *spatial)
-    weight : array_like, shape (C_in, C_out / groups, *kernel_size)
+    x : array_like, shape (N, C_in, \\*spatial)
+    weight : array_like, shape (C_in, C_out / groups, \\*kernel_size)
     bias : array_like, shape (C_out,), optional
     stride, output_padding, dilation : int or tuple of int
     padding : int, tuple of int, tuple of (before, after) pairs, or str
@@ -246,7 +246,7 @@ def conv_transpose_reference(x, weight, bias=None, *, stride=1, padding=0, outpu
 
     Returns
     -------
-    y : ndarray, shape (N, C_out, *out_spatial)
+    y : ndarray, shape (N, C_out, \\*out_spatial)
         ``out = (in - 1) * stride - pad_before - pad_after + dilation * (k - 1) + 1 +
         output_padding``.
     """
@@ -268,8 +268,8 @@ def conv_weight_grad_reference(x, grad_output, weight_shape, *, stride=1, paddin
 
     Parameters
     ----------
-    x : array_like, shape (N, C_in, *spatial)
-    grad_output : array_like, shape (N, C_out, *out_spatial)
+    x : array_like, shape (N, C_in, \\*spatial)
+    grad_output : array_like, shape (N, C_out, \\*out_spatial)
     weight_shape : tuple of int
         ``(C_out, C_in / groups, *kernel_size)``.
     stride, padding, dilation, groups, padding_mode, dtype
@@ -292,9 +292,9 @@ def conv_backward_reference(x, weight, grad_output, *, stride=1, padding=0, dila
 
     Parameters
     ----------
-    x : array_like, shape (N, C_in, *spatial)
-    weight : array_like, shape (C_out, C_in / groups, *kernel_size)
-    grad_output : array_like, shape (N, C_out, *out_spatial)
+    x : array_like, shape (N, C_in, \\*spatial)
+    weight : array_like, shape (C_out, C_in / groups, \\*kernel_size)
+    grad_output : array_like, shape (N, C_out, \\*out_spatial)
     stride, padding, dilation, groups, padding_mode, dtype
         As for :func:`conv_reference`.
 
@@ -334,9 +334,9 @@ def conv_transpose_backward_reference(x, weight, grad_output, *, stride=1, paddi
 
     Parameters
     ----------
-    x : array_like, shape (N, C_in, *spatial)
-    weight : array_like, shape (C_in, C_out / groups, *kernel_size)
-    grad_output : array_like, shape (N, C_out, *out_spatial)
+    x : array_like, shape (N, C_in, \\*spatial)
+    weight : array_like, shape (C_in, C_out / groups, \\*kernel_size)
+    grad_output : array_like, shape (N, C_out, \\*out_spatial)
     stride, padding, output_padding, dilation, groups, dtype
         As for :func:`conv_transpose_reference`.
 
