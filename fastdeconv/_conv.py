@@ -13,12 +13,10 @@ only then calls compiled code.
 
 import numpy as np
 
-from ._blas_threads import single_threaded_blas
+from . import _dispatch
 from ._docstrings import docfiller
-from ._ext import _conv_kernels
 from ._geometry import source_index
 from ._problem import ConvProblem, conv_problem, conv_transpose_problem
-from ._threads import num_threads
 from ._validation import as_array, as_compute_array, result_dtype
 
 __all__ = [
@@ -29,122 +27,32 @@ __all__ = [
     "workspace_bytes",
 ]
 
-#: Upper bound of the im2col/col2im tile buffer of one call, in bytes. Columns are
-#: processed one sample at a time in tiles of output positions that fit this budget.
-WORKSPACE_BYTES = 16 * 2**20
-
-_BLAS_INT_MAX = 2**31 - 1
-
-
-# --------------------------------------------------------------------------------- helpers
-def _allocate(shape, dtype, what, *, zero=False):
-    try:
-        return (np.zeros if zero else np.empty)(shape, dtype=dtype)
-    except MemoryError:
-        nbytes = int(np.prod(shape, dtype=np.float64) * np.dtype(dtype).itemsize)
-        raise MemoryError(
-            f"cannot allocate the {what} of shape {tuple(shape)} and dtype {np.dtype(dtype)} "
-            f"({nbytes / 2**30:.2f} GiB)"
-        ) from None
-
-
-def _tile_length(problem, itemsize):
-    """Output positions per im2col tile so that the column buffer fits WORKSPACE_BYTES."""
-    geometry = problem.geometry
-    if geometry.is_pointwise:
-        return geometry.output_numel
-    rows = problem.c_in * geometry.kernel_numel
-    return max(1, min(geometry.output_numel, WORKSPACE_BYTES // (rows * itemsize)))
-
-
-def _workspace_elements(problem, tile):
-    if problem.geometry.is_pointwise:
-        return 0
-    return problem.c_in * problem.geometry.kernel_numel * tile
-
-
 def workspace_bytes(op, x_shape, weight_shape, *, dtype=np.float32, **params):
-    """Bytes of the column workspace one call of ``op`` allocates (0 for 1x1 convolutions).
+    """Bytes of workspace one call of ``op`` allocates besides its inputs and outputs.
 
     ``op`` is ``"conv"``, ``"conv_transpose"``, ``"conv_backward"`` or
-    ``"conv_transpose_backward"``; ``params`` are that operator's keywords. The buffer is
-    bounded by :data:`WORKSPACE_BYTES` whatever the batch size (one sample, one tile at a time).
+    ``"conv_transpose_backward"``; ``params`` are that operator's keywords. The column tiles
+    are bounded by :data:`fastdeconv._dispatch.WORKSPACE_BYTES` whatever the batch size; for
+    the backward functions this is the largest of their passes.
     """
     if op in ("conv", "conv_backward"):
         problem = conv_problem(x_shape, weight_shape, **params)
+        passes = ("forward",) if op == "conv" else ("backward_input", "backward_weight")
     elif op in ("conv_transpose", "conv_transpose_backward"):
         problem = conv_transpose_problem(x_shape, weight_shape, **params)
+        passes = ("backward_input",) if op == "conv_transpose" else ("forward", "backward_weight")
     else:
         raise ValueError(
             "op must be 'conv', 'conv_transpose', 'conv_backward' or "
             f"'conv_transpose_backward', got {op!r}"
         )
     itemsize = np.dtype(dtype).itemsize
-    return _workspace_elements(problem, _tile_length(problem, itemsize)) * itemsize
+    return max(_dispatch.plan(p, problem, itemsize).workspace_bytes(itemsize) for p in passes)
 
 
-def _check_blas_dims(problem, tile):
-    g = problem.geometry
-    dims = {
-        "output channels per group": problem.c_out // problem.groups,
-        "input channels per group x kernel size": problem.c_in // problem.groups * g.kernel_numel,
-        "output positions per sample": g.output_numel,
-        "input positions per sample": g.input_numel if g.is_pointwise else tile,
-    }
-    for what, value in dims.items():
-        if value > _BLAS_INT_MAX:
-            raise ValueError(
-                f"this convolution is too large for 32-bit BLAS: {what} = {value} > "
-                f"{_BLAS_INT_MAX}"
-            )
-
-
-def _check_kernel_dims(problem):
-    if problem.geometry.ndim > _conv_kernels.MAX_SPATIAL_DIMS:
-        raise ValueError(
-            f"the kernels support at most {_conv_kernels.MAX_SPATIAL_DIMS} spatial dimensions, "
-            f"got a weight of shape {problem.weight_shape}"
-        )
-
-
-def _run(driver, first, second, out, problem):
-    """Call one compiled driver over the whole batch with a bounded tile workspace."""
-    _check_kernel_dims(problem)
-    if problem.batch == 0:
-        return out
-    dtype = out.dtype
-    tile = _tile_length(problem, dtype.itemsize)
-    _check_blas_dims(problem, tile)
-    workspace = _allocate((max(_workspace_elements(problem, tile), 1),), dtype, "workspace")
-    with single_threaded_blas():  # GEMM pieces run in parallel on OpenMP threads instead
-        driver(
-            first.reshape(-1), second.reshape(-1), out.reshape(-1),
-            problem.batch, problem.c_in, problem.c_out, problem.groups,
-            *problem.geometry.as_kernel_args(),
-            workspace, tile, problem.geometry.is_pointwise, num_threads(),
-        )
-    return out
-
-
-def _forward(x, weight, problem):
-    """y = conv(x) on an already padded input (zero padding handled by the kernel)."""
-    y = _allocate(problem.forward_output_shape, x.dtype, "output")
-    return _run(_conv_kernels.conv_forward, x, weight, y, problem)
-
-
-def _backward_input(grad_y, weight, problem):
-    """grad_x = conv^T(grad_y), i.e. the transposed convolution."""
-    grad_x = _allocate(problem.forward_input_shape, grad_y.dtype, "output", zero=True)
-    return _run(_conv_kernels.conv_backward_input, grad_y, weight, grad_x, problem)
-
-
-def _backward_weight(x, grad_y, problem):
-    """grad_w = sum over samples of grad_y @ im2col(x)^T, per group."""
-    grad_w = _allocate(problem.weight_shape, x.dtype, "weight gradient")
-    if problem.batch == 0:
-        grad_w[...] = 0
-        return grad_w
-    return _run(_conv_kernels.conv_backward_weight, x, grad_y, grad_w, problem)
+_forward = _dispatch.forward
+_backward_input = _dispatch.backward_input
+_backward_weight = _dispatch.backward_weight
 
 
 # ---------------------------------------------------------------- padding modes (reflect, ...)
@@ -270,8 +178,8 @@ def conv(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
 
     %(dtypes)s
 
-    The result is computed one sample at a time by im2col (in tiles of output positions
-    bounded by ``WORKSPACE_BYTES``) and a BLAS GEMM per group.
+    The result is computed by im2col in cache-sized tiles (several small samples or a range
+    of output positions of one sample) and one BLAS GEMM per group and tile.
 
     Examples
     --------

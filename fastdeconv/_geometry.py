@@ -21,6 +21,7 @@ A transposed convolution with geometry ``g`` maps arrays of spatial size ``g.out
 *forward* convolution.
 """
 
+import itertools
 from dataclasses import dataclass
 from math import prod
 
@@ -310,6 +311,45 @@ class ConvGeometry:
             and not any(self.pad_before)
             and self.input_size == self.output_size
         )
+
+    def transpose_phases(self):
+        """Stride-phase (sub-pixel) decomposition of the transposed convolution, dilation 1.
+
+        Output position ``o`` of the transposed convolution (``o`` in ``[0, input_size)``)
+        belongs to phase ``rho = (o + pad_before) mod stride`` and receives exactly the taps
+        ``t = rho + m * stride`` (``m = 0 .. M - 1``, ``M = ceil((k - rho) / stride)``) from the
+        inputs ``j = q - m`` where ``o = q * stride + rho - pad_before``. So each phase is a
+        stride-1 correlation of the input with a sub-kernel, written to every stride-th output:
+        no scatter-add and no multiplication by inserted zeros.
+
+        Returns
+        -------
+        list of dict
+            One entry per phase (row-major over the per-dimension residues), with tuples
+            ``taps`` (kernel taps per dimension, in the order of the sub-kernel),
+            ``sub_out`` (phase positions per dimension), ``sub_kernel`` (``M`` per
+            dimension), ``sub_pad`` (padding of the stride-1 im2col, may be negative) and
+            ``first`` (first output position per dimension; the step is the stride).
+        """
+        if any(d != 1 for d in self.dilation):
+            raise ValueError("stride phases need dilation 1 in every dimension")
+        per_dim = []
+        for n_out, k, s, before in zip(self.input_size, self.kernel_size, self.stride, self.pad_before):
+            options = []
+            for rho in range(s):
+                m = max(0, -(-(k - rho) // s))
+                q_lo = -((rho - before) // s)              # ceil((before - rho) / s)
+                q_hi = (n_out - 1 + before - rho) // s + 1
+                count = max(0, q_hi - q_lo)
+                taps = tuple(rho + (m - 1 - i) * s for i in range(m))  # flipped: im2col order
+                options.append(dict(taps=taps, sub_out=count, sub_kernel=m,
+                                    sub_pad=m - 1 - q_lo, first=q_lo * s + rho - before))
+            per_dim.append(options)
+        phases = []
+        for combo in itertools.product(*per_dim):
+            phases.append({key: tuple(c[key] for c in combo)
+                           for key in ("taps", "sub_out", "sub_kernel", "sub_pad", "first")})
+        return phases
 
     def input_positions(self, dim, output_position, tap):
         """Input position read by ``output_position`` through ``tap`` (relation (1))."""

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import fastdeconv
-from fastdeconv import _conv
+from fastdeconv import _conv, _dispatch
 from fastdeconv.testing import assert_adjoint, conv_transpose_reference
 
 SPATIAL = {1: (7,), 2: (5, 4), 3: (3, 4, 3)}
@@ -109,7 +109,7 @@ def test_conv_transpose_in_small_tiles_matches_one_tile(rng, monkeypatch):
     kw = dict(stride=(2, 3), padding=1)
     whole = fastdeconv.conv_transpose(x, w, **kw)
     for budget in (1, 3 * 12 * 8 * 4):
-        monkeypatch.setattr(_conv, "WORKSPACE_BYTES", budget)
+        monkeypatch.setattr(_dispatch, "TILE_BYTES", budget)
         np.testing.assert_allclose(fastdeconv.conv_transpose(x, w, **kw), whole, rtol=1e-13, atol=1e-13)
 
 

@@ -108,3 +108,15 @@ def test_col2im_is_bit_identical_for_one_and_two_threads(rng):
         _call(_conv_kernels.col2im, col, x, 8, g, 0, g.output_numel, threads)
         results.append(x)
     assert np.array_equal(results[0], results[1])
+
+
+@pytest.mark.parametrize("spec", GEOMETRIES + [((1, 1), (1, 3), 1, ((0, 0), (2, 2)), (1, 2)), ((2,), (3,), 1, 4, 3)])
+def test_im2col_writes_exactly_its_tile_even_when_taps_lie_wholly_in_the_padding(spec, rng):
+    g = _geometry(spec)
+    x = rng.standard_normal((2,) + g.input_size)
+    width = g.output_numel
+    buffer = np.full(2 * g.kernel_numel * width + 64, 7.0)  # sentinel after the tile
+    col = buffer[: 2 * g.kernel_numel * width]
+    _call(_conv_kernels.im2col, x, col, 2, g, 0, width)
+    assert np.all(buffer[col.size:] == 7.0), "im2col wrote past the end of its tile"
+    np.testing.assert_array_equal(col.reshape(2 * g.kernel_numel, width), im2col_loops(x, g))

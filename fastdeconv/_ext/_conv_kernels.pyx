@@ -49,8 +49,20 @@ cdef Py_ssize_t PARALLEL_MIN_ELEMENTS = 1 << 15
 # GEMMs are cut into at most this many pieces along M or N, each at least GEMM_MIN_PIECE wide,
 # and below GEMM_PARALLEL_MIN_FLOPS multiply-adds they run as one piece.
 cdef Py_ssize_t GEMM_MAX_PIECES = 16
-cdef Py_ssize_t GEMM_MIN_PIECE = 64
+cdef Py_ssize_t GEMM_MIN_PIECE = 256
 cdef Py_ssize_t GEMM_PARALLEL_MIN_FLOPS = 1 << 18
+
+
+def gemm_piece_parameters(min_piece=None, max_pieces=None, parallel_min_flops=None):
+    """Get (and optionally set) how GEMMs are cut into pieces; for tuning and tests only."""
+    global GEMM_MIN_PIECE, GEMM_MAX_PIECES, GEMM_PARALLEL_MIN_FLOPS
+    if min_piece is not None:
+        GEMM_MIN_PIECE = min_piece
+    if max_pieces is not None:
+        GEMM_MAX_PIECES = max_pieces
+    if parallel_min_flops is not None:
+        GEMM_PARALLEL_MIN_FLOPS = parallel_min_flops
+    return GEMM_MIN_PIECE, GEMM_MAX_PIECES, GEMM_PARALLEL_MIN_FLOPS
 
 
 def max_threads():
@@ -106,10 +118,10 @@ cdef inline void valid_range(Py_ssize_t o0, Py_ssize_t count, Py_ssize_t stride,
     """Output positions o in [o0, o0+count) with 0 <= o*stride + offset < size: [lo, hi)."""
     cdef Py_ssize_t first = -floor_div(offset, stride)          # ceil(-offset / stride)
     cdef Py_ssize_t last = floor_div(size - 1 - offset, stride) + 1
-    lo[0] = o0 if o0 > first else first
-    hi[0] = o0 + count if o0 + count < last else last
-    if hi[0] < lo[0]:
-        hi[0] = lo[0]
+    cdef Py_ssize_t end = o0 + count
+    # o0 <= lo <= hi <= end, even when the tap lies wholly in the padding
+    lo[0] = o0 if o0 > first else (first if first < end else end)
+    hi[0] = end if end < last else (last if last > lo[0] else lo[0])
 
 
 cdef inline void tap_offsets(const Geometry* g, Py_ssize_t t, Py_ssize_t* offset) noexcept nogil:
@@ -218,26 +230,69 @@ cdef void col2im_row(const floating* src, floating* x_channel, const Geometry* g
         next_row(g, idx)
 
 
-cdef void im2col_tile(const floating* x, floating* col, Py_ssize_t channels, const Geometry* g,
-                      Py_ssize_t l0, Py_ssize_t l1, int num_threads) noexcept nogil:
-    """col[(channels*K), (l1 - l0)] = im2col of one sample x[channels, *in_size]."""
-    cdef Py_ssize_t rows = channels * g.k_numel, width = l1 - l0, r
-    if rows * width < PARALLEL_MIN_ELEMENTS:
+cdef void im2col_batch(const floating* x, Py_ssize_t x_stride, Py_ssize_t nb,
+                       floating* col, Py_ssize_t ldcol, Py_ssize_t channels, const Geometry* g,
+                       Py_ssize_t l0, Py_ssize_t l1, int num_threads) noexcept nogil:
+    """Column tile of ``nb`` samples: col[c*K + t, b*w + l - l0] = x[b][c, i(l, t)], w = l1 - l0.
+
+    Sample ``b`` starts at ``x + b * x_stride``; rows of ``col`` are ``ldcol`` apart.
+    Parallel over (sample, row) pairs: every element is written by exactly one thread.
+    """
+    cdef Py_ssize_t rows = channels * g.k_numel, width = l1 - l0, item, b, r
+    if nb * rows * width < PARALLEL_MIN_ELEMENTS:
         num_threads = 1
-    for r in prange(rows, num_threads=num_threads, schedule="static"):
-        im2col_row(x + (r / g.k_numel) * g.in_numel, col + r * width, g,
-                   r % g.k_numel, l0, l1)
+    for item in prange(nb * rows, num_threads=num_threads, schedule="static"):
+        b = item / rows
+        r = item % rows
+        im2col_row(x + b * x_stride + (r / g.k_numel) * g.in_numel,
+                   col + r * ldcol + b * width, g, r % g.k_numel, l0, l1)
 
 
-cdef void col2im_tile(const floating* col, floating* x, Py_ssize_t channels, const Geometry* g,
-                      Py_ssize_t l0, Py_ssize_t l1, int num_threads) noexcept nogil:
-    """x[channels, *in_size] += col2im(col); parallel over channels only (deterministic)."""
-    cdef Py_ssize_t width = l1 - l0, c, t
-    if channels * g.k_numel * width < PARALLEL_MIN_ELEMENTS:
+cdef void col2im_batch(const floating* col, Py_ssize_t ldcol, floating* x, Py_ssize_t x_stride,
+                       Py_ssize_t nb, Py_ssize_t channels, const Geometry* g,
+                       Py_ssize_t l0, Py_ssize_t l1, int num_threads) noexcept nogil:
+    """Adjoint of :func:`im2col_batch`: x[b][c] += col2im(col); parallel over (sample, channel).
+
+    One thread adds every contribution to one channel of one sample, taps in a fixed order:
+    no racing scatter-adds, the same bits for any thread count.
+    """
+    cdef Py_ssize_t width = l1 - l0, item, b, c, t
+    if nb * channels * g.k_numel * width < PARALLEL_MIN_ELEMENTS:
         num_threads = 1
-    for c in prange(channels, num_threads=num_threads, schedule="static"):
+    for item in prange(nb * channels, num_threads=num_threads, schedule="static"):
+        b = item / channels
+        c = item % channels
         for t in range(g.k_numel):
-            col2im_row(col + (c * g.k_numel + t) * width, x + c * g.in_numel, g, t, l0, l1)
+            col2im_row(col + (c * g.k_numel + t) * ldcol + b * width,
+                       x + b * x_stride + c * g.in_numel, g, t, l0, l1)
+
+
+cdef void gather_rows(const floating* src, Py_ssize_t src_stride, Py_ssize_t src_ld,
+                      Py_ssize_t nb, Py_ssize_t rows, Py_ssize_t width,
+                      floating* dst, Py_ssize_t ldst, int num_threads) noexcept nogil:
+    """dst[r, b*width:(b+1)*width] = src[b*src_stride + r*src_ld : ... + width] (sample blocks)."""
+    cdef Py_ssize_t item, b, r
+    if nb * rows * width < PARALLEL_MIN_ELEMENTS:
+        num_threads = 1
+    for item in prange(nb * rows, num_threads=num_threads, schedule="static"):
+        b = item / rows
+        r = item % rows
+        memcpy(dst + r * ldst + b * width, src + b * src_stride + r * src_ld,
+               width * sizeof(floating))
+
+
+cdef void scatter_rows(const floating* src, Py_ssize_t lsrc, Py_ssize_t nb, Py_ssize_t rows,
+                       Py_ssize_t width, floating* dst, Py_ssize_t dst_stride, Py_ssize_t dst_ld,
+                       int num_threads) noexcept nogil:
+    """Inverse of :func:`gather_rows`: dst[b*dst_stride + r*dst_ld + j] = src[r, b*width + j]."""
+    cdef Py_ssize_t item, b, r
+    if nb * rows * width < PARALLEL_MIN_ELEMENTS:
+        num_threads = 1
+    for item in prange(nb * rows, num_threads=num_threads, schedule="static"):
+        b = item / rows
+        r = item % rows
+        memcpy(dst + b * dst_stride + r * dst_ld, src + r * lsrc + b * width,
+               width * sizeof(floating))
 
 
 cdef void parallel_gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
@@ -275,40 +330,65 @@ cdef void parallel_gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, 
 
 
 # ---------------------------------------------------------------------------------- drivers
+# Tiles: ``samples_per_tile`` (nb) whole samples at a time when one sample's columns are small
+# (then ``tile == L``), else one sample and ``tile`` output positions at a time. The column
+# matrix of a tile has nb * (l1 - l0) columns; GEMMs of several samples go through the
+# gathered/scattered buffer ``ws_io``. Both buffers are sized by the Python layer.
+
+
 def conv_forward(const floating[::1] x, const floating[::1] weight, floating[::1] y,
                  Py_ssize_t batch, Py_ssize_t c_in, Py_ssize_t c_out, Py_ssize_t groups,
                  const Py_ssize_t[::1] in_size, const Py_ssize_t[::1] out_size,
                  const Py_ssize_t[::1] kernel, const Py_ssize_t[::1] stride,
                  const Py_ssize_t[::1] dilation, const Py_ssize_t[::1] pad,
-                 floating[::1] workspace, Py_ssize_t tile, bint pointwise,
-                 int num_threads):
-    """y[n] = conv(x[n]) for every sample; workspace holds c_in*K*tile elements."""
+                 floating[::1] ws_col, floating[::1] ws_io, Py_ssize_t samples_per_tile,
+                 Py_ssize_t tile, bint pointwise, int num_threads, int gemm_threads):
+    """y[n] = conv(x[n]) for every sample."""
     cdef Geometry g = make_geometry(in_size, out_size, kernel, stride, dilation, pad)
     cdef Py_ssize_t cin_g = c_in / groups, cout_g = c_out / groups
-    cdef Py_ssize_t L = g.out_numel, K = g.k_numel, n, l0, l1, grp
-    cdef const floating* xn
+    cdef Py_ssize_t L = g.out_numel, P = g.in_numel, K = g.k_numel
+    cdef Py_ssize_t n0, nbt, l0, l1, ncols, ldcol, grp
     cdef const floating* col
-    cdef floating* yn
-    cdef floating* ws = &workspace[0] if workspace.shape[0] > 0 else NULL
+    cdef floating* wcol = &ws_col[0]
+    cdef floating* wio = &ws_io[0]
     with nogil:
-        for n in range(batch):
-            xn = &x[0] + n * c_in * g.in_numel
-            yn = &y[0] + n * c_out * L
+        n0 = 0
+        while n0 < batch:
+            nbt = samples_per_tile if samples_per_tile < batch - n0 else batch - n0
             l0 = 0
             while l0 < L:
-                l1 = L if pointwise else (l0 + tile if l0 + tile < L else L)
-                if pointwise:
-                    col = xn
+                l1 = l0 + tile if l0 + tile < L else L
+                ncols = nbt * (l1 - l0)
+                if pointwise and nbt == 1:
+                    col = &x[0] + n0 * c_in * P + l0
+                    ldcol = L
+                elif pointwise:
+                    gather_rows(&x[0] + n0 * c_in * P + l0, c_in * P, P, nbt, c_in, l1 - l0,
+                                wcol, ncols, num_threads)
+                    col = wcol
+                    ldcol = ncols
                 else:
-                    im2col_tile(xn, ws, c_in, &g, l0, l1, num_threads)
-                    col = ws
+                    im2col_batch(&x[0] + n0 * c_in * P, c_in * P, nbt, wcol, ncols, c_in, &g,
+                                 l0, l1, num_threads)
+                    col = wcol
+                    ldcol = ncols
                 for grp in range(groups):
-                    parallel_gemm(False, False, cout_g, (l1 - l0),
-                         (cin_g * K), <floating> 1,
-                         &weight[0] + grp * cout_g * cin_g * K, (cin_g * K),
-                         col + grp * cin_g * K * (l1 - l0), (l1 - l0),
-                         <floating> 0, yn + grp * cout_g * L + l0, L, num_threads)
+                    if nbt == 1:
+                        parallel_gemm(False, False, cout_g, ncols, cin_g * K, <floating> 1,
+                                      &weight[0] + grp * cout_g * cin_g * K, cin_g * K,
+                                      col + grp * cin_g * K * ldcol, ldcol, <floating> 0,
+                                      &y[0] + n0 * c_out * L + grp * cout_g * L + l0, L,
+                                      gemm_threads)
+                    else:
+                        parallel_gemm(False, False, cout_g, ncols, cin_g * K, <floating> 1,
+                                      &weight[0] + grp * cout_g * cin_g * K, cin_g * K,
+                                      col + grp * cin_g * K * ldcol, ldcol, <floating> 0,
+                                      wio + grp * cout_g * ncols, ncols, gemm_threads)
+                if nbt > 1:
+                    scatter_rows(wio, ncols, nbt, c_out, l1 - l0,
+                                 &y[0] + n0 * c_out * L + l0, c_out * L, L, num_threads)
                 l0 = l1
+            n0 += nbt
 
 
 def conv_backward_input(const floating[::1] grad_y, const floating[::1] weight,
@@ -317,37 +397,53 @@ def conv_backward_input(const floating[::1] grad_y, const floating[::1] weight,
                         const Py_ssize_t[::1] in_size, const Py_ssize_t[::1] out_size,
                         const Py_ssize_t[::1] kernel, const Py_ssize_t[::1] stride,
                         const Py_ssize_t[::1] dilation, const Py_ssize_t[::1] pad,
-                        floating[::1] workspace, Py_ssize_t tile, bint pointwise,
-                 int num_threads):
-    """grad_x[n] = conv^T(grad_y[n]) (= conv_transpose); grad_x must be zero on entry."""
+                        floating[::1] ws_col, floating[::1] ws_io, Py_ssize_t samples_per_tile,
+                        Py_ssize_t tile, bint pointwise, int num_threads, int gemm_threads):
+    """grad_x[n] = conv^T(grad_y[n]) (col2im algorithm); grad_x must be zero on entry."""
     cdef Geometry g = make_geometry(in_size, out_size, kernel, stride, dilation, pad)
     cdef Py_ssize_t cin_g = c_in / groups, cout_g = c_out / groups
-    cdef Py_ssize_t L = g.out_numel, K = g.k_numel, n, l0, l1, grp
-    cdef const floating* gyn
-    cdef floating* gxn
-    cdef floating* ws = &workspace[0] if workspace.shape[0] > 0 else NULL
+    cdef Py_ssize_t L = g.out_numel, P = g.in_numel, K = g.k_numel
+    cdef Py_ssize_t n0, nbt, l0, l1, ncols, ldb, grp
+    cdef const floating* b
+    cdef floating* wcol = &ws_col[0]
+    cdef floating* wio = &ws_io[0]
     with nogil:
-        for n in range(batch):
-            gyn = &grad_y[0] + n * c_out * L
-            gxn = &grad_x[0] + n * c_in * g.in_numel
-            if pointwise:
-                for grp in range(groups):
-                    parallel_gemm(True, False, cin_g, L, cout_g,
-                         <floating> 1, &weight[0] + grp * cout_g * cin_g, cin_g,
-                         gyn + grp * cout_g * L, L,
-                         <floating> 0, gxn + grp * cin_g * L, L, num_threads)
-                continue
+        n0 = 0
+        while n0 < batch:
+            nbt = samples_per_tile if samples_per_tile < batch - n0 else batch - n0
             l0 = 0
             while l0 < L:
                 l1 = l0 + tile if l0 + tile < L else L
-                for grp in range(groups):
-                    parallel_gemm(True, False, (cin_g * K), (l1 - l0),
-                         cout_g, <floating> 1,
-                         &weight[0] + grp * cout_g * cin_g * K, (cin_g * K),
-                         gyn + grp * cout_g * L + l0, L,
-                         <floating> 0, ws + grp * cin_g * K * (l1 - l0), (l1 - l0), num_threads)
-                col2im_tile(ws, gxn, c_in, &g, l0, l1, num_threads)
+                ncols = nbt * (l1 - l0)
+                if nbt == 1:
+                    b = &grad_y[0] + n0 * c_out * L + l0
+                    ldb = L
+                else:
+                    gather_rows(&grad_y[0] + n0 * c_out * L + l0, c_out * L, L, nbt, c_out,
+                                l1 - l0, wio, ncols, num_threads)
+                    b = wio
+                    ldb = ncols
+                if pointwise and nbt == 1:
+                    for grp in range(groups):
+                        parallel_gemm(True, False, cin_g, ncols, cout_g, <floating> 1,
+                                      &weight[0] + grp * cout_g * cin_g, cin_g,
+                                      b + grp * cout_g * ldb, ldb, <floating> 0,
+                                      &grad_x[0] + n0 * c_in * P + grp * cin_g * P + l0, P,
+                                      gemm_threads)
+                else:
+                    for grp in range(groups):
+                        parallel_gemm(True, False, cin_g * K, ncols, cout_g, <floating> 1,
+                                      &weight[0] + grp * cout_g * cin_g * K, cin_g * K,
+                                      b + grp * cout_g * ldb, ldb, <floating> 0,
+                                      wcol + grp * cin_g * K * ncols, ncols, gemm_threads)
+                    if pointwise:
+                        scatter_rows(wcol, ncols, nbt, c_in, l1 - l0,
+                                     &grad_x[0] + n0 * c_in * P + l0, c_in * P, P, num_threads)
+                    else:
+                        col2im_batch(wcol, ncols, &grad_x[0] + n0 * c_in * P, c_in * P, nbt,
+                                     c_in, &g, l0, l1, num_threads)
                 l0 = l1
+            n0 += nbt
 
 
 def conv_backward_weight(const floating[::1] x, const floating[::1] grad_y,
@@ -356,39 +452,168 @@ def conv_backward_weight(const floating[::1] x, const floating[::1] grad_y,
                          const Py_ssize_t[::1] in_size, const Py_ssize_t[::1] out_size,
                          const Py_ssize_t[::1] kernel, const Py_ssize_t[::1] stride,
                          const Py_ssize_t[::1] dilation, const Py_ssize_t[::1] pad,
-                         floating[::1] workspace, Py_ssize_t tile, bint pointwise,
-                 int num_threads):
-    """grad_weight = sum_n grad_y[n] @ im2col(x[n])^T per group; overwritten, not added to."""
+                         floating[::1] ws_col, floating[::1] ws_io, Py_ssize_t samples_per_tile,
+                         Py_ssize_t tile, bint pointwise, int num_threads, int gemm_threads):
+    """grad_weight = sum over samples of grad_y[n] @ im2col(x[n])^T, per group (overwritten)."""
     cdef Geometry g = make_geometry(in_size, out_size, kernel, stride, dilation, pad)
     cdef Py_ssize_t cin_g = c_in / groups, cout_g = c_out / groups
-    cdef Py_ssize_t L = g.out_numel, K = g.k_numel, n, l0, l1, grp
-    cdef const floating* xn
-    cdef const floating* gyn
+    cdef Py_ssize_t L = g.out_numel, P = g.in_numel, K = g.k_numel
+    cdef Py_ssize_t n0, nbt, l0, l1, ncols, ldcol, lda, grp
     cdef const floating* col
-    cdef Py_ssize_t ldcol
-    cdef floating* ws = &workspace[0] if workspace.shape[0] > 0 else NULL
-    cdef floating beta
+    cdef const floating* a
+    cdef floating* wcol = &ws_col[0]
+    cdef floating* wio = &ws_io[0]
     with nogil:
         memset(&grad_weight[0], 0, grad_weight.shape[0] * sizeof(floating))
-        for n in range(batch):
-            xn = &x[0] + n * c_in * g.in_numel
-            gyn = &grad_y[0] + n * c_out * L
+        n0 = 0
+        while n0 < batch:
+            nbt = samples_per_tile if samples_per_tile < batch - n0 else batch - n0
             l0 = 0
             while l0 < L:
-                l1 = L if pointwise else (l0 + tile if l0 + tile < L else L)
-                if pointwise:
-                    col = xn
+                l1 = l0 + tile if l0 + tile < L else L
+                ncols = nbt * (l1 - l0)
+                if pointwise and nbt == 1:
+                    col = &x[0] + n0 * c_in * P + l0
+                    ldcol = L
+                elif pointwise:
+                    gather_rows(&x[0] + n0 * c_in * P + l0, c_in * P, P, nbt, c_in, l1 - l0,
+                                wcol, ncols, num_threads)
+                    col = wcol
+                    ldcol = ncols
                 else:
-                    im2col_tile(xn, ws, c_in, &g, l0, l1, num_threads)
-                    col = ws
+                    im2col_batch(&x[0] + n0 * c_in * P, c_in * P, nbt, wcol, ncols, c_in, &g,
+                                 l0, l1, num_threads)
+                    col = wcol
+                    ldcol = ncols
+                if nbt == 1:
+                    a = &grad_y[0] + n0 * c_out * L + l0
+                    lda = L
+                else:
+                    gather_rows(&grad_y[0] + n0 * c_out * L + l0, c_out * L, L, nbt, c_out,
+                                l1 - l0, wio, ncols, num_threads)
+                    a = wio
+                    lda = ncols
                 for grp in range(groups):
-                    parallel_gemm(False, True, cout_g, (cin_g * K),
-                         (l1 - l0), <floating> 1,
-                         gyn + grp * cout_g * L + l0, L,
-                         col + grp * cin_g * K * (l1 - l0), (l1 - l0),
-                         <floating> 1, &grad_weight[0] + grp * cout_g * cin_g * K,
-                         (cin_g * K), num_threads)
+                    parallel_gemm(False, True, cout_g, cin_g * K, ncols, <floating> 1,
+                                  a + grp * cout_g * lda, lda,
+                                  col + grp * cin_g * K * ldcol, ldcol, <floating> 1,
+                                  &grad_weight[0] + grp * cout_g * cin_g * K, cin_g * K,
+                                  gemm_threads)
                 l0 = l1
+            n0 += nbt
+
+
+cdef void scatter_phase_row(const floating* src, floating* dst, const Geometry* g,
+                            Py_ssize_t l0, Py_ssize_t l1, const Py_ssize_t* y_size,
+                            const Py_ssize_t* first, const Py_ssize_t* step) noexcept nogil:
+    cdef Py_ssize_t idx[MAX_NDIM]
+    cdef int last = g.ndim - 1, d
+    cdef Py_ssize_t pos = l0, seg, base, o, s = step[last]
+    cdef floating* out
+    unravel(g, l0, idx)
+    while pos < l1:
+        seg = g.out_size[last] - idx[last]
+        if seg > l1 - pos:
+            seg = l1 - pos
+        base = 0
+        for d in range(last):
+            base = base * y_size[d] + first[d] + idx[d] * step[d]
+        out = dst + base * y_size[last] + first[last] + idx[last] * s
+        for o in range(seg):
+            out[o * s] = src[o]
+        src += seg
+        pos += seg
+        next_row(g, idx)
+
+
+cdef void scatter_phase(const floating* src, Py_ssize_t lsrc, Py_ssize_t nb, Py_ssize_t rows,
+                        const Geometry* g, Py_ssize_t l0, Py_ssize_t l1, floating* y,
+                        Py_ssize_t y_stride, const Py_ssize_t* y_size, const Py_ssize_t* first,
+                        const Py_ssize_t* step, int num_threads) noexcept nogil:
+    """y[b][r, first + o * step] = src[r, b*w + l - l0] for phase positions o = unravel(l).
+
+    Rows of one sample of ``y`` are ``prod(y_size)`` apart. The positions of different phases
+    are disjoint, so writes never overlap.
+    """
+    cdef Py_ssize_t width = l1 - l0, item, b, r, y_numel = 1
+    cdef int d
+    for d in range(g.ndim):
+        y_numel *= y_size[d]
+    if nb * rows * width < PARALLEL_MIN_ELEMENTS:
+        num_threads = 1
+    for item in prange(nb * rows, num_threads=num_threads, schedule="static"):
+        b = item / rows
+        r = item % rows
+        scatter_phase_row(src + r * lsrc + b * width, y + b * y_stride + r * y_numel, g, l0, l1,
+                          y_size, first, step)
+
+
+def conv_transpose_phases(const floating[::1] x, const floating[::1] phase_weight,
+                          floating[::1] y,
+                          Py_ssize_t batch, Py_ssize_t c_in, Py_ssize_t c_out, Py_ssize_t groups,
+                          const Py_ssize_t[::1] x_size, const Py_ssize_t[::1] y_size,
+                          const Py_ssize_t[::1] step, const Py_ssize_t[:, ::1] sub_out,
+                          const Py_ssize_t[:, ::1] sub_kernel, const Py_ssize_t[:, ::1] sub_pad,
+                          const Py_ssize_t[:, ::1] first, const Py_ssize_t[::1] weight_offset,
+                          floating[::1] ws_col, floating[::1] ws_io, Py_ssize_t samples_per_tile,
+                          Py_ssize_t tile, int num_threads, int gemm_threads):
+    """Transposed convolution by stride phases (sub-pixel decomposition); y zero on entry.
+
+    The output positions ``o = first[p] + u * step`` of phase ``p`` receive a stride-1
+    correlation of ``x`` with the phase's sub-kernel: an im2col of ``x`` (geometry
+    ``x_size -> sub_out[p]``, kernel ``sub_kernel[p]``, padding ``sub_pad[p]``) and one GEMM
+    per group with the phase's weights (at ``weight_offset[p]``, ``(c_out/g, c_in/g * K_p)``
+    per group), then a strided copy into ``y``. No scatter-add, no multiplications by
+    inserted zeros. ``c_in``/``c_out`` are the transposed convolution's own channel counts.
+    """
+    cdef Py_ssize_t n_phases = sub_out.shape[0], ndim = x_size.shape[0]
+    cdef Py_ssize_t cin_g = c_in / groups, cout_g = c_out / groups
+    cdef Py_ssize_t P = 1, Y = 1, ph, d, n0, nbt, l0, l1, ncols, grp, K, L, T
+    cdef Geometry g
+    cdef floating* wcol = &ws_col[0]
+    cdef floating* wio = &ws_io[0]
+    for d in range(ndim):
+        P *= x_size[d]
+        Y *= y_size[d]
+    g.ndim = <int> ndim
+    with nogil:
+        for ph in range(n_phases):
+            g.in_numel = P
+            g.out_numel = 1
+            g.k_numel = 1
+            for d in range(ndim):
+                g.in_size[d] = x_size[d]
+                g.out_size[d] = sub_out[ph, d]
+                g.kernel[d] = sub_kernel[ph, d]
+                g.stride[d] = 1
+                g.dilation[d] = 1
+                g.pad[d] = sub_pad[ph, d]
+                g.out_numel *= sub_out[ph, d]
+                g.k_numel *= sub_kernel[ph, d]
+            L = g.out_numel
+            K = g.k_numel
+            if L == 0 or K == 0:
+                continue
+            T = L if samples_per_tile > 1 or tile > L else tile
+            n0 = 0
+            while n0 < batch:
+                nbt = samples_per_tile if samples_per_tile < batch - n0 else batch - n0
+                l0 = 0
+                while l0 < L:
+                    l1 = l0 + T if l0 + T < L else L
+                    ncols = nbt * (l1 - l0)
+                    im2col_batch(&x[0] + n0 * c_in * P, c_in * P, nbt, wcol, ncols, c_in, &g,
+                                 l0, l1, num_threads)
+                    for grp in range(groups):
+                        parallel_gemm(False, False, cout_g, ncols, cin_g * K, <floating> 1,
+                                      &phase_weight[0] + weight_offset[ph] + grp * cout_g * cin_g * K,
+                                      cin_g * K, wcol + grp * cin_g * K * ncols, ncols,
+                                      <floating> 0, wio + grp * cout_g * ncols, ncols,
+                                      gemm_threads)
+                    scatter_phase(wio, ncols, nbt, c_out, &g, l0, l1, &y[0] + n0 * c_out * Y,
+                                  c_out * Y, &y_size[0], &first[ph, 0], &step[0], num_threads)
+                    l0 = l1
+                n0 += nbt
 
 
 # ------------------------------------------------------------- primitives, for tests/benchmarks
@@ -400,7 +625,7 @@ def im2col(const floating[::1] x, floating[::1] col, Py_ssize_t channels,
     """col[channels*K, l1-l0] = im2col(x[channels, *in_size]) for positions [l0, l1)."""
     cdef Geometry g = make_geometry(in_size, out_size, kernel, stride, dilation, pad)
     with nogil:
-        im2col_tile(&x[0], &col[0], channels, &g, l0, l1, num_threads)
+        im2col_batch(&x[0], 0, 1, &col[0], l1 - l0, channels, &g, l0, l1, num_threads)
 
 
 def col2im(const floating[::1] col, floating[::1] x, Py_ssize_t channels,
@@ -411,4 +636,4 @@ def col2im(const floating[::1] col, floating[::1] x, Py_ssize_t channels,
     """x[channels, *in_size] += col2im(col[channels*K, l1-l0]) for positions [l0, l1)."""
     cdef Geometry g = make_geometry(in_size, out_size, kernel, stride, dilation, pad)
     with nogil:
-        col2im_tile(&col[0], &x[0], channels, &g, l0, l1, num_threads)
+        col2im_batch(&col[0], l1 - l0, &x[0], 0, 1, channels, &g, l0, l1, num_threads)

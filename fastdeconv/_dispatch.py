@@ -1,0 +1,275 @@
+"""Algorithm choice, tiling and workspaces for the three convolution passes.
+
+The public functions in :mod:`fastdeconv._conv` validate and then call :func:`forward`,
+:func:`backward_input` (= ``conv_transpose``) or :func:`backward_weight`; this module decides
+*how*, from the geometry alone, and calls the compiled drivers:
+
+=================  ===========================================================================
+pass               algorithms
+=================  ===========================================================================
+forward            ``im2col``: column tile + one GEMM per group (the column tile is the input
+                   itself for a 1x1 convolution with unit stride and no padding)
+backward_input     ``phases``: stride-phase (sub-pixel) decomposition, each phase a stride-1
+                   im2col + GEMM written to every stride-th output (dilation 1);
+                   ``col2im``: GEMM into a column tile, then a scatter-add (any geometry)
+backward_weight    ``im2col``: column tile, GEMM accumulated over tiles with ``beta = 1``
+=================  ===========================================================================
+
+Tiles are cache-sized (:data:`TILE_BYTES`) and never larger than :data:`WORKSPACE_BYTES`: when
+one sample has few output positions, several whole samples share a tile (one larger GEMM, up
+to :data:`TARGET_COLUMNS` columns); otherwise a tile is a range of output positions of one
+sample. :func:`forced_algorithm` lets the
+tests run every algorithm on every geometry it supports.
+"""
+
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _blas_threads
+from ._ext import _conv_kernels
+from ._threads import num_threads
+
+__all__ = [
+    "ALGORITHMS",
+    "TILE_BYTES",
+    "WORKSPACE_BYTES",
+    "Plan",
+    "backward_input",
+    "backward_weight",
+    "forced_algorithm",
+    "forward",
+    "plan",
+]
+
+#: Upper bound of the workspace (column tile + gathered rows) of one call, in bytes,
+#: whatever the batch size.
+WORKSPACE_BYTES = 16 * 2**20
+#: Target size of one column tile: small enough to stay in cache between im2col and GEMM.
+TILE_BYTES = 2 * 2**20
+#: Whole samples share a tile until it has about this many columns (GEMM's N); a sample
+#: with at least this many output positions gets tiles of its own.
+TARGET_COLUMNS = 2048
+#: A tile has at least this many columns when WORKSPACE_BYTES allows (GEMMs with a tiny N
+#: run far below peak), even if that makes it larger than TILE_BYTES.
+MIN_COLUMNS = 128
+
+ALGORITHMS = {
+    "forward": ("im2col",),
+    "backward_input": ("phases", "col2im"),
+    "backward_weight": ("im2col",),
+}
+
+_BLAS_INT_MAX = 2**31 - 1
+_forced = threading.local()
+
+
+@contextmanager
+def forced_algorithm(name):
+    """Use algorithm ``name`` for every pass that supports it, in this thread (for tests)."""
+    previous = getattr(_forced, "name", None)
+    _forced.name = name
+    try:
+        yield
+    finally:
+        _forced.name = previous
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one pass runs: algorithm, tiling and workspace sizes (in elements)."""
+
+    algorithm: str
+    samples_per_tile: int
+    tile: int
+    col_elements: int
+    io_elements: int
+
+    def workspace_bytes(self, itemsize):
+        return (self.col_elements + self.io_elements) * itemsize
+
+
+def _tiling(rows, length, batch, itemsize):
+    """(samples per tile, positions per tile) for a column matrix of ``rows`` x ``length``."""
+    budget = min(TILE_BYTES, WORKSPACE_BYTES)
+    per_sample = rows * length * itemsize
+    if per_sample <= budget and length < TARGET_COLUMNS:
+        wanted = -(-TARGET_COLUMNS // length)
+        return max(1, min(batch, budget // max(per_sample, 1), wanted)), length
+    column = rows * itemsize
+    tile = max(budget // column, min(MIN_COLUMNS, WORKSPACE_BYTES // column))
+    return 1, max(1, min(length, tile))
+
+
+def _choose_backward_input(problem):
+    g = problem.geometry
+    forced = getattr(_forced, "name", None)
+    if forced in ALGORITHMS["backward_input"]:
+        if forced == "phases" and any(d != 1 for d in g.dilation):
+            return "col2im"  # stride phases need dilation 1
+        return forced
+    # Measured on the benchmark suite (float32, 1 and 2 threads): col2im is faster on every
+    # case today; "phases" stays selectable (and tested) while its weight gather and im2col
+    # are being optimised.
+    return "col2im"
+
+
+def plan(pass_name, problem, itemsize):
+    """The :class:`Plan` for one pass of ``problem`` (a :class:`fastdeconv._problem.ConvProblem`)."""
+    g = problem.geometry
+    batch = max(problem.batch, 1)
+    if pass_name == "backward_input" and _choose_backward_input(problem) == "phases":
+        phases = [p for p in g.transpose_phases() if 0 not in p["sub_out"] and 0 not in p["sub_kernel"]]
+        k_max = max((int(np.prod(p["sub_kernel"])) for p in phases), default=1)
+        l_max = max((int(np.prod(p["sub_out"])) for p in phases), default=1)
+        rows = problem.c_out * k_max  # the transposed conv's input channels x sub-kernel
+        nb, tile = _tiling(rows, l_max, batch, itemsize)
+        return Plan("phases", nb, tile, rows * nb * tile, problem.c_in * nb * tile)
+    algorithm = "col2im" if pass_name == "backward_input" else "im2col"
+    rows = problem.c_in * g.kernel_numel
+    nb, tile = _tiling(rows, g.output_numel, batch, itemsize)
+    direct = g.is_pointwise and nb == 1  # the input (or output) itself is the column matrix
+    col = 0 if direct else rows * nb * tile
+    io = problem.c_out * nb * tile if nb > 1 else 0
+    return Plan(algorithm, nb, tile, col, io)
+
+
+def _allocate(shape, dtype, what, *, zero=False):
+    try:
+        return (np.zeros if zero else np.empty)(shape, dtype=dtype)
+    except MemoryError:
+        nbytes = int(np.prod(shape, dtype=np.float64) * np.dtype(dtype).itemsize)
+        raise MemoryError(
+            f"cannot allocate the {what} of shape {tuple(shape)} and dtype {np.dtype(dtype)} "
+            f"({nbytes / 2**30:.2f} GiB)"
+        ) from None
+
+
+def _check_blas_dims(problem, the_plan):
+    g = problem.geometry
+    columns = the_plan.samples_per_tile * the_plan.tile
+    dims = {
+        "output channels per group": problem.c_out // problem.groups,
+        "input channels per group x kernel size": problem.c_in // problem.groups * g.kernel_numel,
+        "output positions per sample": g.output_numel,
+        "input positions per sample": g.input_numel,
+        "columns per tile": columns,
+    }
+    for what, value in dims.items():
+        if value > _BLAS_INT_MAX:
+            raise ValueError(
+                f"this convolution is too large for 32-bit BLAS: {what} = {value} > "
+                f"{_BLAS_INT_MAX}"
+            )
+
+
+def _check_kernel_dims(problem):
+    if problem.geometry.ndim > _conv_kernels.MAX_SPATIAL_DIMS:
+        raise ValueError(
+            f"the kernels support at most {_conv_kernels.MAX_SPATIAL_DIMS} spatial dimensions, "
+            f"got a weight of shape {problem.weight_shape}"
+        )
+
+
+def _threads():
+    threads = num_threads()
+    # Without control of BLAS's own threads, GEMM pieces run one after another.
+    return threads, threads if _blas_threads.CONTROLLED else 1
+
+
+def _workspaces(the_plan, dtype):
+    col = _allocate((max(the_plan.col_elements, 1),), dtype, "workspace")
+    io = _allocate((max(the_plan.io_elements, 1),), dtype, "workspace")
+    return col, io
+
+
+def _run_generic(driver, first, second, out, problem, the_plan):
+    _check_blas_dims(problem, the_plan)
+    col, io = _workspaces(the_plan, out.dtype)
+    threads, gemm_threads = _threads()
+    with _blas_threads.single_threaded_blas():  # GEMM pieces run on OpenMP threads instead
+        driver(
+            first.reshape(-1), second.reshape(-1), out.reshape(-1),
+            problem.batch, problem.c_in, problem.c_out, problem.groups,
+            *problem.geometry.as_kernel_args(),
+            col, io, the_plan.samples_per_tile, the_plan.tile, problem.geometry.is_pointwise,
+            threads, gemm_threads,
+        )
+    return out
+
+
+def forward(x, weight, problem):
+    """y = conv(x) on an input padded for every mode but zeros (which the kernel handles)."""
+    _check_kernel_dims(problem)
+    y = _allocate(problem.forward_output_shape, x.dtype, "output")
+    if problem.batch == 0:
+        return y
+    the_plan = plan("forward", problem, x.dtype.itemsize)
+    return _run_generic(_conv_kernels.conv_forward, x, weight, y, problem, the_plan)
+
+
+def backward_input(grad_y, weight, problem):
+    """grad_x = conv^T(grad_y): the transposed convolution."""
+    _check_kernel_dims(problem)
+    grad_x = _allocate(problem.forward_input_shape, grad_y.dtype, "output", zero=True)
+    if problem.batch == 0:
+        return grad_x
+    the_plan = plan("backward_input", problem, grad_y.dtype.itemsize)
+    if the_plan.algorithm == "col2im":
+        return _run_generic(_conv_kernels.conv_backward_input, grad_y, weight, grad_x, problem,
+                            the_plan)
+    return _run_phases(grad_y, weight, grad_x, problem, the_plan)
+
+
+def backward_weight(x, grad_y, problem):
+    """grad_w = sum over samples of grad_y @ im2col(x)^T, per group."""
+    _check_kernel_dims(problem)
+    grad_w = _allocate(problem.weight_shape, x.dtype, "weight gradient", zero=True)
+    if problem.batch == 0:
+        return grad_w
+    the_plan = plan("backward_weight", problem, x.dtype.itemsize)
+    return _run_generic(_conv_kernels.conv_backward_weight, x, grad_y, grad_w, problem, the_plan)
+
+
+def phase_weights(weight, phases, groups):
+    """Concatenated per-phase GEMM weights and their offsets.
+
+    ``weight`` is the transposed convolution's ``(C_in, C_out / groups, *k)``; phase ``p``
+    contributes, per group, the row-major ``(C_out / groups, C_in / groups * K_p)`` matrix of
+    its sub-kernel taps (in the order :meth:`ConvGeometry.transpose_phases` gives them).
+    """
+    c_in, cout_g = weight.shape[:2]
+    cin_g = c_in // groups
+    blocks, offsets, offset = [], [], 0
+    for phase in phases:
+        sub = weight[(slice(None), slice(None)) + np.ix_(*phase["taps"])]
+        sub = sub.reshape((groups, cin_g, cout_g, -1)).transpose(0, 2, 1, 3)
+        blocks.append(sub.reshape(-1))
+        offsets.append(offset)
+        offset += blocks[-1].size
+    return np.ascontiguousarray(np.concatenate(blocks)), np.array(offsets, dtype=np.intp)
+
+
+def _run_phases(x, weight, y, problem, the_plan):
+    g = problem.geometry
+    phases = [p for p in g.transpose_phases() if 0 not in p["sub_out"] and 0 not in p["sub_kernel"]]
+    if not phases:
+        return y
+    weights, offsets = phase_weights(weight, phases, problem.groups)
+    table = {key: np.array([p[key] for p in phases], dtype=np.intp)
+             for key in ("sub_out", "sub_kernel", "sub_pad", "first")}
+    _check_blas_dims(problem, the_plan)
+    col, io = _workspaces(the_plan, y.dtype)
+    threads, gemm_threads = _threads()
+    with _blas_threads.single_threaded_blas():
+        _conv_kernels.conv_transpose_phases(
+            x.reshape(-1), weights, y.reshape(-1),
+            problem.batch, problem.c_out, problem.c_in, problem.groups,
+            np.array(g.output_size, dtype=np.intp), np.array(g.input_size, dtype=np.intp),
+            np.array(g.stride, dtype=np.intp), table["sub_out"], table["sub_kernel"],
+            table["sub_pad"], table["first"], offsets,
+            col, io, the_plan.samples_per_tile, the_plan.tile, threads, gemm_threads,
+        )
+    return y

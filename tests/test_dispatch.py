@@ -1,0 +1,103 @@
+"""Every algorithm and tiling regime of the dispatcher against the plain-NumPy reference.
+
+The dispatcher picks one algorithm per pass from the geometry; here each one is forced on
+geometries that exercise it, and the tile budgets are shrunk so that tiles of several whole
+samples, tiles of part of a sample and one-column tiles all run.
+"""
+
+import itertools
+
+import numpy as np
+import pytest
+
+import fastdeconv
+from fastdeconv import _dispatch
+from fastdeconv._geometry import ConvGeometry
+from fastdeconv._problem import conv_transpose_problem
+from fastdeconv.testing import conv_backward_reference, conv_reference, conv_transpose_reference
+
+TRANSPOSE_CASES = [
+    ((3, 4, 5, 4), (4, 3, 4, 4), dict(stride=2, padding=1)),
+    ((2, 4, 5, 4), (4, 6, 3, 3), dict(stride=2, padding=1, output_padding=1, groups=2)),
+    ((2, 2, 7), (2, 3, 16), dict(stride=8, padding=4)),
+    ((2, 3, 6), (3, 2, 1), dict(stride=3)),                               # kernel < stride
+    ((2, 2, 3, 3, 2), (2, 2, 3, 2, 2), dict(stride=(2, 1, 3), padding=((1, 0), (0, 1), (1, 1)))),
+    ((2, 4, 4, 4), (4, 1, 4, 4), dict(stride=2, padding=1, groups=4)),    # depthwise
+    ((2, 4, 3, 3), (4, 2, 2, 2), dict(stride=2)),                          # kernel == stride
+    ((2, 2, 4, 4), (2, 2, 3, 3), dict(stride=1, padding="same")),
+    ((2, 2, 4, 4), (2, 2, 3, 3), dict(stride=2, dilation=2, output_padding=1)),  # phases -> col2im
+    ((3, 4, 5, 5), (4, 2, 1, 1), {}),                                      # pointwise
+]
+BUDGETS = {"default": None, "several samples": 4096, "part of a sample": 256, "one column": 1}
+
+
+@pytest.fixture(params=list(BUDGETS))
+def budget(request, monkeypatch):
+    value = BUDGETS[request.param]
+    if value is not None:
+        monkeypatch.setattr(_dispatch, "TILE_BYTES", value)
+        monkeypatch.setattr(_dispatch, "MIN_COLUMNS", 1)
+        monkeypatch.setattr(_dispatch, "TARGET_COLUMNS", 10**9)
+    return request.param
+
+
+@pytest.mark.parametrize("algorithm", _dispatch.ALGORITHMS["backward_input"])
+@pytest.mark.parametrize("x_shape, w_shape, kw", TRANSPOSE_CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_conv_transpose_algorithm_matches_reference(algorithm, x_shape, w_shape, kw, dtype, budget, rng, assert_close):
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    with _dispatch.forced_algorithm(algorithm):
+        y = fastdeconv.conv_transpose(x, w, **kw)
+    assert_close(y, conv_transpose_reference(x, w, **kw), dtype)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kw", [
+    ((5, 4, 6, 5), (6, 2, 3, 3), dict(stride=2, padding=1, groups=2)),
+    ((3, 6, 7), (4, 6, 1), {}),
+    ((2, 2, 4, 5, 3), (3, 2, 2, 3, 2), dict(padding=1, dilation=(1, 2, 1))),
+])
+def test_forward_and_weight_gradient_in_every_tiling_regime(x_shape, w_shape, kw, budget, rng, assert_close):
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    y = fastdeconv.conv(x, w, **kw)
+    assert_close(y, conv_reference(x, w, **kw))
+    gy = rng.standard_normal(y.shape)
+    for got, want in zip(fastdeconv.conv_backward(gy, x, w, **kw), conv_backward_reference(x, w, gy, **kw)):
+        assert_close(got, want)
+
+
+def test_the_tiling_regimes_are_really_reached(monkeypatch):
+    problem = conv_transpose_problem((8, 4, 5, 4), (4, 3, 4, 4), stride=2, padding=1)
+    assert _dispatch.plan("backward_input", problem, 8).samples_per_tile > 1
+    monkeypatch.setattr(_dispatch, "TILE_BYTES", 256)
+    monkeypatch.setattr(_dispatch, "MIN_COLUMNS", 1)
+    one = _dispatch.plan("backward_input", problem, 8)
+    assert one.samples_per_tile == 1 and one.tile < problem.geometry.output_numel
+
+
+def test_algorithm_choice_and_forcing():
+    problem = conv_transpose_problem((1, 2, 4), (2, 2, 4), stride=2, dilation=2)
+    with _dispatch.forced_algorithm("phases"):
+        assert _dispatch.plan("backward_input", problem, 8).algorithm == "col2im"  # dilation 2
+    problem = conv_transpose_problem((1, 2, 4), (2, 2, 4), stride=2)
+    with _dispatch.forced_algorithm("phases"):
+        assert _dispatch.plan("backward_input", problem, 8).algorithm == "phases"
+    assert _dispatch.plan("backward_input", problem, 8).algorithm in _dispatch.ALGORITHMS["backward_input"]
+
+
+@pytest.mark.parametrize("n_out, k, s, pad", list(itertools.product([1, 5, 8, 13], [1, 2, 3, 4, 7], [1, 2, 3, 5], [0, 1, 3])))
+def test_stride_phases_cover_every_output_once_with_every_contributing_tap(n_out, k, s, pad):
+    g = ConvGeometry(input_size=(n_out,), output_size=(max(1, n_out),), kernel_size=(k,), stride=(s,),
+                     dilation=(1,), padding=((pad, 0),), output_padding=(0,))
+    covered = np.zeros(n_out, dtype=int)
+    for phase in g.transpose_phases():
+        (first,), (count,), (taps,) = phase["first"], phase["sub_out"], phase["taps"]
+        for u in range(count):
+            o = first + u * s
+            covered[o] += 1
+            # exactly the taps t with (o + pad - t) divisible by s reach output o
+            expected = sorted(t for t in range(k) if (o + pad - t) % s == 0)
+            assert sorted(taps) == expected
+    # every output position belongs to exactly one phase (a phase may have no taps at all
+    # when the kernel is shorter than the stride: its outputs stay zero)
+    assert np.all(covered == 1)
