@@ -64,15 +64,21 @@ def _mode_indices(problem):
     ]
 
 
-def _pad_input(x, problem):
-    """Pad x explicitly for reflect/replicate/circular; returns (padded x, padded problem)."""
+def _padded_problem(problem):
+    """The problem on an explicitly padded input (padding modes other than zeros)."""
     if problem.padding_mode == "zeros":
-        return x, problem
+        return problem
+    return ConvProblem(problem.geometry.padded(), problem.batch, problem.c_in, problem.c_out,
+                       problem.groups)
+
+
+def _pad_input(x, problem):
+    """Pad x explicitly for reflect/replicate/circular (zero padding is the kernels' job)."""
+    if problem.padding_mode == "zeros":
+        return x
     for dim, index in enumerate(_mode_indices(problem)):
         x = x.take(index, axis=2 + dim)
-    padded = ConvProblem(problem.geometry.padded(), problem.batch, problem.c_in, problem.c_out,
-                         problem.groups)
-    return np.ascontiguousarray(x), padded
+    return np.ascontiguousarray(x)
 
 
 def _fold_padding(grad_padded, problem):
@@ -116,6 +122,21 @@ def _add_bias(y, bias):
     if bias is not None:
         y += bias.reshape((1, -1) + (1,) * (y.ndim - 2))
     return y
+
+
+_GRADS = ("x", "weight", "bias")
+
+
+def _check_grads(grads):
+    if isinstance(grads, str):
+        grads = (grads,)
+    try:
+        wanted = set(grads)
+    except TypeError:
+        raise TypeError(f"grads must be a sequence drawn from {_GRADS}, got {grads!r}") from None
+    if not wanted or not wanted <= set(_GRADS):
+        raise ValueError(f"grads must be a non-empty sequence drawn from {_GRADS}, got {grads!r}")
+    return wanted
 
 
 def _bias_grad(grad_output):
@@ -197,8 +218,7 @@ def conv(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
     problem = conv_problem(x.shape, weight.shape, stride=stride, padding=padding,
                            dilation=dilation, groups=groups, padding_mode=padding_mode)
     _check_bias(bias, problem.c_out)
-    x, padded = _pad_input(x, problem)
-    return _add_bias(_forward(x, weight, padded), bias)
+    return _add_bias(_forward(_pad_input(x, problem), weight, _padded_problem(problem)), bias)
 
 
 @docfiller
@@ -285,7 +305,7 @@ def conv_transpose(x, weight, bias=None, *, stride=1, padding=0, output_padding=
 
 @docfiller
 def conv_backward(grad_output, x, weight, *, stride=1, padding=0, dilation=1, groups=1,
-                  padding_mode="zeros"):
+                  padding_mode="zeros", grads=("x", "weight", "bias")):
     r"""Gradients of :func:`conv` with respect to its input, weight and bias.
 
     Parameters
@@ -300,6 +320,7 @@ def conv_backward(grad_output, x, weight, *, stride=1, padding=0, dilation=1, gr
     %(dilation)s
     %(groups)s
     %(padding_mode)s
+    %(grads)s
 
     Returns
     -------
@@ -308,7 +329,9 @@ def conv_backward(grad_output, x, weight, *, stride=1, padding=0, dilation=1, gr
         that lands in the padded border is added back to the input cells it was copied from.
     grad_weight : ndarray, shape of ``weight``
     grad_bias : ndarray, shape (C_out,)
-        ``grad_output`` summed over the batch and spatial dimensions (always returned).
+        ``grad_output`` summed over the batch and spatial dimensions.
+
+    Each is ``None`` when it is not in ``grads``.
 
     See Also
     --------
@@ -331,15 +354,18 @@ def conv_backward(grad_output, x, weight, *, stride=1, padding=0, dilation=1, gr
     problem = conv_problem(x.shape, weight.shape, stride=stride, padding=padding,
                            dilation=dilation, groups=groups, padding_mode=padding_mode)
     _check_grad_output(grad_output, problem.forward_output_shape)
-    x_padded, padded = _pad_input(x, problem)
-    grad_x = _fold_padding(_backward_input(grad_output, weight, padded), problem)
-    grad_weight = _backward_weight(x_padded, grad_output, padded)
-    return grad_x, grad_weight, _bias_grad(grad_output)
+    wanted = _check_grads(grads)
+    padded = _padded_problem(problem)
+    grad_x = (_fold_padding(_backward_input(grad_output, weight, padded), problem)
+              if "x" in wanted else None)
+    grad_weight = (_backward_weight(_pad_input(x, problem), grad_output, padded)
+                   if "weight" in wanted else None)
+    return grad_x, grad_weight, _bias_grad(grad_output) if "bias" in wanted else None
 
 
 @docfiller
 def conv_transpose_backward(grad_output, x, weight, *, stride=1, padding=0, output_padding=0,
-                            dilation=1, groups=1, output_size=None):
+                            dilation=1, groups=1, output_size=None, grads=("x", "weight", "bias")):
     r"""Gradients of :func:`conv_transpose` with respect to its input, weight and bias.
 
     Parameters
@@ -355,6 +381,7 @@ def conv_transpose_backward(grad_output, x, weight, *, stride=1, padding=0, outp
     %(dilation)s
     %(groups)s
     %(output_size)s
+    %(grads)s
 
     Returns
     -------
@@ -362,6 +389,8 @@ def conv_transpose_backward(grad_output, x, weight, *, stride=1, padding=0, outp
         ``conv(grad_output, weight, ...)``: the forward convolution is the adjoint.
     grad_weight : ndarray, shape of ``weight``
     grad_bias : ndarray, shape (C_out,)
+
+    Each is ``None`` when it is not in ``grads``.
 
     See Also
     --------
@@ -385,6 +414,7 @@ def conv_transpose_backward(grad_output, x, weight, *, stride=1, padding=0, outp
         dilation=dilation, groups=groups, output_size=output_size,
     )
     _check_grad_output(grad_output, problem.forward_input_shape)
-    grad_x = _forward(grad_output, weight, problem)
-    grad_weight = _backward_weight(grad_output, x, problem)
-    return grad_x, grad_weight, _bias_grad(grad_output)
+    wanted = _check_grads(grads)
+    grad_x = _forward(grad_output, weight, problem) if "x" in wanted else None
+    grad_weight = _backward_weight(grad_output, x, problem) if "weight" in wanted else None
+    return grad_x, grad_weight, _bias_grad(grad_output) if "bias" in wanted else None

@@ -53,6 +53,65 @@ padding_mode : {"zeros", "reflect", "replicate", "circular"}, default "zeros"
     How the padded border is filled (PyTorch semantics): zeros; mirrored without repeating
     the edge (needs padding < input size); the edge value repeated; or wrapped around
     (needs padding <= input size).""",
+    "resize_parameters": """\
+size : int or sequence of int, optional
+    Output spatial size, one value for every dimension or one per dimension. Give exactly one
+    of ``size`` and ``scale_factor``.
+scale_factor : float or sequence of float, optional
+    Output size ``floor(in * scale_factor)`` per dimension. As in PyTorch (with
+    ``recompute_scale_factor`` unset) and ONNX (``scales``), the given factor, not
+    ``out / in``, enters the coordinate formula.
+mode : {"nearest", "nearest-exact", "linear", "cubic", "area"}, default "nearest"
+    ``"nearest"`` is PyTorch's legacy rule ``floor(o * in / out)`` (with
+    ``coordinate_transformation_mode``: ONNX's nearest, rounded by ``nearest_mode``);
+    ``"nearest-exact"`` rounds pixel centres (PyTorch only); ``"linear"`` (aliases
+    ``"bilinear"`` for 2 and ``"trilinear"`` for 3 spatial dimensions) and ``"cubic"``
+    (alias ``"bicubic"``, 2 dimensions) interpolate; ``"area"`` averages over
+    ``[floor(o * in / out), ceil((o + 1) * in / out))`` (PyTorch's adaptive average pooling,
+    PyTorch only).
+align_corners : bool, optional
+    PyTorch's keyword, for ``"linear"`` and ``"cubic"`` only (``None`` means False): map the
+    centres of the corner pixels onto each other, ``x_in = o * (in - 1) / (out - 1)``,
+    instead of the half-pixel rule ``x_in = (o + 0.5) / scale - 0.5``.
+antialias : bool, default False
+    For ``"linear"`` and ``"cubic"``: when downsampling, widen the interpolation filter by
+    the reduction factor and normalize its weights (PyTorch's antialiased bilinear/bicubic,
+    i.e. Pillow's; with ``coordinate_transformation_mode``, ONNX's ``antialias=1``, applied
+    only when downsampling).
+coordinate_transformation_mode : {"half_pixel", "pytorch_half_pixel", "align_corners", \
+"asymmetric", "half_pixel_symmetric"}, optional
+    Use the ONNX ``Resize`` semantics with this source-coordinate formula (``None``, the
+    default, keeps PyTorch's). Not combinable with ``align_corners``, ``"nearest-exact"`` or
+    ``"area"``.
+nearest_mode : {"round_prefer_floor", "round_prefer_ceil", "floor", "ceil"}, optional
+    ONNX rounding of the source coordinate for ``"nearest"`` (needs
+    ``coordinate_transformation_mode``; default ``"round_prefer_floor"`` as in ONNX).
+cubic_coeff_a : float, optional
+    Keys' cubic parameter ``a`` for ``"cubic"``: default -0.75 (PyTorch, ONNX), or -0.5
+    with PyTorch's ``antialias=True``; TensorFlow, JAX and Pillow use -0.5.
+exclude_outside : bool, default False
+    ONNX's keyword: give zero weight to taps outside the input and renormalize the others
+    (instead of repeating the edge pixel). Only matters for ``"cubic"`` and antialiased
+    ``"linear"``; TensorFlow 2's bicubic and JAX use it.""",
+    "resize_notes": r"""Resizing is separable: along each spatial dimension, output index :math:`o` reads the
+input at a source coordinate :math:`x(o)` and interpolates between its neighbours,
+
+.. math::
+
+    y[o] = \sum_k w_k(x(o))\, x_\text{in}[\operatorname{clamp}(i_k(x(o)), 0, n_\text{in} - 1)].
+
+With ``s`` the scale (``scale_factor``, or ``out / in`` when ``size`` is given) the
+coordinate is ``(o + 0.5) / s - 0.5`` (half pixel: PyTorch's default, ONNX
+``"half_pixel"``), ``o / s`` (``"asymmetric"``, PyTorch's legacy ``"nearest"`` which
+floors it) or ``o (in - 1) / (out - 1)`` (``align_corners``). The output size along each
+dimension is ``size`` or ``floor(in * scale_factor)``. The same per-dimension plans feed
+this kernel, :func:`resize_backward` and :func:`fastdeconv.sparse.resize_matrix`. PyTorch's
+nearest modes compute the source index in float32 arithmetic for float32 inputs; this is
+emulated, so the same pixels are picked for float32 and for float64 inputs.""",
+    "grads": """\
+grads : sequence of {"x", "weight", "bias"}, default all three
+    Which gradients to compute; the others are returned as ``None`` (a weight-gradient-only
+    call skips the transposed convolution that ``grad_x`` costs).""",
     "dtypes": """\
 Inputs are promoted together with ``numpy.result_type`` and then mapped: float16 to
 float32, bool and integers to float64; float32 and float64 are computed natively, complex

@@ -97,3 +97,29 @@ def test_backward_rejects_a_grad_output_of_the_wrong_shape():
         fastdeconv.conv_backward(np.zeros((2, 4, 7)), x, w)
     with pytest.raises(ValueError, match=r"grad_output must have the operator's output shape \(2, 3, 10\)"):
         fastdeconv.conv_transpose_backward(np.zeros((2, 3, 9)), np.zeros((2, 4, 8)), w)
+
+
+@pytest.mark.parametrize("grads", [("weight",), ("x",), ("bias",), ("x", "bias"), "weight"])
+@pytest.mark.parametrize("op", ["conv", "conv_transpose"])
+def test_backward_computes_only_the_requested_gradients(op, grads, rng):
+    x = rng.standard_normal((2, 4, 6, 5))
+    if op == "conv_transpose":
+        w, kw = rng.standard_normal((4, 2, 3, 3)), dict(stride=2, padding=1)
+    else:
+        w, kw = rng.standard_normal((2, 4, 3, 3)), dict(padding=1, padding_mode="reflect")
+    backward = getattr(fastdeconv, f"{op}_backward")
+    gy = rng.standard_normal(getattr(fastdeconv, op)(x, w, **kw).shape)
+    full = backward(gy, x, w, **kw)
+    partial = backward(gy, x, w, grads=grads, **kw)
+    wanted = {grads} if isinstance(grads, str) else set(grads)
+    for name, got, want in zip(("x", "weight", "bias"), partial, full):
+        if name in wanted:
+            np.testing.assert_array_equal(got, want)
+        else:
+            assert got is None
+
+
+@pytest.mark.parametrize("grads, error, match", [((), ValueError, "grads must be a non-empty sequence"), (("x", "w"), ValueError, r"drawn from \('x', 'weight', 'bias'\), got \('x', 'w'\)"), (3, TypeError, "grads must be a sequence")])
+def test_backward_rejects_bad_grads(grads, error, match):
+    with pytest.raises(error, match=match):
+        fastdeconv.conv_backward(np.ones((1, 1, 3)), np.ones((1, 1, 5)), np.ones((1, 1, 3)), grads=grads)
