@@ -108,7 +108,7 @@ def extensions():
     cflags += shlex.split(os.environ.get("FASTDECONV_CFLAGS", ""))
     write_build_info(bool(omp_cflags), cflags)
     common = dict(
-        include_dirs=[np.get_include()],
+        include_dirs=[np.get_include(), os.path.join(HERE, "fastdeconv", "_ext")],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_22_API_VERSION")],
         extra_compile_args=cflags + omp_cflags,
         extra_link_args=omp_ldflags,

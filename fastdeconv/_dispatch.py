@@ -11,7 +11,13 @@ forward            ``im2col``: column tile + one GEMM per group (the column tile
                    itself for a 1x1 convolution with unit stride and no padding)
 backward_input     ``phases``: stride-phase (sub-pixel) decomposition, each phase a stride-1
                    im2col + GEMM written to every stride-th output (dilation 1);
-                   ``col2im``: GEMM into a column tile, then a scatter-add (any geometry)
+                   ``col2im``: GEMM into a column tile, then a scatter-add (any geometry);
+                   ``depthwise``: direct vectorised loops over stride phases when every group
+                   has one input channel (dilation 1), no GEMM;
+                   ``subpixel``: when every kernel size is a multiple of its stride (dilation
+                   1) all phases share one column matrix, so the transposed convolution is
+                   one forward convolution with ``prod(stride) * C_out`` channels followed by
+                   a pure permutation (depth-to-space, Shi et al. 2016): no scatter-add
 backward_weight    ``im2col``: column tile, GEMM accumulated over tiles with ``beta = 1``
 =================  ===========================================================================
 
@@ -22,14 +28,17 @@ sample. :func:`forced_algorithm` lets the
 tests run every algorithm on every geometry it supports.
 """
 
+import itertools
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from . import _blas_threads
 from ._ext import _conv_kernels
+from ._geometry import ConvGeometry
+from ._problem import ConvProblem
 from ._threads import num_threads
 
 __all__ = [
@@ -58,7 +67,7 @@ MIN_COLUMNS = 128
 
 ALGORITHMS = {
     "forward": ("im2col",),
-    "backward_input": ("phases", "col2im"),
+    "backward_input": ("phases", "col2im", "depthwise", "subpixel"),
     "backward_weight": ("im2col",),
 }
 
@@ -103,13 +112,29 @@ def _tiling(rows, length, batch, itemsize):
     return 1, max(1, min(length, tile))
 
 
+def _is_depthwise(problem):
+    """Each group has one input channel of the transposed convolution (= c_out here)."""
+    return problem.groups == problem.c_out and problem.c_in // problem.groups <= 4
+
+
 def _choose_backward_input(problem):
     g = problem.geometry
     forced = getattr(_forced, "name", None)
+    unit_dilation = all(d == 1 for d in g.dilation)
     if forced in ALGORITHMS["backward_input"]:
-        if forced == "phases" and any(d != 1 for d in g.dilation):
+        if forced == "phases" and not unit_dilation:
             return "col2im"  # stride phases need dilation 1
+        if forced == "depthwise" and not (unit_dilation and _is_depthwise(problem)):
+            return "col2im"
+        if forced == "subpixel" and _subpixel_layout(problem, limit=None) is None:
+            return "col2im"
         return forced
+    if unit_dilation and _is_depthwise(problem):
+        return "depthwise"
+    if (problem.c_in // problem.groups >= SUBPIXEL_MIN_CHANNELS
+            and g.kernel_numel >= SUBPIXEL_MIN_KERNEL
+            and _subpixel_layout(problem) is not None):
+        return "subpixel"
     # Measured on the benchmark suite (float32, 1 and 2 threads): col2im is faster on every
     # case today; "phases" stays selectable (and tested) while its weight gather and im2col
     # are being optimised.
@@ -120,6 +145,14 @@ def plan(pass_name, problem, itemsize):
     """The :class:`Plan` for one pass of ``problem`` (a :class:`fastdeconv._problem.ConvProblem`)."""
     g = problem.geometry
     batch = max(problem.batch, 1)
+    if pass_name == "backward_input" and _choose_backward_input(problem) == "depthwise":
+        return Plan("depthwise", 1, 0, 0, 0)
+    if pass_name == "backward_input" and _choose_backward_input(problem) == "subpixel":
+        layout = _subpixel_layout(problem, limit=None)
+        inner = plan("forward", layout["problem"], itemsize)
+        chunk = layout["samples_per_chunk"]
+        return Plan("subpixel", chunk, inner.tile, inner.col_elements,
+                    inner.io_elements + layout["z_elements_per_sample"] * chunk)
     if pass_name == "backward_input" and _choose_backward_input(problem) == "phases":
         phases = [p for p in g.transpose_phases() if 0 not in p["sub_out"] and 0 not in p["sub_kernel"]]
         k_max = max((int(np.prod(p["sub_kernel"])) for p in phases), default=1)
@@ -220,7 +253,121 @@ def backward_input(grad_y, weight, problem):
     if the_plan.algorithm == "col2im":
         return _run_generic(_conv_kernels.conv_backward_input, grad_y, weight, grad_x, problem,
                             the_plan)
+    if the_plan.algorithm == "subpixel":
+        return _run_subpixel(grad_y, weight, grad_x, problem)
     return _run_phases(grad_y, weight, grad_x, problem, the_plan)
+
+
+#: The sub-pixel path is chosen when its intermediate (all phases on a common grid) has at
+#: most this much more than the output's positions (border phases make it larger) and the
+#: groups have at least SUBPIXEL_MIN_CHANNELS output channels (else its GEMM is too thin).
+#: Measured on the benchmark suite (float32 and float64): it wins where kernels are large,
+#: whose column tiles get narrow in col2im (fcn32s, 64x64 kernel: 31 -> 22 ms float32, 63 ->
+#: 40 ms float64), and ties or loses by up to 10% on small kernels, hence
+#: SUBPIXEL_MIN_KERNEL taps.
+SUBPIXEL_MAX_OVERHEAD = 1.15
+SUBPIXEL_MIN_CHANNELS = 8
+SUBPIXEL_MIN_KERNEL = 64
+
+
+def _subpixel_layout(problem, limit=SUBPIXEL_MAX_OVERHEAD):
+    """Shapes of the sub-pixel decomposition, or None when it does not apply (or pay)."""
+    g = problem.geometry
+    if any(d != 1 for d in g.dilation) or any(k % s for k, s in zip(g.kernel_size, g.stride)):
+        return None
+    sub_kernel = tuple(k // s for k, s in zip(g.kernel_size, g.stride))
+    u_min, u_max = [], []
+    for n_out, s, before in zip(g.input_size, g.stride, g.pad_before):
+        q_lo = [-((rho - before) // s) for rho in range(s)]
+        q_hi = [(n_out - 1 + before - rho) // s + 1 for rho in range(s)]
+        u_min.append(min(q_lo))
+        u_max.append(max(q_hi))
+    common = tuple(hi - lo for lo, hi in zip(u_min, u_max))
+    n_phases = int(np.prod(g.stride))
+    if min(common) < 1:
+        return None
+    overhead = n_phases * int(np.prod(common)) / g.input_numel
+    if limit is not None and overhead > limit:
+        return None
+    z_geometry = ConvGeometry(
+        input_size=g.output_size, output_size=common, kernel_size=sub_kernel,
+        stride=(1,) * g.ndim, dilation=(1,) * g.ndim,
+        padding=tuple((m - 1 - lo, 0) for m, lo in zip(sub_kernel, u_min)),
+        output_padding=(0,) * g.ndim,
+    )
+    cout_g = problem.c_in // problem.groups
+    z_channels = problem.groups * n_phases * cout_g
+    z_per_sample = z_channels * int(np.prod(common))
+    chunk = max(1, min(problem.batch, WORKSPACE_BYTES // (8 * z_per_sample)))
+    z_problem = ConvProblem(z_geometry, chunk, problem.c_out, z_channels, problem.groups)
+    return dict(problem=z_problem, u_min=tuple(u_min), common=common,
+                samples_per_chunk=chunk, z_elements_per_sample=z_per_sample)
+
+
+def subpixel_weight(weight, stride, groups):
+    """Forward-convolution weight of the sub-pixel decomposition (kernel = multiple of stride).
+
+    ``weight`` is the transposed convolution's ``(C_in, C_out / groups, *k)``; the result is
+    ``(groups * prod(stride) * C_out / groups, C_in / groups, *(k / stride))`` with output
+    channels ordered (group, phase, channel) and each sub-kernel flipped: tap ``t = rho + m *
+    stride`` of phase ``rho`` sits at sub-kernel position ``k / stride - 1 - m``.
+    """
+    c_in, cout_g = weight.shape[:2]
+    ndim = weight.ndim - 2
+    sub = [k // s for k, s in zip(weight.shape[2:], stride)]
+    split = weight.reshape((groups, c_in // groups, cout_g)
+                           + tuple(v for m, s in zip(sub, stride) for v in (m, s)))
+    # axes: 0 group, 1 cin, 2 cout, then (m_d, rho_d) for each dimension d
+    m_axes = [3 + 2 * d for d in range(ndim)]
+    rho_axes = [4 + 2 * d for d in range(ndim)]
+    flipped = np.flip(split, axis=m_axes)
+    ordered = flipped.transpose([0] + rho_axes + [2, 1] + m_axes)
+    return np.ascontiguousarray(ordered).reshape(
+        (groups * int(np.prod(stride)) * cout_g, c_in // groups) + tuple(sub))
+
+
+def _subpixel_phase_table(problem, u_min):
+    """(start in the common grid, count, first output position) per phase and dimension."""
+    g = problem.geometry
+    per_dim = []
+    for n_out, s, before, lo in zip(g.input_size, g.stride, g.pad_before, u_min):
+        options = []
+        for rho in range(s):
+            q_lo = -((rho - before) // s)
+            q_hi = (n_out - 1 + before - rho) // s + 1
+            options.append((q_lo - lo, max(0, q_hi - q_lo), q_lo * s + rho - before))
+        per_dim.append(options)
+    combos = list(itertools.product(*per_dim))
+    return [np.array([[c[i] for c in combo] for combo in combos], dtype=np.intp)
+            for i in range(3)]
+
+
+def _run_subpixel(x, weight, y, problem):
+    layout = _subpixel_layout(problem, limit=None)
+    g = problem.geometry
+    z_weight = subpixel_weight(weight, g.stride, problem.groups)
+    start, count, first = _subpixel_phase_table(problem, layout["u_min"])
+    chunk = layout["samples_per_chunk"]
+    for n0 in range(0, problem.batch, chunk):
+        part = x[n0:n0 + chunk]
+        z = forward(part, z_weight, replace(layout["problem"], batch=part.shape[0]))
+        _conv_kernels.depth_to_space_phases(
+            z.reshape(-1), y[n0:n0 + chunk].reshape(-1), part.shape[0], problem.c_in,
+            problem.groups, np.array(layout["common"], dtype=np.intp),
+            np.array(g.input_size, dtype=np.intp), np.array(g.stride, dtype=np.intp),
+            start, count, first, num_threads(),
+        )
+    return y
+
+
+def _phase_table(problem):
+    phases = [p for p in problem.geometry.transpose_phases()
+              if 0 not in p["sub_out"] and 0 not in p["sub_kernel"]]
+    if not phases:  # e.g. a 1-tap kernel with stride > output: no output is reached
+        return phases, {}
+    table = {key: np.array([p[key] for p in phases], dtype=np.intp).reshape(len(phases), -1)
+             for key in ("sub_out", "sub_kernel", "sub_pad", "first")}
+    return phases, table
 
 
 def backward_weight(x, grad_y, problem):
@@ -254,12 +401,26 @@ def phase_weights(weight, phases, groups):
 
 def _run_phases(x, weight, y, problem, the_plan):
     g = problem.geometry
-    phases = [p for p in g.transpose_phases() if 0 not in p["sub_out"] and 0 not in p["sub_kernel"]]
+    phases, table = _phase_table(problem)
     if not phases:
         return y
     weights, offsets = phase_weights(weight, phases, problem.groups)
-    table = {key: np.array([p[key] for p in phases], dtype=np.intp)
-             for key in ("sub_out", "sub_kernel", "sub_pad", "first")}
+    if the_plan.algorithm == "depthwise":
+        # one zero-padded copy of an input plane serves every phase: positions
+        # -sub_pad .. sub_out - 1 - sub_pad + sub_kernel - 1 of each phase, per dimension
+        low = np.minimum((-table["sub_pad"]).min(axis=0), 0)
+        high = (table["sub_out"] - 1 - table["sub_pad"] + table["sub_kernel"] - 1).max(axis=0)
+        high = np.maximum(high, np.array(g.output_size) - 1)
+        halo = (-low).astype(np.intp)
+        padded = (high - low + 1).astype(np.intp)
+        _conv_kernels.conv_transpose_depthwise(
+            x.reshape(-1), weights, y.reshape(-1), problem.batch, problem.c_out,
+            problem.c_in // problem.groups,
+            np.array(g.output_size, dtype=np.intp), np.array(g.input_size, dtype=np.intp),
+            np.array(g.stride, dtype=np.intp), table["sub_out"], table["sub_kernel"],
+            table["sub_pad"], table["first"], offsets, halo, padded, num_threads(),
+        )
+        return y
     _check_blas_dims(problem, the_plan)
     col, io = _workspaces(the_plan, y.dtype)
     threads, gemm_threads = _threads()

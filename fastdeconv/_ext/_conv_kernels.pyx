@@ -33,9 +33,32 @@ dimensions fit in ``blas_int``.
 """
 from cython cimport floating
 from cython.parallel cimport prange
+from libc.stdlib cimport free, malloc
 from libc.string cimport memset, memcpy
 
 from ._blas cimport gemm, blas_int
+
+cdef extern from "_simd.h" nogil:
+    void fd_axpy_f(Py_ssize_t n, float a, const float* x, float* y)
+    void fd_axpy_d(Py_ssize_t n, double a, const double* x, double* y)
+    void fd_add_f(Py_ssize_t n, const float* x, float* y)
+    void fd_add_d(Py_ssize_t n, const double* x, double* y)
+
+
+cdef inline void axpy(Py_ssize_t n, floating a, const floating* x, floating* y) noexcept nogil:
+    """y[:n] += a * x[:n], vectorised for the CPU at hand (see _simd.h)."""
+    if floating is float:
+        fd_axpy_f(n, a, x, y)
+    else:
+        fd_axpy_d(n, a, x, y)
+
+
+cdef inline void add(Py_ssize_t n, const floating* x, floating* y) noexcept nogil:
+    """y[:n] += x[:n], vectorised for the CPU at hand (see _simd.h)."""
+    if floating is float:
+        fd_add_f(n, x, y)
+    else:
+        fd_add_d(n, x, y)
 from ._openmp cimport FASTDECONV_HAVE_OPENMP, omp_get_max_threads
 
 cdef enum:
@@ -220,8 +243,7 @@ cdef void col2im_row(const floating* src, floating* x_channel, const Geometry* g
             valid_range(idx[last], seg, s, off, n_last, &lo, &hi)
             dst = x_channel + base + off
             if s == 1:
-                for o in range(lo, hi):
-                    dst[o] += src[o - idx[last]]
+                add(hi - lo, src + (lo - idx[last]), dst + lo)
             else:
                 for o in range(lo, hi):
                     dst[o * s] += src[o - idx[last]]
@@ -614,6 +636,213 @@ def conv_transpose_phases(const floating[::1] x, const floating[::1] phase_weigh
                                   c_out * Y, &y_size[0], &first[ph, 0], &step[0], num_threads)
                     l0 = l1
                 n0 += nbt
+
+
+cdef void store_phase_plane(const floating* z, floating* dst_plane, int ndim,
+                            const Py_ssize_t* z_strides, const Py_ssize_t* count,
+                            const Py_ssize_t* y_size, const Py_ssize_t* first,
+                            const Py_ssize_t* step) noexcept nogil:
+    """Write a phase plane ``z`` (rows ``z_strides`` apart) to every ``step``-th output."""
+    cdef Py_ssize_t idx[MAX_NDIM]
+    cdef Py_ssize_t rows = 1, r, rem, zoff, ybase, u, s = step[ndim - 1], cnt = count[ndim - 1]
+    cdef int d
+    cdef const floating* src
+    cdef floating* dst
+    for d in range(ndim - 1):
+        rows *= count[d]
+    for r in range(rows):
+        rem = r
+        for d in range(ndim - 2, -1, -1):
+            idx[d] = rem % count[d]
+            rem = rem / count[d]
+        zoff = 0
+        ybase = 0
+        for d in range(ndim - 1):
+            zoff += idx[d] * z_strides[d]
+            ybase = ybase * y_size[d] + first[d] + idx[d] * step[d]
+        src = z + zoff
+        dst = dst_plane + ybase * y_size[ndim - 1] + first[ndim - 1]
+        for u in range(cnt):
+            dst[u * s] = src[u]
+
+
+def conv_transpose_depthwise(const floating[::1] x, const floating[::1] phase_weight,
+                             floating[::1] y, Py_ssize_t batch, Py_ssize_t channels,
+                             Py_ssize_t multiplier,
+                             const Py_ssize_t[::1] x_size, const Py_ssize_t[::1] y_size,
+                             const Py_ssize_t[::1] step, const Py_ssize_t[:, ::1] sub_out,
+                             const Py_ssize_t[:, ::1] sub_kernel, const Py_ssize_t[:, ::1] sub_pad,
+                             const Py_ssize_t[:, ::1] first, const Py_ssize_t[::1] weight_offset,
+                             const Py_ssize_t[::1] halo, const Py_ssize_t[::1] padded_size,
+                             int num_threads):
+    """Depthwise transposed convolution (groups == input channels), direct, by stride phases.
+
+    Output channel ``c * multiplier + j`` is the transposed convolution of input channel ``c``
+    with kernel ``weight[c, j]``. Each input plane is copied once into a zero-padded buffer
+    (``halo`` positions before, ``padded_size`` in all) laid out so that, for every phase, a
+    sub-kernel tap is one flat multiply-add over the whole phase plane::
+
+        z[u] += w[t] * xpad[u + base(phase) + offset(t)]     (u over the padded row layout)
+
+    a long vectorised loop (``axpy`` in ``_simd.h``); the phase plane ``z`` is then written to
+    every ``step``-th output. Each output receives its taps in a fixed order, and planes are
+    independent (parallel over sample, channel, j), so the result does not depend on the
+    thread count. ``y`` must be zero on entry.
+    """
+    cdef Py_ssize_t n_phases = sub_out.shape[0], ndim = x_size.shape[0]
+    cdef Py_ssize_t P = 1, Y = 1, E = 1, ph, d, item, n, c, j, t, rem, r, rows_x
+    cdef Py_ssize_t strides[MAX_NDIM]  # read-only inside the parallel loop
+    cdef Py_ssize_t* base = <Py_ssize_t*> malloc(max(n_phases, 1) * sizeof(Py_ssize_t))
+    cdef Py_ssize_t* span = <Py_ssize_t*> malloc(max(n_phases, 1) * sizeof(Py_ssize_t))
+    cdef Py_ssize_t* ks = <Py_ssize_t*> malloc(max(n_phases, 1) * sizeof(Py_ssize_t))
+    cdef Py_ssize_t* tap_offset
+    cdef Py_ssize_t k_total = 0, k_start, span_max = 1, xoff
+    cdef floating* xpad
+    cdef floating* z
+    cdef const floating* w
+    cdef int failed = 0
+    cdef int* failed_flag = &failed
+    if base == NULL or span == NULL or ks == NULL:
+        free(base); free(span); free(ks)
+        raise MemoryError("cannot allocate the phase table")
+    for d in range(ndim):
+        P *= x_size[d]
+        Y *= y_size[d]
+        E *= padded_size[d]
+    strides[ndim - 1] = 1
+    for d in range(ndim - 2, -1, -1):
+        strides[d] = strides[d + 1] * padded_size[d + 1]
+    # per phase: start of u = 0 in the padded plane, length of the flat loop, taps
+    for ph in range(n_phases):
+        base[ph] = 0
+        span[ph] = 1
+        ks[ph] = 1
+        for d in range(ndim):
+            base[ph] += (halo[d] - sub_pad[ph, d]) * strides[d]
+            span[ph] += (sub_out[ph, d] - 1) * strides[d]
+            ks[ph] *= sub_kernel[ph, d]
+        k_total += ks[ph]
+        if span[ph] > span_max:
+            span_max = span[ph]
+    tap_offset = <Py_ssize_t*> malloc(max(k_total, 1) * sizeof(Py_ssize_t))
+    if tap_offset == NULL:
+        free(base); free(span); free(ks)
+        raise MemoryError("cannot allocate the tap table")
+    k_start = 0
+    for ph in range(n_phases):
+        for t in range(ks[ph]):
+            rem = t
+            tap_offset[k_start + t] = 0
+            for d in range(ndim - 1, -1, -1):
+                tap_offset[k_start + t] += (rem % sub_kernel[ph, d]) * strides[d]
+                rem = rem / sub_kernel[ph, d]
+        k_start += ks[ph]
+    rows_x = P / x_size[ndim - 1]
+    try:
+        with nogil:
+            for item in prange(batch * channels * multiplier, num_threads=num_threads,
+                               schedule="static"):
+                n = item / (channels * multiplier)
+                c = (item / multiplier) % channels
+                j = item % multiplier
+                xpad = <floating*> malloc((E + span_max) * sizeof(floating))
+                if xpad == NULL:
+                    failed_flag[0] = 1
+                    continue
+                z = xpad + E
+                # the zero-padded copy of input plane (n, c)
+                memset(xpad, 0, E * sizeof(floating))
+                for r in range(rows_x):
+                    rem = r
+                    xoff = halo[ndim - 1]
+                    for d in range(ndim - 2, -1, -1):
+                        xoff = xoff + (rem % x_size[d] + halo[d]) * strides[d]
+                        rem = rem / x_size[d]
+                    memcpy(xpad + xoff, &x[0] + (n * channels + c) * P + r * x_size[ndim - 1],
+                           x_size[ndim - 1] * sizeof(floating))
+                k_start = 0
+                for ph in range(n_phases):
+                    if ks[ph] == 0 or sub_out[ph, 0] == 0:
+                        k_start = k_start + ks[ph]
+                        continue
+                    w = &phase_weight[0] + weight_offset[ph] + (c * multiplier + j) * ks[ph]
+                    memset(z, 0, span[ph] * sizeof(floating))
+                    for t in range(ks[ph]):
+                        axpy(span[ph], w[t], xpad + base[ph] + tap_offset[k_start + t], z)
+                    k_start = k_start + ks[ph]
+                    store_phase_plane(
+                        z, &y[0] + (n * channels * multiplier + c * multiplier + j) * Y,
+                        <int> ndim, strides, &sub_out[ph, 0], &y_size[0], &first[ph, 0],
+                        &step[0])
+                free(xpad)
+    finally:
+        free(base)
+        free(span)
+        free(ks)
+        free(tap_offset)
+    if failed:
+        raise MemoryError("cannot allocate a plane buffer of the depthwise kernel")
+
+
+cdef void depth_to_space_plane(const floating* src_plane, floating* dst_plane, int ndim,
+                               const Py_ssize_t* z_size, const Py_ssize_t* y_size,
+                               const Py_ssize_t* step, const Py_ssize_t* start,
+                               const Py_ssize_t* count, const Py_ssize_t* first) noexcept nogil:
+    """One (sample, phase, channel) plane of :func:`depth_to_space_phases` (own index arrays)."""
+    cdef Py_ssize_t idx[MAX_NDIM]
+    cdef Py_ssize_t rows = 1, r, rem, zoff, ybase, u, s = step[ndim - 1], cnt = count[ndim - 1]
+    cdef int d
+    cdef const floating* src
+    cdef floating* dst
+    for d in range(ndim - 1):
+        rows *= count[d]
+    for r in range(rows):
+        rem = r
+        for d in range(ndim - 2, -1, -1):
+            idx[d] = rem % count[d]
+            rem = rem / count[d]
+        zoff = 0
+        ybase = 0
+        for d in range(ndim - 1):
+            zoff = zoff * z_size[d] + start[d] + idx[d]
+            ybase = ybase * y_size[d] + first[d] + idx[d] * step[d]
+        src = src_plane + zoff * z_size[ndim - 1] + start[ndim - 1]
+        dst = dst_plane + ybase * y_size[ndim - 1] + first[ndim - 1]
+        for u in range(cnt):
+            dst[u * s] = src[u]
+
+
+def depth_to_space_phases(const floating[::1] z, floating[::1] y, Py_ssize_t batch,
+                          Py_ssize_t channels, Py_ssize_t groups, const Py_ssize_t[::1] z_size,
+                          const Py_ssize_t[::1] y_size, const Py_ssize_t[::1] step,
+                          const Py_ssize_t[:, ::1] phase_start, const Py_ssize_t[:, ::1] count,
+                          const Py_ssize_t[:, ::1] first, int num_threads):
+    """Write each phase's block of ``z`` to every ``step``-th position of ``y`` (a permutation).
+
+    ``z`` is ``(batch, n_phases * channels, *z_size)``, its channels ordered (group, phase,
+    channel within the group) as a grouped forward convolution produces them; output channel
+    ``c = g * (channels / groups) + j`` of phase ``p`` is ``z`` channel
+    ``(g * n_phases + p) * (channels / groups) + j``. Positions ``u`` of phase ``p`` with
+    ``phase_start[p] <= u < phase_start[p] + count[p]`` go to
+    ``y[:, c, first[p] + (u - phase_start[p]) * step]``. Phases cover disjoint outputs, so
+    this is a parallel copy with no overlap (over sample, phase, channel).
+    """
+    cdef Py_ssize_t n_phases = phase_start.shape[0]
+    cdef int ndim = <int> z_size.shape[0], d
+    cdef Py_ssize_t Z = 1, Y = 1, item, n, ph, c, zc, cout_g = channels / groups
+    for d in range(ndim):
+        Z *= z_size[d]
+        Y *= y_size[d]
+    with nogil:
+        for item in prange(batch * n_phases * channels, num_threads=num_threads,
+                           schedule="static"):
+            n = item / (n_phases * channels)
+            ph = (item / channels) % n_phases
+            c = item % channels
+            zc = ((c / cout_g) * n_phases + ph) * cout_g + c % cout_g
+            depth_to_space_plane(&z[0] + (n * n_phases * channels + zc) * Z,
+                                 &y[0] + (n * channels + c) * Y, ndim, &z_size[0], &y_size[0],
+                                 &step[0], &phase_start[ph, 0], &count[ph, 0], &first[ph, 0])
 
 
 # ------------------------------------------------------------- primitives, for tests/benchmarks
