@@ -28,7 +28,6 @@ sample. :func:`forced_algorithm` lets the
 tests run every algorithm on every geometry it supports.
 """
 
-import itertools
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -327,19 +326,20 @@ def subpixel_weight(weight, stride, groups):
 
 
 def _subpixel_phase_table(problem, u_min):
-    """(start in the common grid, count, first output position) per phase and dimension."""
+    """(start in the common grid, count, first output position) per phase and dimension.
+
+    Phases are numbered row-major over the per-dimension residues ``rho``.
+    """
     g = problem.geometry
-    per_dim = []
+    columns = []
     for n_out, s, before, lo in zip(g.input_size, g.stride, g.pad_before, u_min):
-        options = []
-        for rho in range(s):
-            q_lo = -((rho - before) // s)
-            q_hi = (n_out - 1 + before - rho) // s + 1
-            options.append((q_lo - lo, max(0, q_hi - q_lo), q_lo * s + rho - before))
-        per_dim.append(options)
-    combos = list(itertools.product(*per_dim))
-    return [np.array([[c[i] for c in combo] for combo in combos], dtype=np.intp)
-            for i in range(3)]
+        rho = np.arange(s)
+        q_lo = -((rho - before) // s)
+        q_hi = (n_out - 1 + before - rho) // s + 1
+        columns.append((q_lo - lo, np.maximum(0, q_hi - q_lo), q_lo * s + rho - before))
+    grids = [np.meshgrid(*[col[i] for col in columns], indexing="ij") for i in range(3)]
+    return [np.ascontiguousarray(np.stack([grid.reshape(-1) for grid in grid_set], axis=1),
+                                 dtype=np.intp) for grid_set in grids]
 
 
 def _run_subpixel(x, weight, y, problem):
