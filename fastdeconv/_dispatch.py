@@ -116,7 +116,7 @@ def _is_depthwise(problem):
     return problem.groups == problem.c_out and problem.c_in // problem.groups <= 4
 
 
-def _choose_backward_input(problem):
+def _choose_backward_input(problem, itemsize):
     g = problem.geometry
     forced = getattr(_forced, "name", None)
     unit_dilation = all(d == 1 for d in g.dilation)
@@ -131,9 +131,11 @@ def _choose_backward_input(problem):
     if unit_dilation and _is_depthwise(problem):
         return "depthwise"
     if (problem.c_in // problem.groups >= SUBPIXEL_MIN_CHANNELS
-            and g.kernel_numel >= SUBPIXEL_MIN_KERNEL
-            and _subpixel_layout(problem) is not None):
-        return "subpixel"
+            and g.kernel_numel >= SUBPIXEL_MIN_KERNEL):
+        layout = _subpixel_layout(problem, itemsize=itemsize)
+        output_per_sample = problem.c_in * g.input_numel
+        if layout is not None and (layout["z_elements_per_sample"] - output_per_sample) * itemsize <= SUBPIXEL_MAX_EXTRA_BYTES:
+            return "subpixel"
     # Measured on the benchmark suite (float32, 1 and 2 threads): col2im is faster on every
     # case today; "phases" stays selectable (and tested) while its weight gather and im2col
     # are being optimised.
@@ -144,15 +146,15 @@ def plan(pass_name, problem, itemsize):
     """The :class:`Plan` for one pass of ``problem`` (a :class:`fastdeconv._problem.ConvProblem`)."""
     g = problem.geometry
     batch = max(problem.batch, 1)
-    if pass_name == "backward_input" and _choose_backward_input(problem) == "depthwise":
+    if pass_name == "backward_input" and _choose_backward_input(problem, itemsize) == "depthwise":
         return Plan("depthwise", 1, 0, 0, 0)
-    if pass_name == "backward_input" and _choose_backward_input(problem) == "subpixel":
-        layout = _subpixel_layout(problem, limit=None)
+    if pass_name == "backward_input" and _choose_backward_input(problem, itemsize) == "subpixel":
+        layout = _subpixel_layout(problem, limit=None, itemsize=itemsize)
         inner = plan("forward", layout["problem"], itemsize)
         chunk = layout["samples_per_chunk"]
         return Plan("subpixel", chunk, inner.tile, inner.col_elements,
                     inner.io_elements + layout["z_elements_per_sample"] * chunk)
-    if pass_name == "backward_input" and _choose_backward_input(problem) == "phases":
+    if pass_name == "backward_input" and _choose_backward_input(problem, itemsize) == "phases":
         phases = [p for p in g.transpose_phases() if 0 not in p["sub_out"] and 0 not in p["sub_kernel"]]
         k_max = max((int(np.prod(p["sub_kernel"])) for p in phases), default=1)
         l_max = max((int(np.prod(p["sub_out"])) for p in phases), default=1)
@@ -267,9 +269,13 @@ def backward_input(grad_y, weight, problem):
 SUBPIXEL_MAX_OVERHEAD = 1.15
 SUBPIXEL_MIN_CHANNELS = 8
 SUBPIXEL_MIN_KERNEL = 64
+#: The intermediate of one sample may exceed the sample's output by at most this many bytes,
+#: so that a call's extra memory stays below max(input, output) + 32 MiB together with the
+#: forward convolution's own workspace; larger problems use col2im, whose workspace is tiled.
+SUBPIXEL_MAX_EXTRA_BYTES = 16 * 2**20
 
 
-def _subpixel_layout(problem, limit=SUBPIXEL_MAX_OVERHEAD):
+def _subpixel_layout(problem, limit=SUBPIXEL_MAX_OVERHEAD, itemsize=8):
     """Shapes of the sub-pixel decomposition, or None when it does not apply (or pay)."""
     g = problem.geometry
     if any(d != 1 for d in g.dilation) or any(k % s for k, s in zip(g.kernel_size, g.stride)):
@@ -297,7 +303,7 @@ def _subpixel_layout(problem, limit=SUBPIXEL_MAX_OVERHEAD):
     cout_g = problem.c_in // problem.groups
     z_channels = problem.groups * n_phases * cout_g
     z_per_sample = z_channels * int(np.prod(common))
-    chunk = max(1, min(problem.batch, WORKSPACE_BYTES // (8 * z_per_sample)))
+    chunk = max(1, min(problem.batch, WORKSPACE_BYTES // (itemsize * z_per_sample)))
     z_problem = ConvProblem(z_geometry, chunk, problem.c_out, z_channels, problem.groups)
     return dict(problem=z_problem, u_min=tuple(u_min), common=common,
                 samples_per_chunk=chunk, z_elements_per_sample=z_per_sample)
@@ -343,7 +349,7 @@ def _subpixel_phase_table(problem, u_min):
 
 
 def _run_subpixel(x, weight, y, problem):
-    layout = _subpixel_layout(problem, limit=None)
+    layout = _subpixel_layout(problem, limit=None, itemsize=x.dtype.itemsize)
     g = problem.geometry
     z_weight = subpixel_weight(weight, g.stride, problem.groups)
     start, count, first = _subpixel_phase_table(problem, layout["u_min"])

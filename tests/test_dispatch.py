@@ -101,3 +101,16 @@ def test_stride_phases_cover_every_output_once_with_every_contributing_tap(n_out
     # every output position belongs to exactly one phase (a phase may have no taps at all
     # when the kernel is shorter than the stride: its outputs stay zero)
     assert np.all(covered == 1)
+
+
+def test_subpixel_is_chosen_for_large_kernels_only_while_its_intermediate_is_small(monkeypatch):
+    fcn32s = conv_transpose_problem((1, 21, 16, 16), (21, 21, 64, 64), stride=32, padding=16)
+    assert _dispatch.plan("backward_input", fcn32s, 4).algorithm == "subpixel"
+    assert _dispatch.plan("backward_input", fcn32s, 8).algorithm == "subpixel"
+    monkeypatch.setattr(_dispatch, "SUBPIXEL_MAX_EXTRA_BYTES", 2**20)  # the 13% border overhead
+    assert _dispatch.plan("backward_input", fcn32s, 8).algorithm == "col2im"
+    monkeypatch.undo()
+    small_kernel = conv_transpose_problem((16, 128, 16, 16), (128, 64, 4, 4), stride=2, padding=1)
+    assert _dispatch.plan("backward_input", small_kernel, 4).algorithm == "col2im"
+    depthwise = conv_transpose_problem((4, 64, 64, 64), (64, 1, 4, 4), stride=2, padding=1, groups=64)
+    assert _dispatch.plan("backward_input", depthwise, 4).algorithm == "depthwise"
