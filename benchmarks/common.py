@@ -27,7 +27,8 @@ SUITE_ENV = "FASTDECONV_BENCH_SUITE"
 DTYPES = ["float32", "float64"]
 SEED = 1234
 # Suite op -> op name understood by fastdeconv._conv.workspace_bytes.
-_WORKSPACE_OP = {"conv": "conv", "conv_transpose": "conv_transpose", "conv_wgrad": "conv_backward"}
+_WORKSPACE_OP = {"conv": "conv", "conv_transpose": "conv_transpose", "conv_wgrad": "conv_backward",
+                 "conv_backward": "conv_backward"}
 
 
 class safe_import:
@@ -116,7 +117,7 @@ class CaseSuite(abc.ABC):
         rng = np.random.default_rng(SEED)
         self.x = rng.standard_normal((spec["N"], spec["Cin"], *spec["spatial"]), dtype=dtype)
         self.weight = rng.standard_normal(weight_shape, dtype=dtype)
-        if self.op == "conv_wgrad":
+        if self.op in ("conv_wgrad", "conv_backward"):
             out_shape = fastdeconv.conv(self.x, self.weight, **self.kwargs).shape
             self.grad_output = rng.standard_normal(out_shape, dtype=dtype)
         self.dtype = dtype
