@@ -73,6 +73,7 @@ cdef Py_ssize_t PARALLEL_MIN_ELEMENTS = 1 << 15
 # and below GEMM_PARALLEL_MIN_FLOPS multiply-adds they run as one piece.
 cdef Py_ssize_t GEMM_MAX_PIECES = 16
 cdef Py_ssize_t GEMM_MIN_PIECE = 256
+cdef Py_ssize_t GEMM_MIN_PIECE_FLOOR = 32   # no piece is narrower than this
 cdef Py_ssize_t GEMM_PARALLEL_MIN_FLOPS = 1 << 18
 
 
@@ -328,11 +329,15 @@ cdef void parallel_gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, 
     """
     cdef bint split_m = m >= n
     cdef Py_ssize_t extent = m if split_m else n
-    cdef Py_ssize_t pieces = extent / GEMM_MIN_PIECE
+    cdef Py_ssize_t pieces = (extent + GEMM_MIN_PIECE - 1) / GEMM_MIN_PIECE
     cdef Py_ssize_t width, p, start, count
+    # A multiple of 4 pieces balances 1, 2 and 4 threads (the count must not depend on the
+    # thread count, or the summation order, and so the bits, would).
+    if pieces > 1 or extent >= 4 * GEMM_MIN_PIECE_FLOOR:
+        pieces = (pieces + 3) / 4 * 4
     if pieces > GEMM_MAX_PIECES:
         pieces = GEMM_MAX_PIECES
-    if pieces < 1 or m * n * k < GEMM_PARALLEL_MIN_FLOPS:
+    if extent < 4 * GEMM_MIN_PIECE_FLOOR or m * n * k < GEMM_PARALLEL_MIN_FLOPS:
         pieces = 1
     width = (extent + pieces - 1) / pieces
     pieces = (extent + width - 1) / width
