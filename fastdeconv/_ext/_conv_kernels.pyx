@@ -363,6 +363,41 @@ cdef void parallel_gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, 
 # gathered/scattered buffer ``ws_io``. Both buffers are sized by the Python layer.
 
 
+cdef const floating* column_tile(const floating* x, Py_ssize_t c_in, const Geometry* g,
+                                 Py_ssize_t n0, Py_ssize_t nbt, Py_ssize_t l0, Py_ssize_t l1,
+                                 bint pointwise, floating* wcol, Py_ssize_t* ldcol,
+                                 int num_threads) noexcept nogil:
+    """Column matrix of a tile (rows c*K + t, nbt * (l1 - l0) columns); its row stride in ldcol.
+
+    A 1x1 convolution of one sample uses the input itself, of several samples their gathered
+    rows; anything else is im2col into ``wcol``.
+    """
+    cdef Py_ssize_t P = g.in_numel, ncols = nbt * (l1 - l0)
+    if pointwise and nbt == 1:
+        ldcol[0] = g.out_numel
+        return x + n0 * c_in * P + l0
+    ldcol[0] = ncols
+    if pointwise:
+        gather_rows(x + n0 * c_in * P + l0, c_in * P, P, nbt, c_in, l1 - l0, wcol, ncols,
+                    num_threads)
+    else:
+        im2col_batch(x + n0 * c_in * P, c_in * P, nbt, wcol, ncols, c_in, g, l0, l1, num_threads)
+    return wcol
+
+
+cdef const floating* output_rows(const floating* y, Py_ssize_t c_out, Py_ssize_t L,
+                                 Py_ssize_t n0, Py_ssize_t nbt, Py_ssize_t l0, Py_ssize_t l1,
+                                 floating* wio, Py_ssize_t* ld, int num_threads) noexcept nogil:
+    """Rows of an output-shaped array for a tile: in place for one sample, else gathered."""
+    if nbt == 1:
+        ld[0] = L
+        return y + n0 * c_out * L + l0
+    ld[0] = nbt * (l1 - l0)
+    gather_rows(y + n0 * c_out * L + l0, c_out * L, L, nbt, c_out, l1 - l0, wio, ld[0],
+                num_threads)
+    return wio
+
+
 def conv_forward(const floating[::1] x, const floating[::1] weight, floating[::1] y,
                  Py_ssize_t batch, Py_ssize_t c_in, Py_ssize_t c_out, Py_ssize_t groups,
                  const Py_ssize_t[::1] in_size, const Py_ssize_t[::1] out_size,
@@ -386,19 +421,8 @@ def conv_forward(const floating[::1] x, const floating[::1] weight, floating[::1
             while l0 < L:
                 l1 = l0 + tile if l0 + tile < L else L
                 ncols = nbt * (l1 - l0)
-                if pointwise and nbt == 1:
-                    col = &x[0] + n0 * c_in * P + l0
-                    ldcol = L
-                elif pointwise:
-                    gather_rows(&x[0] + n0 * c_in * P + l0, c_in * P, P, nbt, c_in, l1 - l0,
-                                wcol, ncols, num_threads)
-                    col = wcol
-                    ldcol = ncols
-                else:
-                    im2col_batch(&x[0] + n0 * c_in * P, c_in * P, nbt, wcol, ncols, c_in, &g,
-                                 l0, l1, num_threads)
-                    col = wcol
-                    ldcol = ncols
+                col = column_tile(&x[0], c_in, &g, n0, nbt, l0, l1, pointwise, wcol, &ldcol,
+                                  num_threads)
                 for grp in range(groups):
                     if nbt == 1:
                         parallel_gemm(False, False, cout_g, ncols, cin_g * K, <floating> 1,
@@ -442,14 +466,7 @@ def conv_backward_input(const floating[::1] grad_y, const floating[::1] weight,
             while l0 < L:
                 l1 = l0 + tile if l0 + tile < L else L
                 ncols = nbt * (l1 - l0)
-                if nbt == 1:
-                    b = &grad_y[0] + n0 * c_out * L + l0
-                    ldb = L
-                else:
-                    gather_rows(&grad_y[0] + n0 * c_out * L + l0, c_out * L, L, nbt, c_out,
-                                l1 - l0, wio, ncols, num_threads)
-                    b = wio
-                    ldb = ncols
+                b = output_rows(&grad_y[0], c_out, L, n0, nbt, l0, l1, wio, &ldb, num_threads)
                 if pointwise and nbt == 1:
                     for grp in range(groups):
                         parallel_gemm(True, False, cin_g, ncols, cout_g, <floating> 1,
@@ -499,27 +516,9 @@ def conv_backward_weight(const floating[::1] x, const floating[::1] grad_y,
             while l0 < L:
                 l1 = l0 + tile if l0 + tile < L else L
                 ncols = nbt * (l1 - l0)
-                if pointwise and nbt == 1:
-                    col = &x[0] + n0 * c_in * P + l0
-                    ldcol = L
-                elif pointwise:
-                    gather_rows(&x[0] + n0 * c_in * P + l0, c_in * P, P, nbt, c_in, l1 - l0,
-                                wcol, ncols, num_threads)
-                    col = wcol
-                    ldcol = ncols
-                else:
-                    im2col_batch(&x[0] + n0 * c_in * P, c_in * P, nbt, wcol, ncols, c_in, &g,
-                                 l0, l1, num_threads)
-                    col = wcol
-                    ldcol = ncols
-                if nbt == 1:
-                    a = &grad_y[0] + n0 * c_out * L + l0
-                    lda = L
-                else:
-                    gather_rows(&grad_y[0] + n0 * c_out * L + l0, c_out * L, L, nbt, c_out,
-                                l1 - l0, wio, ncols, num_threads)
-                    a = wio
-                    lda = ncols
+                col = column_tile(&x[0], c_in, &g, n0, nbt, l0, l1, pointwise, wcol, &ldcol,
+                                  num_threads)
+                a = output_rows(&grad_y[0], c_out, L, n0, nbt, l0, l1, wio, &lda, num_threads)
                 for grp in range(groups):
                     parallel_gemm(False, True, cout_g, cin_g * K, ncols, <floating> 1,
                                   a + grp * cout_g * lda, lda,
