@@ -16,6 +16,35 @@ Convolution
    conv_backward
    conv_transpose_backward
 
+Upsampling
+----------
+
+Every other way a network upsamples, with the exact conventions of PyTorch, ONNX,
+TensorFlow, Keras and JAX (see the user guide's conventions page), each with its adjoint:
+
+.. autosummary::
+   :toctree: generated/
+
+   resize
+   resize_backward
+   max_pool
+   max_unpool
+   max_pool_backward
+   max_unpool_backward
+   pixel_shuffle
+   pixel_unshuffle
+
+Deconvolution
+-------------
+
+Undoing a convolution (the inverse problem, which ``conv_transpose`` does not solve):
+
+.. autosummary::
+   :toctree: generated/
+
+   deconvolve
+   DeconvolutionResult
+
 Configuration
 -------------
 
@@ -35,6 +64,25 @@ Explicit ``scipy.sparse`` matrices of the operators, in :mod:`fastdeconv.sparse`
 
    sparse.conv_matrix
    sparse.conv_transpose_matrix
+   sparse.resize_matrix
+   sparse.max_unpool_matrix
+   sparse.pixel_shuffle_matrix
+   sparse.linear_operator
+
+Explaining deconvolution
+------------------------
+
+Shape arithmetic (:mod:`fastdeconv.shapes`), equivalences between upsampling layers
+(:mod:`fastdeconv.equivalences`) and checkerboard analysis (:mod:`fastdeconv.checkerboard`):
+
+.. autosummary::
+
+   shapes.conv_transpose_output_shape
+   shapes.conv_transpose_as_conv
+   equivalences.resize_conv_as_conv_transpose
+   equivalences.conv_transpose_as_subpixel
+   checkerboard.overlap_map
+   checkerboard.icnr
 
 Testing
 -------
@@ -54,13 +102,28 @@ __version__ = "0.1.0"
 
 from ._config import show_config
 from ._conv import conv, conv_backward, conv_transpose, conv_transpose_backward
+from ._deconvolve import DeconvolutionResult, deconvolve
+from ._pool import max_pool, max_pool_backward, max_unpool, max_unpool_backward
+from ._resize import resize, resize_backward
+from ._shuffle import pixel_shuffle, pixel_unshuffle
 from ._threads import get_num_threads, set_num_threads
+from . import checkerboard, equivalences, shapes, sparse  # noqa: E402  (pure-Python submodules)
 
 __all__ = [
     "conv",
     "conv_transpose",
     "conv_backward",
     "conv_transpose_backward",
+    "resize",
+    "resize_backward",
+    "max_pool",
+    "max_unpool",
+    "max_pool_backward",
+    "max_unpool_backward",
+    "pixel_shuffle",
+    "pixel_unshuffle",
+    "deconvolve",
+    "DeconvolutionResult",
     "show_config",
     "get_num_threads",
     "set_num_threads",

@@ -1,4 +1,4 @@
-"""Command line: ``python -m fastdeconv {verify,bench,config}``.
+"""Command line: ``python -m fastdeconv {verify,shapes,checkerboard,bench,config}``.
 
 Errors in the arguments print one line and exit with status 2; ``verify`` exits with 1 when a
 check fails.
@@ -28,6 +28,16 @@ def _cmd_verify(args):
 
 
 def _cmd_bench(args):
+    if args.upsampling:
+        import sys
+
+        from . import _bench_upsample
+
+        rows = _bench_upsample.run(threads=args.threads, repeats=args.repeat,
+                                   backward=args.backward,
+                                   stream=sys.stderr if args.progress else None)
+        print(_bench_upsample.format_table(rows, threads=args.threads))
+        return 0
     from . import _bench
 
     return _bench.main_from_args(args)
@@ -57,13 +67,20 @@ def build_parser():
         "explicit sparse matrix, the dot-product (adjoint) test, the plain-NumPy reference and "
         "float64 finite differences of its gradients; print a table; exit 1 on a mismatch.",
     )
-    verify.add_argument("--op", action="append", choices=["conv", "conv_transpose"],
+    verify.add_argument("--op", action="append",
+                        choices=["conv", "conv_transpose", "resize", "max_pool", "max_unpool",
+                                 "pixel_shuffle"],
                         help="only this operator (repeatable)")
     verify.add_argument("--tolerance", type=float, default=1e-10,
                         help="largest relative error that passes (default 1e-10)")
     verify.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     verify.add_argument("--no-progress", action="store_true", help="no progress bar")
     verify.set_defaults(func=_cmd_verify)
+
+    from . import _cli_explain
+
+    _cli_explain.add_shapes_parser(sub)
+    _cli_explain.add_checkerboard_parser(sub)
 
     try:
         from . import _bench
@@ -79,6 +96,12 @@ def build_parser():
             "fraction of the machine's limit.",
         )
         _bench.add_arguments(bench)
+        bench.add_argument("--upsampling", action="store_true",
+                           help="time resize (nearest/linear/cubic, 2x and 4x), max_pool and "
+                           "max_unpool on a (16, 64, 64, 64) float32 batch against PyTorch "
+                           "instead of the layer suite")
+        bench.add_argument("--backward", action="store_true",
+                           help="with --upsampling: also time the gradients")
         bench.set_defaults(func=_cmd_bench)
 
     config = sub.add_parser("config", help="print versions, build options, OpenMP and BLAS")

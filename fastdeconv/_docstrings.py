@@ -105,9 +105,12 @@ coordinate is ``(o + 0.5) / s - 0.5`` (half pixel: PyTorch's default, ONNX
 ``"half_pixel"``), ``o / s`` (``"asymmetric"``, PyTorch's legacy ``"nearest"`` which
 floors it) or ``o (in - 1) / (out - 1)`` (``align_corners``). The output size along each
 dimension is ``size`` or ``floor(in * scale_factor)``. The same per-dimension plans feed
-this kernel, :func:`resize_backward` and :func:`fastdeconv.sparse.resize_matrix`. PyTorch's
-nearest modes compute the source index in float32 arithmetic for float32 inputs; this is
-emulated, so the same pixels are picked for float32 and for float64 inputs.""",
+this kernel, :func:`resize_backward` and :func:`fastdeconv.sparse.resize_matrix`. PyTorch
+computes the source index of its nearest modes in float32 arithmetic (by rules that differ
+between its 2-D and its 1-D/3-D kernels and, for the latter, between float32 and float64
+tensors); this is emulated, so the same pixels are picked as by PyTorch for the same dtype.
+With ``coordinate_transformation_mode`` the nearest-neighbour rounding is decided in exact
+arithmetic.""",
     "grads": """\
 grads : sequence of {"x", "weight", "bias"}, default all three
     Which gradients to compute; the others are returned as ``None`` (a weight-gradient-only

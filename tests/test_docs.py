@@ -43,7 +43,9 @@ def _doc_pages():
 def test_the_public_modules_are_among_the_doctested_ones():
     names = _module_names()
     for name in ("fastdeconv._conv", "fastdeconv.sparse", "fastdeconv.testing",
-                 "fastdeconv.testing._checks", "fastdeconv._geometry"):
+                 "fastdeconv.testing._checks", "fastdeconv._geometry", "fastdeconv.shapes",
+                 "fastdeconv.equivalences", "fastdeconv.checkerboard", "fastdeconv._deconvolve",
+                 "fastdeconv._linear_operator"):
         assert name in names
 
 

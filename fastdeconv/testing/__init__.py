@@ -17,6 +17,19 @@ stride=2), **tolerances(x.dtype))``.
    conv_backward_reference
    conv_transpose_backward_reference
 
+Upsampling references (per-output scalar loops, independent of the library's plans):
+
+.. autosummary::
+   :toctree: generated/
+
+   resize_reference
+   resize_backward_reference
+   resize_matrices_reference
+   max_pool_reference
+   max_unpool_reference
+   pixel_shuffle_reference
+   pixel_unshuffle_reference
+
 Checks
 ------
 
@@ -54,6 +67,17 @@ from ._reference import (
     conv_transpose_reference,
     conv_weight_grad_reference,
 )
+from ._reference_pool import (
+    max_pool_reference,
+    max_unpool_reference,
+    pixel_shuffle_reference,
+    pixel_unshuffle_reference,
+)
+from ._reference_resize import (
+    resize_backward_reference,
+    resize_matrices_reference,
+    resize_reference,
+)
 
 __all__ = [
     "TOLERANCES",
@@ -64,5 +88,12 @@ __all__ = [
     "conv_transpose_reference",
     "conv_weight_grad_reference",
     "directional_derivative_check",
+    "max_pool_reference",
+    "max_unpool_reference",
+    "pixel_shuffle_reference",
+    "pixel_unshuffle_reference",
+    "resize_backward_reference",
+    "resize_matrices_reference",
+    "resize_reference",
     "tolerances",
 ]

@@ -1,0 +1,253 @@
+# cython: language_level=3
+# Directives (boundscheck, wraparound, initializedcheck off; cdivision on) come from setup.py,
+# which turns the checks back on with FASTDECONV_CYTHON_DEBUG=1.
+"""Max pooling with switches, max unpooling, and their adjoints (PyTorch's conventions).
+
+Every array is a stack of ``planes`` (``N * C``) planes of 1 to 3 spatial dimensions, passed
+here as 3-D by prepending dimensions of size one (kernel 1, stride 1, no padding). Indices are
+flat positions within a plane (PyTorch's ``return_indices`` convention), int64.
+
+max_pool_forward
+    For each window, the first maximum in scan order wins; a NaN wins over every number and a
+    later NaN over an earlier one (as PyTorch's CPU kernel: ``val > max || isnan(val)``).
+    Padding is implicit ``-inf``: only positions inside the input are scanned.
+max_pool_backward
+    ``grad_x[plane, ind[o]] += grad_y[plane, o]``, adding in output order.
+max_unpool_forward
+    ``y[plane, ind[i]] = x[plane, i]`` in input order: when indices repeat, the last write wins
+    (as PyTorch's CPU kernel); ``y`` must be zero on entry.
+max_unpool_backward
+    The exact adjoint of the above: ``grad_x[plane, i] = grad_y[plane, ind[i]]`` if ``i`` is
+    the last input with that index, else 0.
+
+The window of output ``o`` along a dimension covers taps ``o * stride - pad + t * dilation``;
+the Python layer passes, per dimension, the first tap inside the input and the end of the
+window (clipped to the input), so the loops only visit positions inside the input.
+
+Parallelism is over planes only; a thread handles whole planes in a fixed order, so results
+are bit-identical for any thread count. Indices are checked here (one branch per element):
+a kernel returns ``-1`` when all were in range, else the flat position (in the whole index
+array) of one that was not, and leaves the offending element unwritten.
+"""
+from cython cimport floating
+from cython.parallel cimport prange, threadid
+from libc.math cimport INFINITY
+from libc.stdint cimport int64_t
+from libc.string cimport memset
+
+cdef extern from *:
+    """
+    /* One step of a window's running maximum, without branches: random data would
+       mispredict a branch on the comparison about half of the time. Bit masks select the
+       indices; the float select is a MAXSS/MAXSD. NaNs are tracked apart (the last wins). */
+    #define FASTDECONV_MAX_STEP(T, NAME)                                                   \
+    static inline void NAME(T val, Py_ssize_t idx, T* m, Py_ssize_t* best,                \
+                            Py_ssize_t* nan_at) {                                          \
+        Py_ssize_t take = -(Py_ssize_t)(val > *m);                                         \
+        Py_ssize_t isnan = -(Py_ssize_t)(val != val);                                      \
+        *best = (*best & ~take) | (idx & take);                                            \
+        *nan_at = (*nan_at & ~isnan) | (idx & isnan);                                      \
+        *m = val > *m ? val : *m;                                                          \
+    }
+    FASTDECONV_MAX_STEP(float, fastdeconv_max_step_f)
+    FASTDECONV_MAX_STEP(double, fastdeconv_max_step_d)
+    """
+    void fastdeconv_max_step_f(float val, Py_ssize_t idx, float* m, Py_ssize_t* best,
+                               Py_ssize_t* nan_at) noexcept nogil
+    void fastdeconv_max_step_d(double val, Py_ssize_t idx, double* m, Py_ssize_t* best,
+                               Py_ssize_t* nan_at) noexcept nogil
+
+
+cdef struct Window:
+    Py_ssize_t in_size[3]
+    Py_ssize_t out_size[3]
+    Py_ssize_t kernel[3]
+    Py_ssize_t stride[3]
+    Py_ssize_t pad[3]
+    Py_ssize_t dilation[3]
+
+
+cdef Window make_window(const Py_ssize_t[::1] geometry):
+    """geometry = in_size[3], out_size[3], kernel[3], stride[3], pad[3], dilation[3]."""
+    cdef Window w
+    cdef int d
+    for d in range(3):
+        w.in_size[d] = geometry[d]
+        w.out_size[d] = geometry[3 + d]
+        w.kernel[d] = geometry[6 + d]
+        w.stride[d] = geometry[9 + d]
+        w.pad[d] = geometry[12 + d]
+        w.dilation[d] = geometry[15 + d]
+    return w
+
+
+cdef void pool_plane(const floating* x, floating* y, int64_t* ind, const Window* w,
+                     const Py_ssize_t* starts, const Py_ssize_t* stops) noexcept nogil:
+    """Max pooling of one plane; ``starts``/``stops`` hold every window's first in-range tap
+    and end per dimension (``out_size[0] + out_size[1] + out_size[2]`` entries each)."""
+    cdef Py_ssize_t od, oh, ow, d0, d1, h0, h1, w0, w1, i, j, k, idx, best, o = 0
+    cdef Py_ssize_t H = w.in_size[1], W = w.in_size[2]
+    cdef Py_ssize_t OD = w.out_size[0], OH = w.out_size[1], OW = w.out_size[2]
+    cdef Py_ssize_t dd = w.dilation[0], dh = w.dilation[1], dw = w.dilation[2]
+    cdef const Py_ssize_t* ws = starts + OD + OH
+    cdef const Py_ssize_t* we = stops + OD + OH
+    cdef const floating* row
+    cdef floating maxval
+    cdef Py_ssize_t nan_at
+    for od in range(OD):
+        d0 = starts[od]
+        d1 = stops[od]
+        for oh in range(OH):
+            h0 = starts[OD + oh]
+            h1 = stops[OD + oh]
+            for ow in range(OW):
+                w0 = ws[ow]
+                w1 = we[ow]
+                maxval = -INFINITY
+                best = (d0 * H + h0) * W + w0
+                nan_at = -1
+                i = d0
+                while i < d1:
+                    j = h0
+                    while j < h1:
+                        idx = (i * H + j) * W
+                        row = x + idx
+                        k = w0
+                        while k < w1:
+                            if floating is float:
+                                fastdeconv_max_step_f(row[k], idx + k, &maxval, &best, &nan_at)
+                            else:
+                                fastdeconv_max_step_d(row[k], idx + k, &maxval, &best, &nan_at)
+                            k = k + dw
+                        j = j + dh
+                    i = i + dd
+                if nan_at >= 0:
+                    best = nan_at
+                    maxval = x[nan_at]
+                y[o] = maxval
+                ind[o] = best
+                o = o + 1
+
+
+def max_pool_forward(const floating[::1] x, floating[::1] y, int64_t[::1] indices,
+                     Py_ssize_t planes, const Py_ssize_t[::1] geometry,
+                     const Py_ssize_t[::1] starts, const Py_ssize_t[::1] stops,
+                     int num_threads):
+    """y, indices = max pooling of every plane (geometry: see :func:`make_window`)."""
+    cdef Window w = make_window(geometry)
+    cdef Py_ssize_t in_numel = w.in_size[0] * w.in_size[1] * w.in_size[2]
+    cdef Py_ssize_t out_numel = w.out_size[0] * w.out_size[1] * w.out_size[2]
+    cdef Py_ssize_t plane
+    if planes < num_threads:
+        num_threads = <int> planes if planes > 0 else 1
+    with nogil:
+        for plane in prange(planes, num_threads=num_threads, schedule="static"):
+            pool_plane(&x[0] + plane * in_numel, &y[0] + plane * out_numel,
+                       &indices[0] + plane * out_numel, &w, &starts[0], &stops[0])
+
+
+cdef inline void record(Py_ssize_t* bad, Py_ssize_t position) noexcept nogil:
+    if bad[0] < 0:
+        bad[0] = position
+
+
+def max_pool_backward(const floating[::1] grad_y, const int64_t[::1] indices,
+                      floating[::1] grad_x, Py_ssize_t planes, Py_ssize_t in_numel,
+                      Py_ssize_t out_numel, Py_ssize_t[::1] bad, int num_threads):
+    """grad_x[plane, indices[o]] += grad_y[plane, o]; grad_x must be zero on entry.
+
+    ``bad[plane]`` is set to the flat position of an out-of-range index of that plane (else
+    left at -1).
+    """
+    cdef Py_ssize_t plane, o
+    cdef int64_t k
+    cdef const floating* g
+    cdef const int64_t* ip
+    cdef floating* gx
+    if planes < num_threads:
+        num_threads = <int> planes if planes > 0 else 1
+    with nogil:
+        for plane in prange(planes, num_threads=num_threads, schedule="static"):
+            g = &grad_y[0] + plane * out_numel
+            ip = &indices[0] + plane * out_numel
+            gx = &grad_x[0] + plane * in_numel
+            for o in range(out_numel):
+                k = ip[o]
+                if 0 <= k < in_numel:
+                    gx[k] = gx[k] + g[o]
+                else:
+                    record(&bad[plane], plane * out_numel + o)
+
+
+def max_unpool_forward(const floating[::1] x, const int64_t[::1] indices, floating[::1] y,
+                       Py_ssize_t planes, Py_ssize_t in_numel, Py_ssize_t out_numel,
+                       Py_ssize_t[::1] bad, int num_threads):
+    """y[plane, indices[i]] = x[plane, i] in input order (last write wins); y zero on entry."""
+    cdef Py_ssize_t plane, i
+    cdef int64_t k
+    cdef const floating* xp
+    cdef const int64_t* ip
+    cdef floating* yp
+    if planes < num_threads:
+        num_threads = <int> planes if planes > 0 else 1
+    with nogil:
+        for plane in prange(planes, num_threads=num_threads, schedule="static"):
+            xp = &x[0] + plane * in_numel
+            ip = &indices[0] + plane * in_numel
+            yp = &y[0] + plane * out_numel
+            for i in range(in_numel):
+                k = ip[i]
+                if 0 <= k < out_numel:
+                    yp[k] = xp[i]
+                else:
+                    record(&bad[plane], plane * in_numel + i)
+
+
+def max_unpool_backward(const floating[::1] grad_y, const int64_t[::1] indices,
+                        floating[::1] grad_x, Py_ssize_t planes, Py_ssize_t in_numel,
+                        Py_ssize_t out_numel, unsigned char[::1] marks, Py_ssize_t[::1] bad,
+                        int num_threads):
+    """grad_x[plane, i] = grad_y[plane, indices[i]] for the last i of each index, else 0.
+
+    A forward sweep gathers and detects repeated indices with ``marks`` (scratch of
+    ``out_numel`` bytes per thread, zero on entry and left zero: ``marks[k] = 1`` once output
+    ``k`` is met in the current plane); only a plane with repeats gets a second, backward
+    sweep that zeroes all but the last position of each index.
+    """
+    cdef Py_ssize_t plane, i
+    cdef int64_t k
+    cdef int tid
+    cdef const floating* g
+    cdef const int64_t* ip
+    cdef floating* gx
+    cdef unsigned char* seen
+    cdef unsigned char dup
+    if planes < num_threads:
+        num_threads = <int> planes if planes > 0 else 1
+    with nogil:
+        for plane in prange(planes, num_threads=num_threads, schedule="static"):
+            tid = threadid()
+            seen = &marks[0] + tid * out_numel
+            g = &grad_y[0] + plane * out_numel
+            ip = &indices[0] + plane * in_numel
+            gx = &grad_x[0] + plane * in_numel
+            dup = 0
+            for i in range(in_numel):
+                k = ip[i]
+                if 0 <= k < out_numel:
+                    dup = dup | seen[k]
+                    seen[k] = 1
+                    gx[i] = g[k]
+                else:
+                    gx[i] = 0
+                    record(&bad[plane], plane * in_numel + i)
+            if dup:
+                # Backward sweep: marks 1 -> 2 when met from the end; a position whose index
+                # is already 2 lost to a later one.
+                for i in range(in_numel - 1, -1, -1):
+                    k = ip[i]
+                    if 0 <= k < out_numel:
+                        if seen[k] == 2:
+                            gx[i] = 0
+                        seen[k] = 2
+            memset(seen, 0, out_numel)    # leave the marks zero for the next plane

@@ -1,0 +1,189 @@
+"""Pixel shuffle (depth to space) and pixel unshuffle (space to depth) in 1 to 3 dimensions.
+
+Both are permutations of the elements, so each is the other's inverse *and* adjoint. The two
+channel orders:
+
+``"CRD"`` (column, row, depth)
+    PyTorch's ``PixelShuffle`` and ONNX ``DepthToSpace(mode="CRD")``: input channel
+    ``c * r**d + phase`` becomes output channel ``c`` (the sub-pixel phases are the fastest
+    varying part of the channel index).
+``"DCR"`` (depth, column, row)
+    TensorFlow's ``depth_to_space`` and ONNX ``DepthToSpace``'s default: input channel
+    ``phase * C + c`` becomes output channel ``c`` (the phases are the slowest varying part).
+
+The work is one NumPy reshape/transpose/copy: a memory-bound permutation.
+"""
+
+import numbers
+
+import numpy as np
+
+from ._validation import as_array, as_compute_array, normalize_tuple, result_dtype
+
+__all__ = ["pixel_shuffle", "pixel_unshuffle", "ORDERS"]
+
+ORDERS = ("CRD", "DCR")
+_MAX_SPATIAL = 3
+
+
+def _check(x, factor, order, name, name_x="x"):
+    x = as_array(x, name_x)
+    dtype = result_dtype((x, name_x))
+    if not 3 <= x.ndim <= 2 + _MAX_SPATIAL:
+        raise ValueError(f"{name_x} must have shape (N, C, *spatial) with 1 to {_MAX_SPATIAL} "
+                         f"spatial dimensions, got shape {x.shape}")
+    ndim = x.ndim - 2
+    if isinstance(factor, numbers.Real) and not isinstance(factor, numbers.Integral):
+        raise TypeError(f"{name} must be an int or a tuple of {ndim} ints, got {factor!r}")
+    factors = normalize_tuple(factor, ndim, name, min_value=1)
+    if not isinstance(order, str) or order not in ORDERS:
+        raise ValueError(f"order must be 'CRD' (PyTorch) or 'DCR' (TensorFlow, ONNX's "
+                         f"default), got {order!r}")
+    return as_compute_array(x, dtype), ndim, factors
+
+
+def pixel_shuffle(x, upscale_factor, *, order="CRD"):
+    r"""Rearrange channels into space: ``(N, C r^d, *S) -> (N, C, *(S r))``.
+
+    Sub-pixel convolution's upsampling step (Shi et al., 2016): every group of
+    :math:`r^d` channels becomes an :math:`r \times \dots \times r` block of pixels.
+
+    Parameters
+    ----------
+    x : array_like, shape (N, C \* prod(upscale_factor), \*spatial)
+        Input with 1, 2 or 3 spatial dimensions.
+    upscale_factor : int or tuple of int
+        Block size :math:`r`, the same for every spatial dimension or one per dimension.
+    order : {"CRD", "DCR"}, default "CRD"
+        Channel order: ``"CRD"`` is PyTorch's ``pixel_shuffle`` (and ONNX ``DepthToSpace``
+        with ``mode="CRD"``), ``"DCR"`` is TensorFlow's ``depth_to_space`` and ONNX
+        ``DepthToSpace``'s default (for NHWC TensorFlow tensors, transpose to NCHW first).
+
+    Returns
+    -------
+    y : ndarray, shape (N, C, \*(spatial \* upscale_factor))
+
+    Raises
+    ------
+    ValueError
+        If the channels are not divisible by ``prod(upscale_factor)``, a factor is not
+        positive, ``x`` has the wrong number of dimensions or ``order`` is unknown.
+    TypeError
+        For non-integer factors or non-numeric ``x``.
+
+    See Also
+    --------
+    pixel_unshuffle : the inverse, which is also the adjoint (the gradient).
+    fastdeconv.sparse.pixel_shuffle_matrix : the permutation matrix.
+
+    Notes
+    -----
+    With :math:`d` spatial dimensions, :math:`R = \prod_k r_k` and the phase
+    :math:`\phi = (j_1 \bmod r_1, \dots, j_d \bmod r_d)` of output position :math:`j`
+    (flattened in C order to :math:`p \in [0, R)`),
+
+    .. math::
+
+        y[n, c, j] = x[n, c R + p, \lfloor j / r \rfloor] \quad \text{("CRD")}, \qquad
+        y[n, c, j] = x[n, p C + c, \lfloor j / r \rfloor] \quad \text{("DCR")}.
+
+    The result dtype follows the library's policy (float16 to float32, integers to
+    float64); the operation itself is an exact permutation.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastdeconv
+    >>> x = np.arange(8.0).reshape(1, 4, 1, 2)        # 4 = 1 channel x 2 x 2 phases
+    >>> fastdeconv.pixel_shuffle(x, 2)[0, 0].tolist()   # y[2h + i, 2w + j] = x[2i + j, h, w]
+    [[0.0, 2.0, 1.0, 3.0], [4.0, 6.0, 5.0, 7.0]]
+    >>> fastdeconv.pixel_shuffle(x, 2, order="DCR")[0, 0].tolist()   # one channel: the same
+    [[0.0, 2.0, 1.0, 3.0], [4.0, 6.0, 5.0, 7.0]]
+    >>> y = fastdeconv.pixel_shuffle(np.arange(8.0).reshape(1, 4, 2), 2)   # 1-D: 2 channels
+    >>> y.tolist()
+    [[[0.0, 2.0, 1.0, 3.0], [4.0, 6.0, 5.0, 7.0]]]
+    >>> bool(np.array_equal(fastdeconv.pixel_unshuffle(y, 2), np.arange(8.0).reshape(1, 4, 2)))
+    True
+    """
+    x, ndim, r = _check(x, upscale_factor, order, "upscale_factor")
+    n, channels = x.shape[:2]
+    spatial = x.shape[2:]
+    blocks = int(np.prod(r))
+    if channels % blocks:
+        raise ValueError(
+            f"the channels of x ({channels}) must be divisible by the product of "
+            f"upscale_factor {tuple(r)} over the spatial dimensions ({blocks})")
+    c = channels // blocks
+    if order == "CRD":
+        v = x.reshape((n, c) + tuple(r) + spatial)
+        head = [0, 1]
+        phase_axes = list(range(2, 2 + ndim))
+    else:
+        v = x.reshape((n,) + tuple(r) + (c,) + spatial)
+        head = [0, 1 + ndim]
+        phase_axes = list(range(1, 1 + ndim))
+    space_axes = list(range(2 + ndim, 2 + 2 * ndim))
+    axes = head + [a for pair in zip(space_axes, phase_axes) for a in pair]
+    out = tuple(s * f for s, f in zip(spatial, r))
+    return np.ascontiguousarray(v.transpose(axes)).reshape((n, c) + out)
+
+
+def pixel_unshuffle(x, downscale_factor, *, order="CRD"):
+    r"""Rearrange space into channels: ``(N, C, *(S r)) -> (N, C r^d, *S)``.
+
+    The inverse of :func:`pixel_shuffle` with the same factor and order, and also its adjoint
+    (the gradient), since both are permutations.
+
+    Parameters
+    ----------
+    x : array_like, shape (N, C, \*spatial)
+        Input with 1, 2 or 3 spatial dimensions, each divisible by its factor.
+    downscale_factor : int or tuple of int
+        Block size :math:`r`, one value or one per spatial dimension.
+    order : {"CRD", "DCR"}, default "CRD"
+        ``"CRD"``: PyTorch's ``pixel_unshuffle``; ``"DCR"``: TensorFlow's
+        ``space_to_depth`` and ONNX ``SpaceToDepth``.
+
+    Returns
+    -------
+    y : ndarray, shape (N, C \* prod(downscale_factor), \*(spatial / downscale_factor))
+
+    Raises
+    ------
+    ValueError
+        If a spatial size is not divisible by its factor, a factor is not positive, ``x``
+        has the wrong number of dimensions or ``order`` is unknown.
+    TypeError
+        For non-integer factors or non-numeric ``x``.
+
+    See Also
+    --------
+    pixel_shuffle
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastdeconv
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> y = fastdeconv.pixel_unshuffle(x, 2)
+    >>> y.shape
+    (1, 4, 2, 2)
+    >>> y[0, :, 0, 0].tolist()      # the 2 x 2 block at the top left, phases in C order
+    [0.0, 1.0, 4.0, 5.0]
+    """
+    x, ndim, r = _check(x, downscale_factor, order, "downscale_factor")
+    n, c = x.shape[:2]
+    spatial = x.shape[2:]
+    if any(s % f for s, f in zip(spatial, r)):
+        raise ValueError(f"the spatial size of x {tuple(spatial)} must be divisible by "
+                         f"downscale_factor {tuple(r)}")
+    small = tuple(s // f for s, f in zip(spatial, r))
+    v = x.reshape((n, c) + tuple(a for pair in zip(small, r) for a in pair))
+    space_axes = [2 + 2 * k for k in range(ndim)]
+    phase_axes = [3 + 2 * k for k in range(ndim)]
+    if order == "CRD":
+        axes = [0, 1] + phase_axes + space_axes
+    else:
+        axes = [0] + phase_axes + [1] + space_axes
+    return np.ascontiguousarray(v.transpose(axes)).reshape(
+        (n, c * int(np.prod(r))) + small)
