@@ -22,15 +22,14 @@ def _cmd_verify(args):
     if args.op:
         cases = [c for c in cases if c.op in args.op]
     rows = _verify.run(cases, tolerance=args.tolerance, seed=args.seed,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress and sys.stderr.isatty())
     print(_verify.format_table(rows, args.tolerance))
     return 0 if all(ok for _, _, ok in rows) else 1
 
 
 def _cmd_bench(args):
+    args.progress = args.progress and sys.stderr.isatty()
     if args.upsampling:
-        import sys
-
         from . import _bench_upsample
 
         rows = _bench_upsample.run(threads=args.threads, repeats=args.repeat,

@@ -1,5 +1,6 @@
 """Build and run-time configuration report (:func:`show_config`)."""
 
+import os
 import platform
 import sys
 
@@ -32,7 +33,9 @@ def _blas_info():
         info["threads"] = "unknown (install threadpoolctl to see it)"
     else:
         pools = [p for p in threadpool_info() if p.get("user_api") == "blas"]
-        info["threads"] = ", ".join(f"{p['internal_api']}: {p['num_threads']}" for p in pools) or "unknown"
+        info["threads"] = ", ".join(
+            f"{os.path.basename(p['filepath'])} ({p['internal_api']} {p.get('version')}, "
+            f"{p.get('architecture')} kernels): {p['num_threads']}" for p in pools) or "unknown"
     from . import _blas_threads
 
     info["library"] = _blas_threads.LIBRARY

@@ -300,6 +300,8 @@ def deconvolve(y, weight, *, stride=1, padding=0, dilation=1, groups=1, transpos
 
     n = y.shape[0]
     n_in, n_out = sample.shape[1], sample.shape[0]
+    if n == 0:  # an empty batch: nothing to solve
+        return DeconvolutionResult(np.zeros(x_shape), 0.0, 0, True, method, "empty batch")
 
     def matvec(v):
         return sample.matmat(np.reshape(v, (n, n_in)).T).T.ravel()

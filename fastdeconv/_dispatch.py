@@ -39,6 +39,7 @@ from ._ext import _conv_kernels
 from ._geometry import ConvGeometry
 from ._problem import ConvProblem
 from ._threads import num_threads
+from ._validation import allocate
 
 __all__ = [
     "ALGORITHMS",
@@ -170,17 +171,6 @@ def plan(pass_name, problem, itemsize):
     return Plan(algorithm, nb, tile, col, io)
 
 
-def _allocate(shape, dtype, what, *, zero=False):
-    try:
-        return (np.zeros if zero else np.empty)(shape, dtype=dtype)
-    except MemoryError:
-        nbytes = int(np.prod(shape, dtype=np.float64) * np.dtype(dtype).itemsize)
-        raise MemoryError(
-            f"cannot allocate the {what} of shape {tuple(shape)} and dtype {np.dtype(dtype)} "
-            f"({nbytes / 2**30:.2f} GiB)"
-        ) from None
-
-
 def _check_blas_dims(problem, the_plan):
     g = problem.geometry
     columns = the_plan.samples_per_tile * the_plan.tile
@@ -214,8 +204,8 @@ def _threads():
 
 
 def _workspaces(the_plan, dtype):
-    col = _allocate((max(the_plan.col_elements, 1),), dtype, "workspace")
-    io = _allocate((max(the_plan.io_elements, 1),), dtype, "workspace")
+    col = allocate((max(the_plan.col_elements, 1),), dtype, "workspace")
+    io = allocate((max(the_plan.io_elements, 1),), dtype, "workspace")
     return col, io
 
 
@@ -237,7 +227,7 @@ def _run_generic(driver, first, second, out, problem, the_plan):
 def forward(x, weight, problem):
     """y = conv(x) on an input padded for every mode but zeros (which the kernel handles)."""
     _check_kernel_dims(problem)
-    y = _allocate(problem.forward_output_shape, x.dtype, "output")
+    y = allocate(problem.forward_output_shape, x.dtype, "output")
     if problem.batch == 0:
         return y
     the_plan = plan("forward", problem, x.dtype.itemsize)
@@ -247,7 +237,7 @@ def forward(x, weight, problem):
 def backward_input(grad_y, weight, problem):
     """grad_x = conv^T(grad_y): the transposed convolution."""
     _check_kernel_dims(problem)
-    grad_x = _allocate(problem.forward_input_shape, grad_y.dtype, "output", zero=True)
+    grad_x = allocate(problem.forward_input_shape, grad_y.dtype, "output", zero=True)
     if problem.batch == 0:
         return grad_x
     the_plan = plan("backward_input", problem, grad_y.dtype.itemsize)
@@ -379,7 +369,7 @@ def _phase_table(problem):
 def backward_weight(x, grad_y, problem):
     """grad_w = sum over samples of grad_y @ im2col(x)^T, per group."""
     _check_kernel_dims(problem)
-    grad_w = _allocate(problem.weight_shape, x.dtype, "weight gradient", zero=True)
+    grad_w = allocate(problem.weight_shape, x.dtype, "weight gradient", zero=True)
     if problem.batch == 0:
         return grad_w
     the_plan = plan("backward_weight", problem, x.dtype.itemsize)

@@ -70,6 +70,8 @@ def _parse_explicit_padding(padding, ndim):
     except TypeError:
         raise TypeError(message) from None
     except ValueError:
+        if ndim == 1 and isinstance(padding, (list, tuple)) and len(padding) == 2:
+            message += f"; for asymmetric padding of one dimension write ({tuple(padding)},)"
         raise ValueError(message) from None
     return tuple((check_padding_value(p, padding),) * 2 for p in per_dim)
 
@@ -268,7 +270,7 @@ class ConvGeometry:
                 raise ValueError(
                     f"conv_transpose output would be empty in spatial dimension {dim}: size "
                     f"{size} = ({input_size[dim]} - 1) * stride {stride[dim]} - padding "
-                    f"{pairs[dim][0]} + {pairs[dim][1]} + dilated kernel extent {k_effs[dim]} "
+                    f"({pairs[dim][0]} + {pairs[dim][1]}) + dilated kernel extent {k_effs[dim]} "
                     f"+ output_padding {output_padding[dim]}; reduce the padding"
                 )
         return cls(out, input_size, kernel_size, stride, dilation, pairs, output_padding)

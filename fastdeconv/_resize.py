@@ -14,7 +14,7 @@ from ._docstrings import docfiller
 from ._ext import _resize_kernels
 from ._resize_plan import resolve_resize
 from ._threads import num_threads
-from ._validation import as_array, as_compute_array, check_int, result_dtype
+from ._validation import allocate, as_array, as_compute_array, check_int, result_dtype
 
 __all__ = ["resize", "resize_backward"]
 
@@ -195,7 +195,7 @@ def resize(x, size=None, *, scale_factor=None, mode="nearest", align_corners=Non
     planes = x.shape[0] * x.shape[1]
     if program.is_copy:
         return x.copy()
-    y = np.empty(x.shape[:2] + spec.out_size, dtype=dtype)
+    y = allocate(x.shape[:2] + spec.out_size, dtype, "output")
     if planes == 0:
         return y
     return _run(_resize_kernels.resize_forward, x, y, planes, program)
@@ -267,6 +267,7 @@ def resize_backward(grad_output, input_shape, size=None, *, scale_factor=None, m
         align_corners=align_corners, antialias=antialias,
         coordinate_transformation_mode=coordinate_transformation_mode,
         nearest_mode=nearest_mode, cubic_coeff_a=cubic_coeff_a, exclude_outside=exclude_outside,
+        x_name="input_shape",
     )
     expected = input_shape[:2] + spec.out_size
     if grad_output.shape != expected:
@@ -277,7 +278,7 @@ def resize_backward(grad_output, input_shape, size=None, *, scale_factor=None, m
     planes = input_shape[0] * input_shape[1]
     if program.is_copy:
         return grad_output.copy()
-    grad_x = np.empty(input_shape, dtype=dtype)
+    grad_x = allocate(input_shape, dtype, "input gradient")
     if planes == 0:
         return grad_x
     return _run(_resize_kernels.resize_adjoint, grad_output, grad_x, planes, program)

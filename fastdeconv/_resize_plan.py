@@ -118,13 +118,18 @@ class ResizeSpec:
 
         Only PyTorch's nearest modes depend on the dtype: for 1 and 3 spatial dimensions
         PyTorch computes their source index in float32 arithmetic for float32 tensors and
-        rounds a float64 product to float32 for float64 tensors; its 2-D kernels use a third
-        rule for both dtypes (``nearest_idx``: a copy when the size is kept, ``o // 2`` when it
-        doubles, else a float32 scale). The emulation picks the same pixels.
+        rounds a float64 product to float32 for float64 tensors; its 2-D kernels use that rule
+        too when the output is large, and a third rule for both dtypes when
+        ``out_h + out_w <= 128`` (``nearest_idx``: a copy when the size is kept, ``o // 2``
+        when it doubles, else a float32 scale). The emulation picks the same pixels.
         """
         precision = "float32" if np.dtype(dtype) == np.float32 else "float64"
+        # PyTorch's 2-D nearest kernels dispatch on the output size: its vectorised kernel
+        # (nearest_idx, float32 scale) runs when out_h + out_w <= 128 (for NCHW input,
+        # _use_vectorized_kernel_cond_2d in ATen's UpSampleKernel.cpp), its generic N-d
+        # kernel (the 1-D/3-D rule) otherwise.
         if self.ndim == 2 and self.coordinate_transformation_mode is None and \
-                self.mode in ("nearest", "nearest-exact"):
+                self.mode in ("nearest", "nearest-exact") and sum(self.out_size) <= 128:
             precision = "pytorch2d"
         return [
             plan_1d(n_in, n_out, scale, self.mode, self.align_corners, self.antialias,
@@ -171,9 +176,14 @@ def _per_dim(value, ndim, name, kind):
     return values
 
 
+#: Largest output size along one dimension (the kernels' per-dimension index plans are
+#: int64, and no output this large fits in memory anyway).
+_MAX_OUTPUT_SIZE = 2**31 - 1
+
+
 def resolve_resize(in_size, size=None, *, scale_factor=None, mode="nearest", align_corners=None,
                    antialias=False, coordinate_transformation_mode=None, nearest_mode=None,
-                   cubic_coeff_a=None, exclude_outside=False):
+                   cubic_coeff_a=None, exclude_outside=False, x_name="x"):
     """Validate the keywords of :func:`fastdeconv.resize` for spatial input size ``in_size``.
 
     Returns a :class:`ResizeSpec`; every error names the parameter.
@@ -181,10 +191,10 @@ def resolve_resize(in_size, size=None, *, scale_factor=None, mode="nearest", ali
     in_size = tuple(int(n) for n in in_size)
     ndim = len(in_size)
     if not 1 <= ndim <= _MAX_SPATIAL:
-        raise ValueError(f"resize supports 1 to {_MAX_SPATIAL} spatial dimensions (input of "
-                         f"shape (N, C, *spatial)), got {ndim}")
+        raise ValueError(f"{x_name} must have 1 to {_MAX_SPATIAL} spatial dimensions (shape "
+                         f"(N, C, *spatial)) for resize, got {ndim}")
     if any(n < 1 for n in in_size):
-        raise ValueError(f"the spatial size of x must be positive, got {in_size}")
+        raise ValueError(f"the spatial size of {x_name} must be positive, got {in_size}")
 
     if not isinstance(mode, str) or mode not in _ALIASES:
         raise ValueError(f"mode must be one of {', '.join(map(repr, _ALIASES))}; got {mode!r}")
@@ -272,6 +282,10 @@ def resolve_resize(in_size, size=None, *, scale_factor=None, mode="nearest", ali
         if any(n < 1 for n in out_size):
             raise ValueError(f"scale_factor={scale_factor!r} gives an empty output for input "
                              f"size {in_size} (output size floor(in * scale) = {out_size})")
+    if any(n > _MAX_OUTPUT_SIZE for n in out_size):
+        given = f"size={size!r}" if size is not None else f"scale_factor={scale_factor!r}"
+        raise ValueError(f"{given} gives an output size {out_size}: at most {_MAX_OUTPUT_SIZE} "
+                         "positions per dimension are supported")
     return ResizeSpec(in_size, out_size, scales, mode, bool(align_corners), antialias,
                       coordinate_transformation_mode, nearest_mode, cubic_coeff_a,
                       exclude_outside)

@@ -135,6 +135,18 @@ def check_ndim(array, name, ndim, description):
         )
 
 
+def allocate(shape, dtype, what, *, zero=False):
+    """``numpy.empty`` / ``numpy.zeros`` with a MemoryError that says what and how large."""
+    try:
+        return (np.zeros if zero else np.empty)(shape, dtype=dtype)
+    except (MemoryError, ValueError) as exc:  # ValueError: larger than numpy's index range
+        nbytes = float(np.prod(shape, dtype=np.float64)) * np.dtype(dtype).itemsize
+        raise MemoryError(
+            f"cannot allocate the {what} of shape {tuple(shape)} and dtype {np.dtype(dtype)} "
+            f"({nbytes / 2**30:.3g} GiB)"
+        ) from exc
+
+
 def as_compute_array(array, dtype):
     """C-contiguous array of ``dtype``; copies only when needed (any layout is accepted)."""
     return np.ascontiguousarray(array, dtype=dtype)

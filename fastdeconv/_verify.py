@@ -310,6 +310,11 @@ def format_table(rows, tolerance=1e-10):
     line = lambda r: "  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip()  # noqa: E731
     out = [line(header), line(tuple("-" * w for w in widths))] + [line(r) for r in body]
     failed = sum(not ok for _, _, ok in rows)
+    if any(errors.get(c) is None for _, errors, _ in rows for c in COLUMNS):
+        out.append("")
+        out.append("-: does not apply (no weight or bias; max_pool is not linear, so it has no "
+                   "matrix: its adjoint column checks max_pool_backward against the sparse "
+                   "matrix of the switches it recorded)")
     out.append("")
     out.append(
         f"{len(rows) - failed} of {len(rows)} configurations passed (float64, relative "

@@ -34,7 +34,8 @@ def test_verify_fails_with_exit_1_when_a_kernel_is_wrong(capsys, monkeypatch):
     assert "FAIL" in out and "configurations FAILED" in out
 
 
-def test_verify_shows_a_progress_bar_on_stderr(capsys):
+def test_verify_shows_a_progress_bar_on_stderr(capsys, monkeypatch):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # only on a terminal
     assert main(["verify", "--op", "conv_transpose"]) == 0
     assert "verify [" in capsys.readouterr().err
 

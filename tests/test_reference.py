@@ -4,6 +4,8 @@ import itertools
 from math import ceil
 
 import numpy as np
+
+import fastdeconv
 import pytest
 
 from fastdeconv.testing import (
@@ -313,3 +315,13 @@ def test_tolerances_are_looked_up_by_any_dtype_spelling():
     assert tolerances(np.dtype(np.float64)) is TOLERANCES[np.float64]
     with pytest.raises(ValueError, match="no tolerances for dtype float16"):
         tolerances(np.float16)
+
+
+def test_transpose_reference_when_a_crop_reaches_into_the_other_sides_padding():
+    # found by hypothesis on a fresh clone: padding 2 before, output_padding 2 after, input 1
+    x = np.ones((1, 1, 1, 1, 1))
+    w = np.ones((1, 1, 1, 1, 1))
+    kw = dict(stride=(1, 1, 3), padding=((0, 0), (0, 0), (2, 0)), output_padding=(0, 0, 2))
+    expected = fastdeconv.conv_transpose(x, w, **kw)
+    assert expected.shape == (1, 1, 1, 1, 1)
+    np.testing.assert_array_equal(conv_transpose_reference(x, w, **kw), expected)

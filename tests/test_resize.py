@@ -599,3 +599,16 @@ def test_bad_arrays():
         resize_matrix((1, 4), 8, dtype=np.int32)
     with pytest.raises(ValueError, match="input_shape must be the shape"):
         resize_matrix((4,), 8)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("mode", ["nearest", "nearest-exact"])
+@pytest.mark.parametrize("in_size, out_size", [
+    ((1, 2), (40, 97)), ((13, 54), (105, 89)), ((1, 98), (4, 150)), ((1, 2), (2, 97)),
+    ((7, 9), (64, 64)), ((7, 9), (64, 65)), ((31, 17), (130, 77)), ((64, 64), (128, 128)),
+])
+def test_2d_nearest_picks_pytorchs_pixels_on_both_sides_of_its_kernel_switch(torch, mode, in_size, out_size, dtype):
+    # ATen switches 2-D nearest kernels (and their index rounding) at out_h + out_w = 128
+    x = np.arange(np.prod(in_size), dtype=dtype).reshape((1, 1) + in_size)
+    expected = torch.nn.functional.interpolate(torch.tensor(x), size=out_size, mode=mode).numpy()
+    np.testing.assert_array_equal(fastdeconv.resize(x, out_size, mode=mode), expected)

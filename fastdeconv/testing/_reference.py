@@ -81,10 +81,15 @@ def _pad(x, pairs, padding_mode="zeros"):
 
 
 def _pad_or_crop(x, pairs):
-    """Zero padding where a pair entry is positive, cropping where it is negative."""
-    crop = tuple(slice(max(-b, 0), x.shape[2 + d] - max(-a, 0)) for d, (b, a) in enumerate(pairs))
-    x = x[(slice(None), slice(None)) + crop]
-    return _pad(x, [(max(b, 0), max(a, 0)) for b, a in pairs])
+    """Zero padding where a pair entry is positive, cropping where it is negative.
+
+    Pads first, then crops (``lax.pad`` semantics: a crop on one side may reach into the
+    padding added on the other).
+    """
+    x = _pad(x, [(max(b, 0), max(a, 0)) for b, a in pairs])
+    crop = tuple(slice(max(-b, 0), max(max(-b, 0), x.shape[2 + d] - max(-a, 0)))
+                 for d, (b, a) in enumerate(pairs))
+    return x[(slice(None), slice(None)) + crop]
 
 
 def _dilate(x, stride):
