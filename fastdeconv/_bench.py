@@ -393,6 +393,11 @@ def _onnxruntime_session(case, op_type, x, weight, attributes, threads):
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # ORT's pool spins after each run by default; with the peers interleaved in one process its
+    # spinning threads take the cores from the next peer (measured here: fastdeconv's 2-thread
+    # dcgan_rgb went from 0.94 to 15 ms). Every peer gets idle cores, ORT included.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     model = _onnx_model(op_type, x, weight, case.result_shape, attributes)
     session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
     return lambda: session.run(None, {"x": x})[0]
@@ -612,6 +617,14 @@ class _Progress:
             sys.stderr.flush()
 
 
+#: With more than one thread, each timed call follows one untimed call of the same peer:
+#: worker pools that spin after a call (OpenBLAS's for about 2**28 cycles, OpenMP's, ONNX
+#: Runtime's) would otherwise take the cores from the peer timed next. Measured here: NumPy's
+#: spinning OpenBLAS made fastdeconv's 2-thread dcgan_g2 5x slower when it ran right after the
+#: NumPy peer; a pause instead (pools asleep) made every peer pay cold wake-ups.
+TRANSITION_CALLS = 1
+
+
 def _bench_case(case, dtype, threads, peers, unavailable, repeat, budget, progress):
     """Warm up, verify and time every peer on one case, interleaved; return the result row."""
     operands = _make_operands(case, dtype)
@@ -647,9 +660,12 @@ def _bench_case(case, dtype, threads, peers, unavailable, repeat, budget, progre
     del results
 
     samples = {peer: [] for peer in calls}
+    transition = TRANSITION_CALLS if threads > 1 else 0
     for rep in range(repeat):
         for peer, fn in calls.items():
             if len(samples[peer]) < repeats[peer]:
+                for _ in range(transition):
+                    fn()
                 start = time.perf_counter()
                 fn()
                 samples[peer].append(time.perf_counter() - start)
@@ -814,7 +830,10 @@ def format_table(results):
         if i == 0:
             lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     lines += ["", "limit = max(FLOPs / GEMM peak, bytes / bandwidth) in ms; speedup = fastest "
-              "other peer / fastdeconv; max rel diff = max|a - ref| / max|ref| over peers."]
+              "other peer / fastdeconv; max rel diff = max|a - ref| / max|ref| over peers.",
+              "ONNX Runtime runs with thread spinning off; with more than one thread each timed "
+              "call follows an untimed call of the same peer (the previous peer's spinning "
+              "worker pools would take its cores)."]
     if mismatches:
         lines.append(f"! MISMATCH: peers disagree by more than {AGREEMENT_RTOL[first['dtype']]:g} "
                      "(see rel_diff in --json)")
