@@ -44,6 +44,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .testing._onnx import single_node_model
+
 __all__ = [
     "DTYPES",
     "PEERS",
@@ -326,59 +328,6 @@ def _torch_conv_wgrad(case, operands, threads):
 
 
 # ---------------------------------------------------------------- ONNX Runtime
-def _pb_varint(value):
-    out = bytearray()
-    while True:
-        low, value = value & 0x7F, value >> 7
-        if not value:
-            out.append(low)
-            return bytes(out)
-        out.append(low | 0x80)
-
-
-def _pb(field, value):
-    """One protobuf field: a non-negative int as a varint, str/bytes as length-delimited."""
-    if isinstance(value, int):
-        if value < 0:
-            raise ValueError(f"negative protobuf ints are not needed here, got {value}")
-        return _pb_varint(field << 3) + _pb_varint(value)
-    if isinstance(value, str):
-        value = value.encode()
-    return _pb_varint(field << 3 | 2) + _pb_varint(len(value)) + value
-
-
-_ONNX_ELEM_TYPE = {np.dtype("float32"): 1, np.dtype("float64"): 11}  # TensorProto.DataType
-_ONNX_ATTR_INT, _ONNX_ATTR_INTS = 2, 7  # AttributeProto.AttributeType
-
-
-def _onnx_model(op_type, x, weight, y_shape, attributes):
-    """Serialized ONNX ModelProto of ``y = op_type(x, weight)``, weight as an initializer.
-
-    Field numbers are those of ``onnx/onnx.proto`` (ModelProto, GraphProto, NodeProto,
-    AttributeProto, TensorProto, ValueInfoProto, TypeProto, TensorShapeProto).
-    """
-    elem = _ONNX_ELEM_TYPE[x.dtype]
-
-    def value_info(name, shape):
-        dims = b"".join(_pb(1, _pb(1, n)) for n in shape)
-        tensor_type = _pb(1, elem) + _pb(2, dims)
-        return _pb(1, name) + _pb(2, _pb(1, tensor_type))
-
-    def attribute(name, value):
-        if isinstance(value, int):
-            return _pb(1, name) + _pb(20, _ONNX_ATTR_INT) + _pb(3, value)
-        return _pb(1, name) + _pb(20, _ONNX_ATTR_INTS) + b"".join(_pb(8, v) for v in value)
-
-    raw = np.ascontiguousarray(weight, dtype=weight.dtype.newbyteorder("<")).tobytes()
-    initializer = (b"".join(_pb(1, n) for n in weight.shape) + _pb(2, elem) + _pb(8, "w")
-                   + _pb(9, raw))
-    node = (_pb(1, "x") + _pb(1, "w") + _pb(2, "y") + _pb(4, op_type)
-            + b"".join(_pb(5, attribute(k, v)) for k, v in attributes.items()))
-    graph = (_pb(1, node) + _pb(2, "fastdeconv_bench") + _pb(5, initializer)
-             + _pb(11, value_info("x", x.shape)) + _pb(12, value_info("y", y_shape)))
-    return _pb(1, 8) + _pb(8, _pb(2, 17)) + _pb(7, graph)  # IR version 8, opset 17
-
-
 def _onnxruntime_session(case, op_type, x, weight, attributes, threads):
     """Callable running a one-node ORT session pinned to the benchmark's thread count."""
     ort = _require("onnxruntime")
@@ -398,9 +347,10 @@ def _onnxruntime_session(case, op_type, x, weight, attributes, threads):
     # dcgan_rgb went from 0.94 to 15 ms). Every peer gets idle cores, ORT included.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    model = _onnx_model(op_type, x, weight, case.result_shape, attributes)
+    # the weight is an initializer (a constant of the model), as exporters write it
+    model = single_node_model(op_type, [x, weight], attributes)
     session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-    return lambda: session.run(None, {"x": x})[0]
+    return lambda: session.run(None, {"x0": x})[0]
 
 
 def _onnxruntime_conv(case, operands, threads):
