@@ -7,6 +7,11 @@ Environment switches:
 ``FASTDECONV_CYTHON_DEBUG=1``
     Turn Cython's bounds, wraparound and initialisation checks back on and re-cythonize
     (slow; for debugging).
+``FASTDECONV_SANITIZE=address``
+    Build with AddressSanitizer (``-fsanitize=address -fno-omit-frame-pointer -g -O1``) and
+    Cython's bounds and wraparound checks on, re-cythonizing. Running it needs the ASan runtime
+    preloaded; ``.ci/asan`` builds a sanitized copy of the checkout and runs the fuzz suite
+    under it.
 ``FASTDECONV_CFLAGS``
     Extra compiler flags appended to the defaults, e.g. ``-march=native`` (opt-in: the default
     build stays portable).
@@ -91,7 +96,8 @@ def write_build_info(have_openmp, cflags):
         "openmp_requested": not _flag("FASTDECONV_NO_OPENMP"),
         "openmp_compiled": have_openmp,
         "cflags": cflags,
-        "cython_debug": _flag("FASTDECONV_CYTHON_DEBUG"),
+        "cython_debug": _flag("FASTDECONV_CYTHON_DEBUG") or bool(_sanitize()),
+        "sanitize": _sanitize(),
     }
     path = os.path.join(HERE, "fastdeconv", "_build_info.py")
     with open(path, "w") as fh:
@@ -99,10 +105,22 @@ def write_build_info(have_openmp, cflags):
         fh.write(f"BUILD_INFO = {info!r}\n")
 
 
+def _sanitize():
+    """The sanitizer requested by FASTDECONV_SANITIZE ("" for none); only "address" is known."""
+    value = os.environ.get("FASTDECONV_SANITIZE", "").strip().lower()
+    if value not in ("", "address"):
+        raise SystemExit(f"FASTDECONV_SANITIZE={value!r}: only 'address' is supported")
+    return value
+
+
 def extensions():
     omp_cflags, omp_ldflags = openmp_flags()
+    sanitize = _sanitize()
     if sys.platform == "win32":
         cflags = ["/O2"]
+    elif sanitize:
+        cflags = ["-O1", "-g", "-fno-omit-frame-pointer", f"-fsanitize={sanitize}"]
+        omp_ldflags = omp_ldflags + [f"-fsanitize={sanitize}"]
     else:
         cflags = ["-O3"]
     cflags += shlex.split(os.environ.get("FASTDECONV_CFLAGS", ""))
@@ -118,7 +136,7 @@ def extensions():
             for name in names]
     # The kernels' directives live here (not in the .pyx headers) so that the debug switch can
     # turn the checks back on; the Python layer validates everything the kernels receive.
-    debug = _flag("FASTDECONV_CYTHON_DEBUG")
+    debug = _flag("FASTDECONV_CYTHON_DEBUG") or bool(sanitize)
     directives = {
         "language_level": 3,
         "boundscheck": debug,

@@ -112,6 +112,15 @@ def _tiling(rows, length, batch, itemsize):
     return 1, max(1, min(length, tile))
 
 
+#: Stride-phase algorithms enumerate every phase (prod(stride) of them) in Python; beyond
+#: this many they are not used (col2im has no such cost).
+MAX_PHASES = 4096
+
+
+def _few_phases(problem):
+    return int(np.prod(problem.geometry.stride)) <= MAX_PHASES
+
+
 def _is_depthwise(problem):
     """Each group has one input channel of the transposed convolution (= c_out here)."""
     return problem.groups == problem.c_out and problem.c_in // problem.groups <= 4
@@ -120,16 +129,16 @@ def _is_depthwise(problem):
 def _choose_backward_input(problem, itemsize):
     g = problem.geometry
     forced = getattr(_forced, "name", None)
-    unit_dilation = all(d == 1 for d in g.dilation)
+    phases_ok = all(d == 1 for d in g.dilation) and _few_phases(problem)
     if forced in ALGORITHMS["backward_input"]:
-        if forced == "phases" and not unit_dilation:
+        if forced == "phases" and not phases_ok:
             return "col2im"  # stride phases need dilation 1
-        if forced == "depthwise" and not (unit_dilation and _is_depthwise(problem)):
+        if forced == "depthwise" and not (phases_ok and _is_depthwise(problem)):
             return "col2im"
         if forced == "subpixel" and _subpixel_layout(problem, limit=None) is None:
             return "col2im"
         return forced
-    if unit_dilation and _is_depthwise(problem):
+    if phases_ok and _is_depthwise(problem):
         return "depthwise"
     if (problem.c_in // problem.groups >= SUBPIXEL_MIN_CHANNELS
             and g.kernel_numel >= SUBPIXEL_MIN_KERNEL):
@@ -269,6 +278,8 @@ def _subpixel_layout(problem, limit=SUBPIXEL_MAX_OVERHEAD, itemsize=8):
     """Shapes of the sub-pixel decomposition, or None when it does not apply (or pay)."""
     g = problem.geometry
     if any(d != 1 for d in g.dilation) or any(k % s for k, s in zip(g.kernel_size, g.stride)):
+        return None
+    if not _few_phases(problem):
         return None
     sub_kernel = tuple(k // s for k, s in zip(g.kernel_size, g.stride))
     u_min, u_max = [], []

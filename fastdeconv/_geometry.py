@@ -216,7 +216,8 @@ class ConvGeometry:
                     f"(input {n} + padding {before} + {after})"
                 )
             output_size.append((padded - k_eff) // s + 1)
-        return cls(input_size, tuple(output_size), kernel_size, stride, dilation, pairs, (0,) * ndim)
+        return _checked(cls(input_size, tuple(output_size), kernel_size, stride, dilation, pairs,
+                            (0,) * ndim))
 
     @classmethod
     def for_conv_transpose(
@@ -273,7 +274,7 @@ class ConvGeometry:
                     f"({pairs[dim][0]} + {pairs[dim][1]}) + dilated kernel extent {k_effs[dim]} "
                     f"+ output_padding {output_padding[dim]}; reduce the padding"
                 )
-        return cls(out, input_size, kernel_size, stride, dilation, pairs, output_padding)
+        return _checked(cls(out, input_size, kernel_size, stride, dilation, pairs, output_padding))
 
     # ------------------------------------------------------------------ derived sizes
     @property
@@ -372,6 +373,29 @@ class ConvGeometry:
             for v in (self.input_size, self.output_size, self.kernel_size, self.stride,
                       self.dilation, self.pad_before)
         )
+
+
+#: Every position the kernels compute (sizes, strides, dilated kernel extents, paddings and
+#: their sums) must stay below this, so that 64-bit index arithmetic cannot overflow.
+INDEX_LIMIT = 2**62
+
+
+def _checked(geometry):
+    """Reject geometries whose index arithmetic could overflow 64-bit integers."""
+    for name, values in (
+        ("stride", geometry.stride), ("dilation", geometry.dilation),
+        ("padding", [p for pair in geometry.padding for p in pair]),
+        ("kernel extent (dilation * (kernel_size - 1) + 1)", geometry.effective_kernel_size),
+        ("spatial size", geometry.input_size + geometry.output_size),
+        ("span of the output positions ((out - 1) * stride + kernel extent + padding)",
+         [(o - 1) * s + k + b + a for o, s, k, (b, a) in zip(
+             geometry.output_size, geometry.stride, geometry.effective_kernel_size,
+             geometry.padding)]),
+    ):
+        if any(abs(v) >= INDEX_LIMIT for v in values):
+            raise ValueError(f"{name} too large for 64-bit index arithmetic (limit 2**62), got "
+                             f"{tuple(values)}")
+    return geometry
 
 
 def _output_padding_for(output_size, minimal, stride, implied, *, fixed):

@@ -14,6 +14,7 @@ from ._docstrings import docfiller
 from ._ext import _pool_kernels
 from ._threads import num_threads
 from ._validation import (
+    allocate,
     as_array,
     as_compute_array,
     check_int,
@@ -254,8 +255,8 @@ def max_pool(x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=Fa
         raise ValueError(f"the spatial size of x must be positive, got shape {x.shape}")
     out_size = max_pool_output_size(in_size, kernel, stride, padding, dilation, ceil_mode)
     x = as_compute_array(x, dtype)
-    y = np.empty(x.shape[:2] + out_size, dtype=dtype)
-    indices = np.empty(y.shape, dtype=np.int64)
+    y = allocate(x.shape[:2] + out_size, dtype, "output")
+    indices = allocate(y.shape, np.int64, "indices")
     planes = x.shape[0] * x.shape[1]
     if planes:
         _pool_kernels.max_pool_forward(
@@ -336,7 +337,7 @@ def max_unpool(x, indices, kernel_size, *, stride=None, padding=0, output_size=N
     indices = _check_indices(indices, x.shape)
     out_size = max_unpool_output_size(x.shape[2:], kernel, stride, padding, output_size)
     x = as_compute_array(x, dtype)
-    y = np.zeros(x.shape[:2] + out_size, dtype=dtype)
+    y = allocate(x.shape[:2] + out_size, dtype, "output", zero=True)
     planes = x.shape[0] * x.shape[1]
     in_numel = int(np.prod(x.shape[2:], dtype=np.int64))
     out_numel = int(np.prod(out_size, dtype=np.int64))
@@ -402,10 +403,13 @@ def max_pool_backward(grad_output, indices, input_shape):
     shape = _full_shape(input_shape, grad_output)
     indices = _check_indices(indices, grad_output.shape)
     grad_output = as_compute_array(grad_output, dtype)
-    grad_x = np.zeros(shape, dtype=dtype)
+    grad_x = allocate(shape, dtype, "input gradient", zero=True)
     planes = shape[0] * shape[1]
     in_numel = int(np.prod(shape[2:], dtype=np.int64))
     out_numel = int(np.prod(grad_output.shape[2:], dtype=np.int64))
+    if planes and out_numel and not in_numel:  # (the kernel would index an empty buffer)
+        raise ValueError(f"indices point into the input planes, but input_shape {shape} has "
+                         f"none of their {out_numel} positions")
     if planes and out_numel:
         bad = np.full(planes, -1, dtype=np.intp)
         _pool_kernels.max_pool_backward(grad_output.reshape(-1), indices.reshape(-1),
@@ -470,7 +474,7 @@ def max_unpool_backward(grad_output, indices):
             f"of dimensions of grad_output {grad_output.shape}, got {indices.shape}")
     indices = _check_indices(indices, indices.shape)
     grad_output = as_compute_array(grad_output, dtype)
-    grad_x = np.empty(indices.shape, dtype=dtype)
+    grad_x = allocate(indices.shape, dtype, "input gradient")
     planes = indices.shape[0] * indices.shape[1]
     in_numel = int(np.prod(indices.shape[2:], dtype=np.int64))
     out_size = grad_output.shape[2:]

@@ -191,11 +191,12 @@ def resize(x, size=None, *, scale_factor=None, mode="nearest", align_corners=Non
         nearest_mode=nearest_mode, cubic_coeff_a=cubic_coeff_a, exclude_outside=exclude_outside,
     )
     x = as_compute_array(x, dtype)
+    # the output first: an impossible size fails here, before the index tables are built
+    y = allocate(x.shape[:2] + spec.out_size, dtype, "output")
     program = _program(spec, dtype)
     planes = x.shape[0] * x.shape[1]
     if program.is_copy:
         return x.copy()
-    y = allocate(x.shape[:2] + spec.out_size, dtype, "output")
     if planes == 0:
         return y
     return _run(_resize_kernels.resize_forward, x, y, planes, program)
@@ -274,11 +275,11 @@ def resize_backward(grad_output, input_shape, size=None, *, scale_factor=None, m
         raise ValueError(f"grad_output must have the output shape {expected} of resize for "
                          f"input_shape {input_shape}, got {grad_output.shape}")
     grad_output = as_compute_array(grad_output, dtype)
+    grad_x = allocate(input_shape, dtype, "input gradient")
     program = _program(spec, dtype)
     planes = input_shape[0] * input_shape[1]
     if program.is_copy:
         return grad_output.copy()
-    grad_x = allocate(input_shape, dtype, "input gradient")
     if planes == 0:
         return grad_x
     return _run(_resize_kernels.resize_adjoint, grad_output, grad_x, planes, program)

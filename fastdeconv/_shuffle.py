@@ -14,6 +14,7 @@ channel orders:
 The work is one NumPy reshape/transpose/copy: a memory-bound permutation.
 """
 
+import math
 import numbers
 
 import numpy as np
@@ -36,6 +37,10 @@ def _check(x, factor, order, name, name_x="x"):
     if isinstance(factor, numbers.Real) and not isinstance(factor, numbers.Integral):
         raise TypeError(f"{name} must be an int or a tuple of {ndim} ints, got {factor!r}")
     factors = normalize_tuple(factor, ndim, name, min_value=1)
+    # The reshapes below put the factors into the shape; NumPy refuses shapes whose non-zero
+    # extents multiply beyond its index range (even for an empty array).
+    if math.prod(factors) * math.prod(d for d in x.shape if d) > np.iinfo(np.intp).max:
+        raise ValueError(f"{name} {factors} is too large for an input of shape {x.shape}")
     if not isinstance(order, str) or order not in ORDERS:
         raise ValueError(f"order must be 'CRD' (PyTorch) or 'DCR' (TensorFlow, ONNX's "
                          f"default), got {order!r}")
@@ -108,7 +113,7 @@ def pixel_shuffle(x, upscale_factor, *, order="CRD"):
     x, ndim, r = _check(x, upscale_factor, order, "upscale_factor")
     n, channels = x.shape[:2]
     spatial = x.shape[2:]
-    blocks = int(np.prod(r))
+    blocks = math.prod(r)
     if channels % blocks:
         raise ValueError(
             f"the channels of x ({channels}) must be divisible by the product of "
@@ -186,4 +191,4 @@ def pixel_unshuffle(x, downscale_factor, *, order="CRD"):
     else:
         axes = [0] + phase_axes + [1] + space_axes
     return np.ascontiguousarray(v.transpose(axes)).reshape(
-        (n, c * int(np.prod(r))) + small)
+        (n, c * math.prod(r)) + small)

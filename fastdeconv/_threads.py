@@ -13,6 +13,9 @@ from ._validation import check_int
 
 __all__ = ["get_num_threads", "set_num_threads", "num_threads"]
 
+#: Largest thread count :func:`set_num_threads` accepts.
+MAX_THREADS = 2**15
+
 _lock = threading.Lock()
 _override = None
 
@@ -52,7 +55,7 @@ def set_num_threads(n):
     Raises
     ------
     ValueError
-        If ``n`` is 0.
+        If ``n`` is 0 or larger than 32768.
     TypeError
         If ``n`` is not an int or None.
 
@@ -69,6 +72,8 @@ def set_num_threads(n):
         n = check_int(n, "n")
         if n == 0:
             raise ValueError("n = 0 threads is invalid: use a positive count, -1 for all, or None")
+        if n > MAX_THREADS:  # the kernels take a C int; OpenMP could not start that many anyway
+            raise ValueError(f"n = {n} threads is too many: at most {MAX_THREADS}")
         if n < 0:
             import os
 

@@ -95,3 +95,64 @@ def test_every_algorithm_is_race_free_and_bit_identical_across_thread_counts(alg
                 assert np.array_equal(fastdeconv.conv_transpose(x, w, **kw), baseline)
     finally:
         fastdeconv.set_num_threads(previous)
+
+
+def _every_operator(rng):
+    """(name, call) for every public operator on small shared read-only inputs."""
+    x = rng.standard_normal((2, 8, 12, 12)).astype(np.float32)
+    w = rng.standard_normal((8, 4, 3, 3)).astype(np.float32)
+    y = fastdeconv.conv_transpose(x, w, stride=2, padding=1)
+    p, idx = fastdeconv.max_pool(x, 3, stride=2, padding=1, return_indices=True)
+    r = fastdeconv.resize(x, scale_factor=2, mode="cubic")
+    for a in (x, w, y, p, idx, r):
+        a.flags.writeable = False
+    return [
+        ("conv", lambda: fastdeconv.conv(y, w, stride=2, padding=1)),
+        ("conv_backward", lambda: fastdeconv.conv_backward(x, y, w, stride=2, padding=1)),
+        ("conv_transpose", lambda: fastdeconv.conv_transpose(x, w, stride=2, padding=1)),
+        ("conv_transpose_backward", lambda: fastdeconv.conv_transpose_backward(
+            y, x, w, stride=2, padding=1)),
+        ("resize", lambda: fastdeconv.resize(x, scale_factor=2, mode="cubic")),
+        ("resize_linear_aa", lambda: fastdeconv.resize(x, size=5, mode="linear",
+                                                       antialias=True)),
+        ("resize_backward", lambda: fastdeconv.resize_backward(r, x.shape, scale_factor=2,
+                                                               mode="cubic")),
+        ("max_pool", lambda: fastdeconv.max_pool(x, 3, stride=2, padding=1,
+                                                 return_indices=True)),
+        ("max_unpool", lambda: fastdeconv.max_unpool(p, idx, 3, stride=2, padding=1,
+                                                     output_size=(12, 12))),
+        ("max_pool_backward", lambda: fastdeconv.max_pool_backward(p, idx, x.shape)),
+        ("max_unpool_backward", lambda: fastdeconv.max_unpool_backward(x, idx)),
+        ("pixel_shuffle", lambda: fastdeconv.pixel_shuffle(x, 2)),
+        ("pixel_unshuffle", lambda: fastdeconv.pixel_unshuffle(x, 2)),
+    ]
+
+
+def _flatten(result):
+    if isinstance(result, tuple):
+        return [a for r in result for a in _flatten(r)]
+    return [] if result is None else [np.asarray(result)]
+
+
+def test_every_operator_is_bit_identical_for_1_2_4_threads_and_repeated_calls(rng):
+    previous = fastdeconv.set_num_threads(1)
+    try:
+        for name, run in _every_operator(rng):
+            fastdeconv.set_num_threads(1)
+            baseline = _flatten(run())
+            for threads in (2, 4, 1, 4, 2):
+                fastdeconv.set_num_threads(threads)
+                for a, b in zip(baseline, _flatten(run())):
+                    assert np.array_equal(a, b, equal_nan=True), (name, threads)
+    finally:
+        fastdeconv.set_num_threads(previous)
+
+
+def test_eight_python_threads_on_every_operator_get_the_serial_results(rng):
+    operators = _every_operator(rng)
+    serial = [_flatten(run()) for _, run in operators]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        threaded = list(pool.map(lambda op: _flatten(op[1]()), operators * 4))
+    for i, result in enumerate(threaded):
+        for a, b in zip(serial[i % len(operators)], result):
+            assert np.array_equal(a, b, equal_nan=True), operators[i % len(operators)][0]

@@ -158,7 +158,7 @@ def _fold_padding(grad_padded, in_sizes, pairs, padding_mode):
         index = _pad(index, pairs, padding_mode)
     index = index.ravel()
     batch = grad_padded.shape[:2]
-    flat = grad_padded.reshape(prod(batch), -1)
+    flat = grad_padded.reshape(prod(batch), prod(grad_padded.shape[2:]))  # also when empty
     keep = index >= 0
     folded = np.zeros((n_in, flat.shape[0]), dtype=grad_padded.dtype)
     np.add.at(folded, index[keep], flat[:, keep].T)

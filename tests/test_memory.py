@@ -1,0 +1,133 @@
+"""Memory: no leaks over 10,000 calls, bounded workspace, MemoryError with the size, 64-bit
+index arithmetic."""
+
+import gc
+import os
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import fastdeconv
+from fastdeconv import _dispatch
+
+
+def _rss_bytes():
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _mixed_calls(rng):
+    x = rng.standard_normal((2, 4, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    y = fastdeconv.conv_transpose(x, w, stride=2, padding=1)
+    g = np.ones_like(y)
+
+    def one(i):
+        k = i % 6
+        if k == 0:
+            fastdeconv.conv_transpose(x, w, stride=2, padding=1)
+        elif k == 1:
+            fastdeconv.conv_transpose_backward(g, x, w, stride=2, padding=1)
+        elif k == 2:
+            fastdeconv.resize(x, scale_factor=2, mode="linear")
+        elif k == 3:
+            p, idx = fastdeconv.max_pool(x, 2, return_indices=True)
+            fastdeconv.max_unpool(p, idx, 2)
+        elif k == 4:
+            fastdeconv.pixel_shuffle(x, 2)
+        else:
+            try:
+                fastdeconv.conv(x, w, stride=0)
+            except ValueError:
+                pass
+    return one
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc (Linux)")
+def test_no_leak_over_10000_calls(rng):
+    one = _mixed_calls(rng)
+    for i in range(600):  # warm-up: caches, thread pools, BLAS buffers
+        one(i)
+    gc.collect()
+    rss0 = _rss_bytes()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        for i in range(10_000):
+            one(i)
+        gc.collect()
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    growth = sum(s.size_diff for s in after.compare_to(before, "filename"))
+    rss_growth = _rss_bytes() - rss0
+    assert growth < 256 * 1024, f"traced Python/NumPy memory grew by {growth} bytes"
+    assert rss_growth < 16 * 2**20, f"RSS grew by {rss_growth / 2**20:.1f} MiB"
+
+
+def test_workspace_is_bounded_when_the_full_im2col_buffer_would_not_fit():
+    # forward im2col of every sample at once: 4096 samples x (64*3*3 rows) x (32*32 cols)
+    # x 4 bytes = 9 GiB; the tiled workspace stays under WORKSPACE_BYTES.
+    n, c, h = 4096, 64, 32
+    full_im2col = n * c * 9 * h * h * 4
+    assert full_im2col > 8 * 2**30
+    x = np.zeros((n, c, h, h), np.float32)  # 1 GiB, lazily zero (calloc)
+    x[:, :, ::7, ::5] = 1.0
+    w = np.ones((2, c, 3, 3), np.float32)
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        y = fastdeconv.conv(x, w, padding=1)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    output = y.nbytes
+    assert peak - output <= _dispatch.WORKSPACE_BYTES + 4 * 2**20, (peak, output)
+    assert y[0, 0, 0, 0] == fastdeconv.conv(x[:1, :, :2, :2], w, padding=1)[0, 0, 0, 0]
+
+
+@pytest.mark.parametrize("call", [
+    lambda: fastdeconv.conv_transpose(np.ones((1, 1, 2)), np.ones((1, 1, 1)), stride=2**50),
+    lambda: fastdeconv.conv_transpose(np.ones((4, 8, 2, 2)), np.ones((8, 8, 3, 3)),
+                                      output_size=(2**30, 2**30), stride=2**29),
+    lambda: fastdeconv.conv(np.ones((1, 1, 1)), np.ones((1, 1, 1)), padding=2**50),
+    lambda: fastdeconv.max_unpool(np.ones((1, 1, 2)), np.zeros((1, 1, 2), np.int64), 1,
+                                  stride=2**60),
+])
+def test_an_output_that_cannot_be_allocated_raises_memoryerror_with_the_size(call):
+    with pytest.raises(MemoryError, match=r"GiB"):
+        call()
+
+
+@pytest.mark.slow
+def test_index_arithmetic_is_64_bit_beyond_2_31_elements():
+    """An output of 2**31 + 9 float32 elements (8 GiB, lazily zeroed: only two are written)."""
+    stride = 2**31 + 8
+    x = np.array([[[1.5, 2.5]]], np.float32)
+    idx = np.array([[[3, stride]]])
+    y = fastdeconv.max_unpool(x, idx, 1, stride=stride)
+    assert y.shape == (1, 1, 2**31 + 9)
+    assert y[0, 0, 3] == 1.5 and y[0, 0, stride] == 2.5
+    assert y[0, 0, 2**31 - 1] == 0 and y[0, 0, 2**31] == 0
+    assert y[0, 0, stride - 1] == 0 and y.shape[-1] == stride + 1
+
+
+@pytest.mark.parametrize("call", [
+    # index arithmetic near 2**63 would overflow: rejected, naming the parameter
+    lambda: fastdeconv.conv(np.ones((1, 1, 2, 1)), np.ones((1, 1, 1, 4)), stride=(1, 2**63 - 1), padding="same"),
+    lambda: fastdeconv.conv(np.ones((1, 1, 2, 1)), np.ones((1, 1, 1, 4)), dilation=(1, 2**63 - 1), padding="same"),
+    lambda: fastdeconv.conv_transpose(np.ones((1, 1, 2)), np.ones((1, 1, 2)), stride=2**62),
+])
+def test_geometry_beyond_64_bit_index_arithmetic_is_rejected(call):
+    with pytest.raises(ValueError, match=r"too large for 64-bit index arithmetic"):
+        call()
+
+
+def test_huge_strides_do_not_enumerate_stride_phases():
+    # kernel < stride with one group per channel would pick a phase algorithm; with 2**31
+    # phases it must fall back to col2im (measured before: over 24 GB and an OOM kill)
+    from fastdeconv._problem import conv_transpose_problem
+
+    problem = conv_transpose_problem((1, 1, 2), (1, 1, 1), stride=2**31 + 7)
+    assert _dispatch.plan("backward_input", problem, 4).algorithm == "col2im"
