@@ -788,34 +788,6 @@ def conv_transpose_depthwise(const floating[::1] x, const floating[::1] phase_we
         raise MemoryError("cannot allocate a plane buffer of the depthwise kernel")
 
 
-cdef void depth_to_space_plane(const floating* src_plane, floating* dst_plane, int ndim,
-                               const Py_ssize_t* z_size, const Py_ssize_t* y_size,
-                               const Py_ssize_t* step, const Py_ssize_t* start,
-                               const Py_ssize_t* count, const Py_ssize_t* first) noexcept nogil:
-    """One (sample, phase, channel) plane of :func:`depth_to_space_phases` (own index arrays)."""
-    cdef Py_ssize_t idx[MAX_NDIM]
-    cdef Py_ssize_t rows = 1, r, rem, zoff, ybase, u, s = step[ndim - 1], cnt = count[ndim - 1]
-    cdef int d
-    cdef const floating* src
-    cdef floating* dst
-    for d in range(ndim - 1):
-        rows *= count[d]
-    for r in range(rows):
-        rem = r
-        for d in range(ndim - 2, -1, -1):
-            idx[d] = rem % count[d]
-            rem = rem / count[d]
-        zoff = 0
-        ybase = 0
-        for d in range(ndim - 1):
-            zoff = zoff * z_size[d] + start[d] + idx[d]
-            ybase = ybase * y_size[d] + first[d] + idx[d] * step[d]
-        src = src_plane + zoff * z_size[ndim - 1] + start[ndim - 1]
-        dst = dst_plane + ybase * y_size[ndim - 1] + first[ndim - 1]
-        for u in range(cnt):
-            dst[u * s] = src[u]
-
-
 def depth_to_space_phases(const floating[::1] z, floating[::1] y, Py_ssize_t batch,
                           Py_ssize_t channels, Py_ssize_t groups, const Py_ssize_t[::1] z_size,
                           const Py_ssize_t[::1] y_size, const Py_ssize_t[::1] step,
@@ -833,7 +805,11 @@ def depth_to_space_phases(const floating[::1] z, floating[::1] y, Py_ssize_t bat
     """
     cdef Py_ssize_t n_phases = phase_start.shape[0]
     cdef int ndim = <int> z_size.shape[0], d
-    cdef Py_ssize_t Z = 1, Y = 1, item, n, ph, c, zc, cout_g = channels / groups
+    cdef Py_ssize_t Z = 1, Y = 1, item, n, ph, c, zc, start, cout_g = channels / groups
+    cdef Py_ssize_t z_strides[MAX_NDIM]  # row-major strides of z_size; read-only below
+    z_strides[ndim - 1] = 1
+    for d in range(ndim - 2, -1, -1):
+        z_strides[d] = z_strides[d + 1] * z_size[d + 1]
     for d in range(ndim):
         Z *= z_size[d]
         Y *= y_size[d]
@@ -844,9 +820,13 @@ def depth_to_space_phases(const floating[::1] z, floating[::1] y, Py_ssize_t bat
             ph = (item / channels) % n_phases
             c = item % channels
             zc = ((c / cout_g) * n_phases + ph) * cout_g + c % cout_g
-            depth_to_space_plane(&z[0] + (n * n_phases * channels + zc) * Z,
-                                 &y[0] + (n * channels + c) * Y, ndim, &z_size[0], &y_size[0],
-                                 &step[0], &phase_start[ph, 0], &count[ph, 0], &first[ph, 0])
+            start = 0
+            for d in range(ndim):
+                start = start + phase_start[ph, d] * z_strides[d]
+            # the phase's block of z is a phase plane with rows z_strides apart
+            store_phase_plane(&z[0] + (n * n_phases * channels + zc) * Z + start,
+                              &y[0] + (n * channels + c) * Y, ndim, z_strides, &count[ph, 0],
+                              &y_size[0], &first[ph, 0], &step[0])
 
 
 # ------------------------------------------------------------- primitives, for tests/benchmarks
