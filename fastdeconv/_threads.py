@@ -6,6 +6,7 @@ for the whole process. Results are bit-identical whatever the count (see the doc
 page): every parallel loop splits its work by shape, never by thread count.
 """
 
+import os
 import threading
 
 from ._ext import _conv_kernels
@@ -15,15 +16,22 @@ __all__ = ["get_num_threads", "set_num_threads", "num_threads"]
 
 #: Largest thread count :func:`set_num_threads` accepts.
 MAX_THREADS = 2**15
+#: The kernels never start more threads than this: OpenMP creates a whole team per parallel
+#: loop whatever its length, and tens of thousands of threads exhaust the system (measured: a
+#: fuzzed set_num_threads(30000) then one call killed the process). Four per CPU still lets
+#: tests check that results do not depend on the thread count.
+EFFECTIVE_MAX_THREADS = max(4, 4 * (os.cpu_count() or 1))
 
 _lock = threading.Lock()
 _override = None
 
 
 def num_threads():
-    """Threads for the next kernel call: the override, else OpenMP's current maximum."""
+    """Threads for the next kernel call: the override, else OpenMP's current maximum, at most
+    :data:`EFFECTIVE_MAX_THREADS`."""
     override = _override
-    return override if override is not None else _conv_kernels.max_threads()
+    wanted = override if override is not None else _conv_kernels.max_threads()
+    return min(wanted, EFFECTIVE_MAX_THREADS)
 
 
 def get_num_threads():

@@ -156,3 +156,17 @@ def test_eight_python_threads_on_every_operator_get_the_serial_results(rng):
     for i, result in enumerate(threaded):
         for a, b in zip(serial[i % len(operators)], result):
             assert np.array_equal(a, b, equal_nan=True), operators[i % len(operators)][0]
+
+
+def test_huge_thread_counts_are_capped_so_no_thread_storm_starts(rng):
+    from fastdeconv import _threads
+
+    x = rng.standard_normal((1, 1, 12))
+    w = rng.standard_normal((1, 1, 3))
+    expected = fastdeconv.conv_transpose(x, w, stride=2)
+    previous = fastdeconv.set_num_threads(_threads.MAX_THREADS)
+    try:
+        assert fastdeconv.get_num_threads() == _threads.EFFECTIVE_MAX_THREADS
+        assert np.array_equal(fastdeconv.conv_transpose(x, w, stride=2), expected)
+    finally:
+        fastdeconv.set_num_threads(previous)
