@@ -115,7 +115,11 @@ def max_unpool_output_size(input_size, kernel_size, stride, padding, output_size
                     f"default {default[d]})"
                 )
     if any(n < 1 for n in size):
-        raise ValueError(f"max_unpool output would be empty: spatial size {size}")
+        source = ("output_size" if output_size is not None else
+                  f"x's spatial size {tuple(input_size)}, kernel_size {tuple(kernel_size)}, "
+                  f"stride {tuple(stride)} and padding {tuple(padding)}")
+        raise ValueError(f"max_unpool output would be empty: {source} give spatial size "
+                         f"{size}; every output dimension must be >= 1")
     return size
 
 

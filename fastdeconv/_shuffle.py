@@ -38,8 +38,9 @@ def _check(x, factor, order, name, name_x="x"):
         raise TypeError(f"{name} must be an int or a tuple of {ndim} ints, got {factor!r}")
     factors = normalize_tuple(factor, ndim, name, min_value=1)
     # The reshapes below put the factors into the shape; NumPy refuses shapes whose non-zero
-    # extents multiply beyond its index range (even for an empty array).
-    if math.prod(factors) * math.prod(d for d in x.shape if d) > np.iinfo(np.intp).max:
+    # extents, times the item size, multiply beyond its index range (even for an empty array).
+    nonzero_extent = math.prod(factors) * math.prod(d for d in x.shape if d)
+    if nonzero_extent * np.dtype(dtype).itemsize > np.iinfo(np.intp).max:
         raise ValueError(f"{name} {factors} is too large for an input of shape {x.shape}")
     if not isinstance(order, str) or order not in ORDERS:
         raise ValueError(f"order must be 'CRD' (PyTorch) or 'DCR' (TensorFlow, ONNX's "

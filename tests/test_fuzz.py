@@ -154,11 +154,14 @@ def run(fn, arrays, kwargs, expected_fn, *, invalid=False, compare=None, layouts
     outcomes = []
     expected = None
     for layout in layouts or ["c"]:
-        out = call(fn, *arrays(layout), **kwargs)
+        args = arrays(layout)
+        out = call(fn, *args, **kwargs)
         if isinstance(out, Raised):
             outcomes.append(type(out.exc))
             continue
-        assert not invalid, f"{fn.__name__} accepted an invalid call ({layout}): {kwargs}"
+        described = [(np.shape(a), getattr(a, "dtype", type(a).__name__)) for a in args]
+        assert not invalid, (f"{fn.__name__} accepted an invalid call ({layout}): "
+                             f"{described} {kwargs}")
         outcomes.append("result")
         if expected is None:
             # inf * 0 in the NumPy oracle is NaN, like the kernels; no warning from the oracle
@@ -315,16 +318,15 @@ def conv_cases(draw, transpose):
     invalid |= bad
     dilation, bad = draw(int_param(ndim, 1, 3))
     invalid |= bad
-    padding, bad = draw(int_param(ndim, 0, 3))
-    invalid |= bad
+    padding, bad_padding = draw(int_param(ndim, 0, 3))
     kw = dict(stride=stride, padding=padding, dilation=dilation)
-    if groups != 1 or draw(st.booleans()):
-        kw["groups"] = groups if mismatch != "groups" else groups + 1
-        invalid |= mismatch == "groups" and (w_shape[0] % (groups + 1) != 0 or True)
+    if groups != 1 or mismatch == "groups" or draw(st.booleans()):
+        # groups = C_in + 1 never divides C_in > 0 (and zero channels are rejected)
+        kw["groups"] = groups if mismatch != "groups" else groups * cin_g + 1
     if not transpose:
         if draw(st.integers(0, 4)) == 0:
             kw["padding"] = draw(st.sampled_from(["same", "valid", "full", "SAME"]))
-            invalid |= kw["padding"] in ("full", "SAME")
+            bad_padding = kw["padding"] in ("full", "SAME")
         kw["padding_mode"] = draw(st.sampled_from(["zeros"] * 4 + ["reflect", "replicate",
                                                                     "circular", "wrap"]))
         invalid |= kw["padding_mode"] == "wrap"
@@ -335,6 +337,7 @@ def conv_cases(draw, transpose):
         elif draw(st.integers(0, 5)) == 0:
             kw["output_size"] = tuple(draw(st.lists(st.integers(0, 3 * m), min_size=ndim,
                                                     max_size=ndim)))
+    invalid |= bad_padding
     if mismatch == "groups":
         invalid = True
     return x, w, bias, kw, invalid, bad_bias
@@ -505,7 +508,7 @@ def resize_cases(draw):
     x_shape = (n, c) + spatial
     invalid = False
     if draw(st.integers(0, 15)) == 0:
-        x_shape = x_shape[:2] if ndim == 1 else (n,) + spatial
+        x_shape = x_shape[:draw(st.integers(1, 2))]  # no spatial dimension: certainly wrong
         invalid = True
     dtype, bad_dtype = draw(dtypes())
     x = make_array(rng, x_shape, dtype, special=draw(st.integers(0, 9)) == 0)

@@ -130,6 +130,14 @@ def test_output_size_rule():
         fastdeconv.max_unpool(y, idx, 2, output_size=6)
 
 
+def test_an_empty_default_output_names_the_parameters_that_made_it():
+    y, idx = np.ones((1, 1, 1)), np.zeros((1, 1, 1), dtype=np.int64)
+    with pytest.raises(ValueError, match=r"x's spatial size \(1,\), kernel_size \(2,\), "
+                                         r"stride \(2,\) and padding \(1,\) give spatial "
+                                         r"size \(0,\)"):
+        fastdeconv.max_unpool(y, idx, 2, stride=2, padding=1)
+
+
 @pytest.mark.parametrize("dtype, expected", [
     (np.float16, np.float32), (np.float32, np.float32), (np.int16, np.float64),
     (np.bool_, np.float64)])

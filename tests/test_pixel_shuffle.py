@@ -130,6 +130,11 @@ def test_documented_example():
      r"spatial size of x \(5,\) must be divisible by downscale_factor \(2,\)"),
     (lambda: fastdeconv.pixel_unshuffle(np.zeros((1, 1, 4)), -1), ValueError,
      "downscale_factor must be"),
+    # an empty array with a factor that NumPy cannot put into a shape (size x itemsize)
+    (lambda: fastdeconv.pixel_shuffle(np.zeros((0, 0, 1)), 2**62), ValueError,
+     r"upscale_factor \(4611686018427387904,\) is too large"),
+    (lambda: fastdeconv.pixel_unshuffle(np.zeros((0, 0, 0)), 2**61), ValueError,
+     "downscale_factor .* is too large"),
     (lambda: pixel_shuffle_matrix((6, 2, 2), 2), ValueError, "must be divisible"),
     (lambda: pixel_shuffle_matrix((4, 2), 2, order="X"), ValueError, "order must be"),
 ])
