@@ -35,7 +35,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from . import _blas_threads
-from ._ext import _conv_kernels
+from . import _winograd
+from ._ext import _conv_kernels, _winograd_kernels
 from ._geometry import ConvGeometry
 from ._problem import ConvProblem
 from ._threads import num_threads
@@ -66,7 +67,7 @@ TARGET_COLUMNS = 2048
 MIN_COLUMNS = 128
 
 ALGORITHMS = {
-    "forward": ("im2col",),
+    "forward": ("im2col", "winograd"),
     "backward_input": ("phases", "col2im", "depthwise", "subpixel"),
     "backward_weight": ("im2col",),
 }
@@ -95,6 +96,7 @@ class Plan:
     tile: int
     col_elements: int
     io_elements: int
+    output_tile: int = 0  # winograd: m of F(m x m, 3 x 3)
 
     def workspace_bytes(self, itemsize):
         return (self.col_elements + self.io_elements) * itemsize
@@ -156,6 +158,8 @@ def plan(pass_name, problem, itemsize):
     """The :class:`Plan` for one pass of ``problem`` (a :class:`fastdeconv._problem.ConvProblem`)."""
     g = problem.geometry
     batch = max(problem.batch, 1)
+    if pass_name == "forward" and _choose_forward(problem, itemsize) == "winograd":
+        return _winograd_plan(problem, itemsize)
     if pass_name == "backward_input" and _choose_backward_input(problem, itemsize) == "depthwise":
         return Plan("depthwise", 1, 0, 0, 0)
     if pass_name == "backward_input" and _choose_backward_input(problem, itemsize) == "subpixel":
@@ -240,6 +244,8 @@ def forward(x, weight, problem):
     if problem.batch == 0:
         return y
     the_plan = plan("forward", problem, x.dtype.itemsize)
+    if the_plan.algorithm == "winograd":
+        return _run_winograd(x, weight, y, problem, the_plan)
     return _run_generic(_conv_kernels.conv_forward, x, weight, y, problem, the_plan)
 
 
@@ -439,5 +445,83 @@ def _run_phases(x, weight, y, problem, the_plan):
             np.array(g.stride, dtype=np.intp), table["sub_out"], table["sub_kernel"],
             table["sub_pad"], table["first"], offsets,
             col, io, the_plan.samples_per_tile, the_plan.tile, threads, gemm_threads,
+        )
+    return y
+
+
+# ------------------------------------------------------------------------------- winograd
+#: Output tile m of Winograd F(m x m, 3 x 3) (see :mod:`fastdeconv._winograd`).
+WINOGRAD_OUTPUT_TILE = 4
+#: Tiles per pass of the Winograd kernel (the GEMMs' N): as many as keep the transformed
+#: tiles of a pass (V and M) within TILE_BYTES, but at least WINOGRAD_MIN_CHUNK (narrower
+#: GEMMs run far below peak) and at most WINOGRAD_MAX_CHUNK. Measured (float32, 64 to 256
+#: channels): 64 to 128 tiles are within noise of each other, 16 tiles 1.3x slower, 256
+#: tiles of 256 channels 1.2x slower (out of cache).
+WINOGRAD_MIN_CHUNK = 64
+WINOGRAD_MAX_CHUNK = 128
+
+
+def _winograd_applies(problem):
+    """2-d, 3x3 kernel, stride 1 (any dilation and padding)."""
+    g = problem.geometry
+    return g.ndim == 2 and g.kernel_size == (3, 3) and g.stride == (1, 1)
+
+
+def _winograd_tiles(problem, m):
+    """Tiles of one sample: per dilation phase, ceil(ceil(out / d) / m) per dimension."""
+    count = 1
+    for n, d in zip(problem.geometry.output_size, problem.geometry.dilation):
+        count *= d * -(-(-(-n // d)) // m)
+    return count
+
+
+def _winograd_plan(problem, itemsize, m=None):
+    """The Winograd :class:`Plan`, or None when the workspace cannot hold a useful pass.
+
+    The workspace is the transformed weight U (alpha^2 x C_out x C_in / groups), the
+    transformed input tiles V (alpha^2 x C_in x chunk) and the GEMM results M (alpha^2 x
+    C_out x chunk); ``col_elements`` counts U and V, ``io_elements`` M.
+    """
+    m = WINOGRAD_OUTPUT_TILE if m is None else m
+    alpha2 = (m + 2) ** 2
+    tiles = max(problem.batch, 1) * _winograd_tiles(problem, m)
+    u = alpha2 * problem.c_out * (problem.c_in // problem.groups)
+    per_tile = alpha2 * (problem.c_in + problem.c_out)
+    cached = max(WINOGRAD_MIN_CHUNK, min(WINOGRAD_MAX_CHUNK, TILE_BYTES // (itemsize * per_tile)))
+    chunk = min(cached, tiles, (WORKSPACE_BYTES // itemsize - u) // per_tile)
+    if chunk < min(WINOGRAD_MIN_CHUNK, tiles):
+        return None
+    return Plan("winograd", 1, chunk, u + alpha2 * problem.c_in * chunk,
+                alpha2 * problem.c_out * chunk, output_tile=m)
+
+
+def _choose_forward(problem, itemsize):
+    forced = getattr(_forced, "name", None)
+    if forced in ALGORITHMS["forward"]:
+        if forced == "winograd" and not (_winograd_applies(problem)
+                                         and _winograd_plan(problem, itemsize) is not None):
+            return "im2col"
+        return forced
+    return "im2col"
+
+
+def _run_winograd(x, weight, y, problem, the_plan):
+    _check_blas_dims(problem, the_plan)
+    g = problem.geometry
+    mats = _winograd.matrices(the_plan.output_tile)
+    cin_g = problem.c_in // problem.groups
+    u_elements = mats.alpha ** 2 * problem.c_out * cin_g
+    col, io = _workspaces(the_plan, y.dtype)
+    u, v = col[:u_elements], col[u_elements:]
+    threads, gemm_threads = _threads()
+    _winograd_kernels.winograd_weight(weight.reshape(-1), u, problem.c_out, cin_g, mats.G,
+                                      threads)
+    with _blas_threads.single_threaded_blas():  # GEMMs run on OpenMP threads instead
+        _winograd_kernels.conv_forward_winograd(
+            x.reshape(-1), u, y.reshape(-1), problem.batch, problem.c_in, problem.c_out,
+            problem.groups, *(np.array(v, dtype=np.intp) for v in (
+                g.input_size, g.output_size, g.dilation, g.pad_before)),
+            mats.AT.astype(y.dtype), mats.BT.astype(y.dtype), v, io, the_plan.tile,
+            threads, gemm_threads,
         )
     return y

@@ -13,7 +13,7 @@ import pytest
 import fastdeconv
 from fastdeconv import _dispatch
 from fastdeconv._geometry import ConvGeometry
-from fastdeconv._problem import conv_transpose_problem
+from fastdeconv._problem import conv_problem, conv_transpose_problem
 from fastdeconv.testing import conv_backward_reference, conv_reference, conv_transpose_reference
 
 TRANSPOSE_CASES = [
@@ -41,15 +41,41 @@ def budget(request, monkeypatch):
     return request.param
 
 
-@pytest.mark.parametrize("algorithm", _dispatch.ALGORITHMS["backward_input"])
-@pytest.mark.parametrize("x_shape, w_shape, kw", TRANSPOSE_CASES)
+FORWARD_CASES = [
+    ((3, 4, 9, 7), (5, 4, 3, 3), dict(padding=1)),                         # winograd
+    ((2, 4, 11, 10), (6, 2, 3, 3), dict(padding=((2, 0), (1, 2)), dilation=2, groups=2)),
+    ((2, 3, 8, 8), (4, 3, 3, 3), dict(padding=1, padding_mode="replicate")),
+    ((2, 4, 9, 7), (5, 4, 3, 3), dict(stride=2, padding=1)),               # winograd -> im2col
+    ((2, 3, 6, 5, 4), (4, 3, 3, 3, 3), dict(padding=1)),                   # 3-d: im2col only
+    ((3, 6, 7), (4, 6, 1), {}),                                            # pointwise
+]
+#: (operator, its NumPy reference, algorithm, case) for every algorithm of both passes
+EVERY_ALGORITHM = (
+    [(fastdeconv.conv_transpose, conv_transpose_reference, algorithm, case)
+     for algorithm in _dispatch.ALGORITHMS["backward_input"] for case in TRANSPOSE_CASES]
+    + [(fastdeconv.conv, conv_reference, algorithm, case)
+       for algorithm in _dispatch.ALGORITHMS["forward"] for case in FORWARD_CASES]
+)
+
+
+@pytest.mark.parametrize("op, reference, algorithm, case", EVERY_ALGORITHM)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_every_conv_transpose_algorithm_matches_reference(algorithm, x_shape, w_shape, kw, dtype, budget, rng, assert_close):
+def test_every_algorithm_of_conv_and_conv_transpose_matches_reference(op, reference, algorithm, case, dtype, budget, rng, assert_close):
+    x_shape, w_shape, kw = case
     x = rng.standard_normal(x_shape).astype(dtype)
     w = rng.standard_normal(w_shape).astype(dtype)
     with _dispatch.forced_algorithm(algorithm):
-        y = fastdeconv.conv_transpose(x, w, **kw)
-    assert_close(y, conv_transpose_reference(x, w, **kw), dtype)
+        y = op(x, w, **kw)
+    assert_close(y, reference(x, w, **kw), dtype)
+
+
+def test_forced_forward_algorithms_run_where_they_apply():
+    for (x_shape, w_shape, kw), expected in zip(FORWARD_CASES, ["winograd"] * 3 + ["im2col"] * 3):
+        problem = conv_problem(x_shape, w_shape, **kw)
+        with _dispatch.forced_algorithm("winograd"):
+            assert _dispatch.plan("forward", problem, 4).algorithm == expected
+        with _dispatch.forced_algorithm("im2col"):
+            assert _dispatch.plan("forward", problem, 4).algorithm == "im2col"
 
 
 @pytest.mark.parametrize("x_shape, w_shape, kw", [

@@ -1,0 +1,335 @@
+# cython: language_level=3
+# Directives (boundscheck, wraparound, initializedcheck off; cdivision on) come from setup.py,
+# which turns the checks back on with FASTDECONV_CYTHON_DEBUG=1.
+"""Winograd F(m x m, 3 x 3) forward convolution, stride 1 (Lavin & Gray 2015).
+
+The output is cut into ``m x m`` tiles; tile ``(ty, tx)`` reads an ``alpha x alpha`` input
+tile (``alpha = m + 2``) and::
+
+    Y_tile = A^T [ sum_c U[:, :, k, c] * (B^T d_c B) ] A          U = G g G^T (per k, c)
+
+so for each of the ``alpha^2`` transform elements ``e`` the sum over input channels is one
+GEMM ``M[e] (C_out x T) = U[e] (C_out x C_in) @ V[e] (C_in x T)`` over ``T`` tiles at once.
+
+Dilation ``(dy, dx)`` is handled without copies: a 3x3 convolution with dilation ``d`` and
+stride 1 is ``d^2`` independent dense 3x3 convolutions of the polyphase sub-images
+``x[..., py::dy, px::dx]`` that write ``y[..., py::dy, px::dx]``; the tiles of every phase
+simply read and write with step ``d``.
+
+Tiles are numbered ``t = ((n * dy + py) * dx + px) * th * tw + ty * tw + tx`` over samples
+``n``, phases ``(py, px)`` and tile rows and columns; a call works on chunks of ``T``
+consecutive tiles (the workspace ``V``, ``M`` holds one chunk), in three steps:
+
+1. input transform, parallel over (input channel, block of ``SB`` tiles): gather the input
+   tiles of the block into ``D[i][j][t]`` (tile index innermost; zeros outside the input),
+   then ``V[e][c][t] = (B^T D B)[e][t]`` with vectorised loops over ``t`` (``_winograd.h``);
+2. ``alpha^2 * groups`` GEMMs, parallel over (element, group), one single-threaded BLAS call
+   each (``fastdeconv._blas_threads`` holds BLAS to one thread);
+3. output transform, parallel over (output channel, block): ``A^T M A``, scattered into
+   ``y`` (tiles that overhang the output are clipped).
+
+Every output element is computed by one thread in a fixed order, and the pieces (blocks,
+GEMMs) depend only on the shape: the result is bit-identical for any thread count.
+
+Everything here trusts its arguments (the Python layer, ``fastdeconv._dispatch``, validated
+the geometry and sized the workspaces).
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.string cimport memcpy, memset
+
+from ._blas cimport gemm, blas_int
+
+cdef extern from "_winograd.h" nogil:
+    void fd_small_mm_f(Py_ssize_t rows, Py_ssize_t inner, Py_ssize_t n, const float* a,
+                       const float* inp, Py_ssize_t ldin, float* out, Py_ssize_t ldout)
+    void fd_small_mm_d(Py_ssize_t rows, Py_ssize_t inner, Py_ssize_t n, const double* a,
+                       const double* inp, Py_ssize_t ldin, double* out, Py_ssize_t ldout)
+    void fd_deinterleave_f(Py_ssize_t n, Py_ssize_t m, Py_ssize_t d, const float* src,
+                           float* dst, Py_ssize_t ld)
+    void fd_deinterleave_d(Py_ssize_t n, Py_ssize_t m, Py_ssize_t d, const double* src,
+                           double* dst, Py_ssize_t ld)
+    void fd_interleave_f(Py_ssize_t n, Py_ssize_t m, Py_ssize_t d, const float* src,
+                         Py_ssize_t ld, float* dst)
+    void fd_interleave_d(Py_ssize_t n, Py_ssize_t m, Py_ssize_t d, const double* src,
+                         Py_ssize_t ld, double* dst)
+
+cdef enum:
+    SB = 64          # tiles per block of the transforms (the vectorised dimension)
+    MAX_ALPHA = 8    # input tile size: m + 2 for m <= 6
+
+#: Largest input tile (alpha = m + 2) the kernels accept.
+MAX_INPUT_TILE = MAX_ALPHA
+# Passes with fewer transformed elements than this (alpha^2 x channels x tiles) run their
+# transforms on one thread, and their GEMMs too below GEMM_PARALLEL_MIN_FLOPS multiply-adds:
+# starting threads would cost more than it saves (as in _conv_kernels).
+cdef Py_ssize_t PARALLEL_MIN_ELEMENTS = 1 << 15
+cdef Py_ssize_t GEMM_PARALLEL_MIN_FLOPS = 1 << 18
+
+
+cdef inline void small_mm(Py_ssize_t rows, Py_ssize_t inner, Py_ssize_t n, const floating* a,
+                          const floating* inp, Py_ssize_t ldin, floating* out,
+                          Py_ssize_t ldout) noexcept nogil:
+    """out[r, :n] = sum_j a[r, j] * inp[j, :n] (rows ldin / ldout apart); see _winograd.h."""
+    if floating is float:
+        fd_small_mm_f(rows, inner, n, a, inp, ldin, out, ldout)
+    else:
+        fd_small_mm_d(rows, inner, n, a, inp, ldin, out, ldout)
+
+
+cdef inline void deinterleave(Py_ssize_t n, Py_ssize_t m, Py_ssize_t d, const floating* src,
+                              floating* dst, Py_ssize_t ld) noexcept nogil:
+    """dst[r * ld + q] = src[(q * m + r) * d] for r < m, q < n; see _winograd.h."""
+    if floating is float:
+        fd_deinterleave_f(n, m, d, src, dst, ld)
+    else:
+        fd_deinterleave_d(n, m, d, src, dst, ld)
+
+
+cdef inline void interleave(Py_ssize_t n, Py_ssize_t m, Py_ssize_t d, const floating* src,
+                            Py_ssize_t ld, floating* dst) noexcept nogil:
+    """dst[(q * m + r) * d] = src[r * ld + q] for r < m, q < n; see _winograd.h."""
+    if floating is float:
+        fd_interleave_f(n, m, d, src, ld, dst)
+    else:
+        fd_interleave_d(n, m, d, src, ld, dst)
+
+
+cdef struct Tiling:
+    Py_ssize_t m, alpha
+    Py_ssize_t dy, dx            # dilation: number of phases per dimension
+    Py_ssize_t H, W, OH, OW      # input and output sizes
+    Py_ssize_t pt, pl            # padding before (top, left)
+    Py_ssize_t th, tw            # tiles per phase (rows, columns)
+
+
+cdef inline Py_ssize_t ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    """Ceiling division for b > 0 and any a (C division truncates toward zero)."""
+    if a >= 0:
+        return (a + b - 1) / b
+    return -((-a) / b)
+
+
+cdef inline void clip_columns(Py_ssize_t first, Py_ssize_t step, Py_ssize_t last,
+                              Py_ssize_t size, Py_ssize_t tx0, Py_ssize_t tx1, Py_ssize_t* lo,
+                              Py_ssize_t* hi) noexcept nogil:
+    """The tile columns tx in [tx0, tx1) whose positions first + tx * step + [0, last] all
+    lie in [0, size): [lo, hi)."""
+    cdef Py_ssize_t a = ceil_div(-first, step), b = ceil_div(size - last - first, step)
+    lo[0] = tx0 if tx0 > a else (a if a < tx1 else tx1)
+    hi[0] = tx1 if tx1 < b else (b if b > lo[0] else lo[0])
+
+
+cdef inline Py_ssize_t next_segment(const Tiling* s, Py_ssize_t t, Py_ssize_t t_end,
+                                    Py_ssize_t* n, Py_ssize_t* py, Py_ssize_t* px,
+                                    Py_ssize_t* ty, Py_ssize_t* tx0) noexcept nogil:
+    """Sample, phase, tile row and first column of tile ``t``; returns the end of its run of
+    consecutive tiles in one tile row (at most ``t_end``)."""
+    cdef Py_ssize_t per_phase = s.th * s.tw, phase, r
+    cdef Py_ssize_t per_sample = s.dy * s.dx * per_phase
+    n[0] = t / per_sample
+    r = t % per_sample
+    phase = r / per_phase
+    py[0] = phase / s.dx
+    px[0] = phase % s.dx
+    ty[0] = (r % per_phase) / s.tw
+    tx0[0] = r % s.tw
+    r = t + s.tw - tx0[0]
+    return r if r < t_end else t_end
+
+
+cdef inline void edge_columns(const floating* src, floating* dst, Py_ssize_t col0,
+                              const Tiling* s, Py_ssize_t k0, Py_ssize_t k1) noexcept nogil:
+    """Columns j < m of the tiles k0 <= tx < k1 of one input row, checking every position."""
+    cdef Py_ssize_t k, j, off
+    for k in range(k0, k1):
+        for j in range(s.m):
+            off = (k * s.m + j) * s.dx
+            dst[j * SB + k] = src[off] if 0 <= col0 + off < s.W else 0
+
+
+cdef void gather_tiles(const floating* x, Py_ssize_t c_in, Py_ssize_t c, const Tiling* s,
+                       Py_ssize_t t0, Py_ssize_t t1, floating* d) noexcept nogil:
+    """d[(i * alpha + j) * SB + t - t0] = input (i, j) of tile t, channel c (0 outside).
+
+    Input column j of tile tx is column ``j + m * tx`` of the phase's sub-image, so columns
+    j < m are a de-interleaving of the input row (vectorised) and columns j >= m repeat
+    column j - m of the next tile.
+    """
+    cdef Py_ssize_t a = s.alpha, m = s.m, dx = s.dx, step = s.m * s.dx
+    cdef Py_ssize_t t = t0, t_seg, n, py, px, ty, tx0, tx1, i, j, lo, hi, row, col0, col
+    cdef const floating* src
+    cdef floating* dst
+    while t < t1:
+        t_seg = next_segment(s, t, t1, &n, &py, &px, &ty, &tx0)
+        tx1 = tx0 + t_seg - t
+        col0 = px - s.pl
+        for i in range(a):
+            row = py - s.pt + (ty * m + i) * s.dy
+            dst = d + i * a * SB + (t - t0) - tx0   # row j at dst + j * SB, indexed by tx
+            if row < 0 or row >= s.H:
+                for j in range(a):
+                    memset(dst + j * SB + tx0, 0, (tx1 - tx0) * sizeof(floating))
+                continue
+            src = x + (n * c_in + c) * s.H * s.W + row * s.W + col0
+            clip_columns(col0, step, (m - 1) * dx, s.W, tx0, tx1, &lo, &hi)
+            deinterleave(hi - lo, m, dx, src + lo * step, dst + lo, SB)
+            edge_columns(src, dst, col0, s, tx0, lo)   # tiles at the left edge
+            edge_columns(src, dst, col0, s, hi, tx1)   # and at the right edge
+            for j in range(m, a):
+                memcpy(dst + j * SB + tx0, dst + (j - m) * SB + tx0 + 1,
+                       (tx1 - tx0 - 1) * sizeof(floating))
+                col = col0 + tx1 * step + (j - m) * dx
+                dst[j * SB + tx1 - 1] = src[tx1 * step + (j - m) * dx] if 0 <= col < s.W else 0
+        t = t_seg
+
+
+cdef void scatter_tiles(const floating* o, floating* y, Py_ssize_t c_out, Py_ssize_t k,
+                        const Tiling* s, Py_ssize_t t0, Py_ssize_t t1) noexcept nogil:
+    """y[n, k, output (i, j) of tile t] = o[(i * m + j) * SB + t - t0], clipped to the output
+    (an interleaving of the tiles' rows, vectorised)."""
+    cdef Py_ssize_t m = s.m, dx = s.dx, step = s.m * s.dx
+    cdef Py_ssize_t t = t0, t_seg, n, py, px, ty, tx0, tx1, i, j, u, lo, hi, row
+    cdef const floating* src
+    cdef floating* dst
+    while t < t1:
+        t_seg = next_segment(s, t, t1, &n, &py, &px, &ty, &tx0)
+        tx1 = tx0 + t_seg - t
+        for i in range(m):
+            row = py + (ty * m + i) * s.dy
+            if row >= s.OH:
+                break
+            src = o + i * m * SB + (t - t0) - tx0
+            dst = y + (n * c_out + k) * s.OH * s.OW + row * s.OW + px
+            clip_columns(px, step, (m - 1) * dx, s.OW, tx0, tx1, &lo, &hi)
+            interleave(hi - tx0, m, dx, src + tx0, SB, dst + tx0 * step)
+            for u in range(hi, tx1):   # tiles that overhang the output
+                for j in range(m):
+                    if px + u * step + j * dx < s.OW:
+                        dst[u * step + j * dx] = src[j * SB + u]
+        t = t_seg
+
+
+cdef void input_transform(const floating* x, Py_ssize_t c_in, Py_ssize_t c, const Tiling* s,
+                          const floating* bt, Py_ssize_t t0, Py_ssize_t t1, floating* v,
+                          Py_ssize_t ldv) noexcept nogil:
+    """v[e * c_in * ldv + c * ldv + t - t0] = (B^T d B)[e] for the tiles t in [t0, t1)."""
+    cdef floating d[MAX_ALPHA * MAX_ALPHA * SB]
+    cdef floating h[MAX_ALPHA * MAX_ALPHA * SB]
+    cdef Py_ssize_t a = s.alpha, nt = t1 - t0, i, j
+    gather_tiles(x, c_in, c, s, t0, t1, d)
+    for i in range(a):   # rows of the tile: h[i][j'] = sum_j B^T[j', j] d[i][j]
+        small_mm(a, a, nt, bt, d + i * a * SB, SB, h + i * a * SB, SB)
+    for j in range(a):   # columns: v[i'][j'] = sum_i B^T[i', i] h[i][j']
+        small_mm(a, a, nt, bt, h + j * SB, a * SB, v + (j * c_in + c) * ldv, a * c_in * ldv)
+
+
+cdef void output_transform(const floating* mat, Py_ssize_t c_out, Py_ssize_t k,
+                           const Tiling* s, const floating* at, Py_ssize_t t0, Py_ssize_t t1,
+                           Py_ssize_t ldm, floating* y) noexcept nogil:
+    """y tiles of output channel k = A^T M A for the tiles t in [t0, t1) (M rows ldm apart)."""
+    cdef floating g[MAX_ALPHA * MAX_ALPHA * SB]
+    cdef floating o[MAX_ALPHA * MAX_ALPHA * SB]
+    cdef Py_ssize_t a = s.alpha, m = s.m, nt = t1 - t0, i, j
+    for j in range(a):   # columns: g[i][j'] = sum_i' A^T[i, i'] M[i'][j']
+        small_mm(m, a, nt, at, mat + (j * c_out + k) * ldm, a * c_out * ldm, g + j * SB, a * SB)
+    for i in range(m):   # rows: o[i][j] = sum_j' A^T[j, j'] g[i][j']
+        small_mm(m, a, nt, at, g + i * a * SB, SB, o + i * m * SB, SB)
+    scatter_tiles(o, y, c_out, k, s, t0, t1)
+
+
+def conv_forward_winograd(const floating[::1] x, const floating[::1] u, floating[::1] y,
+                          Py_ssize_t batch, Py_ssize_t c_in, Py_ssize_t c_out, Py_ssize_t groups,
+                          const Py_ssize_t[::1] in_size, const Py_ssize_t[::1] out_size,
+                          const Py_ssize_t[::1] dilation, const Py_ssize_t[::1] pad,
+                          const floating[:, ::1] at, const floating[:, ::1] bt,
+                          floating[::1] ws_v, floating[::1] ws_m, Py_ssize_t chunk,
+                          int num_threads, int gemm_threads):
+    """y = conv(x, w) (3x3, stride 1) with the transformed weight ``u`` (see
+    :func:`winograd_weight`); ``at`` is A^T (m x alpha), ``bt`` B^T (alpha x alpha).
+
+    ``ws_v`` and ``ws_m`` hold ``alpha^2 * c_in * chunk`` and ``alpha^2 * c_out * chunk``
+    elements; ``chunk`` is the number of tiles per pass of the three steps.
+    """
+    cdef Tiling s
+    cdef Py_ssize_t cin_g = c_in / groups, cout_g = c_out / groups, a2, total, t0, t1, nt
+    cdef Py_ssize_t blocks, item, c, b, e, grp
+    cdef int threads_in, threads_gemm, threads_out
+    cdef floating* v = &ws_v[0]
+    cdef floating* mat = &ws_m[0]
+    s.m = at.shape[0]
+    s.alpha = at.shape[1]
+    s.dy, s.dx = dilation[0], dilation[1]
+    s.H, s.W = in_size[0], in_size[1]
+    s.OH, s.OW = out_size[0], out_size[1]
+    s.pt, s.pl = pad[0], pad[1]
+    s.th = ceil_div(ceil_div(s.OH, s.dy), s.m)
+    s.tw = ceil_div(ceil_div(s.OW, s.dx), s.m)
+    a2 = s.alpha * s.alpha
+    total = batch * s.dy * s.dx * s.th * s.tw
+    with nogil:
+        t0 = 0
+        while t0 < total:
+            t1 = t0 + chunk if t0 + chunk < total else total
+            nt = t1 - t0
+            blocks = (nt + SB - 1) / SB
+            threads_in = num_threads if a2 * c_in * nt >= PARALLEL_MIN_ELEMENTS else 1
+            threads_out = num_threads if a2 * c_out * nt >= PARALLEL_MIN_ELEMENTS else 1
+            threads_gemm = (gemm_threads if a2 * cout_g * cin_g * nt * groups
+                            >= GEMM_PARALLEL_MIN_FLOPS else 1)
+            for item in prange(c_in * blocks, num_threads=threads_in, schedule="static"):
+                c = item / blocks
+                b = item % blocks
+                input_transform(&x[0], c_in, c, &s, &bt[0, 0], t0 + b * SB,
+                                t0 + b * SB + SB if b * SB + SB < nt else t1,
+                                v + b * SB, chunk)
+            for item in prange(a2 * groups, num_threads=threads_gemm, schedule="static"):
+                e = item / groups
+                grp = item % groups
+                gemm(False, False, <blas_int> cout_g, <blas_int> nt, <blas_int> cin_g,
+                     <floating> 1, &u[0] + (e * c_out + grp * cout_g) * cin_g, <blas_int> cin_g,
+                     v + (e * c_in + grp * cin_g) * chunk, <blas_int> chunk, <floating> 0,
+                     mat + (e * c_out + grp * cout_g) * chunk, <blas_int> chunk)
+            for item in prange(c_out * blocks, num_threads=threads_out, schedule="static"):
+                c = item / blocks
+                b = item % blocks
+                output_transform(mat + b * SB, c_out, c, &s, &at[0, 0], t0 + b * SB,
+                                 t0 + b * SB + SB if b * SB + SB < nt else t1, chunk, &y[0])
+            t0 = t1
+
+
+cdef void transform_weights(const floating* w, floating* u, Py_ssize_t plane,
+                            const double* g, Py_ssize_t alpha, Py_ssize_t k0,
+                            Py_ssize_t k1) noexcept nogil:
+    """u[e * plane + k] = (G w[k] G^T)[e] for the 3x3 kernels k0 <= k < k1, in float64 (the
+    kernel index innermost, vectorised), rounded once."""
+    cdef double wt[9 * SB]
+    cdef double tmp[MAX_ALPHA * 3 * SB]
+    cdef double ud[MAX_ALPHA * MAX_ALPHA * SB]
+    cdef Py_ssize_t nk = k1 - k0, k, i, p, e
+    for k in range(nk):
+        for i in range(9):
+            wt[i * SB + k] = w[(k0 + k) * 9 + i]
+    for i in range(3):      # columns of the kernel: tmp[p][i] = sum_r G[p, r] w[r][i]
+        small_mm(alpha, 3, nk, g, &wt[0] + i * SB, 3 * SB, &tmp[0] + i * SB, 3 * SB)
+    for p in range(alpha):  # rows: ud[p][q] = sum_i G[q, i] tmp[p][i]
+        small_mm(alpha, 3, nk, g, &tmp[0] + p * 3 * SB, SB, &ud[0] + p * alpha * SB, SB)
+    for e in range(alpha * alpha):
+        for k in range(nk):
+            u[e * plane + k0 + k] = <floating> ud[e * SB + k]
+
+
+def winograd_weight(const floating[::1] weight, floating[::1] u, Py_ssize_t c_out,
+                    Py_ssize_t cin_g, const double[:, ::1] g, int num_threads):
+    """u[e, k, c] = (G w[k, c] G^T)[e], computed in float64; ``g`` is G (alpha x 3).
+
+    ``weight`` is the forward weight ``(c_out, cin_g, 3, 3)``; ``u`` is
+    ``(alpha^2, c_out, cin_g)``: one ``c_out x cin_g`` GEMM operand per element ``e``.
+    """
+    cdef Py_ssize_t plane = c_out * cin_g, blocks = (plane + SB - 1) / SB, b
+    if plane * g.shape[0] * g.shape[0] < PARALLEL_MIN_ELEMENTS:
+        num_threads = 1
+    with nogil:
+        for b in prange(blocks, num_threads=num_threads, schedule="static"):
+            transform_weights(&weight[0], &u[0], plane, &g[0, 0], g.shape[0], b * SB,
+                              b * SB + SB if b * SB + SB < plane else plane)
