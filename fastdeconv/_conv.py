@@ -140,7 +140,10 @@ def _check_grads(grads):
 
 
 def _bias_grad(grad_output):
-    return grad_output.sum(axis=(0,) + tuple(range(2, grad_output.ndim)))
+    # NaN and inf propagate silently, as in the compiled kernels (no RuntimeWarning from
+    # inf + -inf here but not there)
+    with np.errstate(invalid="ignore", over="ignore"):
+        return grad_output.sum(axis=(0,) + tuple(range(2, grad_output.ndim)))
 
 
 @docfiller

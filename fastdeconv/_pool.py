@@ -484,7 +484,9 @@ def max_unpool_backward(grad_output, indices):
     out_size = grad_output.shape[2:]
     out_numel = int(np.prod(out_size, dtype=np.int64))
     if planes and in_numel:
-        threads = _threads()
+        # one byte of marks per output element and working thread: at most a quarter of
+        # grad_output's bytes, since no more threads than planes work
+        threads = min(_threads(), planes)
         marks = np.zeros(max(out_numel, 1) * threads, dtype=np.uint8)
         bad = np.full(planes, -1, dtype=np.intp)
         _pool_kernels.max_unpool_backward(grad_output.reshape(-1), indices.reshape(-1),

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._validation import check_workspace
+
 __all__ = [
     "MODES",
     "COORDINATE_MODES",
@@ -131,6 +133,10 @@ class ResizeSpec:
         if self.ndim == 2 and self.coordinate_transformation_mode is None and \
                 self.mode in ("nearest", "nearest-exact") and sum(self.out_size) <= 128:
             precision = "pytorch2d"
+        for n_in, n_out in zip(self.in_size, self.out_size):
+            stencil = self.coordinate_transformation_mode is None and not self.antialias
+            check_workspace(_table_bytes(n_in, n_out, self.mode, stencil),
+                            f"interpolation tables of resize from {n_in} to {n_out}")
         return [
             plan_1d(n_in, n_out, scale, self.mode, self.align_corners, self.antialias,
                     self.coordinate_transformation_mode, self.nearest_mode,
@@ -405,9 +411,28 @@ def _triangle(x):
     return np.maximum(0.0, 1.0 - np.abs(x))
 
 
-def _csr(n_out, cols, vals):
-    """CSR arrays from per-output tap arrays of shape (n_out, taps); exact zeros dropped."""
-    keep = vals != 0
+def _table_bytes(n_in, n_out, mode, pytorch_stencil):
+    """Upper bound of the bytes :func:`plan_1d` uses at once: ``(n_out, taps)`` arrays of
+    int64 / float64 (the result and up to seven temporaries, measured). Taps per output: 1
+    for the nearest modes, 2 / 4 for PyTorch's linear / cubic stencils, else at most
+    ``2 * ceil(2 * max(1, n_in / n_out)) + 5`` (area, antialiased and ONNX windows)."""
+    if mode in ("nearest", "nearest-exact"):
+        taps = 1
+    elif pytorch_stencil:
+        taps = 2 if mode == "linear" else 4
+    else:
+        taps = 2 * math.ceil(2 * max(1.0, n_in / n_out)) + 5
+    return 8 * 8 * n_out * taps + 8 * (n_out + 1)
+
+
+def _csr(n_out, cols, vals, keep_zeros=False):
+    """CSR arrays from per-output tap arrays of shape (n_out, taps).
+
+    Exact zeros are dropped unless ``keep_zeros``: PyTorch's linear and cubic kernels read
+    every tap of their stencil, so a NaN or inf under a zero weight still makes the output
+    NaN (``0 * inf``); keeping those taps makes non-finite values propagate exactly as there.
+    """
+    keep = np.ones(vals.shape, dtype=bool) if keep_zeros else vals != 0
     counts = keep.sum(axis=1)
     offsets = np.zeros(n_out + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
@@ -491,9 +516,11 @@ def plan_1d(n_in, n_out, scale, mode, align_corners=False, antialias=False, ctm=
                 cols, vals = _pytorch_antialias(o, n_in, n_out, scale, align_corners, mode,
                                                 cubic_coeff_a)
         elif mode == "linear":
-            if n_in == n_out and not align_corners:
-                # PyTorch copies when the sizes agree, whatever the scale factor.
-                cols, vals = o[:, None], np.ones((n_out, 1))
+            if n_in == n_out:
+                # PyTorch copies when the sizes agree, whatever the scale factor or
+                # align_corners, as x[o] * 1 + x[o] * 0 (so an inf becomes NaN there too).
+                cols = np.stack([o, o], axis=1)
+                vals = np.stack([np.ones(n_out), np.zeros(n_out)], axis=1)
             else:
                 s = _pytorch_scale(n_in, n_out, scale, align_corners)
                 src = s * o if align_corners else np.maximum(s * (o + 0.5) - 0.5, 0.0)
@@ -522,7 +549,8 @@ def plan_1d(n_in, n_out, scale, mode, align_corners=False, antialias=False, ctm=
             a = cubic_coeff_a
             cols, vals = _window(x, n_in, 2.0 / filter_scale, lambda v: _keys(v, a),
                                  filter_scale, aa, exclude_outside)
-    offsets, indices, weights = _csr(n_out, cols, vals)
+    stencil = ctm is None and mode in ("linear", "cubic") and not antialias
+    offsets, indices, weights = _csr(n_out, cols, vals, keep_zeros=stencil)
     for array in (offsets, indices, weights):
         array.flags.writeable = False
     return Plan1D(n_in, n_out, offsets, indices, weights)

@@ -147,6 +147,34 @@ def allocate(shape, dtype, what, *, zero=False):
         ) from exc
 
 
+def available_memory_bytes():
+    """Memory the system can still give this process (Linux ``MemAvailable``), or None."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_workspace(nbytes, what):
+    """MemoryError (with the size) when a workspace of ``nbytes`` cannot fit in memory.
+
+    For buffers that the operator builds before it can fail cleanly (NumPy temporaries):
+    on Linux a large request is accepted lazily and the process is killed when the pages
+    are touched, so the size is checked against ``MemAvailable`` first. Sizes under 1 GiB
+    are not checked.
+    """
+    if nbytes < 2**30:
+        return
+    available = available_memory_bytes()
+    if available is not None and nbytes > available:
+        raise MemoryError(f"the {what} would need about {nbytes / 2**30:.3g} GiB; only "
+                          f"{available / 2**30:.3g} GiB of memory is available")
+
+
 def as_compute_array(array, dtype):
     """C-contiguous array of ``dtype``; copies only when needed (any layout is accepted)."""
     return np.ascontiguousarray(array, dtype=dtype)

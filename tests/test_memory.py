@@ -131,3 +131,83 @@ def test_huge_strides_do_not_enumerate_stride_phases():
 
     problem = conv_transpose_problem((1, 1, 2), (1, 1, 1), stride=2**31 + 7)
     assert _dispatch.plan("backward_input", problem, 4).algorithm == "col2im"
+
+
+def test_resize_tables_that_cannot_fit_raise_memoryerror_before_they_are_built(monkeypatch):
+    # 2 -> 2**24 outputs of a linear stencil: about 2 GiB of tables (the output is 64 MiB);
+    # pretend only 1 GiB is available
+    from fastdeconv import _validation
+    monkeypatch.setattr(_validation, "available_memory_bytes", lambda: 2**30)
+    with pytest.raises(MemoryError, match=r"interpolation tables of resize from 2 to 16777216 "
+                                          r"would need about 2\.\d+ GiB; only 1 GiB"):
+        fastdeconv.resize(np.ones((1, 1, 2), np.float32), 2**24, mode="linear")
+    monkeypatch.setattr(_validation, "available_memory_bytes", lambda: None)  # not Linux
+    assert fastdeconv.resize(np.ones((1, 1, 2)), 2**20, mode="linear").shape == (1, 1, 2**20)
+
+
+def _peak_extra_bytes(call):
+    """Peak traced memory of ``call()`` beyond its result's bytes (tracemalloc sees NumPy)."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        result = call()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    results = result if isinstance(result, tuple) else (result,)
+    return peak - sum(r.nbytes for r in results if r is not None), results
+
+
+def _pooled(shape):
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    return fastdeconv.max_pool(x, 2, return_indices=True)
+
+
+def _unpool_case(x):
+    y, idx = _pooled(x.shape)
+    return lambda: fastdeconv.max_unpool(y, idx, 2)
+
+
+def _unpool_backward_case(x):
+    _, idx = _pooled(x.shape)
+    return lambda: fastdeconv.max_unpool_backward(x, idx)
+
+
+_BIG = (16, 64, 128, 128)  # 64 MiB of float32
+W3 = np.ones((64, 64, 3, 3), np.float32)
+#: name -> function of the 64 MiB input returning the call to measure (inputs prepared)
+MEMORY_CASES = {
+    "conv": lambda x: lambda: fastdeconv.conv(x, W3, padding=1),
+    "conv_transpose": lambda x: lambda: fastdeconv.conv_transpose(
+        x, np.ones((64, 32, 4, 4), np.float32), stride=2, padding=1),
+    "conv_transpose depthwise": lambda x: lambda: fastdeconv.conv_transpose(
+        x, np.ones((64, 1, 4, 4), np.float32), stride=2, padding=1, groups=64),
+    "conv_transpose subpixel": lambda x: lambda: fastdeconv.conv_transpose(
+        x[:2], np.ones((64, 64, 8, 8), np.float32), stride=4, padding=2),
+    "conv_backward": lambda x: lambda: fastdeconv.conv_backward(x, x, W3, padding=1),
+    "resize linear": lambda x: lambda: fastdeconv.resize(x, (200, 200), mode="linear"),
+    "resize cubic antialias": lambda x: lambda: fastdeconv.resize(x, (50, 50), mode="cubic",
+                                                                  antialias=True),
+    "max_pool": lambda x: lambda: fastdeconv.max_pool(x, 2, return_indices=True),
+    "max_unpool": _unpool_case,
+    "max_unpool_backward": _unpool_backward_case,
+    "pixel_shuffle": lambda x: lambda: fastdeconv.pixel_shuffle(x, 2),
+    # one plane of 2**24 outputs: scratch marks per thread would exceed the bound with 8
+    "max_unpool_backward one plane": lambda x: _unpool_backward_case(x.reshape(1, 1, 4096, -1)),
+}
+
+
+@pytest.mark.parametrize("name", MEMORY_CASES)
+@pytest.mark.parametrize("threads", [1, 8])
+def test_peak_extra_memory_is_within_the_larger_operand_plus_32_mib(name, threads):
+    # the bound of issue #5: peak extra memory <= max(input bytes, output bytes) + 32 MiB
+    x = np.ones(_BIG, np.float32)
+    previous = fastdeconv.set_num_threads(threads)
+    try:
+        extra, results = _peak_extra_bytes(MEMORY_CASES[name](x))
+    finally:
+        fastdeconv.set_num_threads(previous)
+    largest = max([x.nbytes] + [r.nbytes for r in results if r is not None])
+    assert extra <= largest + 32 * 2**20, f"{extra / 2**20:.1f} MiB extra, " \
+                                          f"operands up to {largest / 2**20:.1f} MiB"
