@@ -11,13 +11,15 @@ geometry (:class:`fastdeconv._geometry.ConvGeometry`), allocates outputs and wor
 only then calls compiled code.
 """
 
+import math
+
 import numpy as np
 
 from . import _dispatch
 from ._docstrings import docfiller
 from ._geometry import source_index
 from ._problem import ConvProblem, conv_problem, conv_transpose_problem
-from ._validation import as_array, as_compute_array, result_dtype
+from ._validation import as_array, as_compute_array, check_workspace, result_dtype
 
 __all__ = [
     "conv",
@@ -94,6 +96,33 @@ def _fold_padding(grad_padded, problem):
         np.add.at(np.moveaxis(folded, axis, 0), index, np.moveaxis(grad, axis, 0))
         grad = folded
     return grad
+
+
+#: The kernels' GEMMs take 32-bit BLAS dimensions: one sample's spatial positions (the
+#: leading dimension of x and of the output) must stay below this.
+BLAS_INT_MAX = 2**31 - 1
+
+
+def _check_positions(problem, transpose, dtype):
+    """ValueError naming x or the output when one sample has too many spatial positions.
+
+    An output too large for memory anyway gets the MemoryError (with its size) instead.
+    """
+    g = problem.geometry
+    sides = {"x": _padded_problem(problem).geometry.input_numel, "output": g.output_numel}
+    out_shape = problem.forward_output_shape
+    if transpose:  # the forward convolution's output is conv_transpose's x
+        sides = {"x": sides["output"], "output": sides["x"]}
+        out_shape = problem.forward_input_shape
+    for name, positions in sides.items():
+        if positions > BLAS_INT_MAX:
+            check_workspace(math.prod(out_shape) * np.dtype(dtype).itemsize,
+                            f"output of shape {out_shape}")
+            raise ValueError(
+                f"{'x has' if name == 'x' else 'the output would have'} {positions} spatial "
+                f"positions per sample{' (padded)' if name == 'x' else ''}; the compiled "
+                f"kernels use 32-bit BLAS dimensions and support at most 2**31 - 1 (the "
+                f"sparse matrices and shape helpers have no such limit)")
 
 
 # ------------------------------------------------------------------------------- public API
@@ -220,6 +249,7 @@ def conv(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
     dtype, (x, weight, bias) = _operands([(x, "x"), (weight, "weight"), (bias, "bias")])
     problem = conv_problem(x.shape, weight.shape, stride=stride, padding=padding,
                            dilation=dilation, groups=groups, padding_mode=padding_mode)
+    _check_positions(problem, False, dtype)
     _check_bias(bias, problem.c_out)
     return _add_bias(_forward(_pad_input(x, problem), weight, _padded_problem(problem)), bias)
 
@@ -302,6 +332,7 @@ def conv_transpose(x, weight, bias=None, *, stride=1, padding=0, output_padding=
         x.shape, weight.shape, stride=stride, padding=padding, output_padding=output_padding,
         dilation=dilation, groups=groups, output_size=output_size,
     )
+    _check_positions(problem, True, dtype)
     _check_bias(bias, problem.c_in)
     return _add_bias(_backward_input(x, weight, problem), bias)
 
@@ -356,6 +387,7 @@ def conv_backward(grad_output, x, weight, *, stride=1, padding=0, dilation=1, gr
     )
     problem = conv_problem(x.shape, weight.shape, stride=stride, padding=padding,
                            dilation=dilation, groups=groups, padding_mode=padding_mode)
+    _check_positions(problem, False, dtype)
     _check_grad_output(grad_output, problem.forward_output_shape)
     wanted = _check_grads(grads)
     padded = _padded_problem(problem)
@@ -416,6 +448,7 @@ def conv_transpose_backward(grad_output, x, weight, *, stride=1, padding=0, outp
         x.shape, weight.shape, stride=stride, padding=padding, output_padding=output_padding,
         dilation=dilation, groups=groups, output_size=output_size,
     )
+    _check_positions(problem, True, dtype)
     _check_grad_output(grad_output, problem.forward_input_shape)
     wanted = _check_grads(grads)
     grad_x = _forward(grad_output, weight, problem) if "x" in wanted else None

@@ -211,3 +211,23 @@ def test_peak_extra_memory_is_within_the_larger_operand_plus_32_mib(name, thread
     largest = max([x.nbytes] + [r.nbytes for r in results if r is not None])
     assert extra <= largest + 32 * 2**20, f"{extra / 2**20:.1f} MiB extra, " \
                                           f"operands up to {largest / 2**20:.1f} MiB"
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: fastdeconv.conv_transpose(np.ones((1, 1, 2), np.float32),
+                                       np.ones((1, 1, 1), np.float32), stride=2**31),
+     "the output would have 2147483649 spatial positions"),
+    (lambda: fastdeconv.conv(np.zeros((1, 1, 2**16, 2**15 + 1), np.float32),
+                             np.ones((1, 1, 1, 1), np.float32)),
+     "x has 2147549184 spatial positions"),
+])
+def test_more_than_2_31_positions_per_sample_is_a_named_limit_or_a_memoryerror(
+        monkeypatch, call, name):
+    # (the x above is 8 GiB of lazily zeroed pages: never touched, the check comes first)
+    from fastdeconv import _validation
+    monkeypatch.setattr(_validation, "available_memory_bytes", lambda: 2**40)
+    with pytest.raises(ValueError, match=name + r" per sample.*32-bit BLAS"):
+        call()
+    monkeypatch.setattr(_validation, "available_memory_bytes", lambda: 2**30)
+    with pytest.raises(MemoryError, match=r"the output of shape .* would need about 8 GiB"):
+        call()
