@@ -118,8 +118,10 @@ def _check_positions(problem, transpose, dtype):
         if positions > BLAS_INT_MAX:
             check_workspace(math.prod(out_shape) * np.dtype(dtype).itemsize,
                             f"output of shape {out_shape}")
+            who = ("x has" if name == "x" else f"the output of shape {out_shape} (from x, "
+                   f"weight, stride, padding and dilation) would have")
             raise ValueError(
-                f"{'x has' if name == 'x' else 'the output would have'} {positions} spatial "
+                f"{who} {positions} spatial "
                 f"positions per sample{' (padded)' if name == 'x' else ''}; the compiled "
                 f"kernels use 32-bit BLAS dimensions and support at most 2**31 - 1 (the "
                 f"sparse matrices and shape helpers have no such limit)")

@@ -216,7 +216,8 @@ def test_peak_extra_memory_is_within_the_larger_operand_plus_32_mib(name, thread
 @pytest.mark.parametrize("call, name", [
     (lambda: fastdeconv.conv_transpose(np.ones((1, 1, 2), np.float32),
                                        np.ones((1, 1, 1), np.float32), stride=2**31),
-     "the output would have 2147483649 spatial positions"),
+     r"the output of shape \(1, 1, 2147483649\) \(from x, weight, stride, padding and "
+     r"dilation\) would have 2147483649 spatial positions"),
     (lambda: fastdeconv.conv(np.zeros((1, 1, 2**16, 2**15 + 1), np.float32),
                              np.ones((1, 1, 1, 1), np.float32)),
      "x has 2147549184 spatial positions"),
