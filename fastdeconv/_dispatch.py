@@ -175,6 +175,13 @@ def plan(pass_name, problem, itemsize):
         rows = problem.c_out * k_max  # the transposed conv's input channels x sub-kernel
         nb, tile = _tiling(rows, l_max, batch, itemsize)
         return Plan("phases", nb, tile, rows * nb * tile, problem.c_in * nb * tile)
+    return _im2col_plan(pass_name, problem, itemsize)
+
+
+def _im2col_plan(pass_name, problem, itemsize):
+    """The plan of the im2col (forward, weight gradient) or col2im (backward_input) pass."""
+    g = problem.geometry
+    batch = max(problem.batch, 1)
     algorithm = "col2im" if pass_name == "backward_input" else "im2col"
     rows = problem.c_in * g.kernel_numel
     nb, tile = _tiling(rows, g.output_numel, batch, itemsize)
@@ -495,14 +502,35 @@ def _winograd_plan(problem, itemsize, m=None):
                 alpha2 * problem.c_out * chunk, output_tile=m)
 
 
+#: Dispatch rule of the forward pass: Winograd when it applies, its workspace fits, the
+#: groups have at least WINOGRAD_MIN_CHANNELS input and output channels, there are at least
+#: WINOGRAD_MIN_TILES tiles, and (output positions / m^2) x min(channels per group) reaches
+#: WINOGRAD_MIN_WORK: with few channels or tiles the transforms cost more than the GEMM
+#: FLOPs they save. Per itemsize; measured on 1 thread over 3 to 128 channels, 7x7 to 56x56
+#: outputs and batches 1 and 8 (the docs' performance page has the table): float32 wins
+#: from 8 channels and 512, float64 (twice the transform traffic per FLOP) from 16 and 2048.
+WINOGRAD_MIN_CHANNELS = {4: 8, 8: 16}
+WINOGRAD_MIN_TILES = 16
+WINOGRAD_MIN_WORK = {4: 512, 8: 2048}
+
+
+def _winograd_pays(problem, itemsize):
+    g = problem.geometry
+    m = WINOGRAD_OUTPUT_TILE
+    channels = min(problem.c_in, problem.c_out) // problem.groups
+    tiles = max(problem.batch, 1) * _winograd_tiles(problem, m)
+    useful = max(problem.batch, 1) * g.output_numel / (m * m)
+    return (channels >= WINOGRAD_MIN_CHANNELS.get(itemsize, 16)
+            and tiles >= WINOGRAD_MIN_TILES
+            and useful * channels >= WINOGRAD_MIN_WORK.get(itemsize, 2048))
+
+
 def _choose_forward(problem, itemsize):
     forced = getattr(_forced, "name", None)
+    usable = _winograd_applies(problem) and _winograd_plan(problem, itemsize) is not None
     if forced in ALGORITHMS["forward"]:
-        if forced == "winograd" and not (_winograd_applies(problem)
-                                         and _winograd_plan(problem, itemsize) is not None):
-            return "im2col"
-        return forced
-    return "im2col"
+        return "im2col" if forced == "winograd" and not usable else forced
+    return "winograd" if usable and _winograd_pays(problem, itemsize) else "im2col"
 
 
 def _run_winograd(x, weight, y, problem, the_plan):
@@ -517,11 +545,15 @@ def _run_winograd(x, weight, y, problem, the_plan):
     _winograd_kernels.winograd_weight(weight.reshape(-1), u, problem.c_out, cin_g, mats.G,
                                       threads)
     with _blas_threads.single_threaded_blas():  # GEMMs run on OpenMP threads instead
-        _winograd_kernels.conv_forward_winograd(
+        nonfinite = _winograd_kernels.conv_forward_winograd(
             x.reshape(-1), u, y.reshape(-1), problem.batch, problem.c_in, problem.c_out,
             problem.groups, *(np.array(v, dtype=np.intp) for v in (
                 g.input_size, g.output_size, g.dilation, g.pad_before)),
             mats.AT.astype(y.dtype), mats.BT.astype(y.dtype), v, io, the_plan.tile,
             threads, gemm_threads,
         )
+    if nonfinite:  # NaN or inf: recompute directly, so that they reach exactly the outputs
+        # whose sums contain them (the transforms would spread them over whole tiles)
+        return _run_generic(_conv_kernels.conv_forward, x, weight, y, problem,
+                            _im2col_plan("forward", problem, y.dtype.itemsize))
     return y

@@ -197,3 +197,39 @@ def test_transform_matrices_compute_the_correlation_exactly(m, rng):
 def test_transform_matrices_reject_repeated_points():
     with pytest.raises(ValueError, match="distinct"):
         _winograd.WinogradMatrices(2, 3, (0, 1, 1))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nonfinite_inputs_and_overflow_give_the_direct_results(dtype, rng):
+    x = rng.standard_normal((2, 8, 13, 11)).astype(dtype)
+    w = rng.standard_normal((8, 8, 3, 3)).astype(dtype)
+    x[0, 1, 4, 5], x[1, 2, 0, 0], x[1, 3, 7, 7] = np.nan, np.inf, -np.inf
+    with _dispatch.forced_algorithm("im2col"):
+        direct = fastdeconv.conv(x, w, padding=1)
+    np.testing.assert_array_equal(conv_winograd(x, w, padding=1), direct)
+    # finite inputs whose transforms overflow: the direct sums stay finite
+    big = np.full((1, 8, 8, 8), np.finfo(dtype).max / 4, dtype)
+    big[..., ::2] *= -1
+    ones = np.ones((8, 8, 3, 3), dtype) / 72
+    with _dispatch.forced_algorithm("im2col"):
+        direct = fastdeconv.conv(big, ones, padding=1)
+    assert np.isfinite(direct).all()
+    np.testing.assert_array_equal(conv_winograd(big, ones, padding=1), direct)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kw, itemsize, expected", [
+    ((8, 64, 56, 56), (64, 64, 3, 3), dict(padding=1), 4, "winograd"),        # resnet_3x3
+    ((8, 64, 56, 56), (64, 64, 3, 3), dict(padding=1), 8, "winograd"),
+    ((4, 64, 64, 64), (64, 64, 3, 3), dict(padding=2, dilation=2), 4, "winograd"),
+    ((8, 16, 28, 28), (16, 16, 3, 3), dict(padding=1), 4, "winograd"),
+    ((1, 16, 28, 28), (16, 16, 3, 3), dict(padding=1), 8, "im2col"),         # float64: too little work
+    ((1, 3, 224, 224), (64, 3, 3, 3), dict(padding=1), 4, "im2col"),         # 3 input channels
+    ((1, 128, 7, 7), (128, 128, 3, 3), dict(padding=1), 4, "im2col"),        # 4 tiles
+    ((8, 128, 28, 28), (256, 128, 3, 3), dict(stride=2, padding=1), 4, "im2col"),
+    ((8, 64, 56, 56), (64, 64, 5, 5), dict(padding=2), 4, "im2col"),
+    ((8, 64, 56, 56), (64, 2, 3, 3), dict(padding=1, groups=32), 4, "im2col"),  # 2 per group
+    ((1, 512, 14, 14), (512, 512, 3, 3), dict(padding=1), 4, "im2col"),      # U > workspace
+])
+def test_dispatch_picks_winograd_only_where_it_measurably_wins(x_shape, w_shape, kw, itemsize, expected):
+    problem = conv_problem(x_shape, w_shape, **kw)
+    assert _dispatch.plan("forward", problem, itemsize).algorithm == expected

@@ -45,17 +45,21 @@ cdef extern from "_winograd.h" nogil:
                        const float* inp, Py_ssize_t ldin, float* out, Py_ssize_t ldout)
     void fd_small_mm_d(Py_ssize_t rows, Py_ssize_t inner, Py_ssize_t n, const double* a,
                        const double* inp, Py_ssize_t ldin, double* out, Py_ssize_t ldout)
-    void fd_deinterleave_f(Py_ssize_t n, Py_ssize_t m, Py_ssize_t d, const float* src,
-                           float* dst, Py_ssize_t ld)
-    void fd_deinterleave_d(Py_ssize_t n, Py_ssize_t m, Py_ssize_t d, const double* src,
-                           double* dst, Py_ssize_t ld)
-    void fd_interleave_f(Py_ssize_t n, Py_ssize_t m, Py_ssize_t d, const float* src,
+    void fd_f_deinterleave(Py_ssize_t n, Py_ssize_t m, Py_ssize_t d, const float* src,
+                           Py_ssize_t avail, float* dst, Py_ssize_t ld)
+    void fd_d_deinterleave(Py_ssize_t n, Py_ssize_t m, Py_ssize_t d, const double* src,
+                           Py_ssize_t avail, double* dst, Py_ssize_t ld)
+    int fd_f_nonfinite(Py_ssize_t n, const float* x)
+    int fd_d_nonfinite(Py_ssize_t n, const double* x)
+    void fd_f_interleave(Py_ssize_t n, Py_ssize_t m, Py_ssize_t d, const float* src,
                          Py_ssize_t ld, float* dst)
-    void fd_interleave_d(Py_ssize_t n, Py_ssize_t m, Py_ssize_t d, const double* src,
+    void fd_d_interleave(Py_ssize_t n, Py_ssize_t m, Py_ssize_t d, const double* src,
                          Py_ssize_t ld, double* dst)
 
 cdef enum:
     SB = 64          # tiles per block of the transforms (the vectorised dimension)
+    LANES = 16       # FD_LANES of _winograd.h: the (de)interleaving works on whole blocks
+    ROW = SB + LANES # row stride of the scratch buffers of a block: room for whole blocks
     MAX_ALPHA = 8    # input tile size: m + 2 for m <= 6
 
 #: Largest input tile (alpha = m + 2) the kernels accept.
@@ -78,21 +82,30 @@ cdef inline void small_mm(Py_ssize_t rows, Py_ssize_t inner, Py_ssize_t n, const
 
 
 cdef inline void deinterleave(Py_ssize_t n, Py_ssize_t m, Py_ssize_t d, const floating* src,
-                              floating* dst, Py_ssize_t ld) noexcept nogil:
-    """dst[r * ld + q] = src[(q * m + r) * d] for r < m, q < n; see _winograd.h."""
+                              Py_ssize_t avail, floating* dst, Py_ssize_t ld) noexcept nogil:
+    """dst[r * ld + q] = src[(q * m + r) * d] for r < m, q < n (avail elements readable from
+    src; rows of dst have room for n rounded up to LANES); see _winograd.h."""
     if floating is float:
-        fd_deinterleave_f(n, m, d, src, dst, ld)
+        fd_f_deinterleave(n, m, d, src, avail, dst, ld)
     else:
-        fd_deinterleave_d(n, m, d, src, dst, ld)
+        fd_d_deinterleave(n, m, d, src, avail, dst, ld)
 
 
 cdef inline void interleave(Py_ssize_t n, Py_ssize_t m, Py_ssize_t d, const floating* src,
                             Py_ssize_t ld, floating* dst) noexcept nogil:
     """dst[(q * m + r) * d] = src[r * ld + q] for r < m, q < n; see _winograd.h."""
     if floating is float:
-        fd_interleave_f(n, m, d, src, ld, dst)
+        fd_f_interleave(n, m, d, src, ld, dst)
     else:
-        fd_interleave_d(n, m, d, src, ld, dst)
+        fd_d_interleave(n, m, d, src, ld, dst)
+
+
+cdef inline int nonfinite(Py_ssize_t n, const floating* x) noexcept nogil:
+    """1 if any of x[:n] is NaN or infinite, else 0."""
+    if floating is float:
+        return fd_f_nonfinite(n, x)
+    else:
+        return fd_d_nonfinite(n, x)
 
 
 cdef struct Tiling:
@@ -101,6 +114,7 @@ cdef struct Tiling:
     Py_ssize_t H, W, OH, OW      # input and output sizes
     Py_ssize_t pt, pl            # padding before (top, left)
     Py_ssize_t th, tw            # tiles per phase (rows, columns)
+    const void* x_end            # end of the input array (whole-block reads stop before)
 
 
 cdef inline Py_ssize_t ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
@@ -145,12 +159,12 @@ cdef inline void edge_columns(const floating* src, floating* dst, Py_ssize_t col
     for k in range(k0, k1):
         for j in range(s.m):
             off = (k * s.m + j) * s.dx
-            dst[j * SB + k] = src[off] if 0 <= col0 + off < s.W else 0
+            dst[j * ROW + k] = src[off] if 0 <= col0 + off < s.W else 0
 
 
 cdef void gather_tiles(const floating* x, Py_ssize_t c_in, Py_ssize_t c, const Tiling* s,
                        Py_ssize_t t0, Py_ssize_t t1, floating* d) noexcept nogil:
-    """d[(i * alpha + j) * SB + t - t0] = input (i, j) of tile t, channel c (0 outside).
+    """d[(i * alpha + j) * ROW + t - t0] = input (i, j) of tile t, channel c (0 outside).
 
     Input column j of tile tx is column ``j + m * tx`` of the phase's sub-image, so columns
     j < m are a de-interleaving of the input row (vectorised) and columns j >= m repeat
@@ -166,27 +180,28 @@ cdef void gather_tiles(const floating* x, Py_ssize_t c_in, Py_ssize_t c, const T
         col0 = px - s.pl
         for i in range(a):
             row = py - s.pt + (ty * m + i) * s.dy
-            dst = d + i * a * SB + (t - t0) - tx0   # row j at dst + j * SB, indexed by tx
+            dst = d + i * a * ROW + (t - t0) - tx0   # row j at dst + j * ROW, indexed by tx
             if row < 0 or row >= s.H:
                 for j in range(a):
-                    memset(dst + j * SB + tx0, 0, (tx1 - tx0) * sizeof(floating))
+                    memset(dst + j * ROW + tx0, 0, (tx1 - tx0) * sizeof(floating))
                 continue
             src = x + (n * c_in + c) * s.H * s.W + row * s.W + col0
             clip_columns(col0, step, (m - 1) * dx, s.W, tx0, tx1, &lo, &hi)
-            deinterleave(hi - lo, m, dx, src + lo * step, dst + lo, SB)
+            deinterleave(hi - lo, m, dx, src + lo * step, <const floating*> s.x_end - (src + lo * step), dst + lo,
+                         ROW)
             edge_columns(src, dst, col0, s, tx0, lo)   # tiles at the left edge
             edge_columns(src, dst, col0, s, hi, tx1)   # and at the right edge
             for j in range(m, a):
-                memcpy(dst + j * SB + tx0, dst + (j - m) * SB + tx0 + 1,
+                memcpy(dst + j * ROW + tx0, dst + (j - m) * ROW + tx0 + 1,
                        (tx1 - tx0 - 1) * sizeof(floating))
                 col = col0 + tx1 * step + (j - m) * dx
-                dst[j * SB + tx1 - 1] = src[tx1 * step + (j - m) * dx] if 0 <= col < s.W else 0
+                dst[j * ROW + tx1 - 1] = src[tx1 * step + (j - m) * dx] if 0 <= col < s.W else 0
         t = t_seg
 
 
 cdef void scatter_tiles(const floating* o, floating* y, Py_ssize_t c_out, Py_ssize_t k,
                         const Tiling* s, Py_ssize_t t0, Py_ssize_t t1) noexcept nogil:
-    """y[n, k, output (i, j) of tile t] = o[(i * m + j) * SB + t - t0], clipped to the output
+    """y[n, k, output (i, j) of tile t] = o[(i * m + j) * ROW + t - t0], clipped to the output
     (an interleaving of the tiles' rows, vectorised)."""
     cdef Py_ssize_t m = s.m, dx = s.dx, step = s.m * s.dx
     cdef Py_ssize_t t = t0, t_seg, n, py, px, ty, tx0, tx1, i, j, u, lo, hi, row
@@ -199,14 +214,14 @@ cdef void scatter_tiles(const floating* o, floating* y, Py_ssize_t c_out, Py_ssi
             row = py + (ty * m + i) * s.dy
             if row >= s.OH:
                 break
-            src = o + i * m * SB + (t - t0) - tx0
+            src = o + i * m * ROW + (t - t0) - tx0
             dst = y + (n * c_out + k) * s.OH * s.OW + row * s.OW + px
             clip_columns(px, step, (m - 1) * dx, s.OW, tx0, tx1, &lo, &hi)
-            interleave(hi - tx0, m, dx, src + tx0, SB, dst + tx0 * step)
+            interleave(hi - tx0, m, dx, src + tx0, ROW, dst + tx0 * step)
             for u in range(hi, tx1):   # tiles that overhang the output
                 for j in range(m):
                     if px + u * step + j * dx < s.OW:
-                        dst[u * step + j * dx] = src[j * SB + u]
+                        dst[u * step + j * dx] = src[j * ROW + u]
         t = t_seg
 
 
@@ -214,28 +229,35 @@ cdef void input_transform(const floating* x, Py_ssize_t c_in, Py_ssize_t c, cons
                           const floating* bt, Py_ssize_t t0, Py_ssize_t t1, floating* v,
                           Py_ssize_t ldv) noexcept nogil:
     """v[e * c_in * ldv + c * ldv + t - t0] = (B^T d B)[e] for the tiles t in [t0, t1)."""
-    cdef floating d[MAX_ALPHA * MAX_ALPHA * SB]
-    cdef floating h[MAX_ALPHA * MAX_ALPHA * SB]
+    cdef floating d[MAX_ALPHA * MAX_ALPHA * ROW]
+    cdef floating h[MAX_ALPHA * MAX_ALPHA * ROW]
     cdef Py_ssize_t a = s.alpha, nt = t1 - t0, i, j
     gather_tiles(x, c_in, c, s, t0, t1, d)
     for i in range(a):   # rows of the tile: h[i][j'] = sum_j B^T[j', j] d[i][j]
-        small_mm(a, a, nt, bt, d + i * a * SB, SB, h + i * a * SB, SB)
+        small_mm(a, a, nt, bt, d + i * a * ROW, ROW, h + i * a * ROW, ROW)
     for j in range(a):   # columns: v[i'][j'] = sum_i B^T[i', i] h[i][j']
-        small_mm(a, a, nt, bt, h + j * SB, a * SB, v + (j * c_in + c) * ldv, a * c_in * ldv)
+        small_mm(a, a, nt, bt, h + j * ROW, a * ROW, v + (j * c_in + c) * ldv, a * c_in * ldv)
 
 
-cdef void output_transform(const floating* mat, Py_ssize_t c_out, Py_ssize_t k,
-                           const Tiling* s, const floating* at, Py_ssize_t t0, Py_ssize_t t1,
-                           Py_ssize_t ldm, floating* y) noexcept nogil:
-    """y tiles of output channel k = A^T M A for the tiles t in [t0, t1) (M rows ldm apart)."""
-    cdef floating g[MAX_ALPHA * MAX_ALPHA * SB]
-    cdef floating o[MAX_ALPHA * MAX_ALPHA * SB]
+cdef int output_transform(const floating* mat, Py_ssize_t c_out, Py_ssize_t k,
+                          const Tiling* s, const floating* at, Py_ssize_t t0, Py_ssize_t t1,
+                          Py_ssize_t ldm, floating* y) noexcept nogil:
+    """y tiles of output channel k = A^T M A for the tiles t in [t0, t1) (M rows ldm apart).
+
+    Returns 1 if any of these outputs is NaN or infinite, else 0.
+    """
+    cdef floating g[MAX_ALPHA * MAX_ALPHA * ROW]
+    cdef floating o[MAX_ALPHA * MAX_ALPHA * ROW]
     cdef Py_ssize_t a = s.alpha, m = s.m, nt = t1 - t0, i, j
+    cdef int bad = 0
     for j in range(a):   # columns: g[i][j'] = sum_i' A^T[i, i'] M[i'][j']
-        small_mm(m, a, nt, at, mat + (j * c_out + k) * ldm, a * c_out * ldm, g + j * SB, a * SB)
+        small_mm(m, a, nt, at, mat + (j * c_out + k) * ldm, a * c_out * ldm, g + j * ROW, a * ROW)
     for i in range(m):   # rows: o[i][j] = sum_j' A^T[j, j'] g[i][j']
-        small_mm(m, a, nt, at, g + i * a * SB, SB, o + i * m * SB, SB)
+        small_mm(m, a, nt, at, g + i * a * ROW, ROW, o + i * m * ROW, ROW)
+    for i in range(m * m):
+        bad |= nonfinite(nt, o + i * ROW)
     scatter_tiles(o, y, c_out, k, s, t0, t1)
+    return bad
 
 
 def conv_forward_winograd(const floating[::1] x, const floating[::1] u, floating[::1] y,
@@ -250,11 +272,17 @@ def conv_forward_winograd(const floating[::1] x, const floating[::1] u, floating
 
     ``ws_v`` and ``ws_m`` hold ``alpha^2 * c_in * chunk`` and ``alpha^2 * c_out * chunk``
     elements; ``chunk`` is the number of tiles per pass of the three steps.
+
+    Returns the number of (output channel, block) pieces with a NaN or infinite output: the
+    transforms mix the inputs of a tile, so a non-finite input (or an overflow inside the
+    transforms) spreads over its tile instead of reaching exactly the outputs whose sum
+    contains it; the caller then recomputes the convolution directly.
     """
     cdef Tiling s
     cdef Py_ssize_t cin_g = c_in / groups, cout_g = c_out / groups, a2, total, t0, t1, nt
     cdef Py_ssize_t blocks, item, c, b, e, grp
     cdef int threads_in, threads_gemm, threads_out
+    cdef Py_ssize_t bad = 0
     cdef floating* v = &ws_v[0]
     cdef floating* mat = &ws_m[0]
     s.m = at.shape[0]
@@ -263,6 +291,7 @@ def conv_forward_winograd(const floating[::1] x, const floating[::1] u, floating
     s.H, s.W = in_size[0], in_size[1]
     s.OH, s.OW = out_size[0], out_size[1]
     s.pt, s.pl = pad[0], pad[1]
+    s.x_end = &x[0] + x.shape[0]
     s.th = ceil_div(ceil_div(s.OH, s.dy), s.m)
     s.tw = ceil_div(ceil_div(s.OW, s.dx), s.m)
     a2 = s.alpha * s.alpha
@@ -293,9 +322,11 @@ def conv_forward_winograd(const floating[::1] x, const floating[::1] u, floating
             for item in prange(c_out * blocks, num_threads=threads_out, schedule="static"):
                 c = item / blocks
                 b = item % blocks
-                output_transform(mat + b * SB, c_out, c, &s, &at[0, 0], t0 + b * SB,
-                                 t0 + b * SB + SB if b * SB + SB < nt else t1, chunk, &y[0])
+                bad += output_transform(mat + b * SB, c_out, c, &s, &at[0, 0], t0 + b * SB,
+                                        t0 + b * SB + SB if b * SB + SB < nt else t1, chunk,
+                                        &y[0])
             t0 = t1
+    return bad
 
 
 cdef void transform_weights(const floating* w, floating* u, Py_ssize_t plane,
