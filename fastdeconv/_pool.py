@@ -11,6 +11,7 @@ elsewhere. Validation and geometry are here; the loops are in
 import numpy as np
 
 from ._docstrings import docfiller
+from ._geometry import INDEX_LIMIT
 from ._ext import _pool_kernels
 from ._threads import num_threads
 from ._validation import (
@@ -41,6 +42,13 @@ def _pool_params(ndim, kernel_size, stride, padding, dilation):
     stride = kernel if stride is None else normalize_tuple(stride, ndim, "stride", min_value=1)
     padding = normalize_tuple(padding, ndim, "padding", min_value=0)
     dilation = normalize_tuple(dilation, ndim, "dilation", min_value=1)
+    extent = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
+    for name, values in (("kernel_size", kernel), ("stride", stride), ("padding", padding),
+                         ("dilation", dilation),
+                         ("kernel extent (dilation * (kernel_size - 1) + 1)", extent)):
+        if any(v >= INDEX_LIMIT for v in values):
+            raise ValueError(f"{name} too large for 64-bit index arithmetic (limit 2**62), "
+                             f"got {values}")
     return kernel, stride, padding, dilation
 
 
@@ -69,8 +77,10 @@ def max_pool_output_size(input_size, kernel_size, stride, padding, dilation, cei
             )
         # With dilation, a window can fall entirely into the padding (PyTorch then returns
         # -inf and an index outside the input); refuse instead.
-        taps = np.arange(size)[:, None] * s - p + np.arange(k)[None, :] * dil
-        empty = ~np.any((taps >= 0) & (taps < n), axis=1)
+        # Window o reads o s - p + j dil, j < k; its first tap at or after 0 is j0.
+        start = np.arange(size, dtype=np.int64) * s - p
+        j0 = np.maximum(0, -(start // dil))          # ceil(-start / dil) for start < 0
+        empty = (j0 >= k) | (start + np.minimum(j0, k - 1) * dil >= n)
         if empty.any():
             raise ValueError(
                 f"max_pool window {int(np.argmax(empty))} along spatial dimension {d} lies "

@@ -514,10 +514,10 @@ def resize_cases(draw):
     x = make_array(rng, x_shape, dtype, special=draw(st.integers(0, 9)) == 0)
     kw = {}
     which = draw(st.sampled_from(["size", "size", "scale", "both", "neither"]))
-    invalid |= which in ("both", "neither")
+    invalid |= which == "neither"
     if which in ("size", "both"):
         kw["size"], bad = draw(int_param(ndim, 0, 2 * m + 2))
-        invalid |= bad
+        invalid |= bad or (which == "both" and kw["size"] is not None)  # size=None is unset
     if which in ("scale", "both"):
         scale = draw(st.one_of(st.floats(0.2, 3.0), st.sampled_from([0.0, -1.0, math.nan,
                                                                       math.inf, 1e30])))

@@ -224,3 +224,19 @@ def test_backward_bad_input():
         fastdeconv.max_pool_backward(g, np.zeros((1, 2, 2), dtype=int), (4,))
     with pytest.raises(TypeError, match="input_shape must be a sequence"):
         fastdeconv.max_pool_backward(g, np.zeros((1, 2, 2), dtype=int), 4)
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(kernel_size=1, stride=(1, 2**63)), r"stride too large for 64-bit index arithmetic"),
+    (dict(kernel_size=2**62), r"kernel_size too large for 64-bit index arithmetic"),
+    (dict(kernel_size=2**61, dilation=4), r"kernel extent .* too large"),
+])
+def test_huge_parameters_are_rejected_before_any_index_arithmetic(kw, match):
+    with pytest.raises(ValueError, match=match):
+        fastdeconv.max_pool(np.zeros((0, 0, 1, 1)), **kw)
+
+
+def test_a_huge_kernel_on_a_tiny_input_does_not_enumerate_its_taps():
+    # 2**41 taps per window: the empty-window check is arithmetic, not an array of taps
+    y = fastdeconv.max_pool(np.ones((1, 1, 1)), 2**41, padding=2**40)
+    assert y.tolist() == [[[1.0]]]
