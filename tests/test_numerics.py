@@ -41,13 +41,15 @@ TRANSPOSE_CASES = [  # (x shape, weight shape, keywords) for conv_transpose
 
 
 def _with_nonfinite(rng, shape, dtype):
-    """Normal values with a few NaN, +inf and -inf (positions drawn at random)."""
+    """Normal values with a few NaN, +inf and -inf (positions drawn at random, and a NaN in
+    the middle of the first plane)."""
     x = rng.standard_normal(shape)
     flat = x.reshape(-1)
     picks = rng.choice(flat.size, size=min(flat.size, 6), replace=False)
     flat[picks[:2]] = np.nan
     flat[picks[2:4]] = np.inf
     flat[picks[4:]] = -np.inf
+    x[(0, 0) + tuple(n // 2 for n in shape[2:])] = np.nan  # one inside every receptive field
     return x.astype(dtype)
 
 
