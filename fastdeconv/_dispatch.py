@@ -23,7 +23,9 @@ backward_input     ``phases``: stride-phase (sub-pixel) decomposition, each phas
                    ``subpixel``: when every kernel size is a multiple of its stride (dilation
                    1) all phases share one column matrix, so the transposed convolution is
                    one forward convolution with ``prod(stride) * C_out`` channels followed by
-                   a pure permutation (depth-to-space, Shi et al. 2016): no scatter-add
+                   a pure permutation (depth-to-space, Shi et al. 2016): no scatter-add;
+                   ``winograd``: with stride 1 (3x3, 2-d), the forward ``winograd`` of the
+                   flipped, channel-swapped kernel, under the forward pass's rule
 backward_weight    ``im2col``: column tile, GEMM accumulated over tiles with ``beta = 1``
 =================  ===========================================================================
 
@@ -74,7 +76,7 @@ MIN_COLUMNS = 128
 
 ALGORITHMS = {
     "forward": ("im2col", "winograd"),
-    "backward_input": ("phases", "col2im", "depthwise", "subpixel"),
+    "backward_input": ("phases", "col2im", "depthwise", "subpixel", "winograd"),
     "backward_weight": ("im2col",),
 }
 
@@ -145,7 +147,12 @@ def _choose_backward_input(problem, itemsize):
             return "col2im"
         if forced == "subpixel" and _subpixel_layout(problem, limit=None) is None:
             return "col2im"
+        if forced == "winograd" and not _winograd_usable(_transpose_as_forward(problem), itemsize):
+            return "col2im"
         return forced
+    as_forward = _transpose_as_forward(problem)
+    if _winograd_usable(as_forward, itemsize) and _winograd_pays(as_forward, itemsize):
+        return "winograd"
     if phases_ok and _is_depthwise(problem):
         return "depthwise"
     if (problem.c_in // problem.groups >= SUBPIXEL_MIN_CHANNELS
@@ -166,6 +173,8 @@ def plan(pass_name, problem, itemsize):
     batch = max(problem.batch, 1)
     if pass_name == "forward" and _choose_forward(problem, itemsize) == "winograd":
         return _winograd_plan(problem, itemsize)
+    if pass_name == "backward_input" and _choose_backward_input(problem, itemsize) == "winograd":
+        return _winograd_plan(_transpose_as_forward(problem), itemsize)
     if pass_name == "backward_input" and _choose_backward_input(problem, itemsize) == "depthwise":
         return Plan("depthwise", 1, 0, 0, 0)
     if pass_name == "backward_input" and _choose_backward_input(problem, itemsize) == "subpixel":
@@ -265,10 +274,15 @@ def forward(x, weight, problem):
 def backward_input(grad_y, weight, problem):
     """grad_x = conv^T(grad_y): the transposed convolution."""
     _check_kernel_dims(problem)
-    grad_x = allocate(problem.forward_input_shape, grad_y.dtype, "output", zero=True)
     if problem.batch == 0:
-        return grad_x
+        return allocate(problem.forward_input_shape, grad_y.dtype, "output", zero=True)
     the_plan = plan("backward_input", problem, grad_y.dtype.itemsize)
+    if the_plan.algorithm == "winograd":  # a forward convolution with the flipped kernel
+        as_forward = _transpose_as_forward(problem)
+        grad_x = allocate(as_forward.forward_output_shape, grad_y.dtype, "output")
+        return _run_winograd(grad_y, _transpose_weight(weight, problem.groups), grad_x,
+                             as_forward, the_plan)
+    grad_x = allocate(problem.forward_input_shape, grad_y.dtype, "output", zero=True)
     if the_plan.algorithm == "col2im":
         return _run_generic(_conv_kernels.conv_backward_input, grad_y, weight, grad_x, problem,
                             the_plan)
@@ -531,9 +545,48 @@ def _winograd_pays(problem, itemsize):
             and useful * channels >= WINOGRAD_MIN_WORK.get(itemsize, 2048))
 
 
+def _winograd_usable(problem, itemsize):
+    """Winograd applies to the forward ``problem`` (None: no forward form) and fits."""
+    return (problem is not None and _winograd_applies(problem)
+            and _winograd_plan(problem, itemsize) is not None)
+
+
+def _transpose_as_forward(problem):
+    """A stride-1 transposed convolution as the forward convolution of its input with the
+    flipped, channel-swapped kernel (:func:`_transpose_weight`), or None (a stride other
+    than 1, or a padding larger than the dilated kernel extent minus one)."""
+    g = problem.geometry
+    if any(s != 1 for s in g.stride):
+        return None
+    padding = []
+    for n_in, n_out, k, d, before in zip(g.output_size, g.input_size, g.kernel_size, g.dilation,
+                                         g.pad_before):
+        extent = d * (k - 1)
+        if before > extent:
+            return None
+        padding.append((extent - before, max(0, n_out - n_in + before)))
+    geometry = ConvGeometry(
+        input_size=g.output_size, output_size=g.input_size, kernel_size=g.kernel_size,
+        stride=g.stride, dilation=g.dilation, padding=tuple(padding),
+        output_padding=(0,) * g.ndim,
+    )
+    return ConvProblem(geometry, problem.batch, problem.c_out, problem.c_in, problem.groups)
+
+
+def _transpose_weight(weight, groups):
+    """The forward weight ``(C_out, C_in / groups, *k)`` of a convolution as the weight of the
+    forward convolution that computes its transpose: ``(C_in, C_out / groups, *k)``, every
+    kernel flipped, channels swapped within each group."""
+    c_out, cin_g = weight.shape[:2]
+    per_group = weight.reshape((groups, c_out // groups, cin_g) + weight.shape[2:])
+    swapped = np.swapaxes(per_group, 1, 2)
+    flipped = np.flip(swapped, axis=tuple(range(3, weight.ndim + 1)))
+    return np.ascontiguousarray(flipped).reshape((groups * cin_g, c_out // groups) + weight.shape[2:])
+
+
 def _choose_forward(problem, itemsize):
     forced = getattr(_forced, "name", None)
-    usable = _winograd_applies(problem) and _winograd_plan(problem, itemsize) is not None
+    usable = _winograd_usable(problem, itemsize)
     if forced in ALGORITHMS["forward"]:
         return "im2col" if forced == "winograd" and not usable else forced
     return "winograd" if usable and _winograd_pays(problem, itemsize) else "im2col"

@@ -233,3 +233,57 @@ def test_nonfinite_inputs_and_overflow_give_the_direct_results(dtype, rng):
 def test_dispatch_picks_winograd_only_where_it_measurably_wins(x_shape, w_shape, kw, itemsize, expected):
     problem = conv_problem(x_shape, w_shape, **kw)
     assert _dispatch.plan("forward", problem, itemsize).algorithm == expected
+
+
+#: stride-1 transposed convolutions (x shape, weight (C_in, C_out / groups, 3, 3), keywords)
+TRANSPOSE_GEOMETRIES = [
+    ((2, 3, 9, 11), (3, 5, 3, 3), dict(padding=1)),
+    ((1, 4, 7, 6), (4, 6, 3, 3), {}),                                       # output 9x8
+    ((2, 4, 9, 9), (4, 3, 3, 3), dict(padding=2, dilation=2, groups=2)),
+    ((2, 4, 9, 10), (4, 3, 3, 3), dict(padding=((2, 0), (1, 1)))),
+    ((3, 5, 8, 7), (5, 4, 3, 3), dict(padding="same")),
+    ((2, 4, 9, 9), (4, 3, 3, 3), dict(padding=1, output_padding=1, dilation=2)),
+]
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kw", TRANSPOSE_GEOMETRIES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_stride_1_conv_transpose_by_winograd_matches_the_reference(x_shape, w_shape, kw, dtype, rng):
+    from fastdeconv._problem import conv_transpose_problem
+    from fastdeconv.testing import conv_transpose_reference
+
+    x = rng.standard_normal(x_shape)
+    w = rng.standard_normal(w_shape)
+    with _dispatch.forced_algorithm("winograd"):
+        assert _dispatch.plan("backward_input", conv_transpose_problem(x_shape, w_shape, **kw), 4).algorithm == "winograd"
+        y = fastdeconv.conv_transpose(x.astype(dtype), w.astype(dtype), **kw)
+    expected = conv_transpose_reference(x, w, **kw)
+    scale = max(float(conv_transpose_reference(np.abs(x), np.abs(w), **kw).max()), 1e-300)
+    bound = FLOAT32_BOUND if dtype == np.float32 else FLOAT64_BOUND
+    assert y.shape == expected.shape and np.abs(y - expected).max() <= bound * scale
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kw", [
+    ((2, 3, 9, 9), (3, 4, 3, 3), dict(stride=2, padding=1)),
+    ((2, 3, 9, 9), (3, 4, 3, 3), dict(padding=3)),              # padding beyond the kernel
+    ((2, 3, 9, 9), (3, 4, 4, 4), dict(padding=1)),
+])
+def test_forcing_winograd_on_other_transposed_convolutions_runs_col2im(x_shape, w_shape, kw):
+    from fastdeconv._problem import conv_transpose_problem
+
+    with _dispatch.forced_algorithm("winograd"):
+        assert _dispatch.plan("backward_input", conv_transpose_problem(x_shape, w_shape, **kw), 4).algorithm == "col2im"
+
+
+def test_input_gradient_of_a_resnet_layer_takes_winograd(rng):
+    from fastdeconv._problem import conv_transpose_problem
+    from fastdeconv.testing import conv_backward_reference
+
+    assert _dispatch.plan("backward_input", conv_transpose_problem(
+        (8, 64, 56, 56), (64, 64, 3, 3), padding=1), 4).algorithm == "winograd"
+    x = rng.standard_normal((4, 32, 20, 20))
+    w = rng.standard_normal((32, 32, 3, 3))
+    gy = rng.standard_normal((4, 32, 20, 20))
+    grad_x = fastdeconv.conv_backward(gy, x, w, padding=1, grads=("x",))[0]
+    expected = conv_backward_reference(x, w, gy, padding=1)[0]
+    assert np.abs(grad_x - expected).max() <= FLOAT64_BOUND * _scale(gy, w, dict(padding=1))
