@@ -25,15 +25,20 @@ import numpy as np
 
 __all__ = ["POINTS", "WinogradMatrices", "matrices"]
 
-#: Finite interpolation points per output tile size ``m`` (with the point at infinity).
+#: Finite interpolation points per (output tile size ``m``, kernel size ``r``), with the
+#: point at infinity.
 #: F(2, 3) is Lavin's {0, 1, -1}. For F(4, 3), measured in float32 on 1 to 256 input
 #: channels (normal, uniform and log-normal data, several paddings and dilations), the
 #: largest error relative to ``max conv(|x|, |w|)`` was 4.5e-6 with Lavin's {0, +-1, +-2},
 #: 2.9e-6 with {0, +-1, +-1/2}, 1.5e-6 with {0, +-1, 2, -1/2} and 1.0e-6 with
-#: {0, +-1, 1/2, -2} (the set Barabasz et al. 2020 recommend), which is used.
+#: {0, +-1, 1/2, -2} (the set Barabasz et al. 2020 recommend), which is used. For 2x2
+#: kernels (stride phases of transposed convolutions), F(4, 2) measured 1.45e-6 with
+#: {0, +-1, 2}, 1.0e-6 with {0, +-1, 1/2} and 9.4e-7 with {0, +-1, -2}, used.
 POINTS = {
-    2: (0, 1, -1),
-    4: (0, 1, -1, Fraction(1, 2), -2),
+    (2, 3): (0, 1, -1),
+    (4, 3): (0, 1, -1, Fraction(1, 2), -2),
+    (3, 2): (0, 1, -1),
+    (4, 2): (0, 1, -1, -2),
 }
 
 
@@ -101,4 +106,4 @@ def _primitive_scale(row):
 @lru_cache(maxsize=None)
 def matrices(m, r=3, points=None):
     """The :class:`WinogradMatrices` of F(m, r), with :data:`POINTS` unless ``points`` given."""
-    return WinogradMatrices(m, r, POINTS[m] if points is None else points)
+    return WinogradMatrices(m, r, POINTS[m, r] if points is None else points)

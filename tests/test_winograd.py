@@ -13,8 +13,8 @@ import pytest
 
 import fastdeconv
 from fastdeconv import _dispatch, _winograd
-from fastdeconv._problem import conv_problem
-from fastdeconv.testing import conv_reference
+from fastdeconv._problem import conv_problem, conv_transpose_problem
+from fastdeconv.testing import conv_backward_reference, conv_reference, conv_transpose_reference
 
 #: (x shape, weight shape, conv keywords): odd sizes, tiles straddling the edges, every
 #: padding form, dilation, groups, batch 1 and many, channels 1 and many.
@@ -160,9 +160,9 @@ def test_the_workspace_is_bounded_whatever_the_batch():
 
 
 def test_peak_extra_memory_of_a_large_batch_stays_within_the_workspace_bound():
-    # 128 samples of 64x56x56 float32: the transformed tiles of the whole batch would take
-    # 128 * 196 tiles * 36 * (64 + 64) * 4 bytes = 434 MiB
-    x = np.zeros((128, 64, 56, 56), np.float32)   # 103 MB, lazily zeroed
+    # 32 samples of 64x56x56 float32: the transformed tiles of the whole batch would take
+    # 32 * 196 tiles * 36 * (64 + 64) * 4 bytes = 108 MiB
+    x = np.zeros((32, 64, 56, 56), np.float32)   # 26 MB, lazily zeroed
     x[:, :, ::9, ::7] = 1.0
     w = np.ones((64, 64, 3, 3), np.float32)
     tracemalloc.start()
@@ -246,12 +246,43 @@ TRANSPOSE_GEOMETRIES = [
 ]
 
 
-@pytest.mark.parametrize("x_shape, w_shape, kw", TRANSPOSE_GEOMETRIES)
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_stride_1_conv_transpose_by_winograd_matches_the_reference(x_shape, w_shape, kw, dtype, rng):
-    from fastdeconv._problem import conv_transpose_problem
-    from fastdeconv.testing import conv_transpose_reference
+@pytest.mark.parametrize("x_shape, w_shape, kw", [
+    ((2, 3, 9, 9), (3, 4, 3, 3), dict(stride=2, padding=1)),
+    ((2, 3, 9, 9), (3, 4, 3, 3), dict(padding=3)),              # padding beyond the kernel
+    ((2, 3, 9, 9), (3, 4, 4, 4), dict(padding=1)),
+])
+def test_forcing_winograd_on_other_transposed_convolutions_runs_col2im(x_shape, w_shape, kw):
+    with _dispatch.forced_algorithm("winograd"):
+        assert _dispatch.plan("backward_input", conv_transpose_problem(x_shape, w_shape, **kw), 4).algorithm == "col2im"
 
+
+def test_input_gradient_of_a_resnet_layer_takes_winograd(rng):
+    assert _dispatch.plan("backward_input", conv_transpose_problem(
+        (8, 64, 56, 56), (64, 64, 3, 3), padding=1), 4).algorithm == "winograd"
+    x = rng.standard_normal((4, 32, 20, 20))
+    w = rng.standard_normal((32, 32, 3, 3))
+    gy = rng.standard_normal((4, 32, 20, 20))
+    grad_x = fastdeconv.conv_backward(gy, x, w, padding=1, grads=("x",))[0]
+    expected = conv_backward_reference(x, w, gy, padding=1)[0]
+    assert np.abs(grad_x - expected).max() <= FLOAT64_BOUND * _scale(gy, w, dict(padding=1))
+
+
+#: transposed convolutions whose stride phases all have 2x2 sub-kernels (kernel = 2 x stride)
+PHASE_GEOMETRIES = [
+    ((3, 4, 5, 4), (4, 3, 4, 4), dict(stride=2, padding=1)),
+    ((2, 3, 9, 11), (3, 5, 4, 4), dict(stride=2, padding=1)),
+    ((1, 4, 7, 6), (4, 6, 4, 4), dict(stride=2)),
+    ((2, 4, 9, 9), (4, 3, 4, 4), dict(stride=2, padding=1, groups=2)),
+    ((2, 4, 5, 6), (4, 3, 6, 6), dict(stride=3, padding=2, output_padding=1)),
+    ((2, 4, 5, 6), (4, 3, 4, 4), dict(stride=2, padding=3)),             # negative phase padding
+    ((2, 4, 6, 5), (4, 3, 4, 6), dict(stride=(2, 3), padding=((1, 0), (2, 1)))),
+]
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kw", TRANSPOSE_GEOMETRIES + PHASE_GEOMETRIES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv_transpose_by_winograd_matches_the_reference(x_shape, w_shape, kw, dtype, rng, small_passes):
+    """Stride 1 (a forward Winograd convolution) and stride phases with 2x2 sub-kernels."""
     x = rng.standard_normal(x_shape)
     w = rng.standard_normal(w_shape)
     with _dispatch.forced_algorithm("winograd"):
@@ -263,27 +294,36 @@ def test_stride_1_conv_transpose_by_winograd_matches_the_reference(x_shape, w_sh
     assert y.shape == expected.shape and np.abs(y - expected).max() <= bound * scale
 
 
-@pytest.mark.parametrize("x_shape, w_shape, kw", [
-    ((2, 3, 9, 9), (3, 4, 3, 3), dict(stride=2, padding=1)),
-    ((2, 3, 9, 9), (3, 4, 3, 3), dict(padding=3)),              # padding beyond the kernel
-    ((2, 3, 9, 9), (3, 4, 4, 4), dict(padding=1)),
-])
-def test_forcing_winograd_on_other_transposed_convolutions_runs_col2im(x_shape, w_shape, kw):
-    from fastdeconv._problem import conv_transpose_problem
-
+def test_stride_phases_with_nonfinite_input_give_the_col2im_result(rng):
+    x = rng.standard_normal((2, 8, 9, 9)).astype(np.float32)
+    w = rng.standard_normal((8, 4, 4, 4)).astype(np.float32)
+    x[0, 0, 4, 4], x[1, 3, 0, 8] = np.nan, np.inf
+    with _dispatch.forced_algorithm("col2im"):
+        direct = fastdeconv.conv_transpose(x, w, stride=2, padding=1)
     with _dispatch.forced_algorithm("winograd"):
-        assert _dispatch.plan("backward_input", conv_transpose_problem(x_shape, w_shape, **kw), 4).algorithm == "col2im"
+        np.testing.assert_array_equal(fastdeconv.conv_transpose(x, w, stride=2, padding=1), direct)
 
 
-def test_input_gradient_of_a_resnet_layer_takes_winograd(rng):
-    from fastdeconv._problem import conv_transpose_problem
-    from fastdeconv.testing import conv_backward_reference
+def test_stride_phases_are_bit_identical_for_1_2_and_4_threads(rng):
+    x = rng.standard_normal((4, 32, 17, 15)).astype(np.float32)
+    w = rng.standard_normal((32, 16, 4, 4)).astype(np.float32)
+    results = []
+    for threads in (1, 2, 4):
+        previous = fastdeconv.set_num_threads(threads)
+        try:
+            with _dispatch.forced_algorithm("winograd"):
+                results.append(fastdeconv.conv_transpose(x, w, stride=2, padding=1))
+        finally:
+            fastdeconv.set_num_threads(previous)
+    assert all(np.array_equal(results[0], other) for other in results[1:])
 
-    assert _dispatch.plan("backward_input", conv_transpose_problem(
-        (8, 64, 56, 56), (64, 64, 3, 3), padding=1), 4).algorithm == "winograd"
-    x = rng.standard_normal((4, 32, 20, 20))
-    w = rng.standard_normal((32, 32, 3, 3))
-    gy = rng.standard_normal((4, 32, 20, 20))
-    grad_x = fastdeconv.conv_backward(gy, x, w, padding=1, grads=("x",))[0]
-    expected = conv_backward_reference(x, w, gy, padding=1)[0]
-    assert np.abs(grad_x - expected).max() <= FLOAT64_BOUND * _scale(gy, w, dict(padding=1))
+
+@pytest.mark.parametrize("x_shape, w_shape, kw, expected", [
+    ((16, 128, 16, 16), (128, 64, 4, 4), dict(stride=2, padding=1), "winograd"),   # dcgan_g4
+    ((16, 512, 4, 4), (512, 256, 4, 4), dict(stride=2, padding=1), "col2im"),      # 16 tiles a phase
+    ((16, 64, 32, 32), (64, 3, 4, 4), dict(stride=2, padding=1), "col2im"),        # 3 channels
+    ((4, 64, 56, 56), (64, 64, 3, 3), dict(stride=2, padding=1, output_padding=1), "col2im"),
+    ((8, 64, 56, 56), (64, 64, 3, 3), dict(padding=1), "winograd"),                # stride 1
+])
+def test_dispatch_picks_winograd_for_transposed_convolutions_where_it_wins(x_shape, w_shape, kw, expected):
+    assert _dispatch.plan("backward_input", conv_transpose_problem(x_shape, w_shape, **kw), 4).algorithm == expected

@@ -81,6 +81,9 @@ FD_CLONES static void NAME(ptrdiff_t rows, ptrdiff_t inner, ptrdiff_t n, const T
     else if (rows == 2 && inner == 4) NAME##_run(2, 4, n, a, in, ldin, out, ldout);          \
     else if (rows == 6 && inner == 3) NAME##_run(6, 3, n, a, in, ldin, out, ldout);          \
     else if (rows == 4 && inner == 3) NAME##_run(4, 3, n, a, in, ldin, out, ldout);          \
+    else if (rows == 5 && inner == 5) NAME##_run(5, 5, n, a, in, ldin, out, ldout);          \
+    else if (rows == 4 && inner == 5) NAME##_run(4, 5, n, a, in, ldin, out, ldout);          \
+    else if (rows == 5 && inner == 2) NAME##_run(5, 2, n, a, in, ldin, out, ldout);          \
     else NAME##_run(rows, inner, n, a, in, ldin, out, ldout);                                \
 }
 
@@ -197,13 +200,30 @@ FD_INLINE void NAME##_merge_row(ptrdiff_t n, ptrdiff_t m, const T *src, ptrdiff_
     if (m == 4 && d == 1) { NAME##_merge_row(n, 4, src, ld, dst); return; }                  \
     if (m == 2 && d == 1) { NAME##_merge_row(n, 2, src, ld, dst); return; }
 #else
+#define FD_HAVE_SHUFFLE 0
 #define FD_SHUFFLES(NAME, T)
 #define FD_SHUFFLE_CASES(NAME)
 #define FD_MERGE_CASES(NAME)
 #endif
 
+#if FD_HAVE_SHUFFLE
+#define FD_SHORT_COPY(NAME, T)                                                               \
+FD_CLONES static void NAME##_short_copy(ptrdiff_t n, const T *src, T *dst)                    \
+{                                                                                            \
+    NAME##_copy(n, src, dst);                                                                \
+}
+#else
+#define FD_SHORT_COPY(NAME, T)                                                               \
+static void NAME##_short_copy(ptrdiff_t n, const T *src, T *dst)                              \
+{                                                                                            \
+    for (ptrdiff_t i = 0; i < n; ++i) dst[i] = src[i];                                       \
+}
+#endif
+
+/* dst[:n] = src[:n] for n <= 4 * FD_LANES, without a call to memcpy (short rows) */
 #define FD_INTERLEAVING(NAME, T)                                                             \
 FD_SHUFFLES(NAME, T)                                                                         \
+FD_SHORT_COPY(NAME, T)                                                                       \
 FD_CLONES static void NAME##_deinterleave(ptrdiff_t n, ptrdiff_t m, ptrdiff_t d,               \
                                           const T *src, ptrdiff_t avail, T *dst, ptrdiff_t ld) \
 {                                                                                            \

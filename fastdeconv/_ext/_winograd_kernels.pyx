@@ -1,18 +1,20 @@
 # cython: language_level=3
 # Directives (boundscheck, wraparound, initializedcheck off; cdivision on) come from setup.py,
 # which turns the checks back on with FASTDECONV_CYTHON_DEBUG=1.
-"""Winograd F(m x m, 3 x 3) forward convolution, stride 1 (Lavin & Gray 2015).
+"""Winograd F(m x m, r x r) forward convolution, stride 1 (Lavin & Gray 2015); r = 3 or 2.
 
 The output is cut into ``m x m`` tiles; tile ``(ty, tx)`` reads an ``alpha x alpha`` input
-tile (``alpha = m + 2``) and::
+tile (``alpha = m + r - 1``) and::
 
     Y_tile = A^T [ sum_c U[:, :, k, c] * (B^T d_c B) ] A          U = G g G^T (per k, c)
 
 so for each of the ``alpha^2`` transform elements ``e`` the sum over input channels is one
 GEMM ``M[e] (C_out x T) = U[e] (C_out x C_in) @ V[e] (C_in x T)`` over ``T`` tiles at once.
+The output grid may sit in ``y`` with an offset and a step (one stride phase of a
+transposed convolution, whose sub-kernels are 2x2 for kernel 4 and stride 2).
 
-Dilation ``(dy, dx)`` is handled without copies: a 3x3 convolution with dilation ``d`` and
-stride 1 is ``d^2`` independent dense 3x3 convolutions of the polyphase sub-images
+Dilation ``(dy, dx)`` is handled without copies: a convolution with dilation ``d`` and
+stride 1 is ``d^2`` independent dense convolutions of the polyphase sub-images
 ``x[..., py::dy, px::dx]`` that write ``y[..., py::dy, px::dx]``; the tiles of every phase
 simply read and write with step ``d``.
 
@@ -49,6 +51,8 @@ cdef extern from "_winograd.h" nogil:
                            Py_ssize_t avail, float* dst, Py_ssize_t ld)
     void fd_d_deinterleave(Py_ssize_t n, Py_ssize_t m, Py_ssize_t d, const double* src,
                            Py_ssize_t avail, double* dst, Py_ssize_t ld)
+    void fd_f_short_copy(Py_ssize_t n, const float* src, float* dst)
+    void fd_d_short_copy(Py_ssize_t n, const double* src, double* dst)
     int fd_f_nonfinite(Py_ssize_t n, const float* x)
     int fd_d_nonfinite(Py_ssize_t n, const double* x)
     void fd_f_interleave(Py_ssize_t n, Py_ssize_t m, Py_ssize_t d, const float* src,
@@ -60,7 +64,8 @@ cdef enum:
     SB = 64          # tiles per block of the transforms (the vectorised dimension)
     LANES = 16       # FD_LANES of _winograd.h: the (de)interleaving works on whole blocks
     ROW = SB + LANES # row stride of the scratch buffers of a block: room for whole blocks
-    MAX_ALPHA = 8    # input tile size: m + 2 for m <= 6
+    MAX_ALPHA = 8    # input tile size: m + r - 1 <= 8
+    MAX_R = 3        # kernel size
 
 #: Largest input tile (alpha = m + 2) the kernels accept.
 MAX_INPUT_TILE = MAX_ALPHA
@@ -100,6 +105,14 @@ cdef inline void interleave(Py_ssize_t n, Py_ssize_t m, Py_ssize_t d, const floa
         fd_d_interleave(n, m, d, src, ld, dst)
 
 
+cdef inline void short_copy(Py_ssize_t n, const floating* src, floating* dst) noexcept nogil:
+    """dst[:n] = src[:n] for n <= 4 * LANES (no call to memcpy: these rows are short)."""
+    if floating is float:
+        fd_f_short_copy(n, src, dst)
+    else:
+        fd_d_short_copy(n, src, dst)
+
+
 cdef inline int nonfinite(Py_ssize_t n, const floating* x) noexcept nogil:
     """1 if any of x[:n] is NaN or infinite, else 0."""
     if floating is float:
@@ -114,6 +127,8 @@ cdef struct Tiling:
     Py_ssize_t H, W, OH, OW      # input and output sizes
     Py_ssize_t pt, pl            # padding before (top, left)
     Py_ssize_t th, tw            # tiles per phase (rows, columns)
+    Py_ssize_t oy0, ox0, osy, osx  # output (r, c) of the grid is y[oy0 + r * osy, ox0 + c * osx]
+    Py_ssize_t YH, YW            # size of a plane of y
     const void* x_end            # end of the input array (whole-block reads stop before)
 
 
@@ -192,8 +207,7 @@ cdef void gather_tiles(const floating* x, Py_ssize_t c_in, Py_ssize_t c, const T
             edge_columns(src, dst, col0, s, tx0, lo)   # tiles at the left edge
             edge_columns(src, dst, col0, s, hi, tx1)   # and at the right edge
             for j in range(m, a):
-                memcpy(dst + j * ROW + tx0, dst + (j - m) * ROW + tx0 + 1,
-                       (tx1 - tx0 - 1) * sizeof(floating))
+                short_copy(tx1 - tx0 - 1, dst + (j - m) * ROW + tx0 + 1, dst + j * ROW + tx0)
                 col = col0 + tx1 * step + (j - m) * dx
                 dst[j * ROW + tx1 - 1] = src[tx1 * step + (j - m) * dx] if 0 <= col < s.W else 0
         t = t_seg
@@ -202,7 +216,8 @@ cdef void gather_tiles(const floating* x, Py_ssize_t c_in, Py_ssize_t c, const T
 cdef void scatter_tiles(const floating* o, floating* y, Py_ssize_t c_out, Py_ssize_t k,
                         const Tiling* s, Py_ssize_t t0, Py_ssize_t t1) noexcept nogil:
     """y[n, k, output (i, j) of tile t] = o[(i * m + j) * ROW + t - t0], clipped to the output
-    (an interleaving of the tiles' rows, vectorised)."""
+    grid, which sits in y with offset (oy0, ox0) and step (osy, osx) (an interleaving of the
+    tiles' rows, vectorised for unit steps)."""
     cdef Py_ssize_t m = s.m, dx = s.dx, step = s.m * s.dx
     cdef Py_ssize_t t = t0, t_seg, n, py, px, ty, tx0, tx1, i, j, u, lo, hi, row
     cdef const floating* src
@@ -215,13 +230,13 @@ cdef void scatter_tiles(const floating* o, floating* y, Py_ssize_t c_out, Py_ssi
             if row >= s.OH:
                 break
             src = o + i * m * ROW + (t - t0) - tx0
-            dst = y + (n * c_out + k) * s.OH * s.OW + row * s.OW + px
+            dst = y + (n * c_out + k) * s.YH * s.YW + (s.oy0 + row * s.osy) * s.YW + s.ox0
             clip_columns(px, step, (m - 1) * dx, s.OW, tx0, tx1, &lo, &hi)
-            interleave(hi - tx0, m, dx, src + tx0, ROW, dst + tx0 * step)
+            interleave(hi - tx0, m, dx * s.osx, src + tx0, ROW, dst + (px + tx0 * step) * s.osx)
             for u in range(hi, tx1):   # tiles that overhang the output
                 for j in range(m):
                     if px + u * step + j * dx < s.OW:
-                        dst[u * step + j * dx] = src[j * ROW + u]
+                        dst[(px + u * step + j * dx) * s.osx] = src[j * ROW + u]
         t = t_seg
 
 
@@ -264,11 +279,18 @@ def conv_forward_winograd(const floating[::1] x, const floating[::1] u, floating
                           Py_ssize_t batch, Py_ssize_t c_in, Py_ssize_t c_out, Py_ssize_t groups,
                           const Py_ssize_t[::1] in_size, const Py_ssize_t[::1] out_size,
                           const Py_ssize_t[::1] dilation, const Py_ssize_t[::1] pad,
+                          const Py_ssize_t[::1] y_size, const Py_ssize_t[::1] out_first,
+                          const Py_ssize_t[::1] out_step,
                           const floating[:, ::1] at, const floating[:, ::1] bt,
                           floating[::1] ws_v, floating[::1] ws_m, Py_ssize_t chunk,
                           int num_threads, int gemm_threads):
-    """y = conv(x, w) (3x3, stride 1) with the transformed weight ``u`` (see
-    :func:`winograd_weight`); ``at`` is A^T (m x alpha), ``bt`` B^T (alpha x alpha).
+    """y = conv(x, w) (r x r kernel, stride 1) with the transformed weight ``u`` (see
+    :func:`winograd_weight`); ``at`` is A^T (m x alpha), ``bt`` B^T (alpha x alpha),
+    ``r = alpha - m + 1``.
+
+    The output grid (``out_size``) sits in ``y`` (planes of ``y_size``) at ``out_first +
+    position * out_step``: ``(0, 0)`` and ``(1, 1)`` for a convolution, the positions of one
+    stride phase for a phase of a transposed convolution (other positions are not written).
 
     ``ws_v`` and ``ws_m`` hold ``alpha^2 * c_in * chunk`` and ``alpha^2 * c_out * chunk``
     elements; ``chunk`` is the number of tiles per pass of the three steps.
@@ -292,6 +314,9 @@ def conv_forward_winograd(const floating[::1] x, const floating[::1] u, floating
     s.OH, s.OW = out_size[0], out_size[1]
     s.pt, s.pl = pad[0], pad[1]
     s.x_end = &x[0] + x.shape[0]
+    s.YH, s.YW = y_size[0], y_size[1]
+    s.oy0, s.ox0 = out_first[0], out_first[1]
+    s.osy, s.osx = out_step[0], out_step[1]
     s.th = ceil_div(ceil_div(s.OH, s.dy), s.m)
     s.tw = ceil_div(ceil_div(s.OW, s.dx), s.m)
     a2 = s.alpha * s.alpha
@@ -330,21 +355,21 @@ def conv_forward_winograd(const floating[::1] x, const floating[::1] u, floating
 
 
 cdef void transform_weights(const floating* w, floating* u, Py_ssize_t plane,
-                            const double* g, Py_ssize_t alpha, Py_ssize_t k0,
+                            const double* g, Py_ssize_t alpha, Py_ssize_t r, Py_ssize_t k0,
                             Py_ssize_t k1) noexcept nogil:
-    """u[e * plane + k] = (G w[k] G^T)[e] for the 3x3 kernels k0 <= k < k1, in float64 (the
-    kernel index innermost, vectorised), rounded once."""
-    cdef double wt[9 * SB]
-    cdef double tmp[MAX_ALPHA * 3 * SB]
+    """u[e * plane + k] = (G w[k] G^T)[e] for the r x r kernels k0 <= k < k1, in float64 (the
+    kernel index innermost, vectorised), rounded once; G is alpha x r."""
+    cdef double wt[MAX_R * MAX_R * SB]
+    cdef double tmp[MAX_ALPHA * MAX_R * SB]
     cdef double ud[MAX_ALPHA * MAX_ALPHA * SB]
     cdef Py_ssize_t nk = k1 - k0, k, i, p, e
     for k in range(nk):
-        for i in range(9):
-            wt[i * SB + k] = w[(k0 + k) * 9 + i]
-    for i in range(3):      # columns of the kernel: tmp[p][i] = sum_r G[p, r] w[r][i]
-        small_mm(alpha, 3, nk, g, &wt[0] + i * SB, 3 * SB, &tmp[0] + i * SB, 3 * SB)
+        for i in range(r * r):
+            wt[i * SB + k] = w[(k0 + k) * r * r + i]
+    for i in range(r):      # columns of the kernel: tmp[p][i] = sum_q G[p, q] w[q][i]
+        small_mm(alpha, r, nk, g, &wt[0] + i * SB, r * SB, &tmp[0] + i * SB, r * SB)
     for p in range(alpha):  # rows: ud[p][q] = sum_i G[q, i] tmp[p][i]
-        small_mm(alpha, 3, nk, g, &tmp[0] + p * 3 * SB, SB, &ud[0] + p * alpha * SB, SB)
+        small_mm(alpha, r, nk, g, &tmp[0] + p * r * SB, SB, &ud[0] + p * alpha * SB, SB)
     for e in range(alpha * alpha):
         for k in range(nk):
             u[e * plane + k0 + k] = <floating> ud[e * SB + k]
@@ -352,9 +377,9 @@ cdef void transform_weights(const floating* w, floating* u, Py_ssize_t plane,
 
 def winograd_weight(const floating[::1] weight, floating[::1] u, Py_ssize_t c_out,
                     Py_ssize_t cin_g, const double[:, ::1] g, int num_threads):
-    """u[e, k, c] = (G w[k, c] G^T)[e], computed in float64; ``g`` is G (alpha x 3).
+    """u[e, k, c] = (G w[k, c] G^T)[e], computed in float64; ``g`` is G (alpha x r).
 
-    ``weight`` is the forward weight ``(c_out, cin_g, 3, 3)``; ``u`` is
+    ``weight`` is the forward weight ``(c_out, cin_g, r, r)``; ``u`` is
     ``(alpha^2, c_out, cin_g)``: one ``c_out x cin_g`` GEMM operand per element ``e``.
     """
     cdef Py_ssize_t plane = c_out * cin_g, blocks = (plane + SB - 1) / SB, b
@@ -362,5 +387,5 @@ def winograd_weight(const floating[::1] weight, floating[::1] u, Py_ssize_t c_ou
         num_threads = 1
     with nogil:
         for b in prange(blocks, num_threads=num_threads, schedule="static"):
-            transform_weights(&weight[0], &u[0], plane, &g[0, 0], g.shape[0], b * SB,
-                              b * SB + SB if b * SB + SB < plane else plane)
+            transform_weights(&weight[0], &u[0], plane, &g[0, 0], g.shape[0], g.shape[1],
+                              b * SB, b * SB + SB if b * SB + SB < plane else plane)
