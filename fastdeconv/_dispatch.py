@@ -160,7 +160,7 @@ def _choose_backward_input(problem, itemsize):
     if (_winograd_usable(as_forward, itemsize) and g.kernel_size == (3, 3)
             and _winograd_pays(as_forward, itemsize)):
         return "winograd"
-    phases = _winograd_phases(problem, itemsize)
+    phases = _winograd_phases(problem, itemsize) if itemsize == 4 else None
     if phases and all(_winograd_pays(sub, itemsize)
                       and sub.batch * _winograd_tiles(sub, WINOGRAD_OUTPUT_TILE)
                       >= WINOGRAD_PHASE_MIN_TILES for _, sub, _ in phases):
@@ -517,7 +517,7 @@ def _winograd_applies(problem):
 #: The stride phases of a transposed convolution take Winograd (F(4x4, 2x2) for 2x2
 #: sub-kernels, 2.56x fewer multiplications) when each phase also has this many tiles: with
 #: fewer, its GEMMs are too narrow (dcgan_g2, 16 tiles a phase: no gain; dcgan_g4, 256 tiles:
-#: 11.7 -> 10.2 ms float32).
+#: 11.7 -> 10.2 ms float32). Float32 only: in float64 dcgan_g4 ties (21.5 ms either way).
 WINOGRAD_PHASE_MIN_TILES = 64
 
 
