@@ -133,10 +133,11 @@ class ResizeSpec:
         if self.ndim == 2 and self.coordinate_transformation_mode is None and \
                 self.mode in ("nearest", "nearest-exact") and sum(self.out_size) <= 128:
             precision = "pytorch2d"
-        for n_in, n_out in zip(self.in_size, self.out_size):
-            stencil = self.coordinate_transformation_mode is None and not self.antialias
-            check_workspace(_table_bytes(n_in, n_out, self.mode, stencil),
-                            f"interpolation tables of resize from {n_in} to {n_out}")
+        stencil = self.coordinate_transformation_mode is None and not self.antialias
+        check_workspace(  # the tables of all dimensions are alive together
+            sum(_table_bytes(n_in, n_out, self.mode, stencil)
+                for n_in, n_out in zip(self.in_size, self.out_size)),
+            f"interpolation tables of resize from {self.in_size} to {self.out_size}")
         return [
             plan_1d(n_in, n_out, scale, self.mode, self.align_corners, self.antialias,
                     self.coordinate_transformation_mode, self.nearest_mode,
