@@ -7,6 +7,7 @@ import pytest
 
 import fastdeconv
 from fastdeconv import _dispatch
+from fastdeconv._problem import conv_problem, conv_transpose_problem
 from fastdeconv.testing import conv_transpose_reference
 
 threadpoolctl = pytest.importorskip("threadpoolctl")
@@ -77,6 +78,8 @@ ALGORITHM_CASES = [
     ("depthwise", (2, 32, 24, 24), (32, 2, 4, 4), dict(stride=2, padding=1, groups=32)),
     ("subpixel", (3, 16, 12, 12), (16, 8, 4, 4), dict(stride=2, padding=1)),
     ("subpixel", (2, 8, 10, 10), (8, 4, 4, 4), dict(stride=2, padding=1, groups=4)),
+    ("winograd", (2, 16, 20, 20), (16, 16, 3, 3), dict(padding=1)),
+    ("winograd", (2, 16, 40, 40), (16, 16, 4, 4), dict(stride=2, padding=1)),
 ]
 
 
@@ -85,6 +88,9 @@ def test_every_algorithm_is_race_free_and_bit_identical_across_thread_counts(alg
     x = rng.standard_normal(x_shape).astype(np.float32)
     w = rng.standard_normal(w_shape).astype(np.float32)
     expected = conv_transpose_reference(x, w, **kw)
+    with _dispatch.forced_algorithm(algorithm):
+        problem = conv_transpose_problem(x_shape, w_shape, **kw)
+        assert _dispatch.plan("backward_input", problem, 4).algorithm == algorithm
     previous = fastdeconv.set_num_threads(1)
     try:
         with _dispatch.forced_algorithm(algorithm):
@@ -93,6 +99,25 @@ def test_every_algorithm_is_race_free_and_bit_identical_across_thread_counts(alg
             for threads in (2, 4, 2, 4, 2):  # repeated: a race shows up as a difference
                 fastdeconv.set_num_threads(threads)
                 assert np.array_equal(fastdeconv.conv_transpose(x, w, **kw), baseline)
+    finally:
+        fastdeconv.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("algorithm", _dispatch.ALGORITHMS["forward"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_forward_algorithm_is_bit_identical_across_thread_counts(algorithm, dtype, rng):
+    x = rng.standard_normal((3, 16, 30, 26)).astype(dtype)
+    w = rng.standard_normal((24, 16, 3, 3)).astype(dtype)
+    with _dispatch.forced_algorithm(algorithm):
+        problem = conv_problem(x.shape, w.shape, padding=1)
+        assert _dispatch.plan("forward", problem, x.itemsize).algorithm == algorithm
+    previous = fastdeconv.set_num_threads(1)
+    try:
+        with _dispatch.forced_algorithm(algorithm):
+            baseline = fastdeconv.conv(x, w, padding=1)
+            for threads in (2, 4, 2, 4, 2):
+                fastdeconv.set_num_threads(threads)
+                assert np.array_equal(fastdeconv.conv(x, w, padding=1), baseline)
     finally:
         fastdeconv.set_num_threads(previous)
 
