@@ -108,7 +108,7 @@ class Plan:
     tile: int
     col_elements: int
     io_elements: int
-    output_tile: int = 0  # winograd: m of F(m x m, 3 x 3)
+    output_tile: int = 0  # winograd: m of F(m x m, r x r)
 
     def workspace_bytes(self, itemsize):
         return (self.col_elements + self.io_elements) * itemsize
@@ -496,7 +496,7 @@ def _run_phases(x, weight, y, problem, the_plan):
 
 
 # ------------------------------------------------------------------------------- winograd
-#: Output tile m of Winograd F(m x m, 3 x 3) (see :mod:`fastdeconv._winograd`).
+#: Output tile m of Winograd F(m x m, r x r) (see :mod:`fastdeconv._winograd`).
 WINOGRAD_OUTPUT_TILE = 4
 #: Tiles per pass of the Winograd kernel (the GEMMs' N): as many as keep the transformed
 #: tiles of a pass (V and M) within TILE_BYTES, but at least WINOGRAD_MIN_CHUNK (narrower
@@ -537,7 +537,7 @@ def _winograd_plan(problem, itemsize, m=None):
     C_out x chunk); ``col_elements`` counts U and V, ``io_elements`` M.
     """
     m = WINOGRAD_OUTPUT_TILE if m is None else m
-    alpha2 = (m + 2) ** 2
+    alpha2 = (m + problem.geometry.kernel_size[0] - 1) ** 2
     tiles = max(problem.batch, 1) * _winograd_tiles(problem, m)
     u = alpha2 * problem.c_out * (problem.c_in // problem.groups)
     per_tile = alpha2 * (problem.c_in + problem.c_out)
@@ -562,6 +562,7 @@ WINOGRAD_MIN_WORK = {4: 512, 8: 2048}
 
 
 def _winograd_pays(problem, itemsize):
+    """The dispatch rule above, for a forward ``problem`` that Winograd can run."""
     g = problem.geometry
     m = WINOGRAD_OUTPUT_TILE
     channels = min(problem.c_in, problem.c_out) // problem.groups

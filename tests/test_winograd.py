@@ -157,6 +157,12 @@ def test_the_workspace_is_bounded_whatever_the_batch():
     # the transformed weight alone would not fit: no Winograd plan
     huge = conv_problem((1, 512, 56, 56), (512, 512, 3, 3), padding=1)
     assert _dispatch._winograd_plan(huge, 4) is None
+    # stride phases (F(4x4, 2x2): 25 elements) of a large batch
+    phases = conv_transpose_problem((4096, 128, 16, 16), (128, 64, 4, 4), stride=2, padding=1)
+    the_plan = _dispatch.plan("backward_input", phases, 4)
+    assert the_plan.algorithm == "winograd"
+    assert the_plan.workspace_bytes(4) <= _dispatch.WORKSPACE_BYTES
+    assert the_plan.col_elements == 25 * 64 * 128 + 25 * 128 * the_plan.tile
 
 
 def test_peak_extra_memory_of_a_large_batch_stays_within_the_workspace_bound():

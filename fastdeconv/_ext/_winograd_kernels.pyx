@@ -38,7 +38,7 @@ the geometry and sized the workspaces).
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.string cimport memcpy, memset
+from libc.string cimport memset
 
 from ._blas cimport gemm, blas_int
 
@@ -67,8 +67,6 @@ cdef enum:
     MAX_ALPHA = 8    # input tile size: m + r - 1 <= 8
     MAX_R = 3        # kernel size
 
-#: Largest input tile (alpha = m + 2) the kernels accept.
-MAX_INPUT_TILE = MAX_ALPHA
 # Passes with fewer transformed elements than this (alpha^2 x channels x tiles) run their
 # transforms on one thread, and their GEMMs too below GEMM_PARALLEL_MIN_FLOPS multiply-adds:
 # starting threads would cost more than it saves (as in _conv_kernels).
@@ -202,8 +200,8 @@ cdef void gather_tiles(const floating* x, Py_ssize_t c_in, Py_ssize_t c, const T
                 continue
             src = x + (n * c_in + c) * s.H * s.W + row * s.W + col0
             clip_columns(col0, step, (m - 1) * dx, s.W, tx0, tx1, &lo, &hi)
-            deinterleave(hi - lo, m, dx, src + lo * step, <const floating*> s.x_end - (src + lo * step), dst + lo,
-                         ROW)
+            deinterleave(hi - lo, m, dx, src + lo * step,
+                         <const floating*> s.x_end - (src + lo * step), dst + lo, ROW)
             edge_columns(src, dst, col0, s, tx0, lo)   # tiles at the left edge
             edge_columns(src, dst, col0, s, hi, tx1)   # and at the right edge
             for j in range(m, a):
