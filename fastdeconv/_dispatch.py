@@ -498,13 +498,12 @@ def _run_phases(x, weight, y, problem, the_plan):
 # ------------------------------------------------------------------------------- winograd
 #: Output tile m of Winograd F(m x m, r x r) (see :mod:`fastdeconv._winograd`).
 WINOGRAD_OUTPUT_TILE = 4
-#: Tiles per pass of the Winograd kernel (the GEMMs' N): as many as keep the transformed
-#: tiles of a pass (V and M) within TILE_BYTES, but at least WINOGRAD_MIN_CHUNK (narrower
-#: GEMMs run far below peak) and at most WINOGRAD_MAX_CHUNK. Measured (float32, 64 to 256
-#: channels): 64 to 128 tiles are within noise of each other, 16 tiles 1.3x slower, 256
-#: tiles of 256 channels 1.2x slower (out of cache).
-WINOGRAD_MIN_CHUNK = 64
-WINOGRAD_MAX_CHUNK = 128
+#: Tiles per pass of the Winograd kernel (the GEMMs' N), when the workspace allows; with
+#: fewer than that many per pass (and more tiles in all) Winograd is not used. Measured
+#: (float32, 1 thread, warm and cold caches): resnet_3x3 8.3 ms with 64 tiles, 8.6 with 96,
+#: 9.0 with 128 (whose V and M, 2.4 MiB, leave the 2 MiB L2), 8.7 with 48; 16 tiles 1.3x
+#: slower (narrow GEMMs); 256 tiles of 256 channels 1.2x slower than 64.
+WINOGRAD_CHUNK = 64
 
 
 def _winograd_applies(problem):
@@ -541,9 +540,8 @@ def _winograd_plan(problem, itemsize, m=None):
     tiles = max(problem.batch, 1) * _winograd_tiles(problem, m)
     u = alpha2 * problem.c_out * (problem.c_in // problem.groups)
     per_tile = alpha2 * (problem.c_in + problem.c_out)
-    cached = max(WINOGRAD_MIN_CHUNK, min(WINOGRAD_MAX_CHUNK, TILE_BYTES // (itemsize * per_tile)))
-    chunk = min(cached, tiles, (WORKSPACE_BYTES // itemsize - u) // per_tile)
-    if chunk < min(WINOGRAD_MIN_CHUNK, tiles):
+    chunk = min(WINOGRAD_CHUNK, tiles, (WORKSPACE_BYTES // itemsize - u) // per_tile)
+    if chunk < min(WINOGRAD_CHUNK, tiles):
         return None
     return Plan("winograd", 1, chunk, u + alpha2 * problem.c_in * chunk,
                 alpha2 * problem.c_out * chunk, output_tile=m)

@@ -57,8 +57,7 @@ def conv_winograd(x, w, bias=None, **kw):
 @pytest.fixture
 def small_passes(monkeypatch):
     """Passes of a few tiles, so that small problems take several passes."""
-    monkeypatch.setattr(_dispatch, "WINOGRAD_MIN_CHUNK", 3)
-    monkeypatch.setattr(_dispatch, "WINOGRAD_MAX_CHUNK", 3)
+    monkeypatch.setattr(_dispatch, "WINOGRAD_CHUNK", 3)
 
 
 @pytest.mark.parametrize("x_shape, w_shape, kw", GEOMETRIES)
