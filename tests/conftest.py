@@ -12,8 +12,11 @@ settings.register_profile(
     "default", max_examples=40, deadline=None, derandomize=True, database=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
+# (a registered profile inherits from the current default, so "long" must undo
+# derandomize explicitly, or it would draw the same examples on every run)
 settings.register_profile(
-    "long", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    "long", max_examples=2000, deadline=None, derandomize=False, database=None,
+    suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile(os.environ.get("FASTDECONV_HYPOTHESIS_PROFILE", "default"))
 

@@ -833,3 +833,9 @@ def test_fuzz_set_num_threads(n):
         assert "fastdeconv" in text.getvalue()
     finally:
         fastdeconv.set_num_threads(previous)
+
+
+def test_the_long_profile_explores_at_random_and_the_default_one_does_not():
+    # a profile registered after "default" inherits its derandomize=True unless it says not
+    assert settings.get_profile("long").derandomize is False
+    assert settings.get_profile("default").derandomize is True
