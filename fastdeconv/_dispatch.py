@@ -607,7 +607,8 @@ def _transpose_weight(weight, groups):
     per_group = weight.reshape((groups, c_out // groups, cin_g) + weight.shape[2:])
     swapped = np.swapaxes(per_group, 1, 2)
     flipped = np.flip(swapped, axis=tuple(range(3, weight.ndim + 1)))
-    return np.ascontiguousarray(flipped).reshape((groups * cin_g, c_out // groups) + weight.shape[2:])
+    return np.ascontiguousarray(flipped).reshape(
+        (groups * cin_g, c_out // groups) + weight.shape[2:])
 
 
 def _choose_forward(problem, itemsize):
@@ -672,7 +673,8 @@ def _winograd_phases(problem, itemsize):
     result = []
     for phase in phases:
         geometry = ConvGeometry(
-            input_size=g.output_size, output_size=phase["sub_out"], kernel_size=phase["sub_kernel"],
+            input_size=g.output_size, output_size=phase["sub_out"],
+            kernel_size=phase["sub_kernel"],
             stride=(1, 1), dilation=(1, 1), padding=tuple((p, 0) for p in phase["sub_pad"]),
             output_padding=(0, 0),
         )
@@ -692,7 +694,8 @@ def _run_winograd_phases(x, weight, y, problem, the_plan):
     nonfinite = 0
     for (phase, sub, sub_plan), offset in zip(phases, offsets):
         _check_blas_dims(sub, sub_plan)
-        sub_weight = weights[offset:offset + int(np.prod(sub.weight_shape))].reshape(sub.weight_shape)
+        size = int(np.prod(sub.weight_shape))
+        sub_weight = weights[offset:offset + size].reshape(sub.weight_shape)
         nonfinite += _winograd_pass(x, sub_weight, y, sub, sub_plan, col, io,
                                     (problem.geometry.input_size, phase["first"],
                                      problem.geometry.stride))
