@@ -121,3 +121,31 @@ def test_onnx_model_writer_runs_with_attributes_of_every_kind(rng):
     (y,) = run_single_node("Pad", [x, np.array([0, 0, -1, 0, 0, 0, 0, 1])], dict(mode="edge"))
     assert y.shape == (1, 1, 3, 5)                                              # negative int64
     assert single_node_model("Relu", [x]).startswith(b"\x08\x08")              # IR version 8
+
+
+@pytest.mark.parametrize("mode, torch_mode, kw", [
+    ("nearest", "nearest", {}), ("nearest-exact", "nearest-exact", {}),
+    ("linear", "linear", dict(align_corners=False)), ("linear", "linear", dict(align_corners=True)),
+    ("cubic", "bicubic", dict(align_corners=False)), ("area", "area", {}),
+])
+@pytest.mark.parametrize("size", [1, 3, 6, 11, 13])
+def test_the_resize_reference_propagates_nan_and_inf_like_torch(torch, mode, torch_mode, kw,
+                                                                size):
+    # a NaN or an inf reaches the outputs whose taps read it (zero weights included), not
+    # every output of its row as a dense matrix product would
+    rng = np.random.default_rng(size)
+    x = rng.standard_normal((3, 2, 6))
+    x[0, 0, 2], x[1, 1, 5], x[2, 0, 0], x[2, 1, 3] = np.nan, np.inf, -np.inf, np.nan
+    xt = torch.from_numpy(x)
+    if torch_mode == "bicubic":  # PyTorch's cubic is 2-d only: a 1 x 6 image (whose
+        # height, 1 -> 1, still reads four clamped taps: inf under a negative weight is NaN)
+        expected = torch.nn.functional.interpolate(xt[:, :, None], size=(1, size),
+                                                   mode=torch_mode, **kw)[:, :, 0].numpy()
+        actual = resize_reference(x[:, :, None], (1, size), mode=mode, **kw)[:, :, 0]
+    else:
+        expected = torch.nn.functional.interpolate(xt, size=size, mode=torch_mode, **kw).numpy()
+        actual = resize_reference(x, size, mode=mode, **kw)
+    np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected))
+    np.testing.assert_array_equal(np.isinf(actual), np.isinf(expected))
+    finite = np.isfinite(expected)
+    np.testing.assert_allclose(actual[finite], expected[finite], rtol=1e-12, atol=1e-12)

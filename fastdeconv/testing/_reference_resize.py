@@ -97,11 +97,15 @@ def _aa_filter(mode, a):
 
 
 def _torch_row(o, n_in, n_out, scale, mode, align_corners, antialias, a, float32, two_d):
-    """{input index: weight} of output ``o`` along one dimension, PyTorch conventions."""
-    row = {}
+    """[(input index, weight), ...] of output ``o`` along one dimension, PyTorch conventions.
+
+    Every tap PyTorch's kernel reads is listed, in its order, even with a zero weight and
+    even when an index repeats: a NaN or inf under a zero weight makes the output NaN there.
+    """
+    row = []
 
     def add(i, w):
-        row[i] = row.get(i, 0.0) + w
+        row.append((i, w))
 
     if mode in ("nearest", "nearest-exact"):
         add(_torch_nearest(o, n_in, n_out, scale, mode == "nearest-exact", float32, two_d), 1.0)
@@ -127,8 +131,9 @@ def _torch_row(o, n_in, n_out, scale, mode, align_corners, antialias, a, float32
         for j, w in enumerate(weights):
             add(xmin + j, w / total if total != 0.0 else 0.0)
     elif mode == "linear":
-        if n_in == n_out and not align_corners:
+        if n_in == n_out:  # PyTorch's copy: x[o] * 1 + x[o] * 0, whatever align_corners
             add(o, 1.0)
+            add(o, 0.0)
             return row
         s = _area_pixel_compute_scale(n_in, n_out, align_corners, scale)
         real = _area_pixel_compute_source_index(s, o, align_corners, cubic=False)
@@ -239,36 +244,67 @@ def resize_matrices_reference(input_size, size=None, *, scale_factor=None, mode=
     ``input_size`` is the spatial size; ``dtype`` selects PyTorch's float32 or float64 index
     arithmetic of the nearest modes. Keywords as :func:`fastdeconv.resize` (assumed valid).
     """
-    mode = _ALIAS.get(mode, mode)
-    out_size, scales = _output_sizes(tuple(input_size), size, scale_factor)
-    float32 = np.dtype(dtype) == np.float32
-    onnx = coordinate_transformation_mode is not None
-    if cubic_coeff_a is None:
-        a = -0.5 if (antialias and not onnx) else -0.75
-    else:
-        a = float(cubic_coeff_a)
-    if onnx and mode == "nearest" and nearest_mode is None:
-        nearest_mode = "round_prefer_floor"
     matrices = []
-    for n_in, n_out, scale in zip(input_size, out_size, scales):
-        dense = np.zeros((n_out, n_in))
-        for o in range(n_out):
-            if onnx:
-                row = _onnx_row(o, n_in, n_out, scale, mode, coordinate_transformation_mode,
-                                nearest_mode, a, exclude_outside, antialias)
-            else:
-                row = _torch_row(o, n_in, n_out, scale, mode, bool(align_corners), antialias,
-                                 a, float32, len(input_size) == 2)
-            for i, w in row.items():
+    for n_in, rows in zip(input_size, _resize_rows(
+            input_size, size, scale_factor=scale_factor, mode=mode, align_corners=align_corners,
+            antialias=antialias, coordinate_transformation_mode=coordinate_transformation_mode,
+            nearest_mode=nearest_mode, cubic_coeff_a=cubic_coeff_a,
+            exclude_outside=exclude_outside, dtype=dtype)):
+        dense = np.zeros((len(rows), n_in))
+        for o, row in enumerate(rows):
+            for i, w in row:
                 dense[o, i] += w
         matrices.append(dense)
     return matrices
 
 
-def _apply(x, matrices):
+def _resize_rows(input_size, size, *, scale_factor=None, mode="nearest", align_corners=None,
+                 antialias=False, coordinate_transformation_mode=None, nearest_mode=None,
+                 cubic_coeff_a=None, exclude_outside=False, dtype=np.float64):
+    """Per spatial dimension, per output: the taps ``[(input index, weight), ...]`` read.
+
+    PyTorch rows list every tap its kernels read (see :func:`_torch_row`); ONNX rows list
+    their non-zero weights (ONNX Runtime's reading pattern is not emulated).
+    """
+    mode = _ALIAS.get(mode, mode)
+    out_size, scales = _output_sizes(tuple(input_size), size, scale_factor)
+    float32 = np.dtype(dtype) == np.float32
+    ctm = coordinate_transformation_mode
+    if cubic_coeff_a is None:
+        a = -0.5 if (antialias and ctm is None) else -0.75
+    else:
+        a = float(cubic_coeff_a)
+    if ctm is not None and mode == "nearest" and nearest_mode is None:
+        nearest_mode = "round_prefer_floor"
+    per_dim = []
+    for n_in, n_out, scale in zip(input_size, out_size, scales):
+        if ctm is not None:
+            rows = [[(i, w) for i, w in _onnx_row(o, n_in, n_out, scale, mode, ctm,
+                                                  nearest_mode, a, exclude_outside,
+                                                  antialias).items() if w != 0]
+                    for o in range(n_out)]
+        else:
+            rows = [_torch_row(o, n_in, n_out, scale, mode, bool(align_corners), antialias,
+                               a, float32, len(input_size) == 2) for o in range(n_out)]
+        per_dim.append(rows)
+    return per_dim
+
+
+def _apply(x, input_size, rows_per_dim, *, adjoint=False):
+    """Apply the taps dimension by dimension, one product per tap: a tap that is not read
+    contributes nothing, one read under a zero weight gives ``0 * x`` (NaN for inf, NaN)."""
     y = np.asarray(x, dtype=np.float64)
-    for d, m in enumerate(matrices):
-        y = np.moveaxis(np.tensordot(m, np.moveaxis(y, 2 + d, 0), axes=(1, 0)), 0, 2 + d)
+    for d, (n_in, rows) in enumerate(zip(input_size, rows_per_dim)):
+        src = np.moveaxis(y, 2 + d, 0)
+        out = np.zeros(((n_in if adjoint else len(rows)),) + src.shape[1:])
+        with np.errstate(invalid="ignore", over="ignore"):  # 0 * inf is NaN, silently
+            for o, row in enumerate(rows):
+                for i, w in row:
+                    if adjoint:  # each output's gradient goes back to the taps it read
+                        out[i] += w * src[o]
+                    else:
+                        out[o] += w * src[i]
+        y = np.moveaxis(out, 0, 2 + d)
     return y
 
 
@@ -289,13 +325,14 @@ def resize_reference(x, size=None, **kwargs):
     """
     x = np.asarray(x)
     dtype = _result_dtype(x)
-    matrices = resize_matrices_reference(x.shape[2:], size, dtype=dtype, **kwargs)
-    return _apply(x, matrices).astype(dtype)
+    rows = _resize_rows(x.shape[2:], size, dtype=dtype, **kwargs)
+    return _apply(x, x.shape[2:], rows).astype(dtype)
 
 
 def resize_backward_reference(grad_output, input_shape, size=None, **kwargs):
-    """Reference :func:`fastdeconv.resize_backward`: the transposed matrices, in float64."""
+    """Reference :func:`fastdeconv.resize_backward`: the transposed taps, in float64."""
     grad_output = np.asarray(grad_output)
     dtype = _result_dtype(grad_output)
-    matrices = resize_matrices_reference(tuple(input_shape)[2:], size, dtype=dtype, **kwargs)
-    return _apply(grad_output, [m.T for m in matrices]).astype(dtype)
+    spatial = tuple(input_shape)[2:]
+    rows = _resize_rows(spatial, size, dtype=dtype, **kwargs)
+    return _apply(grad_output, spatial, rows, adjoint=True).astype(dtype)
