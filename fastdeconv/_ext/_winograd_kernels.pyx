@@ -48,9 +48,9 @@ cdef extern from "_winograd.h" nogil:
     void fd_small_mm_d(Py_ssize_t rows, Py_ssize_t inner, Py_ssize_t n, const double* a,
                        const double* inp, Py_ssize_t ldin, double* out, Py_ssize_t ldout)
     void fd_f_deinterleave(Py_ssize_t n, Py_ssize_t m, Py_ssize_t d, const float* src,
-                           Py_ssize_t avail, float* dst, Py_ssize_t ld)
+                           float* dst, Py_ssize_t ld)
     void fd_d_deinterleave(Py_ssize_t n, Py_ssize_t m, Py_ssize_t d, const double* src,
-                           Py_ssize_t avail, double* dst, Py_ssize_t ld)
+                           double* dst, Py_ssize_t ld)
     void fd_f_short_copy(Py_ssize_t n, const float* src, float* dst)
     void fd_d_short_copy(Py_ssize_t n, const double* src, double* dst)
     int fd_f_nonfinite(Py_ssize_t n, const float* x)
@@ -62,8 +62,7 @@ cdef extern from "_winograd.h" nogil:
 
 cdef enum:
     SB = 64          # tiles per block of the transforms (the vectorised dimension)
-    LANES = 16       # FD_LANES of _winograd.h: the (de)interleaving works on whole blocks
-    ROW = SB + LANES # row stride of the scratch buffers of a block: room for whole blocks
+    ROW = SB         # row stride of the scratch buffers of a block
     MAX_ALPHA = 8    # input tile size: m + r - 1 <= 8
     MAX_R = 3        # kernel size
 
@@ -85,13 +84,12 @@ cdef inline void small_mm(Py_ssize_t rows, Py_ssize_t inner, Py_ssize_t n, const
 
 
 cdef inline void deinterleave(Py_ssize_t n, Py_ssize_t m, Py_ssize_t d, const floating* src,
-                              Py_ssize_t avail, floating* dst, Py_ssize_t ld) noexcept nogil:
-    """dst[r * ld + q] = src[(q * m + r) * d] for r < m, q < n (avail elements readable from
-    src; rows of dst have room for n rounded up to LANES); see _winograd.h."""
+                              floating* dst, Py_ssize_t ld) noexcept nogil:
+    """dst[r * ld + q] = src[(q * m + r) * d] for r < m, q < n; see _winograd.h."""
     if floating is float:
-        fd_f_deinterleave(n, m, d, src, avail, dst, ld)
+        fd_f_deinterleave(n, m, d, src, dst, ld)
     else:
-        fd_d_deinterleave(n, m, d, src, avail, dst, ld)
+        fd_d_deinterleave(n, m, d, src, dst, ld)
 
 
 cdef inline void interleave(Py_ssize_t n, Py_ssize_t m, Py_ssize_t d, const floating* src,
@@ -104,7 +102,7 @@ cdef inline void interleave(Py_ssize_t n, Py_ssize_t m, Py_ssize_t d, const floa
 
 
 cdef inline void short_copy(Py_ssize_t n, const floating* src, floating* dst) noexcept nogil:
-    """dst[:n] = src[:n] for n <= 4 * LANES (no call to memcpy: these rows are short)."""
+    """dst[:n] = src[:n] for n <= 64 (no call to memcpy: these rows are short)."""
     if floating is float:
         fd_f_short_copy(n, src, dst)
     else:
@@ -127,7 +125,6 @@ cdef struct Tiling:
     Py_ssize_t th, tw            # tiles per phase (rows, columns)
     Py_ssize_t oy0, ox0, osy, osx  # output (r, c) of the grid is y[oy0 + r * osy, ox0 + c * osx]
     Py_ssize_t YH, YW            # size of a plane of y
-    const void* x_end            # end of the input array (whole-block reads stop before)
 
 
 cdef inline Py_ssize_t ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
@@ -200,8 +197,7 @@ cdef void gather_tiles(const floating* x, Py_ssize_t c_in, Py_ssize_t c, const T
                 continue
             src = x + (n * c_in + c) * s.H * s.W + row * s.W + col0
             clip_columns(col0, step, (m - 1) * dx, s.W, tx0, tx1, &lo, &hi)
-            deinterleave(hi - lo, m, dx, src + lo * step,
-                         <const floating*> s.x_end - (src + lo * step), dst + lo, ROW)
+            deinterleave(hi - lo, m, dx, src + lo * step, dst + lo, ROW)
             edge_columns(src, dst, col0, s, tx0, lo)   # tiles at the left edge
             edge_columns(src, dst, col0, s, hi, tx1)   # and at the right edge
             for j in range(m, a):
@@ -311,7 +307,6 @@ def conv_forward_winograd(const floating[::1] x, const floating[::1] u, floating
     s.H, s.W = in_size[0], in_size[1]
     s.OH, s.OW = out_size[0], out_size[1]
     s.pt, s.pl = pad[0], pad[1]
-    s.x_end = &x[0] + x.shape[0]
     s.YH, s.YW = y_size[0], y_size[1]
     s.oy0, s.ox0 = out_first[0], out_first[1]
     s.osy, s.osx = out_step[0], out_step[1]
