@@ -567,6 +567,9 @@ class _Progress:
             sys.stderr.flush()
 
 
+#: Environment variables that decide how idle worker pools wait; recorded with the results.
+POOL_ENVIRONMENT = ("OPENBLAS_THREAD_TIMEOUT", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+
 #: With more than one thread, each timed call follows one untimed call of the same peer:
 #: worker pools that spin after a call (OpenBLAS's for about 2**28 cycles, OpenMP's, ONNX
 #: Runtime's) would otherwise take the cores from the peer timed next. Measured here: NumPy's
@@ -681,7 +684,8 @@ def run(cases=None, dtype="float32", threads=1, repeat=5, quick=False, peers=PEE
         relative difference to the reference peer), ``max_rel_diff``, ``flops``, ``bytes``,
         ``limit_ms``, ``best_peer`` (fastest peer other than fastdeconv), ``speedup`` (best
         peer's time / fastdeconv's), ``pct_of_limit`` (peer -> 100 * limit / time),
-        ``versions``, and the machine figures ``gemm_gflops``, ``bandwidth_gbs`` and ``blas``.
+        ``versions``, ``environment`` (the :data:`POOL_ENVIRONMENT` variables that are set),
+        and the machine figures ``gemm_gflops``, ``bandwidth_gbs`` and ``blas``.
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
@@ -706,7 +710,9 @@ def run(cases=None, dtype="float32", threads=1, repeat=5, quick=False, peers=PEE
             bar.step("GEMM peak and bandwidth")
             for case in selected:
                 row = _bench_case(case, dtype, threads, peers, unavailable, repeat, budget, bar)
-                row.update(dtype=dtype, threads=threads, versions=versions)
+                row.update(dtype=dtype, threads=threads, versions=versions,
+                           environment={k: os.environ[k] for k in POOL_ENVIRONMENT
+                                        if k in os.environ})
                 rows.append(_add_limits(row, case, dtype, machine))
     finally:
         bar.close()
@@ -793,6 +799,12 @@ def format_table(results):
         lines += ["Notes:"] + [f"  {text}" for text in remarks]
     if notes:
         lines += ["Not run (-):"] + [f"  {text}" for text in sorted(notes)]
+    environment = first.get("environment", {})
+    if environment:
+        lines.append("Environment: " + ", ".join(f"{k}={v}" for k, v in environment.items())
+                     + " (idle worker pools sleep instead of spinning into the next peer's "
+                     "time; python -m fastdeconv bench sets OPENBLAS_THREAD_TIMEOUT=4 for "
+                     "more than one thread)")
     versions = first.get("versions", {})
     if versions:
         lines.append("Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))

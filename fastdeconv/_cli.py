@@ -5,6 +5,7 @@ check fails.
 """
 
 import argparse
+import os
 import sys
 
 __all__ = ["main"]
@@ -27,7 +28,32 @@ def _cmd_verify(args):
     return 0 if all(ok for _, _, ok in rows) else 1
 
 
+#: Set for the benchmark process when it runs more than one thread: an OpenBLAS worker
+#: (NumPy's, in the plain-NumPy peer) spins for 2**28 cycles (~0.1 s) after each threaded call
+#: unless told otherwise, and with the peers interleaved in one process that spin takes the
+#: cores from the peer timed next; 2**4 cycles makes idle workers sleep at once. OpenBLAS
+#: reads it when it is loaded, so the command re-executes itself with it (a value the user
+#: set is kept).
+QUIET_POOLS = {"OPENBLAS_THREAD_TIMEOUT": "4"}
+
+
+def _reexec_with_quiet_pools(args):
+    """Re-run ``python -m fastdeconv bench ...`` with :data:`QUIET_POOLS` in the environment."""
+    main_file = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__main__.py")
+    if args.threads <= 1 or all(k in os.environ for k in QUIET_POOLS):
+        return
+    try:
+        started_as_module = os.path.samefile(sys.argv[0], main_file)
+    except OSError:
+        started_as_module = False
+    if started_as_module:  # not when main() is called in-process (tests, notebooks)
+        env = dict(QUIET_POOLS, **os.environ)
+        sys.stdout.flush()
+        os.execve(sys.executable, [sys.executable, "-m", "fastdeconv"] + sys.argv[1:], env)
+
+
 def _cmd_bench(args):
+    _reexec_with_quiet_pools(args)
     args.progress = args.progress and sys.stderr.isatty()
     if args.upsampling:
         from . import _bench_upsample

@@ -219,3 +219,21 @@ def test_help_lists_the_commands(capsys):
         main(["shapes", "--help"])
     out = capsys.readouterr().out
     assert "--output-padding" in out and "--target" in out and "before,after" in out
+
+
+@pytest.mark.parametrize("threads, expected", [(2, {"OPENBLAS_THREAD_TIMEOUT": "4"}), (1, {})])
+def test_bench_command_quiets_spinning_blas_pools_for_more_than_one_thread(threads, expected):
+    import json
+    import os
+
+    import fastdeconv
+
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(fastdeconv.__file__)))
+    done = subprocess.run([sys.executable, "-m", "fastdeconv", "bench", "--threads",
+                           str(threads), "--peers", "fastdeconv", "--repeat", "1", "--json",
+                           "-", "--no-progress", "dcgan_rgb"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    (row,) = json.loads(done.stdout)
+    assert row["environment"] == expected and row["threads"] == threads
