@@ -268,6 +268,10 @@ def _resize_rows(input_size, size, *, scale_factor=None, mode="nearest", align_c
     """
     mode = _ALIAS.get(mode, mode)
     out_size, scales = _output_sizes(tuple(input_size), size, scale_factor)
+    if sum(out_size) + sum(input_size) > REFERENCE_MAX_ROWS:
+        raise MemoryError(f"the resize reference builds its rows in Python; {out_size} "
+                          f"outputs from {tuple(input_size)} is beyond its "
+                          f"{REFERENCE_MAX_ROWS} rows")
     float32 = np.dtype(dtype) == np.float32
     ctm = coordinate_transformation_mode
     if cubic_coeff_a is None:
@@ -306,6 +310,11 @@ def _apply(x, input_size, rows_per_dim, *, adjoint=False):
                         out[o] += w * src[i]
         y = np.moveaxis(out, 0, 2 + d)
     return y
+
+
+#: The reference keeps one Python list of taps per output and dimension: beyond this many
+#: rows it raises MemoryError instead of filling the memory.
+REFERENCE_MAX_ROWS = 10**7
 
 
 def _result_dtype(x):
