@@ -233,8 +233,12 @@ def conv(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
 
     %(dtypes)s
 
-    The result is computed by im2col in cache-sized tiles (several small samples or a range
-    of output positions of one sample) and one BLAS GEMM per group and tile.
+    The dispatcher picks the algorithm from the geometry: im2col in cache-sized tiles
+    (several small samples or a range of output positions of one sample) and one BLAS GEMM
+    per group and tile, or, for 2-d 3x3 kernels with stride 1 and enough channels and
+    tiles, Winograd's F(4x4, 3x3) (4x fewer multiplications, under a larger rounding-error
+    bound derived from its transforms). The user guide's performance page gives the rule,
+    the error bound and measurements.
 
     Examples
     --------

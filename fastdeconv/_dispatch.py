@@ -10,11 +10,12 @@ pass               algorithms
 forward            ``im2col``: column tile + one GEMM per group (the column tile is the input
                    itself for a 1x1 convolution with unit stride and no padding);
                    ``winograd``: Winograd F(4x4, 3x3) for 2-d 3x3 kernels with stride 1
-                   (any padding, dilation, groups): 36 GEMMs over transformed tiles instead
-                   of 9 taps per output, 4x fewer multiplications (Lavin & Gray 2015;
-                   dilation d as d^2 dense polyphase convolutions). Chosen where it measurably
-                   wins (:func:`_winograd_pays`: enough channels and tiles, float32 and
-                   float64) and while the transformed weight fits the workspace
+                   (any padding, dilation, groups): 36 GEMMs per group over transformed
+                   tiles instead of 9 taps per output, 4x fewer multiplications (Lavin &
+                   Gray 2015; dilation d as d^2 dense polyphase convolutions). Chosen where
+                   it measurably wins (:func:`_winograd_pays`: enough channels and tiles,
+                   few tiles past the output's edges, float32 and float64) and while the
+                   transformed weight and a chunk of tiles fit the workspace
 backward_input     ``phases``: stride-phase (sub-pixel) decomposition, each phase a stride-1
                    im2col + GEMM written to every stride-th output (dilation 1);
                    ``col2im``: GEMM into a column tile, then a scatter-add (any geometry);
@@ -549,14 +550,21 @@ def _winograd_plan(problem, itemsize, m=None):
 
 #: Dispatch rule of the forward pass: Winograd when it applies, its workspace fits, the
 #: groups have at least WINOGRAD_MIN_CHANNELS input and output channels, there are at least
-#: WINOGRAD_MIN_TILES tiles, and (output positions / m^2) x min(channels per group) reaches
-#: WINOGRAD_MIN_WORK: with few channels or tiles the transforms cost more than the GEMM
-#: FLOPs they save. Per itemsize; measured on 1 thread over 3 to 128 channels, 7x7 to 56x56
-#: outputs and batches 1 and 8 (the docs' performance page has the table): float32 wins
-#: from 8 channels and 512, float64 (twice the transform traffic per FLOP) from 16 and 2048.
+#: WINOGRAD_MIN_TILES tiles, (output positions / m^2) x min(channels per group) reaches
+#: WINOGRAD_MIN_WORK, and the tiles computed (m^2 outputs each) are at most
+#: WINOGRAD_MAX_TILE_OVERHEAD times the output positions: with few channels or tiles the
+#: transforms cost more than the GEMM FLOPs they save. Per itemsize; measured on 1 thread
+#: over 3 to 128 channels, 7x7 to 56x56 outputs and batches 1 and 8 (the docs' performance
+#: page has the table): float32 wins from 8 channels and 512, float64 (twice the transform
+#: traffic per FLOP) from 16 and 2048.
 WINOGRAD_MIN_CHANNELS = {4: 8, 8: 16}
 WINOGRAD_MIN_TILES = 16
 WINOGRAD_MIN_WORK = {4: 512, 8: 2048}
+#: Tiles past the edges of the output (and of every dilation phase, whose sub-images are
+#: ceil(out / d) wide) are computed in full. 1.31 for a 7x7 or 14x14 output (measured
+#: wins, see the table); a large dilation makes it unbounded (dilation 32 on a 32x32 output:
+#: 16, one real output per tile, 4x the multiplications of im2col before the transforms).
+WINOGRAD_MAX_TILE_OVERHEAD = 1.5
 
 
 def _winograd_pays(problem, itemsize):
@@ -568,7 +576,8 @@ def _winograd_pays(problem, itemsize):
     useful = max(problem.batch, 1) * g.output_numel / (m * m)
     return (channels >= WINOGRAD_MIN_CHANNELS.get(itemsize, 16)
             and tiles >= WINOGRAD_MIN_TILES
-            and useful * channels >= WINOGRAD_MIN_WORK.get(itemsize, 2048))
+            and useful * channels >= WINOGRAD_MIN_WORK.get(itemsize, 2048)
+            and tiles <= WINOGRAD_MAX_TILE_OVERHEAD * useful)
 
 
 def _winograd_usable(problem, itemsize):
@@ -650,7 +659,9 @@ def _winograd_pass(x, weight, y, problem, the_plan, col, io, placement=None):
 def _run_winograd(x, weight, y, problem, the_plan):
     _check_blas_dims(problem, the_plan)
     col, io = _workspaces(the_plan, y.dtype)
-    if _winograd_pass(x, weight, y, problem, the_plan, col, io):
+    nonfinite = _winograd_pass(x, weight, y, problem, the_plan, col, io)
+    del col, io  # the fallback allocates its own workspace: one at a time
+    if nonfinite:
         # NaN or inf: recompute directly, so that they reach exactly the outputs whose sums
         # contain them (the transforms would spread them over whole tiles)
         return _run_generic(_conv_kernels.conv_forward, x, weight, y, problem,
@@ -699,6 +710,7 @@ def _run_winograd_phases(x, weight, y, problem, the_plan):
         nonfinite += _winograd_pass(x, sub_weight, y, sub, sub_plan, col, io,
                                     (problem.geometry.input_size, phase["first"],
                                      problem.geometry.stride))
+    del col, io  # the fallback allocates its own workspace: one at a time
     if nonfinite:  # recompute directly (see _run_winograd)
         y[...] = 0
         return _run_generic(_conv_kernels.conv_backward_input, x, weight, y, problem,

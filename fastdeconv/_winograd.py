@@ -11,10 +11,29 @@ Toom-Cook with ``alpha - 1`` finite interpolation points and the point at infini
 ``G`` evaluate the polynomials of the outputs and of the kernel at the points (Vandermonde
 rows; the point at infinity takes the leading coefficient), and ``B^T`` is the transpose of
 the inverse of the ``alpha x alpha`` evaluation matrix. The rows of ``B^T`` are scaled to
-primitive integer vectors and ``G`` takes the inverse scales, so that the data transforms are
-exact in floating point for integer points (and dyadic for the points +-1/2) and every
-non-dyadic fraction sits in ``G``, which fastdeconv applies to the weights in float64 once per
-call. The matrices are built with exact rational arithmetic here and rounded to float64 once.
+primitive integer vectors and ``G`` takes the inverse scales, so that the coefficients of the
+data transforms are exact in floating point (integers in ``B^T``, powers of two in ``A^T``
+for the points used) and every non-dyadic fraction sits in ``G``, which fastdeconv applies to
+the weights in float64 once per call. The data transforms still round: their sums of
+products are computed in the working precision. The matrices are built with exact rational
+arithmetic here and rounded to float64 once.
+
+Rounding error (:meth:`WinogradMatrices.rounding_steps`, :meth:`WinogradMatrices.error_weights`):
+with unit roundoff ``u`` and ``gamma_k = k u / (1 - k u)``, the standard bound of each sum of
+products (Higham, *Accuracy and Stability of Numerical Algorithms*, chapter 3), chained through
+the weight transform (float64, then rounded), the two passes of ``B^T d B``, the GEMM over
+the ``C_g`` input channels of a group and the two passes of ``A^T M A``, gives for every
+output of a tile::
+
+    |y_computed - y| <= gamma_k |A^T| ( sum_c (|G| |g_c| |G^T|) * (|B^T| |d_c| |B|) ) |A|
+
+and, with ``|d_c| <= X_c`` (the largest ``|x|`` of channel ``c`` in the tile's input window,
+zero padding included)::
+
+    |y_computed - y| <= gamma_k sum_c X_c max(C |g_c| C^T),   C = |A^T| diag(|B^T| 1) |G|
+
+The bound is per tile: an output whose own receptive field is all zero padding gets the
+rounding error of the other outputs of its tile.
 """
 
 from fractions import Fraction
@@ -27,13 +46,12 @@ __all__ = ["POINTS", "WinogradMatrices", "matrices"]
 
 #: Finite interpolation points per (output tile size ``m``, kernel size ``r``), with the
 #: point at infinity.
-#: F(2, 3) is Lavin's {0, 1, -1}. For F(4, 3), measured in float32 on 1 to 256 input
-#: channels (normal, uniform and log-normal data, several paddings and dilations), the
-#: largest error relative to ``max conv(|x|, |w|)`` was 4.5e-6 with Lavin's {0, +-1, +-2},
-#: 2.9e-6 with {0, +-1, +-1/2}, 1.5e-6 with {0, +-1, 2, -1/2} and 1.0e-6 with
-#: {0, +-1, 1/2, -2} (the set Barabasz et al. 2020 recommend), which is used. For 2x2
-#: kernels (stride phases of transposed convolutions), F(4, 2) measured 1.45e-6 with
-#: {0, +-1, 2}, 1.0e-6 with {0, +-1, 1/2} and 9.4e-7 with {0, +-1, -2}, used.
+#: F(2, 3) is Lavin's {0, 1, -1}. For F(4, 3) the error factor ``max(C 1 C^T) / r^2`` of
+#: :meth:`WinogradMatrices.error_weights` (unit weights) is 256 with Lavin's {0, +-1, +-2}
+#: or {0, +-1, +-1/2} and 97.4 with {0, +-1, 2, -1/2} or {0, +-1, 1/2, -2} (the set
+#: Barabasz et al. 2020 recommend), which is used. For 2x2 kernels (stride phases of
+#: transposed convolutions) F(4, 2) has factor 100 with {0, +-1, 2}, {0, +-1, 1/2} and
+#: {0, +-1, -2} alike; {0, +-1, -2} is used.
 POINTS = {
     (2, 3): (0, 1, -1),
     (4, 3): (0, 1, -1, Fraction(1, 2), -2),
@@ -62,6 +80,45 @@ class WinogradMatrices:
         self.AT = np.array(self.exact["AT"], dtype=np.float64)
         self.G = np.array(g, dtype=np.float64)
         self.BT = np.array(bt, dtype=np.float64)
+
+    def rounding_steps(self, channels):
+        """The ``k`` of the rounding-error bound ``gamma_k`` (see the module docstring).
+
+        Parameters
+        ----------
+        channels : int
+            Input channels per group (the length of the GEMMs' sums).
+
+        Returns
+        -------
+        int
+            ``2 r + 3`` for the weight transform (two float64 passes with rounded ``G``,
+            then the rounding to the working precision), twice the most non-zeros of a row
+            of ``B^T`` and of ``A^T`` for the two passes of each data transform, and
+            ``channels`` for the GEMM.
+        """
+        nnz_b = int((self.BT != 0).sum(axis=1).max())
+        nnz_a = int((self.AT != 0).sum(axis=1).max())
+        return 2 * self.r + 3 + 2 * nnz_b + channels + 2 * nnz_a
+
+    def error_weights(self, abs_weight):
+        """``max(C |g| C^T)`` of every ``r x r`` kernel (see the module docstring).
+
+        Parameters
+        ----------
+        abs_weight : ndarray, shape (..., r, r)
+            Absolute values of the kernels.
+
+        Returns
+        -------
+        ndarray, shape (...)
+            The largest over the ``m x m`` outputs of a tile of ``C |g| C^T``, with
+            ``C = |A^T| diag(|B^T| 1) |G|``: ``gamma_k`` times the sum over input channels of
+            this times the channel's largest ``|x|`` in the tile bounds the rounding error.
+            At least ``sum |g|`` (``C >= 1`` entrywise, since the transforms are exact).
+        """
+        c = np.abs(self.AT) @ (np.abs(self.BT).sum(axis=1)[:, None] * np.abs(self.G))
+        return np.einsum("pk,...kl,ql->...pq", c, abs_weight, c).max(axis=(-2, -1))
 
     def __repr__(self):
         points = ", ".join(str(p) for p in self.points)
