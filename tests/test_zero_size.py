@@ -113,3 +113,11 @@ def test_a_zero_spatial_size_is_rejected_naming_x_except_by_pixel_shuffle(name):
     else:
         with pytest.raises(ValueError, match=r"(?<![A-Za-z_])x(?![A-Za-z_])"):
             op(x)
+
+
+def test_an_empty_batch_has_no_32_bit_blas_limit():
+    # no kernel runs: the 2**31-positions limit of the GEMMs does not apply
+    assert fastdeconv.conv(np.zeros((0, 1, 1)), np.ones((1, 1, 1)),
+                           padding=2**40).shape == (0, 1, 2**41 + 1)
+    assert fastdeconv.conv_transpose(np.zeros((0, 1, 2)), np.ones((1, 1, 1)),
+                                     stride=2**40).shape == (0, 1, 2**40 + 1)
