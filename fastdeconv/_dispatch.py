@@ -41,6 +41,7 @@ sample. :func:`forced_algorithm` lets the
 tests run every algorithm on every geometry it supports.
 """
 
+import functools
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -161,7 +162,9 @@ def _choose_backward_input(problem, itemsize):
     if (_winograd_usable(as_forward, itemsize) and g.kernel_size == (3, 3)
             and _winograd_pays(as_forward, itemsize)):
         return "winograd"
-    phases = _winograd_phases(problem, itemsize) if itemsize == 4 else None
+    phases = (_winograd_phases(problem, itemsize)
+              if itemsize == 4 and _phase_tiles_bound(problem) >= WINOGRAD_PHASE_MIN_TILES
+              else None)
     if phases and all(_winograd_pays(sub, itemsize)
                       and sub.batch * _winograd_tiles(sub, WINOGRAD_OUTPUT_TILE)
                       >= WINOGRAD_PHASE_MIN_TILES for _, sub, _ in phases):
@@ -669,14 +672,45 @@ def _run_winograd(x, weight, y, problem, the_plan):
     return y
 
 
+def _phase_sub_kernel(problem):
+    """r when every stride phase has an r x r sub-kernel (kernel = r x stride, r = 2 or 3,
+    2-d, dilation 1, stride > 1), else None: arithmetic only, no phase is enumerated."""
+    g = problem.geometry
+    if g.ndim != 2 or all(s == 1 for s in g.stride) or any(d != 1 for d in g.dilation):
+        return None
+    ratios = {k // s if k % s == 0 else None for k, s in zip(g.kernel_size, g.stride)}
+    return ratios.pop() if len(ratios) == 1 and ratios <= {2, 3} else None
+
+
+def _phase_tiles_bound(problem):
+    """An upper bound of the Winograd tiles of the largest stride phase (batch included):
+    a phase has at most ceil(input / stride) positions per dimension of the transposed
+    convolution's output. Enumerating the phases costs milliseconds when there are many
+    (fcn32s: 1024), so the dispatcher checks this first."""
+    if _phase_sub_kernel(problem) is None:
+        return 0
+    g = problem.geometry
+    tiles = max(problem.batch, 1)
+    for n, s in zip(g.input_size, g.stride):
+        tiles *= -(-(-(-n // s)) // WINOGRAD_OUTPUT_TILE)
+    return tiles
+
+
 def _winograd_phases(problem, itemsize):
     """The stride phases of a transposed convolution as (phase, forward problem, plan), when
     every phase has the same square r x r sub-kernel (r = 2 or 3; e.g. kernel 4, stride 2),
     dilation 1, 2-d, and each Winograd plan fits; else None."""
-    g = problem.geometry
-    if (g.ndim != 2 or all(s == 1 for s in g.stride) or any(d != 1 for d in g.dilation)
-            or not _few_phases(problem)):
+    if _phase_sub_kernel(problem) is None or not _few_phases(problem):
         return None
+    return _winograd_phases_cached(problem, itemsize, WORKSPACE_BYTES, WINOGRAD_CHUNK,
+                                   WINOGRAD_OUTPUT_TILE)
+
+
+@functools.lru_cache(maxsize=64)
+def _winograd_phases_cached(problem, itemsize, *budgets):
+    """:func:`_winograd_phases`, cached per problem (a training loop repeats its shapes); the
+    ``budgets`` the plans depend on are part of the key (tests change them)."""
+    g = problem.geometry
     phases = [p for p in g.transpose_phases() if 0 not in p["sub_out"]]
     kernels = {p["sub_kernel"] for p in phases}
     if len(kernels) != 1 or next(iter(kernels)) not in ((2, 2), (3, 3)):

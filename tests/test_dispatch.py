@@ -141,3 +141,23 @@ def test_subpixel_is_chosen_for_large_kernels_only_while_its_intermediate_is_sma
     assert _dispatch.plan("backward_input", small_kernel, 4).algorithm == "winograd"
     depthwise = conv_transpose_problem((4, 64, 64, 64), (64, 1, 4, 4), stride=2, padding=1, groups=64)
     assert _dispatch.plan("backward_input", depthwise, 4).algorithm == "depthwise"
+
+
+def test_many_stride_phases_are_not_enumerated_when_winograd_cannot_pay(monkeypatch):
+    # fcn32s: 1024 phases of 16 tiles each; enumerating them took 46 ms of Python per call
+    # before the arithmetic bound (_phase_tiles_bound) was checked first
+    def enumerated(*args):
+        raise AssertionError("the stride phases were enumerated")
+
+    monkeypatch.setattr(_dispatch, "_winograd_phases_cached", enumerated)
+    problem = conv_transpose_problem((1, 21, 16, 16), (21, 21, 64, 64), stride=32, padding=16)
+    assert _dispatch._phase_tiles_bound(problem) == 16 < _dispatch.WINOGRAD_PHASE_MIN_TILES
+    assert _dispatch.plan("backward_input", problem, 4).algorithm == "subpixel"
+
+
+def test_the_winograd_phase_plan_is_cached_per_problem_and_budget(monkeypatch):
+    problem = conv_transpose_problem((16, 128, 16, 16), (128, 64, 4, 4), stride=2, padding=1)
+    first = _dispatch._winograd_phases(problem, 4)
+    assert first is not None and _dispatch._winograd_phases(problem, 4) is first
+    monkeypatch.setattr(_dispatch, "WORKSPACE_BYTES", _dispatch.WORKSPACE_BYTES // 2)
+    assert _dispatch._winograd_phases(problem, 4) is not first  # the budget is in the key
