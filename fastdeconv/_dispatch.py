@@ -31,7 +31,13 @@ backward_input     ``phases``: stride-phase (sub-pixel) decomposition, each phas
                    (kernel = 2 x stride), each phase a Winograd F(4x4, 2x2) convolution
                    written to every stride-th output (at least WINOGRAD_PHASE_MIN_TILES
                    tiles a phase)
-backward_weight    ``im2col``: column tile, GEMM accumulated over tiles with ``beta = 1``
+backward_weight    ``im2col``: column tile, GEMM accumulated over tiles with ``beta = 1``;
+                   ``winograd``: for the forward ``winograd``'s 3x3 geometries, its adjoint
+                   with respect to the transformed weight U: dU[e] = sum over tiles of
+                   (A gy A^T)[e] @ V[e]^T (36 GEMMs per group reducing over tiles, ``beta =
+                   1`` chunk after chunk), then grad_w = G^T dU G in float64. Chosen by
+                   :func:`_winograd_pays_weight` (enough channels and tiles, few tiles past
+                   the edges, float32 and float64) while dU and a chunk fit the workspace
 =================  ===========================================================================
 
 Tiles are cache-sized (:data:`TILE_BYTES`) and never larger than :data:`WORKSPACE_BYTES`: when
@@ -83,7 +89,7 @@ MIN_COLUMNS = 128
 ALGORITHMS = {
     "forward": ("im2col", "winograd"),
     "backward_input": ("phases", "col2im", "depthwise", "subpixel", "winograd"),
-    "backward_weight": ("im2col",),
+    "backward_weight": ("im2col", "winograd"),
 }
 
 _BLAS_INT_MAX = 2**31 - 1
@@ -188,6 +194,9 @@ def plan(pass_name, problem, itemsize):
     g = problem.geometry
     batch = max(problem.batch, 1)
     if pass_name == "forward" and _choose_forward(problem, itemsize) == "winograd":
+        return _winograd_plan(problem, itemsize)
+    if (pass_name == "backward_weight"
+            and _choose_backward_weight(problem, itemsize) == "winograd"):
         return _winograd_plan(problem, itemsize)
     if pass_name == "backward_input" and _choose_backward_input(problem, itemsize) == "winograd":
         as_forward = _transpose_as_forward(problem)
@@ -440,6 +449,8 @@ def backward_weight(x, grad_y, problem):
     if problem.batch == 0:
         return grad_w
     the_plan = plan("backward_weight", problem, x.dtype.itemsize)
+    if the_plan.algorithm == "winograd":
+        return _run_winograd_weight(x, grad_y, grad_w, problem, the_plan)
     return _run_generic(_conv_kernels.conv_backward_weight, x, grad_y, grad_w, problem, the_plan)
 
 
@@ -537,7 +548,8 @@ def _winograd_plan(problem, itemsize, m=None):
 
     The workspace is the transformed weight U (alpha^2 x C_out x C_in / groups), the
     transformed input tiles V (alpha^2 x C_in x chunk) and the GEMM results M (alpha^2 x
-    C_out x chunk); ``col_elements`` counts U and V, ``io_elements`` M.
+    C_out x chunk); ``col_elements`` counts U and V, ``io_elements`` M. The weight gradient
+    uses the same three: the gradient of U, V and the transformed output gradient.
     """
     m = WINOGRAD_OUTPUT_TILE if m is None else m
     alpha2 = (m + problem.geometry.kernel_size[0] - 1) ** 2
@@ -670,6 +682,66 @@ def _run_winograd(x, weight, y, problem, the_plan):
         return _run_generic(_conv_kernels.conv_forward, x, weight, y, problem,
                             _im2col_plan("forward", problem, y.dtype.itemsize))
     return y
+
+
+#: Dispatch rule of the weight gradient: Winograd when it applies (3x3), its workspace fits,
+#: the groups have at least WINOGRAD_WGRAD_MIN_CHANNELS input and output channels, there are
+#: at least WINOGRAD_WGRAD_MIN_TILES tiles (the GEMMs' reduction) and the tile overhead is
+#: at most WINOGRAD_MAX_TILE_OVERHEAD, float32 and float64 alike. Measured on 1 thread over
+#: 4 to 64 channels, 7x7 to 56x56 outputs and batches 1 and 8 (the docs' performance page):
+#: every case inside wins (1.09x to 3.6x), 4 tiles lose (0.5x to 0.9x), 16 tiles tie or
+#: lose with up to 16 channels; 4 channels win at most 1.3x.
+WINOGRAD_WGRAD_MIN_CHANNELS = 8
+WINOGRAD_WGRAD_MIN_TILES = 32
+
+
+def _winograd_pays_weight(problem, itemsize):
+    """The dispatch rule above, for a ``problem`` whose weight gradient Winograd can run."""
+    m = WINOGRAD_OUTPUT_TILE
+    channels = min(problem.c_in, problem.c_out) // problem.groups
+    tiles = max(problem.batch, 1) * _winograd_tiles(problem, m)
+    useful = max(problem.batch, 1) * problem.geometry.output_numel / (m * m)
+    return (channels >= WINOGRAD_WGRAD_MIN_CHANNELS
+            and tiles >= WINOGRAD_WGRAD_MIN_TILES
+            and tiles <= WINOGRAD_MAX_TILE_OVERHEAD * useful)
+
+
+def _choose_backward_weight(problem, itemsize):
+    forced = getattr(_forced, "name", None)
+    usable = _winograd_usable(problem, itemsize) and problem.geometry.kernel_size == (3, 3)
+    if forced in ALGORITHMS["backward_weight"]:
+        return "im2col" if forced == "winograd" and not usable else forced
+    return "winograd" if usable and _winograd_pays_weight(problem, itemsize) else "im2col"
+
+
+def _run_winograd_weight(x, grad_y, grad_w, problem, the_plan):
+    """grad_w by the adjoint of the forward Winograd pass: the gradient of U = G g G^T is
+    dU[e] = sum over tiles of (A gy A^T)[e] @ V[e]^T (36 GEMMs per group, over tiles), then
+    grad_w = G^T dU G (float64). NaN or inf: recomputed by im2col (see _run_winograd)."""
+    _check_blas_dims(problem, the_plan)
+    g = problem.geometry
+    mats = _winograd.matrices(the_plan.output_tile, g.kernel_size[0])
+    cin_g = problem.c_in // problem.groups
+    col, io = _workspaces(the_plan, grad_w.dtype)
+    u_elements = mats.alpha ** 2 * problem.c_out * cin_g
+    du, v = col[:u_elements], col[u_elements:]
+    threads, gemm_threads = _threads()
+    with _blas_threads.single_threaded_blas():  # GEMMs run on OpenMP threads instead
+        _winograd_kernels.conv_backward_weight_winograd(
+            x.reshape(-1), grad_y.reshape(-1), du, problem.batch, problem.c_in,
+            problem.c_out, problem.groups, *(np.array(sizes, dtype=np.intp) for sizes in (
+                g.input_size, g.output_size, g.dilation, g.pad_before)),
+            np.ascontiguousarray(mats.AT.T, dtype=grad_w.dtype), mats.BT.astype(grad_w.dtype),
+            v, io, the_plan.tile, threads, gemm_threads,
+        )
+    nonfinite = _winograd_kernels.winograd_weight_grad(
+        du, grad_w.reshape(-1), problem.c_out, cin_g, np.ascontiguousarray(mats.G.T), threads)
+    del col, io, du, v  # the fallback allocates its own workspace: one at a time
+    if nonfinite:  # recompute directly (see _run_winograd)
+        grad_w[...] = 0
+        return _run_generic(_conv_kernels.conv_backward_weight, x, grad_y, grad_w, problem,
+                            _im2col_plan("backward_weight", problem, grad_w.dtype.itemsize))
+    return grad_w
 
 
 def _phase_sub_kernel(problem):

@@ -34,6 +34,13 @@ zero padding included)::
 
 The bound is per tile: an output whose own receptive field is all zero padding gets the
 rounding error of the other outputs of its tile.
+
+The weight gradient is the adjoint with respect to ``U``: ``dU = sum_t (A gy_t A^T) *
+(B^T d_t B)`` over the ``T`` tiles (GEMMs over tiles), ``dg = G^T dU G`` (float64). Chaining
+the same bounds (:meth:`WinogradMatrices.weight_grad_rounding_steps`) gives, for every
+weight-gradient element::
+
+    |dg_computed - dg| <= gamma_k |G^T| ( sum_t (|A| |gy_t| |A^T|) * (|B^T| |d_t| |B|) ) |G|
 """
 
 from fractions import Fraction
@@ -100,6 +107,26 @@ class WinogradMatrices:
         nnz_b = int((self.BT != 0).sum(axis=1).max())
         nnz_a = int((self.AT != 0).sum(axis=1).max())
         return 2 * self.r + 3 + 2 * nnz_b + channels + 2 * nnz_a
+
+    def weight_grad_rounding_steps(self, tiles):
+        """The ``k`` of the weight gradient's bound ``gamma_k`` (see the module docstring).
+
+        Parameters
+        ----------
+        tiles : int
+            Tiles of the GEMMs' sums (all samples and dilation phases).
+
+        Returns
+        -------
+        int
+            Twice the most non-zeros of a row of ``A`` (the transform ``A gy A^T`` of the
+            output gradient's tiles) and of ``B^T``, ``tiles`` for the GEMM, and ``2 alpha +
+            3`` for ``G^T dU G`` (two float64 passes with rounded ``G``, then the rounding to
+            the working precision).
+        """
+        nnz_b = int((self.BT != 0).sum(axis=1).max())
+        nnz_a = int((self.AT != 0).sum(axis=0).max())
+        return 2 * nnz_a + 2 * nnz_b + tiles + 2 * self.alpha + 3
 
     def error_weights(self, abs_weight):
         """``max(C |g| C^T)`` of every ``r x r`` kernel (see the module docstring).

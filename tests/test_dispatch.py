@@ -72,10 +72,24 @@ def test_every_algorithm_of_conv_and_conv_transpose_matches_reference(op, refere
 def test_forced_forward_algorithms_run_where_they_apply():
     for (x_shape, w_shape, kw), expected in zip(FORWARD_CASES, ["winograd"] * 3 + ["im2col"] * 3):
         problem = conv_problem(x_shape, w_shape, **kw)
-        with _dispatch.forced_algorithm("winograd"):
-            assert _dispatch.plan("forward", problem, 4).algorithm == expected
-        with _dispatch.forced_algorithm("im2col"):
-            assert _dispatch.plan("forward", problem, 4).algorithm == "im2col"
+        for pass_name in ("forward", "backward_weight"):
+            with _dispatch.forced_algorithm("winograd"):
+                assert _dispatch.plan(pass_name, problem, 4).algorithm == expected
+            with _dispatch.forced_algorithm("im2col"):
+                assert _dispatch.plan(pass_name, problem, 4).algorithm == "im2col"
+
+
+@pytest.mark.parametrize("algorithm", _dispatch.ALGORITHMS["backward_weight"])
+@pytest.mark.parametrize("case", FORWARD_CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_algorithm_of_the_weight_gradient_matches_reference(algorithm, case, dtype, budget, rng, assert_close):
+    x_shape, w_shape, kw = case
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    gy = rng.standard_normal(conv_reference(x, w, **kw).shape).astype(dtype)
+    with _dispatch.forced_algorithm(algorithm):
+        got = fastdeconv.conv_backward(gy, x, w, grads="weight", **kw)[1]
+    assert_close(got, conv_backward_reference(x, w, gy, **kw)[1], dtype)
 
 
 @pytest.mark.parametrize("x_shape, w_shape, kw", [

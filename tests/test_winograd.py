@@ -1,4 +1,5 @@
-"""The Winograd algorithm of the forward convolution (3x3 kernels, stride 1).
+"""The Winograd algorithm of the forward convolution (3x3 kernels, stride 1) and of its
+weight gradient (the adjoint with respect to the transformed weight).
 
 Checked against the plain-NumPy reference (float64) and the im2col algorithm on many
 geometries, within the guaranteed rounding-error bound derived from the transform matrices
@@ -345,7 +346,7 @@ def _peak_extra_bytes(call):
     return y, peak - y.nbytes
 
 
-@pytest.mark.parametrize("op", ["conv", "conv_transpose phases"])
+@pytest.mark.parametrize("op", ["conv", "conv_transpose phases", "weight gradient"])
 def test_the_nonfinite_fallback_does_not_hold_two_workspaces(op):
     """A NaN makes the call recompute directly; the Winograd workspace is freed first, so
     the peak is that of a finite input (here Winograd's 15.8 or 15.0 MiB and the direct
@@ -355,6 +356,15 @@ def test_the_nonfinite_fallback_does_not_hold_two_workspaces(op):
         w = np.ones((335, 335, 3, 3), np.float32)
         kw, problem = dict(padding=1), conv_problem(x.shape, w.shape, padding=1)
         pass_name, run, direct_algorithm = "forward", fastdeconv.conv, "im2col"
+    elif op == "weight gradient":
+        x = np.zeros((1, 335, 8, 8), np.float32)
+        w = np.ones((335, 335, 3, 3), np.float32)
+        gy = np.ones_like(x)
+        kw, problem = dict(padding=1), conv_problem(x.shape, w.shape, padding=1)
+        pass_name, direct_algorithm = "backward_weight", "im2col"
+
+        def run(x, w, **kw):
+            return fastdeconv.conv_backward(gy, x, w, grads="weight", **kw)[1]
     else:
         x = np.zeros((1, 396, 8, 8), np.float32)
         w = np.ones((396, 396, 4, 4), np.float32)
@@ -373,7 +383,7 @@ def test_the_nonfinite_fallback_does_not_hold_two_workspaces(op):
         x[0, 3, 5, 7] = np.nan
         y, nan_peak = _peak_extra_bytes(lambda: run(x, w, **kw))
     assert nan_peak <= finite_peak + 2**18, (nan_peak, finite_peak)
-    if op == "conv":   # the phases also hold their rearranged weights (weight-sized)
+    if op != "conv_transpose phases":   # the phases also hold their rearranged weights
         assert finite_peak <= _dispatch.WORKSPACE_BYTES + 2**18, finite_peak
     with _dispatch.forced_algorithm(direct_algorithm):
         np.testing.assert_array_equal(y, run(x, w, **kw))
@@ -574,3 +584,186 @@ def test_a_large_dilation_keeps_transposed_convolutions_off_winograd():
         assert _dispatch.plan("backward_input", problem, itemsize).algorithm != "winograd"
     dilated = conv_transpose_problem((4, 64, 64, 64), (64, 64, 3, 3), padding=2, dilation=2)
     assert _dispatch.plan("backward_input", dilated, 4).algorithm == "winograd"
+
+
+# ------------------------------------------------------------------ weight gradient
+_NP_PAD_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge",
+                 "circular": "wrap"}
+
+
+def weight_grad_error_bound(x, gy, w_shape, dtype, m=4, **kw):
+    """Guaranteed bound of |winograd dW - exact| for every weight-gradient element
+    (fastdeconv._winograd's docstring): gamma_k |G^T| (sum over tiles of (|A| |gy_t| |A^T|)
+    * (|B^T| |d_t| |B|)) |G|, with the tiles of every dilation phase as the kernel cuts them,
+    plus the rounding of the float64 reference (at most gamma_{T m^2 + 2} times the sums of
+    |gy| |x|, which the first sum bounds: with |gy| and |x| the abs transforms compute them
+    exactly, and taking absolute values of the matrices only adds)."""
+    geometry = conv_problem(x.shape, w_shape, **kw).geometry
+    groups = kw.get("groups", 1)
+    mats = _winograd.matrices(m, 3)
+    abs_a, abs_bt, abs_g = np.abs(mats.AT.T), np.abs(mats.BT), np.abs(mats.G)
+    xp = np.pad(np.abs(x).astype(np.float64), ((0, 0), (0, 0)) + geometry.padding,
+                mode=_NP_PAD_MODES[kw.get("padding_mode", "zeros")])
+    gy = np.abs(gy).astype(np.float64)
+    (dy, dx), (oh, ow) = geometry.dilation, geometry.output_size
+    th, tw = -(-(-(-oh // dy)) // m), -(-(-(-ow // dx)) // m)
+    n, c_in, c_out = x.shape[0], x.shape[1], w_shape[0]
+    total = np.zeros((w_shape[0], w_shape[1], 3, 3))
+    for py in range(dy):
+        for px in range(dx):
+            g_sub = np.zeros((n, c_out, th * m, tw * m))
+            sub = gy[:, :, py::dy, px::dx]
+            g_sub[:, :, :sub.shape[2], :sub.shape[3]] = sub
+            x_sub = np.zeros((n, c_in, th * m + 2, tw * m + 2))
+            sub = xp[:, :, py::dy, px::dx][:, :, :th * m + 2, :tw * m + 2]
+            x_sub[:, :, :sub.shape[2], :sub.shape[3]] = sub
+            d = sliding_window_view(x_sub, (6, 6), axis=(2, 3))[:, :, ::m, ::m]
+            t = g_sub.reshape(n, c_out, th, m, tw, m).transpose(0, 1, 2, 4, 3, 5)
+            v = np.einsum("ai,nctuij,bj->abctun", abs_bt, d, abs_bt).reshape(36, c_in, -1)
+            w = np.einsum("ai,nktuij,bj->abktun", abs_a, t, abs_a).reshape(36, c_out, -1)
+            for grp in range(groups):
+                ks = slice(grp * c_out // groups, (grp + 1) * c_out // groups)
+                cs = slice(grp * c_in // groups, (grp + 1) * c_in // groups)
+                s = (w[:, ks] @ v[:, cs].transpose(0, 2, 1)).reshape(6, 6, -1, c_in // groups)
+                total[ks] += np.einsum("ai,abkc,bj->kcij", abs_g, s, abs_g)
+    tiles = n * dy * dx * th * tw
+    k = mats.weight_grad_rounding_steps(tiles)
+    return (_gamma(k, dtype) + _gamma(tiles * m * m + 2, np.float64)) * total
+
+
+def winograd_weight_grad(gy, x, w, **kw):
+    with _dispatch.forced_algorithm("winograd"):
+        return fastdeconv.conv_backward(gy, x, w, grads="weight", **kw)[1]
+
+
+def _weight_grad_case(x_shape, w_shape, kw, dtype, rng):
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    gy = rng.standard_normal(fastdeconv.conv(x, w, **kw).shape).astype(dtype)
+    return x, w, gy
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kw", GEOMETRIES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_weight_gradient_by_winograd_matches_the_reference_within_the_bound(x_shape, w_shape, kw, dtype, rng):
+    x, w, gy = _weight_grad_case(x_shape, w_shape, kw, dtype, rng)
+    problem = conv_problem(x_shape, w_shape, **{k: v for k, v in kw.items() if k != "padding_mode"})
+    with _dispatch.forced_algorithm("winograd"):
+        assert _dispatch.plan("backward_weight", problem, x.itemsize).algorithm == "winograd"
+    got = winograd_weight_grad(gy, x, w, **kw)
+    assert got.dtype == dtype
+    expected = conv_backward_reference(x, w, gy, **kw)[1]
+    assert_within_bound(got, expected, weight_grad_error_bound(x, gy, w.shape, dtype, **kw))
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kw", GEOMETRIES[2::3])
+def test_weight_gradient_by_winograd_over_several_passes_agrees_with_im2col(x_shape, w_shape, kw, rng, small_passes):
+    x, w, gy = _weight_grad_case(x_shape, w_shape, kw, np.float64, rng)
+    with _dispatch.forced_algorithm("im2col"):
+        direct = fastdeconv.conv_backward(gy, x, w, grads="weight", **kw)[1]
+    np.testing.assert_allclose(winograd_weight_grad(gy, x, w, **kw), direct, rtol=1e-11,
+                               atol=1e-11 * np.abs(direct).max())
+
+
+def test_weight_gradient_float32_error_of_a_resnet_layer_is_within_a_useful_bound(rng):
+    """Measured error against the bound, and the bound against the gradient: not vacuous."""
+    x, w, gy = _weight_grad_case((4, 32, 28, 28), (32, 32, 3, 3), dict(padding=1),
+                                 np.float32, rng)
+    problem = conv_problem(x.shape, w.shape, padding=1)
+    assert _dispatch.plan("backward_weight", problem, 4).algorithm == "winograd"   # default
+    got = fastdeconv.conv_backward(gy, x, w, padding=1, grads="weight")[1]
+    expected = conv_backward_reference(x, w, gy, padding=1)[1]
+    bound = weight_grad_error_bound(x, gy, w.shape, np.float32, padding=1)
+    assert_within_bound(got, expected, bound)
+    # not vacuous: a small fraction of every element's scale (its sum of |gy| |x|; measured
+    # 1.2e-3) and of the gradient (1.2e-2 of max |dW|; the error is 1.7e-6 of it, im2col's
+    # 4e-7: the bound's gamma_k grows with the tiles summed, the error like their root)
+    scale = conv_backward_reference(np.abs(x), np.abs(w), np.abs(gy), padding=1)[1]
+    assert np.max(bound / scale) < 5e-3
+    assert np.max(bound) < 0.05 * np.max(np.abs(expected))
+
+
+@pytest.mark.parametrize("kw", [dict(padding=1), dict(padding=2, dilation=2), dict(padding=1, groups=4)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_weight_gradient_by_winograd_is_bit_identical_for_1_2_and_4_threads(kw, dtype, rng):
+    x, w, gy = _weight_grad_case((3, 16, 37, 41), (32, 16 // kw.get("groups", 1), 3, 3), kw,
+                                 dtype, rng)   # about 290 tiles: several passes
+    results = []
+    for threads in (1, 2, 4):
+        previous = fastdeconv.set_num_threads(threads)
+        try:
+            results.append(winograd_weight_grad(gy, x, w, **kw))
+        finally:
+            fastdeconv.set_num_threads(previous)
+    assert all(np.array_equal(results[0], other) for other in results[1:])
+
+
+def test_weight_gradient_workspace_is_bounded_whatever_the_batch():
+    for batch in (1, 64, 4096):
+        for channels, itemsize in ((64, 4), (64, 8), (128, 8), (256, 4)):
+            problem = conv_problem((batch, channels, 56, 56), (channels, channels, 3, 3), padding=1)
+            the_plan = _dispatch.plan("backward_weight", problem, itemsize)
+            assert the_plan.algorithm == "winograd"
+            assert the_plan.workspace_bytes(itemsize) <= _dispatch.WORKSPACE_BYTES
+    x = np.zeros((32, 64, 56, 56), np.float32)   # 26 MB, lazily zeroed
+    x[:, :, ::9, ::7] = 1.0
+    gy = np.zeros_like(x)
+    gy[:, :, ::5, ::3] = 1.0
+    w = np.ones((64, 64, 3, 3), np.float32)
+    _, extra = _peak_extra_bytes(lambda: winograd_weight_grad(gy, x, w, padding=1))
+    assert extra <= _dispatch.WORKSPACE_BYTES + 2**18, extra
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("where", ["x", "grad_output", "overflow"])
+def test_weight_gradient_with_nonfinite_inputs_is_the_im2col_result(where, dtype, rng):
+    x, w, gy = _weight_grad_case((2, 8, 13, 11), (8, 8, 3, 3), dict(padding=1), dtype, rng)
+    if where == "x":
+        x[0, 1, 4, 5], x[1, 2, 0, 0], x[1, 3, 12, 10] = np.nan, np.inf, -np.inf
+    elif where == "grad_output":
+        gy[0, 1, 4, 5], gy[1, 7, 12, 10] = np.inf, np.nan
+    else:   # finite inputs whose transforms overflow, finite direct sums
+        x = np.full(x.shape, np.finfo(dtype).max / 4, dtype)
+        x[..., ::2] *= -1
+        gy = np.ones(gy.shape, dtype) / (2 * 13 * 11)
+    with _dispatch.forced_algorithm("im2col"):
+        direct = fastdeconv.conv_backward(gy, x, w, padding=1, grads="weight")[1]
+    assert np.isfinite(direct).all() == (where == "overflow")
+    np.testing.assert_array_equal(winograd_weight_grad(gy, x, w, padding=1), direct)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kw, itemsize, expected", [
+    ((8, 64, 56, 56), (64, 64, 3, 3), dict(padding=1), 4, "winograd"),        # wgrad_3x3
+    ((8, 64, 56, 56), (64, 64, 3, 3), dict(padding=1), 8, "winograd"),
+    ((4, 64, 64, 64), (64, 64, 3, 3), dict(padding=2, dilation=2), 4, "winograd"),
+    ((8, 128, 28, 28), (128, 128, 3, 3), dict(padding=1), 8, "winograd"),
+    ((8, 8, 7, 7), (8, 8, 3, 3), dict(padding=1), 4, "winograd"),            # 32 tiles
+    ((1, 64, 14, 14), (64, 64, 3, 3), dict(padding=1), 4, "im2col"),        # 16 tiles
+    ((1, 128, 7, 7), (128, 128, 3, 3), dict(padding=1), 8, "im2col"),       # 4 tiles
+    ((8, 4, 56, 56), (4, 4, 3, 3), dict(padding=1), 4, "im2col"),           # 4 channels
+    ((1, 3, 224, 224), (64, 3, 3, 3), dict(padding=1), 4, "im2col"),         # 3 input channels
+    ((4, 64, 32, 32), (64, 64, 3, 3), dict(padding=32, dilation=32), 4, "im2col"),
+    ((8, 64, 56, 56), (64, 2, 3, 3), dict(padding=1, groups=32), 4, "im2col"),
+    ((1, 512, 14, 14), (512, 512, 3, 3), dict(padding=1), 4, "im2col"),      # dU > workspace
+])
+def test_dispatch_picks_winograd_for_the_weight_gradient_where_it_wins(x_shape, w_shape, kw, itemsize, expected):
+    problem = conv_problem(x_shape, w_shape, **kw)
+    assert _dispatch.plan("backward_weight", problem, itemsize).algorithm == expected
+    with _dispatch.forced_algorithm("winograd"):
+        usable = _dispatch.plan("backward_weight", problem, itemsize).algorithm == "winograd"
+    assert usable or expected == "im2col"
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kw", [
+    ((2, 4, 9, 7), (5, 4, 3, 3), dict(stride=2, padding=1)),
+    ((2, 4, 9, 7), (5, 4, 5, 5), dict(padding=2)),
+    ((2, 4, 9, 7), (5, 4, 2, 2), {}),                        # 2x2: forward phases only
+    ((2, 4, 9), (5, 4, 3), dict(padding=1)),
+    ((2, 3, 6, 5, 4), (4, 3, 3, 3, 3), dict(padding=1)),
+])
+def test_forcing_winograd_on_other_weight_gradients_runs_im2col(x_shape, w_shape, kw, rng, assert_close):
+    problem = conv_problem(x_shape, w_shape, **kw)
+    with _dispatch.forced_algorithm("winograd"):
+        assert _dispatch.plan("backward_weight", problem, 8).algorithm == "im2col"
+    x, w, gy = _weight_grad_case(x_shape, w_shape, kw, np.float64, rng)
+    assert_close(winograd_weight_grad(gy, x, w, **kw), conv_backward_reference(x, w, gy, **kw)[1])

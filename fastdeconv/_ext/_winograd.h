@@ -27,7 +27,8 @@
  * row-major; rows of in are ldin apart, rows of out ldout apart. Blocks of FD_LANES tiles
  * are loaded once into vector registers (GCC/Clang vector extensions; plain loops
  * elsewhere) and every output row is accumulated in registers. The sizes of the Winograd
- * transforms (6x6 and 4x6 for F(4, 3), 5x5 and 4x5 for F(4, 2), ...) are compile-time constants
+ * transforms (6x6 and 4x6 for F(4, 3), 6x4 and 3x6 for its weight gradient, 5x5 and 4x5 for
+ * F(4, 2), ...) are compile-time constants
  * in their own copies of the loop, so that it is unrolled into straight-line code (zero
  * coefficients are multiplied like the others: no branches). */
 #if defined(__GNUC__)
@@ -84,6 +85,8 @@ FD_CLONES static void NAME(ptrdiff_t rows, ptrdiff_t inner, ptrdiff_t n, const T
     else if (rows == 5 && inner == 5) NAME##_run(5, 5, n, a, in, ldin, out, ldout);          \
     else if (rows == 4 && inner == 5) NAME##_run(4, 5, n, a, in, ldin, out, ldout);          \
     else if (rows == 5 && inner == 2) NAME##_run(5, 2, n, a, in, ldin, out, ldout);          \
+    else if (rows == 6 && inner == 4) NAME##_run(6, 4, n, a, in, ldin, out, ldout);          \
+    else if (rows == 3 && inner == 6) NAME##_run(3, 6, n, a, in, ldin, out, ldout);          \
     else NAME##_run(rows, inner, n, a, in, ldin, out, ldout);                                \
 }
 

@@ -33,6 +33,12 @@ consecutive tiles (the workspace ``V``, ``M`` holds one chunk), in three steps:
 Every output element is computed by one thread in a fixed order, and the pieces (blocks,
 GEMMs) depend only on the shape: the result is bit-identical for any thread count.
 
+The weight gradient (:func:`conv_backward_weight_winograd`, :func:`winograd_weight_grad`)
+is the adjoint with respect to ``U``: step 1 as above, the output gradient's tiles
+transformed by ``A gy A^T`` (gathered like input tiles, zeros past the output), and per
+element and group one GEMM ``dU[e] += W[e] @ V[e]^T`` reducing over the chunk's tiles;
+finally ``grad_w = G^T dU G`` in float64.
+
 Everything here trusts its arguments (the Python layer, ``fastdeconv._dispatch``, validated
 the geometry and sized the workspaces).
 """
@@ -382,3 +388,146 @@ def winograd_weight(const floating[::1] weight, floating[::1] u, Py_ssize_t c_ou
         for b in prange(blocks, num_threads=num_threads, schedule="static"):
             transform_weights(&weight[0], &u[0], plane, &g[0, 0], g.shape[0], g.shape[1],
                               b * SB, b * SB + SB if b * SB + SB < plane else plane)
+
+
+# ------------------------------------------------------------------- weight gradient
+cdef void grad_output_transform(const floating* gy, Py_ssize_t c_out, Py_ssize_t k,
+                                const Tiling* so, Py_ssize_t alpha, const floating* a_mat,
+                                Py_ssize_t t0, Py_ssize_t t1, floating* w,
+                                Py_ssize_t ldw) noexcept nogil:
+    """w[e * c_out * ldw + k * ldw + t - t0] = (A gy A^T)[e] for the tiles t in [t0, t1) of
+    output channel k: the adjoint of the output transform (``a_mat`` is A, alpha x m).
+
+    ``so`` is the tiling of the output grid itself (``alpha = m``, no padding): the m x m
+    output tiles are gathered like input tiles, with zeros past the output's edges.
+    """
+    cdef floating d[MAX_ALPHA * MAX_ALPHA * ROW]
+    cdef floating h[MAX_ALPHA * MAX_ALPHA * ROW]
+    cdef Py_ssize_t m = so.m, nt = t1 - t0, i, j
+    gather_tiles(gy, c_out, k, so, t0, t1, d)
+    for i in range(m):       # rows of the tile: h[i][j'] = sum_j A[j', j] gy[i][j]
+        small_mm(alpha, m, nt, a_mat, d + i * m * ROW, ROW, h + i * alpha * ROW, ROW)
+    for j in range(alpha):   # columns: w[i'][j'] = sum_i A[i', i] h[i][j']
+        small_mm(alpha, m, nt, a_mat, h + j * ROW, alpha * ROW, w + (j * c_out + k) * ldw,
+                 alpha * c_out * ldw)
+
+
+def conv_backward_weight_winograd(const floating[::1] x, const floating[::1] gy,
+                                  floating[::1] du, Py_ssize_t batch, Py_ssize_t c_in,
+                                  Py_ssize_t c_out, Py_ssize_t groups,
+                                  const Py_ssize_t[::1] in_size, const Py_ssize_t[::1] out_size,
+                                  const Py_ssize_t[::1] dilation, const Py_ssize_t[::1] pad,
+                                  const floating[:, ::1] a_mat, const floating[:, ::1] bt,
+                                  floating[::1] ws_v, floating[::1] ws_m, Py_ssize_t chunk,
+                                  int num_threads, int gemm_threads):
+    """du[e, k, c] = sum over tiles of (A gy A^T)[e] (B^T d B)[e]: the gradient of the
+    transformed weight U of :func:`conv_forward_winograd` (``a_mat`` is A = (A^T)^T, alpha x
+    m; ``bt`` B^T). :func:`winograd_weight_grad` turns it into the weight gradient.
+
+    Per chunk of tiles: the input transform V (as in the forward pass), the transform of the
+    gradient's tiles into ``ws_m`` (alpha^2 x c_out x chunk), then per element and group one
+    GEMM ``du[e] (cout_g x cin_g) += W[e] (cout_g x T) @ V[e]^T`` with ``beta = 1`` after
+    the first chunk. Every ``du[e]`` block is accumulated by one thread, chunk after chunk:
+    the result is bit-identical for any thread count.
+    """
+    cdef Tiling s, so
+    cdef Py_ssize_t cin_g = c_in / groups, cout_g = c_out / groups, a2, total, t0, t1, nt
+    cdef Py_ssize_t blocks, item, c, b, e, grp
+    cdef int threads_in, threads_gemm, threads_out
+    cdef floating beta
+    cdef floating* v = &ws_v[0]
+    cdef floating* w = &ws_m[0]
+    s.m = a_mat.shape[1]
+    s.alpha = a_mat.shape[0]
+    s.dy, s.dx = dilation[0], dilation[1]
+    s.H, s.W = in_size[0], in_size[1]
+    s.OH, s.OW = out_size[0], out_size[1]
+    s.pt, s.pl = pad[0], pad[1]
+    s.YH, s.YW = s.OH, s.OW
+    s.oy0, s.ox0 = 0, 0
+    s.osy, s.osx = 1, 1
+    s.th = ceil_div(ceil_div(s.OH, s.dy), s.m)
+    s.tw = ceil_div(ceil_div(s.OW, s.dx), s.m)
+    so = s
+    so.alpha = s.m
+    so.H, so.W = s.OH, s.OW
+    so.pt, so.pl = 0, 0
+    a2 = s.alpha * s.alpha
+    total = batch * s.dy * s.dx * s.th * s.tw
+    with nogil:
+        t0 = 0
+        while t0 < total:
+            t1 = t0 + chunk if t0 + chunk < total else total
+            nt = t1 - t0
+            blocks = (nt + SB - 1) / SB
+            beta = 0 if t0 == 0 else 1
+            threads_in = num_threads if a2 * c_in * nt >= PARALLEL_MIN_ELEMENTS else 1
+            threads_out = num_threads if a2 * c_out * nt >= PARALLEL_MIN_ELEMENTS else 1
+            threads_gemm = (gemm_threads if a2 * cout_g * cin_g * nt * groups
+                            >= GEMM_PARALLEL_MIN_FLOPS else 1)
+            for item in prange(c_in * blocks, num_threads=threads_in, schedule="static"):
+                c = item / blocks
+                b = item % blocks
+                input_transform(&x[0], c_in, c, &s, &bt[0, 0], t0 + b * SB,
+                                t0 + b * SB + SB if b * SB + SB < nt else t1,
+                                v + b * SB, chunk)
+            for item in prange(c_out * blocks, num_threads=threads_out, schedule="static"):
+                c = item / blocks
+                b = item % blocks
+                grad_output_transform(&gy[0], c_out, c, &so, s.alpha, &a_mat[0, 0],
+                                      t0 + b * SB, t0 + b * SB + SB if b * SB + SB < nt else t1,
+                                      w + b * SB, chunk)
+            for item in prange(a2 * groups, num_threads=threads_gemm, schedule="static"):
+                e = item / groups
+                grp = item % groups
+                gemm(False, True, <blas_int> cout_g, <blas_int> cin_g, <blas_int> nt,
+                     <floating> 1, w + (e * c_out + grp * cout_g) * chunk, <blas_int> chunk,
+                     v + (e * c_in + grp * cin_g) * chunk, <blas_int> chunk, beta,
+                     &du[0] + (e * c_out + grp * cout_g) * cin_g, <blas_int> cin_g)
+            t0 = t1
+
+
+cdef int transform_weight_grad(const floating* du, floating* w, Py_ssize_t plane,
+                               const double* gt, Py_ssize_t alpha, Py_ssize_t r, Py_ssize_t k0,
+                               Py_ssize_t k1) noexcept nogil:
+    """w[k] = G^T du[:, k] G (r x r, from the alpha x alpha du[e * plane + k]) for the kernels
+    k0 <= k < k1, in float64 (kernel index innermost), rounded once; ``gt`` is G^T (r x
+    alpha). Returns 1 if any du or w element of these kernels is NaN or infinite."""
+    cdef double ud[MAX_ALPHA * MAX_ALPHA * SB]
+    cdef double tmp[MAX_ALPHA * MAX_R * SB]
+    cdef double out[MAX_R * MAX_R * SB]
+    cdef Py_ssize_t nk = k1 - k0, k, i, p, e
+    cdef int bad = 0
+    for e in range(alpha * alpha):
+        bad |= nonfinite(nk, du + e * plane + k0)
+        for k in range(nk):
+            ud[e * SB + k] = du[e * plane + k0 + k]
+    for p in range(alpha):  # rows: tmp[p][j] = sum_q G^T[j, q] du[p][q]
+        small_mm(r, alpha, nk, gt, &ud[0] + p * alpha * SB, SB, &tmp[0] + p * r * SB, SB)
+    for i in range(r):      # columns: out[j][i] = sum_p G^T[j, p] tmp[p][i]
+        small_mm(r, alpha, nk, gt, &tmp[0] + i * SB, r * SB, &out[0] + i * SB, r * SB)
+    for k in range(nk):
+        for i in range(r * r):
+            w[(k0 + k) * r * r + i] = <floating> out[i * SB + k]
+    bad |= nonfinite(nk * r * r, w + k0 * r * r)
+    return bad
+
+
+def winograd_weight_grad(const floating[::1] du, floating[::1] grad_w, Py_ssize_t c_out,
+                         Py_ssize_t cin_g, const double[:, ::1] gt, int num_threads):
+    """grad_w[k, c] = G^T du[:, k, c] G, computed in float64; ``gt`` is G^T (r x alpha).
+
+    ``du`` is ``(alpha^2, c_out, cin_g)`` (see :func:`conv_backward_weight_winograd`),
+    ``grad_w`` the weight gradient ``(c_out, cin_g, r, r)``. Returns the number of blocks of
+    kernels with a NaN or infinite ``du`` or ``grad_w`` element.
+    """
+    cdef Py_ssize_t plane = c_out * cin_g, blocks = (plane + SB - 1) / SB, b
+    cdef Py_ssize_t bad = 0
+    if plane * gt.shape[1] * gt.shape[1] < PARALLEL_MIN_ELEMENTS:
+        num_threads = 1
+    with nogil:
+        for b in prange(blocks, num_threads=num_threads, schedule="static"):
+            bad += transform_weight_grad(&du[0], &grad_w[0], plane, &gt[0, 0], gt.shape[1],
+                                         gt.shape[0], b * SB,
+                                         b * SB + SB if b * SB + SB < plane else plane)
+    return bad
