@@ -48,6 +48,7 @@ tests run every algorithm on every geometry it supports.
 """
 
 import functools
+import math
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -140,7 +141,10 @@ MAX_PHASES = 4096
 
 
 def _few_phases(problem):
-    return int(np.prod(problem.geometry.stride)) <= MAX_PHASES
+    # math.prod: exact. numpy.prod wraps around in int64, and strides up to the 2**62 index
+    # limit do: (2**40, 2**40) gave 0 "phases", so the depthwise path then tried to
+    # enumerate 2**80 of them (until memory ran out)
+    return math.prod(problem.geometry.stride) <= MAX_PHASES
 
 
 def _is_depthwise(problem):
@@ -354,7 +358,7 @@ def _subpixel_layout(problem, limit=SUBPIXEL_MAX_OVERHEAD, itemsize=8):
         u_min.append(min(q_lo))
         u_max.append(max(q_hi))
     common = tuple(hi - lo for lo, hi in zip(u_min, u_max))
-    n_phases = int(np.prod(g.stride))
+    n_phases = math.prod(g.stride)
     if min(common) < 1:
         return None
     overhead = n_phases * int(np.prod(common)) / g.input_numel

@@ -429,11 +429,12 @@ def _table_bytes(n_in, n_out, mode, pytorch_stencil):
 def _csr(n_out, cols, vals, keep_zeros=False):
     """CSR arrays from per-output tap arrays of shape (n_out, taps).
 
-    Exact zeros are dropped unless ``keep_zeros``: PyTorch's linear and cubic kernels read
-    every tap of their stencil, so a NaN or inf under a zero weight still makes the output
-    NaN (``0 * inf``); keeping those taps makes non-finite values propagate exactly as there.
+    Exact zeros are dropped unless ``keep_zeros`` (True, or a per-tap mask): PyTorch's linear
+    and cubic kernels read every tap of their stencil, and its antialiased kernels every tap
+    of their window, so a NaN or inf under a zero weight still makes the output NaN
+    (``0 * inf``); keeping those taps makes non-finite values propagate exactly as there.
     """
-    keep = np.ones(vals.shape, dtype=bool) if keep_zeros else vals != 0
+    keep = (vals != 0) | keep_zeros  # keep_zeros: a bool, or a mask of the taps to keep
     counts = keep.sum(axis=1)
     offsets = np.zeros(n_out + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
@@ -477,10 +478,11 @@ def _pytorch_antialias(o, n_in, n_out, scale, align_corners, mode, a):
     j = xmin[:, None] + np.arange(width)[None, :]
     arg = (j - center[:, None] + 0.5) * invscale
     w = _triangle(arg) if mode == "linear" else _keys(arg, a)
-    w = np.where(j < xmax[:, None], w, 0.0)
+    read = j < xmax[:, None]  # the taps PyTorch's kernel reads (zero weights included)
+    w = np.where(read, w, 0.0)
     total = w.sum(axis=1, keepdims=True)
     w = np.divide(w, total, out=np.zeros_like(w), where=total != 0)
-    return np.minimum(j, n_in - 1), w
+    return np.minimum(j, n_in - 1), w, read
 
 
 @functools.lru_cache(maxsize=512)
@@ -514,8 +516,8 @@ def plan_1d(n_in, n_out, scale, mode, align_corners=False, antialias=False, ctm=
                 # PyTorch's separable antialiased kernel skips dimensions whose size is kept.
                 cols, vals = o[:, None], np.ones((n_out, 1))
             else:
-                cols, vals = _pytorch_antialias(o, n_in, n_out, scale, align_corners, mode,
-                                                cubic_coeff_a)
+                cols, vals, read = _pytorch_antialias(o, n_in, n_out, scale, align_corners,
+                                                      mode, cubic_coeff_a)
         elif mode == "linear":
             if n_in == n_out:
                 # PyTorch copies when the sizes agree, whatever the scale factor or
@@ -551,7 +553,8 @@ def plan_1d(n_in, n_out, scale, mode, align_corners=False, antialias=False, ctm=
             cols, vals = _window(x, n_in, 2.0 / filter_scale, lambda v: _keys(v, a),
                                  filter_scale, aa, exclude_outside)
     stencil = ctm is None and mode in ("linear", "cubic") and not antialias
-    offsets, indices, weights = _csr(n_out, cols, vals, keep_zeros=stencil)
+    keep = read if ctm is None and antialias and n_in != n_out else stencil
+    offsets, indices, weights = _csr(n_out, cols, vals, keep_zeros=keep)
     for array in (offsets, indices, weights):
         array.flags.writeable = False
     return Plan1D(n_in, n_out, offsets, indices, weights)

@@ -10,6 +10,7 @@ import pytest
 
 import fastdeconv
 from fastdeconv import _dispatch
+from fastdeconv.testing import conv_backward_reference, conv_transpose_reference
 
 
 def _rss_bytes():
@@ -131,6 +132,43 @@ def test_huge_strides_do_not_enumerate_stride_phases():
 
     problem = conv_transpose_problem((1, 1, 2), (1, 1, 1), stride=2**31 + 7)
     assert _dispatch.plan("backward_input", problem, 4).algorithm == "col2im"
+
+
+@pytest.mark.parametrize("stride", [(2**40, 2**40), (2**32, 2**32), (2**31, 2**31, 2**31)])
+def test_stride_phases_are_counted_exactly_beyond_int64(stride):
+    # prod(stride) overflows int64 (2**80 wraps to 0): counted with numpy.prod it looked
+    # like "few phases", and the depthwise path enumerated them until memory ran out (the
+    # long fuzz pass: conv_backward, stride (2**40, 2**40))
+    from fastdeconv._problem import conv_transpose_problem
+
+    ndim = len(stride)
+    problem = conv_transpose_problem((1, 1) + (1,) * ndim, (1, 1) + (2,) * ndim, stride=stride)
+    assert _dispatch._is_depthwise(problem)
+    assert not _dispatch._few_phases(problem)
+    assert _dispatch.plan("backward_input", problem, 8).algorithm == "col2im"
+
+
+def test_conv_backward_and_conv_transpose_with_overflowing_stride_products(monkeypatch, rng):
+    """Small outputs whose strides multiply beyond int64: results, without any phase list."""
+    from fastdeconv._geometry import ConvGeometry
+
+    def no_enumeration(self):
+        raise AssertionError(f"enumerated the stride phases of stride {self.stride}")
+
+    monkeypatch.setattr(ConvGeometry, "transpose_phases", no_enumeration)
+    stride = (2**40, 2**40)
+    x, w = rng.standard_normal((2, 1, 3, 3)), rng.standard_normal((1, 1, 2, 2))
+    gy = rng.standard_normal((2, 1, 1, 1))
+    gx, gw, gb = fastdeconv.conv_backward(gy, x, w, stride=stride)
+    ex, ew, eb = conv_backward_reference(x, w, gy, stride=stride)
+    np.testing.assert_allclose(gx, ex, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gw, ew, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gb, eb, rtol=1e-12, atol=1e-12)
+    # conv_transpose of a 1 x 1 input: the output is the kernel's size, whatever the stride
+    x1 = rng.standard_normal((2, 1, 1, 1))
+    y = fastdeconv.conv_transpose(x1, w, stride=stride)
+    np.testing.assert_allclose(y, conv_transpose_reference(x1, w, stride=stride),
+                               rtol=1e-12, atol=1e-12)
 
 
 def test_resize_tables_that_cannot_fit_raise_memoryerror_before_they_are_built(monkeypatch):

@@ -427,6 +427,20 @@ def test_pytorch_antialias_is_onnx_half_pixel_with_exclude_outside(assert_close)
                               exclude_outside=True), "float64")
 
 
+@pytest.mark.parametrize("mode", ["linear", "cubic"])
+def test_pytorch_antialias_propagates_a_nan_under_a_zero_weight_tap(mode):
+    # 3 -> 5, output 2: PyTorch's window reads inputs 1 and 2, input 2 with weight exactly 0,
+    # so a NaN there gives NaN (0 * NaN), as torch.nn.functional.interpolate(..., mode=
+    # "bilinear", antialias=True) does; the plan dropped zero weights (found by the fuzz)
+    x = np.array([[[0.1, -0.1, np.nan]]])
+    y = fastdeconv.resize(x, 5, mode=mode, antialias=True)
+    expected = resize_reference(x, 5, mode=mode, antialias=True)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(expected))
+    if mode == "linear":
+        assert np.isnan(y[0, 0, 2])
+    np.testing.assert_allclose(y[~np.isnan(y)], expected[~np.isnan(expected)], rtol=1e-12)
+
+
 def test_upsampling_keeps_constants_and_linear_ramps(assert_close):
     ones = np.ones((1, 1, 5, 4))
     for kw in ALL_KEYWORDS:

@@ -56,7 +56,14 @@ def max_pool_reference(x, kernel_size, *, stride=None, padding=0, dilation=1, ce
     for plane in itertools.product(*map(range, x.shape[:2])):
         for o in itertools.product(*map(range, out)):
             best, where = -math.inf, None
-            for taps in itertools.product(*map(range, k)):
+            # only the taps that land inside the input (the others are skipped anyway): a
+            # kernel of 2**40 taps over a 1-sample input has one
+            taps_inside = []
+            for oo, ss, pp, dd, kk, n in zip(o, s, p, d, k, x.shape[2:]):
+                start = oo * ss - pp
+                lo = max(0, -(start // dd))
+                taps_inside.append(range(lo, max(lo, min(kk, (n - 1 - start) // dd + 1))))
+            for taps in itertools.product(*taps_inside):
                 pos = tuple(oo * ss - pp + t * dd for oo, ss, pp, t, dd in zip(o, s, p, taps, d))
                 if not all(0 <= q < n for q, n in zip(pos, x.shape[2:])):
                     continue
