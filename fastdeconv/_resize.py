@@ -23,10 +23,14 @@ __all__ = ["resize", "resize_backward"]
 class _Program:
     """Passes of one resize for one compute dtype, ready for the kernels."""
 
-    def __init__(self, spec, dtype):
+    def __init__(self, spec, dtype, canonical=False):
         plans = spec.plans(dtype)
         active = [d for d, plan in enumerate(plans) if not plan.is_identity]
-        order = _pass_order(plans, active, spec.in_size)
+        last_first = sorted(active, reverse=True)
+        order = last_first if canonical else _pass_order(plans, active, spec.in_size)
+        #: True when the passes run last dimension first, as PyTorch nests its sums; the
+        #: order decides where inf - inf (NaN) appears when x has infinities
+        self.is_canonical = order == last_first
         shape = list(spec.in_size)
         rows, offsets, indices, weights = [], [], [], []
         nnz = off = 0
@@ -81,8 +85,18 @@ def _pass_order(plans, active, in_size):
 
 
 @functools.lru_cache(maxsize=128)
-def _program(spec, dtype):
-    return _Program(spec, np.dtype(dtype))
+def _program(spec, dtype, canonical=False):
+    return _Program(spec, np.dtype(dtype), canonical)
+
+
+def _program_for(spec, dtype, values):
+    """The fastest pass order, or PyTorch's (last dimension first) when ``values`` has a NaN
+    or an infinity: an order changes where inf - inf gives NaN, so non-finite inputs take
+    the one order whose NaN pattern is specified (and tested against PyTorch)."""
+    program = _program(spec, dtype)
+    if not program.is_canonical and not np.isfinite(values).all():
+        program = _program(spec, dtype, canonical=True)
+    return program
 
 
 def _run(kernel, src, dst, planes, program):
@@ -193,7 +207,7 @@ def resize(x, size=None, *, scale_factor=None, mode="nearest", align_corners=Non
     x = as_compute_array(x, dtype)
     # the output first: an impossible size fails here, before the index tables are built
     y = allocate(x.shape[:2] + spec.out_size, dtype, "output")
-    program = _program(spec, dtype)
+    program = _program_for(spec, dtype, x)
     planes = x.shape[0] * x.shape[1]
     if program.is_copy:
         return x.copy()
@@ -276,7 +290,7 @@ def resize_backward(grad_output, input_shape, size=None, *, scale_factor=None, m
                          f"input_shape {input_shape}, got {grad_output.shape}")
     grad_output = as_compute_array(grad_output, dtype)
     grad_x = allocate(input_shape, dtype, "input gradient")
-    program = _program(spec, dtype)
+    program = _program_for(spec, dtype, grad_output)
     planes = input_shape[0] * input_shape[1]
     if program.is_copy:
         return grad_output.copy()

@@ -626,3 +626,32 @@ def test_2d_nearest_picks_pytorchs_pixels_on_both_sides_of_its_kernel_switch(tor
     x = np.arange(np.prod(in_size), dtype=dtype).reshape((1, 1) + in_size)
     expected = torch.nn.functional.interpolate(torch.tensor(x), size=out_size, mode=mode).numpy()
     np.testing.assert_array_equal(fastdeconv.resize(x, out_size, mode=mode), expected)
+
+
+@pytest.mark.parametrize("mode, torch_mode", [("linear", "bilinear"), ("cubic", "bicubic")])
+def test_infinities_take_pytorchs_pass_order_and_give_its_nan_pattern(torch, mode, torch_mode):
+    # 64 -> 4 rows and 4 -> 16 columns: the cheapest order shrinks the rows first, PyTorch
+    # nests its sums columns first; with infinities, inf - inf (NaN) lands where the order
+    # puts it, so non-finite inputs run in PyTorch's order
+    from fastdeconv._resize import _program
+    from fastdeconv._resize_plan import resolve_resize
+
+    spec = resolve_resize((64, 4), (4, 16), mode=mode)
+    assert not _program(spec, np.dtype(np.float64)).is_canonical  # the precondition
+    x = np.random.default_rng(0).standard_normal((2, 3, 64, 4))
+    x[0, 0, 7, 1], x[0, 0, 8, 2] = np.inf, -np.inf      # rows 7, 8, 23, 24 are read
+    x[1, 2, 23, 0], x[1, 2, 24, 3] = np.inf, -np.inf
+    y = fastdeconv.resize(x, (4, 16), mode=mode)
+    expected = torch.nn.functional.interpolate(torch.from_numpy(x), size=(4, 16),
+                                               mode=torch_mode).numpy()
+    assert np.isnan(expected).any()
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(expected))
+    np.testing.assert_array_equal(np.isinf(y), np.isinf(expected))
+    finite = np.isfinite(expected)
+    np.testing.assert_allclose(y[finite], expected[finite], rtol=1e-12, atol=1e-12)
+    # finite inputs keep the fast order and the same values
+    x[~np.isfinite(x)] = 1.0
+    np.testing.assert_allclose(fastdeconv.resize(x, (4, 16), mode=mode),
+                               torch.nn.functional.interpolate(
+                                   torch.from_numpy(x), size=(4, 16), mode=torch_mode).numpy(),
+                               rtol=1e-12, atol=1e-12)

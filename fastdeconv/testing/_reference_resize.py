@@ -296,9 +296,13 @@ def _resize_rows(input_size, size, *, scale_factor=None, mode="nearest", align_c
 
 def _apply(x, input_size, rows_per_dim, *, adjoint=False):
     """Apply the taps dimension by dimension, one product per tap: a tap that is not read
-    contributes nothing, one read under a zero weight gives ``0 * x`` (NaN for inf, NaN)."""
+    contributes nothing, one read under a zero weight gives ``0 * x`` (NaN for inf, NaN).
+
+    The last dimension first, as PyTorch nests its sums (the adjoint: the first dimension
+    first); with infinities the order decides where ``inf - inf`` gives NaN."""
     y = np.asarray(x, dtype=np.float64)
-    for d, (n_in, rows) in enumerate(zip(input_size, rows_per_dim)):
+    dims = list(enumerate(zip(input_size, rows_per_dim)))
+    for d, (n_in, rows) in (dims if adjoint else dims[::-1]):
         src = np.moveaxis(y, 2 + d, 0)
         out = np.zeros(((n_in if adjoint else len(rows)),) + src.shape[1:])
         with np.errstate(invalid="ignore", over="ignore"):  # 0 * inf is NaN, silently
