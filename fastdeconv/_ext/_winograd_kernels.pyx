@@ -254,6 +254,38 @@ cdef void input_transform(const floating* x, Py_ssize_t c_in, Py_ssize_t c, cons
         small_mm(a, a, nt, bt, h + j * ROW, a * ROW, v + (j * c_in + c) * ldv, a * c_in * ldv)
 
 
+cdef void set_tiling(Tiling* s, Py_ssize_t m, Py_ssize_t alpha, const Py_ssize_t* dilation,
+                     const Py_ssize_t* in_size, const Py_ssize_t* out_size,
+                     const Py_ssize_t* pad) noexcept nogil:
+    """The tiling of a stride-1 convolution with ``m x m`` output tiles over its output grid
+    (per dilation phase); the output sits at the origin of planes of its own size."""
+    s.m, s.alpha = m, alpha
+    s.dy, s.dx = dilation[0], dilation[1]
+    s.H, s.W = in_size[0], in_size[1]
+    s.OH, s.OW = out_size[0], out_size[1]
+    s.pt, s.pl = pad[0], pad[1]
+    s.YH, s.YW = s.OH, s.OW
+    s.oy0, s.ox0 = 0, 0
+    s.osy, s.osx = 1, 1
+    s.th = ceil_div(ceil_div(s.OH, s.dy), s.m)
+    s.tw = ceil_div(ceil_div(s.OW, s.dx), s.m)
+
+
+cdef void input_transform_chunk(const floating* x, Py_ssize_t c_in, const Tiling* s,
+                                const floating* bt, Py_ssize_t t0, Py_ssize_t t1,
+                                floating* v, Py_ssize_t chunk, int num_threads) noexcept nogil:
+    """V = B^T d B of tiles [t0, t1) for every input channel, blocks of SB tiles spread over
+    the threads when the chunk is large enough (the same for every pass that needs V)."""
+    cdef Py_ssize_t nt = t1 - t0, blocks = (nt + SB - 1) / SB, item, c, b
+    cdef int threads = (num_threads if s.alpha * s.alpha * c_in * nt >= PARALLEL_MIN_ELEMENTS
+                        else 1)
+    for item in prange(c_in * blocks, num_threads=threads, schedule="static"):
+        c = item / blocks
+        b = item % blocks
+        input_transform(x, c_in, c, s, bt, t0 + b * SB,
+                        t0 + b * SB + SB if b * SB + SB < nt else t1, v + b * SB, chunk)
+
+
 cdef int output_transform(const floating* mat, Py_ssize_t c_out, Py_ssize_t k,
                           const Tiling* s, const floating* at, Py_ssize_t t0, Py_ssize_t t1,
                           Py_ssize_t ldm, floating* y) noexcept nogil:
@@ -303,21 +335,14 @@ def conv_forward_winograd(const floating[::1] x, const floating[::1] u, floating
     cdef Tiling s
     cdef Py_ssize_t cin_g = c_in / groups, cout_g = c_out / groups, a2, total, t0, t1, nt
     cdef Py_ssize_t blocks, item, c, b, e, grp
-    cdef int threads_in, threads_gemm, threads_out
+    cdef int threads_gemm, threads_out
     cdef Py_ssize_t bad = 0
     cdef floating* v = &ws_v[0]
     cdef floating* mat = &ws_m[0]
-    s.m = at.shape[0]
-    s.alpha = at.shape[1]
-    s.dy, s.dx = dilation[0], dilation[1]
-    s.H, s.W = in_size[0], in_size[1]
-    s.OH, s.OW = out_size[0], out_size[1]
-    s.pt, s.pl = pad[0], pad[1]
+    set_tiling(&s, at.shape[0], at.shape[1], &dilation[0], &in_size[0], &out_size[0], &pad[0])
     s.YH, s.YW = y_size[0], y_size[1]
     s.oy0, s.ox0 = out_first[0], out_first[1]
     s.osy, s.osx = out_step[0], out_step[1]
-    s.th = ceil_div(ceil_div(s.OH, s.dy), s.m)
-    s.tw = ceil_div(ceil_div(s.OW, s.dx), s.m)
     a2 = s.alpha * s.alpha
     total = batch * s.dy * s.dx * s.th * s.tw
     with nogil:
@@ -326,16 +351,10 @@ def conv_forward_winograd(const floating[::1] x, const floating[::1] u, floating
             t1 = t0 + chunk if t0 + chunk < total else total
             nt = t1 - t0
             blocks = (nt + SB - 1) / SB
-            threads_in = num_threads if a2 * c_in * nt >= PARALLEL_MIN_ELEMENTS else 1
             threads_out = num_threads if a2 * c_out * nt >= PARALLEL_MIN_ELEMENTS else 1
             threads_gemm = (gemm_threads if a2 * cout_g * cin_g * nt * groups
                             >= GEMM_PARALLEL_MIN_FLOPS else 1)
-            for item in prange(c_in * blocks, num_threads=threads_in, schedule="static"):
-                c = item / blocks
-                b = item % blocks
-                input_transform(&x[0], c_in, c, &s, &bt[0, 0], t0 + b * SB,
-                                t0 + b * SB + SB if b * SB + SB < nt else t1,
-                                v + b * SB, chunk)
+            input_transform_chunk(&x[0], c_in, &s, &bt[0, 0], t0, t1, v, chunk, num_threads)
             for item in prange(a2 * groups, num_threads=threads_gemm, schedule="static"):
                 e = item / groups
                 grp = item % groups
@@ -433,21 +452,12 @@ def conv_backward_weight_winograd(const floating[::1] x, const floating[::1] gy,
     cdef Tiling s, so
     cdef Py_ssize_t cin_g = c_in / groups, cout_g = c_out / groups, a2, total, t0, t1, nt
     cdef Py_ssize_t blocks, item, c, b, e, grp
-    cdef int threads_in, threads_gemm, threads_out
+    cdef int threads_gemm, threads_out
     cdef floating beta
     cdef floating* v = &ws_v[0]
     cdef floating* w = &ws_m[0]
-    s.m = a_mat.shape[1]
-    s.alpha = a_mat.shape[0]
-    s.dy, s.dx = dilation[0], dilation[1]
-    s.H, s.W = in_size[0], in_size[1]
-    s.OH, s.OW = out_size[0], out_size[1]
-    s.pt, s.pl = pad[0], pad[1]
-    s.YH, s.YW = s.OH, s.OW
-    s.oy0, s.ox0 = 0, 0
-    s.osy, s.osx = 1, 1
-    s.th = ceil_div(ceil_div(s.OH, s.dy), s.m)
-    s.tw = ceil_div(ceil_div(s.OW, s.dx), s.m)
+    set_tiling(&s, a_mat.shape[1], a_mat.shape[0], &dilation[0], &in_size[0], &out_size[0],
+               &pad[0])
     so = s
     so.alpha = s.m
     so.H, so.W = s.OH, s.OW
@@ -461,16 +471,10 @@ def conv_backward_weight_winograd(const floating[::1] x, const floating[::1] gy,
             nt = t1 - t0
             blocks = (nt + SB - 1) / SB
             beta = 0 if t0 == 0 else 1
-            threads_in = num_threads if a2 * c_in * nt >= PARALLEL_MIN_ELEMENTS else 1
             threads_out = num_threads if a2 * c_out * nt >= PARALLEL_MIN_ELEMENTS else 1
             threads_gemm = (gemm_threads if a2 * cout_g * cin_g * nt * groups
                             >= GEMM_PARALLEL_MIN_FLOPS else 1)
-            for item in prange(c_in * blocks, num_threads=threads_in, schedule="static"):
-                c = item / blocks
-                b = item % blocks
-                input_transform(&x[0], c_in, c, &s, &bt[0, 0], t0 + b * SB,
-                                t0 + b * SB + SB if b * SB + SB < nt else t1,
-                                v + b * SB, chunk)
+            input_transform_chunk(&x[0], c_in, &s, &bt[0, 0], t0, t1, v, chunk, num_threads)
             for item in prange(c_out * blocks, num_threads=threads_out, schedule="static"):
                 c = item / blocks
                 b = item % blocks
