@@ -88,9 +88,9 @@ TARGET_COLUMNS = 2048
 MIN_COLUMNS = 128
 
 ALGORITHMS = {
-    "forward": ("im2col", "winograd"),
+    "forward": ("im2col", "winograd", "space_to_depth"),
     "backward_input": ("phases", "col2im", "depthwise", "subpixel", "winograd"),
-    "backward_weight": ("im2col", "winograd"),
+    "backward_weight": ("im2col", "winograd", "space_to_depth"),
 }
 
 _BLAS_INT_MAX = 2**31 - 1
@@ -197,11 +197,18 @@ def plan(pass_name, problem, itemsize):
     """The :class:`Plan` for one pass of ``problem`` (a :class:`fastdeconv._problem.ConvProblem`)."""
     g = problem.geometry
     batch = max(problem.batch, 1)
-    if pass_name == "forward" and _choose_forward(problem, itemsize) == "winograd":
-        return _winograd_plan(problem, itemsize)
-    if (pass_name == "backward_weight"
-            and _choose_backward_weight(problem, itemsize) == "winograd"):
-        return _winograd_plan(problem, itemsize)
+    if pass_name == "forward":
+        choice = _choose_forward(problem, itemsize)
+        if choice == "winograd":
+            return _winograd_plan(problem, itemsize)
+        if choice == "space_to_depth":
+            return _space_to_depth_plan(problem, itemsize)
+    if pass_name == "backward_weight":
+        choice = _choose_backward_weight(problem, itemsize)
+        if choice == "winograd":
+            return _winograd_plan(problem, itemsize)
+        if choice == "space_to_depth":
+            return _space_to_depth_plan(problem, itemsize)
     if pass_name == "backward_input" and _choose_backward_input(problem, itemsize) == "winograd":
         as_forward = _transpose_as_forward(problem)
         if as_forward is not None:
@@ -301,6 +308,8 @@ def forward(x, weight, problem):
     the_plan = plan("forward", problem, x.dtype.itemsize)
     if the_plan.algorithm == "winograd":
         return _run_winograd(x, weight, y, problem, the_plan)
+    if the_plan.algorithm == "space_to_depth":
+        return _run_space_to_depth(x, weight, y, problem, the_plan)
     return _run_generic(_conv_kernels.conv_forward, x, weight, y, problem, the_plan)
 
 
@@ -455,6 +464,8 @@ def backward_weight(x, grad_y, problem):
     the_plan = plan("backward_weight", problem, x.dtype.itemsize)
     if the_plan.algorithm == "winograd":
         return _run_winograd_weight(x, grad_y, grad_w, problem, the_plan)
+    if the_plan.algorithm == "space_to_depth":
+        return _run_space_to_depth_weight(x, grad_y, grad_w, problem, the_plan)
     return _run_generic(_conv_kernels.conv_backward_weight, x, grad_y, grad_w, problem, the_plan)
 
 
@@ -642,11 +653,18 @@ def _transpose_weight(weight, groups):
 def _choose_forward(problem, itemsize):
     forced = getattr(_forced, "name", None)
     usable = _winograd_usable(problem, itemsize)
+    s2d = _space_to_depth_usable(problem, itemsize)
     if forced in ALGORITHMS["forward"]:
-        return "im2col" if forced == "winograd" and not usable else forced
+        if (forced == "winograd" and not usable) or (forced == "space_to_depth" and not s2d):
+            return "im2col"
+        return forced
     # measured for 3x3 kernels; a 2x2 one is only forced (or a phase of a transposed one)
     square3 = problem.geometry.kernel_size == (3, 3)
-    return "winograd" if usable and square3 and _winograd_pays(problem, itemsize) else "im2col"
+    if usable and square3 and _winograd_pays(problem, itemsize):
+        return "winograd"
+    if s2d and _space_to_depth_pays(problem, "forward", itemsize):
+        return "space_to_depth"
+    return "im2col"
 
 
 def _winograd_pass(x, weight, y, problem, the_plan, col, io, placement=None):
@@ -656,15 +674,27 @@ def _winograd_pass(x, weight, y, problem, the_plan, col, io, placement=None):
     position of ``y`` from ``first`` (a stride phase). Returns the number of pieces with a
     NaN or infinite output (see ``conv_forward_winograd``).
     """
-    g = problem.geometry
-    mats = _winograd.matrices(the_plan.output_tile, g.kernel_size[0])
+    u, v = _winograd_transformed_weight(weight, problem, the_plan, col)
+    return _winograd_transformed_pass(x, u, y, problem, the_plan, v, io, placement)
+
+
+def _winograd_transformed_weight(weight, problem, the_plan, col):
+    """U = G w G^T written to the front of ``col``; returns U and the rest of ``col`` (V)."""
+    mats = _winograd.matrices(the_plan.output_tile, problem.geometry.kernel_size[0])
     cin_g = problem.c_in // problem.groups
     u_elements = mats.alpha ** 2 * problem.c_out * cin_g
     u, v = col[:u_elements], col[u_elements:]
+    _winograd_kernels.winograd_weight(weight.reshape(-1), u, problem.c_out, cin_g, mats.G,
+                                      num_threads())
+    return u, v
+
+
+def _winograd_transformed_pass(x, u, y, problem, the_plan, v, io, placement=None):
+    """:func:`_winograd_pass` with the transformed weight ``u`` already computed."""
+    g = problem.geometry
+    mats = _winograd.matrices(the_plan.output_tile, g.kernel_size[0])
     y_size, first, step = placement or (g.output_size, (0, 0), (1, 1))
     threads, gemm_threads = _threads()
-    _winograd_kernels.winograd_weight(weight.reshape(-1), u, problem.c_out, cin_g, mats.G,
-                                      threads)
     with _blas_threads.single_threaded_blas():  # GEMMs run on OpenMP threads instead
         return _winograd_kernels.conv_forward_winograd(
             x.reshape(-1), u, y.reshape(-1), problem.batch, problem.c_in, problem.c_out,
@@ -713,9 +743,16 @@ def _winograd_pays_weight(problem, itemsize):
 def _choose_backward_weight(problem, itemsize):
     forced = getattr(_forced, "name", None)
     usable = _winograd_usable(problem, itemsize) and problem.geometry.kernel_size == (3, 3)
+    s2d = _space_to_depth_usable(problem, itemsize)
     if forced in ALGORITHMS["backward_weight"]:
-        return "im2col" if forced == "winograd" and not usable else forced
-    return "winograd" if usable and _winograd_pays_weight(problem, itemsize) else "im2col"
+        if (forced == "winograd" and not usable) or (forced == "space_to_depth" and not s2d):
+            return "im2col"
+        return forced
+    if usable and _winograd_pays_weight(problem, itemsize):
+        return "winograd"
+    if s2d and _space_to_depth_pays(problem, "backward_weight", itemsize):
+        return "space_to_depth"
+    return "im2col"
 
 
 def _run_winograd_weight(x, grad_y, grad_w, problem, the_plan):
@@ -723,11 +760,22 @@ def _run_winograd_weight(x, grad_y, grad_w, problem, the_plan):
     dU[e] = sum over tiles of (A gy A^T)[e] @ V[e]^T (36 GEMMs per group, over tiles), then
     grad_w = G^T dU G (float64). NaN or inf: recomputed by im2col (see _run_winograd)."""
     _check_blas_dims(problem, the_plan)
+    col, io = _workspaces(the_plan, grad_w.dtype)
+    du, v = _winograd_gradient_of_u(x, grad_y, problem, the_plan, col, io)
+    nonfinite = _winograd_weight_from_du(du, grad_w, problem, the_plan)
+    del col, io, du, v  # the fallback allocates its own workspace: one at a time
+    if nonfinite:  # recompute directly (see _run_winograd)
+        grad_w[...] = 0
+        return _run_generic(_conv_kernels.conv_backward_weight, x, grad_y, grad_w, problem,
+                            _im2col_plan("backward_weight", problem, grad_w.dtype.itemsize))
+    return grad_w
+
+
+def _winograd_gradient_of_u(x, grad_y, problem, the_plan, col, io, accumulate=False):
+    """dU (the front of ``col``; ``+=`` with ``accumulate``) and the rest of ``col`` (V)."""
     g = problem.geometry
     mats = _winograd.matrices(the_plan.output_tile, g.kernel_size[0])
-    cin_g = problem.c_in // problem.groups
-    col, io = _workspaces(the_plan, grad_w.dtype)
-    u_elements = mats.alpha ** 2 * problem.c_out * cin_g
+    u_elements = mats.alpha ** 2 * problem.c_out * (problem.c_in // problem.groups)
     du, v = col[:u_elements], col[u_elements:]
     threads, gemm_threads = _threads()
     with _blas_threads.single_threaded_blas():  # GEMMs run on OpenMP threads instead
@@ -735,17 +783,18 @@ def _run_winograd_weight(x, grad_y, grad_w, problem, the_plan):
             x.reshape(-1), grad_y.reshape(-1), du, problem.batch, problem.c_in,
             problem.c_out, problem.groups, *(np.array(sizes, dtype=np.intp) for sizes in (
                 g.input_size, g.output_size, g.dilation, g.pad_before)),
-            np.ascontiguousarray(mats.AT.T, dtype=grad_w.dtype), mats.BT.astype(grad_w.dtype),
-            v, io, the_plan.tile, threads, gemm_threads,
+            np.ascontiguousarray(mats.AT.T, dtype=du.dtype), mats.BT.astype(du.dtype),
+            v, io, the_plan.tile, threads, gemm_threads, accumulate,
         )
-    nonfinite = _winograd_kernels.winograd_weight_grad(
-        du, grad_w.reshape(-1), problem.c_out, cin_g, np.ascontiguousarray(mats.G.T), threads)
-    del col, io, du, v  # the fallback allocates its own workspace: one at a time
-    if nonfinite:  # recompute directly (see _run_winograd)
-        grad_w[...] = 0
-        return _run_generic(_conv_kernels.conv_backward_weight, x, grad_y, grad_w, problem,
-                            _im2col_plan("backward_weight", problem, grad_w.dtype.itemsize))
-    return grad_w
+    return du, v
+
+
+def _winograd_weight_from_du(du, grad_w, problem, the_plan):
+    """grad_w = G^T dU G (float64 inside); returns the count of non-finite blocks."""
+    mats = _winograd.matrices(the_plan.output_tile, problem.geometry.kernel_size[0])
+    return _winograd_kernels.winograd_weight_grad(
+        du, grad_w.reshape(-1), problem.c_out, problem.c_in // problem.groups,
+        np.ascontiguousarray(mats.G.T), num_threads())
 
 
 def _phase_sub_kernel(problem):
@@ -826,3 +875,150 @@ def _run_winograd_phases(x, weight, y, problem, the_plan):
         return _run_generic(_conv_kernels.conv_backward_input, x, weight, y, problem,
                             _im2col_plan("backward_input", problem, y.dtype.itemsize))
     return y
+
+
+# ------------------------------------------------------------------------ space to depth
+#: The space-to-depth rearrangement of a part of the batch is at most this large (a whole
+#: sample larger than this: not used); with the Winograd workspace (WORKSPACE_BYTES) the
+#: extra memory stays within 32 MiB.
+SPACE_TO_DEPTH_BYTES = 16 * 2**20
+
+
+def _space_to_depth_problem(problem):
+    """A strided 2-d convolution whose kernel is r x stride (r = 2 or 3, dilation 1) as the
+    stride-1 r x r convolution of its space-to-depth input, or None.
+
+    With ``ky = sy * a + ry``, input row ``sy * o + ky - pad = sy * (o + a) + ry - pad``: tap
+    ``(a, b)`` of phase ``(ry, rx)`` reads position ``(o + a, o' + b)`` of the plane
+    ``X[ry, rx][i, j] = x[sy * i + ry - pad_top, sx * j + rx - pad_left]`` (zero outside x),
+    so the convolution is a stride-1, unpadded r x r one over ``C_in * sy * sx`` channels
+    (:func:`_space_to_depth_weight` rearranges the kernel the same way) of planes of
+    ``(out + r - 1)`` positions per dimension: no zero work, Winograd F(4x4, r x r) applies.
+    """
+    r = _phase_sub_kernel(problem)
+    if r is None or not _few_phases(problem):
+        return None
+    g = problem.geometry
+    geometry = ConvGeometry(
+        input_size=tuple(n + r - 1 for n in g.output_size), output_size=g.output_size,
+        kernel_size=(r, r), stride=(1, 1), dilation=(1, 1), padding=((0, 0), (0, 0)),
+        output_padding=(0, 0),
+    )
+    return ConvProblem(geometry, problem.batch, problem.c_in * math.prod(g.stride),
+                       problem.c_out, problem.groups)
+
+
+def _space_to_depth_samples(problem, s2d, itemsize):
+    """Samples per part of the batch whose rearranged input fits SPACE_TO_DEPTH_BYTES (0:
+    one sample does not)."""
+    per_sample = s2d.c_in * s2d.geometry.input_numel * itemsize
+    return min(max(problem.batch, 1), SPACE_TO_DEPTH_BYTES // per_sample)
+
+
+def _space_to_depth_plan(problem, itemsize):
+    """The Winograd plan of the rearranged problem, with the rearranged part of the batch
+    (``samples_per_tile`` samples) added to ``io_elements``; None if either does not fit."""
+    s2d = _space_to_depth_problem(problem)
+    if s2d is None:
+        return None
+    samples = _space_to_depth_samples(problem, s2d, itemsize)
+    inner = _winograd_plan(s2d, itemsize) if samples else None
+    if inner is None:
+        return None
+    part = samples * s2d.c_in * s2d.geometry.input_numel
+    return Plan("space_to_depth", samples, inner.tile, inner.col_elements,
+                inner.io_elements + part, output_tile=inner.output_tile)
+
+
+def _space_to_depth_usable(problem, itemsize):
+    return _space_to_depth_plan(problem, itemsize) is not None
+
+
+def _space_to_depth_pays(problem, pass_name, itemsize):
+    """Dispatch rule: the Winograd rules of the rearranged problem."""
+    s2d = _space_to_depth_problem(problem)
+    if pass_name == "forward":
+        return _winograd_pays(s2d, itemsize)
+    return _winograd_pays_weight(s2d, itemsize)
+
+
+def _space_to_depth_weight(weight, stride):
+    """``(C_out, C_in / groups, sy * r, sx * r)`` -> ``(C_out, C_in / groups * sy * sx, r, r)``:
+    tap ``(sy * a + ry, sx * b + rx)`` of input channel c becomes tap ``(a, b)`` of channel
+    ``(c * sy + ry) * sx + rx``."""
+    c_out, cin_g, ky, kx = weight.shape
+    sy, sx = stride
+    blocks = weight.reshape(c_out, cin_g, ky // sy, sy, kx // sx, sx)
+    return np.ascontiguousarray(blocks.transpose(0, 1, 3, 5, 2, 4)).reshape(
+        c_out, cin_g * sy * sx, ky // sy, kx // sx)
+
+
+def _space_to_depth_weight_back(grad, stride):
+    """The inverse of :func:`_space_to_depth_weight` (for the weight gradient)."""
+    c_out, channels, r, _ = grad.shape
+    sy, sx = stride
+    blocks = grad.reshape(c_out, channels // (sy * sx), sy, sx, r, r)
+    return blocks.transpose(0, 1, 4, 2, 5, 3).reshape(c_out, channels // (sy * sx),
+                                                      r * sy, r * sx)
+
+
+def _space_to_depth_parts(x, problem, s2d, the_plan, buffer):
+    """Yield (first sample, samples, rearranged input) for each part of the batch."""
+    g = problem.geometry
+    sy, sx = g.stride
+    size = s2d.geometry.input_size
+    per_sample = s2d.c_in * s2d.geometry.input_numel
+    for n0 in range(0, problem.batch, the_plan.samples_per_tile):
+        n = min(the_plan.samples_per_tile, problem.batch - n0)
+        part = buffer[:n * per_sample]
+        _conv_kernels.space_to_depth_2d(
+            x[n0:n0 + n].reshape(-1), part, n * problem.c_in, *g.input_size, sy, sx,
+            *g.pad_before, *size, num_threads())
+        yield n0, n, part.reshape((n, s2d.c_in) + size)
+
+
+def _run_space_to_depth(x, weight, y, problem, the_plan):
+    """Forward conv as the Winograd convolution of the space-to-depth input, part by part
+    of the batch (one transformed weight). NaN or inf: recomputed by im2col."""
+    s2d = _space_to_depth_problem(problem)
+    inner = replace(the_plan, algorithm="winograd", samples_per_tile=1,
+                    io_elements=the_plan.io_elements
+                    - the_plan.samples_per_tile * s2d.c_in * s2d.geometry.input_numel)
+    _check_blas_dims(s2d, inner)
+    col, io = _workspaces(the_plan, y.dtype)
+    m_ws, buffer = io[:inner.io_elements], io[inner.io_elements:]
+    u, v = _winograd_transformed_weight(_space_to_depth_weight(weight, problem.geometry.stride),
+                                        s2d, inner, col)
+    nonfinite = 0
+    for n0, n, part in _space_to_depth_parts(x, problem, s2d, the_plan, buffer):
+        nonfinite += _winograd_transformed_pass(part, u, y[n0:n0 + n], replace(s2d, batch=n),
+                                                inner, v, m_ws)
+    del col, io, u, v, m_ws, buffer  # the fallback allocates its own workspace
+    if nonfinite:  # recompute directly (see _run_winograd)
+        return _run_generic(_conv_kernels.conv_forward, x, weight, y, problem,
+                            _im2col_plan("forward", problem, y.dtype.itemsize))
+    return y
+
+
+def _run_space_to_depth_weight(x, grad_y, grad_w, problem, the_plan):
+    """The weight gradient as the Winograd weight gradient of the space-to-depth input,
+    accumulated part by part of the batch, rearranged back. NaN or inf: im2col."""
+    s2d = _space_to_depth_problem(problem)
+    inner = replace(the_plan, algorithm="winograd", samples_per_tile=1,
+                    io_elements=the_plan.io_elements
+                    - the_plan.samples_per_tile * s2d.c_in * s2d.geometry.input_numel)
+    _check_blas_dims(s2d, inner)
+    col, io = _workspaces(the_plan, grad_w.dtype)
+    m_ws, buffer = io[:inner.io_elements], io[inner.io_elements:]
+    for n0, n, part in _space_to_depth_parts(x, problem, s2d, the_plan, buffer):
+        du, v = _winograd_gradient_of_u(part, grad_y[n0:n0 + n], replace(s2d, batch=n), inner,
+                                        col, m_ws, accumulate=n0 > 0)
+    grad_s2d = np.empty(s2d.weight_shape, grad_w.dtype)
+    nonfinite = _winograd_weight_from_du(du, grad_s2d, s2d, inner)
+    grad_w[...] = _space_to_depth_weight_back(grad_s2d, problem.geometry.stride)
+    del col, io, du, v, m_ws, buffer, grad_s2d  # the fallback allocates its own workspace
+    if nonfinite:  # recompute directly (see _run_winograd)
+        grad_w[...] = 0
+        return _run_generic(_conv_kernels.conv_backward_weight, x, grad_y, grad_w, problem,
+                            _im2col_plan("backward_weight", problem, grad_w.dtype.itemsize))
+    return grad_w

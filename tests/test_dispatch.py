@@ -48,7 +48,12 @@ FORWARD_CASES = [
     ((2, 4, 9, 7), (5, 4, 3, 3), dict(stride=2, padding=1)),               # winograd -> im2col
     ((2, 3, 6, 5, 4), (4, 3, 3, 3, 3), dict(padding=1)),                   # 3-d: im2col only
     ((3, 6, 7), (4, 6, 1), {}),                                            # pointwise
+    ((2, 4, 9, 7), (5, 4, 4, 4), dict(stride=2, padding=1)),               # space_to_depth
+    ((3, 4, 10, 8), (6, 2, 6, 6), dict(stride=2, padding=2, groups=2)),    # space_to_depth, r 3
 ]
+#: the algorithm each FORWARD_CASES geometry runs when "winograd" / "space_to_depth" is forced
+FORCED_WINOGRAD = ["winograd"] * 3 + ["im2col"] * 5
+FORCED_SPACE_TO_DEPTH = ["im2col"] * 6 + ["space_to_depth"] * 2
 #: (operator, its NumPy reference, algorithm, case) for every algorithm of both passes
 EVERY_ALGORITHM = (
     [(fastdeconv.conv_transpose, conv_transpose_reference, algorithm, case)
@@ -70,11 +75,15 @@ def test_every_algorithm_of_conv_and_conv_transpose_matches_reference(op, refere
 
 
 def test_forced_forward_algorithms_run_where_they_apply():
-    for (x_shape, w_shape, kw), expected in zip(FORWARD_CASES, ["winograd"] * 3 + ["im2col"] * 3):
+    assert len(FORCED_WINOGRAD) == len(FORCED_SPACE_TO_DEPTH) == len(FORWARD_CASES)
+    for (x_shape, w_shape, kw), winograd, s2d in zip(FORWARD_CASES, FORCED_WINOGRAD,
+                                                     FORCED_SPACE_TO_DEPTH):
         problem = conv_problem(x_shape, w_shape, **kw)
         for pass_name in ("forward", "backward_weight"):
             with _dispatch.forced_algorithm("winograd"):
-                assert _dispatch.plan(pass_name, problem, 4).algorithm == expected
+                assert _dispatch.plan(pass_name, problem, 4).algorithm == winograd
+            with _dispatch.forced_algorithm("space_to_depth"):
+                assert _dispatch.plan(pass_name, problem, 4).algorithm == s2d
             with _dispatch.forced_algorithm("im2col"):
                 assert _dispatch.plan(pass_name, problem, 4).algorithm == "im2col"
 

@@ -68,14 +68,16 @@ def _bound(window_max, error_weights, cin_g, dtype, m, r):
 
 
 def error_bound(x, w, dtype, m=4, **kw):
-    """Guaranteed bound of |winograd conv(x, w, **kw) - exact| for every output (3x3, stride 1).
+    """Guaranteed bound of |winograd conv(x, w, **kw) - exact| for every output (r x r kernel,
+    stride 1).
 
     X_c is the largest |x| of channel c in the inputs read by any m x m tile (of the
     output's dilation phase) that may contain the output: outputs o - (m - 1) d to
-    o + (m - 1) d, so inputs o - (m - 1) d - p to o + (m + 1) d - p (zero padding; with
+    o + (m - 1) d, so inputs o - (m - 1) d - p to o + (m + r - 2) d - p (zero padding; with
     another padding mode, the largest |x| of the channel, which the padding repeats).
     """
     geometry = conv_problem(x.shape, w.shape, **kw).geometry
+    r = w.shape[2]
     a = np.abs(x).astype(np.float64)
     if kw.get("padding_mode", "zeros") != "zeros":
         a = np.broadcast_to(a.max(axis=(2, 3), keepdims=True), a.shape[:2] + geometry.output_size)
@@ -83,14 +85,14 @@ def error_bound(x, w, dtype, m=4, **kw):
         for axis, (n_in, n_out, d, p) in enumerate(zip(
                 geometry.input_size, geometry.output_size, geometry.dilation,
                 geometry.pad_before), start=2):
-            before, length = (m - 1) * d + p, 2 * m * d + 1
+            before, length = (m - 1) * d + p, (2 * m + r - 3) * d + 1
             widths = [(0, 0)] * a.ndim
             widths[axis] = (before, max(0, n_out - 1 + length - n_in - before))
             padded = np.pad(a, widths)
             windows = sliding_window_view(padded, length, axis=axis).max(axis=-1)
             a = np.take(windows, np.arange(n_out), axis=axis)
-    weights = _winograd.matrices(m, 3).error_weights(np.abs(w).astype(np.float64))
-    return _bound(a, weights, w.shape[1], dtype, m, 3)
+    weights = _winograd.matrices(m, r).error_weights(np.abs(w).astype(np.float64))
+    return _bound(a, weights, w.shape[1], dtype, m, r)
 
 
 def transpose_error_bound(x, w, dtype, stride=1, groups=1, **kw):
@@ -600,7 +602,9 @@ def weight_grad_error_bound(x, gy, w_shape, dtype, m=4, **kw):
     exactly, and taking absolute values of the matrices only adds)."""
     geometry = conv_problem(x.shape, w_shape, **kw).geometry
     groups = kw.get("groups", 1)
-    mats = _winograd.matrices(m, 3)
+    r = w_shape[2]
+    alpha = m + r - 1
+    mats = _winograd.matrices(m, r)
     abs_a, abs_bt, abs_g = np.abs(mats.AT.T), np.abs(mats.BT), np.abs(mats.G)
     xp = np.pad(np.abs(x).astype(np.float64), ((0, 0), (0, 0)) + geometry.padding,
                 mode=_NP_PAD_MODES[kw.get("padding_mode", "zeros")])
@@ -608,23 +612,24 @@ def weight_grad_error_bound(x, gy, w_shape, dtype, m=4, **kw):
     (dy, dx), (oh, ow) = geometry.dilation, geometry.output_size
     th, tw = -(-(-(-oh // dy)) // m), -(-(-(-ow // dx)) // m)
     n, c_in, c_out = x.shape[0], x.shape[1], w_shape[0]
-    total = np.zeros((w_shape[0], w_shape[1], 3, 3))
+    total = np.zeros((w_shape[0], w_shape[1], r, r))
     for py in range(dy):
         for px in range(dx):
             g_sub = np.zeros((n, c_out, th * m, tw * m))
             sub = gy[:, :, py::dy, px::dx]
             g_sub[:, :, :sub.shape[2], :sub.shape[3]] = sub
-            x_sub = np.zeros((n, c_in, th * m + 2, tw * m + 2))
-            sub = xp[:, :, py::dy, px::dx][:, :, :th * m + 2, :tw * m + 2]
+            x_sub = np.zeros((n, c_in, th * m + r - 1, tw * m + r - 1))
+            sub = xp[:, :, py::dy, px::dx][:, :, :th * m + r - 1, :tw * m + r - 1]
             x_sub[:, :, :sub.shape[2], :sub.shape[3]] = sub
-            d = sliding_window_view(x_sub, (6, 6), axis=(2, 3))[:, :, ::m, ::m]
+            d = sliding_window_view(x_sub, (alpha, alpha), axis=(2, 3))[:, :, ::m, ::m]
             t = g_sub.reshape(n, c_out, th, m, tw, m).transpose(0, 1, 2, 4, 3, 5)
-            v = np.einsum("ai,nctuij,bj->abctun", abs_bt, d, abs_bt).reshape(36, c_in, -1)
-            w = np.einsum("ai,nktuij,bj->abktun", abs_a, t, abs_a).reshape(36, c_out, -1)
+            v = np.einsum("ai,nctuij,bj->abctun", abs_bt, d, abs_bt).reshape(alpha**2, c_in, -1)
+            w = np.einsum("ai,nktuij,bj->abktun", abs_a, t, abs_a).reshape(alpha**2, c_out, -1)
             for grp in range(groups):
                 ks = slice(grp * c_out // groups, (grp + 1) * c_out // groups)
                 cs = slice(grp * c_in // groups, (grp + 1) * c_in // groups)
-                s = (w[:, ks] @ v[:, cs].transpose(0, 2, 1)).reshape(6, 6, -1, c_in // groups)
+                s = (w[:, ks] @ v[:, cs].transpose(0, 2, 1)).reshape(alpha, alpha, -1,
+                                                                     c_in // groups)
                 total[ks] += np.einsum("ai,abkc,bj->kcij", abs_g, s, abs_g)
     tiles = n * dy * dx * th * tw
     k = mats.weight_grad_rounding_steps(tiles)
@@ -767,3 +772,231 @@ def test_forcing_winograd_on_other_weight_gradients_runs_im2col(x_shape, w_shape
         assert _dispatch.plan("backward_weight", problem, 8).algorithm == "im2col"
     x, w, gy = _weight_grad_case(x_shape, w_shape, kw, np.float64, rng)
     assert_close(winograd_weight_grad(gy, x, w, **kw), conv_backward_reference(x, w, gy, **kw)[1])
+
+
+# ------------------------------------------------------------------------ space to depth
+#: Strided 2-d convolutions with kernel = r x stride (r = 2, 3): the ``space_to_depth``
+#: algorithm of the forward pass and the weight gradient.
+S2D_GEOMETRIES = [
+    ((2, 4, 9, 7), (5, 4, 4, 4), dict(stride=2, padding=1)),             # DCGAN discriminator
+    ((3, 4, 10, 8), (6, 2, 6, 6), dict(stride=2, padding=2, groups=2)),  # r = 3
+    ((2, 3, 9, 11), (4, 3, 4, 2), dict(stride=(2, 1), padding=((1, 0), (0, 1)))),
+    ((2, 3, 13, 12), (4, 3, 6, 6), dict(stride=3)),
+    ((1, 2, 5, 5), (3, 2, 4, 4), dict(stride=2, padding=3)),             # tiles in the padding
+    ((2, 3, 10, 10), (4, 3, 4, 4), dict(stride=2, padding=1, padding_mode="reflect")),
+    ((5, 16, 19, 23), (24, 16, 4, 4), dict(stride=2, padding=1)),        # several passes
+    ((1, 2, 4, 4), (1, 2, 4, 4), dict(stride=2, padding=1)),             # 2x2 output
+]
+
+
+def space_to_depth_reference(x, stride, pad_before, size):
+    """X[n, (c * sy + ry) * sx + rx, i, j] = x[n, c, sy * i + ry - pt, sx * j + rx - pl]
+    (0 outside x), by index arrays."""
+    (sy, sx), (pt, pl), (hs, ws) = stride, pad_before, size
+    n, c, h, w = x.shape
+    out = np.zeros((n, c, sy, sx, hs, ws), x.dtype)
+    for ry in range(sy):
+        for rx in range(sx):
+            rows, cols = sy * np.arange(hs) + ry - pt, sx * np.arange(ws) + rx - pl
+            vr, vc = (rows >= 0) & (rows < h), (cols >= 0) & (cols < w)
+            out[:, :, ry, rx, np.flatnonzero(vr)[:, None], np.flatnonzero(vc)] = (
+                x[:, :, rows[vr][:, None], cols[vc]])
+    return out.reshape(n, c * sy * sx, hs, ws)
+
+
+def space_to_depth_weight_reference(w, stride):
+    """W[k, (c * sy + ry) * sx + rx, a, b] = w[k, c, sy * a + ry, sx * b + rx], by slices."""
+    sy, sx = stride
+    subs = np.stack([w[:, :, ry::sy, rx::sx] for ry in range(sy) for rx in range(sx)], axis=2)
+    return subs.reshape((w.shape[0], -1) + subs.shape[3:])
+
+
+def _space_to_depth_case(x_shape, w_shape, kw, dtype, rng):
+    """x, w, gy, the rearranged x and w, and the problem (padding of other modes applied)."""
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    gy = rng.standard_normal(fastdeconv.conv(x, w, **kw).shape).astype(dtype)
+    kw_zeros = {k: v for k, v in kw.items() if k != "padding_mode"}
+    mode = kw.get("padding_mode", "zeros")
+    xp = x
+    if mode != "zeros":   # the other modes pad first, then convolve without padding
+        geometry = conv_problem(x_shape, w_shape, **kw_zeros).geometry
+        xp = np.pad(x, ((0, 0), (0, 0)) + geometry.padding, mode=_NP_PAD_MODES[mode])
+        kw_zeros["padding"] = 0
+    problem = conv_problem(xp.shape, w_shape, **kw_zeros)
+    g = problem.geometry
+    r = w_shape[2] // g.stride[0]
+    xs = space_to_depth_reference(xp, g.stride, g.pad_before,
+                                  tuple(n + r - 1 for n in g.output_size))
+    ws = space_to_depth_weight_reference(w, g.stride)
+    return x, w, gy, xs, ws, problem
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kw",
+                         [case for case in S2D_GEOMETRIES if "padding_mode" not in case[2]])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_space_to_depth_kernel_rearranges_the_padded_input(x_shape, w_shape, kw, dtype, rng):
+    from fastdeconv._ext import _conv_kernels
+    x, _, _, xs, _, problem = _space_to_depth_case(x_shape, w_shape, kw, dtype, rng)
+    s2d = _dispatch._space_to_depth_problem(problem)
+    assert (s2d.c_in,) + s2d.geometry.input_size == xs.shape[1:]
+    got = np.full(xs.size, np.nan, dtype)   # every element must be written
+    _conv_kernels.space_to_depth_2d(x.reshape(-1), got, x.shape[0] * x.shape[1],
+                                    *x.shape[2:], *problem.geometry.stride,
+                                    *problem.geometry.pad_before, *xs.shape[2:], 2)
+    np.testing.assert_array_equal(got.reshape(xs.shape), xs)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kw", S2D_GEOMETRIES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_space_to_depth_conv_matches_the_reference_within_the_winograd_bound(x_shape, w_shape, kw, dtype, rng):
+    x, w, _, xs, ws, problem = _space_to_depth_case(x_shape, w_shape, kw, dtype, rng)
+    with _dispatch.forced_algorithm("space_to_depth"):
+        assert _dispatch.plan("forward", problem, x.itemsize).algorithm == "space_to_depth"
+        y = fastdeconv.conv(x, w, **kw)
+    assert y.dtype == dtype
+    expected = conv_reference(x.astype(np.float64), w.astype(np.float64), **kw)
+    # the same convolution in the rearranged form, and its Winograd bound
+    np.testing.assert_allclose(conv_reference(xs.astype(np.float64), ws.astype(np.float64),
+                                              groups=kw.get("groups", 1)),
+                               expected, rtol=1e-12, atol=1e-12)
+    assert_within_bound(y, expected, error_bound(xs, ws, dtype, groups=kw.get("groups", 1)))
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kw", S2D_GEOMETRIES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_space_to_depth_weight_gradient_matches_the_reference_within_the_bound(x_shape, w_shape, kw, dtype, rng):
+    x, w, gy, xs, ws, problem = _space_to_depth_case(x_shape, w_shape, kw, dtype, rng)
+    with _dispatch.forced_algorithm("space_to_depth"):
+        assert _dispatch.plan("backward_weight", problem, x.itemsize).algorithm == "space_to_depth"
+        got = fastdeconv.conv_backward(gy, x, w, grads="weight", **kw)[1]
+    assert got.dtype == dtype
+    expected = conv_backward_reference(x, w, gy, **kw)[1]
+    groups = kw.get("groups", 1)
+    bound_s2d = weight_grad_error_bound(xs, gy, ws.shape, dtype, groups=groups)
+    # the bound of rearranged element (k, c', a, b) holds for the weight element it came from
+    bound = np.empty(w.shape)
+    sy, sx = problem.geometry.stride
+    for ry in range(sy):
+        for rx in range(sx):
+            bound[:, :, ry::sy, rx::sx] = bound_s2d[:, ry * sx + rx::sy * sx]
+    assert_within_bound(got, expected, bound)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kw", S2D_GEOMETRIES[::2])
+def test_space_to_depth_over_parts_of_the_batch_and_small_passes_agrees_with_im2col(x_shape, w_shape, kw, rng, small_passes, monkeypatch):
+    x, w, gy, xs, _, problem = _space_to_depth_case(x_shape, w_shape, kw, np.float64, rng)
+    # one sample per part of the batch
+    monkeypatch.setattr(_dispatch, "SPACE_TO_DEPTH_BYTES", xs[0].nbytes)
+    with _dispatch.forced_algorithm("space_to_depth"):
+        the_plan = _dispatch.plan("forward", problem, 8)
+        assert the_plan.algorithm == "space_to_depth" and the_plan.samples_per_tile == 1
+        y = fastdeconv.conv(x, w, **kw)
+        gw = fastdeconv.conv_backward(gy, x, w, grads="weight", **kw)[1]
+    with _dispatch.forced_algorithm("im2col"):
+        y_direct = fastdeconv.conv(x, w, **kw)
+        gw_direct = fastdeconv.conv_backward(gy, x, w, grads="weight", **kw)[1]
+    np.testing.assert_allclose(y, y_direct, rtol=1e-11, atol=1e-11 * np.abs(y_direct).max())
+    np.testing.assert_allclose(gw, gw_direct, rtol=1e-11, atol=1e-11 * np.abs(gw_direct).max())
+    # a sample larger than the part budget: not used
+    monkeypatch.setattr(_dispatch, "SPACE_TO_DEPTH_BYTES", xs[0].nbytes - 1)
+    with _dispatch.forced_algorithm("space_to_depth"):
+        assert _dispatch.plan("forward", problem, 8).algorithm == "im2col"
+        assert _dispatch.plan("backward_weight", problem, 8).algorithm == "im2col"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_space_to_depth_is_bit_identical_for_1_2_and_4_threads(dtype, rng, monkeypatch):
+    kw = dict(stride=2, padding=1)
+    x, w, gy, xs, _, _ = _space_to_depth_case((6, 16, 37, 41), (32, 16, 4, 4), kw, dtype, rng)
+    monkeypatch.setattr(_dispatch, "SPACE_TO_DEPTH_BYTES", 2 * xs[0].nbytes)  # 3 parts
+    results = []
+    for threads in (1, 2, 4, 2):
+        previous = fastdeconv.set_num_threads(threads)
+        try:
+            with _dispatch.forced_algorithm("space_to_depth"):
+                results.append((fastdeconv.conv(x, w, **kw),
+                                fastdeconv.conv_backward(gy, x, w, grads="weight", **kw)[1]))
+        finally:
+            fastdeconv.set_num_threads(previous)
+    for y, gw in results[1:]:
+        assert np.array_equal(y, results[0][0]) and np.array_equal(gw, results[0][1])
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kw", [
+    ((2, 4, 9, 7), (5, 4, 3, 3), dict(stride=2, padding=1)),     # kernel not r x stride
+    ((2, 4, 9, 7), (5, 4, 4, 4), dict(padding=1)),               # stride 1
+    ((2, 4, 9, 9), (5, 4, 4, 4), dict(stride=2, dilation=2)),
+    ((2, 4, 16, 16), (5, 4, 8, 8), dict(stride=2)),              # r = 4
+    ((2, 4, 9, 7), (5, 4, 4, 6), dict(stride=2)),                # r = 2 and 3
+    ((2, 4, 9), (5, 4, 4), dict(stride=2, padding=1)),           # 1-d
+    ((2, 3, 6, 6, 6), (4, 3, 4, 4, 4), dict(stride=2, padding=1)),   # 3-d
+])
+def test_forcing_space_to_depth_where_it_does_not_apply_runs_im2col(x_shape, w_shape, kw, rng, assert_close):
+    problem = conv_problem(x_shape, w_shape, **kw)
+    x, w, gy = _weight_grad_case(x_shape, w_shape, kw, np.float64, rng)
+    with _dispatch.forced_algorithm("space_to_depth"):
+        for pass_name in ("forward", "backward_weight"):
+            assert _dispatch.plan(pass_name, problem, 8).algorithm == "im2col"
+        y = fastdeconv.conv(x, w, **kw)
+        gw = fastdeconv.conv_backward(gy, x, w, grads="weight", **kw)[1]
+    assert_close(y, conv_reference(x, w, **kw))
+    assert_close(gw, conv_backward_reference(x, w, gy, **kw)[1])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("where", ["x", "grad_output"])
+def test_space_to_depth_with_nonfinite_inputs_gives_the_im2col_result(where, dtype, rng):
+    kw = dict(stride=2, padding=1)
+    x, w, gy = _weight_grad_case((2, 8, 14, 12), (8, 8, 4, 4), kw, dtype, rng)
+    if where == "x":
+        x[0, 1, 4, 5], x[1, 2, 0, 0], x[1, 3, 13, 11] = np.nan, np.inf, -np.inf
+    else:
+        gy[0, 1, 4, 5], gy[1, 7, 6, 5] = np.inf, np.nan
+    results = {}
+    for algorithm in ("im2col", "space_to_depth"):
+        with _dispatch.forced_algorithm(algorithm):
+            results[algorithm] = (fastdeconv.conv(x, w, **kw),
+                                  fastdeconv.conv_backward(gy, x, w, grads="weight", **kw)[1])
+    # non-finite results (both with x, the weight gradient with grad_output) are recomputed
+    compared = (0, 1) if where == "x" else (1,)
+    for i in compared:
+        assert not np.isfinite(results["im2col"][i]).all()
+        np.testing.assert_array_equal(results["space_to_depth"][i], results["im2col"][i])
+
+
+def test_space_to_depth_workspace_is_bounded_whatever_the_batch():
+    for batch in (1, 64, 4096):
+        for channels, itemsize in ((64, 4), (64, 8), (128, 4)):
+            problem = conv_problem((batch, channels, 64, 64), (channels, channels, 4, 4),
+                                   stride=2, padding=1)
+            the_plan = _dispatch.plan("backward_weight", problem, itemsize)
+            assert the_plan.algorithm == "space_to_depth"
+            assert the_plan.workspace_bytes(itemsize) <= (_dispatch.WORKSPACE_BYTES
+                                                          + _dispatch.SPACE_TO_DEPTH_BYTES)
+    # 32 samples of 64x64x64 float32 (32 MiB): rearranged whole it would be 36 MiB more
+    x = np.zeros((32, 64, 64, 64), np.float32)   # lazily zeroed
+    x[:, :, ::9, ::7] = 1.0
+    w = np.ones((64, 64, 4, 4), np.float32)
+    gy = np.ones((32, 64, 32, 32), np.float32)
+    with _dispatch.forced_algorithm("space_to_depth"):
+        _, extra = _peak_extra_bytes(lambda: fastdeconv.conv(x, w, stride=2, padding=1))
+        assert extra <= _dispatch.WORKSPACE_BYTES + _dispatch.SPACE_TO_DEPTH_BYTES + 2**18
+        _, extra = _peak_extra_bytes(
+            lambda: fastdeconv.conv_backward(gy, x, w, stride=2, padding=1, grads="weight")[1])
+        assert extra <= _dispatch.WORKSPACE_BYTES + _dispatch.SPACE_TO_DEPTH_BYTES + 2**18
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kw, itemsize, expected", [
+    ((16, 128, 32, 32), (64, 128, 4, 4), dict(stride=2, padding=1), 4, "space_to_depth"),
+    ((16, 128, 32, 32), (64, 128, 4, 4), dict(stride=2, padding=1), 8, "space_to_depth"),
+    ((8, 64, 64, 64), (128, 64, 4, 4), dict(stride=2, padding=1), 4, "space_to_depth"),
+    ((8, 32, 32, 32), (32, 32, 4, 4), dict(stride=2, padding=1), 8, "space_to_depth"),
+    ((8, 128, 8, 8), (128, 128, 4, 4), dict(stride=2, padding=1), 4, "im2col"),  # 1 tile each
+    ((1, 64, 16, 16), (64, 64, 4, 4), dict(stride=2, padding=1), 4, "im2col"),   # 4 tiles
+    ((8, 4, 32, 32), (4, 4, 4, 4), dict(stride=2, padding=1), 4, "im2col"),      # 4 channels
+    ((8, 128, 28, 28), (256, 128, 3, 3), dict(stride=2, padding=1), 4, "im2col"),  # k3 s2
+])
+def test_dispatch_picks_space_to_depth_where_it_measurably_wins(x_shape, w_shape, kw, itemsize, expected):
+    problem = conv_problem(x_shape, w_shape, **kw)
+    assert _dispatch.plan("backward_weight", problem, itemsize).algorithm == expected

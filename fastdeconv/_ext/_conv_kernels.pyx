@@ -829,6 +829,45 @@ def depth_to_space_phases(const floating[::1] z, floating[::1] y, Py_ssize_t bat
                               &y_size[0], &first[ph, 0], &step[0])
 
 
+def space_to_depth_2d(const floating[::1] x, floating[::1] out, Py_ssize_t planes,
+                      Py_ssize_t height, Py_ssize_t width, Py_ssize_t sy, Py_ssize_t sx,
+                      Py_ssize_t pad_top, Py_ssize_t pad_left, Py_ssize_t out_height,
+                      Py_ssize_t out_width, int num_threads):
+    """out[p * sy * sx + ry * sx + rx, i, j] = x[p, sy * i + ry - pad_top, sx * j + rx - pad_left]
+    (0 outside ``x``) for every plane ``p`` (sample and channel) of ``x`` (``planes x height x
+    width``): the space-to-depth rearrangement (PyTorch's ``pixel_unshuffle`` channel order)
+    of the zero-padded input, ``out_height x out_width`` positions per output plane.
+    """
+    cdef Py_ssize_t item, p, ry, rx, i, j, row, j0, j1, plane_out = out_height * out_width
+    cdef const floating* src
+    cdef floating* dst
+    if planes * sy * sx * plane_out < PARALLEL_MIN_ELEMENTS:
+        num_threads = 1
+    with nogil:
+        for item in prange(planes * sy, num_threads=num_threads, schedule="static"):
+            p = item / sy
+            ry = item % sy
+            for rx in range(sx):
+                # the columns j with 0 <= sx * j + rx - pad_left < width: [j0, j1)
+                j0 = -floor_div(rx - pad_left, sx)
+                j0 = 0 if j0 < 0 else (out_width if j0 > out_width else j0)
+                j1 = floor_div(width - 1 + pad_left - rx, sx) + 1
+                j1 = j0 if j1 < j0 else (out_width if j1 > out_width else j1)
+                for i in range(out_height):
+                    dst = &out[0] + ((p * sy + ry) * sx + rx) * plane_out + i * out_width
+                    row = sy * i + ry - pad_top
+                    if row < 0 or row >= height:
+                        memset(dst, 0, out_width * sizeof(floating))
+                        continue
+                    src = &x[0] + (p * height + row) * width + rx - pad_left
+                    if j0 > 0:
+                        memset(dst, 0, j0 * sizeof(floating))
+                    for j in range(j0, j1):
+                        dst[j] = src[sx * j]
+                    if j1 < out_width:
+                        memset(dst + j1, 0, (out_width - j1) * sizeof(floating))
+
+
 # ------------------------------------------------------------- primitives, for tests/benchmarks
 def im2col(const floating[::1] x, floating[::1] col, Py_ssize_t channels,
            const Py_ssize_t[::1] in_size, const Py_ssize_t[::1] out_size,

@@ -438,7 +438,7 @@ def conv_backward_weight_winograd(const floating[::1] x, const floating[::1] gy,
                                   const Py_ssize_t[::1] dilation, const Py_ssize_t[::1] pad,
                                   const floating[:, ::1] a_mat, const floating[:, ::1] bt,
                                   floating[::1] ws_v, floating[::1] ws_m, Py_ssize_t chunk,
-                                  int num_threads, int gemm_threads):
+                                  int num_threads, int gemm_threads, bint accumulate=False):
     """du[e, k, c] = sum over tiles of (A gy A^T)[e] (B^T d B)[e]: the gradient of the
     transformed weight U of :func:`conv_forward_winograd` (``a_mat`` is A = (A^T)^T, alpha x
     m; ``bt`` B^T). :func:`winograd_weight_grad` turns it into the weight gradient.
@@ -446,7 +446,8 @@ def conv_backward_weight_winograd(const floating[::1] x, const floating[::1] gy,
     Per chunk of tiles: the input transform V (as in the forward pass), the transform of the
     gradient's tiles into ``ws_m`` (alpha^2 x c_out x chunk), then per element and group one
     GEMM ``du[e] (cout_g x cin_g) += W[e] (cout_g x T) @ V[e]^T`` with ``beta = 1`` after
-    the first chunk. Every ``du[e]`` block is accumulated by one thread, chunk after chunk:
+    the first chunk (from the start with ``accumulate``: du += the sum, for a batch cut into
+    parts by the caller). Every ``du[e]`` block is accumulated by one thread, chunk after chunk:
     the result is bit-identical for any thread count.
     """
     cdef Tiling s, so
@@ -470,7 +471,7 @@ def conv_backward_weight_winograd(const floating[::1] x, const floating[::1] gy,
             t1 = t0 + chunk if t0 + chunk < total else total
             nt = t1 - t0
             blocks = (nt + SB - 1) / SB
-            beta = 0 if t0 == 0 else 1
+            beta = 0 if t0 == 0 and not accumulate else 1
             threads_out = num_threads if a2 * c_out * nt >= PARALLEL_MIN_ELEMENTS else 1
             threads_gemm = (gemm_threads if a2 * cout_g * cin_g * nt * groups
                             >= GEMM_PARALLEL_MIN_FLOPS else 1)
