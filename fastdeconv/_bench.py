@@ -685,7 +685,8 @@ def run(cases=None, dtype="float32", threads=1, repeat=5, quick=False, peers=PEE
         ``limit_ms``, ``best_peer`` (fastest peer other than fastdeconv), ``speedup`` (best
         peer's time / fastdeconv's), ``pct_of_limit`` (peer -> 100 * limit / time),
         ``versions``, ``environment`` (the :data:`POOL_ENVIRONMENT` variables that are set),
-        and the machine figures ``gemm_gflops``, ``bandwidth_gbs`` and ``blas``.
+        ``blas_coretype`` (``OPENBLAS_CORETYPE`` if set, else None) and the machine figures
+        ``gemm_gflops``, ``bandwidth_gbs`` and ``blas``.
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
@@ -712,7 +713,8 @@ def run(cases=None, dtype="float32", threads=1, repeat=5, quick=False, peers=PEE
                 row = _bench_case(case, dtype, threads, peers, unavailable, repeat, budget, bar)
                 row.update(dtype=dtype, threads=threads, versions=versions,
                            environment={k: os.environ[k] for k in POOL_ENVIRONMENT
-                                        if k in os.environ})
+                                        if k in os.environ},
+                           blas_coretype=os.environ.get("OPENBLAS_CORETYPE"))
                 rows.append(_add_limits(row, case, dtype, machine))
     finally:
         bar.close()
@@ -805,6 +807,10 @@ def format_table(results):
                      + " (idle worker pools sleep instead of spinning into the next peer's "
                      "time; python -m fastdeconv bench sets OPENBLAS_THREAD_TIMEOUT=4 for "
                      "more than one thread)")
+    if first.get("blas_coretype"):
+        lines.append(f"OPENBLAS_CORETYPE={first['blas_coretype']} is set: OpenBLAS (NumPy's and "
+                     "SciPy's, so fastdeconv's GEMMs and the GEMM peak) runs that CPU type's "
+                     "kernels instead of the ones it detects (the performance docs measure both)")
     versions = first.get("versions", {})
     if versions:
         lines.append("Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))

@@ -1,6 +1,7 @@
 """The side-by-side benchmark engine (fastdeconv._bench): suite copies, FLOP counts, peers."""
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +80,12 @@ def test_run_and_format_table(tmp_path):
     table = _bench.format_table(rows)
     assert all(entry["name"] in table for entry in entries)
     assert fastdeconv.__version__ in table
+    assert all(row["blas_coretype"] == os.environ.get("OPENBLAS_CORETYPE") for row in rows)
+    # a pinned OpenBLAS kernel type is reported under the table, an unset one is not
+    pinned = [dict(row, blas_coretype="Haswell") for row in rows]
+    assert "OPENBLAS_CORETYPE=Haswell is set" in _bench.format_table(pinned)
+    unset = [dict(row, blas_coretype=None) for row in rows]
+    assert "OPENBLAS_CORETYPE" not in _bench.format_table(unset)
 
 
 def test_unknown_case_or_peer_is_a_value_error():
