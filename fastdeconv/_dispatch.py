@@ -173,8 +173,9 @@ def _choose_backward_input(problem, itemsize):
             and _winograd_pays(as_forward, itemsize)):
         return "winograd"
     phases = (_winograd_phases(problem, itemsize)
-              if itemsize == 4 and _phase_tiles_bound(problem) >= WINOGRAD_PHASE_MIN_TILES
-              else None)
+              if _phase_tiles_bound(problem) >= WINOGRAD_PHASE_MIN_TILES
+              and min(problem.c_in, problem.c_out) // problem.groups
+              >= WINOGRAD_PHASE_MIN_CHANNELS else None)
     if phases and all(_winograd_pays(sub, itemsize)
                       and sub.batch * _winograd_tiles(sub, WINOGRAD_OUTPUT_TILE)
                       >= WINOGRAD_PHASE_MIN_TILES for _, sub, _ in phases):
@@ -544,10 +545,14 @@ def _winograd_applies(problem):
 
 
 #: The stride phases of a transposed convolution take Winograd (F(4x4, 2x2) for 2x2
-#: sub-kernels, 2.56x fewer multiplications) when each phase also has this many tiles: with
-#: fewer, its GEMMs are too narrow (dcgan_g2, 16 tiles a phase: no gain; dcgan_g4, 256 tiles:
-#: 11.7 -> 10.2 ms float32). Float32 only: in float64 dcgan_g4 ties (21.5 ms either way).
+#: sub-kernels, 2.56x fewer multiplications) when each phase also has this many tiles and
+#: the groups have at least WINOGRAD_PHASE_MIN_CHANNELS input and output channels: with
+#: fewer, the transforms outweigh the GEMMs saved. Measured on 1 thread over batches 1, 4,
+#: 16, 8 to 256 channels and 8x8 to 32x32 inputs (kernel 4, stride 2; the docs' performance
+#: page): inside the rule 1.01x to 1.77x float32 (one 0.88x: 16 samples of 8x8, 64 channels)
+#: and 1.06x to 2.0x float64 (dcgan_g4 21.1 -> 13.9 ms); 16 channels lose up to 0.77x.
 WINOGRAD_PHASE_MIN_TILES = 64
+WINOGRAD_PHASE_MIN_CHANNELS = 32
 
 
 def _winograd_tiles(problem, m):

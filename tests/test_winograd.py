@@ -565,13 +565,16 @@ def test_stride_phases_are_bit_identical_for_1_2_and_4_threads(rng):
     ((16, 64, 32, 32), (64, 3, 4, 4), dict(stride=2, padding=1), "col2im"),        # 3 channels
     ((4, 64, 56, 56), (64, 64, 3, 3), dict(stride=2, padding=1, output_padding=1), "col2im"),
     ((8, 64, 56, 56), (64, 64, 3, 3), dict(padding=1), "winograd"),                # stride 1
+    ((1, 64, 32, 32), (64, 32, 4, 4), dict(stride=2, padding=1), "winograd"),      # 64 tiles
+    ((4, 256, 16, 16), (256, 128, 4, 4), dict(stride=2, padding=1), "winograd"),
+    ((16, 32, 32, 32), (32, 16, 4, 4), dict(stride=2, padding=1), "col2im"),       # 16 channels
+    ((4, 256, 8, 8), (256, 128, 4, 4), dict(stride=2, padding=1), "col2im"),       # 16 tiles
 ])
 def test_dispatch_picks_winograd_for_transposed_convolutions_where_it_wins(x_shape, w_shape, kw, expected):
     problem = conv_transpose_problem(x_shape, w_shape, **kw)
+    # the same rule for float32 and float64
     assert _dispatch.plan("backward_input", problem, 4).algorithm == expected
-    # float64: stride 1 only (the stride phases tie with col2im there)
-    float64 = "winograd" if kw.get("stride", 1) == 1 else ("col2im" if expected == "winograd" else expected)
-    assert _dispatch.plan("backward_input", problem, 8).algorithm == float64
+    assert _dispatch.plan("backward_input", problem, 8).algorithm == expected
 
 
 def test_a_large_dilation_keeps_transposed_convolutions_off_winograd():
