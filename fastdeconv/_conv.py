@@ -240,8 +240,9 @@ def conv(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
     (several small samples or a range of output positions of one sample) and one BLAS GEMM
     per group and tile, or, for 2-d 3x3 kernels with stride 1 and enough channels and
     tiles, Winograd's F(4x4, 3x3) (4x fewer multiplications, under a larger rounding-error
-    bound derived from its transforms). The user guide's performance page gives the rule,
-    the error bound and measurements.
+    bound derived from its transforms); a 2-d kernel of 2 or 3 times the stride (DCGAN's 4x4,
+    stride 2) runs as the stride-1 Winograd convolution of the space-to-depth input. The
+    user guide's performance page gives the rules, the error bound and measurements.
 
     Examples
     --------

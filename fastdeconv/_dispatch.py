@@ -15,7 +15,11 @@ forward            ``im2col``: column tile + one GEMM per group (the column tile
                    Gray 2015; dilation d as d^2 dense polyphase convolutions). Chosen where
                    it measurably wins (:func:`_winograd_pays`: enough channels and tiles,
                    few tiles past the output's edges, float32 and float64) and while the
-                   transformed weight and a chunk of tiles fit the workspace
+                   transformed weight and a chunk of tiles fit the workspace;
+                   ``space_to_depth``: a strided 2-d convolution whose kernel is r x stride
+                   (r = 2 or 3, dilation 1) is the stride-1 r x r convolution of its input
+                   rearranged space-to-depth (prod(stride) x C_in channels), run by the
+                   Winograd kernels under the same rule (:func:`_space_to_depth_problem`)
 backward_input     ``phases``: stride-phase (sub-pixel) decomposition, each phase a stride-1
                    im2col + GEMM written to every stride-th output (dilation 1);
                    ``col2im``: GEMM into a column tile, then a scatter-add (any geometry);
@@ -30,14 +34,15 @@ backward_input     ``phases``: stride-phase (sub-pixel) decomposition, each phas
                    larger strides, when every stride phase has a 2x2 (or 3x3) sub-kernel
                    (kernel = 2 x stride), each phase a Winograd F(4x4, 2x2) convolution
                    written to every stride-th output (at least WINOGRAD_PHASE_MIN_TILES
-                   tiles a phase)
+                   tiles a phase and WINOGRAD_PHASE_MIN_CHANNELS channels a group)
 backward_weight    ``im2col``: column tile, GEMM accumulated over tiles with ``beta = 1``;
                    ``winograd``: for the forward ``winograd``'s 3x3 geometries, its adjoint
                    with respect to the transformed weight U: dU[e] = sum over tiles of
                    (A gy A^T)[e] @ V[e]^T (36 GEMMs per group reducing over tiles, ``beta =
                    1`` chunk after chunk), then grad_w = G^T dU G in float64. Chosen by
                    :func:`_winograd_pays_weight` (enough channels and tiles, few tiles past
-                   the edges, float32 and float64) while dU and a chunk fit the workspace
+                   the edges, float32 and float64) while dU and a chunk fit the workspace;
+                   ``space_to_depth``: the forward pass's, for the weight gradient
 =================  ===========================================================================
 
 Tiles are cache-sized (:data:`TILE_BYTES`) and never larger than :data:`WORKSPACE_BYTES`: when
