@@ -12,6 +12,8 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from numpy.lib.stride_tricks import sliding_window_view
 
 import fastdeconv
@@ -1003,3 +1005,41 @@ def test_space_to_depth_workspace_is_bounded_whatever_the_batch():
 def test_dispatch_picks_space_to_depth_where_it_measurably_wins(x_shape, w_shape, kw, itemsize, expected):
     problem = conv_problem(x_shape, w_shape, **kw)
     assert _dispatch.plan("backward_weight", problem, itemsize).algorithm == expected
+
+
+@st.composite
+def _space_to_depth_geometries(draw):
+    """A 2-d convolution with kernel r x stride (r = 2 or 3), any zero padding, groups."""
+    r = draw(st.sampled_from([2, 3]))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    if stride == (1, 1):
+        stride = (2, stride[1])
+    kernel = (r * stride[0], r * stride[1])
+    padding = tuple((draw(st.integers(0, k + 1)), draw(st.integers(0, k + 1))) for k in kernel)
+    size = tuple(draw(st.integers(max(1, k - p[0] - p[1]), k + 9))
+                 for k, p in zip(kernel, padding))
+    groups = draw(st.integers(1, 3))
+    cin_g, cout_g = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    batch = draw(st.integers(1, 3))
+    return ((batch, cin_g * groups) + size, (cout_g * groups, cin_g) + kernel,
+            dict(stride=stride, padding=padding, groups=groups))
+
+
+@settings(deadline=None)
+@given(case=_space_to_depth_geometries(), seed=st.integers(0, 2**32 - 1))
+def test_space_to_depth_on_random_geometries_matches_the_reference(case, seed):
+    x_shape, w_shape, kw = case
+    rng = np.random.default_rng(seed)
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    problem = conv_problem(x_shape, w_shape, **kw)
+    with _dispatch.forced_algorithm("space_to_depth"):
+        for pass_name in ("forward", "backward_weight"):
+            assert _dispatch.plan(pass_name, problem, 8).algorithm == "space_to_depth"
+        y = fastdeconv.conv(x, w, **kw)
+        gy = rng.standard_normal(y.shape)
+        gw = fastdeconv.conv_backward(gy, x, w, grads="weight", **kw)[1]
+    expected = conv_reference(x, w, **kw)
+    np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12 * max(1, np.abs(expected).max()))
+    expected_gw = conv_backward_reference(x, w, gy, **kw)[1]
+    np.testing.assert_allclose(gw, expected_gw, rtol=1e-12,
+                               atol=1e-12 * max(1, np.abs(expected_gw).max()))
