@@ -16,6 +16,11 @@ GEOMETRIES = [
     ((6, 5), (4, 3), 3, 2, 1),
     ((4, 5, 3), (2, 3, 2), (1, 2, 2), 1, (2, 1, 1)),
     ((3, 2, 4, 3), (2, 1, 2, 2), 1, ((0, 1), (1, 0), (0, 0), (1, 1)), 1),  # 4-d
+    # stride 2 and dilation 1 in the last dimension: col2im adds neighbouring taps in pairs
+    ((11,), (3,), 2, 1, 1),                                   # a pair and a single tap
+    ((10,), (4,), 2, ((2, 3),), 1),                           # the pair's ranges differ
+    ((6, 9), (3, 5), (1, 2), ((0, 2), (3, 1)), (2, 1)),
+    ((3,), (4,), 2, 3, 1),                                    # mostly padding
 ]
 
 
@@ -120,3 +125,36 @@ def test_im2col_writes_exactly_its_tile_even_when_taps_lie_wholly_in_the_padding
     _call(_conv_kernels.im2col, x, col, 2, g, 0, width)
     assert np.all(buffer[col.size:] == 7.0), "im2col wrote past the end of its tile"
     np.testing.assert_array_equal(col.reshape(2 * g.kernel_numel, width), im2col_loops(x, g))
+
+
+def col2im_loops(col, channels, g):
+    """col2im by explicit loops: x[c, position of (tap, output)] += col, taps in order."""
+    x = np.zeros((channels,) + g.input_size, dtype=col.dtype)
+    taps = list(itertools.product(*map(range, g.kernel_size)))
+    outs = list(itertools.product(*map(range, g.output_size)))
+    for c in range(channels):
+        for ti, tap in enumerate(taps):
+            for li, out in enumerate(outs):
+                pos = [g.input_positions(d, out[d], tap[d]) for d in range(g.ndim)]
+                if all(0 <= p < n for p, n in zip(pos, g.input_size)):
+                    x[(c, *pos)] += col[c * len(taps) + ti, li]
+    return x
+
+
+@pytest.mark.parametrize("spec", GEOMETRIES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_col2im_equals_the_scatter_loops_bit_for_bit_in_tiles(spec, dtype, rng):
+    """The same additions in the same order (taps ascending) as the loops, whole or in
+    tiles that start and end mid-row."""
+    g = _geometry(spec)
+    col = rng.standard_normal((3 * g.kernel_numel, g.output_numel)).astype(dtype)
+    expected = col2im_loops(col, 3, g)
+    x = np.zeros((3,) + g.input_size, dtype=dtype)
+    _call(_conv_kernels.col2im, np.ascontiguousarray(col), x, 3, g, 0, g.output_numel)
+    np.testing.assert_array_equal(x, expected)
+    bounds = sorted({0, g.output_numel, *rng.integers(0, g.output_numel + 1, size=3).tolist()})
+    pieces = np.zeros_like(x)
+    for l0, l1 in zip(bounds, bounds[1:]):
+        _call(_conv_kernels.col2im, np.ascontiguousarray(col[:, l0:l1]), pieces, 3, g, l0, l1)
+    np.testing.assert_allclose(pieces, expected, rtol=1e-5 if dtype == np.float32 else 1e-12,
+                               atol=1e-5 if dtype == np.float32 else 1e-12)

@@ -43,6 +43,8 @@ cdef extern from "_simd.h" nogil:
     void fd_axpy_d(Py_ssize_t n, double a, const double* x, double* y)
     void fd_add_f(Py_ssize_t n, const float* x, float* y)
     void fd_add_d(Py_ssize_t n, const double* x, double* y)
+    void fd_add_pair_f(Py_ssize_t n, const float* a, const float* b, float* y)
+    void fd_add_pair_d(Py_ssize_t n, const double* a, const double* b, double* y)
 
 
 cdef inline void axpy(Py_ssize_t n, floating a, const floating* x, floating* y) noexcept nogil:
@@ -51,6 +53,15 @@ cdef inline void axpy(Py_ssize_t n, floating a, const floating* x, floating* y) 
         fd_axpy_f(n, a, x, y)
     else:
         fd_axpy_d(n, a, x, y)
+
+
+cdef inline void add_pair(Py_ssize_t n, const floating* a, const floating* b,
+                          floating* y) noexcept nogil:
+    """y[2i] += a[i], y[2i + 1] += b[i] for i < n, vectorised (see _simd.h)."""
+    if floating is float:
+        fd_add_pair_f(n, a, b, y)
+    else:
+        fd_add_pair_d(n, a, b, y)
 
 
 cdef inline void add(Py_ssize_t n, const floating* x, floating* y) noexcept nogil:
@@ -253,6 +264,47 @@ cdef void col2im_row(const floating* src, floating* x_channel, const Geometry* g
         next_row(g, idx)
 
 
+cdef void col2im_row_pair(const floating* src0, const floating* src1, floating* x_channel,
+                          const Geometry* g, Py_ssize_t t, Py_ssize_t l0,
+                          Py_ssize_t l1) noexcept nogil:
+    """:func:`col2im_row` of taps t and t + 1, neighbours in the last kernel dimension with
+    stride 2 and dilation 1 there: tap t adds to even offsets of a row, tap t + 1 to odd
+    ones, so one interleaved pass adds both. No output receives both, so every output gets
+    the same additions in the same order as two col2im_row calls: the same bits."""
+    cdef Py_ssize_t idx[MAX_NDIM]
+    cdef Py_ssize_t offset[MAX_NDIM]
+    cdef int last = g.ndim - 1
+    cdef Py_ssize_t n_last = g.in_size[last], o_count = g.out_size[last]
+    cdef Py_ssize_t pos = l0, seg, base, lo0, hi0, lo1, hi1, lo, hi, o, off, i0
+    cdef floating* dst
+    tap_offsets(g, t, offset)
+    unravel(g, l0, idx)
+    off = offset[last]   # tap t + 1: off + 1
+    while pos < l1:
+        seg = o_count - idx[last]
+        if seg > l1 - pos:
+            seg = l1 - pos
+        base = outer_base(g, idx, offset)
+        if base >= 0:
+            i0 = idx[last]   # src[k] is output position i0 + k
+            valid_range(i0, seg, 2, off, n_last, &lo0, &hi0)
+            valid_range(i0, seg, 2, off + 1, n_last, &lo1, &hi1)
+            # tap t + 1 reads one position further: lo1 <= lo0 and hi1 <= hi0, so both taps
+            # are valid on [lo0, hi1), tap t + 1 alone on its left, tap t alone on its right
+            lo = lo0
+            hi = hi1 if hi1 > lo0 else lo0
+            dst = x_channel + base + off
+            for o in range(lo1, hi1 if hi1 < lo else lo):
+                dst[2 * o + 1] += src1[o - i0]
+            for o in range(hi, hi0):
+                dst[2 * o] += src0[o - i0]
+            add_pair(hi - lo, src0 + (lo - i0), src1 + (lo - i0), dst + 2 * lo)
+        src0 += seg
+        src1 += seg
+        pos += seg
+        next_row(g, idx)
+
+
 cdef void im2col_batch(const floating* x, Py_ssize_t x_stride, Py_ssize_t nb,
                        floating* col, Py_ssize_t ldcol, Py_ssize_t channels, const Geometry* g,
                        Py_ssize_t l0, Py_ssize_t l1, int num_threads) noexcept nogil:
@@ -279,15 +331,25 @@ cdef void col2im_batch(const floating* col, Py_ssize_t ldcol, floating* x, Py_ss
     One thread adds every contribution to one channel of one sample, taps in a fixed order:
     no racing scatter-adds, the same bits for any thread count.
     """
-    cdef Py_ssize_t width = l1 - l0, item, b, c, t
+    cdef Py_ssize_t width = l1 - l0, item, b, c, t, k_last = g.kernel[g.ndim - 1]
+    # neighbouring taps of a kernel row interleave with stride 2 (dilation 1): in pairs
+    cdef bint pairs = g.stride[g.ndim - 1] == 2 and g.dilation[g.ndim - 1] == 1
     if nb * channels * g.k_numel * width < PARALLEL_MIN_ELEMENTS:
         num_threads = 1
     for item in prange(nb * channels, num_threads=num_threads, schedule="static"):
         b = item / channels
         c = item % channels
-        for t in range(g.k_numel):
-            col2im_row(col + (c * g.k_numel + t) * ldcol + b * width,
-                       x + b * x_stride + c * g.in_numel, g, t, l0, l1)
+        t = 0
+        while t < g.k_numel:
+            if pairs and t % k_last + 1 < k_last:
+                col2im_row_pair(col + (c * g.k_numel + t) * ldcol + b * width,
+                                col + (c * g.k_numel + t + 1) * ldcol + b * width,
+                                x + b * x_stride + c * g.in_numel, g, t, l0, l1)
+                t = t + 2
+            else:
+                col2im_row(col + (c * g.k_numel + t) * ldcol + b * width,
+                           x + b * x_stride + c * g.in_numel, g, t, l0, l1)
+                t = t + 1
 
 
 cdef void gather_rows(const floating* src, Py_ssize_t src_stride, Py_ssize_t src_ld,

@@ -44,4 +44,23 @@ FD_CLONES static void fd_add_d(ptrdiff_t n, const double *restrict x, double *re
     for (ptrdiff_t i = 0; i < n; ++i) y[i] += x[i];
 }
 
+/* y[2i] += a[i] and y[2i + 1] += b[i], i < n: two taps of a stride-2 col2im, interleaved */
+FD_CLONES static void fd_add_pair_f(ptrdiff_t n, const float *restrict a,
+                                    const float *restrict b, float *restrict y)
+{
+    for (ptrdiff_t i = 0; i < n; ++i) {
+        y[2 * i] += a[i];
+        y[2 * i + 1] += b[i];
+    }
+}
+
+FD_CLONES static void fd_add_pair_d(ptrdiff_t n, const double *restrict a,
+                                    const double *restrict b, double *restrict y)
+{
+    for (ptrdiff_t i = 0; i < n; ++i) {
+        y[2 * i] += a[i];
+        y[2 * i + 1] += b[i];
+    }
+}
+
 #endif
