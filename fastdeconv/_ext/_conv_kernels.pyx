@@ -45,6 +45,8 @@ cdef extern from "_simd.h" nogil:
     void fd_add_d(Py_ssize_t n, const double* x, double* y)
     void fd_add_pair_f(Py_ssize_t n, const float* a, const float* b, float* y)
     void fd_add_pair_d(Py_ssize_t n, const double* a, const double* b, double* y)
+    void fd_split_pair_f(Py_ssize_t n, const float* x, float* a, float* b)
+    void fd_split_pair_d(Py_ssize_t n, const double* x, double* a, double* b)
 
 
 cdef inline void axpy(Py_ssize_t n, floating a, const floating* x, floating* y) noexcept nogil:
@@ -62,6 +64,15 @@ cdef inline void add_pair(Py_ssize_t n, const floating* a, const floating* b,
         fd_add_pair_f(n, a, b, y)
     else:
         fd_add_pair_d(n, a, b, y)
+
+
+cdef inline void split_pair(Py_ssize_t n, const floating* x, floating* a,
+                            floating* b) noexcept nogil:
+    """a[i] = x[2i], b[i] = x[2i + 1] for i < n, vectorised (see _simd.h)."""
+    if floating is float:
+        fd_split_pair_f(n, x, a, b)
+    else:
+        fd_split_pair_d(n, x, a, b)
 
 
 cdef inline void add(Py_ssize_t n, const floating* x, floating* y) noexcept nogil:
@@ -234,6 +245,51 @@ cdef void im2col_row(const floating* x_channel, floating* dst, const Geometry* g
         next_row(g, idx)
 
 
+cdef void im2col_row_pair(const floating* x_channel, floating* dst0, floating* dst1,
+                          const Geometry* g, Py_ssize_t t, Py_ssize_t l0,
+                          Py_ssize_t l1) noexcept nogil:
+    """:func:`im2col_row` of taps t and t + 1, neighbours in the last kernel dimension with
+    stride 2 and dilation 1 there: tap t reads the even offsets of a row, tap t + 1 the odd
+    ones, so one de-interleaving pass fills both rows."""
+    cdef Py_ssize_t idx[MAX_NDIM]
+    cdef Py_ssize_t offset[MAX_NDIM]
+    cdef int last = g.ndim - 1
+    cdef Py_ssize_t n_last = g.in_size[last], o_count = g.out_size[last]
+    cdef Py_ssize_t pos = l0, seg, base, lo0, hi0, lo1, hi1, hi, o, off, i0
+    cdef const floating* src
+    tap_offsets(g, t, offset)
+    unravel(g, l0, idx)
+    off = offset[last]   # tap t + 1: off + 1
+    while pos < l1:
+        seg = o_count - idx[last]
+        if seg > l1 - pos:
+            seg = l1 - pos
+        base = outer_base(g, idx, offset)
+        if base < 0:
+            memset(dst0, 0, seg * sizeof(floating))
+            memset(dst1, 0, seg * sizeof(floating))
+        else:
+            i0 = idx[last]   # dst[k] is output position i0 + k
+            valid_range(i0, seg, 2, off, n_last, &lo0, &hi0)
+            valid_range(i0, seg, 2, off + 1, n_last, &lo1, &hi1)
+            # as in col2im_row_pair: lo1 <= lo0, hi1 <= hi0; both valid on [lo0, hi1)
+            hi = hi1 if hi1 > lo0 else lo0
+            src = x_channel + base + off
+            memset(dst0, 0, (lo0 - i0) * sizeof(floating))
+            memset(dst1, 0, (lo1 - i0) * sizeof(floating))
+            for o in range(lo1, hi1 if hi1 < lo0 else lo0):
+                dst1[o - i0] = src[2 * o + 1]
+            split_pair(hi - lo0, src + 2 * lo0, dst0 + (lo0 - i0), dst1 + (lo0 - i0))
+            for o in range(hi, hi0):
+                dst0[o - i0] = src[2 * o]
+            memset(dst0 + (hi0 - i0), 0, (i0 + seg - hi0) * sizeof(floating))
+            memset(dst1 + (hi1 - i0), 0, (i0 + seg - hi1) * sizeof(floating))
+        dst0 += seg
+        dst1 += seg
+        pos += seg
+        next_row(g, idx)
+
+
 cdef void col2im_row(const floating* src, floating* x_channel, const Geometry* g,
                      Py_ssize_t t, Py_ssize_t l0, Py_ssize_t l1) noexcept nogil:
     """Adjoint of :func:`im2col_row`: add column row t of one channel into its image."""
@@ -313,14 +369,26 @@ cdef void im2col_batch(const floating* x, Py_ssize_t x_stride, Py_ssize_t nb,
     Sample ``b`` starts at ``x + b * x_stride``; rows of ``col`` are ``ldcol`` apart.
     Parallel over (sample, row) pairs: every element is written by exactly one thread.
     """
-    cdef Py_ssize_t rows = channels * g.k_numel, width = l1 - l0, item, b, r
+    cdef Py_ssize_t rows = channels * g.k_numel, width = l1 - l0, item, b, r, j
+    cdef Py_ssize_t k_last = g.kernel[g.ndim - 1]
+    # neighbouring taps of a kernel row interleave with stride 2 (dilation 1): in pairs, the
+    # first of a pair writes both rows
+    cdef bint pairs = g.stride[g.ndim - 1] == 2 and g.dilation[g.ndim - 1] == 1
     if nb * rows * width < PARALLEL_MIN_ELEMENTS:
         num_threads = 1
     for item in prange(nb * rows, num_threads=num_threads, schedule="static"):
         b = item / rows
         r = item % rows
-        im2col_row(x + b * x_stride + (r / g.k_numel) * g.in_numel,
-                   col + r * ldcol + b * width, g, r % g.k_numel, l0, l1)
+        j = r % k_last   # tap index in the last kernel dimension
+        if pairs and j % 2 == 1:
+            continue
+        if pairs and j + 1 < k_last:
+            im2col_row_pair(x + b * x_stride + (r / g.k_numel) * g.in_numel,
+                            col + r * ldcol + b * width, col + (r + 1) * ldcol + b * width, g,
+                            r % g.k_numel, l0, l1)
+        else:
+            im2col_row(x + b * x_stride + (r / g.k_numel) * g.in_numel,
+                       col + r * ldcol + b * width, g, r % g.k_numel, l0, l1)
 
 
 cdef void col2im_batch(const floating* col, Py_ssize_t ldcol, floating* x, Py_ssize_t x_stride,

@@ -63,4 +63,23 @@ FD_CLONES static void fd_add_pair_d(ptrdiff_t n, const double *restrict a,
     }
 }
 
+/* a[i] = x[2i] and b[i] = x[2i + 1], i < n: two taps of a stride-2 im2col, de-interleaved */
+FD_CLONES static void fd_split_pair_f(ptrdiff_t n, const float *restrict x, float *restrict a,
+                                      float *restrict b)
+{
+    for (ptrdiff_t i = 0; i < n; ++i) {
+        a[i] = x[2 * i];
+        b[i] = x[2 * i + 1];
+    }
+}
+
+FD_CLONES static void fd_split_pair_d(ptrdiff_t n, const double *restrict x, double *restrict a,
+                                      double *restrict b)
+{
+    for (ptrdiff_t i = 0; i < n; ++i) {
+        a[i] = x[2 * i];
+        b[i] = x[2 * i + 1];
+    }
+}
+
 #endif
