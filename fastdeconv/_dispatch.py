@@ -203,14 +203,9 @@ def plan(pass_name, problem, itemsize):
     """The :class:`Plan` for one pass of ``problem`` (a :class:`fastdeconv._problem.ConvProblem`)."""
     g = problem.geometry
     batch = max(problem.batch, 1)
-    if pass_name == "forward":
-        choice = _choose_forward(problem, itemsize)
-        if choice == "winograd":
-            return _winograd_plan(problem, itemsize)
-        if choice == "space_to_depth":
-            return _space_to_depth_plan(problem, itemsize)
-    if pass_name == "backward_weight":
-        choice = _choose_backward_weight(problem, itemsize)
+    if pass_name in ("forward", "backward_weight"):
+        choose = _choose_forward if pass_name == "forward" else _choose_backward_weight
+        choice = choose(problem, itemsize)
         if choice == "winograd":
             return _winograd_plan(problem, itemsize)
         if choice == "space_to_depth":
@@ -987,23 +982,29 @@ def _space_to_depth_parts(x, problem, s2d, the_plan, buffer):
         yield n0, n, part.reshape((n, s2d.c_in) + size)
 
 
+def _space_to_depth_setup(problem, the_plan, dtype):
+    """The rearranged problem, its Winograd plan and the workspaces of a space_to_depth pass:
+    (problem, plan, col (U or dU, then V), M, the buffer of a rearranged part)."""
+    s2d = _space_to_depth_problem(problem)
+    part = the_plan.samples_per_tile * s2d.c_in * s2d.geometry.input_numel
+    inner = replace(the_plan, algorithm="winograd", samples_per_tile=1,
+                    io_elements=the_plan.io_elements - part)
+    _check_blas_dims(s2d, inner)
+    col, io = _workspaces(the_plan, dtype)
+    return s2d, inner, col, io[:inner.io_elements], io[inner.io_elements:]
+
+
 def _run_space_to_depth(x, weight, y, problem, the_plan):
     """Forward conv as the Winograd convolution of the space-to-depth input, part by part
     of the batch (one transformed weight). NaN or inf: recomputed by im2col."""
-    s2d = _space_to_depth_problem(problem)
-    inner = replace(the_plan, algorithm="winograd", samples_per_tile=1,
-                    io_elements=the_plan.io_elements
-                    - the_plan.samples_per_tile * s2d.c_in * s2d.geometry.input_numel)
-    _check_blas_dims(s2d, inner)
-    col, io = _workspaces(the_plan, y.dtype)
-    m_ws, buffer = io[:inner.io_elements], io[inner.io_elements:]
+    s2d, inner, col, m_ws, buffer = _space_to_depth_setup(problem, the_plan, y.dtype)
     u, v = _winograd_transformed_weight(_space_to_depth_weight(weight, problem.geometry.stride),
                                         s2d, inner, col)
     nonfinite = 0
     for n0, n, part in _space_to_depth_parts(x, problem, s2d, the_plan, buffer):
         nonfinite += _winograd_transformed_pass(part, u, y[n0:n0 + n], replace(s2d, batch=n),
                                                 inner, v, m_ws)
-    del col, io, u, v, m_ws, buffer  # the fallback allocates its own workspace
+    del col, u, v, m_ws, buffer  # the fallback allocates its own workspace
     if nonfinite:  # recompute directly (see _run_winograd)
         return _run_generic(_conv_kernels.conv_forward, x, weight, y, problem,
                             _im2col_plan("forward", problem, y.dtype.itemsize))
@@ -1013,20 +1014,14 @@ def _run_space_to_depth(x, weight, y, problem, the_plan):
 def _run_space_to_depth_weight(x, grad_y, grad_w, problem, the_plan):
     """The weight gradient as the Winograd weight gradient of the space-to-depth input,
     accumulated part by part of the batch, rearranged back. NaN or inf: im2col."""
-    s2d = _space_to_depth_problem(problem)
-    inner = replace(the_plan, algorithm="winograd", samples_per_tile=1,
-                    io_elements=the_plan.io_elements
-                    - the_plan.samples_per_tile * s2d.c_in * s2d.geometry.input_numel)
-    _check_blas_dims(s2d, inner)
-    col, io = _workspaces(the_plan, grad_w.dtype)
-    m_ws, buffer = io[:inner.io_elements], io[inner.io_elements:]
+    s2d, inner, col, m_ws, buffer = _space_to_depth_setup(problem, the_plan, grad_w.dtype)
     for n0, n, part in _space_to_depth_parts(x, problem, s2d, the_plan, buffer):
         du, v = _winograd_gradient_of_u(part, grad_y[n0:n0 + n], replace(s2d, batch=n), inner,
                                         col, m_ws, accumulate=n0 > 0)
     grad_s2d = np.empty(s2d.weight_shape, grad_w.dtype)
     nonfinite = _winograd_weight_from_du(du, grad_s2d, s2d, inner)
     grad_w[...] = _space_to_depth_weight_back(grad_s2d, problem.geometry.stride)
-    del col, io, du, v, m_ws, buffer, grad_s2d  # the fallback allocates its own workspace
+    del col, du, v, m_ws, buffer, grad_s2d  # the fallback allocates its own workspace
     if nonfinite:  # recompute directly (see _run_winograd)
         grad_w[...] = 0
         return _run_generic(_conv_kernels.conv_backward_weight, x, grad_y, grad_w, problem,

@@ -29,10 +29,9 @@ def _geometry(spec):
     return ConvGeometry.for_conv(size, kernel, stride=stride, padding=padding, dilation=dilation)
 
 
-def im2col_loops(x, g):
-    """im2col by explicit loops over channels, taps and output positions."""
-    channels = x.shape[0]
-    col = np.zeros((channels * g.kernel_numel, g.output_numel), dtype=x.dtype)
+def _column_entries(channels, g):
+    """(column row, column, input index) of every column entry inside the input, by explicit
+    loops over channels, taps (in order) and output positions."""
     taps = list(itertools.product(*map(range, g.kernel_size)))
     outs = list(itertools.product(*map(range, g.output_size)))
     for c in range(channels):
@@ -40,7 +39,14 @@ def im2col_loops(x, g):
             for li, out in enumerate(outs):
                 pos = [g.input_positions(d, out[d], tap[d]) for d in range(g.ndim)]
                 if all(0 <= p < n for p, n in zip(pos, g.input_size)):
-                    col[c * len(taps) + ti, li] = x[(c, *pos)]
+                    yield c * len(taps) + ti, li, (c, *pos)
+
+
+def im2col_loops(x, g):
+    """im2col by explicit loops over channels, taps and output positions."""
+    col = np.zeros((x.shape[0] * g.kernel_numel, g.output_numel), dtype=x.dtype)
+    for row, li, index in _column_entries(x.shape[0], g):
+        col[row, li] = x[index]
     return col
 
 
@@ -130,14 +136,8 @@ def test_im2col_writes_exactly_its_tile_even_when_taps_lie_wholly_in_the_padding
 def col2im_loops(col, channels, g):
     """col2im by explicit loops: x[c, position of (tap, output)] += col, taps in order."""
     x = np.zeros((channels,) + g.input_size, dtype=col.dtype)
-    taps = list(itertools.product(*map(range, g.kernel_size)))
-    outs = list(itertools.product(*map(range, g.output_size)))
-    for c in range(channels):
-        for ti, tap in enumerate(taps):
-            for li, out in enumerate(outs):
-                pos = [g.input_positions(d, out[d], tap[d]) for d in range(g.ndim)]
-                if all(0 <= p < n for p, n in zip(pos, g.input_size)):
-                    x[(c, *pos)] += col[c * len(taps) + ti, li]
+    for row, li, index in _column_entries(channels, g):
+        x[index] += col[row, li]
     return x
 
 
