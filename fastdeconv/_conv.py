@@ -34,8 +34,10 @@ def workspace_bytes(op, x_shape, weight_shape, *, dtype=np.float32, **params):
 
     ``op`` is ``"conv"``, ``"conv_transpose"``, ``"conv_backward"`` or
     ``"conv_transpose_backward"``; ``params`` are that operator's keywords. The column tiles
-    are bounded by :data:`fastdeconv._dispatch.WORKSPACE_BYTES` whatever the batch size; for
-    the backward functions this is the largest of their passes.
+    are bounded by :data:`fastdeconv._dispatch.WORKSPACE_BYTES` whatever the batch size (the
+    ``space_to_depth`` algorithm adds its rearranged part of the batch, at most
+    :data:`fastdeconv._dispatch.SPACE_TO_DEPTH_BYTES`; weight-sized temporaries are not
+    counted); for the backward functions this is the largest of their passes.
     """
     if op in ("conv", "conv_backward"):
         problem = conv_problem(x_shape, weight_shape, **params)

@@ -958,15 +958,6 @@ def _space_to_depth_weight(weight, stride):
         c_out, cin_g * sy * sx, ky // sy, kx // sx)
 
 
-def _space_to_depth_weight_back(grad, stride):
-    """The inverse of :func:`_space_to_depth_weight` (for the weight gradient)."""
-    c_out, channels, r, _ = grad.shape
-    sy, sx = stride
-    blocks = grad.reshape(c_out, channels // (sy * sx), sy, sx, r, r)
-    return blocks.transpose(0, 1, 4, 2, 5, 3).reshape(c_out, channels // (sy * sx),
-                                                      r * sy, r * sx)
-
-
 def _space_to_depth_parts(x, problem, s2d, the_plan, buffer):
     """Yield (first sample, samples, rearranged input) for each part of the batch."""
     g = problem.geometry
@@ -983,28 +974,35 @@ def _space_to_depth_parts(x, problem, s2d, the_plan, buffer):
 
 
 def _space_to_depth_setup(problem, the_plan, dtype):
-    """The rearranged problem, its Winograd plan and the workspaces of a space_to_depth pass:
-    (problem, plan, col (U or dU, then V), M, the buffer of a rearranged part)."""
+    """The rearranged problem and its Winograd plan, and the first workspace of a
+    space_to_depth pass (U or dU, then V): (problem, plan, col)."""
     s2d = _space_to_depth_problem(problem)
     part = the_plan.samples_per_tile * s2d.c_in * s2d.geometry.input_numel
     inner = replace(the_plan, algorithm="winograd", samples_per_tile=1,
                     io_elements=the_plan.io_elements - part)
     _check_blas_dims(s2d, inner)
-    col, io = _workspaces(the_plan, dtype)
-    return s2d, inner, col, io[:inner.io_elements], io[inner.io_elements:]
+    return s2d, inner, allocate((max(inner.col_elements, 1),), dtype, "workspace")
+
+
+def _space_to_depth_io(the_plan, inner, dtype):
+    """The second workspace: M (the GEMM results) and the buffer of a rearranged part."""
+    io = allocate((max(the_plan.io_elements, 1),), dtype, "workspace")
+    return io[:inner.io_elements], io[inner.io_elements:]
 
 
 def _run_space_to_depth(x, weight, y, problem, the_plan):
     """Forward conv as the Winograd convolution of the space-to-depth input, part by part
     of the batch (one transformed weight). NaN or inf: recomputed by im2col."""
-    s2d, inner, col, m_ws, buffer = _space_to_depth_setup(problem, the_plan, y.dtype)
+    s2d, inner, col = _space_to_depth_setup(problem, the_plan, y.dtype)
+    # the rearranged weight is a temporary of the transform, before the second workspace
     u, v = _winograd_transformed_weight(_space_to_depth_weight(weight, problem.geometry.stride),
                                         s2d, inner, col)
+    m_ws, buffer = _space_to_depth_io(the_plan, inner, y.dtype)
     nonfinite = 0
     for n0, n, part in _space_to_depth_parts(x, problem, s2d, the_plan, buffer):
         nonfinite += _winograd_transformed_pass(part, u, y[n0:n0 + n], replace(s2d, batch=n),
                                                 inner, v, m_ws)
-    del col, u, v, m_ws, buffer  # the fallback allocates its own workspace
+    del col, u, v, m_ws, buffer, part  # the fallback allocates its own workspace
     if nonfinite:  # recompute directly (see _run_winograd)
         return _run_generic(_conv_kernels.conv_forward, x, weight, y, problem,
                             _im2col_plan("forward", problem, y.dtype.itemsize))
@@ -1014,14 +1012,21 @@ def _run_space_to_depth(x, weight, y, problem, the_plan):
 def _run_space_to_depth_weight(x, grad_y, grad_w, problem, the_plan):
     """The weight gradient as the Winograd weight gradient of the space-to-depth input,
     accumulated part by part of the batch, rearranged back. NaN or inf: im2col."""
-    s2d, inner, col, m_ws, buffer = _space_to_depth_setup(problem, the_plan, grad_w.dtype)
+    s2d, inner, col = _space_to_depth_setup(problem, the_plan, grad_w.dtype)
+    m_ws, buffer = _space_to_depth_io(the_plan, inner, grad_w.dtype)
     for n0, n, part in _space_to_depth_parts(x, problem, s2d, the_plan, buffer):
         du, v = _winograd_gradient_of_u(part, grad_y[n0:n0 + n], replace(s2d, batch=n), inner,
                                         col, m_ws, accumulate=n0 > 0)
-    grad_s2d = np.empty(s2d.weight_shape, grad_w.dtype)
+    del m_ws, buffer, part  # the second workspace is not needed for G^T dU G
+    grad_s2d = allocate(s2d.weight_shape, grad_w.dtype, "weight gradient")
     nonfinite = _winograd_weight_from_du(du, grad_s2d, s2d, inner)
-    grad_w[...] = _space_to_depth_weight_back(grad_s2d, problem.geometry.stride)
-    del col, du, v, m_ws, buffer, grad_s2d  # the fallback allocates its own workspace
+    del col, du, v
+    # rearranged back in place (no second temporary): the inverse of _space_to_depth_weight
+    c_out, cin_g, ky, kx = grad_w.shape
+    (sy, sx), r = problem.geometry.stride, s2d.geometry.kernel_size[0]
+    grad_w.reshape(c_out, cin_g, r, sy, r, sx)[...] = grad_s2d.reshape(
+        c_out, cin_g, sy, sx, r, r).transpose(0, 1, 4, 2, 5, 3)
+    del grad_s2d
     if nonfinite:  # recompute directly (see _run_winograd)
         grad_w[...] = 0
         return _run_generic(_conv_kernels.conv_backward_weight, x, grad_y, grad_w, problem,

@@ -1043,3 +1043,48 @@ def test_space_to_depth_on_random_geometries_matches_the_reference(case, seed):
     expected_gw = conv_backward_reference(x, w, gy, **kw)[1]
     np.testing.assert_allclose(gw, expected_gw, rtol=1e-12,
                                atol=1e-12 * max(1, np.abs(expected_gw).max()))
+
+
+@pytest.mark.parametrize("pass_name", ["forward", "backward_weight"])
+def test_space_to_depth_nonfinite_fallback_does_not_hold_two_workspaces(pass_name):
+    """The rearranged part of the batch (16 MiB here) is freed before im2col recomputes."""
+    x = np.zeros((128, 8, 64, 64), np.float32)
+    x[:, :, ::5, ::3] = 1.0
+    w = np.ones((8, 8, 4, 4), np.float32)
+    gy = np.ones((128, 8, 32, 32), np.float32)
+    kw = dict(stride=2, padding=1)
+    problem = conv_problem(x.shape, w.shape, **kw)
+    with _dispatch.forced_algorithm("space_to_depth"):
+        assert _dispatch.plan(pass_name, problem, 4).algorithm == "space_to_depth"
+
+    def run():
+        if pass_name == "forward":
+            return fastdeconv.conv(x, w, **kw)
+        return fastdeconv.conv_backward(gy, x, w, grads="weight", **kw)[1]
+
+    with _dispatch.forced_algorithm("space_to_depth"):
+        _, finite_peak = _peak_extra_bytes(run)
+        x[3, 2, 10, 20] = np.nan
+        y, nan_peak = _peak_extra_bytes(run)
+    assert nan_peak <= finite_peak + 2**18, (nan_peak, finite_peak)
+    with _dispatch.forced_algorithm("im2col"):
+        np.testing.assert_array_equal(y, run())
+
+
+@pytest.mark.parametrize("x_shape, w_shape, padding", [
+    ((303, 96, 6, 6), (192, 96, 6, 6), 3),     # the rearranged part is larger than x's part
+    ((65, 160, 6, 6), (96, 160, 6, 6), 7),
+])
+def test_space_to_depth_weight_gradient_peak_memory_is_within_the_bound(x_shape, w_shape, padding):
+    """Peak extra memory <= max(input, output, weight) + 32 MiB (the reviewer's cases: the
+    weight-sized temporaries used to coexist with the part buffer)."""
+    x = np.ones(x_shape, np.float32)
+    w = np.ones(w_shape, np.float32)
+    kw = dict(stride=2, padding=padding)
+    problem = conv_problem(x.shape, w.shape, **kw)
+    assert _dispatch.plan("backward_weight", problem, 4).algorithm == "space_to_depth"
+    gy = np.ones((x_shape[0], w_shape[0]) + problem.geometry.output_size, np.float32)
+    gw, extra = _peak_extra_bytes(
+        lambda: fastdeconv.conv_backward(gy, x, w, grads="weight", **kw)[1])
+    assert extra <= max(x.nbytes, gy.nbytes, w.nbytes) + 32 * 2**20, extra / 2**20
+    assert np.all(np.isfinite(gw))
