@@ -100,11 +100,6 @@ def _fold_padding(grad_padded, problem):
     return grad
 
 
-#: The kernels' GEMMs take 32-bit BLAS dimensions: one sample's spatial positions (the
-#: leading dimension of x and of the output) must stay below this.
-BLAS_INT_MAX = 2**31 - 1
-
-
 def _check_positions(problem, transpose, dtype):
     """ValueError naming x or the output when one sample has too many spatial positions.
 
@@ -120,7 +115,9 @@ def _check_positions(problem, transpose, dtype):
         sides = {"x": sides["output"], "output": sides["x"]}
         out_shape = problem.forward_input_shape
     for name, positions in sides.items():
-        if positions > BLAS_INT_MAX:
+        # the kernels' GEMMs take 32-bit BLAS dimensions: one sample's spatial positions
+        # (the leading dimension of x and of the output) must fit
+        if positions > _dispatch.BLAS_INT_MAX:
             check_workspace(math.prod(out_shape) * np.dtype(dtype).itemsize,
                             f"output of shape {out_shape}")
             who = ("x has" if name == "x" else f"the output of shape {out_shape} (from x, "

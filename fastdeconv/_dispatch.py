@@ -98,7 +98,8 @@ ALGORITHMS = {
     "backward_weight": ("im2col", "winograd", "space_to_depth"),
 }
 
-_BLAS_INT_MAX = 2**31 - 1
+#: Largest dimension of a BLAS call (32-bit integers in scipy.linalg.cython_blas).
+BLAS_INT_MAX = 2**31 - 1
 _forced = threading.local()
 
 
@@ -210,21 +211,22 @@ def plan(pass_name, problem, itemsize):
             return _winograd_plan(problem, itemsize)
         if choice == "space_to_depth":
             return _space_to_depth_plan(problem, itemsize)
-    if pass_name == "backward_input" and _choose_backward_input(problem, itemsize) == "winograd":
+    choice = _choose_backward_input(problem, itemsize) if pass_name == "backward_input" else None
+    if choice == "winograd":
         as_forward = _transpose_as_forward(problem)
         if as_forward is not None:
             return _winograd_plan(as_forward, itemsize)
         plans = [p for _, _, p in _winograd_phases(problem, itemsize)]
         return max(plans, key=lambda p: p.workspace_bytes(itemsize))
-    if pass_name == "backward_input" and _choose_backward_input(problem, itemsize) == "depthwise":
+    if choice == "depthwise":
         return Plan("depthwise", 1, 0, 0, 0)
-    if pass_name == "backward_input" and _choose_backward_input(problem, itemsize) == "subpixel":
+    if choice == "subpixel":
         layout = _subpixel_layout(problem, limit=None, itemsize=itemsize)
         inner = plan("forward", layout["problem"], itemsize)
         chunk = layout["samples_per_chunk"]
         return Plan("subpixel", chunk, inner.tile, inner.col_elements,
                     inner.io_elements + layout["z_elements_per_sample"] * chunk)
-    if pass_name == "backward_input" and _choose_backward_input(problem, itemsize) == "phases":
+    if choice == "phases":
         phases = [p for p in g.transpose_phases() if 0 not in p["sub_out"] and 0 not in p["sub_kernel"]]
         k_max = max((int(np.prod(p["sub_kernel"])) for p in phases), default=1)
         l_max = max((int(np.prod(p["sub_out"])) for p in phases), default=1)
@@ -258,10 +260,10 @@ def _check_blas_dims(problem, the_plan):
         "columns per tile": columns,
     }
     for what, value in dims.items():
-        if value > _BLAS_INT_MAX:
+        if value > BLAS_INT_MAX:
             raise ValueError(
                 f"this convolution is too large for 32-bit BLAS: {what} = {value} > "
-                f"{_BLAS_INT_MAX}"
+                f"{BLAS_INT_MAX}"
             )
 
 
@@ -703,7 +705,7 @@ def _winograd_transformed_pass(x, u, y, problem, the_plan, v, io, placement=None
     with _blas_threads.single_threaded_blas():  # GEMMs run on OpenMP threads instead
         return _winograd_kernels.conv_forward_winograd(
             x.reshape(-1), u, y.reshape(-1), problem.batch, problem.c_in, problem.c_out,
-            problem.groups, *(np.array(v, dtype=np.intp) for v in (
+            problem.groups, *(np.array(sizes, dtype=np.intp) for sizes in (
                 g.input_size, g.output_size, g.dilation, g.pad_before, y_size, first, step)),
             mats.AT.astype(y.dtype), mats.BT.astype(y.dtype), v, io, the_plan.tile,
             threads, gemm_threads,
@@ -889,6 +891,7 @@ def _run_winograd_phases(x, weight, y, problem, the_plan):
 SPACE_TO_DEPTH_BYTES = 16 * 2**20
 
 
+@functools.lru_cache(maxsize=64)
 def _space_to_depth_problem(problem):
     """A strided 2-d convolution whose kernel is r x stride (r = 2 or 3, dilation 1) as the
     stride-1 r x r convolution of its space-to-depth input, or None.
@@ -899,6 +902,7 @@ def _space_to_depth_problem(problem):
     so the convolution is a stride-1, unpadded r x r one over ``C_in * sy * sx`` channels
     (:func:`_space_to_depth_weight` rearranges the kernel the same way) of planes of
     ``(out + r - 1)`` positions per dimension: no zero work, Winograd F(4x4, r x r) applies.
+    Cached: the dispatcher and the runners ask for it several times per call.
     """
     r = _phase_sub_kernel(problem)
     if r is None or not _few_phases(problem):
