@@ -286,6 +286,26 @@ cdef void input_transform_chunk(const floating* x, Py_ssize_t c_in, const Tiling
                         t0 + b * SB + SB if b * SB + SB < nt else t1, v + b * SB, chunk)
 
 
+cdef struct Chunk:
+    Py_ssize_t t1, nt, blocks      # end, tiles and blocks of SB tiles of the chunk
+    int threads_out, threads_gemm  # threads of its tile transforms and of its GEMMs
+
+
+cdef inline Chunk chunk_at(Py_ssize_t t0, Py_ssize_t total, Py_ssize_t chunk,
+                           Py_ssize_t transform_per_tile, Py_ssize_t flops_per_tile,
+                           int num_threads, int gemm_threads) noexcept nogil:
+    """The pass over tiles [t0, min(t0 + chunk, total)): its size and how many threads its
+    tile transforms (``transform_per_tile`` elements a tile) and GEMMs (``flops_per_tile``
+    multiply-adds a tile) are worth (the same shape-determined pieces whatever the count)."""
+    cdef Chunk c
+    c.t1 = t0 + chunk if t0 + chunk < total else total
+    c.nt = c.t1 - t0
+    c.blocks = (c.nt + SB - 1) / SB
+    c.threads_out = num_threads if transform_per_tile * c.nt >= PARALLEL_MIN_ELEMENTS else 1
+    c.threads_gemm = gemm_threads if flops_per_tile * c.nt >= GEMM_PARALLEL_MIN_FLOPS else 1
+    return c
+
+
 cdef int output_transform(const floating* mat, Py_ssize_t c_out, Py_ssize_t k,
                           const Tiling* s, const floating* at, Py_ssize_t t0, Py_ssize_t t1,
                           Py_ssize_t ldm, floating* y) noexcept nogil:
@@ -333,9 +353,9 @@ def conv_forward_winograd(const floating[::1] x, const floating[::1] u, floating
     contains it; the caller then recomputes the convolution directly.
     """
     cdef Tiling s
-    cdef Py_ssize_t cin_g = c_in / groups, cout_g = c_out / groups, a2, total, t0, t1, nt
-    cdef Py_ssize_t blocks, item, c, b, e, grp
-    cdef int threads_gemm, threads_out
+    cdef Py_ssize_t cin_g = c_in / groups, cout_g = c_out / groups, a2, total, t0
+    cdef Py_ssize_t item, c, b, e, grp
+    cdef Chunk ck
     cdef Py_ssize_t bad = 0
     cdef floating* v = &ws_v[0]
     cdef floating* mat = &ws_m[0]
@@ -348,27 +368,23 @@ def conv_forward_winograd(const floating[::1] x, const floating[::1] u, floating
     with nogil:
         t0 = 0
         while t0 < total:
-            t1 = t0 + chunk if t0 + chunk < total else total
-            nt = t1 - t0
-            blocks = (nt + SB - 1) / SB
-            threads_out = num_threads if a2 * c_out * nt >= PARALLEL_MIN_ELEMENTS else 1
-            threads_gemm = (gemm_threads if a2 * cout_g * cin_g * nt * groups
-                            >= GEMM_PARALLEL_MIN_FLOPS else 1)
-            input_transform_chunk(&x[0], c_in, &s, &bt[0, 0], t0, t1, v, chunk, num_threads)
-            for item in prange(a2 * groups, num_threads=threads_gemm, schedule="static"):
+            ck = chunk_at(t0, total, chunk, a2 * c_out, a2 * cout_g * cin_g * groups,
+                          num_threads, gemm_threads)
+            input_transform_chunk(&x[0], c_in, &s, &bt[0, 0], t0, ck.t1, v, chunk, num_threads)
+            for item in prange(a2 * groups, num_threads=ck.threads_gemm, schedule="static"):
                 e = item / groups
                 grp = item % groups
-                gemm(False, False, <blas_int> cout_g, <blas_int> nt, <blas_int> cin_g,
+                gemm(False, False, <blas_int> cout_g, <blas_int> ck.nt, <blas_int> cin_g,
                      <floating> 1, &u[0] + (e * c_out + grp * cout_g) * cin_g, <blas_int> cin_g,
                      v + (e * c_in + grp * cin_g) * chunk, <blas_int> chunk, <floating> 0,
                      mat + (e * c_out + grp * cout_g) * chunk, <blas_int> chunk)
-            for item in prange(c_out * blocks, num_threads=threads_out, schedule="static"):
-                c = item / blocks
-                b = item % blocks
+            for item in prange(c_out * ck.blocks, num_threads=ck.threads_out, schedule="static"):
+                c = item / ck.blocks
+                b = item % ck.blocks
                 bad += output_transform(mat + b * SB, c_out, c, &s, &at[0, 0], t0 + b * SB,
-                                        t0 + b * SB + SB if b * SB + SB < nt else t1, chunk,
-                                        &y[0])
-            t0 = t1
+                                        t0 + b * SB + SB if b * SB + SB < ck.nt else ck.t1,
+                                        chunk, &y[0])
+            t0 = ck.t1
     return bad
 
 
@@ -451,9 +467,9 @@ def conv_backward_weight_winograd(const floating[::1] x, const floating[::1] gy,
     the result is bit-identical for any thread count.
     """
     cdef Tiling s, so
-    cdef Py_ssize_t cin_g = c_in / groups, cout_g = c_out / groups, a2, total, t0, t1, nt
-    cdef Py_ssize_t blocks, item, c, b, e, grp
-    cdef int threads_gemm, threads_out
+    cdef Py_ssize_t cin_g = c_in / groups, cout_g = c_out / groups, a2, total, t0
+    cdef Py_ssize_t item, c, b, e, grp
+    cdef Chunk ck
     cdef floating beta
     cdef floating* v = &ws_v[0]
     cdef floating* w = &ws_m[0]
@@ -468,28 +484,25 @@ def conv_backward_weight_winograd(const floating[::1] x, const floating[::1] gy,
     with nogil:
         t0 = 0
         while t0 < total:
-            t1 = t0 + chunk if t0 + chunk < total else total
-            nt = t1 - t0
-            blocks = (nt + SB - 1) / SB
+            ck = chunk_at(t0, total, chunk, a2 * c_out, a2 * cout_g * cin_g * groups,
+                          num_threads, gemm_threads)
             beta = 0 if t0 == 0 and not accumulate else 1
-            threads_out = num_threads if a2 * c_out * nt >= PARALLEL_MIN_ELEMENTS else 1
-            threads_gemm = (gemm_threads if a2 * cout_g * cin_g * nt * groups
-                            >= GEMM_PARALLEL_MIN_FLOPS else 1)
-            input_transform_chunk(&x[0], c_in, &s, &bt[0, 0], t0, t1, v, chunk, num_threads)
-            for item in prange(c_out * blocks, num_threads=threads_out, schedule="static"):
-                c = item / blocks
-                b = item % blocks
+            input_transform_chunk(&x[0], c_in, &s, &bt[0, 0], t0, ck.t1, v, chunk, num_threads)
+            for item in prange(c_out * ck.blocks, num_threads=ck.threads_out, schedule="static"):
+                c = item / ck.blocks
+                b = item % ck.blocks
                 grad_output_transform(&gy[0], c_out, c, &so, s.alpha, &a_mat[0, 0],
-                                      t0 + b * SB, t0 + b * SB + SB if b * SB + SB < nt else t1,
+                                      t0 + b * SB,
+                                      t0 + b * SB + SB if b * SB + SB < ck.nt else ck.t1,
                                       w + b * SB, chunk)
-            for item in prange(a2 * groups, num_threads=threads_gemm, schedule="static"):
+            for item in prange(a2 * groups, num_threads=ck.threads_gemm, schedule="static"):
                 e = item / groups
                 grp = item % groups
-                gemm(False, True, <blas_int> cout_g, <blas_int> cin_g, <blas_int> nt,
+                gemm(False, True, <blas_int> cout_g, <blas_int> cin_g, <blas_int> ck.nt,
                      <floating> 1, w + (e * c_out + grp * cout_g) * chunk, <blas_int> chunk,
                      v + (e * c_in + grp * cin_g) * chunk, <blas_int> chunk, beta,
                      &du[0] + (e * c_out + grp * cout_g) * cin_g, <blas_int> cin_g)
-            t0 = t1
+            t0 = ck.t1
 
 
 cdef int transform_weight_grad(const floating* du, floating* w, Py_ssize_t plane,
