@@ -209,40 +209,61 @@ cdef inline void next_row(const Geometry* g, Py_ssize_t* idx) noexcept nogil:
         idx[d] = 0
 
 
+cdef struct RowWalk:
+    # the output positions [l0, l1) of one kernel tap, cut at the ends of output rows
+    Py_ssize_t idx[MAX_NDIM]       # output index of the segment's first position
+    Py_ssize_t offset[MAX_NDIM]    # the tap's input offset per dimension (tap * d - pad)
+    Py_ssize_t pos, l1
+    Py_ssize_t i0, seg, base       # the segment: first position in its row, length, row start
+    Py_ssize_t off                 # the tap's offset in the last dimension
+
+
+cdef inline void walk_start(RowWalk* w, const Geometry* g, Py_ssize_t t, Py_ssize_t l0,
+                            Py_ssize_t l1) noexcept nogil:
+    tap_offsets(g, t, w.offset)
+    unravel(g, l0, w.idx)
+    w.off = w.offset[g.ndim - 1]
+    w.pos, w.l1, w.seg = l0, l1, 0
+
+
+cdef inline bint walk_next(RowWalk* w, const Geometry* g) noexcept nogil:
+    """Advance to the next segment (one output row's part of [l0, l1)); False at the end.
+    ``base`` is the flat input offset of the segment's input row, -1 if it is padding."""
+    cdef int last = g.ndim - 1
+    if w.seg > 0:
+        w.pos += w.seg
+        next_row(g, w.idx)
+    if w.pos >= w.l1:
+        return False
+    w.i0 = w.idx[last]
+    w.seg = g.out_size[last] - w.i0
+    if w.seg > w.l1 - w.pos:
+        w.seg = w.l1 - w.pos
+    w.base = outer_base(g, w.idx, w.offset)
+    return True
+
+
 cdef void im2col_row(const floating* x_channel, floating* dst, const Geometry* g,
                      Py_ssize_t t, Py_ssize_t l0, Py_ssize_t l1) noexcept nogil:
     """One column row: tap t of one channel, output positions [l0, l1)."""
-    cdef Py_ssize_t idx[MAX_NDIM]
-    cdef Py_ssize_t offset[MAX_NDIM]
-    cdef int last = g.ndim - 1
-    cdef Py_ssize_t s = g.stride[last], n_last = g.in_size[last], o_count = g.out_size[last]
-    cdef Py_ssize_t pos = l0, seg, base, lo, hi, o, off
+    cdef RowWalk w
+    cdef Py_ssize_t s = g.stride[g.ndim - 1], n_last = g.in_size[g.ndim - 1], lo, hi, o
     cdef const floating* src
-    tap_offsets(g, t, offset)
-    unravel(g, l0, idx)
-    off = offset[last]
-    while pos < l1:
-        seg = o_count - idx[last]
-        if seg > l1 - pos:
-            seg = l1 - pos
-        base = outer_base(g, idx, offset)
-        if base < 0:
-            memset(dst, 0, seg * sizeof(floating))
+    walk_start(&w, g, t, l0, l1)
+    while walk_next(&w, g):
+        if w.base < 0:
+            memset(dst, 0, w.seg * sizeof(floating))
         else:
-            valid_range(idx[last], seg, s, off, n_last, &lo, &hi)
-            for o in range(idx[last], lo):
-                dst[o - idx[last]] = 0
-            src = x_channel + base + off
+            valid_range(w.i0, w.seg, s, w.off, n_last, &lo, &hi)
+            memset(dst, 0, (lo - w.i0) * sizeof(floating))
+            src = x_channel + w.base + w.off
             if s == 1:
-                memcpy(dst + (lo - idx[last]), src + lo, (hi - lo) * sizeof(floating))
+                memcpy(dst + (lo - w.i0), src + lo, (hi - lo) * sizeof(floating))
             else:
                 for o in range(lo, hi):
-                    dst[o - idx[last]] = src[o * s]
-            for o in range(hi, idx[last] + seg):
-                dst[o - idx[last]] = 0
-        dst += seg
-        pos += seg
-        next_row(g, idx)
+                    dst[o - w.i0] = src[o * s]
+            memset(dst + (hi - w.i0), 0, (w.i0 + w.seg - hi) * sizeof(floating))
+        dst += w.seg
 
 
 cdef void im2col_row_pair(const floating* x_channel, floating* dst0, floating* dst1,
@@ -251,30 +272,21 @@ cdef void im2col_row_pair(const floating* x_channel, floating* dst0, floating* d
     """:func:`im2col_row` of taps t and t + 1, neighbours in the last kernel dimension with
     stride 2 and dilation 1 there: tap t reads the even offsets of a row, tap t + 1 the odd
     ones, so one de-interleaving pass fills both rows."""
-    cdef Py_ssize_t idx[MAX_NDIM]
-    cdef Py_ssize_t offset[MAX_NDIM]
-    cdef int last = g.ndim - 1
-    cdef Py_ssize_t n_last = g.in_size[last], o_count = g.out_size[last]
-    cdef Py_ssize_t pos = l0, seg, base, lo0, hi0, lo1, hi1, hi, o, off, i0
+    cdef RowWalk w
+    cdef Py_ssize_t n_last = g.in_size[g.ndim - 1], lo0, hi0, lo1, hi1, hi, o, i0
     cdef const floating* src
-    tap_offsets(g, t, offset)
-    unravel(g, l0, idx)
-    off = offset[last]   # tap t + 1: off + 1
-    while pos < l1:
-        seg = o_count - idx[last]
-        if seg > l1 - pos:
-            seg = l1 - pos
-        base = outer_base(g, idx, offset)
-        if base < 0:
-            memset(dst0, 0, seg * sizeof(floating))
-            memset(dst1, 0, seg * sizeof(floating))
+    walk_start(&w, g, t, l0, l1)   # tap t + 1: offset w.off + 1
+    while walk_next(&w, g):
+        if w.base < 0:
+            memset(dst0, 0, w.seg * sizeof(floating))
+            memset(dst1, 0, w.seg * sizeof(floating))
         else:
-            i0 = idx[last]   # dst[k] is output position i0 + k
-            valid_range(i0, seg, 2, off, n_last, &lo0, &hi0)
-            valid_range(i0, seg, 2, off + 1, n_last, &lo1, &hi1)
+            i0 = w.i0   # dst[k] is output position i0 + k
+            valid_range(i0, w.seg, 2, w.off, n_last, &lo0, &hi0)
+            valid_range(i0, w.seg, 2, w.off + 1, n_last, &lo1, &hi1)
             # as in col2im_row_pair: lo1 <= lo0, hi1 <= hi0; both valid on [lo0, hi1)
             hi = hi1 if hi1 > lo0 else lo0
-            src = x_channel + base + off
+            src = x_channel + w.base + w.off
             memset(dst0, 0, (lo0 - i0) * sizeof(floating))
             memset(dst1, 0, (lo1 - i0) * sizeof(floating))
             for o in range(lo1, hi1 if hi1 < lo0 else lo0):
@@ -282,42 +294,29 @@ cdef void im2col_row_pair(const floating* x_channel, floating* dst0, floating* d
             split_pair(hi - lo0, src + 2 * lo0, dst0 + (lo0 - i0), dst1 + (lo0 - i0))
             for o in range(hi, hi0):
                 dst0[o - i0] = src[2 * o]
-            memset(dst0 + (hi0 - i0), 0, (i0 + seg - hi0) * sizeof(floating))
-            memset(dst1 + (hi1 - i0), 0, (i0 + seg - hi1) * sizeof(floating))
-        dst0 += seg
-        dst1 += seg
-        pos += seg
-        next_row(g, idx)
+            memset(dst0 + (hi0 - i0), 0, (i0 + w.seg - hi0) * sizeof(floating))
+            memset(dst1 + (hi1 - i0), 0, (i0 + w.seg - hi1) * sizeof(floating))
+        dst0 += w.seg
+        dst1 += w.seg
 
 
 cdef void col2im_row(const floating* src, floating* x_channel, const Geometry* g,
                      Py_ssize_t t, Py_ssize_t l0, Py_ssize_t l1) noexcept nogil:
     """Adjoint of :func:`im2col_row`: add column row t of one channel into its image."""
-    cdef Py_ssize_t idx[MAX_NDIM]
-    cdef Py_ssize_t offset[MAX_NDIM]
-    cdef int last = g.ndim - 1
-    cdef Py_ssize_t s = g.stride[last], n_last = g.in_size[last], o_count = g.out_size[last]
-    cdef Py_ssize_t pos = l0, seg, base, lo, hi, o, off
+    cdef RowWalk w
+    cdef Py_ssize_t s = g.stride[g.ndim - 1], n_last = g.in_size[g.ndim - 1], lo, hi, o
     cdef floating* dst
-    tap_offsets(g, t, offset)
-    unravel(g, l0, idx)
-    off = offset[last]
-    while pos < l1:
-        seg = o_count - idx[last]
-        if seg > l1 - pos:
-            seg = l1 - pos
-        base = outer_base(g, idx, offset)
-        if base >= 0:
-            valid_range(idx[last], seg, s, off, n_last, &lo, &hi)
-            dst = x_channel + base + off
+    walk_start(&w, g, t, l0, l1)
+    while walk_next(&w, g):
+        if w.base >= 0:
+            valid_range(w.i0, w.seg, s, w.off, n_last, &lo, &hi)
+            dst = x_channel + w.base + w.off
             if s == 1:
-                add(hi - lo, src + (lo - idx[last]), dst + lo)
+                add(hi - lo, src + (lo - w.i0), dst + lo)
             else:
                 for o in range(lo, hi):
-                    dst[o * s] += src[o - idx[last]]
-        src += seg
-        pos += seg
-        next_row(g, idx)
+                    dst[o * s] += src[o - w.i0]
+        src += w.seg
 
 
 cdef void col2im_row_pair(const floating* src0, const floating* src1, floating* x_channel,
@@ -327,38 +326,26 @@ cdef void col2im_row_pair(const floating* src0, const floating* src1, floating* 
     stride 2 and dilation 1 there: tap t adds to even offsets of a row, tap t + 1 to odd
     ones, so one interleaved pass adds both. No output receives both, so every output gets
     the same additions in the same order as two col2im_row calls: the same bits."""
-    cdef Py_ssize_t idx[MAX_NDIM]
-    cdef Py_ssize_t offset[MAX_NDIM]
-    cdef int last = g.ndim - 1
-    cdef Py_ssize_t n_last = g.in_size[last], o_count = g.out_size[last]
-    cdef Py_ssize_t pos = l0, seg, base, lo0, hi0, lo1, hi1, lo, hi, o, off, i0
+    cdef RowWalk w
+    cdef Py_ssize_t n_last = g.in_size[g.ndim - 1], lo0, hi0, lo1, hi1, hi, o, i0
     cdef floating* dst
-    tap_offsets(g, t, offset)
-    unravel(g, l0, idx)
-    off = offset[last]   # tap t + 1: off + 1
-    while pos < l1:
-        seg = o_count - idx[last]
-        if seg > l1 - pos:
-            seg = l1 - pos
-        base = outer_base(g, idx, offset)
-        if base >= 0:
-            i0 = idx[last]   # src[k] is output position i0 + k
-            valid_range(i0, seg, 2, off, n_last, &lo0, &hi0)
-            valid_range(i0, seg, 2, off + 1, n_last, &lo1, &hi1)
+    walk_start(&w, g, t, l0, l1)   # tap t + 1: offset w.off + 1
+    while walk_next(&w, g):
+        if w.base >= 0:
+            i0 = w.i0   # src[k] is output position i0 + k
+            valid_range(i0, w.seg, 2, w.off, n_last, &lo0, &hi0)
+            valid_range(i0, w.seg, 2, w.off + 1, n_last, &lo1, &hi1)
             # tap t + 1 reads one position further: lo1 <= lo0 and hi1 <= hi0, so both taps
             # are valid on [lo0, hi1), tap t + 1 alone on its left, tap t alone on its right
-            lo = lo0
             hi = hi1 if hi1 > lo0 else lo0
-            dst = x_channel + base + off
-            for o in range(lo1, hi1 if hi1 < lo else lo):
+            dst = x_channel + w.base + w.off
+            for o in range(lo1, hi1 if hi1 < lo0 else lo0):
                 dst[2 * o + 1] += src1[o - i0]
             for o in range(hi, hi0):
                 dst[2 * o] += src0[o - i0]
-            add_pair(hi - lo, src0 + (lo - i0), src1 + (lo - i0), dst + 2 * lo)
-        src0 += seg
-        src1 += seg
-        pos += seg
-        next_row(g, idx)
+            add_pair(hi - lo0, src0 + (lo0 - i0), src1 + (lo0 - i0), dst + 2 * lo0)
+        src0 += w.seg
+        src1 += w.seg
 
 
 cdef void im2col_batch(const floating* x, Py_ssize_t x_stride, Py_ssize_t nb,
