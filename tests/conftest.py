@@ -1,6 +1,8 @@
 """Shared fixtures: seeded RNG, per-dtype tolerances, hypothesis profiles, torch oracle."""
 
+import gc
 import os
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -85,3 +87,24 @@ def pytest_sessionfinish(session, exitstatus):
         for report in skipped:
             reporter.write_line(f"  skipped: {report.nodeid}: {report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr}")
         session.exitstatus = 1
+
+
+def _peak_extra_bytes(call):
+    """Peak traced memory of ``call()`` beyond its result's bytes (tracemalloc sees NumPy's
+    allocations), and the results as a tuple."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        result = call()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    results = result if isinstance(result, tuple) else (result,)
+    return peak - sum(r.nbytes for r in results if r is not None), results
+
+
+@pytest.fixture
+def peak_extra_bytes():
+    """``peak_extra_bytes(call) -> (extra bytes, results)``: the memory tests' measure."""
+    return _peak_extra_bytes

@@ -67,7 +67,7 @@ def test_no_leak_over_10000_calls(rng):
     assert rss_growth < 16 * 2**20, f"RSS grew by {rss_growth / 2**20:.1f} MiB"
 
 
-def test_workspace_is_bounded_when_the_full_im2col_buffer_would_not_fit():
+def test_workspace_is_bounded_when_the_full_im2col_buffer_would_not_fit(peak_extra_bytes):
     # forward im2col of every sample at once: 4096 samples x (64*3*3 rows) x (32*32 cols)
     # x 4 bytes = 9 GiB; the tiled workspace stays under WORKSPACE_BYTES.
     n, c, h = 4096, 64, 32
@@ -76,15 +76,8 @@ def test_workspace_is_bounded_when_the_full_im2col_buffer_would_not_fit():
     x = np.zeros((n, c, h, h), np.float32)  # 1 GiB, lazily zero (calloc)
     x[:, :, ::7, ::5] = 1.0
     w = np.ones((2, c, 3, 3), np.float32)
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        y = fastdeconv.conv(x, w, padding=1)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    output = y.nbytes
-    assert peak - output <= _dispatch.WORKSPACE_BYTES + 4 * 2**20, (peak, output)
+    extra, (y,) = peak_extra_bytes(lambda: fastdeconv.conv(x, w, padding=1))
+    assert extra <= _dispatch.WORKSPACE_BYTES + 4 * 2**20, extra
     assert y[0, 0, 0, 0] == fastdeconv.conv(x[:1, :, :2, :2], w, padding=1)[0, 0, 0, 0]
 
 
@@ -184,20 +177,6 @@ def test_resize_tables_that_cannot_fit_raise_memoryerror_before_they_are_built(m
     assert fastdeconv.resize(np.ones((1, 1, 2)), 2**20, mode="linear").shape == (1, 1, 2**20)
 
 
-def _peak_extra_bytes(call):
-    """Peak traced memory of ``call()`` beyond its result's bytes (tracemalloc sees NumPy)."""
-    gc.collect()
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        result = call()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    results = result if isinstance(result, tuple) else (result,)
-    return peak - sum(r.nbytes for r in results if r is not None), results
-
-
 def _pooled(shape):
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     return fastdeconv.max_pool(x, 2, return_indices=True)
@@ -239,12 +218,12 @@ MEMORY_CASES = {
 
 @pytest.mark.parametrize("name", MEMORY_CASES)
 @pytest.mark.parametrize("threads", [1, 8])
-def test_peak_extra_memory_is_within_the_larger_operand_plus_32_mib(name, threads):
+def test_peak_extra_memory_is_within_the_larger_operand_plus_32_mib(name, threads, peak_extra_bytes):
     # the bound of issue #5: peak extra memory <= max(input bytes, output bytes) + 32 MiB
     x = np.ones(_BIG, np.float32)
     previous = fastdeconv.set_num_threads(threads)
     try:
-        extra, results = _peak_extra_bytes(MEMORY_CASES[name](x))
+        extra, results = peak_extra_bytes(MEMORY_CASES[name](x))
     finally:
         fastdeconv.set_num_threads(previous)
     largest = max([x.nbytes] + [r.nbytes for r in results if r is not None])

@@ -7,7 +7,6 @@ geometries, within the guaranteed rounding-error bound derived from the transfor
 whatever the batch; and the dispatcher's choice.
 """
 
-import tracemalloc
 from fractions import Fraction
 
 import numpy as np
@@ -126,6 +125,20 @@ def assert_within_bound(y, expected, bound):
 def conv_winograd(x, w, bias=None, **kw):
     with _dispatch.forced_algorithm("winograd"):
         return fastdeconv.conv(x, w, bias, **kw)
+
+
+def assert_same_bits_for_thread_counts(call, counts=(1, 2, 4)):
+    """``call()`` (an array or a tuple of arrays) gives the same bits for every thread count."""
+    results = []
+    for threads in counts:
+        previous = fastdeconv.set_num_threads(threads)
+        try:
+            result = call()
+        finally:
+            fastdeconv.set_num_threads(previous)
+        results.append(result if isinstance(result, tuple) else (result,))
+    for other in results[1:]:
+        assert all(np.array_equal(a, b) for a, b in zip(results[0], other))
 
 
 @pytest.fixture
@@ -288,14 +301,7 @@ def test_forcing_winograd_where_it_does_not_apply_runs_im2col(x_shape, w_shape, 
 def test_winograd_is_bit_identical_for_1_2_and_4_threads(kw, dtype, rng):
     x = rng.standard_normal((3, 16, 37, 41)).astype(dtype)    # about 290 tiles: several passes
     w = rng.standard_normal((32, 16 // kw.get("groups", 1), 3, 3)).astype(dtype)
-    results = []
-    for threads in (1, 2, 4):
-        previous = fastdeconv.set_num_threads(threads)
-        try:
-            results.append(conv_winograd(x, w, **kw))
-        finally:
-            fastdeconv.set_num_threads(previous)
-    assert all(np.array_equal(results[0], other) for other in results[1:])
+    assert_same_bits_for_thread_counts(lambda: conv_winograd(x, w, **kw))
 
 
 def test_the_workspace_is_bounded_whatever_the_batch():
@@ -316,20 +322,14 @@ def test_the_workspace_is_bounded_whatever_the_batch():
     assert the_plan.col_elements == 25 * 64 * 128 + 25 * 128 * the_plan.tile
 
 
-def test_peak_extra_memory_of_a_large_batch_stays_within_the_workspace_bound():
+def test_peak_extra_memory_of_a_large_batch_stays_within_the_workspace_bound(peak_extra_bytes):
     # 32 samples of 64x56x56 float32: the transformed tiles of the whole batch would take
     # 32 * 196 tiles * 36 * (64 + 64) * 4 bytes = 108 MiB
     x = np.zeros((32, 64, 56, 56), np.float32)   # 26 MB, lazily zeroed
     x[:, :, ::9, ::7] = 1.0
     w = np.ones((64, 64, 3, 3), np.float32)
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        y = conv_winograd(x, w, padding=1)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert peak - y.nbytes <= _dispatch.WORKSPACE_BYTES + 4 * 2**20, (peak, y.nbytes)
+    extra, (y,) = peak_extra_bytes(lambda: conv_winograd(x, w, padding=1))
+    assert extra <= _dispatch.WORKSPACE_BYTES + 4 * 2**20, extra
     corner = x[-1:, :, :16, :16]
     expected = conv_reference(corner.astype(np.float64), w.astype(np.float64), padding=1)
     bound = error_bound(corner, w, np.float32, padding=1)
@@ -337,21 +337,8 @@ def test_peak_extra_memory_of_a_large_batch_stays_within_the_workspace_bound():
     assert_within_bound(y[-1:, :, :12, :12], expected[..., :12, :12], bound[..., :12, :12])
 
 
-def _peak_extra_bytes(call):
-    """``call()`` and its peak traced allocation beyond its result (tests/test_memory.py's
-    pattern: NumPy reports its allocations to tracemalloc)."""
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        y = call()
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return y, peak - y.nbytes
-
-
 @pytest.mark.parametrize("op", ["conv", "conv_transpose phases", "weight gradient"])
-def test_the_nonfinite_fallback_does_not_hold_two_workspaces(op):
+def test_the_nonfinite_fallback_does_not_hold_two_workspaces(op, peak_extra_bytes):
     """A NaN makes the call recompute directly; the Winograd workspace is freed first, so
     the peak is that of a finite input (here Winograd's 15.8 or 15.0 MiB and the direct
     algorithm's 0.7 or 1.6 MiB together would exceed WORKSPACE_BYTES)."""
@@ -383,9 +370,9 @@ def test_the_nonfinite_fallback_does_not_hold_two_workspaces(op):
     both = winograd.workspace_bytes(4) + direct.workspace_bytes(4)
     assert max(winograd.workspace_bytes(4), direct.workspace_bytes(4)) <= _dispatch.WORKSPACE_BYTES < both
     with _dispatch.forced_algorithm("winograd"):
-        _, finite_peak = _peak_extra_bytes(lambda: run(x, w, **kw))
+        finite_peak, _ = peak_extra_bytes(lambda: run(x, w, **kw))
         x[0, 3, 5, 7] = np.nan
-        y, nan_peak = _peak_extra_bytes(lambda: run(x, w, **kw))
+        nan_peak, (y,) = peak_extra_bytes(lambda: run(x, w, **kw))
     assert nan_peak <= finite_peak + 2**18, (nan_peak, finite_peak)
     if op != "conv_transpose phases":   # the phases also hold their rearranged weights
         assert finite_peak <= _dispatch.WORKSPACE_BYTES + 2**18, finite_peak
@@ -550,15 +537,9 @@ def test_stride_phases_with_nonfinite_input_give_the_col2im_result(rng):
 def test_stride_phases_are_bit_identical_for_1_2_and_4_threads(rng):
     x = rng.standard_normal((4, 32, 17, 15)).astype(np.float32)
     w = rng.standard_normal((32, 16, 4, 4)).astype(np.float32)
-    results = []
-    for threads in (1, 2, 4):
-        previous = fastdeconv.set_num_threads(threads)
-        try:
-            with _dispatch.forced_algorithm("winograd"):
-                results.append(fastdeconv.conv_transpose(x, w, stride=2, padding=1))
-        finally:
-            fastdeconv.set_num_threads(previous)
-    assert all(np.array_equal(results[0], other) for other in results[1:])
+    with _dispatch.forced_algorithm("winograd"):
+        assert_same_bits_for_thread_counts(
+            lambda: fastdeconv.conv_transpose(x, w, stride=2, padding=1))
 
 
 @pytest.mark.parametrize("x_shape, w_shape, kw, expected", [
@@ -698,17 +679,10 @@ def test_weight_gradient_float32_error_of_a_resnet_layer_is_within_a_useful_boun
 def test_weight_gradient_by_winograd_is_bit_identical_for_1_2_and_4_threads(kw, dtype, rng):
     x, w, gy = _weight_grad_case((3, 16, 37, 41), (32, 16 // kw.get("groups", 1), 3, 3), kw,
                                  dtype, rng)   # about 290 tiles: several passes
-    results = []
-    for threads in (1, 2, 4):
-        previous = fastdeconv.set_num_threads(threads)
-        try:
-            results.append(winograd_weight_grad(gy, x, w, **kw))
-        finally:
-            fastdeconv.set_num_threads(previous)
-    assert all(np.array_equal(results[0], other) for other in results[1:])
+    assert_same_bits_for_thread_counts(lambda: winograd_weight_grad(gy, x, w, **kw))
 
 
-def test_weight_gradient_workspace_is_bounded_whatever_the_batch():
+def test_weight_gradient_workspace_is_bounded_whatever_the_batch(peak_extra_bytes):
     for batch in (1, 64, 4096):
         for channels, itemsize in ((64, 4), (64, 8), (128, 8), (256, 4)):
             problem = conv_problem((batch, channels, 56, 56), (channels, channels, 3, 3), padding=1)
@@ -720,7 +694,7 @@ def test_weight_gradient_workspace_is_bounded_whatever_the_batch():
     gy = np.zeros_like(x)
     gy[:, :, ::5, ::3] = 1.0
     w = np.ones((64, 64, 3, 3), np.float32)
-    _, extra = _peak_extra_bytes(lambda: winograd_weight_grad(gy, x, w, padding=1))
+    extra, _ = peak_extra_bytes(lambda: winograd_weight_grad(gy, x, w, padding=1))
     assert extra <= _dispatch.WORKSPACE_BYTES + 2**18, extra
 
 
@@ -915,17 +889,11 @@ def test_space_to_depth_is_bit_identical_for_1_2_and_4_threads(dtype, rng, monke
     kw = dict(stride=2, padding=1)
     x, w, gy, xs, _, _ = _space_to_depth_case((6, 16, 37, 41), (32, 16, 4, 4), kw, dtype, rng)
     monkeypatch.setattr(_dispatch, "SPACE_TO_DEPTH_BYTES", 2 * xs[0].nbytes)  # 3 parts
-    results = []
-    for threads in (1, 2, 4, 2):
-        previous = fastdeconv.set_num_threads(threads)
-        try:
-            with _dispatch.forced_algorithm("space_to_depth"):
-                results.append((fastdeconv.conv(x, w, **kw),
-                                fastdeconv.conv_backward(gy, x, w, grads="weight", **kw)[1]))
-        finally:
-            fastdeconv.set_num_threads(previous)
-    for y, gw in results[1:]:
-        assert np.array_equal(y, results[0][0]) and np.array_equal(gw, results[0][1])
+    with _dispatch.forced_algorithm("space_to_depth"):
+        assert_same_bits_for_thread_counts(
+            lambda: (fastdeconv.conv(x, w, **kw),
+                     fastdeconv.conv_backward(gy, x, w, grads="weight", **kw)[1]),
+            counts=(1, 2, 4, 2))
 
 
 @pytest.mark.parametrize("x_shape, w_shape, kw", [
@@ -970,7 +938,7 @@ def test_space_to_depth_with_nonfinite_inputs_gives_the_im2col_result(where, dty
         np.testing.assert_array_equal(results["space_to_depth"][i], results["im2col"][i])
 
 
-def test_space_to_depth_workspace_is_bounded_whatever_the_batch():
+def test_space_to_depth_workspace_is_bounded_whatever_the_batch(peak_extra_bytes):
     for batch in (1, 64, 4096):
         for channels, itemsize in ((64, 4), (64, 8), (128, 4)):
             problem = conv_problem((batch, channels, 64, 64), (channels, channels, 4, 4),
@@ -985,9 +953,9 @@ def test_space_to_depth_workspace_is_bounded_whatever_the_batch():
     w = np.ones((64, 64, 4, 4), np.float32)
     gy = np.ones((32, 64, 32, 32), np.float32)
     with _dispatch.forced_algorithm("space_to_depth"):
-        _, extra = _peak_extra_bytes(lambda: fastdeconv.conv(x, w, stride=2, padding=1))
+        extra, _ = peak_extra_bytes(lambda: fastdeconv.conv(x, w, stride=2, padding=1))
         assert extra <= _dispatch.WORKSPACE_BYTES + _dispatch.SPACE_TO_DEPTH_BYTES + 2**18
-        _, extra = _peak_extra_bytes(
+        extra, _ = peak_extra_bytes(
             lambda: fastdeconv.conv_backward(gy, x, w, stride=2, padding=1, grads="weight")[1])
         assert extra <= _dispatch.WORKSPACE_BYTES + _dispatch.SPACE_TO_DEPTH_BYTES + 2**18
 
@@ -1046,7 +1014,7 @@ def test_space_to_depth_on_random_geometries_matches_the_reference(case, seed):
 
 
 @pytest.mark.parametrize("pass_name", ["forward", "backward_weight"])
-def test_space_to_depth_nonfinite_fallback_does_not_hold_two_workspaces(pass_name):
+def test_space_to_depth_nonfinite_fallback_does_not_hold_two_workspaces(pass_name, peak_extra_bytes):
     """The rearranged part of the batch (16 MiB here) is freed before im2col recomputes."""
     x = np.zeros((128, 8, 64, 64), np.float32)
     x[:, :, ::5, ::3] = 1.0
@@ -1063,9 +1031,9 @@ def test_space_to_depth_nonfinite_fallback_does_not_hold_two_workspaces(pass_nam
         return fastdeconv.conv_backward(gy, x, w, grads="weight", **kw)[1]
 
     with _dispatch.forced_algorithm("space_to_depth"):
-        _, finite_peak = _peak_extra_bytes(run)
+        finite_peak, _ = peak_extra_bytes(run)
         x[3, 2, 10, 20] = np.nan
-        y, nan_peak = _peak_extra_bytes(run)
+        nan_peak, (y,) = peak_extra_bytes(run)
     assert nan_peak <= finite_peak + 2**18, (nan_peak, finite_peak)
     with _dispatch.forced_algorithm("im2col"):
         np.testing.assert_array_equal(y, run())
@@ -1075,7 +1043,7 @@ def test_space_to_depth_nonfinite_fallback_does_not_hold_two_workspaces(pass_nam
     ((303, 96, 6, 6), (192, 96, 6, 6), 3),     # the rearranged part is larger than x's part
     ((65, 160, 6, 6), (96, 160, 6, 6), 7),
 ])
-def test_space_to_depth_weight_gradient_peak_memory_is_within_the_bound(x_shape, w_shape, padding):
+def test_space_to_depth_weight_gradient_peak_memory_is_within_the_bound(x_shape, w_shape, padding, peak_extra_bytes):
     """Peak extra memory <= max(input, output, weight) + 32 MiB (the reviewer's cases: the
     weight-sized temporaries used to coexist with the part buffer)."""
     x = np.ones(x_shape, np.float32)
@@ -1084,7 +1052,7 @@ def test_space_to_depth_weight_gradient_peak_memory_is_within_the_bound(x_shape,
     problem = conv_problem(x.shape, w.shape, **kw)
     assert _dispatch.plan("backward_weight", problem, 4).algorithm == "space_to_depth"
     gy = np.ones((x_shape[0], w_shape[0]) + problem.geometry.output_size, np.float32)
-    gw, extra = _peak_extra_bytes(
+    extra, (gw,) = peak_extra_bytes(
         lambda: fastdeconv.conv_backward(gy, x, w, grads="weight", **kw)[1])
     assert extra <= max(x.nbytes, gy.nbytes, w.nbytes) + 32 * 2**20, extra / 2**20
     assert np.all(np.isfinite(gw))
