@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import fastdeconv
-from fastdeconv import _conv, _dispatch
+from fastdeconv import _dispatch
 from fastdeconv.testing import assert_adjoint, conv_transpose_reference
 
 SPATIAL = {1: (7,), 2: (5, 4), 3: (3, 4, 3)}
