@@ -458,6 +458,29 @@ def _phase_table(problem):
     return phases, table
 
 
+def phase_partners(first, sub_out, stride):
+    """Pairs of phases whose outputs interleave in the last dimension (its stride is 2).
+
+    ``first`` and ``sub_out`` are the phase table's ``(n_phases, ndim)`` first output
+    positions and counts. Returns ``partner`` (intp, one per phase): the phase whose outputs
+    sit one position after this phase's in the last dimension (same rows, i.e. the same first
+    position and count in every other dimension; as many outputs a row or one fewer), ``-2``
+    for that phase itself, ``-1`` for a phase without a partner (every phase when the last
+    stride is not 2). The depthwise kernel stores each pair in one interleaving pass.
+    """
+    partner = np.full(len(first), -1, dtype=np.intp)
+    if stride[-1] != 2:
+        return partner
+    by_first = {tuple(f): p for p, f in enumerate(first.tolist())}
+    for p, f in enumerate(first.tolist()):
+        q = by_first.get(tuple(f[:-1]) + (f[-1] + 1,))
+        if (partner[p] == -1 and q is not None and partner[q] == -1
+                and np.array_equal(sub_out[p, :-1], sub_out[q, :-1])
+                and 0 <= sub_out[p, -1] - sub_out[q, -1] <= 1):
+            partner[p], partner[q] = q, -2
+    return partner
+
+
 def backward_weight(x, grad_y, problem):
     """grad_w = sum over samples of grad_y @ im2col(x)^T, per group."""
     _check_kernel_dims(problem)
@@ -510,7 +533,9 @@ def _run_phases(x, weight, y, problem, the_plan):
             problem.c_in // problem.groups,
             np.array(g.output_size, dtype=np.intp), np.array(g.input_size, dtype=np.intp),
             np.array(g.stride, dtype=np.intp), table["sub_out"], table["sub_kernel"],
-            table["sub_pad"], table["first"], offsets, halo, padded, num_threads(),
+            table["sub_pad"], table["first"], offsets,
+            phase_partners(table["first"], table["sub_out"], g.stride), halo, padded,
+            num_threads(),
         )
         return y
     _check_blas_dims(problem, the_plan)

@@ -184,3 +184,55 @@ def test_the_winograd_phase_plan_is_cached_per_problem_and_budget(monkeypatch):
     assert first is not None and _dispatch._winograd_phases(problem, 4) is first
     monkeypatch.setattr(_dispatch, "WORKSPACE_BYTES", _dispatch.WORKSPACE_BYTES // 2)
     assert _dispatch._winograd_phases(problem, 4) is not first  # the budget is in the key
+
+
+def test_phase_partners_pair_the_interleaved_phases_of_a_last_stride_of_two():
+    # k4 s2 p1: residue 0 writes columns 1, 3, ... and residue 1 columns 0, 2, ...; phases are
+    # row-major over (rho_h, rho_w), so phase 1 leads phase 0 and phase 3 leads phase 2
+    problem = conv_transpose_problem((1, 1, 5, 6), (1, 1, 4, 4), stride=2, padding=1)
+    _, table = _dispatch._phase_table(problem)
+    partner = _dispatch.phase_partners(table["first"], table["sub_out"], (2, 2))
+    assert partner.tolist() == [-2, 0, -2, 2]
+    assert _dispatch.phase_partners(table["first"], table["sub_out"], (2, 3)).tolist() == [-1] * 4
+    # stride 2 only in a leading dimension: nothing to interleave in the rows
+    problem = conv_transpose_problem((1, 1, 5, 6), (1, 1, 4, 3), stride=(2, 3))
+    _, table = _dispatch._phase_table(problem)
+    assert set(_dispatch.phase_partners(table["first"], table["sub_out"], (2, 3))) == {-1}
+
+
+def _depthwise_geometries():
+    """1-d and 2-d depthwise transposed convs with a last stride of 2: kernel lengths,
+    paddings and sizes that give the two interleaved phases equal counts and one more."""
+    for n, k, pad, out_pad in itertools.product(range(1, 6), range(1, 6), range(3), range(2)):
+        if (n - 1) * 2 - 2 * pad + k + out_pad >= 1 and pad < k:
+            yield (2, 3, n), (3, 2, k), dict(stride=2, padding=pad, output_padding=out_pad, groups=3)
+    for n, k, pad in itertools.product(range(2, 5), range(2, 6), range(2)):
+        yield ((2, 2, 3, n), (2, 1, 3, k),
+               dict(stride=(3, 2), padding=(1, pad), output_padding=(2, 1), groups=2))
+
+
+DEPTHWISE_GEOMETRIES = list(_depthwise_geometries())
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kw", DEPTHWISE_GEOMETRIES)
+def test_depthwise_interleaved_phase_stores_match_reference(x_shape, w_shape, kw, rng, assert_close):
+    problem = conv_transpose_problem(x_shape, w_shape, **kw)
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    with _dispatch.forced_algorithm("depthwise"):
+        assert _dispatch.plan("backward_input", problem, 8).algorithm == "depthwise"
+        got = fastdeconv.conv_transpose(x, w, **kw)
+    assert_close(got, conv_transpose_reference(x, w, **kw), rtol=1e-13)
+
+
+def test_the_depthwise_geometries_reach_both_pairings_of_phase_counts():
+    """Pairs whose lead (the phase with the first output) has as many outputs a row as its
+    partner and one more (it cannot have fewer)."""
+    differences = set()
+    for x_shape, w_shape, kw in DEPTHWISE_GEOMETRIES:
+        _, table = _dispatch._phase_table(conv_transpose_problem(x_shape, w_shape, **kw))
+        partner = _dispatch.phase_partners(table["first"], table["sub_out"], kw["stride"] if
+                                           isinstance(kw["stride"], tuple) else (2,))
+        for p, q in enumerate(partner):
+            if q >= 0:
+                differences.add(int(table["sub_out"][p, -1] - table["sub_out"][q, -1]))
+    assert differences == {0, 1}

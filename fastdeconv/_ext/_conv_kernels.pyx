@@ -39,22 +39,18 @@ from libc.string cimport memset, memcpy
 from ._blas cimport gemm, blas_int
 
 cdef extern from "_simd.h" nogil:
-    void fd_axpy_f(Py_ssize_t n, float a, const float* x, float* y)
-    void fd_axpy_d(Py_ssize_t n, double a, const double* x, double* y)
     void fd_add_f(Py_ssize_t n, const float* x, float* y)
     void fd_add_d(Py_ssize_t n, const double* x, double* y)
     void fd_add_pair_f(Py_ssize_t n, const float* a, const float* b, float* y)
     void fd_add_pair_d(Py_ssize_t n, const double* a, const double* b, double* y)
     void fd_split_pair_f(Py_ssize_t n, const float* x, float* a, float* b)
     void fd_split_pair_d(Py_ssize_t n, const double* x, double* a, double* b)
-
-
-cdef inline void axpy(Py_ssize_t n, floating a, const floating* x, floating* y) noexcept nogil:
-    """y[:n] += a * x[:n], vectorised for the CPU at hand (see _simd.h)."""
-    if floating is float:
-        fd_axpy_f(n, a, x, y)
-    else:
-        fd_axpy_d(n, a, x, y)
+    void fd_store_pair_f(Py_ssize_t n, const float* a, const float* b, float* y)
+    void fd_store_pair_d(Py_ssize_t n, const double* a, const double* b, double* y)
+    void fd_taps_f(Py_ssize_t n, Py_ssize_t k, const float* w, const Py_ssize_t* off,
+                   const float* x, float* z)
+    void fd_taps_d(Py_ssize_t n, Py_ssize_t k, const double* w, const Py_ssize_t* off,
+                   const double* x, double* z)
 
 
 cdef inline void add_pair(Py_ssize_t n, const floating* a, const floating* b,
@@ -64,6 +60,24 @@ cdef inline void add_pair(Py_ssize_t n, const floating* a, const floating* b,
         fd_add_pair_f(n, a, b, y)
     else:
         fd_add_pair_d(n, a, b, y)
+
+
+cdef inline void store_pair(Py_ssize_t n, const floating* a, const floating* b,
+                            floating* y) noexcept nogil:
+    """y[2i] = a[i], y[2i + 1] = b[i] for i < n, vectorised (see _simd.h)."""
+    if floating is float:
+        fd_store_pair_f(n, a, b, y)
+    else:
+        fd_store_pair_d(n, a, b, y)
+
+
+cdef inline void taps(Py_ssize_t n, Py_ssize_t k, const floating* w, const Py_ssize_t* off,
+                      const floating* x, floating* z) noexcept nogil:
+    """z[i] = sum over t < k of w[t] * x[off[t] + i] (from 0, in order of t), for i < n."""
+    if floating is float:
+        fd_taps_f(n, k, w, off, x, z)
+    else:
+        fd_taps_d(n, k, w, off, x, z)
 
 
 cdef inline void split_pair(Py_ssize_t n, const floating* x, floating* a,
@@ -759,11 +773,18 @@ def conv_transpose_phases(const floating[::1] x, const floating[::1] phase_weigh
                 n0 += nbt
 
 
-cdef void store_phase_plane(const floating* z, floating* dst_plane, int ndim,
-                            const Py_ssize_t* z_strides, const Py_ssize_t* count,
-                            const Py_ssize_t* y_size, const Py_ssize_t* first,
-                            const Py_ssize_t* step) noexcept nogil:
-    """Write a phase plane ``z`` (rows ``z_strides`` apart) to every ``step``-th output."""
+cdef void store_phase_planes(const floating* za, const floating* zb, floating* dst_plane,
+                             int ndim, const Py_ssize_t* z_strides, const Py_ssize_t* count,
+                             Py_ssize_t count_b, const Py_ssize_t* y_size,
+                             const Py_ssize_t* first, const Py_ssize_t* step) noexcept nogil:
+    """Write a phase plane ``za`` (rows ``z_strides`` apart) to every ``step``-th output.
+
+    With ``zb`` (not NULL; the last step is then 2), ``zb`` is the plane of the phase whose
+    outputs sit one position after those of ``za`` in the last dimension (``count_b`` of
+    them a row, ``count[ndim - 1] - 1`` or ``count[ndim - 1]``; the other dimensions as
+    ``za``'s): the two are written together, interleaved (one vectorised pass,
+    ``store_pair``).
+    """
     cdef Py_ssize_t idx[MAX_NDIM]
     cdef Py_ssize_t rows = 1, r, rem, zoff, ybase, u, s = step[ndim - 1], cnt = count[ndim - 1]
     cdef int d
@@ -781,10 +802,15 @@ cdef void store_phase_plane(const floating* z, floating* dst_plane, int ndim,
         for d in range(ndim - 1):
             zoff += idx[d] * z_strides[d]
             ybase = ybase * y_size[d] + first[d] + idx[d] * step[d]
-        src = z + zoff
+        src = za + zoff
         dst = dst_plane + ybase * y_size[ndim - 1] + first[ndim - 1]
-        for u in range(cnt):
-            dst[u * s] = src[u]
+        if zb == NULL:
+            for u in range(cnt):
+                dst[u * s] = src[u]
+            continue
+        store_pair(count_b, src, zb + zoff, dst)
+        if cnt > count_b:
+            dst[2 * count_b] = src[count_b]
 
 
 def conv_transpose_depthwise(const floating[::1] x, const floating[::1] phase_weight,
@@ -794,6 +820,7 @@ def conv_transpose_depthwise(const floating[::1] x, const floating[::1] phase_we
                              const Py_ssize_t[::1] step, const Py_ssize_t[:, ::1] sub_out,
                              const Py_ssize_t[:, ::1] sub_kernel, const Py_ssize_t[:, ::1] sub_pad,
                              const Py_ssize_t[:, ::1] first, const Py_ssize_t[::1] weight_offset,
+                             const Py_ssize_t[::1] partner,
                              const Py_ssize_t[::1] halo, const Py_ssize_t[::1] padded_size,
                              int num_threads):
     """Depthwise transposed convolution (groups == input channels), direct, by stride phases.
@@ -803,28 +830,34 @@ def conv_transpose_depthwise(const floating[::1] x, const floating[::1] phase_we
     (``halo`` positions before, ``padded_size`` in all) laid out so that, for every phase, a
     sub-kernel tap is one flat multiply-add over the whole phase plane::
 
-        z[u] += w[t] * xpad[u + base(phase) + offset(t)]     (u over the padded row layout)
+        z[u] = 0 + w[0] * xpad[u + base(phase) + offset(0)] + w[1] * ...  (u over the padded rows)
 
-    a long vectorised loop (``axpy`` in ``_simd.h``); the phase plane ``z`` is then written to
-    every ``step``-th output. Each output receives its taps in a fixed order, and planes are
-    independent (parallel over sample, channel, j), so the result does not depend on the
-    thread count. ``y`` must be zero on entry.
+    long vectorised loops, four taps a pass (``taps`` in ``_simd.h``); the phase plane ``z``
+    is then written to every ``step``-th output. Every phase table entry is live (no zero
+    count or sub-kernel). ``partner[ph]`` pairs the phases of a last-dimension stride of 2:
+    ``>= 0`` is the phase whose outputs follow ``ph``'s by one position (the two planes are
+    stored interleaved in one pass), ``-2`` a phase stored with its partner, ``-1`` a phase
+    stored alone. Each output receives its taps in a fixed order, and planes are independent
+    (parallel over sample, channel, j), so the result does not depend on the thread count.
+    ``y`` must be zero on entry.
     """
     cdef Py_ssize_t n_phases = sub_out.shape[0], ndim = x_size.shape[0]
-    cdef Py_ssize_t P = 1, Y = 1, E = 1, ph, d, item, n, c, j, t, rem, r, rows_x
+    cdef Py_ssize_t P = 1, Y = 1, E = 1, ph, d, item, n, c, j, t, rem, r, rows_x, other
     cdef Py_ssize_t strides[MAX_NDIM]  # read-only inside the parallel loop
     cdef Py_ssize_t* base = <Py_ssize_t*> malloc(max(n_phases, 1) * sizeof(Py_ssize_t))
     cdef Py_ssize_t* span = <Py_ssize_t*> malloc(max(n_phases, 1) * sizeof(Py_ssize_t))
     cdef Py_ssize_t* ks = <Py_ssize_t*> malloc(max(n_phases, 1) * sizeof(Py_ssize_t))
+    cdef Py_ssize_t* tap_start = <Py_ssize_t*> malloc(max(n_phases, 1) * sizeof(Py_ssize_t))
     cdef Py_ssize_t* tap_offset
-    cdef Py_ssize_t k_total = 0, k_start, span_max = 1, xoff
+    cdef Py_ssize_t k_total = 0, span_max = 1, xoff
     cdef floating* xpad
-    cdef floating* z
-    cdef const floating* w
+    cdef floating* za
+    cdef floating* zb
+    cdef floating* dst
     cdef int failed = 0
     cdef int* failed_flag = &failed
-    if base == NULL or span == NULL or ks == NULL:
-        free(base); free(span); free(ks)
+    if base == NULL or span == NULL or ks == NULL or tap_start == NULL:
+        free(base); free(span); free(ks); free(tap_start)
         raise MemoryError("cannot allocate the phase table")
     for d in range(ndim):
         P *= x_size[d]
@@ -842,22 +875,21 @@ def conv_transpose_depthwise(const floating[::1] x, const floating[::1] phase_we
             base[ph] += (halo[d] - sub_pad[ph, d]) * strides[d]
             span[ph] += (sub_out[ph, d] - 1) * strides[d]
             ks[ph] *= sub_kernel[ph, d]
+        tap_start[ph] = k_total
         k_total += ks[ph]
         if span[ph] > span_max:
             span_max = span[ph]
     tap_offset = <Py_ssize_t*> malloc(max(k_total, 1) * sizeof(Py_ssize_t))
     if tap_offset == NULL:
-        free(base); free(span); free(ks)
+        free(base); free(span); free(ks); free(tap_start)
         raise MemoryError("cannot allocate the tap table")
-    k_start = 0
     for ph in range(n_phases):
         for t in range(ks[ph]):
             rem = t
-            tap_offset[k_start + t] = 0
+            tap_offset[tap_start[ph] + t] = 0
             for d in range(ndim - 1, -1, -1):
-                tap_offset[k_start + t] += (rem % sub_kernel[ph, d]) * strides[d]
+                tap_offset[tap_start[ph] + t] += (rem % sub_kernel[ph, d]) * strides[d]
                 rem = rem / sub_kernel[ph, d]
-        k_start += ks[ph]
     rows_x = P / x_size[ndim - 1]
     try:
         with nogil:
@@ -866,11 +898,13 @@ def conv_transpose_depthwise(const floating[::1] x, const floating[::1] phase_we
                 n = item / (channels * multiplier)
                 c = (item / multiplier) % channels
                 j = item % multiplier
-                xpad = <floating*> malloc((E + span_max) * sizeof(floating))
+                xpad = <floating*> malloc((E + 2 * span_max) * sizeof(floating))
                 if xpad == NULL:
                     failed_flag[0] = 1
                     continue
-                z = xpad + E
+                za = xpad + E
+                zb = za + span_max
+                dst = &y[0] + (n * channels * multiplier + c * multiplier + j) * Y
                 # the zero-padded copy of input plane (n, c)
                 memset(xpad, 0, E * sizeof(floating))
                 for r in range(rows_x):
@@ -881,25 +915,31 @@ def conv_transpose_depthwise(const floating[::1] x, const floating[::1] phase_we
                         rem = rem / x_size[d]
                     memcpy(xpad + xoff, &x[0] + (n * channels + c) * P + r * x_size[ndim - 1],
                            x_size[ndim - 1] * sizeof(floating))
-                k_start = 0
                 for ph in range(n_phases):
-                    if ks[ph] == 0 or sub_out[ph, 0] == 0:
-                        k_start = k_start + ks[ph]
+                    other = partner[ph]
+                    if other == -2:
+                        continue  # stored with the phase it follows
+                    taps(span[ph], ks[ph],
+                         &phase_weight[0] + weight_offset[ph] + (c * multiplier + j) * ks[ph],
+                         tap_offset + tap_start[ph], xpad + base[ph], za)
+                    if other < 0:
+                        store_phase_planes(za, <floating*> NULL, dst, <int> ndim, strides,
+                                           &sub_out[ph, 0], 0, &y_size[0], &first[ph, 0],
+                                           &step[0])
                         continue
-                    w = &phase_weight[0] + weight_offset[ph] + (c * multiplier + j) * ks[ph]
-                    memset(z, 0, span[ph] * sizeof(floating))
-                    for t in range(ks[ph]):
-                        axpy(span[ph], w[t], xpad + base[ph] + tap_offset[k_start + t], z)
-                    k_start = k_start + ks[ph]
-                    store_phase_plane(
-                        z, &y[0] + (n * channels * multiplier + c * multiplier + j) * Y,
-                        <int> ndim, strides, &sub_out[ph, 0], &y_size[0], &first[ph, 0],
-                        &step[0])
+                    taps(span[other], ks[other],
+                         &phase_weight[0] + weight_offset[other]
+                         + (c * multiplier + j) * ks[other],
+                         tap_offset + tap_start[other], xpad + base[other], zb)
+                    store_phase_planes(za, zb, dst, <int> ndim, strides, &sub_out[ph, 0],
+                                       sub_out[other, ndim - 1], &y_size[0], &first[ph, 0],
+                                       &step[0])
                 free(xpad)
     finally:
         free(base)
         free(span)
         free(ks)
+        free(tap_start)
         free(tap_offset)
     if failed:
         raise MemoryError("cannot allocate a plane buffer of the depthwise kernel")
@@ -941,9 +981,10 @@ def depth_to_space_phases(const floating[::1] z, floating[::1] y, Py_ssize_t bat
             for d in range(ndim):
                 start = start + phase_start[ph, d] * z_strides[d]
             # the phase's block of z is a phase plane with rows z_strides apart
-            store_phase_plane(&z[0] + (n * n_phases * channels + zc) * Z + start,
-                              &y[0] + (n * channels + c) * Y, ndim, z_strides, &count[ph, 0],
-                              &y_size[0], &first[ph, 0], &step[0])
+            store_phase_planes(&z[0] + (n * n_phases * channels + zc) * Z + start,
+                               <floating*> NULL, &y[0] + (n * channels + c) * Y, ndim,
+                               z_strides, &count[ph, 0], 0, &y_size[0], &first[ph, 0],
+                               &step[0])
 
 
 def space_to_depth_2d(const floating[::1] x, floating[::1] out, Py_ssize_t planes,

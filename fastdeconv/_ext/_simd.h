@@ -21,18 +21,6 @@
 #define FD_CLONES
 #endif
 
-/* y[i] += a * x[i], i < n */
-FD_CLONES static void fd_axpy_f(ptrdiff_t n, float a, const float *restrict x, float *restrict y)
-{
-    for (ptrdiff_t i = 0; i < n; ++i) y[i] += a * x[i];
-}
-
-FD_CLONES static void fd_axpy_d(ptrdiff_t n, double a, const double *restrict x,
-                                double *restrict y)
-{
-    for (ptrdiff_t i = 0; i < n; ++i) y[i] += a * x[i];
-}
-
 /* y[i] += x[i], i < n */
 FD_CLONES static void fd_add_f(ptrdiff_t n, const float *restrict x, float *restrict y)
 {
@@ -80,6 +68,69 @@ FD_CLONES static void fd_split_pair_d(ptrdiff_t n, const double *restrict x, dou
         a[i] = x[2 * i];
         b[i] = x[2 * i + 1];
     }
+}
+
+/* y[2i] = a[i] and y[2i + 1] = b[i], i < n: two stride-2 phase planes, interleaved */
+FD_CLONES static void fd_store_pair_f(ptrdiff_t n, const float *restrict a,
+                                      const float *restrict b, float *restrict y)
+{
+    for (ptrdiff_t i = 0; i < n; ++i) {
+        y[2 * i] = a[i];
+        y[2 * i + 1] = b[i];
+    }
+}
+
+FD_CLONES static void fd_store_pair_d(ptrdiff_t n, const double *restrict a,
+                                      const double *restrict b, double *restrict y)
+{
+    for (ptrdiff_t i = 0; i < n; ++i) {
+        y[2 * i] = a[i];
+        y[2 * i + 1] = b[i];
+    }
+}
+
+/* z[i] = 0 + w[0] * x[off[0] + i] + ... + w[k - 1] * x[off[k - 1] + i], i < n, added in
+ * that order (the same additions, in the same order, as k multiply-adds into a zeroed z),
+ * four taps a pass over z. */
+#define FD_TAPS_BODY(T)                                                                      \
+    ptrdiff_t t = 0;                                                                         \
+    if (k < 4)                                                                               \
+        for (ptrdiff_t i = 0; i < n; ++i) z[i] = 0;                                          \
+    for (; t + 4 <= k; t += 4) {                                                             \
+        const T *x0 = x + off[t], *x1 = x + off[t + 1], *x2 = x + off[t + 2],                \
+                *x3 = x + off[t + 3];                                                        \
+        const T w0 = w[t], w1 = w[t + 1], w2 = w[t + 2], w3 = w[t + 3];                      \
+        if (t == 0)                                                                          \
+            for (ptrdiff_t i = 0; i < n; ++i) {                                              \
+                T acc = 0;                                                                   \
+                acc += w0 * x0[i]; acc += w1 * x1[i]; acc += w2 * x2[i]; acc += w3 * x3[i];  \
+                z[i] = acc;                                                                  \
+            }                                                                                \
+        else                                                                                 \
+            for (ptrdiff_t i = 0; i < n; ++i) {                                              \
+                T acc = z[i];                                                                \
+                acc += w0 * x0[i]; acc += w1 * x1[i]; acc += w2 * x2[i]; acc += w3 * x3[i];  \
+                z[i] = acc;                                                                  \
+            }                                                                                \
+    }                                                                                        \
+    for (; t < k; ++t) {                                                                     \
+        const T *xt = x + off[t];                                                            \
+        const T wt = w[t];                                                                   \
+        for (ptrdiff_t i = 0; i < n; ++i) z[i] += wt * xt[i];                                \
+    }
+
+FD_CLONES static void fd_taps_f(ptrdiff_t n, ptrdiff_t k, const float *restrict w,
+                                const ptrdiff_t *restrict off, const float *x,
+                                float *restrict z)
+{
+    FD_TAPS_BODY(float)
+}
+
+FD_CLONES static void fd_taps_d(ptrdiff_t n, ptrdiff_t k, const double *restrict w,
+                                const ptrdiff_t *restrict off, const double *x,
+                                double *restrict z)
+{
+    FD_TAPS_BODY(double)
 }
 
 #endif
