@@ -395,22 +395,40 @@ def subpixel_weight(weight, stride, groups):
     """Forward-convolution weight of the sub-pixel decomposition (kernel = multiple of stride).
 
     ``weight`` is the transposed convolution's ``(C_in, C_out / groups, *k)``; the result is
-    ``(groups * prod(stride) * C_out / groups, C_in / groups, *(k / stride))`` with output
-    channels ordered (group, phase, channel) and each sub-kernel flipped: tap ``t = rho + m *
-    stride`` of phase ``rho`` sits at sub-kernel position ``k / stride - 1 - m``.
+    ``(groups * C_out / groups * prod(stride), C_in / groups, *(k / stride))`` with output
+    channels ordered (group, channel, phase), so that the phases of one output channel are
+    adjacent planes of the intermediate (read in order by the depth-to-space step), and each
+    sub-kernel flipped: tap ``t = rho + m * stride`` of phase ``rho`` sits at sub-kernel
+    position ``k / stride - 1 - m``.
     """
     c_in, cout_g = weight.shape[:2]
-    ndim = weight.ndim - 2
-    sub = [k // s for k, s in zip(weight.shape[2:], stride)]
-    split = weight.reshape((groups, c_in // groups, cout_g)
-                           + tuple(v for m, s in zip(sub, stride) for v in (m, s)))
-    # axes: 0 group, 1 cin, 2 cout, then (m_d, rho_d) for each dimension d
-    m_axes = [3 + 2 * d for d in range(ndim)]
-    rho_axes = [4 + 2 * d for d in range(ndim)]
-    flipped = np.flip(split, axis=m_axes)
-    ordered = flipped.transpose([0] + rho_axes + [2, 1] + m_axes)
-    return np.ascontiguousarray(ordered).reshape(
-        (groups * int(np.prod(stride)) * cout_g, c_in // groups) + tuple(sub))
+    kernel = weight.shape[2:]
+    sub = tuple(k // s for k, s in zip(kernel, stride))
+    cin_g = c_in // groups
+    out = allocate((groups * cout_g * math.prod(stride), cin_g) + sub, weight.dtype, "weight")
+    _conv_kernels.scatter_kernel_taps(
+        np.ascontiguousarray(weight).reshape(-1), out.reshape(-1), groups, cin_g, cout_g,
+        _subpixel_tap_offsets(kernel, tuple(stride), cin_g), math.prod(sub), num_threads())
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _subpixel_tap_offsets(kernel, stride, cin_g):
+    """Where each kernel tap goes in a row of :func:`subpixel_weight` (input channel 0).
+
+    Tap ``t`` (row-major over ``kernel``), ``t_d = rho_d + m_d * stride_d``, belongs to phase
+    ``rho`` (row-major over ``stride``) at flipped sub-kernel position ``k_d / stride_d - 1 -
+    m_d``: offset ``(phase * cin_g) * prod(sub) + position`` (row-major over ``sub``).
+    """
+    sub = tuple(k // s for k, s in zip(kernel, stride))
+    taps = np.indices(kernel).reshape(len(kernel), -1)
+    rho = np.stack([t % s for t, s in zip(taps, stride)])
+    flipped = np.stack([m - 1 - t // s for t, s, m in zip(taps, stride, sub)])
+    phase = np.ravel_multi_index(tuple(rho), stride)
+    position = np.ravel_multi_index(tuple(flipped), sub)
+    offsets = (phase * cin_g * math.prod(sub) + position).astype(np.intp)
+    offsets.flags.writeable = False
+    return offsets
 
 
 def _subpixel_phase_table(problem, u_min):
@@ -441,7 +459,7 @@ def _run_subpixel(x, weight, y, problem):
         z = forward(part, z_weight, replace(layout["problem"], batch=part.shape[0]))
         _conv_kernels.depth_to_space_phases(
             z.reshape(-1), y[n0:n0 + chunk].reshape(-1), part.shape[0], problem.c_in,
-            problem.groups, np.array(layout["common"], dtype=np.intp),
+            np.array(layout["common"], dtype=np.intp),
             np.array(g.input_size, dtype=np.intp), np.array(g.stride, dtype=np.intp),
             start, count, first, num_threads(),
         )

@@ -236,3 +236,31 @@ def test_the_depthwise_geometries_reach_both_pairings_of_phase_counts():
             if q >= 0:
                 differences.add(int(table["sub_out"][p, -1] - table["sub_out"][q, -1]))
     assert differences == {0, 1}
+
+
+def _subpixel_weight_by_transpose(weight, stride, groups):
+    """subpixel_weight's layout by NumPy reshapes and transposes (the reference)."""
+    c_in, cout_g = weight.shape[:2]
+    ndim = weight.ndim - 2
+    sub = [k // s for k, s in zip(weight.shape[2:], stride)]
+    split = weight.reshape((groups, c_in // groups, cout_g)
+                           + tuple(v for m, s in zip(sub, stride) for v in (m, s)))
+    m_axes = [3 + 2 * d for d in range(ndim)]
+    rho_axes = [4 + 2 * d for d in range(ndim)]
+    ordered = np.flip(split, axis=m_axes).transpose([0, 2] + rho_axes + [1] + m_axes)
+    return ordered.reshape((groups * cout_g * int(np.prod(stride)), c_in // groups) + tuple(sub))
+
+
+@pytest.mark.parametrize("w_shape, stride, groups", [
+    ((3, 2, 8), (4,), 1),
+    ((4, 3, 4, 6), (2, 3), 2),
+    ((2, 2, 4, 2, 6), (2, 1, 3), 1),
+    ((21, 21, 64, 64), (32, 32), 1),
+])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_subpixel_weight_is_the_transposed_and_flipped_kernel(w_shape, stride, groups, dtype, rng):
+    w = rng.standard_normal(w_shape).astype(dtype)
+    got = _dispatch.subpixel_weight(w, stride, groups)
+    want = _subpixel_weight_by_transpose(w, stride, groups)
+    assert got.dtype == dtype and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, want)

@@ -946,45 +946,93 @@ def conv_transpose_depthwise(const floating[::1] x, const floating[::1] phase_we
 
 
 def depth_to_space_phases(const floating[::1] z, floating[::1] y, Py_ssize_t batch,
-                          Py_ssize_t channels, Py_ssize_t groups, const Py_ssize_t[::1] z_size,
+                          Py_ssize_t channels, const Py_ssize_t[::1] z_size,
                           const Py_ssize_t[::1] y_size, const Py_ssize_t[::1] step,
                           const Py_ssize_t[:, ::1] phase_start, const Py_ssize_t[:, ::1] count,
                           const Py_ssize_t[:, ::1] first, int num_threads):
     """Write each phase's block of ``z`` to every ``step``-th position of ``y`` (a permutation).
 
-    ``z`` is ``(batch, n_phases * channels, *z_size)``, its channels ordered (group, phase,
-    channel within the group) as a grouped forward convolution produces them; output channel
-    ``c = g * (channels / groups) + j`` of phase ``p`` is ``z`` channel
-    ``(g * n_phases + p) * (channels / groups) + j``. Positions ``u`` of phase ``p`` with
+    ``z`` is ``(batch, channels * n_phases, *z_size)``: output channel ``c`` of phase ``p``
+    is ``z`` channel ``c * n_phases + p``. Positions ``u`` of phase ``p`` with
     ``phase_start[p] <= u < phase_start[p] + count[p]`` go to
-    ``y[:, c, first[p] + (u - phase_start[p]) * step]``. Phases cover disjoint outputs, so
-    this is a parallel copy with no overlap (over sample, phase, channel).
+    ``y[:, c, first[p] + (u - phase_start[p]) * step]``.
+
+    Phases are numbered row-major over their per-dimension residues, and a phase's table
+    entries in a dimension depend on its residue in that dimension only. The ``step[-1]``
+    phases that differ in the last residue alone write the same output rows, interleaved:
+    they are written one after the other while those rows are in cache, and their planes
+    are adjacent in ``z`` (read in order). Phases cover disjoint outputs, so this is a
+    parallel copy with no overlap (over sample, channel, and the residues of the other
+    dimensions).
     """
     cdef Py_ssize_t n_phases = phase_start.shape[0]
     cdef int ndim = <int> z_size.shape[0], d
-    cdef Py_ssize_t Z = 1, Y = 1, item, n, ph, c, zc, start, cout_g = channels / groups
-    cdef Py_ssize_t z_strides[MAX_NDIM]  # row-major strides of z_size; read-only below
+    cdef Py_ssize_t Z = 1, Y = 1, item, n, ph, ph0, c, r, rows, rem, zrow, yrow, u, fx, i
+    cdef Py_ssize_t s = step[ndim - 1], n_lead = n_phases / s
+    # row-major strides of z_size and y_size; shared by the threads, read-only below
+    cdef Py_ssize_t z_strides[MAX_NDIM]
+    cdef Py_ssize_t y_strides[MAX_NDIM]
+    cdef const floating* src
+    cdef floating* dst
     z_strides[ndim - 1] = 1
+    y_strides[ndim - 1] = 1
     for d in range(ndim - 2, -1, -1):
         z_strides[d] = z_strides[d + 1] * z_size[d + 1]
+        y_strides[d] = y_strides[d + 1] * y_size[d + 1]
     for d in range(ndim):
         Z *= z_size[d]
         Y *= y_size[d]
     with nogil:
-        for item in prange(batch * n_phases * channels, num_threads=num_threads,
+        for item in prange(batch * channels * n_lead, num_threads=num_threads,
                            schedule="static"):
-            n = item / (n_phases * channels)
-            ph = (item / channels) % n_phases
-            c = item % channels
-            zc = ((c / cout_g) * n_phases + ph) * cout_g + c % cout_g
-            start = 0
-            for d in range(ndim):
-                start = start + phase_start[ph, d] * z_strides[d]
-            # the phase's block of z is a phase plane with rows z_strides apart
-            store_phase_planes(&z[0] + (n * n_phases * channels + zc) * Z + start,
-                               <floating*> NULL, &y[0] + (n * channels + c) * Y, ndim,
-                               z_strides, &count[ph, 0], 0, &y_size[0], &first[ph, 0],
-                               &step[0])
+            n = item / (channels * n_lead)
+            c = (item / n_lead) % channels
+            ph0 = (item % n_lead) * s  # the first of the s phases that share output rows
+            rows = 1
+            for d in range(ndim - 1):
+                rows = rows * count[ph0, d]
+            for ph in range(ph0, ph0 + s):
+                fx = first[ph, ndim - 1]
+                for r in range(rows):
+                    rem = r
+                    zrow = 0
+                    yrow = 0
+                    for d in range(ndim - 2, -1, -1):
+                        i = rem % count[ph0, d]
+                        rem = rem / count[ph0, d]
+                        zrow = zrow + (phase_start[ph0, d] + i) * z_strides[d]
+                        yrow = yrow + (first[ph0, d] + i * step[d]) * y_strides[d]
+                    dst = &y[0] + (n * channels + c) * Y + yrow
+                    src = (&z[0] + ((n * channels + c) * n_phases + ph) * Z
+                           + zrow + phase_start[ph, ndim - 1])
+                    for u in range(count[ph, ndim - 1]):
+                        dst[fx + u * s] = src[u]
+
+
+def scatter_kernel_taps(const floating[::1] weight, floating[::1] out, Py_ssize_t groups,
+                        Py_ssize_t cin_g, Py_ssize_t cout_g, const Py_ssize_t[::1] tap_offset,
+                        Py_ssize_t channel_step, int num_threads):
+    """Rearrange a transposed convolution's weight by a table of kernel-tap positions.
+
+    ``weight`` is ``(groups * cin_g, cout_g, K)`` (``K = len(tap_offset)`` taps a kernel) and
+    ``out`` is ``(groups * cout_g, cin_g * K)``: tap ``t`` of ``weight[g * cin_g + i, j]``
+    goes to ``out[g * cout_g + j, tap_offset[t] + i * channel_step]`` (the caller's table
+    makes this a permutation of each row; ``fastdeconv._dispatch.subpixel_weight``). Parallel
+    over output rows; a row's reads are whole kernels (contiguous) and its writes stay in the
+    row (in cache), whereas a NumPy transpose of these axes reads with a stride of the stride.
+    """
+    cdef Py_ssize_t K = tap_offset.shape[0], item, g, j, i, t
+    cdef const floating* src
+    cdef floating* dst
+    with nogil:
+        for item in prange(groups * cout_g, num_threads=num_threads, schedule="static"):
+            g = item / cout_g
+            j = item % cout_g
+            for i in range(cin_g):
+                src = &weight[0] + ((g * cin_g + i) * cout_g + j) * K
+                dst = &out[0] + item * cin_g * K + i * channel_step
+                for t in range(K):
+                    dst[tap_offset[t]] = src[t]
 
 
 def space_to_depth_2d(const floating[::1] x, floating[::1] out, Py_ssize_t planes,
