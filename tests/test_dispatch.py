@@ -38,6 +38,8 @@ def budget(request, monkeypatch):
         monkeypatch.setattr(_dispatch, "TILE_BYTES", value)
         monkeypatch.setattr(_dispatch, "MIN_COLUMNS", 1)
         monkeypatch.setattr(_dispatch, "TARGET_COLUMNS", 10**9)
+        # sub-pixel: blocks of several samples, of several channels, one channel of one sample
+        monkeypatch.setattr(_dispatch, "SUBPIXEL_BLOCK_BYTES", value)
     return request.param
 
 
@@ -156,8 +158,11 @@ def test_subpixel_is_chosen_for_large_kernels_only_while_its_intermediate_is_sma
     fcn32s = conv_transpose_problem((1, 21, 16, 16), (21, 21, 64, 64), stride=32, padding=16)
     assert _dispatch.plan("backward_input", fcn32s, 4).algorithm == "subpixel"
     assert _dispatch.plan("backward_input", fcn32s, 8).algorithm == "subpixel"
-    monkeypatch.setattr(_dispatch, "SUBPIXEL_MAX_EXTRA_BYTES", 2**20)  # the 13% border overhead
+    # one channel of one sample's intermediate (1024 phases x 17 x 17 x 8 bytes) must fit the
+    # workspace: else col2im
+    monkeypatch.setattr(_dispatch, "WORKSPACE_BYTES", 2**21)
     assert _dispatch.plan("backward_input", fcn32s, 8).algorithm == "col2im"
+    assert _dispatch.plan("backward_input", fcn32s, 4).algorithm == "subpixel"
     monkeypatch.undo()
     small_kernel = conv_transpose_problem((16, 128, 16, 16), (128, 64, 4, 4), stride=2, padding=1)
     # not sub-pixel: dcgan_g4's stride phases go to Winograd (tests/test_winograd.py)
@@ -264,3 +269,20 @@ def test_subpixel_weight_is_the_transposed_and_flipped_kernel(w_shape, stride, g
     want = _subpixel_weight_by_transpose(w, stride, groups)
     assert got.dtype == dtype and got.flags.c_contiguous
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("block_bytes, blocks", [(10**9, 2), (2048, 4), (1024, 8), (1, 12)])
+def test_subpixel_runs_its_intermediate_in_blocks_of_channels_and_samples(block_bytes, blocks, monkeypatch, rng, assert_close):
+    # 3 samples, 2 groups of 2 output channels, 4 phases of 4x4 positions: 512 bytes a
+    # channel of a sample in float64; a block is (sample chunk, group, channel block):
+    # 3 samples x 2 channels, 3 x 1, 2 x 1, 1 x 1
+    x_shape, w_shape, kw = (3, 4, 3, 3), (4, 2, 4, 4), dict(stride=2, padding=1, groups=2)
+    monkeypatch.setattr(_dispatch, "SUBPIXEL_BLOCK_BYTES", block_bytes)
+    problem = conv_transpose_problem(x_shape, w_shape, **kw)
+    layout = _dispatch._subpixel_layout(problem, limit=None, itemsize=8)
+    chunks = -(-3 // layout["samples_per_chunk"])
+    assert chunks * 2 * -(-2 // layout["channels_per_block"]) == blocks
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    with _dispatch.forced_algorithm("subpixel"):
+        got = fastdeconv.conv_transpose(x, w, **kw)
+    assert_close(got, conv_transpose_reference(x, w, **kw), rtol=1e-13)

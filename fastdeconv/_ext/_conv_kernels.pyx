@@ -946,16 +946,18 @@ def conv_transpose_depthwise(const floating[::1] x, const floating[::1] phase_we
 
 
 def depth_to_space_phases(const floating[::1] z, floating[::1] y, Py_ssize_t batch,
-                          Py_ssize_t channels, const Py_ssize_t[::1] z_size,
+                          Py_ssize_t channels, Py_ssize_t y_channels, Py_ssize_t y_first_channel,
+                          const Py_ssize_t[::1] z_size,
                           const Py_ssize_t[::1] y_size, const Py_ssize_t[::1] step,
                           const Py_ssize_t[:, ::1] phase_start, const Py_ssize_t[:, ::1] count,
                           const Py_ssize_t[:, ::1] first, int num_threads):
     """Write each phase's block of ``z`` to every ``step``-th position of ``y`` (a permutation).
 
-    ``z`` is ``(batch, channels * n_phases, *z_size)``: output channel ``c`` of phase ``p``
-    is ``z`` channel ``c * n_phases + p``. Positions ``u`` of phase ``p`` with
+    ``z`` is ``(batch, channels * n_phases, *z_size)`` and ``y`` ``(batch, y_channels,
+    *y_size)``: channel ``c`` of phase ``p`` is ``z`` channel ``c * n_phases + p`` and goes
+    to ``y`` channel ``y_first_channel + c``. Positions ``u`` of phase ``p`` with
     ``phase_start[p] <= u < phase_start[p] + count[p]`` go to
-    ``y[:, c, first[p] + (u - phase_start[p]) * step]``.
+    ``y[:, y_first_channel + c, first[p] + (u - phase_start[p]) * step]``.
 
     Phases are numbered row-major over their per-dimension residues, and a phase's table
     entries in a dimension depend on its residue in that dimension only. The ``step[-1]``
@@ -1002,7 +1004,7 @@ def depth_to_space_phases(const floating[::1] z, floating[::1] y, Py_ssize_t bat
                         rem = rem / count[ph0, d]
                         zrow = zrow + (phase_start[ph0, d] + i) * z_strides[d]
                         yrow = yrow + (first[ph0, d] + i * step[d]) * y_strides[d]
-                    dst = &y[0] + (n * channels + c) * Y + yrow
+                    dst = &y[0] + (n * y_channels + y_first_channel + c) * Y + yrow
                     src = (&z[0] + ((n * channels + c) * n_phases + ph) * Z
                            + zrow + phase_start[ph, ndim - 1])
                     for u in range(count[ph, ndim - 1]):
