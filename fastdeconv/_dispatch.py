@@ -353,6 +353,11 @@ SUBPIXEL_MIN_KERNEL = 64
 #: 24.8 MB intermediate before) 19.6 -> 11 ms measured alone. A block of one channel of one
 #: sample may be larger, up to WORKSPACE_BYTES (else col2im, whose workspace is tiled).
 SUBPIXEL_BLOCK_BYTES = 2 * 2**20
+#: ... but with at least this many GEMM rows (channels x phases) a block, when the workspace
+#: allows: audio_1d (8 phases, 4097 positions), forced to sub-pixel, took 329 ms float32 in
+#: blocks of 2 channels x 8 samples (16 rows); 124, 94 and 89 ms with 128, 256 and 512 rows
+#: (col2im, its default, 87 ms); fcn32s (1024 phases) is not affected.
+SUBPIXEL_MIN_ROWS = 512
 
 
 def _subpixel_layout(problem, limit=SUBPIXEL_MAX_OVERHEAD, itemsize=8):
@@ -392,8 +397,11 @@ def _subpixel_layout(problem, limit=SUBPIXEL_MAX_OVERHEAD, itemsize=8):
     )
     cout_g = problem.c_in // problem.groups
     budget = max(1, SUBPIXEL_BLOCK_BYTES // (itemsize * per_channel))
-    chunk = max(1, min(problem.batch, budget))
-    block = max(1, min(cout_g, budget // chunk))
+    # channels first: they are the GEMM's rows (channels x phases), at least
+    # SUBPIXEL_MIN_ROWS of them while the workspace allows
+    wanted = max(budget, -(-SUBPIXEL_MIN_ROWS // n_phases))
+    block = max(1, min(cout_g, wanted, WORKSPACE_BYTES // (itemsize * per_channel)))
+    chunk = max(1, min(problem.batch, budget // block))
     z_problem = ConvProblem(z_geometry, chunk, problem.c_out // problem.groups,
                             block * n_phases, 1)
     return dict(problem=z_problem, u_min=tuple(u_min), common=common,

@@ -40,6 +40,7 @@ def budget(request, monkeypatch):
         monkeypatch.setattr(_dispatch, "TARGET_COLUMNS", 10**9)
         # sub-pixel: blocks of several samples, of several channels, one channel of one sample
         monkeypatch.setattr(_dispatch, "SUBPIXEL_BLOCK_BYTES", value)
+        monkeypatch.setattr(_dispatch, "SUBPIXEL_MIN_ROWS", 1)
     return request.param
 
 
@@ -271,13 +272,14 @@ def test_subpixel_weight_is_the_transposed_and_flipped_kernel(w_shape, stride, g
     np.testing.assert_array_equal(got, want)
 
 
-@pytest.mark.parametrize("block_bytes, blocks", [(10**9, 2), (2048, 4), (1024, 8), (1, 12)])
+@pytest.mark.parametrize("block_bytes, blocks", [(10**9, 2), (2048, 4), (1024, 6), (1, 12)])
 def test_subpixel_runs_its_intermediate_in_blocks_of_channels_and_samples(block_bytes, blocks, monkeypatch, rng, assert_close):
     # 3 samples, 2 groups of 2 output channels, 4 phases of 4x4 positions: 512 bytes a
     # channel of a sample in float64; a block is (sample chunk, group, channel block):
-    # 3 samples x 2 channels, 3 x 1, 2 x 1, 1 x 1
+    # 3 samples x 2 channels, 2 x 2, 1 x 2, 1 x 1
     x_shape, w_shape, kw = (3, 4, 3, 3), (4, 2, 4, 4), dict(stride=2, padding=1, groups=2)
     monkeypatch.setattr(_dispatch, "SUBPIXEL_BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(_dispatch, "SUBPIXEL_MIN_ROWS", 1)
     problem = conv_transpose_problem(x_shape, w_shape, **kw)
     layout = _dispatch._subpixel_layout(problem, limit=None, itemsize=8)
     chunks = -(-3 // layout["samples_per_chunk"])
@@ -286,3 +288,13 @@ def test_subpixel_runs_its_intermediate_in_blocks_of_channels_and_samples(block_
     with _dispatch.forced_algorithm("subpixel"):
         got = fastdeconv.conv_transpose(x, w, **kw)
     assert_close(got, conv_transpose_reference(x, w, **kw), rtol=1e-13)
+
+
+def test_subpixel_blocks_have_enough_gemm_rows_while_the_workspace_allows(monkeypatch):
+    # audio_1d: 8 phases of 4097 positions; 2 MiB blocks alone would give 2 channels (16 rows)
+    audio = conv_transpose_problem((8, 128, 4096), (128, 64, 16), stride=8, padding=4)
+    layout = _dispatch._subpixel_layout(audio, limit=None, itemsize=4)
+    assert layout["channels_per_block"] * 8 == _dispatch.SUBPIXEL_MIN_ROWS
+    assert layout["samples_per_chunk"] == 1
+    monkeypatch.setattr(_dispatch, "WORKSPACE_BYTES", 8 * 4097 * 4 * 3)  # 3 channels fit
+    assert _dispatch._subpixel_layout(audio, limit=None, itemsize=4)["channels_per_block"] == 3
