@@ -153,6 +153,39 @@ def _few_phases(problem):
     return math.prod(problem.geometry.stride) <= MAX_PHASES
 
 
+def _depthwise_fits(problem, itemsize):
+    """The depthwise kernel's buffer (one per thread) fits the workspace bound."""
+    return _depthwise_buffers(problem)["buffer_elements"] * itemsize <= WORKSPACE_BYTES
+
+
+@functools.lru_cache(maxsize=256)
+def _depthwise_buffers(problem):
+    """The depthwise kernel's phase table, padded input plane and per-thread buffer.
+
+    One zero-padded copy of an input plane serves every phase: positions ``-sub_pad ..
+    sub_out - 1 - sub_pad + sub_kernel - 1`` of each phase, per dimension (``halo`` before,
+    ``padded`` in all). Each thread holds that copy and one phase plane in its row layout
+    (two when phases are paired: :func:`phase_partners`): ``buffer_elements``.
+    """
+    g = problem.geometry
+    phases, table = _phase_table(problem)
+    if not phases:
+        return dict(phases=phases, table=table, buffer_elements=0)
+    low = np.minimum((-table["sub_pad"]).min(axis=0), 0)
+    high = (table["sub_out"] - 1 - table["sub_pad"] + table["sub_kernel"] - 1).max(axis=0)
+    high = np.maximum(high, np.array(g.output_size) - 1)
+    halo = (-low).astype(np.intp)
+    padded = (high - low + 1).astype(np.intp)
+    strides = np.append(np.cumprod(padded[:0:-1])[::-1], 1)  # row-major, of the padded plane
+    span = int((1 + ((table["sub_out"] - 1) * strides).sum(axis=1)).max())
+    partner = phase_partners(table["first"], table["sub_out"], g.stride)
+    planes = 2 if (partner >= 0).any() else 1
+    for array in (halo, padded, partner):
+        array.flags.writeable = False
+    return dict(phases=phases, table=table, halo=halo, padded=padded, partner=partner,
+                buffer_elements=math.prod(padded.tolist()) + planes * max(span, 1))
+
+
 def _is_depthwise(problem):
     """Each group has one input channel of the transposed convolution (= c_out here)."""
     return problem.groups == problem.c_out and problem.c_in // problem.groups <= 4
@@ -165,7 +198,8 @@ def _choose_backward_input(problem, itemsize):
     if forced in ALGORITHMS["backward_input"]:
         if forced == "phases" and not phases_ok:
             return "col2im"  # stride phases need dilation 1
-        if forced == "depthwise" and not (phases_ok and _is_depthwise(problem)):
+        if forced == "depthwise" and not (phases_ok and _is_depthwise(problem)
+                                          and _depthwise_fits(problem, itemsize)):
             return "col2im"
         if forced == "subpixel" and _subpixel_layout(problem, limit=None,
                                                      itemsize=itemsize) is None:
@@ -187,7 +221,7 @@ def _choose_backward_input(problem, itemsize):
                       and sub.batch * _winograd_tiles(sub, WINOGRAD_OUTPUT_TILE)
                       >= WINOGRAD_PHASE_MIN_TILES for _, sub, _ in phases):
         return "winograd"
-    if phases_ok and _is_depthwise(problem):
+    if phases_ok and _is_depthwise(problem) and _depthwise_fits(problem, itemsize):
         return "depthwise"
     if (problem.c_in // problem.groups >= SUBPIXEL_MIN_CHANNELS
             and g.kernel_numel >= SUBPIXEL_MIN_KERNEL):
@@ -218,7 +252,7 @@ def plan(pass_name, problem, itemsize):
         plans = [p for _, _, p in _winograd_phases(problem, itemsize)]
         return max(plans, key=lambda p: p.workspace_bytes(itemsize))
     if choice == "depthwise":
-        return Plan("depthwise", 1, 0, 0, 0)
+        return Plan("depthwise", 1, 0, _depthwise_buffers(problem)["buffer_elements"], 0)
     if choice == "subpixel":
         layout = _subpixel_layout(problem, limit=None, itemsize=itemsize)
         inner = plan("forward", layout["problem"], itemsize)
@@ -341,22 +375,24 @@ def backward_input(grad_y, weight, problem):
 #: most this much more than the output's positions (border phases make it larger) and the
 #: groups have at least SUBPIXEL_MIN_CHANNELS output channels (else its GEMM is too thin).
 #: Measured on the benchmark suite (float32 and float64): it wins where kernels are large,
-#: whose column tiles get narrow in col2im (fcn32s, 64x64 kernel: 31 -> 22 ms float32, 63 ->
-#: 40 ms float64), and ties or loses by up to 10% on small kernels, hence
-#: SUBPIXEL_MIN_KERNEL taps.
+#: whose column tiles get narrow in col2im (fcn32s, 64x64 kernel: col2im 31 ms, sub-pixel 16
+#: ms float32, 1 thread, measured alone at d38bc93), and ties or loses on small kernels (unet_up,
+#: unet3d_up: 1.0-1.3x slower), hence SUBPIXEL_MIN_KERNEL taps.
 SUBPIXEL_MAX_OVERHEAD = 1.15
 SUBPIXEL_MIN_CHANNELS = 8
 SUBPIXEL_MIN_KERNEL = 64
 #: The intermediate is computed a block of output channels (and samples) at a time, about
 #: this many bytes, so that the depth-to-space step reads it from cache, not from memory, and
-#: no intermediate as large as the output is allocated: fcn32s (float32, 1 thread, one
-#: 24.8 MB intermediate before) 19.6 -> 11 ms measured alone. A block of one channel of one
-#: sample may be larger, up to WORKSPACE_BYTES (else col2im, whose workspace is tiled).
+#: no intermediate as large as the output is allocated: fcn32s (float32, 1 thread, measured
+#: alone) 21.4 ms with its whole 24.8 MB intermediate at once, 16.0 ms in 2 MiB blocks. A
+#: block is larger when SUBPIXEL_MIN_ROWS asks for it or one channel of one sample is larger,
+#: but at most WORKSPACE_BYTES (else col2im, whose workspace is tiled).
 SUBPIXEL_BLOCK_BYTES = 2 * 2**20
 #: ... but with at least this many GEMM rows (channels x phases) a block, when the workspace
-#: allows: audio_1d (8 phases, 4097 positions), forced to sub-pixel, took 329 ms float32 in
-#: blocks of 2 channels x 8 samples (16 rows); 124, 94 and 89 ms with 128, 256 and 512 rows
-#: (col2im, its default, 87 ms); fcn32s (1024 phases) is not affected.
+#: allows: audio_1d (8 phases, 4098 positions), forced to sub-pixel, took 329 ms float32 in
+#: blocks of 1 channel x 8 samples (8 rows, samples first: cb721fc); channels first, 124, 94
+#: and 89 ms with 128, 256 and 512 rows (col2im, its default, 87 ms); fcn32s (1024 phases) is
+#: not affected.
 SUBPIXEL_MIN_ROWS = 512
 
 
@@ -566,21 +602,17 @@ def _run_phases(x, weight, y, problem, the_plan):
         return y
     weights, offsets = phase_weights(weight, phases, problem.groups)
     if the_plan.algorithm == "depthwise":
-        # one zero-padded copy of an input plane serves every phase: positions
-        # -sub_pad .. sub_out - 1 - sub_pad + sub_kernel - 1 of each phase, per dimension
-        low = np.minimum((-table["sub_pad"]).min(axis=0), 0)
-        high = (table["sub_out"] - 1 - table["sub_pad"] + table["sub_kernel"] - 1).max(axis=0)
-        high = np.maximum(high, np.array(g.output_size) - 1)
-        halo = (-low).astype(np.intp)
-        padded = (high - low + 1).astype(np.intp)
+        layout = _depthwise_buffers(problem)
+        # threads x buffer stays within the workspace bound (planes are independent, so the
+        # thread count does not change the result)
+        per_thread = max(1, the_plan.col_elements * y.dtype.itemsize)
         _conv_kernels.conv_transpose_depthwise(
             x.reshape(-1), weights, y.reshape(-1), problem.batch, problem.c_out,
             problem.c_in // problem.groups,
             np.array(g.output_size, dtype=np.intp), np.array(g.input_size, dtype=np.intp),
             np.array(g.stride, dtype=np.intp), table["sub_out"], table["sub_kernel"],
-            table["sub_pad"], table["first"], offsets,
-            phase_partners(table["first"], table["sub_out"], g.stride), halo, padded,
-            num_threads(),
+            table["sub_pad"], table["first"], offsets, layout["partner"], layout["halo"],
+            layout["padded"], max(1, min(num_threads(), WORKSPACE_BYTES // per_thread)),
         )
         return y
     _check_blas_dims(problem, the_plan)

@@ -6,6 +6,7 @@ samples, tiles of part of a sample and one-column tiles all run.
 """
 
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -291,10 +292,49 @@ def test_subpixel_runs_its_intermediate_in_blocks_of_channels_and_samples(block_
 
 
 def test_subpixel_blocks_have_enough_gemm_rows_while_the_workspace_allows(monkeypatch):
-    # audio_1d: 8 phases of 4097 positions; 2 MiB blocks alone would give 2 channels (16 rows)
+    # audio_1d: 8 phases of 4098 positions; 2 MiB blocks alone would give 15 channels (120 rows)
     audio = conv_transpose_problem((8, 128, 4096), (128, 64, 16), stride=8, padding=4)
     layout = _dispatch._subpixel_layout(audio, limit=None, itemsize=4)
     assert layout["channels_per_block"] * 8 == _dispatch.SUBPIXEL_MIN_ROWS
     assert layout["samples_per_chunk"] == 1
     monkeypatch.setattr(_dispatch, "WORKSPACE_BYTES", 8 * 4097 * 4 * 3)  # 3 channels fit
     assert _dispatch._subpixel_layout(audio, limit=None, itemsize=4)["channels_per_block"] == 3
+
+
+def test_depthwise_buffers_are_bounded_by_the_workspace(monkeypatch):
+    # per thread: a padded input plane and one phase plane, two when phases are paired
+    paired = conv_transpose_problem((1, 2, 1000), (2, 1, 3), stride=2, groups=2)
+    single = conv_transpose_problem((1, 2, 1000), (2, 1, 3), stride=3, groups=2)
+    both = [_dispatch._depthwise_buffers(p) for p in (paired, single)]
+    assert (both[0]["partner"] >= 0).any() and (both[1]["partner"] == -1).all()
+    padded = [math.prod(b["padded"].tolist()) for b in both]
+    assert both[0]["buffer_elements"] == padded[0] + 2 * 1001  # phase planes of 1001
+    assert both[1]["buffer_elements"] == padded[1] + 1000  # 1000 a phase (stride 3)
+    assert _dispatch.plan("backward_input", paired, 8).algorithm == "depthwise"
+    # a plane too large for the workspace goes to col2im, even when depthwise is forced
+    huge = conv_transpose_problem((1, 2, 2**20), (2, 1, 3), stride=2, groups=2)
+    assert _dispatch._depthwise_buffers(huge)["buffer_elements"] * 8 > _dispatch.WORKSPACE_BYTES
+    assert _dispatch.plan("backward_input", huge, 8).algorithm == "col2im"
+    with _dispatch.forced_algorithm("depthwise"):
+        assert _dispatch.plan("backward_input", huge, 8).algorithm == "col2im"
+
+
+def test_depthwise_threads_times_buffer_stay_within_the_workspace(monkeypatch, rng, assert_close):
+    """Fewer threads than asked when their buffers together would exceed WORKSPACE_BYTES."""
+    seen = []
+    kernel = _dispatch._conv_kernels.conv_transpose_depthwise
+    monkeypatch.setattr(_dispatch._conv_kernels, "conv_transpose_depthwise",
+                        lambda *args: seen.append(args[-1]) or kernel(*args))
+    x, w = rng.standard_normal((2, 4, 40, 40)), rng.standard_normal((4, 1, 4, 4))
+    kw = dict(stride=2, padding=1, groups=4)
+    problem = conv_transpose_problem(x.shape, w.shape, **kw)
+    per_thread = _dispatch._depthwise_buffers(problem)["buffer_elements"] * 8
+    monkeypatch.setattr(_dispatch, "WORKSPACE_BYTES", 2 * per_thread)
+    previous = fastdeconv.get_num_threads()
+    fastdeconv.set_num_threads(4)
+    try:
+        got = fastdeconv.conv_transpose(x, w, **kw)
+    finally:
+        fastdeconv.set_num_threads(previous)
+    assert seen == [2]
+    assert_close(got, conv_transpose_reference(x, w, **kw), rtol=1e-13)
