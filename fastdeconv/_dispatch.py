@@ -389,7 +389,7 @@ SUBPIXEL_MIN_KERNEL = 64
 #: but at most WORKSPACE_BYTES (else col2im, whose workspace is tiled).
 SUBPIXEL_BLOCK_BYTES = 2 * 2**20
 #: ... but with at least this many GEMM rows (channels x phases) a block, when the workspace
-#: allows: audio_1d (8 phases, 4098 positions), forced to sub-pixel, took 329 ms float32 in
+#: allows: audio_1d (8 phases, 4097 positions), forced to sub-pixel, took 329 ms float32 in
 #: blocks of 1 channel x 8 samples (8 rows, samples first: cb721fc); channels first, 124, 94
 #: and 89 ms with 128, 256 and 512 rows (col2im, its default, 87 ms); fcn32s (1024 phases) is
 #: not affected.

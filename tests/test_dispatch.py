@@ -292,7 +292,7 @@ def test_subpixel_runs_its_intermediate_in_blocks_of_channels_and_samples(block_
 
 
 def test_subpixel_blocks_have_enough_gemm_rows_while_the_workspace_allows(monkeypatch):
-    # audio_1d: 8 phases of 4098 positions; 2 MiB blocks alone would give 15 channels (120 rows)
+    # audio_1d: 8 phases of 4097 positions; 2 MiB blocks alone would give 15 channels (120 rows)
     audio = conv_transpose_problem((8, 128, 4096), (128, 64, 16), stride=8, padding=4)
     layout = _dispatch._subpixel_layout(audio, limit=None, itemsize=4)
     assert layout["channels_per_block"] * 8 == _dispatch.SUBPIXEL_MIN_ROWS
