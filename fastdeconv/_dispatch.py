@@ -160,7 +160,7 @@ def _depthwise_fits(problem, itemsize):
 
 @functools.lru_cache(maxsize=256)
 def _depthwise_buffers(problem):
-    """The depthwise kernel's phase table, padded input plane and per-thread buffer.
+    """The depthwise kernel's padded input plane, phase pairs and per-thread buffer.
 
     One zero-padded copy of an input plane serves every phase: positions ``-sub_pad ..
     sub_out - 1 - sub_pad + sub_kernel - 1`` of each phase, per dimension (``halo`` before,
@@ -170,7 +170,7 @@ def _depthwise_buffers(problem):
     g = problem.geometry
     phases, table = _phase_table(problem)
     if not phases:
-        return dict(phases=phases, table=table, buffer_elements=0)
+        return dict(buffer_elements=0)
     low = np.minimum((-table["sub_pad"]).min(axis=0), 0)
     high = (table["sub_out"] - 1 - table["sub_pad"] + table["sub_kernel"] - 1).max(axis=0)
     high = np.maximum(high, np.array(g.output_size) - 1)
@@ -182,7 +182,7 @@ def _depthwise_buffers(problem):
     planes = 2 if (partner >= 0).any() else 1
     for array in (halo, padded, partner):
         array.flags.writeable = False
-    return dict(phases=phases, table=table, halo=halo, padded=padded, partner=partner,
+    return dict(halo=halo, padded=padded, partner=partner,
                 buffer_elements=math.prod(padded.tolist()) + planes * max(span, 1))
 
 
@@ -235,7 +235,6 @@ def _choose_backward_input(problem, itemsize):
 
 def plan(pass_name, problem, itemsize):
     """The :class:`Plan` for one pass of ``problem`` (a :class:`fastdeconv._problem.ConvProblem`)."""
-    g = problem.geometry
     batch = max(problem.batch, 1)
     if pass_name in ("forward", "backward_weight"):
         choose = _choose_forward if pass_name == "forward" else _choose_backward_weight
@@ -259,7 +258,7 @@ def plan(pass_name, problem, itemsize):
         return Plan("subpixel", layout["samples_per_chunk"], inner.tile, inner.col_elements,
                     inner.io_elements + layout["z_elements_per_block"])
     if choice == "phases":
-        phases = [p for p in g.transpose_phases() if 0 not in p["sub_out"] and 0 not in p["sub_kernel"]]
+        phases, _ = _phase_table(problem)
         k_max = max((int(np.prod(p["sub_kernel"])) for p in phases), default=1)
         l_max = max((int(np.prod(p["sub_out"])) for p in phases), default=1)
         rows = problem.c_out * k_max  # the transposed conv's input channels x sub-kernel
@@ -410,11 +409,10 @@ def _subpixel_layout(problem, limit=SUBPIXEL_MAX_OVERHEAD, itemsize=8):
         return None
     sub_kernel = tuple(k // s for k, s in zip(g.kernel_size, g.stride))
     u_min, u_max = [], []
-    for n_out, s, before in zip(g.input_size, g.stride, g.pad_before):
-        q_lo = [-((rho - before) // s) for rho in range(s)]
-        q_hi = [(n_out - 1 + before - rho) // s + 1 for rho in range(s)]
-        u_min.append(min(q_lo))
-        u_max.append(max(q_hi))
+    for dim in range(g.ndim):
+        q_lo, q_hi = g.phase_range(dim)
+        u_min.append(int(q_lo.min()))
+        u_max.append(int(q_hi.max()))
     common = tuple(hi - lo for lo, hi in zip(u_min, u_max))
     n_phases = math.prod(g.stride)
     if min(common) < 1:
@@ -492,11 +490,9 @@ def _subpixel_phase_table(problem, u_min):
     """
     g = problem.geometry
     columns = []
-    for n_out, s, before, lo in zip(g.input_size, g.stride, g.pad_before, u_min):
-        rho = np.arange(s)
-        q_lo = -((rho - before) // s)
-        q_hi = (n_out - 1 + before - rho) // s + 1
-        columns.append((q_lo - lo, np.maximum(0, q_hi - q_lo), q_lo * s + rho - before))
+    for dim, (s, before, lo) in enumerate(zip(g.stride, g.pad_before, u_min)):
+        q_lo, q_hi = g.phase_range(dim)
+        columns.append((q_lo - lo, np.maximum(0, q_hi - q_lo), q_lo * s + np.arange(s) - before))
     grids = [np.meshgrid(*[col[i] for col in columns], indexing="ij") for i in range(3)]
     return [np.ascontiguousarray(np.stack([grid.reshape(-1) for grid in grid_set], axis=1),
                                  dtype=np.intp) for grid_set in grids]
@@ -529,13 +525,19 @@ def _run_subpixel(x, weight, y, problem):
     return y
 
 
+@functools.lru_cache(maxsize=256)
 def _phase_table(problem):
+    """The live stride phases of ``problem`` (some output, some taps) and their table as
+    read-only ``(n_phases, ndim)`` arrays; cached per problem (the depthwise and phases
+    paths and the depthwise buffer size all read it)."""
     phases = [p for p in problem.geometry.transpose_phases()
               if 0 not in p["sub_out"] and 0 not in p["sub_kernel"]]
     if not phases:  # e.g. a 1-tap kernel with stride > output: no output is reached
         return phases, {}
     table = {key: np.array([p[key] for p in phases], dtype=np.intp).reshape(len(phases), -1)
              for key in ("sub_out", "sub_kernel", "sub_pad", "first")}
+    for array in table.values():
+        array.flags.writeable = False
     return phases, table
 
 

@@ -337,12 +337,12 @@ class ConvGeometry:
         if any(d != 1 for d in self.dilation):
             raise ValueError("stride phases need dilation 1 in every dimension")
         per_dim = []
-        for n_out, k, s, before in zip(self.input_size, self.kernel_size, self.stride, self.pad_before):
+        for dim, (k, s, before) in enumerate(zip(self.kernel_size, self.stride, self.pad_before)):
             options = []
+            q_lo_all, q_hi_all = self.phase_range(dim)
             for rho in range(s):
                 m = max(0, -(-(k - rho) // s))
-                q_lo = -((rho - before) // s)              # ceil((before - rho) / s)
-                q_hi = (n_out - 1 + before - rho) // s + 1
+                q_lo, q_hi = int(q_lo_all[rho]), int(q_hi_all[rho])
                 count = max(0, q_hi - q_lo)
                 taps = tuple(rho + (m - 1 - i) * s for i in range(m))  # flipped: im2col order
                 options.append(dict(taps=taps, sub_out=count, sub_kernel=m,
@@ -353,6 +353,17 @@ class ConvGeometry:
             phases.append({key: tuple(c[key] for c in combo)
                            for key in ("taps", "sub_out", "sub_kernel", "sub_pad", "first")})
         return phases
+
+    def phase_range(self, dim):
+        """``(q_lo, q_hi)``: integer arrays over the residues ``rho = 0 .. stride - 1`` of
+        dimension ``dim``; the outputs of phase ``rho`` are ``o = q * stride + rho -
+        pad_before`` for ``q_lo <= q < q_hi`` (empty when ``q_hi <= q_lo``), i.e. every
+        ``o`` in ``[0, input_size)`` with that residue (see :meth:`transpose_phases`)."""
+        s, before = self.stride[dim], self.pad_before[dim]
+        rho = np.arange(s)
+        q_lo = -((rho - before) // s)                     # ceil((before - rho) / s)
+        q_hi = (self.input_size[dim] - 1 + before - rho) // s + 1
+        return q_lo, q_hi
 
     def input_positions(self, dim, output_position, tap):
         """Input position read by ``output_position`` through ``tap`` (relation (1))."""

@@ -184,3 +184,13 @@ def test_pointwise_geometry_is_recognised_only_for_1x1_unit_stride_unpadded():
     assert not ConvGeometry.for_conv((5, 4), (1, 1), padding=1).is_pointwise
     assert not ConvGeometry.for_conv((5, 4), (1, 2)).is_pointwise
     assert not ConvGeometry.for_conv_transpose((5,), (1,), dilation=2, output_padding=1).is_pointwise
+
+
+@pytest.mark.parametrize("n_out, s, pad", [(1, 1, 0), (7, 2, 1), (13, 3, 4), (5, 8, 3), (16, 32, 16)])
+def test_phase_range_lists_the_outputs_of_each_residue(n_out, s, pad):
+    g = ConvGeometry(input_size=(n_out,), output_size=(1,), kernel_size=(1,), stride=(s,),
+                     dilation=(1,), padding=((pad, 0),), output_padding=(0,))
+    q_lo, q_hi = g.phase_range(0)
+    for rho in range(s):
+        reached = [q * s + rho - pad for q in range(q_lo[rho], q_hi[rho])]
+        assert reached == [o for o in range(n_out) if (o + pad) % s == rho]
