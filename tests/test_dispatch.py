@@ -128,6 +128,31 @@ def test_the_tiling_regimes_are_really_reached(monkeypatch):
     assert one.samples_per_tile == 1 and one.tile < problem.geometry.output_numel
 
 
+@pytest.mark.parametrize("itemsize", [4, 8])
+def test_tiles_of_whole_samples_reach_min_columns_while_the_workspace_allows(itemsize):
+    # dcgan_g2: 16 samples of 4x4 positions and 4096 column rows; float64 fits only 4 samples
+    # in TILE_BYTES, but a GEMM of 64 columns packs the 8 MiB weight once every 64 columns
+    problem = conv_transpose_problem((16, 512, 4, 4), (512, 256, 4, 4), stride=2, padding=1)
+    the_plan = _dispatch.plan("backward_input", problem, itemsize)
+    columns = the_plan.samples_per_tile * the_plan.tile
+    assert columns >= _dispatch.MIN_COLUMNS
+    assert columns * 4096 * itemsize > _dispatch.TILE_BYTES or itemsize == 4
+    assert the_plan.workspace_bytes(itemsize) <= _dispatch.WORKSPACE_BYTES
+
+
+@pytest.mark.parametrize("rows, io_rows, length, batch", [
+    (4096, 512, 16, 64), (4096, 8192, 16, 64), (30000, 30000, 4, 1000), (48, 64, 1024, 16),
+    (1152, 256, 196, 8), (2**16, 0, 3, 50),
+])
+def test_tiling_keeps_both_workspaces_within_the_bound_whenever_it_widens_a_tile(rows, io_rows, length, batch):
+    for itemsize in (4, 8):
+        samples, tile = _dispatch._tiling(rows, length, batch, itemsize, io_rows=io_rows)
+        assert 1 <= samples <= batch and 1 <= tile <= length
+        columns = samples * tile
+        if columns * rows * itemsize > _dispatch.TILE_BYTES:   # widened past the cache tile
+            assert columns <= _dispatch.MIN_COLUMNS
+            assert columns * (rows + io_rows) * itemsize <= _dispatch.WORKSPACE_BYTES
+
 def test_algorithm_choice_and_forcing():
     problem = conv_transpose_problem((1, 2, 4), (2, 2, 4), stride=2, dilation=2)
     with _dispatch.forced_algorithm("phases"):
