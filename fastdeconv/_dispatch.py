@@ -55,6 +55,7 @@ tests run every algorithm on every geometry it supports.
 import functools
 import math
 import threading
+import types
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
@@ -246,8 +247,7 @@ def plan(pass_name, problem, itemsize):
     """The :class:`Plan` for one pass of ``problem`` (a :class:`fastdeconv._problem.ConvProblem`)."""
     batch = max(problem.batch, 1)
     if pass_name in ("forward", "backward_weight"):
-        choose = _choose_forward if pass_name == "forward" else _choose_backward_weight
-        choice = choose(problem, itemsize)
+        choice = _choose_forward_or_weight(pass_name, problem, itemsize)
         if choice == "winograd":
             return _winograd_plan(problem, itemsize)
         if choice == "space_to_depth":
@@ -410,7 +410,16 @@ def _subpixel_layout(problem, limit=SUBPIXEL_MAX_OVERHEAD, itemsize=8):
     The intermediate is computed per group and per block of ``channels_per_block`` output
     channels of ``samples_per_chunk`` samples: ``problem`` is the forward convolution of one
     such block (the group's input channels in, ``channels_per_block * prod(stride)`` out).
+    A read-only mapping, cached per problem (the choice, the plan and the run all ask).
     """
+    return _subpixel_layout_cached(problem, limit, itemsize, WORKSPACE_BYTES,
+                                   SUBPIXEL_BLOCK_BYTES, SUBPIXEL_MIN_ROWS, MAX_PHASES)
+
+
+@functools.lru_cache(maxsize=64)
+def _subpixel_layout_cached(problem, limit, itemsize, *budgets):
+    """:func:`_subpixel_layout`; the ``budgets`` it depends on are part of the key (tests
+    change them)."""
     g = problem.geometry
     if any(d != 1 for d in g.dilation) or any(k % s for k, s in zip(g.kernel_size, g.stride)):
         return None
@@ -447,9 +456,9 @@ def _subpixel_layout(problem, limit=SUBPIXEL_MAX_OVERHEAD, itemsize=8):
     chunk = max(1, min(problem.batch, budget // block))
     z_problem = ConvProblem(z_geometry, chunk, problem.c_out // problem.groups,
                             block * n_phases, 1)
-    return dict(problem=z_problem, u_min=tuple(u_min), common=common,
-                samples_per_chunk=chunk, channels_per_block=block,
-                z_elements_per_block=chunk * block * per_channel)
+    return types.MappingProxyType(dict(
+        problem=z_problem, u_min=tuple(u_min), common=common, samples_per_chunk=chunk,
+        channels_per_block=block, z_elements_per_block=chunk * block * per_channel))
 
 
 def subpixel_weight(weight, stride, groups):
@@ -770,19 +779,24 @@ def _transpose_weight(weight, groups):
         (groups * cin_g, c_out // groups) + weight.shape[2:])
 
 
-def _choose_forward(problem, itemsize):
+def _choose_forward_or_weight(pass_name, problem, itemsize):
+    """The algorithm of the ``"forward"`` or ``"backward_weight"`` pass: the forced one where
+    it applies, else Winograd, space-to-depth or im2col by their rules."""
     forced = getattr(_forced, "name", None)
+    square3 = problem.geometry.kernel_size == (3, 3)
     usable = _winograd_usable(problem, itemsize)
+    if pass_name == "backward_weight":  # its adjoint transforms: 3x3 kernels only
+        usable = usable and square3
     s2d = _space_to_depth_usable(problem, itemsize)
-    if forced in ALGORITHMS["forward"]:
+    if forced in ALGORITHMS[pass_name]:
         if (forced == "winograd" and not usable) or (forced == "space_to_depth" and not s2d):
             return "im2col"
         return forced
     # measured for 3x3 kernels; a 2x2 one is only forced (or a phase of a transposed one)
-    square3 = problem.geometry.kernel_size == (3, 3)
-    if usable and square3 and _winograd_pays(problem, itemsize):
+    pays = _winograd_pays if pass_name == "forward" else _winograd_pays_weight
+    if usable and square3 and pays(problem, itemsize):
         return "winograd"
-    if s2d and _space_to_depth_pays(problem, "forward", itemsize):
+    if s2d and _space_to_depth_pays(problem, pass_name, itemsize):
         return "space_to_depth"
     return "im2col"
 
@@ -858,21 +872,6 @@ def _winograd_pays_weight(problem, itemsize):
     return (channels >= WINOGRAD_WGRAD_MIN_CHANNELS
             and tiles >= WINOGRAD_WGRAD_MIN_TILES
             and tiles <= WINOGRAD_MAX_TILE_OVERHEAD * useful)
-
-
-def _choose_backward_weight(problem, itemsize):
-    forced = getattr(_forced, "name", None)
-    usable = _winograd_usable(problem, itemsize) and problem.geometry.kernel_size == (3, 3)
-    s2d = _space_to_depth_usable(problem, itemsize)
-    if forced in ALGORITHMS["backward_weight"]:
-        if (forced == "winograd" and not usable) or (forced == "space_to_depth" and not s2d):
-            return "im2col"
-        return forced
-    if usable and _winograd_pays_weight(problem, itemsize):
-        return "winograd"
-    if s2d and _space_to_depth_pays(problem, "backward_weight", itemsize):
-        return "space_to_depth"
-    return "im2col"
 
 
 def _run_winograd_weight(x, grad_y, grad_w, problem, the_plan):
