@@ -529,6 +529,39 @@ cdef const floating* output_rows(const floating* y, Py_ssize_t c_out, Py_ssize_t
     return wio
 
 
+cdef struct Tiles:
+    # the tiles of a pass: samples [n0, n0 + nbt) x positions [l0, l1) of L per sample,
+    # ncols = nbt * (l1 - l0) columns; every sample's positions in order, then the next samples
+    Py_ssize_t batch, L, samples_per_tile, tile
+    Py_ssize_t n0, nbt, l0, l1, ncols
+
+
+cdef inline Tiles tiles_of(Py_ssize_t batch, Py_ssize_t L, Py_ssize_t samples_per_tile,
+                           Py_ssize_t tile) noexcept nogil:
+    """The tiles of ``samples_per_tile`` samples x ``tile`` positions, before the first."""
+    cdef Tiles t
+    t.batch, t.L, t.samples_per_tile, t.tile = batch, L, samples_per_tile, tile
+    t.n0, t.nbt, t.l0, t.l1, t.ncols = 0, 0, 0, 0, 0
+    return t
+
+
+cdef inline bint next_tile(Tiles* t) noexcept nogil:
+    """Advance to the next tile; False after the last (none when a sample has no positions)."""
+    if t.L <= 0:
+        return False
+    if t.nbt == 0 or t.l1 >= t.L:   # the first tile, or these samples are done
+        t.n0 += t.nbt
+        if t.n0 >= t.batch:
+            return False
+        t.nbt = t.samples_per_tile if t.samples_per_tile < t.batch - t.n0 else t.batch - t.n0
+        t.l0 = 0
+    else:
+        t.l0 = t.l1
+    t.l1 = t.l0 + t.tile if t.l0 + t.tile < t.L else t.L
+    t.ncols = t.nbt * (t.l1 - t.l0)
+    return True
+
+
 def conv_forward(const floating[::1] x, const floating[::1] weight, floating[::1] y,
                  Py_ssize_t batch, Py_ssize_t c_in, Py_ssize_t c_out, Py_ssize_t groups,
                  const Py_ssize_t[::1] in_size, const Py_ssize_t[::1] out_size,
@@ -540,37 +573,30 @@ def conv_forward(const floating[::1] x, const floating[::1] weight, floating[::1
     cdef Geometry g = make_geometry(in_size, out_size, kernel, stride, dilation, pad)
     cdef Py_ssize_t cin_g = c_in / groups, cout_g = c_out / groups
     cdef Py_ssize_t L = g.out_numel, P = g.in_numel, K = g.k_numel
-    cdef Py_ssize_t n0, nbt, l0, l1, ncols, ldcol, grp
+    cdef Py_ssize_t ldcol, grp
+    cdef Tiles t = tiles_of(batch, L, samples_per_tile, tile)
     cdef const floating* col
     cdef floating* wcol = &ws_col[0]
     cdef floating* wio = &ws_io[0]
     with nogil:
-        n0 = 0
-        while n0 < batch:
-            nbt = samples_per_tile if samples_per_tile < batch - n0 else batch - n0
-            l0 = 0
-            while l0 < L:
-                l1 = l0 + tile if l0 + tile < L else L
-                ncols = nbt * (l1 - l0)
-                col = column_tile(&x[0], c_in, &g, n0, nbt, l0, l1, pointwise, wcol, &ldcol,
-                                  num_threads)
-                for grp in range(groups):
-                    if nbt == 1:
-                        parallel_gemm(False, False, cout_g, ncols, cin_g * K, <floating> 1,
-                                      &weight[0] + grp * cout_g * cin_g * K, cin_g * K,
-                                      col + grp * cin_g * K * ldcol, ldcol, <floating> 0,
-                                      &y[0] + n0 * c_out * L + grp * cout_g * L + l0, L,
-                                      gemm_threads)
-                    else:
-                        parallel_gemm(False, False, cout_g, ncols, cin_g * K, <floating> 1,
-                                      &weight[0] + grp * cout_g * cin_g * K, cin_g * K,
-                                      col + grp * cin_g * K * ldcol, ldcol, <floating> 0,
-                                      wio + grp * cout_g * ncols, ncols, gemm_threads)
-                if nbt > 1:
-                    scatter_rows(wio, ncols, nbt, c_out, l1 - l0,
-                                 &y[0] + n0 * c_out * L + l0, c_out * L, L, num_threads)
-                l0 = l1
-            n0 += nbt
+        while next_tile(&t):
+            col = column_tile(&x[0], c_in, &g, t.n0, t.nbt, t.l0, t.l1, pointwise, wcol, &ldcol,
+                              num_threads)
+            for grp in range(groups):
+                if t.nbt == 1:
+                    parallel_gemm(False, False, cout_g, t.ncols, cin_g * K, <floating> 1,
+                                  &weight[0] + grp * cout_g * cin_g * K, cin_g * K,
+                                  col + grp * cin_g * K * ldcol, ldcol, <floating> 0,
+                                  &y[0] + t.n0 * c_out * L + grp * cout_g * L + t.l0, L,
+                                  gemm_threads)
+                else:
+                    parallel_gemm(False, False, cout_g, t.ncols, cin_g * K, <floating> 1,
+                                  &weight[0] + grp * cout_g * cin_g * K, cin_g * K,
+                                  col + grp * cin_g * K * ldcol, ldcol, <floating> 0,
+                                  wio + grp * cout_g * t.ncols, t.ncols, gemm_threads)
+            if t.nbt > 1:
+                scatter_rows(wio, t.ncols, t.nbt, c_out, t.l1 - t.l0,
+                             &y[0] + t.n0 * c_out * L + t.l0, c_out * L, L, num_threads)
 
 
 def conv_backward_input(const floating[::1] grad_y, const floating[::1] weight,
@@ -585,40 +611,34 @@ def conv_backward_input(const floating[::1] grad_y, const floating[::1] weight,
     cdef Geometry g = make_geometry(in_size, out_size, kernel, stride, dilation, pad)
     cdef Py_ssize_t cin_g = c_in / groups, cout_g = c_out / groups
     cdef Py_ssize_t L = g.out_numel, P = g.in_numel, K = g.k_numel
-    cdef Py_ssize_t n0, nbt, l0, l1, ncols, ldb, grp
+    cdef Py_ssize_t ldb, grp
+    cdef Tiles t = tiles_of(batch, L, samples_per_tile, tile)
     cdef const floating* b
     cdef floating* wcol = &ws_col[0]
     cdef floating* wio = &ws_io[0]
     with nogil:
-        n0 = 0
-        while n0 < batch:
-            nbt = samples_per_tile if samples_per_tile < batch - n0 else batch - n0
-            l0 = 0
-            while l0 < L:
-                l1 = l0 + tile if l0 + tile < L else L
-                ncols = nbt * (l1 - l0)
-                b = output_rows(&grad_y[0], c_out, L, n0, nbt, l0, l1, wio, &ldb, num_threads)
-                if pointwise and nbt == 1:
-                    for grp in range(groups):
-                        parallel_gemm(True, False, cin_g, ncols, cout_g, <floating> 1,
-                                      &weight[0] + grp * cout_g * cin_g, cin_g,
-                                      b + grp * cout_g * ldb, ldb, <floating> 0,
-                                      &grad_x[0] + n0 * c_in * P + grp * cin_g * P + l0, P,
-                                      gemm_threads)
+        while next_tile(&t):
+            b = output_rows(&grad_y[0], c_out, L, t.n0, t.nbt, t.l0, t.l1, wio, &ldb,
+                            num_threads)
+            if pointwise and t.nbt == 1:
+                for grp in range(groups):
+                    parallel_gemm(True, False, cin_g, t.ncols, cout_g, <floating> 1,
+                                  &weight[0] + grp * cout_g * cin_g, cin_g,
+                                  b + grp * cout_g * ldb, ldb, <floating> 0,
+                                  &grad_x[0] + t.n0 * c_in * P + grp * cin_g * P + t.l0, P,
+                                  gemm_threads)
+            else:
+                for grp in range(groups):
+                    parallel_gemm(True, False, cin_g * K, t.ncols, cout_g, <floating> 1,
+                                  &weight[0] + grp * cout_g * cin_g * K, cin_g * K,
+                                  b + grp * cout_g * ldb, ldb, <floating> 0,
+                                  wcol + grp * cin_g * K * t.ncols, t.ncols, gemm_threads)
+                if pointwise:
+                    scatter_rows(wcol, t.ncols, t.nbt, c_in, t.l1 - t.l0,
+                                 &grad_x[0] + t.n0 * c_in * P + t.l0, c_in * P, P, num_threads)
                 else:
-                    for grp in range(groups):
-                        parallel_gemm(True, False, cin_g * K, ncols, cout_g, <floating> 1,
-                                      &weight[0] + grp * cout_g * cin_g * K, cin_g * K,
-                                      b + grp * cout_g * ldb, ldb, <floating> 0,
-                                      wcol + grp * cin_g * K * ncols, ncols, gemm_threads)
-                    if pointwise:
-                        scatter_rows(wcol, ncols, nbt, c_in, l1 - l0,
-                                     &grad_x[0] + n0 * c_in * P + l0, c_in * P, P, num_threads)
-                    else:
-                        col2im_batch(wcol, ncols, &grad_x[0] + n0 * c_in * P, c_in * P, nbt,
-                                     c_in, &g, l0, l1, num_threads)
-                l0 = l1
-            n0 += nbt
+                    col2im_batch(wcol, t.ncols, &grad_x[0] + t.n0 * c_in * P, c_in * P, t.nbt,
+                                 c_in, &g, t.l0, t.l1, num_threads)
 
 
 def conv_backward_weight(const floating[::1] x, const floating[::1] grad_y,
@@ -633,31 +653,25 @@ def conv_backward_weight(const floating[::1] x, const floating[::1] grad_y,
     cdef Geometry g = make_geometry(in_size, out_size, kernel, stride, dilation, pad)
     cdef Py_ssize_t cin_g = c_in / groups, cout_g = c_out / groups
     cdef Py_ssize_t L = g.out_numel, P = g.in_numel, K = g.k_numel
-    cdef Py_ssize_t n0, nbt, l0, l1, ncols, ldcol, lda, grp
+    cdef Py_ssize_t ldcol, lda, grp
+    cdef Tiles t = tiles_of(batch, L, samples_per_tile, tile)
     cdef const floating* col
     cdef const floating* a
     cdef floating* wcol = &ws_col[0]
     cdef floating* wio = &ws_io[0]
     with nogil:
         memset(&grad_weight[0], 0, grad_weight.shape[0] * sizeof(floating))
-        n0 = 0
-        while n0 < batch:
-            nbt = samples_per_tile if samples_per_tile < batch - n0 else batch - n0
-            l0 = 0
-            while l0 < L:
-                l1 = l0 + tile if l0 + tile < L else L
-                ncols = nbt * (l1 - l0)
-                col = column_tile(&x[0], c_in, &g, n0, nbt, l0, l1, pointwise, wcol, &ldcol,
-                                  num_threads)
-                a = output_rows(&grad_y[0], c_out, L, n0, nbt, l0, l1, wio, &lda, num_threads)
-                for grp in range(groups):
-                    parallel_gemm(False, True, cout_g, cin_g * K, ncols, <floating> 1,
-                                  a + grp * cout_g * lda, lda,
-                                  col + grp * cin_g * K * ldcol, ldcol, <floating> 1,
-                                  &grad_weight[0] + grp * cout_g * cin_g * K, cin_g * K,
-                                  gemm_threads)
-                l0 = l1
-            n0 += nbt
+        while next_tile(&t):
+            col = column_tile(&x[0], c_in, &g, t.n0, t.nbt, t.l0, t.l1, pointwise, wcol, &ldcol,
+                              num_threads)
+            a = output_rows(&grad_y[0], c_out, L, t.n0, t.nbt, t.l0, t.l1, wio, &lda,
+                            num_threads)
+            for grp in range(groups):
+                parallel_gemm(False, True, cout_g, cin_g * K, t.ncols, <floating> 1,
+                              a + grp * cout_g * lda, lda,
+                              col + grp * cin_g * K * ldcol, ldcol, <floating> 1,
+                              &grad_weight[0] + grp * cout_g * cin_g * K, cin_g * K,
+                              gemm_threads)
 
 
 cdef void scatter_phase_row(const floating* src, floating* dst, const Geometry* g,
@@ -725,7 +739,8 @@ def conv_transpose_phases(const floating[::1] x, const floating[::1] phase_weigh
     """
     cdef Py_ssize_t n_phases = sub_out.shape[0], ndim = x_size.shape[0]
     cdef Py_ssize_t cin_g = c_in / groups, cout_g = c_out / groups
-    cdef Py_ssize_t P = 1, Y = 1, ph, d, n0, nbt, l0, l1, ncols, grp, K, L, T
+    cdef Py_ssize_t P = 1, Y = 1, ph, d, grp, K, L
+    cdef Tiles t
     cdef Geometry g
     cdef floating* wcol = &ws_col[0]
     cdef floating* wio = &ws_io[0]
@@ -751,26 +766,20 @@ def conv_transpose_phases(const floating[::1] x, const floating[::1] phase_weigh
             K = g.k_numel
             if L == 0 or K == 0:
                 continue
-            T = L if samples_per_tile > 1 or tile > L else tile
-            n0 = 0
-            while n0 < batch:
-                nbt = samples_per_tile if samples_per_tile < batch - n0 else batch - n0
-                l0 = 0
-                while l0 < L:
-                    l1 = l0 + T if l0 + T < L else L
-                    ncols = nbt * (l1 - l0)
-                    im2col_batch(&x[0] + n0 * c_in * P, c_in * P, nbt, wcol, ncols, c_in, &g,
-                                 l0, l1, num_threads)
-                    for grp in range(groups):
-                        parallel_gemm(False, False, cout_g, ncols, cin_g * K, <floating> 1,
-                                      &phase_weight[0] + weight_offset[ph] + grp * cout_g * cin_g * K,
-                                      cin_g * K, wcol + grp * cin_g * K * ncols, ncols,
-                                      <floating> 0, wio + grp * cout_g * ncols, ncols,
-                                      gemm_threads)
-                    scatter_phase(wio, ncols, nbt, c_out, &g, l0, l1, &y[0] + n0 * c_out * Y,
-                                  c_out * Y, &y_size[0], &first[ph, 0], &step[0], num_threads)
-                    l0 = l1
-                n0 += nbt
+            t = tiles_of(batch, L, samples_per_tile,
+                         L if samples_per_tile > 1 or tile > L else tile)
+            while next_tile(&t):
+                im2col_batch(&x[0] + t.n0 * c_in * P, c_in * P, t.nbt, wcol, t.ncols, c_in, &g,
+                             t.l0, t.l1, num_threads)
+                for grp in range(groups):
+                    parallel_gemm(False, False, cout_g, t.ncols, cin_g * K, <floating> 1,
+                                  &phase_weight[0] + weight_offset[ph] + grp * cout_g * cin_g * K,
+                                  cin_g * K, wcol + grp * cin_g * K * t.ncols, t.ncols,
+                                  <floating> 0, wio + grp * cout_g * t.ncols, t.ncols,
+                                  gemm_threads)
+                scatter_phase(wio, t.ncols, t.nbt, c_out, &g, t.l0, t.l1,
+                              &y[0] + t.n0 * c_out * Y, c_out * Y, &y_size[0], &first[ph, 0],
+                              &step[0], num_threads)
 
 
 cdef void store_phase_planes(const floating* za, const floating* zb, floating* dst_plane,
