@@ -142,3 +142,6 @@ def main(argv=None):
     except (ValueError, TypeError) as exc:
         print(f"{parser.prog} {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except MemoryError as exc:  # a size that cannot fit: the message says how much it needs
+        print(f"{parser.prog} {args.command}: error: out of memory: {exc}", file=sys.stderr)
+        return 1

@@ -130,8 +130,12 @@ def _check_positions(problem, transpose, dtype):
 
 
 # ------------------------------------------------------------------------------- public API
-def _operands(named):
-    """Convert (value, name) pairs to arrays of one compute dtype; None stays None."""
+def _operands(named, optional=("bias",)):
+    """Convert (value, name) pairs to arrays of one compute dtype; None stays None for the
+    ``optional`` names and is a TypeError for the others."""
+    for value, name in named:
+        if value is None and name not in optional:
+            raise TypeError(f"{name} must be an array, got None")
     arrays = [(None if v is None else as_array(v, name), name) for v, name in named]
     dtype = result_dtype(*arrays)
     return dtype, [None if a is None else as_compute_array(a, dtype) for a, _ in arrays]

@@ -293,9 +293,15 @@ def deconvolve(y, weight, *, stride=1, padding=0, dilation=1, groups=1, transpos
         produced = problem.forward_output_shape
         sample = linear_operator("conv", x_shape[1:], **params)
     if tuple(produced) != y.shape:
+        if input_size is not None:
+            source = f"input_size {tuple(x_shape[2:])} asks for x of shape {tuple(x_shape)}"
+        elif x0 is not None:
+            source = f"x0 has shape {tuple(x_shape)}"
+        else:
+            source = f"x has shape {tuple(x_shape)}"
         raise ValueError(
-            f"y has shape {y.shape}, but the operator maps x of shape {tuple(x_shape)} to "
-            f"{tuple(produced)}"
+            f"{source}, which the operator maps to {tuple(produced)}, not to y's shape "
+            f"{y.shape}"
         )
 
     n = y.shape[0]

@@ -254,7 +254,7 @@ class ConvGeometry:
                     f"(got output_size={output_size!r}, output_padding={output_padding})"
                 )
             output_padding = _output_padding_for(
-                output_size, minimal, stride, implied, fixed=fixed_size
+                output_size, minimal, stride, implied, fixed=fixed_size, dilation=dilation
             )
         else:
             output_padding = tuple(op + extra for op, extra in zip(output_padding, implied))
@@ -409,7 +409,7 @@ def _checked(geometry):
     return geometry
 
 
-def _output_padding_for(output_size, minimal, stride, implied, *, fixed):
+def _output_padding_for(output_size, minimal, stride, implied, *, fixed, dilation=None):
     """PyTorch's ``ConvTranspose._output_padding`` rule, with one clear error."""
     ndim = len(minimal)
     if isinstance(output_size, np.ndarray):
@@ -431,10 +431,17 @@ def _output_padding_for(output_size, minimal, stride, implied, *, fixed):
         low = low + extra
         high = low if fixed else low + s - 1
         if not low <= want <= high:
+            direct = max(s, dilation[dim]) - 1 if dilation is not None and not fixed else 0
+            hint = (
+                f"; output_padding up to {direct} (below max(stride, dilation)) reaches up to "
+                f"{low + direct} when passed directly"
+                if direct > high - low and low < want <= low + direct else ""
+            )
             raise ValueError(
                 f"output_size {requested} is unreachable: in spatial dimension {dim} the "
                 f"output of this transposed convolution can only be {low} to {high} "
-                f"(output_padding 0 to {high - low}), got {want}"
+                f"(output_size picks an output_padding of 0 to {high - low}, below the stride, "
+                f"as PyTorch does{hint}), got {want}"
             )
         padding.append(want - low + extra)
     return tuple(padding)

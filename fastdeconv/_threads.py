@@ -53,7 +53,10 @@ def set_num_threads(n):
     ----------
     n : int or None
         A positive count, a negative count (``-1`` is every available thread, ``-2`` all but
-        one, as in scikit-learn), or ``None`` for OpenMP's maximum (``OMP_NUM_THREADS``).
+        one, as in scikit-learn; below ``-(CPUs)``, one thread), or ``None`` for OpenMP's
+        maximum (``OMP_NUM_THREADS``). The kernels use at most 4 threads per CPU
+        (``EFFECTIVE_MAX_THREADS``) whatever is set: :func:`get_num_threads` reports the
+        count they use.
 
     Returns
     -------
@@ -63,7 +66,7 @@ def set_num_threads(n):
     Raises
     ------
     ValueError
-        If ``n`` is 0 or larger than 32768.
+        If ``n`` is 0 or larger than 32768 (``MAX_THREADS``).
     TypeError
         If ``n`` is not an int or None.
 

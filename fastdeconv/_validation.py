@@ -176,5 +176,7 @@ def check_workspace(nbytes, what):
 
 
 def as_compute_array(array, dtype):
-    """C-contiguous array of ``dtype``; copies only when needed (any layout is accepted)."""
-    return np.ascontiguousarray(array, dtype=dtype)
+    """C-contiguous array of ``dtype``; copies only when needed (any layout is accepted).
+    A 0-d array stays 0-d (``numpy.ascontiguousarray`` would make it 1-d, and the shape errors
+    would then report ``(1,)`` for a scalar)."""
+    return np.asarray(array, dtype=dtype, order="C")

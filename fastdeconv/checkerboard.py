@@ -53,7 +53,7 @@ from math import prod
 import numpy as np
 
 from ._geometry import ConvGeometry
-from ._validation import as_array, check_int, normalize_tuple, result_dtype
+from ._validation import as_array, check_int, check_workspace, normalize_tuple, result_dtype
 
 __all__ = ["overlap_map", "is_uniform", "constant_response", "checkerboard_score", "icnr"]
 
@@ -143,6 +143,8 @@ def overlap_map(kernel_size, stride, *, dilation=1, input_shape=None, padding=0,
             for n, k, s, d, pair, op in zip(sizes, kernel, strides, dilation, geometry.padding,
                                             geometry.output_padding)
         ]
+    # the map has one int64 per output phase (or position): refuse clearly what cannot fit
+    check_workspace(16 * prod(len(c) for c in counts), "overlap map")
     out = counts[0]
     for c in counts[1:]:
         out = np.multiply.outer(out, c)
@@ -251,6 +253,12 @@ def checkerboard_score(weight, stride, *, dilation=1, groups=1):
 
         0 for a channel whose response is identically zero.
 
+    Raises
+    ------
+    ValueError
+        If the response has NaN or infinite values (NaN or infinite weights, or sums that
+        overflow): the score would be meaningless.
+
     Examples
     --------
     >>> import numpy as np
@@ -263,8 +271,14 @@ def checkerboard_score(weight, stride, *, dilation=1, groups=1):
     >>> checkerboard_score(w, 2) > 0.1                    # uniform overlap, unequal sums
     True
     """
-    response = constant_response(weight, stride, dilation=dilation, groups=groups)
+    with np.errstate(over="ignore", invalid="ignore"):  # reported below, as a ValueError
+        response = constant_response(weight, stride, dilation=dilation, groups=groups)
     flat = response.reshape(response.shape[0], -1)
+    if not np.isfinite(flat).all():
+        raise ValueError(
+            "weight must be finite: the response to a constant input has NaN or infinite "
+            "values (NaN or infinite weights, or sums that overflow)"
+        )
     span = flat.max(axis=1) - flat.min(axis=1)
     scale = np.abs(flat).max(axis=1)
     ratios = np.where(scale > 0, span / np.where(scale > 0, scale, 1.0), 0.0)

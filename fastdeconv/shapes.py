@@ -241,7 +241,7 @@ def output_padding_for(input_shape, output_size, kernel_size, *, stride=1, paddi
     >>> output_padding_for((4,), (9,), 3, stride=2, padding=1)
     Traceback (most recent call last):
         ...
-    ValueError: output_size (9,) is unreachable: in spatial dimension 0 the output of this transposed convolution can only be 7 to 8 (output_padding 0 to 1), got 9
+    ValueError: output_size (9,) is unreachable: in spatial dimension 0 the output of this transposed convolution can only be 7 to 8 (output_size picks an output_padding of 0 to 1, below the stride, as PyTorch does), got 9
     """
     sizes, kernel = _spatial(input_shape, kernel_size)
     geometry = ConvGeometry.for_conv_transpose(

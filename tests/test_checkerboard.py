@@ -147,6 +147,10 @@ def test_icnr_makes_sub_pixel_convolution_flat_inside_the_image(c_out, c_in, k, 
         (lambda: cb.icnr((4, 1, 3), 0), ValueError, "upscale_factor must be >= 1"),
         (lambda: cb.icnr((4, 1, 3), 2, base=np.ones((1, 1, 3))), ValueError, "base must have shape"),
         (lambda: cb.icnr((4, 1, 3), 2, transpose=1), TypeError, "transpose must be True or False"),
+        (lambda: cb.checkerboard_score(np.array([[[1.0, np.nan, 1.0]]]), 2), ValueError, "weight must be finite"),
+        (lambda: cb.checkerboard_score(np.array([[[1.0, np.inf, 1.0]]]), 2), ValueError, "weight must be finite"),
+        (lambda: cb.checkerboard_score(np.full((1, 1, 3), 1e308), 2), ValueError, "sums that overflow"),
+        (lambda: cb.overlap_map((3, 3), 10**6), MemoryError, "the overlap map would need about"),
     ],
 )
 def test_bad_arguments_name_the_parameter(call, error, match):

@@ -147,6 +147,8 @@ def test_shapes_bad_arguments_print_one_line_and_exit_2(argv, message, capsys):
         (["checkerboard", "--kernel", "3", "--stride", "2", "--padding", "1"],
          "--padding and --output-padding need --input"),
         (["checkerboard", "--kernel", "3", "3", "--stride", "2", "2", "2"], "must have one value"),
+        (["verify", "--tolerance", "-1"], "tolerance must be a finite number >= 0, got -1.0"),
+        (["verify", "--tolerance", "nan"], "tolerance must be a finite number >= 0, got nan"),
     ],
 )
 def test_invalid_values_print_one_line_and_exit_2(argv, message, capsys):
@@ -237,3 +239,11 @@ def test_bench_command_quiets_spinning_blas_pools_for_more_than_one_thread(threa
     assert done.returncode == 0, done.stderr
     (row,) = json.loads(done.stdout)
     assert row["environment"] == expected and row["threads"] == threads
+
+
+def test_a_size_that_cannot_fit_prints_one_line_and_exits_1(capsys):
+    # one int64 per phase: 10**12 of them; refused from the size, before NumPy allocates
+    assert main(["checkerboard", "--kernel", "3", "--stride", "1000000"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "error: out of memory: the overlap map would need about" in err
+    assert len(err.splitlines()) == 1

@@ -189,6 +189,10 @@ W = np.zeros((6, 4, 3, 3))
         ((X, np.zeros((6, 4) + (1,) * 9)), {}, ValueError, r"x must have 11 dimensions"),
         ((np.zeros((2, 4) + (1,) * 9), np.zeros((6, 4) + (1,) * 9)), {}, ValueError, r"the kernels support at most 8 spatial dimensions"),
         ((X, "weight"), {}, TypeError, r"weight has unsupported dtype"),
+        ((None, W), {}, TypeError, r"^x must be an array, got None$"),
+        ((X, None), {}, TypeError, r"^weight must be an array, got None$"),
+        ((3.0, W), {}, ValueError, r"x must have 4 dimensions .* got shape \(\)$"),
+        ((X, W, 1.0), {}, ValueError, r"bias must have shape \(6,\) \(one per output channel\), got shape \(\)$"),
     ],
 )
 def test_conv_rejects_bad_input_naming_the_parameter(args, kwargs, error, match):

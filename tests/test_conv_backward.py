@@ -123,3 +123,12 @@ def test_backward_computes_only_the_requested_gradients(op, grads, rng):
 def test_backward_rejects_bad_grads(grads, error, match):
     with pytest.raises(error, match=match):
         fastdeconv.conv_backward(np.ones((1, 1, 3)), np.ones((1, 1, 5)), np.ones((1, 1, 3)), grads=grads)
+
+
+@pytest.mark.parametrize("op", [fastdeconv.conv_backward, fastdeconv.conv_transpose_backward])
+@pytest.mark.parametrize("missing", ["grad_output", "x", "weight"])
+def test_backward_passes_reject_none_naming_the_array(op, missing):
+    arrays = dict(grad_output=np.ones((1, 1, 4)), x=np.ones((1, 1, 4)), weight=np.ones((1, 1, 1)))
+    arrays[missing] = None
+    with pytest.raises(TypeError, match=rf"^{missing} must be an array, got None$"):
+        op(arrays["grad_output"], arrays["x"], arrays["weight"])

@@ -152,7 +152,8 @@ def test_float32_and_integer_inputs_are_solved_in_float64(rng):
         (dict(transpose="no"), TypeError, "transpose must be True or False"),
         (dict(x0=np.zeros((2, 1, 8))), ValueError, "x0 must have shape"),
         (dict(input_size=(3, 3)), ValueError, "input_size must have 1 spatial"),
-        (dict(input_size=(20,)), ValueError, "y has shape .* but the operator maps x"),
+        (dict(input_size=(20,)), ValueError, r"input_size \(20,\) asks for x of shape \(1, 1, 20\), which the operator maps to \(1, 2, 20\), not to y's shape"),
+        (dict(x0=np.zeros((1, 1, 10))), ValueError, r"x0 has shape \(1, 1, 10\), which the operator maps to \(1, 2, 10\), not to y's shape \(1, 2, 8\)"),
         (dict(input_size=(1, 2, 8)), ValueError, "must have the batch and channels"),
         (dict(groups=0), ValueError, "groups must be >= 1"),
         (dict(stride=0), ValueError, "stride must be"),
@@ -174,7 +175,7 @@ def test_bad_arrays():
         fastdeconv.deconvolve(np.zeros((1, 1, 4), dtype=complex), np.ones((1, 1, 3)))
     with pytest.raises(ValueError, match="no input shape of this operator gives y's shape"):
         fastdeconv.deconvolve(np.zeros((1, 1, 2)), np.ones((1, 1, 3)), padding=5)
-    with pytest.raises(ValueError, match=r"y has shape \(1, 3, 8\), but the operator maps"):
+    with pytest.raises(ValueError, match=r"x has shape .*, which the operator maps to .*, not to y's shape \(1, 3, 8\)"):
         fastdeconv.deconvolve(np.zeros((1, 3, 8)), np.ones((2, 1, 3)))
     with pytest.raises(ValueError, match="weight.shape\\[0\\] must equal the input channels"):
         fastdeconv.deconvolve(np.zeros((1, 3, 8)), np.ones((2, 1, 3)), transpose=True,

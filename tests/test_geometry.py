@@ -194,3 +194,13 @@ def test_phase_range_lists_the_outputs_of_each_residue(n_out, s, pad):
     for rho in range(s):
         reached = [q * s + rho - pad for q in range(q_lo[rho], q_hi[rho])]
         assert reached == [o for o in range(n_out) if (o + pad) % s == rho]
+
+
+def test_output_size_error_points_to_output_padding_when_dilation_reaches_further():
+    # output_size reaches p_o < stride (PyTorch's rule); output_padding itself may go up to
+    # max(stride, dilation) - 1, which the message says when that would reach the size
+    assert ConvGeometry.for_conv_transpose((4,), (3,), dilation=2, output_padding=1).input_size == (9,)
+    with pytest.raises(ValueError, match=r"can only be 8 to 8 \(output_size picks an output_padding of 0 to 0, below the stride, as PyTorch does; output_padding up to 1 .* reaches up to 9 when passed directly\), got 9"):
+        ConvGeometry.for_conv_transpose((4,), (3,), dilation=2, output_size=(9,))
+    with pytest.raises(ValueError, match=r"as PyTorch does\), got 10"):   # beyond both: no hint
+        ConvGeometry.for_conv_transpose((4,), (3,), dilation=2, output_size=(10,))
