@@ -132,22 +132,32 @@ class Plan:
         return (self.col_elements + self.io_elements) * itemsize
 
 
-def _tiling(rows, length, batch, itemsize, io_rows=0):
+def _tiling(rows, length, batch, itemsize, io_rows=0, *, io_always=False):
     """(samples per tile, positions per tile) for a column matrix of ``rows`` x ``length``
-    per sample; ``io_rows`` rows of another workspace (the gathered input or output rows)
-    come with every column when a tile holds several samples."""
+    per sample.
+
+    ``io_rows`` rows of a second workspace (gathered input or output rows) come with every
+    column of a tile of several samples, and of every tile with ``io_always``; the two
+    together stay within WORKSPACE_BYTES. Whole samples share a tile when a sample has fewer
+    than TARGET_COLUMNS positions and its columns fit TILE_BYTES, or when it has fewer than
+    MIN_COLUMNS positions; such a tile is about TILE_BYTES, but at least MIN_COLUMNS columns
+    while the workspace bound allows (GEMMs with a small N run far below peak, and every GEMM
+    call packs the whole weight again: dcgan_g2 float64, 64 columns 26 ms, 256 columns 22 ms).
+    A larger sample is cut into tiles of positions by the same two rules.
+    """
+    length = max(length, 1)
     budget = min(TILE_BYTES, WORKSPACE_BYTES)
-    column = max(rows * itemsize, 1)
-    # at least MIN_COLUMNS columns while the workspace bound allows (both workspaces), even
-    # past TILE_BYTES: GEMMs with a small N run far below peak, and every GEMM call packs the
-    # whole weight again (dcgan_g2 float64: 64 columns 26 ms, 256 columns 22 ms)
-    min_columns = min(MIN_COLUMNS, WORKSPACE_BYTES // max((rows + io_rows) * itemsize, 1))
-    per_sample = rows * length * itemsize
-    if per_sample <= budget and length < TARGET_COLUMNS:
-        wanted = -(-TARGET_COLUMNS // length)
-        samples = max(budget // max(per_sample, 1), min_columns // length)
-        return max(1, min(batch, samples, wanted)), length
-    tile = max(budget // column, min_columns)
+    column = max(rows * itemsize, 1)                      # the column tile, per column
+    both = max((rows + io_rows) * itemsize, 1)            # with the gathered rows
+    per_sample = column * length
+    if length < TARGET_COLUMNS and (per_sample <= budget or length < MIN_COLUMNS):
+        samples = min(batch, -(-TARGET_COLUMNS // length),
+                      max(budget // per_sample, -(-MIN_COLUMNS // length)),
+                      WORKSPACE_BYTES // (both * length))
+        if samples > 1 or (samples == 1 and per_sample <= budget):
+            return samples, length
+    single = both if io_always else column                # one sample: gathered rows or not
+    tile = max(budget // single, min(MIN_COLUMNS, WORKSPACE_BYTES // single))
     return 1, max(1, min(length, tile))
 
 
@@ -271,7 +281,7 @@ def plan(pass_name, problem, itemsize):
         k_max = max((int(np.prod(p["sub_kernel"])) for p in phases), default=1)
         l_max = max((int(np.prod(p["sub_out"])) for p in phases), default=1)
         rows = problem.c_out * k_max  # the transposed conv's input channels x sub-kernel
-        nb, tile = _tiling(rows, l_max, batch, itemsize, io_rows=problem.c_in)
+        nb, tile = _tiling(rows, l_max, batch, itemsize, io_rows=problem.c_in, io_always=True)
         return Plan("phases", nb, tile, rows * nb * tile, problem.c_in * nb * tile)
     return _im2col_plan(pass_name, problem, itemsize)
 

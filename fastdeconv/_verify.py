@@ -26,6 +26,7 @@ Every error is relative (see :func:`_relative`); a configuration passes when all
 ``tolerance`` (default 1e-10).
 """
 
+import numbers
 import sys
 import time
 from dataclasses import dataclass, field
@@ -274,7 +275,8 @@ COLUMNS = ("sparse", "adjoint", "reference", "grad x", "grad w", "grad b")
 
 def run(cases=None, *, tolerance=1e-10, seed=0, progress=True, stream=None):
     """Check every case; return a list of ``(case, errors, passed)`` rows."""
-    if not (isinstance(tolerance, (int, float)) and 0 <= tolerance < float("inf")):
+    if (not isinstance(tolerance, numbers.Real) or isinstance(tolerance, bool)
+            or not 0 <= tolerance < float("inf")):
         raise ValueError(f"tolerance must be a finite number >= 0, got {tolerance!r}")
     cases = CASES if cases is None else cases
     stream = sys.stderr if stream is None else stream

@@ -131,6 +131,8 @@ def overlap_map(kernel_size, stride, *, dilation=1, input_shape=None, padding=0,
         if not (isinstance(padding, int) and padding == 0) or not (
                 isinstance(output_padding, int) and output_padding == 0):
             raise ValueError("padding and output_padding need input_shape (a whole output)")
+        # one int64 per output phase: refuse clearly what cannot fit, before building it
+        check_workspace(16 * prod(strides), "overlap map")
         counts = [_phase_counts_1d(k, s, d) for k, s, d in zip(kernel, strides, dilation)]
     else:
         sizes = normalize_tuple(input_shape, ndim, "input_shape", min_value=1)
@@ -138,13 +140,12 @@ def overlap_map(kernel_size, stride, *, dilation=1, input_shape=None, padding=0,
                                                    padding=padding,
                                                    output_padding=output_padding,
                                                    dilation=dilation)
+        check_workspace(16 * prod(geometry.input_size), "overlap map")   # one per output
         counts = [
             _full_counts_1d(n, k, s, d, pair, op)
             for n, k, s, d, pair, op in zip(sizes, kernel, strides, dilation, geometry.padding,
                                             geometry.output_padding)
         ]
-    # the map has one int64 per output phase (or position): refuse clearly what cannot fit
-    check_workspace(16 * prod(len(c) for c in counts), "overlap map")
     out = counts[0]
     for c in counts[1:]:
         out = np.multiply.outer(out, c)
@@ -279,7 +280,11 @@ def checkerboard_score(weight, stride, *, dilation=1, groups=1):
             "weight must be finite: the response to a constant input has NaN or infinite "
             "values (NaN or infinite weights, or sums that overflow)"
         )
-    span = flat.max(axis=1) - flat.min(axis=1)
+    with np.errstate(over="ignore"):   # finite extremes of opposite signs near the limit
+        span = flat.max(axis=1) - flat.min(axis=1)
+    if not np.isfinite(span).all():
+        raise ValueError("weight too large: the spread of the response to a constant input "
+                         "overflows")
     scale = np.abs(flat).max(axis=1)
     ratios = np.where(scale > 0, span / np.where(scale > 0, scale, 1.0), 0.0)
     return float(ratios.max())

@@ -150,9 +150,21 @@ def test_icnr_makes_sub_pixel_convolution_flat_inside_the_image(c_out, c_in, k, 
         (lambda: cb.checkerboard_score(np.array([[[1.0, np.nan, 1.0]]]), 2), ValueError, "weight must be finite"),
         (lambda: cb.checkerboard_score(np.array([[[1.0, np.inf, 1.0]]]), 2), ValueError, "weight must be finite"),
         (lambda: cb.checkerboard_score(np.full((1, 1, 3), 1e308), 2), ValueError, "sums that overflow"),
-        (lambda: cb.overlap_map((3, 3), 10**6), MemoryError, "the overlap map would need about"),
+        (lambda: cb.checkerboard_score(np.array([[[1e308, -1e308, 0.0, 0.0]]]), 2), ValueError, "spread .* overflows"),  # phases 1e308 and -1e308
     ],
 )
 def test_bad_arguments_name_the_parameter(call, error, match):
     with pytest.raises(error, match=match):
+        call()
+
+
+@pytest.mark.parametrize("call", [
+    lambda: cb.overlap_map((3, 3), 10**6),                       # 10**12 phases
+    lambda: cb.overlap_map(3, 10**12),                           # 1-d: checked before bincount
+    lambda: cb.overlap_map((3, 3), 2, input_shape=(10**6, 10**6)),
+])
+def test_overlap_maps_that_cannot_fit_are_refused_from_their_size(call, monkeypatch):
+    from fastdeconv import _validation
+    monkeypatch.setattr(_validation, "available_memory_bytes", lambda: 8 * 2**30)
+    with pytest.raises(MemoryError, match=r"the overlap map would need about .* GiB; only 8 GiB"):
         call()

@@ -241,8 +241,10 @@ def test_bench_command_quiets_spinning_blas_pools_for_more_than_one_thread(threa
     assert row["environment"] == expected and row["threads"] == threads
 
 
-def test_a_size_that_cannot_fit_prints_one_line_and_exits_1(capsys):
+def test_a_size_that_cannot_fit_prints_one_line_and_exits_1(capsys, monkeypatch):
     # one int64 per phase: 10**12 of them; refused from the size, before NumPy allocates
+    from fastdeconv import _validation
+    monkeypatch.setattr(_validation, "available_memory_bytes", lambda: 8 * 2**30)
     assert main(["checkerboard", "--kernel", "3", "--stride", "1000000"]) == 1
     err = capsys.readouterr().err.strip()
     assert "error: out of memory: the overlap map would need about" in err

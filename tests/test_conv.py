@@ -7,6 +7,7 @@ import pytest
 
 import fastdeconv
 from fastdeconv import _conv, _dispatch
+from fastdeconv._problem import conv_problem
 from fastdeconv.testing import conv_reference
 
 
@@ -81,8 +82,13 @@ def test_conv_in_tiles_smaller_than_a_row_matches_one_tile(rng, monkeypatch):
     kw = dict(stride=(1, 2), padding=1, dilation=(2, 1))
     whole = fastdeconv.conv(x, w, **kw)
     assert _conv.workspace_bytes("conv", x.shape, w.shape, dtype=x.dtype, **kw) <= _dispatch.TILE_BYTES
+    problem = conv_problem(x.shape, w.shape, **kw)
+    monkeypatch.setattr(_dispatch, "MIN_COLUMNS", 1)   # else tiles never get this small
     for budget in (1, 27 * 8 * 3, 27 * 8 * 7):  # tiles of 1, 3 and 7 output positions
         monkeypatch.setattr(_dispatch, "TILE_BYTES", budget)
+        the_plan = _dispatch.plan("forward", problem, 8)
+        assert the_plan.algorithm == "im2col"
+        assert (the_plan.samples_per_tile, the_plan.tile) == (1, max(1, budget // (27 * 8)))
         np.testing.assert_allclose(fastdeconv.conv(x, w, **kw), whole, rtol=1e-13, atol=1e-13)
 
 

@@ -7,6 +7,7 @@ import pytest
 
 import fastdeconv
 from fastdeconv import _dispatch
+from fastdeconv._problem import conv_transpose_problem
 from fastdeconv.testing import assert_adjoint, conv_transpose_reference
 
 SPATIAL = {1: (7,), 2: (5, 4), 3: (3, 4, 3)}
@@ -108,9 +109,14 @@ def test_conv_transpose_in_small_tiles_matches_one_tile(rng, monkeypatch):
     w = rng.standard_normal((4, 3, 4, 3))
     kw = dict(stride=(2, 3), padding=1)
     whole = fastdeconv.conv_transpose(x, w, **kw)
-    for budget in (1, 3 * 12 * 8 * 4):
+    problem = conv_transpose_problem(x.shape, w.shape, **kw)
+    monkeypatch.setattr(_dispatch, "MIN_COLUMNS", 1)   # else tiles never get this small
+    for budget, columns in ((1, 1), (3 * 12 * 8 * 4, 4)):
         monkeypatch.setattr(_dispatch, "TILE_BYTES", budget)
-        np.testing.assert_allclose(fastdeconv.conv_transpose(x, w, **kw), whole, rtol=1e-13, atol=1e-13)
+        with _dispatch.forced_algorithm("col2im"):
+            the_plan = _dispatch.plan("backward_input", problem, 8)
+            assert the_plan.algorithm == "col2im" and the_plan.samples_per_tile * the_plan.tile == columns
+            np.testing.assert_allclose(fastdeconv.conv_transpose(x, w, **kw), whole, rtol=1e-13, atol=1e-13)
 
 
 def test_conv_transpose_accepts_any_layout(rng):

@@ -142,16 +142,39 @@ def test_tiles_of_whole_samples_reach_min_columns_while_the_workspace_allows(ite
 
 @pytest.mark.parametrize("rows, io_rows, length, batch", [
     (4096, 512, 16, 64), (4096, 8192, 16, 64), (30000, 30000, 4, 1000), (48, 64, 1024, 16),
-    (1152, 256, 196, 8), (2**16, 0, 3, 50),
+    (1152, 256, 196, 8), (2**16, 0, 3, 50), (64, 1024, 2025, 8), (4096, 256, 100, 8),
+    (32768, 256, 16, 100), (2048 * 9, 2048, 3136, 4), (10**6, 10, 5, 3),
 ])
-def test_tiling_keeps_both_workspaces_within_the_bound_whenever_it_widens_a_tile(rows, io_rows, length, batch):
+@pytest.mark.parametrize("io_always", [False, True])
+def test_tiling_keeps_both_workspaces_within_the_bound(rows, io_rows, length, batch, io_always):
     for itemsize in (4, 8):
-        samples, tile = _dispatch._tiling(rows, length, batch, itemsize, io_rows=io_rows)
+        samples, tile = _dispatch._tiling(rows, length, batch, itemsize, io_rows=io_rows,
+                                          io_always=io_always)
         assert 1 <= samples <= batch and 1 <= tile <= length
+        assert samples == 1 or tile == length          # several samples: whole ones
         columns = samples * tile
+        gathered = io_rows if samples > 1 or io_always else 0
+        if columns > 1:   # one column is the floor, whatever its size
+            assert columns * (rows + gathered) * itemsize <= _dispatch.WORKSPACE_BYTES
         if columns * rows * itemsize > _dispatch.TILE_BYTES:   # widened past the cache tile
-            assert columns <= _dispatch.MIN_COLUMNS
-            assert columns * (rows + io_rows) * itemsize <= _dispatch.WORKSPACE_BYTES
+            assert columns < _dispatch.MIN_COLUMNS + length
+        # at least MIN_COLUMNS columns whenever that many (of whole samples) fit the bound
+        want = min(batch * length, _dispatch.MIN_COLUMNS)
+        per_column = (rows + (io_rows if want > length or io_always else 0)) * itemsize
+        if -(-want // length) * length * per_column <= _dispatch.WORKSPACE_BYTES or want <= length:
+            if want * per_column <= _dispatch.WORKSPACE_BYTES:
+                assert columns >= want
+
+
+def test_tiling_widens_small_samples_larger_than_the_cache_tile():
+    # 4096 rows x 10x10 positions in float64 is 3.1 MiB a sample: past TILE_BYTES, but two
+    # samples (256 columns with their gathered rows) still fit the 16 MiB workspace
+    assert _dispatch._tiling(4096, 100, 8, 8, io_rows=256) == (3, 100)
+    assert _dispatch._tiling(32768, 16, 100, 8, io_rows=256) == (3, 16)   # 48 of 63 columns
+    # one sample: the gathered rows are not allocated, so they do not narrow the tile
+    assert _dispatch._tiling(2048 * 9, 3136, 4, 8, io_rows=2048) == (1, 113)   # 16 MiB of columns
+    assert _dispatch._tiling(2048 * 9, 3136, 4, 8, io_rows=2048, io_always=True) == (1, 102)
+
 
 def test_algorithm_choice_and_forcing():
     problem = conv_transpose_problem((1, 2, 4), (2, 2, 4), stride=2, dilation=2)
