@@ -803,8 +803,7 @@ def _choose_forward_or_weight(pass_name, problem, itemsize):
             return "im2col"
         return forced
     # measured for 3x3 kernels; a 2x2 one is only forced (or a phase of a transposed one)
-    pays = _winograd_pays if pass_name == "forward" else _winograd_pays_weight
-    if usable and square3 and pays(problem, itemsize):
+    if usable and square3 and _winograd_pays_for(pass_name, problem, itemsize):
         return "winograd"
     if s2d and _space_to_depth_pays(problem, pass_name, itemsize):
         return "space_to_depth"
@@ -882,6 +881,12 @@ def _winograd_pays_weight(problem, itemsize):
     return (channels >= WINOGRAD_WGRAD_MIN_CHANNELS
             and tiles >= WINOGRAD_WGRAD_MIN_TILES
             and tiles <= WINOGRAD_MAX_TILE_OVERHEAD * useful)
+
+
+def _winograd_pays_for(pass_name, problem, itemsize):
+    """The Winograd rule of the ``"forward"`` or ``"backward_weight"`` pass."""
+    rule = _winograd_pays if pass_name == "forward" else _winograd_pays_weight
+    return rule(problem, itemsize)
 
 
 def _run_winograd_weight(x, grad_y, grad_w, problem, the_plan):
@@ -1067,10 +1072,7 @@ def _space_to_depth_usable(problem, itemsize):
 
 def _space_to_depth_pays(problem, pass_name, itemsize):
     """Dispatch rule: the Winograd rules of the rearranged problem."""
-    s2d = _space_to_depth_problem(problem)
-    if pass_name == "forward":
-        return _winograd_pays(s2d, itemsize)
-    return _winograd_pays_weight(s2d, itemsize)
+    return _winograd_pays_for(pass_name, _space_to_depth_problem(problem), itemsize)
 
 
 def _space_to_depth_weight(weight, stride):
