@@ -1,4 +1,4 @@
-"""The side-by-side benchmark engine (fastdeconv._bench): suite copies, FLOP counts, peers."""
+"""The side-by-side benchmark engine (fastdeconv._bench): the suite, FLOP counts, peers."""
 
 import json
 import os
@@ -9,6 +9,8 @@ import pytest
 
 import fastdeconv
 from fastdeconv import _bench
+from fastdeconv._bench import peers as bench_peers
+from fastdeconv._bench import suite as bench_suite
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,12 +29,15 @@ IDS = [case.name for case in SMALL_CASES]
 
 
 def _reference(case, operands):
-    return np.asarray(_bench._PEER_OPS["fastdeconv"][case.op](case, operands, 1)())
+    return np.asarray(bench_peers.PEER_OPS["fastdeconv"][case.op](case, operands, 1)())
 
 
 def test_embedded_suite_matches_json_copies():
+    # the packaged suite.json is the only copy in the repository; the shared material's
+    # copy (outside it) must still be the same suite
     embedded = [_bench.Case.from_dict(entry) for entry in _bench.SUITE]
-    copies = [REPO / "benchmarks" / "suite.json", REPO.parent / "shared" / "bench" / "suite.json"]
+    copies = [Path(_bench.__file__).with_name("suite.json"),
+              REPO.parent / "shared" / "bench" / "suite.json"]
     for path in filter(Path.is_file, copies):
         assert _bench.load_suite(path) == embedded, path
 
@@ -46,7 +51,7 @@ def test_macs_equal_the_operator_applied_to_ones(case):
 
 @pytest.mark.parametrize("case", SMALL_CASES, ids=IDS)
 def test_result_shape_matches_fastdeconv(case):
-    operands = _bench._make_operands(case, "float64")
+    operands = bench_suite.make_operands(case, "float64")
     assert _reference(case, operands).shape == case.result_shape
 
 
@@ -56,10 +61,10 @@ def test_peers_agree_with_fastdeconv(peer, case, assert_close):
     if peer != "numpy":
         pytest.importorskip(peer)
     dtype = "float32" if peer == "onnxruntime" else "float64"
-    operands = _bench._make_operands(case, dtype)
+    operands = bench_suite.make_operands(case, dtype)
     try:
-        call = _bench._PEER_OPS[peer][case.op](case, operands, 1)
-    except _bench.PeerUnavailable:
+        call = bench_peers.PEER_OPS[peer][case.op](case, operands, 1)
+    except bench_peers.PeerUnavailable:
         assert peer == "onnxruntime" and case.op == "conv_wgrad"
         return
     assert_close(np.asarray(call()), _reference(case, operands), dtype=dtype)
@@ -97,7 +102,7 @@ def test_unknown_case_or_peer_is_a_value_error():
 
 def test_select_cases_by_name_and_op():
     suite = _bench.load_suite()
-    picked = _bench._select_cases(suite, "dcgan_rgb,conv_wgrad")
+    picked = bench_suite.select_cases(suite, "dcgan_rgb,conv_wgrad")
     assert [case.name for case in picked] == ["dcgan_rgb", "wgrad_3x3", "wgrad_dcgan"]
 
 
