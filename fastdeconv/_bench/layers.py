@@ -170,7 +170,7 @@ def format_table(results):
         columns=[("case", "l", lambda row: row["case"]), ("op", "l", lambda row: row["op"]),
                  ("shape", "l", lambda row: row["shape"]),
                  ("limit", "r", lambda row: format_ms(row["limit_ms"]))],
-        trailing=[("% of limit" if has_fd else "% of limit (best)", "r", pct)],
+        trailing=[("fastdeconv % of limit" if has_fd else "best % of limit", "r", pct)],
         setup=[("limit", f"GEMM peak {first['gemm_gflops']:.1f} GFLOP/s (np.matmul "
                          f"{GEMM_SIZE}^2), copy bandwidth {first['bandwidth_gbs']:.1f} GB/s")],
         legend=["limit = max(FLOPs / GEMM peak, bytes / bandwidth) in ms; % of limit = "

@@ -25,7 +25,7 @@ SEED = 1234
 
 
 def suite_text(path=None):
-    """Text of a suite JSON file: ``path``, else ``$FASTDECONV_BENCH_SUITE``, else the packaged one."""
+    """Text of a suite file: ``path``, else ``$FASTDECONV_BENCH_SUITE``, else the packaged one."""
     path = path or os.environ.get(SUITE_ENV)
     if path:
         with open(path, encoding="utf-8") as fh:

@@ -12,6 +12,8 @@ Rows given to :func:`format_report` have the keys ``case``, ``ms`` (peer -> medi
 (:func:`fastdeconv._bench.machine.describe_setup`) and ``versions``.
 """
 
+import textwrap
+
 __all__ = ["AGREEMENT_RTOL", "format_ms", "format_report"]
 
 #: Largest ``max_rel_diff`` between peers that is not flagged as a mismatch, per dtype.
@@ -123,11 +125,18 @@ def format_report(rows, *, title, peers, columns=(), trailing=(), setup=(), lege
         cells.append("-" if diff is None else f"{diff:.1e}" + (" !" if mismatch else ""))
         lines.append("| " + " | ".join(cells) + " |")
 
-    lines += ["", *legend]
+    legend = list(legend)
     if ratio:
-        lines.append(f"{ratio}: the time of the fastest peer other than fastdeconv over "
-                     "fastdeconv's (above 1: fastdeconv is faster). max rel diff = "
-                     "max|a - ref| / max|ref| over the peers, ref the first peer that ran.")
+        other = ("the fastest peer's other than fastdeconv" if ratio.startswith("fastest")
+                 else ratio.split(" / ")[0] + "'s")
+        legend.append(f"{ratio} = {other} time / fastdeconv's (above 1: fastdeconv is "
+                      "faster).")
+    if any(row["max_rel_diff"] is not None for row in rows):
+        legend.append("max rel diff = max|a - ref| / max|ref| over the peers' results a, ref "
+                      "the first peer's.")
+    lines.append("")
+    for text in legend:
+        lines += textwrap.wrap(text, 100)
     if mismatches:
         lines.append(f"! MISMATCH: peers disagree by more than "
                      f"{AGREEMENT_RTOL.get(first['dtype'], 1e-4):g} (see rel_diff in --json)")

@@ -202,4 +202,4 @@ def format_table(rows, *, shape=None, threads=None):
     return format_report([first] + list(rows[1:]),
                          title=f"fastdeconv bench --upsampling: {len(rows)} case(s)",
                          peers=PEERS, columns=[("case", "l", lambda row: row["case"])],
-                         setup=[("input", f"{first['dtype']} {shape}")])
+                         setup=[("input", f"{shape} batch")])
