@@ -27,11 +27,9 @@ from .machine import GEMM_SIZE, describe_setup, measure_machine
 from .peers import PEER_OPS, PEERS, PeerUnavailable, load_peers
 from .suite import load_suite, make_operands, select_cases
 from .table import format_ms, format_report
-from .timing import Progress, pinned_threads, time_peers
+from .timing import DTYPES, Progress, check_options, pinned_threads, time_peers
 
 __all__ = ["DTYPES", "format_table", "run"]
-
-DTYPES = ("float32", "float64")
 
 
 def _bench_case(case, dtype, threads, peers, unavailable, repeat, budget, progress):
@@ -111,12 +109,7 @@ def run(cases=None, dtype="float32", threads=1, repeat=5, quick=False, peers=PEE
         ``blas_coretype`` (``OPENBLAS_CORETYPE`` if set, else None) and the machine figures
         ``gemm_gflops``, ``bandwidth_gbs`` and ``blas``.
     """
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
-    if not (isinstance(threads, int) and threads >= 1):
-        raise ValueError(f"threads must be a positive int, got {threads!r}")
-    if not (isinstance(repeat, int) and repeat >= 1):
-        raise ValueError(f"repeat must be a positive int, got {repeat!r}")
+    check_options(dtype, threads, repeat)
     if quick:
         repeat = min(repeat, 3)
     if budget is None:

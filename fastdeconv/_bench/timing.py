@@ -13,13 +13,26 @@ import time
 
 import numpy as np
 
-__all__ = ["TRANSITION_CALLS", "Progress", "pinned_threads", "rel_diff", "time_peers"]
+__all__ = ["DTYPES", "TRANSITION_CALLS", "Progress", "check_options", "pinned_threads",
+           "rel_diff", "time_peers"]
+
+DTYPES = ("float32", "float64")
 
 #: With more than one thread, each timed call follows one untimed call of the same peer:
 #: worker pools that spin after a call (OpenBLAS's for about 2**28 cycles, OpenMP's, ONNX
 #: Runtime's) would otherwise take the cores from the peer timed next; a pause instead (pools
 #: asleep) would make every peer pay cold wake-ups.
 TRANSITION_CALLS = 1
+
+
+def check_options(dtype, threads, repeat, repeat_name="repeat"):
+    """ValueError naming the option unless dtype, threads and repeat are valid."""
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    if not (isinstance(threads, int) and threads >= 1):
+        raise ValueError(f"threads must be a positive int, got {threads!r}")
+    if not (isinstance(repeat, int) and repeat >= 1):
+        raise ValueError(f"{repeat_name} must be a positive int, got {repeat!r}")
 
 
 @contextlib.contextmanager

@@ -26,7 +26,7 @@ import numpy as np
 from .machine import describe_setup
 from .peers import PeerUnavailable, require
 from .table import format_report
-from .timing import Progress, pinned_threads, time_peers
+from .timing import Progress, check_options, pinned_threads, time_peers
 
 __all__ = ["BACKWARD_CASES", "CASES", "PEERS", "SHAPE", "format_table", "run", "select"]
 
@@ -40,15 +40,19 @@ _TORCH_MODE = {"nearest": "nearest", "linear": "bilinear", "cubic": "bicubic"}
 
 
 def select(selectors):
-    """Cases named by ``selectors``: names as in :data:`CASES` or with ``_`` for the spaces.
+    """Cases named by ``selectors`` (a sequence, or one comma-separated string): names as in
+    :data:`CASES` or with ``_`` for the spaces.
 
     Returns the cases in the order of :data:`CASES` then :data:`BACKWARD_CASES`; an unknown
     name is a ValueError listing the known ones.
     """
+    if isinstance(selectors, str):
+        selectors = selectors.split(",")
     known = CASES + BACKWARD_CASES
-    wanted = {name.strip().replace("_", " ") for name in selectors if name.strip()}
     by_key = {case.replace("_", " "): case for case in known}
-    unknown = sorted(wanted - set(by_key))
+    names = [name.strip() for name in selectors if name.strip()]
+    wanted = {name.replace("_", " ") for name in names}
+    unknown = [name for name in names if name.replace("_", " ") not in by_key]
     if unknown:
         raise ValueError(f"unknown case(s) {unknown}; choose from "
                          f"{[case.replace(' ', '_') for case in known]}")
@@ -152,6 +156,7 @@ def run(*, shape=SHAPE, threads=1, repeats=7, cases=None, backward=False, peers=
         ``reference``, ``rel_diff``, ``shape``, ``versions`` and the setup (``dtype``,
         ``threads``, ``cpu``, ``blas``, ``blas_coretype``, ``environment``).
     """
+    check_options(dtype, threads, repeats, "repeats")
     peers = list(dict.fromkeys(peers))
     unknown = [peer for peer in peers if peer not in PEERS]
     if unknown:
@@ -168,7 +173,7 @@ def run(*, shape=SHAPE, threads=1, repeats=7, cases=None, backward=False, peers=
     if quick:
         repeats, budget = min(repeats, 3), 2.0 if budget is None else budget
     x = np.random.default_rng(0).standard_normal(shape, dtype=np.dtype(dtype))
-    setup = dict(describe_setup(str(np.dtype(dtype)), threads), versions=versions,
+    setup = dict(describe_setup(dtype, threads), versions=versions,
                  shape=tuple(shape))
     bar = Progress(len(cases) * (1 + repeats),
                    stream if stream is not None else sys.stderr if progress else None)
