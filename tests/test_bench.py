@@ -113,3 +113,58 @@ def test_cli_options_round_trip():
         ["dcgan_rgb", "--dtype", "float64", "--quick", "--json", "--peers", "numpy"])
     assert args.cases == ["dcgan_rgb"] and args.quick and args.json == "-"
     assert args.peers == "numpy" and args.dtype == "float64" and args.progress
+
+
+def test_help_lists_the_case_names_of_both_modes(capsys):
+    from fastdeconv._cli import main
+
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    out = capsys.readouterr().out
+    assert all(entry["name"] in out for entry in _bench.SUITE)
+    assert "nearest_2x" in out and "max_unpool_backward" in out
+
+
+def test_both_modes_print_the_same_setup_and_table_format(tmp_path):
+    from fastdeconv._bench import upsampling
+
+    suite = tmp_path / "suite.json"
+    entries = [dict(vars(SMALL_CASES[1]), spatial=list(SMALL_CASES[1].spatial))]
+    suite.write_text(json.dumps({"cases": entries}))
+    layer_rows = _bench.run(dtype="float64", repeat=1, peers=("fastdeconv", "numpy"),
+                            progress=False, suite=suite)
+    upsampling_rows = upsampling.run(shape=(1, 2, 8, 8), repeats=1, cases="max_pool",
+                                     peers=["fastdeconv"], dtype="float64")
+    for table in (_bench.format_table(layer_rows), upsampling.format_table(upsampling_rows)):
+        lines = table.splitlines()
+        for label in ("dtype: float64", "threads: 1", "cpu: ", "blas: ", "timing: ",
+                      "versions: fastdeconv"):
+            assert any(line.startswith(f"- {label}") for line in lines), (label, table)
+        header = next(line for line in lines if line.startswith("| case |"))
+        assert header.endswith("| max rel diff |")
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_progress_bar_is_one_updating_line_on_a_terminal_only(terminal):
+    import io
+
+    from fastdeconv._bench.timing import Progress
+
+    stream = io.StringIO()
+    stream.isatty = lambda: terminal
+    bar = Progress(4, stream)
+    for _ in range(4):
+        bar.step("case")
+    bar.close()
+    text = stream.getvalue()
+    assert "\n" not in text
+    assert (text.count("\r[") == 4) if terminal else text == ""
+
+
+def test_cli_runs_upsampling_cases_given_with_the_cases_option(capsys):
+    from fastdeconv._cli import main
+
+    assert main(["bench", "--upsampling", "--peers", "fastdeconv", "--repeat", "1",
+                 "--cases", "max_pool,max_unpool", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [row["case"] for row in rows] == ["max_pool 2x2", "max_unpool 2x2"]
