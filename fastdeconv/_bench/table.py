@@ -127,10 +127,13 @@ def format_report(rows, *, title, peers, columns=(), trailing=(), setup=(), lege
 
     legend = list(legend)
     if ratio:
-        other = ("the fastest peer's other than fastdeconv" if ratio.startswith("fastest")
-                 else ratio.split(" / ")[0] + "'s")
-        legend.append(f"{ratio} = {other} time / fastdeconv's (above 1: fastdeconv is "
-                      "faster).")
+        other = ("the time of the fastest peer other than fastdeconv"
+                 if ratio.startswith("fastest") else f"{ratio.split(' / ')[0]}'s time")
+        legend.append(f"{ratio} = {other} / fastdeconv's (above 1: fastdeconv is faster).")
+    if first["threads"] > 1:
+        legend.append("With more than one thread each timed call follows an untimed call of the "
+                      "same peer (the previous peer's spinning worker pools would take its "
+                      "cores).")
     if any(row["max_rel_diff"] is not None for row in rows):
         legend.append("max rel diff = max|a - ref| / max|ref| over the peers' results a, ref "
                       "the first peer's.")
