@@ -6,7 +6,7 @@ from .common import DTYPES, CaseSuite, case_names, fastdeconv
 
 class Conv(CaseSuite):
     op = "conv"
-    params = [case_names("conv"),  # case (shared/bench/suite.json)
+    params = [case_names("conv"),  # case (the suite)
               DTYPES]              # dtype
 
     def run(self):
@@ -24,7 +24,7 @@ class ConvWeightGrad(CaseSuite):
     ``torch.nn.grad.conv2d_weight``, on the weight-gradient cases."""
 
     op = "conv_wgrad"
-    params = [case_names("conv_wgrad"),  # case (shared/bench/suite.json)
+    params = [case_names("conv_wgrad"),  # case (the suite)
               DTYPES]                    # dtype
 
     def run(self):
@@ -42,7 +42,7 @@ class ConvBackward(CaseSuite):
     """The whole ``conv_backward`` (grad_x, grad_weight, grad_bias) on conv and wgrad cases."""
 
     op = "conv_backward"
-    params = [case_names("conv") + case_names("conv_wgrad"),  # case (shared/bench/suite.json)
+    params = [case_names("conv") + case_names("conv_wgrad"),  # case (the suite)
               DTYPES]                                         # dtype
 
     def run(self):

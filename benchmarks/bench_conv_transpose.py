@@ -5,7 +5,7 @@ from .common import DTYPES, CaseSuite, case_names, fastdeconv
 
 class ConvTranspose(CaseSuite):
     op = "conv_transpose"
-    params = [case_names("conv_transpose"),  # case (shared/bench/suite.json)
+    params = [case_names("conv_transpose"),  # case (the suite)
               DTYPES]                         # dtype
 
     def run(self):

@@ -1,6 +1,6 @@
 """Upsampling: ``fastdeconv.resize`` (2x / 4x nearest, linear, cubic and their adjoints),
 ``max_pool`` / ``max_unpool`` 2x2 with their gradients, and ``pixel_shuffle``, on a
-``(16, 64, 64, 64)`` float32 batch (the batch of ``python -m fastdeconv._bench_upsample``).
+``(16, 64, 64, 64)`` float32 batch (the batch of ``python -m fastdeconv bench --upsampling``).
 
 Threads are pinned to one as in the layer suite. Set ``ASV_SKIP_SLOW=1`` to skip the 4x
 grid points (their outputs are 268 MB).

@@ -1,8 +1,8 @@
 """Fingerprints of fastdeconv's results, to show that a refactoring changed no bit.
 
-Not an asv benchmark: a script. It runs every layer of the benchmark suite (``suite.json``
-beside this file) and a set of extra geometries (groups, dilation, 1-d and 3-d, padding modes,
-the upsamplers) in float32 and float64, through every pass (forward, transposed, and all
+Not an asv benchmark: a script. It runs every layer of the benchmark suite (``suite.json``,
+package data of ``fastdeconv._bench``) and a set of extra geometries (groups, dilation, 1-d
+and 3-d, padding modes, the upsamplers) in float32 and float64, through every pass (forward, transposed, and all
 gradients of both), and prints one SHA-256 digest per result::
 
     python benchmarks/bit_identity.py > before.txt      # on the old commit
@@ -14,14 +14,12 @@ The operands are seeded, so two runs of the same build print the same lines.
 
 import hashlib
 import json
-import os
 import sys
+from importlib import resources
 
 import numpy as np
 
 import fastdeconv
-
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 #: Extra geometries beyond the suite: (name, N, C_in, C_out, spatial, k, s, p, output_padding, d, groups)
 EXTRA = [
@@ -46,10 +44,10 @@ def operands(rng, shape, dtype):
 
 
 def conv_cases():
-    with open(os.path.join(HERE, "suite.json"), encoding="utf-8") as fh:
-        for c in json.load(fh)["cases"]:
-            yield (c["name"], c["N"], c["Cin"], c["Cout"], tuple(c["spatial"]), c["k"], c["s"],
-                   c["p"], c["output_padding"], c["d"], c["groups"])
+    suite = resources.files("fastdeconv._bench").joinpath("suite.json")
+    for c in json.loads(suite.read_text(encoding="utf-8"))["cases"]:
+        yield (c["name"], c["N"], c["Cin"], c["Cout"], tuple(c["spatial"]), c["k"], c["s"],
+               c["p"], c["output_padding"], c["d"], c["groups"])
     yield from EXTRA
 
 

@@ -1,13 +1,10 @@
 """Shared pieces of the asv benchmarks: safe imports, the layer suite, thread pinning.
 
-The layer suite is ``suite.json`` from the shared material (one operator call per case, as real
-networks make them). It is looked up in this order:
-
-1. the file named by the environment variable ``FASTDECONV_BENCH_SUITE``;
-2. ``shared/bench/suite.json`` in this directory or any parent (the checkout's neighbour
-   ``../shared``);
-3. ``suite.json`` next to this file, a copy kept in the repository so that asv also works
-   without ``../shared``.
+The layer suite (one operator call per case, as real networks make them) is the one
+``python -m fastdeconv bench`` runs: ``suite.json``, package data of ``fastdeconv._bench``, read
+from the fastdeconv being benchmarked (``importlib.resources``), or from this checkout when that
+fastdeconv cannot be imported or predates the file. The environment variable
+``FASTDECONV_BENCH_SUITE`` names another file to use instead.
 
 Set ``ASV_SKIP_SLOW=1`` to skip the float64 grid points.
 """
@@ -15,15 +12,17 @@ Set ``ASV_SKIP_SLOW=1`` to skip the float64 grid points.
 import abc
 import json
 import os
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-__all__ = ["CaseSuite", "DTYPES", "SUITE_ENV", "case_names", "load_suite", "safe_import",
-           "suite_path"]
+__all__ = ["CaseSuite", "DTYPES", "SUITE_ENV", "case_names", "load_suite", "safe_import"]
 
 SUITE_ENV = "FASTDECONV_BENCH_SUITE"
+#: The suite in the checkout the benchmarks come from (the same file as the package data).
+CHECKOUT_SUITE = Path(__file__).resolve().parents[1] / "fastdeconv" / "_bench" / "suite.json"
 DTYPES = ["float32", "float64"]
 SEED = 1234
 # Suite op -> op name understood by fastdeconv._conv.workspace_bytes.
@@ -57,22 +56,19 @@ with safe_import() as _fastdeconv_import:
     import fastdeconv  # noqa: F811 - loaded before threads are pinned, so its OpenMP is too
 
 
-def suite_path():
-    """Path of the suite JSON file (see the module docstring for the search order)."""
-    if os.environ.get(SUITE_ENV):
-        return Path(os.environ[SUITE_ENV])
-    here = Path(__file__).resolve().parent
-    for directory in (here, *here.parents):
-        candidate = directory / "shared" / "bench" / "suite.json"
-        if candidate.is_file():
-            return candidate
-    return here / "suite.json"
-
-
 def load_suite():
-    """Cases of the suite, by name."""
-    with open(suite_path(), encoding="utf-8") as fh:
-        return {case["name"]: case for case in json.load(fh)["cases"]}
+    """Cases of the suite, by name (see the module docstring for where they come from)."""
+    if os.environ.get(SUITE_ENV):
+        text = Path(os.environ[SUITE_ENV]).read_text(encoding="utf-8")
+    else:
+        try:
+            text = resources.files("fastdeconv._bench").joinpath("suite.json").read_text(
+                encoding="utf-8")
+        except (ImportError, OSError, TypeError):
+            # fastdeconv is not importable (its benchmarks skip themselves) or the commit is
+            # older than the packaged file: the checkout's copy
+            text = CHECKOUT_SUITE.read_text(encoding="utf-8")
+    return {case["name"]: case for case in json.loads(text)["cases"]}
 
 
 SUITE = load_suite()

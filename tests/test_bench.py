@@ -1,4 +1,4 @@
-"""The side-by-side benchmark engine (fastdeconv._bench): suite copies, FLOP counts, peers."""
+"""The side-by-side benchmark engine (fastdeconv._bench): the suite, FLOP counts, peers."""
 
 import json
 import os
@@ -9,6 +9,8 @@ import pytest
 
 import fastdeconv
 from fastdeconv import _bench
+from fastdeconv._bench import peers as bench_peers
+from fastdeconv._bench import suite as bench_suite
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,12 +29,15 @@ IDS = [case.name for case in SMALL_CASES]
 
 
 def _reference(case, operands):
-    return np.asarray(_bench._PEER_OPS["fastdeconv"][case.op](case, operands, 1)())
+    return np.asarray(bench_peers.PEER_OPS["fastdeconv"][case.op](case, operands, 1)())
 
 
 def test_embedded_suite_matches_json_copies():
+    # the packaged suite.json is the only copy in the repository; the shared material's
+    # copy (outside it) must still be the same suite
     embedded = [_bench.Case.from_dict(entry) for entry in _bench.SUITE]
-    copies = [REPO / "benchmarks" / "suite.json", REPO.parent / "shared" / "bench" / "suite.json"]
+    copies = [Path(_bench.__file__).with_name("suite.json"),
+              REPO.parent / "shared" / "bench" / "suite.json"]
     for path in filter(Path.is_file, copies):
         assert _bench.load_suite(path) == embedded, path
 
@@ -46,7 +51,7 @@ def test_macs_equal_the_operator_applied_to_ones(case):
 
 @pytest.mark.parametrize("case", SMALL_CASES, ids=IDS)
 def test_result_shape_matches_fastdeconv(case):
-    operands = _bench._make_operands(case, "float64")
+    operands = bench_suite.make_operands(case, "float64")
     assert _reference(case, operands).shape == case.result_shape
 
 
@@ -56,10 +61,10 @@ def test_peers_agree_with_fastdeconv(peer, case, assert_close):
     if peer != "numpy":
         pytest.importorskip(peer)
     dtype = "float32" if peer == "onnxruntime" else "float64"
-    operands = _bench._make_operands(case, dtype)
+    operands = bench_suite.make_operands(case, dtype)
     try:
-        call = _bench._PEER_OPS[peer][case.op](case, operands, 1)
-    except _bench.PeerUnavailable:
+        call = bench_peers.PEER_OPS[peer][case.op](case, operands, 1)
+    except bench_peers.PeerUnavailable:
         assert peer == "onnxruntime" and case.op == "conv_wgrad"
         return
     assert_close(np.asarray(call()), _reference(case, operands), dtype=dtype)
@@ -97,7 +102,7 @@ def test_unknown_case_or_peer_is_a_value_error():
 
 def test_select_cases_by_name_and_op():
     suite = _bench.load_suite()
-    picked = _bench._select_cases(suite, "dcgan_rgb,conv_wgrad")
+    picked = bench_suite.select_cases(suite, "dcgan_rgb,conv_wgrad")
     assert [case.name for case in picked] == ["dcgan_rgb", "wgrad_3x3", "wgrad_dcgan"]
 
 
@@ -108,3 +113,58 @@ def test_cli_options_round_trip():
         ["dcgan_rgb", "--dtype", "float64", "--quick", "--json", "--peers", "numpy"])
     assert args.cases == ["dcgan_rgb"] and args.quick and args.json == "-"
     assert args.peers == "numpy" and args.dtype == "float64" and args.progress
+
+
+def test_help_lists_the_case_names_of_both_modes(capsys):
+    from fastdeconv._cli import main
+
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    out = capsys.readouterr().out
+    assert all(entry["name"] in out for entry in _bench.SUITE)
+    assert "nearest_2x" in out and "max_unpool_backward" in out
+
+
+def test_both_modes_print_the_same_setup_and_table_format(tmp_path):
+    from fastdeconv._bench import upsampling
+
+    suite = tmp_path / "suite.json"
+    entries = [dict(vars(SMALL_CASES[1]), spatial=list(SMALL_CASES[1].spatial))]
+    suite.write_text(json.dumps({"cases": entries}))
+    layer_rows = _bench.run(dtype="float64", repeat=1, peers=("fastdeconv", "numpy"),
+                            progress=False, suite=suite)
+    upsampling_rows = upsampling.run(shape=(1, 2, 8, 8), repeats=1, cases="max_pool",
+                                     peers=["fastdeconv"], dtype="float64")
+    for table in (_bench.format_table(layer_rows), upsampling.format_table(upsampling_rows)):
+        lines = table.splitlines()
+        for label in ("dtype: float64", "threads: 1", "cpu: ", "blas: ", "timing: ",
+                      "versions: fastdeconv"):
+            assert any(line.startswith(f"- {label}") for line in lines), (label, table)
+        header = next(line for line in lines if line.startswith("| case |"))
+        assert header.endswith("| max rel diff |")
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_progress_bar_is_one_updating_line_on_a_terminal_only(terminal):
+    import io
+
+    from fastdeconv._bench.timing import Progress
+
+    stream = io.StringIO()
+    stream.isatty = lambda: terminal
+    bar = Progress(4, stream)
+    for _ in range(4):
+        bar.step("case")
+    bar.close()
+    text = stream.getvalue()
+    assert "\n" not in text
+    assert (text.count("\r[") == 4) if terminal else text == ""
+
+
+def test_cli_runs_upsampling_cases_given_with_the_cases_option(capsys):
+    from fastdeconv._cli import main
+
+    assert main(["bench", "--upsampling", "--peers", "fastdeconv", "--repeat", "1",
+                 "--cases", "max_pool,max_unpool", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [row["case"] for row in rows] == ["max_pool 2x2", "max_unpool 2x2"]

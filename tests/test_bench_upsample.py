@@ -1,11 +1,11 @@
-"""The upsampling timing engine (fastdeconv._bench_upsample) and its asv suite, on tiny inputs."""
+"""The upsampling bench (fastdeconv._bench.upsampling) and its asv suite, on tiny inputs."""
 
 import importlib
 from pathlib import Path
 
 import pytest
 
-from fastdeconv import _bench_upsample
+from fastdeconv._bench import upsampling as _bench_upsample
 
 REPO = Path(__file__).resolve().parents[1]
 
