@@ -14,7 +14,7 @@ from ._docstrings import docfiller
 from ._ext import _resize_kernels
 from ._resize_plan import resolve_resize
 from ._threads import num_threads
-from ._validation import allocate, as_array, as_compute_array, check_int, result_dtype
+from ._validation import allocate, as_array, as_compute_array, as_int_tuple, result_dtype
 
 __all__ = ["resize", "resize_backward"]
 
@@ -115,12 +115,8 @@ def _check_batch(array, name):
 
 
 def _check_input_shape(input_shape):
-    try:
-        shape = tuple(input_shape)
-    except TypeError:
-        raise TypeError(f"input_shape must be a sequence of ints (N, C, *spatial), got "
-                        f"{input_shape!r}") from None
-    shape = tuple(check_int(n, "input_shape", min_value=0) for n in shape)
+    shape = as_int_tuple(input_shape, "input_shape", min_value=0,
+                         expected="a sequence of ints (N, C, *spatial)")
     if len(shape) < 3:
         raise ValueError(f"input_shape must be the full shape (N, C, *spatial) of the resized "
                          f"input, got {input_shape!r}")
