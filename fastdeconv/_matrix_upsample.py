@@ -126,10 +126,9 @@ def max_unpool_matrix(indices, input_shape, output_shape):
 
     Raises
     ------
-    TypeError
-        If ``indices`` does not have an integer dtype.
-    ValueError
-        If the shapes disagree or an index is outside the output plane.
+    TypeError, ValueError
+        TypeError if ``indices`` does not have an integer dtype; ValueError if the shapes
+        disagree or an index is outside the output plane.
 
     See Also
     --------
