@@ -99,6 +99,11 @@ class Operator:
         ``(input_shape, params) -> LinearParts`` for ``linear_operator``; None if not linear.
     cases : tuple of Case
         verify's configurations.
+    example : callable
+        ``(x, rng) -> (forward_call, backward_call)``: the operator and its backward on a
+        batch ``x`` of shape ``(N, C, *spatial)`` (``C`` divisible by 4, every spatial size
+        by 2 and at least 4) with small fixed parameters, as two zero-argument callables
+        whose operands are read-only (the tests that run every operator use them).
     case_input : str
         The words before the spatial size in verify's configuration column.
     """
@@ -112,6 +117,7 @@ class Operator:
     verify_parts: Optional[Callable]
     linear_parts: Optional[Callable]
     cases: tuple
+    example: Callable
     case_input: str = "in"
 
 
@@ -321,6 +327,52 @@ def _pixel_shuffle_linear_parts(input_shape, params):
     )
 
 
+# ------------------------------------------------------------------------------ examples
+def _read_only(*arrays):
+    for a in arrays:
+        a.flags.writeable = False
+    return arrays
+
+
+def _conv_example(x, rng):
+    """conv with stride 2, padding 1 of the conv_transpose example's output."""
+    w = rng.standard_normal((x.shape[1], x.shape[1] // 2) + (3,) * (x.ndim - 2)).astype(x.dtype)
+    y = conv_transpose(x, w, stride=2, padding=1)
+    _read_only(w, y)
+    return (lambda: conv(y, w, stride=2, padding=1),
+            lambda: conv_backward(x, y, w, stride=2, padding=1))
+
+
+def _conv_transpose_example(x, rng):
+    w = rng.standard_normal((x.shape[1], x.shape[1] // 2) + (3,) * (x.ndim - 2)).astype(x.dtype)
+    y = conv_transpose(x, w, stride=2, padding=1)
+    _read_only(w, y)
+    return (lambda: conv_transpose(x, w, stride=2, padding=1),
+            lambda: conv_transpose_backward(y, x, w, stride=2, padding=1))
+
+
+def _resize_example(x, rng):
+    (y,) = _read_only(resize(x, scale_factor=2, mode="cubic"))
+    return (lambda: resize(x, scale_factor=2, mode="cubic"),
+            lambda: resize_backward(y, x.shape, scale_factor=2, mode="cubic"))
+
+
+def _max_pool_example(x, rng):
+    p, idx = _read_only(*max_pool(x, 3, stride=2, padding=1, return_indices=True))
+    return (lambda: max_pool(x, 3, stride=2, padding=1, return_indices=True),
+            lambda: max_pool_backward(p, idx, x.shape))
+
+
+def _max_unpool_example(x, rng):
+    p, idx = _read_only(*max_pool(x, 3, stride=2, padding=1, return_indices=True))
+    return (lambda: max_unpool(p, idx, 3, stride=2, padding=1, output_size=x.shape[2:]),
+            lambda: max_unpool_backward(x, idx))
+
+
+def _pixel_shuffle_example(x, rng):
+    return lambda: pixel_shuffle(x, 2), lambda: pixel_unshuffle(x, 2)
+
+
 # ----------------------------------------------------------------------------- registry
 def _cases(op, *configurations):
     """verify's Case of ``op`` for each ``(x_shape, weight_shape, params)``."""
@@ -347,7 +399,7 @@ OPERATORS = (
             ((1, 2, 6, 7), (2, 2, 4, 3), dict(stride=2, padding="same_lower")),
             ((2, 4, 5, 4, 6), (2, 2, 3, 2, 3), dict(stride=(1, 2, 2), padding=((1, 0), (0, 1), (2, 1)), groups=2)),
             ((1, 2, 4, 5, 4), (2, 2, 1, 1, 1), {}),
-        )),
+        ), _conv_example),
     Operator(
         "conv_transpose", conv_transpose, conv_transpose_backward, conv_transpose_reference,
         conv_transpose_matrix, "weighted", _conv_transpose_verify_parts,
@@ -360,7 +412,7 @@ OPERATORS = (
             ((1, 4, 4, 4), (4, 1, 3, 3), dict(stride=2, padding="same", groups=4)),
             ((1, 2, 3, 4, 3), (2, 2, 2, 2, 2), dict(stride=2)),
             ((1, 2, 3, 3, 4), (2, 4, 3, 2, 3), dict(stride=(2, 1, 2), padding=1, output_size=(6, 2, 8), groups=2)),
-        )),
+        ), _conv_transpose_example),
     Operator(
         "resize", resize, resize_backward, resize_reference, resize_matrix, "linear",
         _resize_verify_parts, _resize_linear_parts, _upsampling_cases(
@@ -375,7 +427,7 @@ OPERATORS = (
             ((1, 2, 8), dict(size=13, mode="nearest", coordinate_transformation_mode="asymmetric", nearest_mode="round_prefer_ceil")),
             ((1, 2, 5, 6), dict(size=(9, 11), mode="cubic", coordinate_transformation_mode="half_pixel", cubic_coeff_a=-0.5, exclude_outside=True)),
             ((1, 2, 10, 7), dict(scale_factor=0.4, mode="cubic", coordinate_transformation_mode="half_pixel_symmetric", antialias=True)),
-        )),
+        ), _resize_example),
     Operator(
         "max_pool", max_pool, max_pool_backward, max_pool_reference, None, "selection",
         None, None, _upsampling_cases(
@@ -384,7 +436,7 @@ OPERATORS = (
             ((2, 3, 8, 7), dict(kernel_size=2)),
             ((1, 2, 9, 8), dict(kernel_size=3, stride=2, padding=1, dilation=2, ceil_mode=True)),
             ((1, 2, 5, 6, 4), dict(kernel_size=2)),
-        )),
+        ), _max_pool_example),
     Operator(
         "max_unpool", max_unpool, max_unpool_backward, max_unpool_reference, max_unpool_matrix,
         "linear", _max_unpool_verify_parts, _max_unpool_linear_parts, _upsampling_cases(
@@ -393,7 +445,7 @@ OPERATORS = (
             ((2, 3, 8, 6), dict(kernel_size=2)),
             ((1, 2, 9, 7), dict(kernel_size=3, stride=2, padding=1)),
             ((1, 2, 4, 6, 5), dict(kernel_size=2)),
-        ), case_input="pool of"),
+        ), _max_unpool_example, case_input="pool of"),
     Operator(
         "pixel_shuffle", pixel_shuffle, pixel_unshuffle, pixel_shuffle_reference,
         pixel_shuffle_matrix, "linear", _pixel_shuffle_verify_parts,
@@ -403,7 +455,7 @@ OPERATORS = (
             ((1, 8, 3, 4), dict(upscale_factor=2, order="DCR")),
             ((1, 12, 2, 3), dict(upscale_factor=(2, 3))),
             ((1, 16, 2, 3, 2), dict(upscale_factor=2)),
-        )),
+        ), _pixel_shuffle_example),
 )
 
 #: The entries of :data:`OPERATORS` by name.

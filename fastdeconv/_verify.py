@@ -55,9 +55,9 @@ def _relative(a, b):
     return float(np.max(np.abs(a - b), initial=0.0)) / scale
 
 
-def _dot_gap(y, g, x, adj):
-    """Relative gap of the dot test ``<y, g> == <x, adj>`` (``adj`` = A^T g)."""
-    lhs, rhs = float(np.vdot(y, g)), float(np.vdot(x, adj))
+def _dot_gap(y, g, x, backward_g):
+    """Relative gap of the dot test ``<y, g> == <x, backward_g>`` (``backward_g`` = A^T g)."""
+    lhs, rhs = float(np.vdot(y, g)), float(np.vdot(x, backward_g))
     return abs(lhs - rhs) / max(np.linalg.norm(y) * np.linalg.norm(g), 1e-300)
 
 
