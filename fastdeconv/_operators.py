@@ -334,19 +334,21 @@ def _read_only(*arrays):
     return arrays
 
 
+def _transposed_pair(x, rng):
+    """A weight for conv_transpose of ``x`` (channels halved, kernel 3) and that output."""
+    w = rng.standard_normal((x.shape[1], x.shape[1] // 2) + (3,) * (x.ndim - 2)).astype(x.dtype)
+    return _read_only(w, conv_transpose(x, w, stride=2, padding=1))
+
+
 def _conv_example(x, rng):
     """conv with stride 2, padding 1 of the conv_transpose example's output."""
-    w = rng.standard_normal((x.shape[1], x.shape[1] // 2) + (3,) * (x.ndim - 2)).astype(x.dtype)
-    y = conv_transpose(x, w, stride=2, padding=1)
-    _read_only(w, y)
+    w, y = _transposed_pair(x, rng)
     return (lambda: conv(y, w, stride=2, padding=1),
             lambda: conv_backward(x, y, w, stride=2, padding=1))
 
 
 def _conv_transpose_example(x, rng):
-    w = rng.standard_normal((x.shape[1], x.shape[1] // 2) + (3,) * (x.ndim - 2)).astype(x.dtype)
-    y = conv_transpose(x, w, stride=2, padding=1)
-    _read_only(w, y)
+    w, y = _transposed_pair(x, rng)
     return (lambda: conv_transpose(x, w, stride=2, padding=1),
             lambda: conv_transpose_backward(y, x, w, stride=2, padding=1))
 

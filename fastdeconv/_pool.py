@@ -19,6 +19,7 @@ from ._validation import (
     as_array,
     as_compute_array,
     as_int_tuple,
+    full_input_shape,
     normalize_tuple,
     result_dtype,
     spatial_ndim,
@@ -401,7 +402,7 @@ def max_pool_backward(grad_output, indices, input_shape):
     grad_output = as_array(grad_output, "grad_output")
     dtype = result_dtype((grad_output, "grad_output"))
     spatial_ndim(grad_output, "grad_output")
-    shape = _full_shape(input_shape, grad_output)
+    shape = full_input_shape(input_shape, "pooled", grad_output)
     indices = _check_indices(indices, grad_output.shape)
     grad_output = as_compute_array(grad_output, dtype)
     grad_x = allocate(shape, dtype, "input gradient", zero=True)
@@ -492,14 +493,3 @@ def max_unpool_backward(grad_output, indices):
         if bad.max() >= 0:
             _raise_bad_index(bad, indices, out_numel, out_size)
     return grad_x
-
-
-def _full_shape(input_shape, grad_output):
-    shape = as_int_tuple(input_shape, "input_shape", min_value=0,
-                         expected="a sequence of ints (N, C, *spatial)")
-    if len(shape) != grad_output.ndim or shape[:2] != grad_output.shape[:2]:
-        raise ValueError(
-            f"input_shape must be the full shape (N, C, *spatial) of the pooled input, with "
-            f"the batch, channels and number of dimensions of grad_output "
-            f"{grad_output.shape}; got {input_shape!r}")
-    return shape

@@ -19,6 +19,7 @@ __all__ = [
     "as_sequence",
     "as_int_tuple",
     "spatial_ndim",
+    "full_input_shape",
     "MAX_SPATIAL",
     "DTYPE_TABLE",
 ]
@@ -55,6 +56,33 @@ def as_int_tuple(value, name, *, min_value=None, expected="a sequence of ints"):
     """``value``, a sequence of ints, as a tuple of Python ints (each checked by check_int)."""
     values = as_sequence(value, f"{name} must be {expected}")
     return tuple(check_int(n, name, min_value=min_value) for n in values)
+
+
+def full_input_shape(input_shape, what, grad_output=None):
+    """``input_shape``, the full shape ``(N, C, *spatial)`` of a backward function's input.
+
+    Parameters
+    ----------
+    input_shape : sequence of int
+        The shape as the user passed it.
+    what : str
+        The input it describes, in the messages ("pooled", "resized").
+    grad_output : ndarray, optional
+        When given, ``input_shape`` must have its batch, channels and number of dimensions;
+        otherwise it needs at least one spatial dimension.
+    """
+    shape = as_int_tuple(input_shape, "input_shape", min_value=0,
+                         expected="a sequence of ints (N, C, *spatial)")
+    if grad_output is None:
+        if len(shape) < 3:
+            raise ValueError(f"input_shape must be the full shape (N, C, *spatial) of the "
+                             f"{what} input, got {input_shape!r}")
+    elif len(shape) != grad_output.ndim or shape[:2] != grad_output.shape[:2]:
+        raise ValueError(
+            f"input_shape must be the full shape (N, C, *spatial) of the {what} input, with "
+            f"the batch, channels and number of dimensions of grad_output "
+            f"{grad_output.shape}; got {input_shape!r}")
+    return shape
 
 
 def spatial_ndim(array, name):
