@@ -156,7 +156,3 @@ def dilate_kernel(weight, dilation):
     out = np.zeros(weight.shape[:2] + size, dtype=weight.dtype)
     out[(slice(None),) * 2 + tuple(slice(None, None, d) for d in dilation)] = weight
     return out
-
-
-# their public home
-Equivalence.__module__ = dilate_kernel.__module__ = "fastdeconv.equivalences"
