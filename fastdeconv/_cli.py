@@ -7,6 +7,8 @@ check fails.
 import argparse
 import sys
 
+from . import _verify
+
 __all__ = ["main"]
 
 
@@ -16,8 +18,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _cmd_verify(args):
-    from . import _verify
-
     cases = _verify.CASES
     if args.op:
         cases = [c for c in cases if c.op in args.op]
@@ -52,8 +52,7 @@ def build_parser():
         "float64 finite differences of its gradients; print a table; exit 1 on a mismatch.",
     )
     verify.add_argument("--op", action="append",
-                        choices=["conv", "conv_transpose", "resize", "max_pool", "max_unpool",
-                                 "pixel_shuffle"],
+                        choices=_verify.OPS,
                         help="only this operator (repeatable)")
     verify.add_argument("--tolerance", type=float, default=1e-10,
                         help="largest relative error that passes (default 1e-10)")

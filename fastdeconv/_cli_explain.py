@@ -66,19 +66,24 @@ def _size(shape):
     return "x".join(map(str, shape))
 
 
+def _list_option(parser, flag, *, type=_int_token, **kwargs):
+    """An option of one or more values (one for every dimension, or one per dimension)."""
+    parser.add_argument(flag, nargs="+", type=type, **kwargs)
+
+
 def _add_geometry_arguments(parser, *, target=True):
-    parser.add_argument("--input", nargs="+", type=_int_token, required=True, metavar="N",
-                        help="spatial input size, one value per dimension (e.g. --input 4 4)")
-    parser.add_argument("--kernel", nargs="+", type=_int_token, required=True, metavar="K",
-                        help="kernel size: one value for every dimension or one per dimension")
-    parser.add_argument("--stride", nargs="+", type=_int_token, default=[1], metavar="S",
-                        help="stride (default 1)")
-    parser.add_argument("--padding", nargs="+", type=_padding_token, default=[0], metavar="P",
-                        help="padding: an int, one int per dimension, before,after pairs per "
-                        "dimension (e.g. --padding 0,1 1,1) or one of valid, same, same_lower "
-                        "(default 0)")
-    parser.add_argument("--dilation", nargs="+", type=_int_token, default=[1], metavar="D",
-                        help="dilation (default 1)")
+    _list_option(parser, "--input", required=True, metavar="N",
+                 help="spatial input size, one value per dimension (e.g. --input 4 4)")
+    _list_option(parser, "--kernel", required=True, metavar="K",
+                 help="kernel size: one value for every dimension or one per dimension")
+    _list_option(parser, "--stride", default=[1], metavar="S",
+                 help="stride (default 1)")
+    _list_option(parser, "--padding", type=_padding_token, default=[0], metavar="P",
+                 help="padding: an int, one int per dimension, before,after pairs per "
+                 "dimension (e.g. --padding 0,1 1,1) or one of valid, same, same_lower "
+                 "(default 0)")
+    _list_option(parser, "--dilation", default=[1], metavar="D",
+                 help="dilation (default 1)")
 
 
 # ----------------------------------------------------------------------------------- shapes
@@ -96,12 +101,12 @@ def add_shapes_parser(sub):
     parser.add_argument("operator", choices=["conv", "transpose"],
                         help="conv, or transpose for conv_transpose")
     _add_geometry_arguments(parser)
-    parser.add_argument("--output-padding", nargs="+", type=_int_token, default=[0],
-                        metavar="OP", help="output_padding of a transposed convolution "
-                        "(default 0)")
-    parser.add_argument("--target", nargs="+", type=_int_token, metavar="N",
-                        help="output size to find paddings for (default: input * stride for "
-                        "transpose, ceil(input / stride) for conv)")
+    _list_option(parser, "--output-padding", default=[0],
+                 metavar="OP", help="output_padding of a transposed convolution "
+                 "(default 0)")
+    _list_option(parser, "--target", metavar="N",
+                 help="output size to find paddings for (default: input * stride for "
+                 "transpose, ceil(input / stride) for conv)")
     parser.set_defaults(func=cmd_shapes)
     return parser
 
@@ -244,18 +249,18 @@ def add_checkerboard_parser(sub):
         "output. Unequal counts are the source of checkerboard artefacts. --png draws the map "
         "(needs matplotlib). Example: python -m fastdeconv checkerboard --kernel 3 --stride 2",
     )
-    parser.add_argument("--kernel", nargs="+", type=_int_token, required=True, metavar="K",
-                        help="kernel size, one value or one per dimension (default 2-d)")
-    parser.add_argument("--stride", nargs="+", type=_int_token, required=True, metavar="S",
-                        help="stride, one value or one per dimension")
-    parser.add_argument("--dilation", nargs="+", type=_int_token, default=[1], metavar="D",
-                        help="dilation (default 1)")
-    parser.add_argument("--input", nargs="+", type=_int_token, metavar="N",
-                        help="spatial input size: show the whole output instead of one period")
-    parser.add_argument("--padding", nargs="+", type=_padding_token, default=[0], metavar="P",
-                        help="padding of the transposed convolution (with --input)")
-    parser.add_argument("--output-padding", nargs="+", type=_int_token, default=[0],
-                        metavar="OP", help="output_padding (with --input)")
+    # flag, metavar, default (None: required), help
+    for flag, metavar, default, text in (
+        ("--kernel", "K", None, "kernel size, one value or one per dimension (default 2-d)"),
+        ("--stride", "S", None, "stride, one value or one per dimension"),
+        ("--dilation", "D", [1], "dilation (default 1)"),
+        ("--input", "N", (), "spatial input size: show the whole output instead of one period"),
+        ("--padding", "P", [0], "padding of the transposed convolution (with --input)"),
+        ("--output-padding", "OP", [0], "output_padding (with --input)"),
+    ):
+        _list_option(parser, flag, type=_padding_token if flag == "--padding" else _int_token,
+                     metavar=metavar, help=text, required=default is None,
+                     default=None if default in (None, ()) else default)
     parser.add_argument("--ndim", type=_int_token, default=None,
                         help="number of spatial dimensions when every option has one value "
                         "(default 2)")

@@ -15,7 +15,7 @@ import scipy.sparse.linalg
 from ._geometry import ConvGeometry, resolve_padding
 from ._linear_operator import linear_operator
 from ._problem import conv_problem, conv_transpose_problem
-from ._validation import as_array, check_int, normalize_tuple, result_dtype
+from ._validation import as_array, as_int_tuple, check_int, normalize_tuple, result_dtype
 
 __all__ = ["deconvolve", "DeconvolutionResult"]
 
@@ -112,13 +112,7 @@ def _x_shape(y, weight, *, stride, padding, dilation, groups, transpose):
 
 
 def _requested_shape(input_size, default, x0):
-    if isinstance(input_size, np.ndarray):
-        input_size = input_size.tolist()
-    try:
-        requested = tuple(input_size)
-    except TypeError:
-        raise TypeError(f"input_size must be a sequence of ints, got {input_size!r}") from None
-    requested = tuple(check_int(n, "input_size", min_value=1) for n in requested)
+    requested = as_int_tuple(input_size, "input_size", min_value=1)
     ndim = len(default) - 2
     if len(requested) == ndim + 2:
         if requested[:2] != tuple(default[:2]):

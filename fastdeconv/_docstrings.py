@@ -122,6 +122,13 @@ inputs raise ``TypeError``. Any memory layout is accepted (views, negative strid
 Fortran order, read-only arrays, anything ``numpy.asarray`` takes).""",
 }
 
+# The keywords of conv and of conv_transpose, in their signatures' order.
+_PARAMETERS["conv_keywords"] = "\n".join(
+    _PARAMETERS[k] for k in ("stride", "padding_conv", "dilation", "groups", "padding_mode"))
+_PARAMETERS["conv_transpose_keywords"] = "\n".join(
+    _PARAMETERS[k] for k in ("stride", "padding_transpose", "output_padding", "dilation",
+                             "groups", "output_size"))
+
 
 def docfiller(func):
     """Substitute ``%(name)s`` placeholders in ``func.__doc__`` with the shared texts."""

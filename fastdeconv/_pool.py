@@ -18,25 +18,18 @@ from ._validation import (
     allocate,
     as_array,
     as_compute_array,
-    check_int,
+    as_int_tuple,
+    full_input_shape,
     normalize_tuple,
     result_dtype,
+    spatial_ndim,
 )
 
 __all__ = ["max_pool", "max_unpool", "max_pool_backward", "max_unpool_backward",
            "max_pool_output_size", "max_unpool_output_size"]
 
-_MAX_SPATIAL = 3
-
 
 # ------------------------------------------------------------------------------- geometry
-def _spatial_ndim(array, name):
-    if not 3 <= array.ndim <= 2 + _MAX_SPATIAL:
-        raise ValueError(f"{name} must have shape (N, C, *spatial) with 1 to {_MAX_SPATIAL} "
-                         f"spatial dimensions, got shape {array.shape}")
-    return array.ndim - 2
-
-
 def _pool_params(ndim, kernel_size, stride, padding, dilation):
     kernel = normalize_tuple(kernel_size, ndim, "kernel_size", min_value=1)
     stride = kernel if stride is None else normalize_tuple(stride, ndim, "stride", min_value=1)
@@ -104,13 +97,8 @@ def max_unpool_output_size(input_size, kernel_size, stride, padding, output_size
         size = default
     else:
         if isinstance(output_size, np.ndarray):
-            output_size = output_size.tolist()
-        try:
-            size = tuple(output_size)
-        except TypeError:
-            raise TypeError(f"output_size must be a sequence of ints, got {output_size!r}") \
-                from None
-        size = tuple(check_int(n, "output_size") for n in size)
+            output_size = output_size.tolist()      # listed in the messages below
+        size = as_int_tuple(output_size, "output_size")
         if len(size) == ndim + 2:
             size = size[2:]
         if len(size) != ndim:
@@ -257,7 +245,7 @@ def max_pool(x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=Fa
     """
     x = as_array(x, "x")
     dtype = result_dtype((x, "x"))
-    ndim = _spatial_ndim(x, "x")
+    ndim = spatial_ndim(x, "x")
     kernel, stride, padding, dilation = _pool_params(ndim, kernel_size, stride, padding,
                                                      dilation)
     if not isinstance(ceil_mode, (bool, np.bool_)):
@@ -346,7 +334,7 @@ def max_unpool(x, indices, kernel_size, *, stride=None, padding=0, output_size=N
     """
     x = as_array(x, "x")
     dtype = result_dtype((x, "x"))
-    ndim = _spatial_ndim(x, "x")
+    ndim = spatial_ndim(x, "x")
     kernel, stride, padding, _ = _pool_params(ndim, kernel_size, stride, padding, 1)
     indices = _check_indices(indices, x.shape)
     out_size = max_unpool_output_size(x.shape[2:], kernel, stride, padding, output_size)
@@ -413,8 +401,8 @@ def max_pool_backward(grad_output, indices, input_shape):
     """
     grad_output = as_array(grad_output, "grad_output")
     dtype = result_dtype((grad_output, "grad_output"))
-    _spatial_ndim(grad_output, "grad_output")
-    shape = _full_shape(input_shape, grad_output)
+    spatial_ndim(grad_output, "grad_output")
+    shape = full_input_shape(input_shape, "pooled", grad_output)
     indices = _check_indices(indices, grad_output.shape)
     grad_output = as_compute_array(grad_output, dtype)
     grad_x = allocate(shape, dtype, "input gradient", zero=True)
@@ -480,7 +468,7 @@ def max_unpool_backward(grad_output, indices):
     """
     grad_output = as_array(grad_output, "grad_output")
     dtype = result_dtype((grad_output, "grad_output"))
-    _spatial_ndim(grad_output, "grad_output")
+    spatial_ndim(grad_output, "grad_output")
     indices = as_array(indices, "indices")
     if indices.ndim != grad_output.ndim or indices.shape[:2] != grad_output.shape[:2]:
         raise ValueError(
@@ -505,18 +493,3 @@ def max_unpool_backward(grad_output, indices):
         if bad.max() >= 0:
             _raise_bad_index(bad, indices, out_numel, out_size)
     return grad_x
-
-
-def _full_shape(input_shape, grad_output):
-    try:
-        shape = tuple(input_shape)
-    except TypeError:
-        raise TypeError(f"input_shape must be a sequence of ints (N, C, *spatial), got "
-                        f"{input_shape!r}") from None
-    shape = tuple(check_int(n, "input_shape", min_value=0) for n in shape)
-    if len(shape) != grad_output.ndim or shape[:2] != grad_output.shape[:2]:
-        raise ValueError(
-            f"input_shape must be the full shape (N, C, *spatial) of the pooled input, with "
-            f"the batch, channels and number of dimensions of grad_output "
-            f"{grad_output.shape}; got {input_shape!r}")
-    return shape

@@ -14,7 +14,8 @@ from ._docstrings import docfiller
 from ._ext import _resize_kernels
 from ._resize_plan import resolve_resize
 from ._threads import num_threads
-from ._validation import allocate, as_array, as_compute_array, check_int, result_dtype
+from ._validation import (MAX_SPATIAL, allocate, as_array, as_compute_array, full_input_shape,
+                          result_dtype)
 
 __all__ = ["resize", "resize_backward"]
 
@@ -110,21 +111,8 @@ def _run(kernel, src, dst, planes, program):
 
 def _check_batch(array, name):
     if array.ndim < 3:
-        raise ValueError(f"{name} must have shape (N, C, *spatial) with 1 to 3 spatial "
-                         f"dimensions, got shape {array.shape}")
-
-
-def _check_input_shape(input_shape):
-    try:
-        shape = tuple(input_shape)
-    except TypeError:
-        raise TypeError(f"input_shape must be a sequence of ints (N, C, *spatial), got "
-                        f"{input_shape!r}") from None
-    shape = tuple(check_int(n, "input_shape", min_value=0) for n in shape)
-    if len(shape) < 3:
-        raise ValueError(f"input_shape must be the full shape (N, C, *spatial) of the resized "
-                         f"input, got {input_shape!r}")
-    return shape
+        raise ValueError(f"{name} must have shape (N, C, *spatial) with 1 to {MAX_SPATIAL} "
+                         f"spatial dimensions, got shape {array.shape}")
 
 
 # ------------------------------------------------------------------------------ public API
@@ -276,7 +264,7 @@ def resize_backward(grad_output, input_shape, size=None, *, scale_factor=None, m
     """
     grad_output = as_array(grad_output, "grad_output")
     dtype = result_dtype((grad_output, "grad_output"))
-    input_shape = _check_input_shape(input_shape)
+    input_shape = full_input_shape(input_shape, "resized")
     spec = resolve_resize(
         input_shape[2:], size, scale_factor=scale_factor, mode=mode,
         align_corners=align_corners, antialias=antialias,

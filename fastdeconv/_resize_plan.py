@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import check_workspace
+from ._validation import MAX_SPATIAL, check_workspace
 
 __all__ = [
     "MODES",
@@ -58,7 +58,6 @@ NEAREST_MODES = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
 CUBIC_A_PYTORCH = -0.75
 CUBIC_A_PYTORCH_AA = -0.5
 
-_MAX_SPATIAL = 3
 
 
 @dataclass(frozen=True)
@@ -197,8 +196,8 @@ def resolve_resize(in_size, size=None, *, scale_factor=None, mode="nearest", ali
     """
     in_size = tuple(int(n) for n in in_size)
     ndim = len(in_size)
-    if not 1 <= ndim <= _MAX_SPATIAL:
-        raise ValueError(f"{x_name} must have 1 to {_MAX_SPATIAL} spatial dimensions (shape "
+    if not 1 <= ndim <= MAX_SPATIAL:
+        raise ValueError(f"{x_name} must have 1 to {MAX_SPATIAL} spatial dimensions (shape "
                          f"(N, C, *spatial)) for resize, got {ndim}")
     if any(n < 1 for n in in_size):
         raise ValueError(f"the spatial size of {x_name} must be positive, got {in_size}")

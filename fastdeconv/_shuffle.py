@@ -19,21 +19,17 @@ import numbers
 
 import numpy as np
 
-from ._validation import as_array, as_compute_array, normalize_tuple, result_dtype
+from ._validation import as_array, as_compute_array, normalize_tuple, result_dtype, spatial_ndim
 
 __all__ = ["pixel_shuffle", "pixel_unshuffle", "ORDERS"]
 
 ORDERS = ("CRD", "DCR")
-_MAX_SPATIAL = 3
 
 
 def _check(x, factor, order, name, name_x="x"):
     x = as_array(x, name_x)
     dtype = result_dtype((x, name_x))
-    if not 3 <= x.ndim <= 2 + _MAX_SPATIAL:
-        raise ValueError(f"{name_x} must have shape (N, C, *spatial) with 1 to {_MAX_SPATIAL} "
-                         f"spatial dimensions, got shape {x.shape}")
-    ndim = x.ndim - 2
+    ndim = spatial_ndim(x, name_x)
     if isinstance(factor, numbers.Real) and not isinstance(factor, numbers.Integral):
         raise TypeError(f"{name} must be an int or a tuple of {ndim} ints, got {factor!r}")
     factors = normalize_tuple(factor, ndim, name, min_value=1)

@@ -16,8 +16,16 @@ __all__ = [
     "result_dtype",
     "as_compute_array",
     "check_ndim",
+    "as_sequence",
+    "as_int_tuple",
+    "spatial_ndim",
+    "full_input_shape",
+    "MAX_SPATIAL",
     "DTYPE_TABLE",
 ]
+
+#: Most spatial dimensions of the resize, pooling and pixel-shuffle operators (1-d to 3-d).
+MAX_SPATIAL = 3
 
 
 def check_int(value, name, *, min_value=None):
@@ -28,6 +36,61 @@ def check_int(value, name, *, min_value=None):
     if min_value is not None and value < min_value:
         raise ValueError(f"{name} must be >= {min_value}, got {value}")
     return value
+
+
+def as_sequence(value, expected):
+    """``value`` as a tuple (an ndarray through ``tolist``).
+
+    Raises ``TypeError("<expected>, got <value>")`` when ``value`` is not iterable;
+    ``expected`` starts with the parameter's name, e.g. ``"size must be a sequence of ints"``.
+    """
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    try:
+        return tuple(value)
+    except TypeError:
+        raise TypeError(f"{expected}, got {value!r}") from None
+
+
+def as_int_tuple(value, name, *, min_value=None, expected="a sequence of ints"):
+    """``value``, a sequence of ints, as a tuple of Python ints (each checked by check_int)."""
+    values = as_sequence(value, f"{name} must be {expected}")
+    return tuple(check_int(n, name, min_value=min_value) for n in values)
+
+
+def full_input_shape(input_shape, what, grad_output=None):
+    """``input_shape``, the full shape ``(N, C, *spatial)`` of a backward function's input.
+
+    Parameters
+    ----------
+    input_shape : sequence of int
+        The shape as the user passed it.
+    what : str
+        The input it describes, in the messages ("pooled", "resized").
+    grad_output : ndarray, optional
+        When given, ``input_shape`` must have its batch, channels and number of dimensions;
+        otherwise it needs at least one spatial dimension.
+    """
+    shape = as_int_tuple(input_shape, "input_shape", min_value=0,
+                         expected="a sequence of ints (N, C, *spatial)")
+    if grad_output is None:
+        if len(shape) < 3:
+            raise ValueError(f"input_shape must be the full shape (N, C, *spatial) of the "
+                             f"{what} input, got {input_shape!r}")
+    elif len(shape) != grad_output.ndim or shape[:2] != grad_output.shape[:2]:
+        raise ValueError(
+            f"input_shape must be the full shape (N, C, *spatial) of the {what} input, with "
+            f"the batch, channels and number of dimensions of grad_output "
+            f"{grad_output.shape}; got {input_shape!r}")
+    return shape
+
+
+def spatial_ndim(array, name):
+    """Number of spatial dimensions of a batch ``(N, C, *spatial)``, 1 to MAX_SPATIAL."""
+    if not 3 <= array.ndim <= 2 + MAX_SPATIAL:
+        raise ValueError(f"{name} must have shape (N, C, *spatial) with 1 to {MAX_SPATIAL} "
+                         f"spatial dimensions, got shape {array.shape}")
+    return array.ndim - 2
 
 
 def _is_int(value):
@@ -60,12 +123,8 @@ def normalize_tuple(value, ndim, name, *, min_value=None):
     if _is_int(value):
         values = (operator.index(value),) * ndim
     else:
-        if isinstance(value, np.ndarray):
-            value = value.tolist()
-        try:
-            values = tuple(value)
-        except TypeError:
-            raise TypeError(f"{expected}, got {value!r}") from None
+        value = value.tolist() if isinstance(value, np.ndarray) else value   # for the messages
+        values = as_sequence(value, expected)
         if not all(_is_int(v) for v in values):
             raise TypeError(f"{expected}, got {value!r}")
         if len(values) != ndim:

@@ -53,7 +53,8 @@ from math import prod
 import numpy as np
 
 from ._geometry import ConvGeometry
-from ._validation import as_array, check_int, check_workspace, normalize_tuple, result_dtype
+from ._validation import (as_array, as_int_tuple, check_int, check_workspace, normalize_tuple,
+                          result_dtype)
 
 __all__ = ["overlap_map", "is_uniform", "constant_response", "checkerboard_score", "icnr"]
 
@@ -343,13 +344,7 @@ def icnr(weight_shape, upscale_factor, *, transpose=False, rng=None, base=None,
            [4., 5., 6.],
            [4., 5., 6.]])
     """
-    if isinstance(weight_shape, np.ndarray):
-        weight_shape = weight_shape.tolist()
-    try:
-        shape = tuple(weight_shape)
-    except TypeError:
-        raise TypeError(f"weight_shape must be a tuple of ints, got {weight_shape!r}") from None
-    shape = tuple(check_int(n, "weight_shape", min_value=1) for n in shape)
+    shape = as_int_tuple(weight_shape, "weight_shape", min_value=1, expected="a tuple of ints")
     if len(shape) < 3:
         raise ValueError(
             f"weight_shape must have at least 3 entries (channels, channels, *kernel_size), "

@@ -43,6 +43,7 @@ from hypothesis import strategies as st
 
 import fastdeconv
 from fastdeconv import testing as ref
+from fastdeconv._operators import OPERATORS
 
 _EXAMPLES = os.environ.get("FASTDECONV_FUZZ_EXAMPLES")
 fuzz_settings = settings(
@@ -915,3 +916,12 @@ def test_the_long_profile_explores_at_random_and_the_default_one_does_not():
     # a profile registered after "default" inherits its derandomize=True unless it says not
     assert settings.get_profile("long").derandomize is False
     assert settings.get_profile("default").derandomize is True
+
+
+# Every registered operator and its backward has a fuzz test above (pixel_unshuffle, the
+# backward of pixel_shuffle, is fuzzed by test_fuzz_pixel_shuffle).
+@pytest.mark.parametrize("name", [name for op in OPERATORS
+                                  for name in (op.name, op.backward.__name__)
+                                  if name != "pixel_unshuffle"])
+def test_every_registered_operator_and_backward_is_fuzzed(name):
+    assert callable(globals().get(f"test_fuzz_{name}"))

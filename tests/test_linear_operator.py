@@ -6,6 +6,7 @@ import pytest
 import scipy.sparse.linalg
 
 import fastdeconv
+from fastdeconv._operators import names
 from fastdeconv.sparse import FastLinearOperator, conv_matrix, linear_operator
 
 TOL = 1e-10
@@ -62,6 +63,11 @@ def _all_ops():
 
 
 OPS = _all_ops()
+
+
+@pytest.mark.parametrize("name", names(linear=True))
+def test_every_linear_operator_of_the_registry_has_configurations_here(name):
+    assert any(op == name for op, _, _ in OPS)
 
 
 @pytest.mark.parametrize("op, shape, params", OPS, ids=[f"{o}-{i}" for i, (o, _, _) in enumerate(OPS)])

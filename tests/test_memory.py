@@ -10,6 +10,7 @@ import pytest
 
 import fastdeconv
 from fastdeconv import _dispatch
+from fastdeconv._operators import OPERATORS
 from fastdeconv.testing import conv_backward_reference, conv_transpose_reference
 
 
@@ -19,24 +20,16 @@ def _rss_bytes():
 
 
 def _mixed_calls(rng):
+    """One call of the cycle: every registered operator and its backward (the registry's
+    examples), then a call that fails validation."""
     x = rng.standard_normal((2, 4, 8, 8)).astype(np.float32)
     w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
-    y = fastdeconv.conv_transpose(x, w, stride=2, padding=1)
-    g = np.ones_like(y)
+    calls = [call for op in OPERATORS for call in op.example(x, rng)]
 
     def one(i):
-        k = i % 6
-        if k == 0:
-            fastdeconv.conv_transpose(x, w, stride=2, padding=1)
-        elif k == 1:
-            fastdeconv.conv_transpose_backward(g, x, w, stride=2, padding=1)
-        elif k == 2:
-            fastdeconv.resize(x, scale_factor=2, mode="linear")
-        elif k == 3:
-            p, idx = fastdeconv.max_pool(x, 2, return_indices=True)
-            fastdeconv.max_unpool(p, idx, 2)
-        elif k == 4:
-            fastdeconv.pixel_shuffle(x, 2)
+        k = i % (len(calls) + 1)
+        if k < len(calls):
+            calls[k]()
         else:
             try:
                 fastdeconv.conv(x, w, stride=0)

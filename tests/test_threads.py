@@ -7,6 +7,7 @@ import pytest
 
 import fastdeconv
 from fastdeconv import _dispatch
+from fastdeconv._operators import OPERATORS
 from fastdeconv._problem import conv_problem, conv_transpose_problem
 from fastdeconv.testing import conv_transpose_reference
 
@@ -125,34 +126,17 @@ def test_every_forward_algorithm_is_bit_identical_across_thread_counts(algorithm
 
 
 def _every_operator(rng):
-    """(name, call) for every public operator on small shared read-only inputs."""
+    """(name, call) for every registered operator and its backward, on small shared read-only
+    inputs (the registry's examples), plus antialiased linear resizing."""
     x = rng.standard_normal((2, 8, 12, 12)).astype(np.float32)
-    w = rng.standard_normal((8, 4, 3, 3)).astype(np.float32)
-    y = fastdeconv.conv_transpose(x, w, stride=2, padding=1)
-    p, idx = fastdeconv.max_pool(x, 3, stride=2, padding=1, return_indices=True)
-    r = fastdeconv.resize(x, scale_factor=2, mode="cubic")
-    for a in (x, w, y, p, idx, r):
-        a.flags.writeable = False
-    return [
-        ("conv", lambda: fastdeconv.conv(y, w, stride=2, padding=1)),
-        ("conv_backward", lambda: fastdeconv.conv_backward(x, y, w, stride=2, padding=1)),
-        ("conv_transpose", lambda: fastdeconv.conv_transpose(x, w, stride=2, padding=1)),
-        ("conv_transpose_backward", lambda: fastdeconv.conv_transpose_backward(
-            y, x, w, stride=2, padding=1)),
-        ("resize", lambda: fastdeconv.resize(x, scale_factor=2, mode="cubic")),
-        ("resize_linear_aa", lambda: fastdeconv.resize(x, size=5, mode="linear",
-                                                       antialias=True)),
-        ("resize_backward", lambda: fastdeconv.resize_backward(r, x.shape, scale_factor=2,
-                                                               mode="cubic")),
-        ("max_pool", lambda: fastdeconv.max_pool(x, 3, stride=2, padding=1,
-                                                 return_indices=True)),
-        ("max_unpool", lambda: fastdeconv.max_unpool(p, idx, 3, stride=2, padding=1,
-                                                     output_size=(12, 12))),
-        ("max_pool_backward", lambda: fastdeconv.max_pool_backward(p, idx, x.shape)),
-        ("max_unpool_backward", lambda: fastdeconv.max_unpool_backward(x, idx)),
-        ("pixel_shuffle", lambda: fastdeconv.pixel_shuffle(x, 2)),
-        ("pixel_unshuffle", lambda: fastdeconv.pixel_unshuffle(x, 2)),
-    ]
+    x.flags.writeable = False
+    calls = []
+    for op in OPERATORS:
+        forward, backward = op.example(x, rng)
+        calls += [(op.name, forward), (op.backward.__name__, backward)]
+    calls.append(("resize_linear_aa", lambda: fastdeconv.resize(x, size=5, mode="linear",
+                                                                antialias=True)))
+    return calls
 
 
 def _flatten(result):

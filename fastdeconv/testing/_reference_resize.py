@@ -294,7 +294,7 @@ def _resize_rows(input_size, size, *, scale_factor=None, mode="nearest", align_c
     return per_dim
 
 
-def _apply(x, input_size, rows_per_dim, *, adjoint=False):
+def _apply(x, input_size, rows_per_dim, *, backward=False):
     """Apply the taps dimension by dimension, one product per tap: a tap that is not read
     contributes nothing, one read under a zero weight gives ``0 * x`` (NaN for inf, NaN).
 
@@ -302,13 +302,13 @@ def _apply(x, input_size, rows_per_dim, *, adjoint=False):
     first); with infinities the order decides where ``inf - inf`` gives NaN."""
     y = np.asarray(x, dtype=np.float64)
     dims = list(enumerate(zip(input_size, rows_per_dim)))
-    for d, (n_in, rows) in (dims if adjoint else dims[::-1]):
+    for d, (n_in, rows) in (dims if backward else dims[::-1]):
         src = np.moveaxis(y, 2 + d, 0)
-        out = np.zeros(((n_in if adjoint else len(rows)),) + src.shape[1:])
+        out = np.zeros(((n_in if backward else len(rows)),) + src.shape[1:])
         with np.errstate(invalid="ignore", over="ignore"):  # 0 * inf is NaN, silently
             for o, row in enumerate(rows):
                 for i, w in row:
-                    if adjoint:  # each output's gradient goes back to the taps it read
+                    if backward:  # each output's gradient goes back to the taps it read
                         out[i] += w * src[o]
                     else:
                         out[o] += w * src[i]
@@ -348,4 +348,4 @@ def resize_backward_reference(grad_output, input_shape, size=None, **kwargs):
     dtype = _result_dtype(grad_output)
     spatial = tuple(input_shape)[2:]
     rows = _resize_rows(spatial, size, dtype=dtype, **kwargs)
-    return _apply(grad_output, spatial, rows, adjoint=True).astype(dtype)
+    return _apply(grad_output, spatial, rows, backward=True).astype(dtype)
