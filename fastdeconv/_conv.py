@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from . import _dispatch
+from ._algorithms import BLAS_INT_MAX, plan, run_pass
 from ._docstrings import docfiller
 from ._geometry import source_index
 from ._problem import ConvProblem, conv_problem, conv_transpose_problem
@@ -34,9 +34,9 @@ def workspace_bytes(op, x_shape, weight_shape, *, dtype=np.float32, **params):
 
     ``op`` is ``"conv"``, ``"conv_transpose"``, ``"conv_backward"`` or
     ``"conv_transpose_backward"``; ``params`` are that operator's keywords. The column tiles
-    are bounded by :data:`fastdeconv._dispatch.WORKSPACE_BYTES` whatever the batch size (the
-    ``space_to_depth`` algorithm adds its rearranged part of the batch, at most
-    :data:`fastdeconv._dispatch.SPACE_TO_DEPTH_BYTES`; weight-sized temporaries are not
+    are bounded by ``Budget.workspace_bytes`` (:mod:`fastdeconv._algorithms`) whatever the
+    batch size (the ``space_to_depth`` algorithm adds its rearranged part of the batch, at
+    most ``Budget.space_to_depth_bytes``; weight-sized temporaries are not
     counted); for the backward functions this is the largest of their passes.
     """
     if op in ("conv", "conv_backward"):
@@ -51,12 +51,22 @@ def workspace_bytes(op, x_shape, weight_shape, *, dtype=np.float32, **params):
             f"'conv_transpose_backward', got {op!r}"
         )
     itemsize = np.dtype(dtype).itemsize
-    return max(_dispatch.plan(p, problem, itemsize).workspace_bytes(itemsize) for p in passes)
+    return max(plan(p, problem, itemsize).workspace_bytes(itemsize) for p in passes)
 
 
-_forward = _dispatch.forward
-_backward_input = _dispatch.backward_input
-_backward_weight = _dispatch.backward_weight
+def _forward(x, weight, problem):
+    """y = conv(x) on an input padded for every mode but zeros (which the kernel handles)."""
+    return run_pass("forward", x, weight, problem)
+
+
+def _backward_input(grad_y, weight, problem):
+    """grad_x = conv^T(grad_y): the transposed convolution."""
+    return run_pass("backward_input", grad_y, weight, problem)
+
+
+def _backward_weight(x, grad_y, problem):
+    """grad_w = sum over samples of grad_y @ im2col(x)^T, per group."""
+    return run_pass("backward_weight", x, grad_y, problem)
 
 
 # ---------------------------------------------------------------- padding modes (reflect, ...)
@@ -117,7 +127,7 @@ def _check_positions(problem, transpose, dtype):
     for name, positions in sides.items():
         # the kernels' GEMMs take 32-bit BLAS dimensions: one sample's spatial positions
         # (the leading dimension of x and of the output) must fit
-        if positions > _dispatch.BLAS_INT_MAX:
+        if positions > BLAS_INT_MAX:
             check_workspace(math.prod(out_shape) * np.dtype(dtype).itemsize,
                             f"output of shape {out_shape}")
             who = ("x has" if name == "x" else f"the output of shape {out_shape} (from x, "
