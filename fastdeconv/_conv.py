@@ -12,6 +12,7 @@ only then calls compiled code.
 """
 
 import math
+from functools import partial
 
 import numpy as np
 
@@ -184,6 +185,20 @@ def _check_grads(grads):
     if not wanted or not wanted <= set(_GRADS):
         raise ValueError(f"grads must be a non-empty sequence drawn from {_GRADS}, got {grads!r}")
     return wanted
+
+
+def _backward_operands(grad_output, x, weight, grads, transpose, make_problem):
+    """The operands of a backward function in one compute dtype, its validated problem
+    (``make_problem(x_shape, weight_shape)``; ``transpose`` for conv_transpose's) and the
+    set of wanted gradients, checked in that order."""
+    dtype, (grad_output, x, weight) = _operands(
+        [(grad_output, "grad_output"), (x, "x"), (weight, "weight")]
+    )
+    problem = make_problem(x.shape, weight.shape)
+    _check_positions(problem, transpose, dtype)
+    _check_grad_output(grad_output, problem.forward_input_shape if transpose
+                       else problem.forward_output_shape)
+    return grad_output, x, weight, problem, _check_grads(grads)
 
 
 def _bias_grad(grad_output):
@@ -392,7 +407,8 @@ def conv_backward(grad_output, x, weight, *, stride=1, padding=0, dilation=1, gr
 
     See Also
     --------
-    conv, conv_transpose_backward
+    conv : the operator whose gradients these are.
+    conv_transpose_backward : the gradients of its adjoint.
 
     Examples
     --------
@@ -405,14 +421,10 @@ def conv_backward(grad_output, x, weight, *, stride=1, padding=0, dilation=1, gr
     >>> gx.shape, gw.shape, gb.shape
     ((2, 3, 6), (4, 3, 3), (4,))
     """
-    dtype, (grad_output, x, weight) = _operands(
-        [(grad_output, "grad_output"), (x, "x"), (weight, "weight")]
-    )
-    problem = conv_problem(x.shape, weight.shape, stride=stride, padding=padding,
-                           dilation=dilation, groups=groups, padding_mode=padding_mode)
-    _check_positions(problem, False, dtype)
-    _check_grad_output(grad_output, problem.forward_output_shape)
-    wanted = _check_grads(grads)
+    grad_output, x, weight, problem, wanted = _backward_operands(
+        grad_output, x, weight, grads, False,
+        partial(conv_problem, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                padding_mode=padding_mode))
     padded = _padded_problem(problem)
     grad_x = (_fold_padding(_backward_input(grad_output, weight, padded), problem)
               if "x" in wanted else None)
@@ -429,10 +441,12 @@ def conv_transpose_backward(grad_output, x, weight, *, stride=1, padding=0, outp
     Parameters
     ----------
     grad_output : array_like, shape (N, C_out, \*out_spatial)
-        Gradient of the loss with respect to ``conv_transpose(x, weight, ...)``.
+        Gradient of the loss with respect to ``conv_transpose(x, weight, ...)``, whose
+        shape it has.
     x : array_like, shape (N, C_in, \*spatial)
         The transposed convolution's input.
     weight : array_like, shape (C_in, C_out / groups, \*kernel_size)
+        Its kernels, PyTorch's ``ConvTranspose{1,2,3}d.weight`` layout.
     %(stride)s
     %(padding_transpose)s
     %(output_padding)s
@@ -452,7 +466,9 @@ def conv_transpose_backward(grad_output, x, weight, *, stride=1, padding=0, outp
 
     See Also
     --------
-    conv_transpose, conv_backward
+    conv_transpose : the operator whose gradients these are.
+    conv_backward : the gradients of its adjoint (whose ``grad_x`` is this operator's
+        output).
 
     Examples
     --------
@@ -464,16 +480,11 @@ def conv_transpose_backward(grad_output, x, weight, *, stride=1, padding=0, outp
     >>> float(gx[0, 0, 0, 0]), float(gw[0, 0, 0, 0]), gb.tolist()
     (8.0, 9.0, [36.0, 36.0])
     """
-    dtype, (grad_output, x, weight) = _operands(
-        [(grad_output, "grad_output"), (x, "x"), (weight, "weight")]
-    )
-    problem = conv_transpose_problem(
-        x.shape, weight.shape, stride=stride, padding=padding, output_padding=output_padding,
-        dilation=dilation, groups=groups, output_size=output_size,
-    )
-    _check_positions(problem, True, dtype)
-    _check_grad_output(grad_output, problem.forward_input_shape)
-    wanted = _check_grads(grads)
+    grad_output, x, weight, problem, wanted = _backward_operands(
+        grad_output, x, weight, grads, True,
+        partial(conv_transpose_problem, stride=stride, padding=padding,
+                output_padding=output_padding, dilation=dilation, groups=groups,
+                output_size=output_size))
     grad_x = _forward(grad_output, weight, problem) if "x" in wanted else None
     grad_weight = _backward_weight(grad_output, x, problem) if "weight" in wanted else None
     return grad_x, grad_weight, _bias_grad(grad_output) if "bias" in wanted else None

@@ -40,7 +40,7 @@ class Budget:
         Sub-pixel is chosen when its intermediate (all phases on a common grid) has at most
         ``subpixel_max_overhead`` times the output's positions, the groups have at least
         ``subpixel_min_channels`` output channels and the kernel at least
-        ``subpixel_min_kernel`` taps (it wins where kernels are large).
+        ``subpixel_min_kernel`` taps (it ties or loses on small kernels).
     subpixel_block_bytes, subpixel_min_rows
         The intermediate is computed a block of output channels (and samples) at a time,
         about ``subpixel_block_bytes``, so that the depth-to-space step reads it from cache;
@@ -53,13 +53,15 @@ class Budget:
         with fewer than that many per pass (and more tiles in all) Winograd is not used.
     winograd_min_channels, winograd_min_tiles, winograd_min_work, winograd_max_tile_overhead
         Rule of the forward pass: Winograd when the groups have at least
-        ``winograd_min_channels[itemsize]`` input and output channels, there are at least
+        ``winograd_min_channels`` input and output channels, there are at least
         ``winograd_min_tiles`` tiles, (output positions / m^2) x channels reaches
-        ``winograd_min_work[itemsize]``, and the tiles computed are at most
-        ``winograd_max_tile_overhead`` times the useful ones. Per-itemsize values are
-        ``((itemsize, value), ...)`` pairs (hashable); other itemsizes take the float64 one.
+        ``winograd_min_work``, and the tiles computed (tiles past the edges of the output
+        and of every dilation phase are computed in full) are at most
+        ``winograd_max_tile_overhead`` times the useful ones. The channels and work are
+        per itemsize: ``((itemsize, value), ...)`` pairs (hashable), read with
+        :meth:`per_itemsize`.
     winograd_wgrad_min_channels, winograd_wgrad_min_tiles
-        Rule of the weight gradient (same tile overhead bound).
+        Rule of the weight gradient (tiles are the GEMMs' reduction; same tile overhead).
     winograd_phase_min_tiles, winograd_phase_min_channels
         The stride phases of a transposed convolution take Winograd when each phase has this
         many tiles and the groups this many input and output channels.
@@ -72,22 +74,29 @@ class Budget:
     tile_bytes: int = 2 * 2**20
     target_columns: int = 2048
     min_columns: int = 256
-    max_phases: int = 4096
+
+    max_phases: int = 2**12
+
     subpixel_max_overhead: float = 1.15
     subpixel_min_channels: int = 8
     subpixel_min_kernel: int = 64
+
     subpixel_block_bytes: int = 2 * 2**20
     subpixel_min_rows: int = 512
+
     winograd_output_tile: int = 4
     winograd_chunk: int = 64
+
     winograd_min_channels: tuple = ((4, 8), (8, 16))
     winograd_min_tiles: int = 16
     winograd_min_work: tuple = ((4, 512), (8, 2048))
     winograd_max_tile_overhead: float = 1.5
+
     winograd_wgrad_min_channels: int = 8
     winograd_wgrad_min_tiles: int = 32
     winograd_phase_min_tiles: int = 64
     winograd_phase_min_channels: int = 32
+
     space_to_depth_bytes: int = 16 * 2**20
 
     def per_itemsize(self, pairs, itemsize):

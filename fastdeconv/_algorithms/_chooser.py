@@ -67,10 +67,11 @@ def _choose(pass_name, problem, itemsize, budget, forced):
     return catch_all, catch_all.plan(pass_name, problem, budget, itemsize)
 
 
-def plan(pass_name, problem, itemsize):
+def plan(pass_name, problem, itemsize, budget=None):
     """The plan of one pass of ``problem`` (a :class:`fastdeconv._problem.ConvProblem`)
-    under the current budget: ``.algorithm``, tiling and ``.workspace_bytes(itemsize)``."""
-    return _choose(pass_name, problem, itemsize, current_budget(),
+    under ``budget`` (default: the current one): ``.algorithm``, tiling and
+    ``.workspace_bytes(itemsize)``."""
+    return _choose(pass_name, problem, itemsize, budget or current_budget(),
                    getattr(_forced, "name", None))[1]
 
 

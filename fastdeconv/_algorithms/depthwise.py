@@ -14,8 +14,7 @@ import numpy as np
 
 from .._ext import _conv_kernels
 from .._threads import kernel_threads
-from ._common import allocate_output
-from .phases import PhasePlan, phase_table, phase_weights, phases_apply
+from .phases import PhasePlan, phase_output_and_args, phase_table, phases_apply
 
 NAME = "depthwise"
 PASSES = dict.fromkeys(("backward_input",), NAME)
@@ -109,16 +108,13 @@ def pays(the_plan, budget, itemsize):
 
 
 def run(the_plan, x, weight):
-    problem, table = the_plan.problem, the_plan.table
-    y = allocate_output(the_plan.pass_name, problem, x.dtype)
-    if not the_plan.phases:
+    problem = the_plan.problem
+    y, weights, phase_args = phase_output_and_args(the_plan, x, weight)
+    if weights is None:  # no phase has outputs and taps: y stays zero
         return y
-    weights, offsets = phase_weights(weight, the_plan.phases, problem.groups)
     _conv_kernels.conv_transpose_depthwise(
         x.reshape(-1), weights, y.reshape(-1), problem.batch, problem.c_out,
-        problem.c_in // problem.groups,
-        *problem.geometry.as_kernel_args("output_size", "input_size", "stride"),
-        table["sub_out"], table["sub_kernel"], table["sub_pad"], table["first"], offsets,
+        problem.c_in // problem.groups, *phase_args,
         the_plan.partner, the_plan.halo, the_plan.padded,
         max(1, min(kernel_threads(), the_plan.max_threads)),
     )

@@ -91,21 +91,32 @@ def pays(the_plan, budget, itemsize):
     return False
 
 
-def run(the_plan, x, weight):
-    problem, table = the_plan.problem, the_plan.table
-    y = allocate_output(the_plan.pass_name, problem, x.dtype)
+def phase_output_and_args(the_plan, x, weight):
+    """The zeroed output, the per-phase weights and what the phase kernels take after them
+    (output and input size, stride, the phase table, each phase's weight offset); the
+    weights and arguments are None when no phase has outputs and taps."""
+    y = allocate_output(the_plan.pass_name, the_plan.problem, x.dtype)
     if not the_plan.phases:
+        return y, None, None
+    weights, offsets = phase_weights(weight, the_plan.phases, the_plan.problem.groups)
+    table = the_plan.table
+    return y, weights, (
+        *the_plan.problem.geometry.as_kernel_args("output_size", "input_size", "stride"),
+        table["sub_out"], table["sub_kernel"], table["sub_pad"], table["first"], offsets)
+
+
+def run(the_plan, x, weight):
+    problem = the_plan.problem
+    y, weights, phase_args = phase_output_and_args(the_plan, x, weight)
+    if weights is None:  # no phase has outputs and taps: y stays zero
         return y
-    weights, offsets = phase_weights(weight, the_plan.phases, problem.groups)
     check_blas_dims(problem, the_plan)
     col, io = workspaces(the_plan, y.dtype)
     threads, gemm_threads = thread_counts()
     with _blas_threads.single_threaded_blas():
         _conv_kernels.conv_transpose_phases(
             x.reshape(-1), weights, y.reshape(-1),
-            problem.batch, problem.c_out, problem.c_in, problem.groups,
-            *problem.geometry.as_kernel_args("output_size", "input_size", "stride"),
-            table["sub_out"], table["sub_kernel"], table["sub_pad"], table["first"], offsets,
+            problem.batch, problem.c_out, problem.c_in, problem.groups, *phase_args,
             col, io, the_plan.samples_per_tile, the_plan.tile, threads, gemm_threads,
         )
     return y

@@ -90,13 +90,11 @@ def _parts(x, the_plan, buffer):
         yield n0, n, part.reshape((n, s2d.c_in) + size)
 
 
-def _workspaces(the_plan, dtype):
-    """U (or dU) and V; M (the GEMM results); the buffer of a rearranged part. The second
-    allocation is made after the first is used: callers allocate in two steps."""
-    inner = the_plan.inner
-    check_blas_dims(the_plan.rearranged, inner)
-    col = allocate((max(inner.col_elements, 1),), dtype, "workspace")
-    return col
+def _first_workspace(the_plan, dtype):
+    """U (or dU) and V of the Winograd pass; the second workspace (:func:`_second_workspace`)
+    is allocated only once the first is in use (the rearranged weight comes between)."""
+    check_blas_dims(the_plan.rearranged, the_plan.inner)
+    return allocate((max(the_plan.inner.col_elements, 1),), dtype, "workspace")
 
 
 def _second_workspace(the_plan, dtype):
@@ -116,7 +114,7 @@ def _run_forward(x, weight, the_plan):
     transformed weight). NaN or inf: recomputed by im2col."""
     problem, s2d, inner = the_plan.problem, the_plan.rearranged, the_plan.inner
     y = allocate_output("forward", problem, x.dtype)
-    col = _workspaces(the_plan, y.dtype)
+    col = _first_workspace(the_plan, y.dtype)
     # the rearranged weight is a temporary of the transform, before the second workspace
     u, v = winograd.transformed_weight(_rearranged_weight(weight, problem.geometry.stride),
                                        s2d, inner, col)
@@ -136,7 +134,7 @@ def _run_weight(x, grad_y, the_plan):
     the batch, rearranged back. NaN or inf: im2col."""
     problem, s2d, inner = the_plan.problem, the_plan.rearranged, the_plan.inner
     grad_w = allocate_output("backward_weight", problem, x.dtype)
-    col = _workspaces(the_plan, grad_w.dtype)
+    col = _first_workspace(the_plan, grad_w.dtype)
     m_ws, buffer = _second_workspace(the_plan, grad_w.dtype)
     for n0, n, part in _parts(x, the_plan, buffer):
         du, v = winograd.gradient_of_u(part, grad_y[n0:n0 + n], replace(s2d, batch=n), inner,

@@ -63,7 +63,7 @@ def plan(pass_name, problem, budget, itemsize):
     chunk = max(1, min(problem.batch, in_block // block))
     z_problem = ConvProblem(z_geometry, chunk, problem.c_out // problem.groups,
                             block * n_phases, 1)
-    inner = _chooser.plan("forward", z_problem, itemsize)
+    inner = _chooser.plan("forward", z_problem, itemsize, budget)
     return SubpixelPlan(
         NAME, chunk, inner.tile, inner.col_elements,
         inner.io_elements + chunk * block * per_channel, pass_name=pass_name, problem=problem,
