@@ -13,8 +13,8 @@ from .._ext import _conv_kernels
 from .._threads import kernel_threads
 from .._validation import allocate
 
-__all__ = ["BLAS_INT_MAX", "Plan", "allocate_output", "check_blas_dims", "check_kernel_dims", "run_gemm_driver",
-           "thread_counts", "tiling", "workspaces"]
+__all__ = ["BLAS_INT_MAX", "Plan", "allocate_output", "check_blas_dims", "check_kernel_dims",
+           "run_gemm_driver", "thread_counts", "tiling", "workspaces"]
 
 #: Largest dimension of a BLAS call (32-bit integers in scipy.linalg.cython_blas).
 BLAS_INT_MAX = 2**31 - 1
