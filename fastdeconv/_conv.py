@@ -12,10 +12,11 @@ only then calls compiled code.
 """
 
 import math
+from functools import partial
 
 import numpy as np
 
-from . import _dispatch
+from ._algorithms import BLAS_INT_MAX, plan, run_pass
 from ._docstrings import docfiller
 from ._geometry import source_index
 from ._problem import ConvProblem, conv_problem, conv_transpose_problem
@@ -34,9 +35,9 @@ def workspace_bytes(op, x_shape, weight_shape, *, dtype=np.float32, **params):
 
     ``op`` is ``"conv"``, ``"conv_transpose"``, ``"conv_backward"`` or
     ``"conv_transpose_backward"``; ``params`` are that operator's keywords. The column tiles
-    are bounded by :data:`fastdeconv._dispatch.WORKSPACE_BYTES` whatever the batch size (the
-    ``space_to_depth`` algorithm adds its rearranged part of the batch, at most
-    :data:`fastdeconv._dispatch.SPACE_TO_DEPTH_BYTES`; weight-sized temporaries are not
+    are bounded by ``Budget.workspace_bytes`` (:mod:`fastdeconv._algorithms`) whatever the
+    batch size (the ``space_to_depth`` algorithm adds its rearranged part of the batch, at
+    most ``Budget.space_to_depth_bytes``; weight-sized temporaries are not
     counted); for the backward functions this is the largest of their passes.
     """
     if op in ("conv", "conv_backward"):
@@ -51,12 +52,22 @@ def workspace_bytes(op, x_shape, weight_shape, *, dtype=np.float32, **params):
             f"'conv_transpose_backward', got {op!r}"
         )
     itemsize = np.dtype(dtype).itemsize
-    return max(_dispatch.plan(p, problem, itemsize).workspace_bytes(itemsize) for p in passes)
+    return max(plan(p, problem, itemsize).workspace_bytes(itemsize) for p in passes)
 
 
-_forward = _dispatch.forward
-_backward_input = _dispatch.backward_input
-_backward_weight = _dispatch.backward_weight
+def _forward(x, weight, problem):
+    """y = conv(x) on an input padded for every mode but zeros (which the kernel handles)."""
+    return run_pass("forward", x, weight, problem)
+
+
+def _backward_input(grad_y, weight, problem):
+    """grad_x = conv^T(grad_y): the transposed convolution."""
+    return run_pass("backward_input", grad_y, weight, problem)
+
+
+def _backward_weight(x, grad_y, problem):
+    """grad_w = sum over samples of grad_y @ im2col(x)^T, per group."""
+    return run_pass("backward_weight", x, grad_y, problem)
 
 
 # ---------------------------------------------------------------- padding modes (reflect, ...)
@@ -117,7 +128,7 @@ def _check_positions(problem, transpose, dtype):
     for name, positions in sides.items():
         # the kernels' GEMMs take 32-bit BLAS dimensions: one sample's spatial positions
         # (the leading dimension of x and of the output) must fit
-        if positions > _dispatch.BLAS_INT_MAX:
+        if positions > BLAS_INT_MAX:
             check_workspace(math.prod(out_shape) * np.dtype(dtype).itemsize,
                             f"output of shape {out_shape}")
             who = ("x has" if name == "x" else f"the output of shape {out_shape} (from x, "
@@ -174,6 +185,20 @@ def _check_grads(grads):
     if not wanted or not wanted <= set(_GRADS):
         raise ValueError(f"grads must be a non-empty sequence drawn from {_GRADS}, got {grads!r}")
     return wanted
+
+
+def _backward_operands(grad_output, x, weight, grads, transpose, make_problem):
+    """The operands of a backward function in one compute dtype, its validated problem
+    (``make_problem(x_shape, weight_shape)``; ``transpose`` for conv_transpose's) and the
+    set of wanted gradients, checked in that order."""
+    dtype, (grad_output, x, weight) = _operands(
+        [(grad_output, "grad_output"), (x, "x"), (weight, "weight")]
+    )
+    problem = make_problem(x.shape, weight.shape)
+    _check_positions(problem, transpose, dtype)
+    _check_grad_output(grad_output, problem.forward_input_shape if transpose
+                       else problem.forward_output_shape)
+    return grad_output, x, weight, problem, _check_grads(grads)
 
 
 def _bias_grad(grad_output):
@@ -382,7 +407,8 @@ def conv_backward(grad_output, x, weight, *, stride=1, padding=0, dilation=1, gr
 
     See Also
     --------
-    conv, conv_transpose_backward
+    conv : the operator whose gradients these are.
+    conv_transpose_backward : the gradients of its adjoint.
 
     Examples
     --------
@@ -395,14 +421,10 @@ def conv_backward(grad_output, x, weight, *, stride=1, padding=0, dilation=1, gr
     >>> gx.shape, gw.shape, gb.shape
     ((2, 3, 6), (4, 3, 3), (4,))
     """
-    dtype, (grad_output, x, weight) = _operands(
-        [(grad_output, "grad_output"), (x, "x"), (weight, "weight")]
-    )
-    problem = conv_problem(x.shape, weight.shape, stride=stride, padding=padding,
-                           dilation=dilation, groups=groups, padding_mode=padding_mode)
-    _check_positions(problem, False, dtype)
-    _check_grad_output(grad_output, problem.forward_output_shape)
-    wanted = _check_grads(grads)
+    grad_output, x, weight, problem, wanted = _backward_operands(
+        grad_output, x, weight, grads, False,
+        partial(conv_problem, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                padding_mode=padding_mode))
     padded = _padded_problem(problem)
     grad_x = (_fold_padding(_backward_input(grad_output, weight, padded), problem)
               if "x" in wanted else None)
@@ -419,10 +441,12 @@ def conv_transpose_backward(grad_output, x, weight, *, stride=1, padding=0, outp
     Parameters
     ----------
     grad_output : array_like, shape (N, C_out, \*out_spatial)
-        Gradient of the loss with respect to ``conv_transpose(x, weight, ...)``.
+        Gradient of the loss with respect to ``conv_transpose(x, weight, ...)``, whose
+        shape it has.
     x : array_like, shape (N, C_in, \*spatial)
         The transposed convolution's input.
     weight : array_like, shape (C_in, C_out / groups, \*kernel_size)
+        Its kernels, PyTorch's ``ConvTranspose{1,2,3}d.weight`` layout.
     %(stride)s
     %(padding_transpose)s
     %(output_padding)s
@@ -442,7 +466,9 @@ def conv_transpose_backward(grad_output, x, weight, *, stride=1, padding=0, outp
 
     See Also
     --------
-    conv_transpose, conv_backward
+    conv_transpose : the operator whose gradients these are.
+    conv_backward : the gradients of its adjoint (whose ``grad_x`` is this operator's
+        output).
 
     Examples
     --------
@@ -454,16 +480,11 @@ def conv_transpose_backward(grad_output, x, weight, *, stride=1, padding=0, outp
     >>> float(gx[0, 0, 0, 0]), float(gw[0, 0, 0, 0]), gb.tolist()
     (8.0, 9.0, [36.0, 36.0])
     """
-    dtype, (grad_output, x, weight) = _operands(
-        [(grad_output, "grad_output"), (x, "x"), (weight, "weight")]
-    )
-    problem = conv_transpose_problem(
-        x.shape, weight.shape, stride=stride, padding=padding, output_padding=output_padding,
-        dilation=dilation, groups=groups, output_size=output_size,
-    )
-    _check_positions(problem, True, dtype)
-    _check_grad_output(grad_output, problem.forward_input_shape)
-    wanted = _check_grads(grads)
+    grad_output, x, weight, problem, wanted = _backward_operands(
+        grad_output, x, weight, grads, True,
+        partial(conv_transpose_problem, stride=stride, padding=padding,
+                output_padding=output_padding, dilation=dilation, groups=groups,
+                output_size=output_size))
     grad_x = _forward(grad_output, weight, problem) if "x" in wanted else None
     grad_weight = _backward_weight(grad_output, x, problem) if "weight" in wanted else None
     return grad_x, grad_weight, _bias_grad(grad_output) if "bias" in wanted else None

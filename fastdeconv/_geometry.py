@@ -377,13 +377,103 @@ class ConvGeometry:
             ((0, 0),) * self.ndim, self.output_padding,
         )
 
-    def as_kernel_args(self):
-        """The arrays the Cython drivers take: sizes and parameters as C ``Py_ssize_t``."""
-        return tuple(
-            np.array(v, dtype=np.intp)
-            for v in (self.input_size, self.output_size, self.kernel_size, self.stride,
-                      self.dilation, self.pad_before)
-        )
+    #: The fields the im2col / col2im / weight-gradient drivers take, in their order.
+    KERNEL_FIELDS = ("input_size", "output_size", "kernel_size", "stride", "dilation",
+                     "pad_before")
+
+    def as_kernel_args(self, *fields):
+        """The geometry as the compiled kernels take it: the named ``fields`` (default
+        :data:`KERNEL_FIELDS`) as C ``Py_ssize_t`` arrays, one per field. The one way sizes
+        and parameters reach the kernels."""
+        return intp_arrays(*(getattr(self, name) for name in fields or self.KERNEL_FIELDS))
+
+    # ------------------------------------------------------- derived forward convolutions
+    @property
+    def phase_count(self):
+        """Stride phases of the transposed convolution: prod(stride), exact (numpy.prod
+        would wrap around in int64 for strides near the 2**62 index limit)."""
+        return prod(self.stride)
+
+    @property
+    def phase_sub_kernel(self):
+        """r when every stride phase has an r x r sub-kernel (kernel = r x stride, r = 2 or
+        3, 2-d, dilation 1, stride > 1), else None: arithmetic only, no phase is enumerated."""
+        if self.ndim != 2 or all(s == 1 for s in self.stride) or any(
+                d != 1 for d in self.dilation):
+            return None
+        ratios = {k // s if k % s == 0 else None for k, s in zip(self.kernel_size, self.stride)}
+        return ratios.pop() if len(ratios) == 1 and ratios <= {2, 3} else None
+
+    def transpose_as_forward(self):
+        """A stride-1 transposed convolution as the forward convolution of its input with the
+        flipped kernel, or None (a stride other than 1, or a padding larger than the dilated
+        kernel extent minus one)."""
+        if any(s != 1 for s in self.stride):
+            return None
+        padding = []
+        for n_in, n_out, k, d, before in zip(self.output_size, self.input_size, self.kernel_size,
+                                             self.dilation, self.pad_before):
+            extent = d * (k - 1)
+            if before > extent:
+                return None
+            padding.append((extent - before, max(0, n_out - n_in + before)))
+        return ConvGeometry(self.output_size, self.input_size, self.kernel_size, self.stride,
+                            self.dilation, tuple(padding), (0,) * self.ndim)
+
+    def space_to_depth(self):
+        """A strided 2-d convolution whose kernel is r x stride (r = 2 or 3, dilation 1) as
+        the stride-1, unpadded r x r convolution of its space-to-depth input, or None.
+
+        With ``ky = sy * a + ry``, input row ``sy * o + ky - pad = sy * (o + a) + ry - pad``:
+        tap ``(a, b)`` of phase ``(ry, rx)`` reads position ``(o + a, o' + b)`` of the plane
+        ``X[ry, rx][i, j] = x[sy * i + ry - pad_top, sx * j + rx - pad_left]`` (zero outside
+        x), planes of ``(out + r - 1)`` positions per dimension.
+        """
+        r = self.phase_sub_kernel
+        if r is None:
+            return None
+        return ConvGeometry(tuple(n + r - 1 for n in self.output_size), self.output_size, (r, r),
+                            (1, 1), (1, 1), ((0, 0), (0, 0)), (0, 0))
+
+    def phase_geometry(self, phase):
+        """The stride-1 forward geometry of one stride phase of the transposed convolution
+        (an entry of :meth:`transpose_phases`): the transposed convolution's input to the
+        phase's outputs, through the phase's sub-kernel."""
+        return ConvGeometry(self.output_size, phase["sub_out"], phase["sub_kernel"],
+                            (1,) * self.ndim, (1,) * self.ndim,
+                            tuple((p, 0) for p in phase["sub_pad"]), (0,) * self.ndim)
+
+    def subpixel_grid(self):
+        """The common grid of the sub-pixel decomposition, or None when it does not apply.
+
+        When every kernel size is a multiple of its stride (dilation 1), every phase has the
+        sub-kernel ``k / stride`` and its outputs sit on the phase positions ``q_lo .. q_hi``
+        (:meth:`phase_range`); all phases share the grid ``u_min .. u_max`` per dimension.
+        Returns ``(u_min, common, geometry)``: the grid's first position and size per
+        dimension, and the stride-1 forward geometry from the transposed convolution's input
+        to that grid.
+        """
+        if any(d != 1 for d in self.dilation) or any(
+                k % s for k, s in zip(self.kernel_size, self.stride)):
+            return None
+        sub_kernel = tuple(k // s for k, s in zip(self.kernel_size, self.stride))
+        u_min, u_max = [], []
+        for dim in range(self.ndim):
+            q_lo, q_hi = self.phase_range(dim)
+            u_min.append(int(q_lo.min()))
+            u_max.append(int(q_hi.max()))
+        common = tuple(hi - lo for lo, hi in zip(u_min, u_max))
+        if min(common) < 1:
+            return None
+        geometry = ConvGeometry(
+            self.output_size, common, sub_kernel, (1,) * self.ndim, (1,) * self.ndim,
+            tuple((m - 1 - lo, 0) for m, lo in zip(sub_kernel, u_min)), (0,) * self.ndim)
+        return tuple(u_min), common, geometry
+
+
+def intp_arrays(*sequences):
+    """Each sequence of sizes or positions as a C ``Py_ssize_t`` array (the kernels' type)."""
+    return tuple(np.array(values, dtype=np.intp) for values in sequences)
 
 
 #: Every position the kernels compute (sizes, strides, dilated kernel extents, paddings and

@@ -13,7 +13,7 @@ import numpy as np
 from ._docstrings import docfiller
 from ._geometry import INDEX_LIMIT
 from ._ext import _pool_kernels
-from ._threads import num_threads
+from ._threads import kernel_threads
 from ._validation import (
     allocate,
     as_array,
@@ -141,8 +141,7 @@ def _geometry(in_size, out_size, kernel, stride, padding, dilation):
             np.concatenate(starts).astype(np.intp), np.concatenate(stops).astype(np.intp))
 
 
-def _threads():
-    return max(1, num_threads())
+_threads = kernel_threads
 
 
 # -------------------------------------------------------------------------------- indices

@@ -40,6 +40,31 @@ class ConvProblem:
     def weight_shape(self):
         return (self.c_out, self.c_in // self.groups) + self.geometry.kernel_size
 
+    # ------------------------------------------------- the same work as another convolution
+    def transpose_as_forward(self):
+        """A stride-1 transposed convolution as a forward convolution (its input to its
+        output, channels swapped) with the flipped kernel, or None
+        (:meth:`ConvGeometry.transpose_as_forward`)."""
+        geometry = self.geometry.transpose_as_forward()
+        if geometry is None:
+            return None
+        return ConvProblem(geometry, self.batch, self.c_out, self.c_in, self.groups)
+
+    def space_to_depth(self):
+        """This strided convolution as the stride-1 convolution of its space-to-depth input
+        (``C_in * prod(stride)`` channels), or None (:meth:`ConvGeometry.space_to_depth`)."""
+        geometry = self.geometry.space_to_depth()
+        if geometry is None:
+            return None
+        return ConvProblem(geometry, self.batch, self.c_in * self.geometry.phase_count,
+                           self.c_out, self.groups)
+
+    def phase_problem(self, phase):
+        """One stride phase of the transposed convolution as a forward convolution (its input
+        to the phase's outputs, channels swapped; :meth:`ConvGeometry.phase_geometry`)."""
+        return ConvProblem(self.geometry.phase_geometry(phase), self.batch, self.c_out,
+                           self.c_in, self.groups)
+
 
 def _check_shapes(x_shape, weight_shape, x_name):
     if len(weight_shape) < 3:

@@ -12,7 +12,7 @@ import threading
 from ._ext import _conv_kernels
 from ._validation import check_int
 
-__all__ = ["get_num_threads", "set_num_threads", "num_threads"]
+__all__ = ["get_num_threads", "kernel_threads", "set_num_threads", "num_threads"]
 
 #: Largest thread count :func:`set_num_threads` accepts.
 MAX_THREADS = 2**15
@@ -32,6 +32,12 @@ def num_threads():
     override = _override
     wanted = override if override is not None else _conv_kernels.max_threads()
     return min(wanted, EFFECTIVE_MAX_THREADS)
+
+
+def kernel_threads():
+    """Threads to pass to the next kernel call: :func:`num_threads`, at least 1 (the one
+    helper every operator's Python layer uses)."""
+    return max(1, num_threads())
 
 
 def get_num_threads():

@@ -108,3 +108,16 @@ def _peak_extra_bytes(call):
 def peak_extra_bytes():
     """``peak_extra_bytes(call) -> (extra bytes, results)``: the memory tests' measure."""
     return _peak_extra_bytes
+
+
+@pytest.fixture
+def replace_budget():
+    """``replace_budget(**changes)``: the dispatcher's thresholds (a frozen
+    :class:`fastdeconv._algorithms.Budget`) with ``changes``, until the test ends; later
+    calls apply on top of earlier ones."""
+    from contextlib import ExitStack
+
+    from fastdeconv._algorithms import budget
+
+    with ExitStack() as stack:
+        yield lambda **changes: stack.enter_context(budget(**changes))

@@ -76,16 +76,16 @@ def test_depthwise_conv_matches_reference(rng, assert_close):
     assert_close(fastdeconv.conv(x, w, **kw), conv_reference(x, w, **kw))
 
 
-def test_conv_in_tiles_smaller_than_a_row_matches_one_tile(rng, monkeypatch):
+def test_conv_in_tiles_smaller_than_a_row_matches_one_tile(rng, replace_budget):
     x = rng.standard_normal((2, 3, 9, 10))
     w = rng.standard_normal((5, 3, 3, 3))
     kw = dict(stride=(1, 2), padding=1, dilation=(2, 1))
     whole = fastdeconv.conv(x, w, **kw)
     assert _conv.workspace_bytes("conv", x.shape, w.shape, dtype=x.dtype, **kw) <= _dispatch.TILE_BYTES
     problem = conv_problem(x.shape, w.shape, **kw)
-    monkeypatch.setattr(_dispatch, "MIN_COLUMNS", 1)   # else tiles never get this small
+    replace_budget(min_columns=1)   # else tiles never get this small
     for budget in (1, 27 * 8 * 3, 27 * 8 * 7):  # tiles of 1, 3 and 7 output positions
-        monkeypatch.setattr(_dispatch, "TILE_BYTES", budget)
+        replace_budget(tile_bytes=budget)
         the_plan = _dispatch.plan("forward", problem, 8)
         assert the_plan.algorithm == "im2col"
         assert (the_plan.samples_per_tile, the_plan.tile) == (1, max(1, budget // (27 * 8)))

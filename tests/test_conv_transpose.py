@@ -104,15 +104,15 @@ def test_conv_transpose_with_kernel_equal_to_stride_and_pointwise_paths(rng, ass
         assert_close(fastdeconv.conv_transpose(x, w, **kw), conv_transpose_reference(x, w, **kw))
 
 
-def test_conv_transpose_in_small_tiles_matches_one_tile(rng, monkeypatch):
+def test_conv_transpose_in_small_tiles_matches_one_tile(rng, replace_budget):
     x = rng.standard_normal((2, 4, 6, 5))
     w = rng.standard_normal((4, 3, 4, 3))
     kw = dict(stride=(2, 3), padding=1)
     whole = fastdeconv.conv_transpose(x, w, **kw)
     problem = conv_transpose_problem(x.shape, w.shape, **kw)
-    monkeypatch.setattr(_dispatch, "MIN_COLUMNS", 1)   # else tiles never get this small
+    replace_budget(min_columns=1)   # else tiles never get this small
     for budget, columns in ((1, 1), (3 * 12 * 8 * 4, 4)):
-        monkeypatch.setattr(_dispatch, "TILE_BYTES", budget)
+        replace_budget(tile_bytes=budget)
         with _dispatch.forced_algorithm("col2im"):
             the_plan = _dispatch.plan("backward_input", problem, 8)
             assert the_plan.algorithm == "col2im" and the_plan.samples_per_tile * the_plan.tile == columns

@@ -13,6 +13,10 @@ import pytest
 
 import fastdeconv
 from fastdeconv import _dispatch
+from fastdeconv._algorithms import DEFAULT_BUDGET, _chooser, current_budget, depthwise, phases
+from fastdeconv._algorithms import budget as replaced_budget
+from fastdeconv._algorithms import subpixel, winograd_phases
+from fastdeconv._algorithms._common import tiling
 from fastdeconv._geometry import ConvGeometry
 from fastdeconv._problem import conv_problem, conv_transpose_problem
 from fastdeconv.testing import conv_backward_reference, conv_reference, conv_transpose_reference
@@ -33,16 +37,29 @@ BUDGETS = {"default": None, "several samples": 4096, "part of a sample": 256, "o
 
 
 @pytest.fixture(params=list(BUDGETS))
-def budget(request, monkeypatch):
+def budget(request):
     value = BUDGETS[request.param]
-    if value is not None:
-        monkeypatch.setattr(_dispatch, "TILE_BYTES", value)
-        monkeypatch.setattr(_dispatch, "MIN_COLUMNS", 1)
-        monkeypatch.setattr(_dispatch, "TARGET_COLUMNS", 10**9)
-        # sub-pixel: blocks of several samples, of several channels, one channel of one sample
-        monkeypatch.setattr(_dispatch, "SUBPIXEL_BLOCK_BYTES", value)
-        monkeypatch.setattr(_dispatch, "SUBPIXEL_MIN_ROWS", 1)
-    return request.param
+    if value is None:
+        yield request.param
+        return
+    # sub-pixel: blocks of several samples, of several channels, one channel of one sample
+    with replaced_budget(tile_bytes=value, min_columns=1, target_columns=10**9,
+                         subpixel_block_bytes=value, subpixel_min_rows=1):
+        yield request.param
+
+
+def _subpixel_layout(problem, limit, itemsize):
+    """The block sizes of the sub-pixel plan (``limit=None``: whatever its overhead)."""
+    assert limit is None
+    the_plan = subpixel.plan("backward_input", problem, current_budget(), itemsize)
+    return dict(samples_per_chunk=the_plan.samples_per_chunk,
+                channels_per_block=the_plan.channels_per_block)
+
+
+def _depthwise_buffers(problem):
+    """The depthwise kernel's padded plane, phase pairs and per-thread buffer size."""
+    halo, padded, partner, elements = depthwise._buffers(problem, *phases.phase_table(problem))
+    return dict(halo=halo, padded=padded, partner=partner, buffer_elements=elements)
 
 
 FORWARD_CASES = [
@@ -119,12 +136,11 @@ def test_forward_and_weight_gradient_in_every_tiling_regime(x_shape, w_shape, kw
         assert_close(got, want)
 
 
-def test_the_tiling_regimes_are_really_reached(monkeypatch):
+def test_the_tiling_regimes_are_really_reached():
     problem = conv_transpose_problem((8, 4, 5, 4), (4, 3, 4, 4), stride=2, padding=1)
     assert _dispatch.plan("backward_input", problem, 8).samples_per_tile > 1
-    monkeypatch.setattr(_dispatch, "TILE_BYTES", 256)
-    monkeypatch.setattr(_dispatch, "MIN_COLUMNS", 1)
-    one = _dispatch.plan("backward_input", problem, 8)
+    with replaced_budget(tile_bytes=256, min_columns=1):
+        one = _dispatch.plan("backward_input", problem, 8)
     assert one.samples_per_tile == 1 and one.tile < problem.geometry.output_numel
 
 
@@ -148,8 +164,8 @@ def test_tiles_of_whole_samples_reach_min_columns_while_the_workspace_allows(ite
 @pytest.mark.parametrize("io_always", [False, True])
 def test_tiling_keeps_both_workspaces_within_the_bound(rows, io_rows, length, batch, io_always):
     for itemsize in (4, 8):
-        samples, tile = _dispatch._tiling(rows, length, batch, itemsize, io_rows=io_rows,
-                                          io_always=io_always)
+        samples, tile = tiling(rows, length, batch, itemsize, io_rows=io_rows,
+                               io_always=io_always, budget=DEFAULT_BUDGET)
         assert 1 <= samples <= batch and 1 <= tile <= length
         assert samples == 1 or tile == length          # several samples: whole ones
         columns = samples * tile
@@ -169,11 +185,11 @@ def test_tiling_keeps_both_workspaces_within_the_bound(rows, io_rows, length, ba
 def test_tiling_widens_small_samples_larger_than_the_cache_tile():
     # 4096 rows x 10x10 positions in float64 is 3.1 MiB a sample: past TILE_BYTES, but two
     # samples (256 columns with their gathered rows) still fit the 16 MiB workspace
-    assert _dispatch._tiling(4096, 100, 8, 8, io_rows=256) == (3, 100)
-    assert _dispatch._tiling(32768, 16, 100, 8, io_rows=256) == (3, 16)   # 48 of 63 columns
+    assert tiling(4096, 100, 8, 8, io_rows=256, budget=DEFAULT_BUDGET) == (3, 100)
+    assert tiling(32768, 16, 100, 8, io_rows=256, budget=DEFAULT_BUDGET) == (3, 16)   # 48 of 63 columns
     # one sample: the gathered rows are not allocated, so they do not narrow the tile
-    assert _dispatch._tiling(2048 * 9, 3136, 4, 8, io_rows=2048) == (1, 113)   # 16 MiB of columns
-    assert _dispatch._tiling(2048 * 9, 3136, 4, 8, io_rows=2048, io_always=True) == (1, 102)
+    assert tiling(2048 * 9, 3136, 4, 8, io_rows=2048, budget=DEFAULT_BUDGET) == (1, 113)   # 16 MiB of columns
+    assert tiling(2048 * 9, 3136, 4, 8, io_rows=2048, io_always=True, budget=DEFAULT_BUDGET) == (1, 102)
 
 
 def test_algorithm_choice_and_forcing():
@@ -204,16 +220,15 @@ def test_stride_phases_cover_every_output_once_with_every_contributing_tap(n_out
     assert np.all(covered == 1)
 
 
-def test_subpixel_is_chosen_for_large_kernels_only_while_its_intermediate_is_small(monkeypatch):
+def test_subpixel_is_chosen_for_large_kernels_only_while_its_intermediate_is_small():
     fcn32s = conv_transpose_problem((1, 21, 16, 16), (21, 21, 64, 64), stride=32, padding=16)
     assert _dispatch.plan("backward_input", fcn32s, 4).algorithm == "subpixel"
     assert _dispatch.plan("backward_input", fcn32s, 8).algorithm == "subpixel"
     # one channel of one sample's intermediate (1024 phases x 17 x 17 x 8 bytes) must fit the
     # workspace: else col2im
-    monkeypatch.setattr(_dispatch, "WORKSPACE_BYTES", 2**21)
-    assert _dispatch.plan("backward_input", fcn32s, 8).algorithm == "col2im"
-    assert _dispatch.plan("backward_input", fcn32s, 4).algorithm == "subpixel"
-    monkeypatch.undo()
+    with replaced_budget(workspace_bytes=2**21):
+        assert _dispatch.plan("backward_input", fcn32s, 8).algorithm == "col2im"
+        assert _dispatch.plan("backward_input", fcn32s, 4).algorithm == "subpixel"
     small_kernel = conv_transpose_problem((16, 128, 16, 16), (128, 64, 4, 4), stride=2, padding=1)
     # not sub-pixel: dcgan_g4's stride phases go to Winograd (tests/test_winograd.py)
     assert _dispatch.plan("backward_input", small_kernel, 4).algorithm == "winograd"
@@ -227,32 +242,34 @@ def test_many_stride_phases_are_not_enumerated_when_winograd_cannot_pay(monkeypa
     def enumerated(*args):
         raise AssertionError("the stride phases were enumerated")
 
-    monkeypatch.setattr(_dispatch, "_winograd_phases_cached", enumerated)
+    monkeypatch.setattr(winograd_phases, "_phase_plans", enumerated)
+    _chooser._choose.cache_clear()   # plans made by earlier tests would hide it
     problem = conv_transpose_problem((1, 21, 16, 16), (21, 21, 64, 64), stride=32, padding=16)
-    assert _dispatch._phase_tiles_bound(problem) == 16 < _dispatch.WINOGRAD_PHASE_MIN_TILES
+    assert (winograd_phases._phase_tiles_bound(problem, DEFAULT_BUDGET) == 16
+            < DEFAULT_BUDGET.winograd_phase_min_tiles)
     assert _dispatch.plan("backward_input", problem, 4).algorithm == "subpixel"
 
 
-def test_the_winograd_phase_plan_is_cached_per_problem_and_budget(monkeypatch):
+def test_the_winograd_phase_plan_is_cached_per_problem_and_budget():
     problem = conv_transpose_problem((16, 128, 16, 16), (128, 64, 4, 4), stride=2, padding=1)
-    first = _dispatch._winograd_phases(problem, 4)
-    assert first is not None and _dispatch._winograd_phases(problem, 4) is first
-    monkeypatch.setattr(_dispatch, "WORKSPACE_BYTES", _dispatch.WORKSPACE_BYTES // 2)
-    assert _dispatch._winograd_phases(problem, 4) is not first  # the budget is in the key
+    first = _dispatch.plan("backward_input", problem, 4)
+    assert first is not None and _dispatch.plan("backward_input", problem, 4) is first
+    with replaced_budget(workspace_bytes=_dispatch.WORKSPACE_BYTES // 2):
+        assert _dispatch.plan("backward_input", problem, 4) is not first  # the budget is in the key
 
 
 def test_phase_partners_pair_the_interleaved_phases_of_a_last_stride_of_two():
     # k4 s2 p1: residue 0 writes columns 1, 3, ... and residue 1 columns 0, 2, ...; phases are
     # row-major over (rho_h, rho_w), so phase 1 leads phase 0 and phase 3 leads phase 2
     problem = conv_transpose_problem((1, 1, 5, 6), (1, 1, 4, 4), stride=2, padding=1)
-    _, table = _dispatch._phase_table(problem)
-    partner = _dispatch.phase_partners(table["first"], table["sub_out"], (2, 2))
+    _, table = phases.phase_table(problem)
+    partner = depthwise._phase_partners(table["first"], table["sub_out"], (2, 2))
     assert partner.tolist() == [-2, 0, -2, 2]
-    assert _dispatch.phase_partners(table["first"], table["sub_out"], (2, 3)).tolist() == [-1] * 4
+    assert depthwise._phase_partners(table["first"], table["sub_out"], (2, 3)).tolist() == [-1] * 4
     # stride 2 only in a leading dimension: nothing to interleave in the rows
     problem = conv_transpose_problem((1, 1, 5, 6), (1, 1, 4, 3), stride=(2, 3))
-    _, table = _dispatch._phase_table(problem)
-    assert set(_dispatch.phase_partners(table["first"], table["sub_out"], (2, 3))) == {-1}
+    _, table = phases.phase_table(problem)
+    assert set(depthwise._phase_partners(table["first"], table["sub_out"], (2, 3))) == {-1}
 
 
 def _depthwise_geometries():
@@ -284,9 +301,9 @@ def test_the_depthwise_geometries_reach_both_pairings_of_phase_counts():
     partner and one more (it cannot have fewer)."""
     differences = set()
     for x_shape, w_shape, kw in DEPTHWISE_GEOMETRIES:
-        _, table = _dispatch._phase_table(conv_transpose_problem(x_shape, w_shape, **kw))
-        partner = _dispatch.phase_partners(table["first"], table["sub_out"], kw["stride"] if
-                                           isinstance(kw["stride"], tuple) else (2,))
+        _, table = phases.phase_table(conv_transpose_problem(x_shape, w_shape, **kw))
+        partner = depthwise._phase_partners(table["first"], table["sub_out"], kw["stride"] if
+                                            isinstance(kw["stride"], tuple) else (2,))
         for p, q in enumerate(partner):
             if q >= 0:
                 differences.add(int(table["sub_out"][p, -1] - table["sub_out"][q, -1]))
@@ -315,45 +332,44 @@ def _subpixel_weight_by_transpose(weight, stride, groups):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_subpixel_weight_is_the_transposed_and_flipped_kernel(w_shape, stride, groups, dtype, rng):
     w = rng.standard_normal(w_shape).astype(dtype)
-    got = _dispatch.subpixel_weight(w, stride, groups)
+    got = subpixel._subpixel_weight(w, stride, groups)
     want = _subpixel_weight_by_transpose(w, stride, groups)
     assert got.dtype == dtype and got.flags.c_contiguous
     np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.parametrize("block_bytes, blocks", [(10**9, 2), (2048, 4), (1024, 6), (1, 12)])
-def test_subpixel_runs_its_intermediate_in_blocks_of_channels_and_samples(block_bytes, blocks, monkeypatch, rng, assert_close):
+def test_subpixel_runs_its_intermediate_in_blocks_of_channels_and_samples(block_bytes, blocks, rng, assert_close):
     # 3 samples, 2 groups of 2 output channels, 4 phases of 4x4 positions: 512 bytes a
     # channel of a sample in float64; a block is (sample chunk, group, channel block):
     # 3 samples x 2 channels, 2 x 2, 1 x 2, 1 x 1
     x_shape, w_shape, kw = (3, 4, 3, 3), (4, 2, 4, 4), dict(stride=2, padding=1, groups=2)
-    monkeypatch.setattr(_dispatch, "SUBPIXEL_BLOCK_BYTES", block_bytes)
-    monkeypatch.setattr(_dispatch, "SUBPIXEL_MIN_ROWS", 1)
-    problem = conv_transpose_problem(x_shape, w_shape, **kw)
-    layout = _dispatch._subpixel_layout(problem, limit=None, itemsize=8)
-    chunks = -(-3 // layout["samples_per_chunk"])
-    assert chunks * 2 * -(-2 // layout["channels_per_block"]) == blocks
-    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
-    with _dispatch.forced_algorithm("subpixel"):
-        got = fastdeconv.conv_transpose(x, w, **kw)
+    with replaced_budget(subpixel_block_bytes=block_bytes, subpixel_min_rows=1):
+        problem = conv_transpose_problem(x_shape, w_shape, **kw)
+        layout = _subpixel_layout(problem, limit=None, itemsize=8)
+        chunks = -(-3 // layout["samples_per_chunk"])
+        assert chunks * 2 * -(-2 // layout["channels_per_block"]) == blocks
+        x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+        with _dispatch.forced_algorithm("subpixel"):
+            got = fastdeconv.conv_transpose(x, w, **kw)
     assert_close(got, conv_transpose_reference(x, w, **kw), rtol=1e-13)
 
 
-def test_subpixel_blocks_have_enough_gemm_rows_while_the_workspace_allows(monkeypatch):
+def test_subpixel_blocks_have_enough_gemm_rows_while_the_workspace_allows():
     # audio_1d: 8 phases of 4097 positions; 2 MiB blocks alone would give 15 channels (120 rows)
     audio = conv_transpose_problem((8, 128, 4096), (128, 64, 16), stride=8, padding=4)
-    layout = _dispatch._subpixel_layout(audio, limit=None, itemsize=4)
-    assert layout["channels_per_block"] * 8 == _dispatch.SUBPIXEL_MIN_ROWS
+    layout = _subpixel_layout(audio, limit=None, itemsize=4)
+    assert layout["channels_per_block"] * 8 == DEFAULT_BUDGET.subpixel_min_rows
     assert layout["samples_per_chunk"] == 1
-    monkeypatch.setattr(_dispatch, "WORKSPACE_BYTES", 8 * 4097 * 4 * 3)  # 3 channels fit
-    assert _dispatch._subpixel_layout(audio, limit=None, itemsize=4)["channels_per_block"] == 3
+    with replaced_budget(workspace_bytes=8 * 4097 * 4 * 3):  # 3 channels fit
+        assert _subpixel_layout(audio, limit=None, itemsize=4)["channels_per_block"] == 3
 
 
-def test_depthwise_buffers_are_bounded_by_the_workspace(monkeypatch):
+def test_depthwise_buffers_are_bounded_by_the_workspace():
     # per thread: a padded input plane and one phase plane, two when phases are paired
     paired = conv_transpose_problem((1, 2, 1000), (2, 1, 3), stride=2, groups=2)
     single = conv_transpose_problem((1, 2, 1000), (2, 1, 3), stride=3, groups=2)
-    both = [_dispatch._depthwise_buffers(p) for p in (paired, single)]
+    both = [_depthwise_buffers(p) for p in (paired, single)]
     assert (both[0]["partner"] >= 0).any() and (both[1]["partner"] == -1).all()
     padded = [math.prod(b["padded"].tolist()) for b in both]
     assert both[0]["buffer_elements"] == padded[0] + 2 * 1001  # phase planes of 1001
@@ -361,7 +377,7 @@ def test_depthwise_buffers_are_bounded_by_the_workspace(monkeypatch):
     assert _dispatch.plan("backward_input", paired, 8).algorithm == "depthwise"
     # a plane too large for the workspace goes to col2im, even when depthwise is forced
     huge = conv_transpose_problem((1, 2, 2**20), (2, 1, 3), stride=2, groups=2)
-    assert _dispatch._depthwise_buffers(huge)["buffer_elements"] * 8 > _dispatch.WORKSPACE_BYTES
+    assert _depthwise_buffers(huge)["buffer_elements"] * 8 > _dispatch.WORKSPACE_BYTES
     assert _dispatch.plan("backward_input", huge, 8).algorithm == "col2im"
     with _dispatch.forced_algorithm("depthwise"):
         assert _dispatch.plan("backward_input", huge, 8).algorithm == "col2im"
@@ -370,18 +386,18 @@ def test_depthwise_buffers_are_bounded_by_the_workspace(monkeypatch):
 def test_depthwise_threads_times_buffer_stay_within_the_workspace(monkeypatch, rng, assert_close):
     """Fewer threads than asked when their buffers together would exceed WORKSPACE_BYTES."""
     seen = []
-    kernel = _dispatch._conv_kernels.conv_transpose_depthwise
-    monkeypatch.setattr(_dispatch._conv_kernels, "conv_transpose_depthwise",
+    kernel = depthwise._conv_kernels.conv_transpose_depthwise
+    monkeypatch.setattr(depthwise._conv_kernels, "conv_transpose_depthwise",
                         lambda *args: seen.append(args[-1]) or kernel(*args))
     x, w = rng.standard_normal((2, 4, 40, 40)), rng.standard_normal((4, 1, 4, 4))
     kw = dict(stride=2, padding=1, groups=4)
     problem = conv_transpose_problem(x.shape, w.shape, **kw)
-    per_thread = _dispatch._depthwise_buffers(problem)["buffer_elements"] * 8
-    monkeypatch.setattr(_dispatch, "WORKSPACE_BYTES", 2 * per_thread)
+    per_thread = _depthwise_buffers(problem)["buffer_elements"] * 8
     previous = fastdeconv.get_num_threads()
     fastdeconv.set_num_threads(4)
     try:
-        got = fastdeconv.conv_transpose(x, w, **kw)
+        with replaced_budget(workspace_bytes=2 * per_thread):
+            got = fastdeconv.conv_transpose(x, w, **kw)
     finally:
         fastdeconv.set_num_threads(previous)
     assert seen == [2]

@@ -204,3 +204,66 @@ def test_output_size_error_points_to_output_padding_when_dilation_reaches_furthe
         ConvGeometry.for_conv_transpose((4,), (3,), dilation=2, output_size=(9,))
     with pytest.raises(ValueError, match=r"as PyTorch does\), got 10"):   # beyond both: no hint
         ConvGeometry.for_conv_transpose((4,), (3,), dilation=2, output_size=(10,))
+
+
+@pytest.mark.parametrize("n, k, d, pad, out_pad", [
+    (n, k, d, pad, out_pad)
+    for n, k, d, pad, out_pad in itertools.product([1, 4, 7], [1, 2, 3], [1, 2], [0, 1, 2, 4], [0, 1])
+    if out_pad < d and (n - 1) - 2 * pad + d * (k - 1) + 1 + out_pad >= 1
+])
+def test_a_stride_1_transposed_convolution_is_a_forward_convolution_of_its_input(n, k, d, pad, out_pad):
+    g = ConvGeometry.for_conv_transpose((n,), (k,), padding=pad, dilation=d,
+                                        output_padding=out_pad)
+    forward = g.transpose_as_forward()
+    if pad > d * (k - 1):   # more padding than the kernel reaches: no forward form
+        assert forward is None
+        return
+    # the transposed convolution's input to its output, through the same (flipped) kernel
+    assert (forward.input_size, forward.output_size) == (g.output_size, g.input_size)
+    rebuilt = ConvGeometry.for_conv(g.output_size, (k,), padding=forward.padding, dilation=d)
+    assert rebuilt.output_size == g.input_size
+    assert ConvGeometry.for_conv_transpose((n,), (k,), stride=2).transpose_as_forward() is None
+
+
+@pytest.mark.parametrize("kernel, stride, r", [
+    ((4, 4), (2, 2), 2), ((6, 6), (2, 2), 3), ((4, 6), (2, 3), 2), ((3, 3), (1, 1), None),
+    ((4, 4), (2, 1), None), ((8, 8), (2, 2), None), ((4, 4, 4), (2, 2, 2), None),
+])
+def test_space_to_depth_rearranges_kernels_of_r_times_the_stride(kernel, stride, r):
+    g = ConvGeometry.for_conv((13,) * len(kernel), kernel, stride=stride, padding=1)
+    assert g.phase_sub_kernel == r
+    s2d = g.space_to_depth()
+    if r is None:
+        assert s2d is None
+        return
+    assert s2d.kernel_size == (r, r) and s2d.stride == (1, 1) and not any(s2d.pad_before)
+    assert s2d.output_size == g.output_size
+    assert s2d.input_size == tuple(o + r - 1 for o in g.output_size)
+
+
+def test_each_stride_phase_is_a_stride_1_forward_geometry_onto_its_outputs():
+    g = ConvGeometry.for_conv_transpose((5, 6), (4, 3), stride=(2, 3), padding=1)
+    for phase in g.transpose_phases():
+        sub = g.phase_geometry(phase)
+        assert sub.input_size == g.output_size and sub.output_size == phase["sub_out"]
+        assert sub.kernel_size == phase["sub_kernel"] and sub.pad_before == phase["sub_pad"]
+        assert sub.stride == sub.dilation == (1, 1)
+
+
+def test_the_subpixel_grid_holds_every_phase_of_a_kernel_multiple_of_the_stride():
+    g = ConvGeometry.for_conv_transpose((5, 6), (4, 6), stride=(2, 3), padding=1)
+    u_min, common, sub = g.subpixel_grid()
+    for dim in range(2):
+        q_lo, q_hi = g.phase_range(dim)
+        assert u_min[dim] == q_lo.min() and u_min[dim] + common[dim] == q_hi.max()
+    assert sub.kernel_size == (2, 2) and sub.output_size == common
+    assert ConvGeometry.for_conv_transpose((5,), (3,), stride=2).subpixel_grid() is None
+
+
+def test_kernel_arguments_are_intp_arrays_of_the_named_fields():
+    g = ConvGeometry.for_conv((9, 8), (3, 2), stride=(2, 1), padding=((1, 0), (0, 1)))
+    args = g.as_kernel_args()
+    assert [a.tolist() for a in args] == [[9, 8], list(g.output_size), [3, 2], [2, 1], [1, 1],
+                                          [1, 0]]
+    assert all(a.dtype == np.intp for a in args)
+    assert [a.tolist() for a in g.as_kernel_args("stride", "input_size")] == [[2, 1], [9, 8]]

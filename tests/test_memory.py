@@ -10,6 +10,7 @@ import pytest
 
 import fastdeconv
 from fastdeconv import _dispatch
+from fastdeconv._algorithms import current_budget, depthwise, phases
 from fastdeconv._operators import OPERATORS
 from fastdeconv.testing import conv_backward_reference, conv_transpose_reference
 
@@ -129,8 +130,8 @@ def test_stride_phases_are_counted_exactly_beyond_int64(stride):
 
     ndim = len(stride)
     problem = conv_transpose_problem((1, 1) + (1,) * ndim, (1, 1) + (2,) * ndim, stride=stride)
-    assert _dispatch._is_depthwise(problem)
-    assert not _dispatch._few_phases(problem)
+    assert depthwise._is_depthwise(problem)
+    assert not phases.phases_apply(problem, current_budget())
     assert _dispatch.plan("backward_input", problem, 8).algorithm == "col2im"
 
 

@@ -17,6 +17,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 import fastdeconv
 from fastdeconv import _dispatch, _winograd
+from fastdeconv._algorithms import current_budget
+from fastdeconv._algorithms import winograd as winograd_algorithm
 from fastdeconv._problem import conv_problem, conv_transpose_problem
 from fastdeconv.testing import conv_backward_reference, conv_reference, conv_transpose_reference
 
@@ -142,9 +144,9 @@ def assert_same_bits_for_thread_counts(call, counts=(1, 2, 4)):
 
 
 @pytest.fixture
-def small_passes(monkeypatch):
+def small_passes(replace_budget):
     """Passes of a few tiles, so that small problems take several passes."""
-    monkeypatch.setattr(_dispatch, "WINOGRAD_CHUNK", 3)
+    replace_budget(winograd_chunk=3)
 
 
 @pytest.mark.parametrize("x_shape, w_shape, kw", GEOMETRIES)
@@ -175,8 +177,8 @@ def test_winograd_agrees_with_im2col_over_several_passes(x_shape, w_shape, kw, r
 
 @pytest.mark.parametrize("output_tile", [2, 4])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_both_output_tile_sizes_match_the_reference(output_tile, dtype, rng, monkeypatch):
-    monkeypatch.setattr(_dispatch, "WINOGRAD_OUTPUT_TILE", output_tile)
+def test_both_output_tile_sizes_match_the_reference(output_tile, dtype, rng, replace_budget):
+    replace_budget(winograd_output_tile=output_tile)
     for x_shape, w_shape, kw in GEOMETRIES[2:6] + GEOMETRIES[9:12]:
         x = rng.standard_normal(x_shape).astype(dtype)
         w = rng.standard_normal(w_shape).astype(dtype)
@@ -308,12 +310,12 @@ def test_the_workspace_is_bounded_whatever_the_batch():
     for batch in (1, 64, 4096):
         for channels, itemsize in ((64, 4), (64, 8), (128, 8), (256, 4)):
             problem = conv_problem((batch, channels, 56, 56), (channels, channels, 3, 3), padding=1)
-            the_plan = _dispatch._winograd_plan(problem, itemsize)
+            the_plan = winograd_algorithm.sized_plan(problem, current_budget(), itemsize)
             assert the_plan is not None
             assert the_plan.workspace_bytes(itemsize) <= _dispatch.WORKSPACE_BYTES
     # the transformed weight alone would not fit: no Winograd plan
     huge = conv_problem((1, 512, 56, 56), (512, 512, 3, 3), padding=1)
-    assert _dispatch._winograd_plan(huge, 4) is None
+    assert winograd_algorithm.sized_plan(huge, current_budget(), 4) is None
     # stride phases (F(4x4, 2x2): 25 elements) of a large batch
     phases = conv_transpose_problem((4096, 128, 16, 16), (128, 64, 4, 4), stride=2, padding=1)
     the_plan = _dispatch.plan("backward_input", phases, 4)
@@ -389,8 +391,8 @@ def test_the_channel_limit_quoted_in_the_docs():
         for itemsize, c in zip((4, 8), limits):
             fits = conv_problem((n, c, h, h), (c, c, 3, 3), padding=1)
             too_many = conv_problem((n, c + 1, h, h), (c + 1, c + 1, 3, 3), padding=1)
-            assert _dispatch._winograd_plan(fits, itemsize) is not None
-            assert _dispatch._winograd_plan(too_many, itemsize) is None
+            assert winograd_algorithm.sized_plan(fits, current_budget(), itemsize) is not None
+            assert winograd_algorithm.sized_plan(too_many, current_budget(), itemsize) is None
             with _dispatch.forced_algorithm("winograd"):
                 assert _dispatch.plan("forward", fits, itemsize).algorithm == "winograd"
                 assert _dispatch.plan("forward", too_many, itemsize).algorithm == "im2col"
@@ -563,8 +565,8 @@ def test_dispatch_picks_winograd_for_transposed_convolutions_where_it_wins(x_sha
 def test_a_large_dilation_keeps_transposed_convolutions_off_winograd():
     """The stride-1 transposed convolution follows the forward rule, tile ratio included."""
     problem = conv_transpose_problem((4, 64, 32, 32), (64, 64, 3, 3), padding=32, dilation=32)
-    as_forward = _dispatch._transpose_as_forward(problem)
-    tiles = problem.batch * _dispatch._winograd_tiles(as_forward, 4)
+    as_forward = problem.transpose_as_forward()
+    tiles = problem.batch * winograd_algorithm.tiles(as_forward, 4)
     assert tiles == problem.batch * as_forward.geometry.output_numel   # one real output a tile
     with _dispatch.forced_algorithm("winograd"):
         assert _dispatch.plan("backward_input", problem, 4).algorithm == "winograd"
@@ -817,7 +819,7 @@ def _space_to_depth_case(x_shape, w_shape, kw, dtype, rng):
 def test_space_to_depth_kernel_rearranges_the_padded_input(x_shape, w_shape, kw, dtype, rng):
     from fastdeconv._ext import _conv_kernels
     x, _, _, xs, _, problem = _space_to_depth_case(x_shape, w_shape, kw, dtype, rng)
-    s2d = _dispatch._space_to_depth_problem(problem)
+    s2d = problem.space_to_depth()
     assert (s2d.c_in,) + s2d.geometry.input_size == xs.shape[1:]
     got = np.full(xs.size, np.nan, dtype)   # every element must be written
     _conv_kernels.space_to_depth_2d(x.reshape(-1), got, x.shape[0] * x.shape[1],
@@ -863,10 +865,10 @@ def test_space_to_depth_weight_gradient_matches_the_reference_within_the_bound(x
 
 
 @pytest.mark.parametrize("x_shape, w_shape, kw", S2D_GEOMETRIES[::2])
-def test_space_to_depth_over_parts_of_the_batch_and_small_passes_agrees_with_im2col(x_shape, w_shape, kw, rng, small_passes, monkeypatch):
+def test_space_to_depth_over_parts_of_the_batch_and_small_passes_agrees_with_im2col(x_shape, w_shape, kw, rng, small_passes, replace_budget):
     x, w, gy, xs, _, problem = _space_to_depth_case(x_shape, w_shape, kw, np.float64, rng)
     # one sample per part of the batch
-    monkeypatch.setattr(_dispatch, "SPACE_TO_DEPTH_BYTES", xs[0].nbytes)
+    replace_budget(space_to_depth_bytes=xs[0].nbytes)
     with _dispatch.forced_algorithm("space_to_depth"):
         the_plan = _dispatch.plan("forward", problem, 8)
         assert the_plan.algorithm == "space_to_depth" and the_plan.samples_per_tile == 1
@@ -878,17 +880,17 @@ def test_space_to_depth_over_parts_of_the_batch_and_small_passes_agrees_with_im2
     np.testing.assert_allclose(y, y_direct, rtol=1e-11, atol=1e-11 * np.abs(y_direct).max())
     np.testing.assert_allclose(gw, gw_direct, rtol=1e-11, atol=1e-11 * np.abs(gw_direct).max())
     # a sample larger than the part budget: not used
-    monkeypatch.setattr(_dispatch, "SPACE_TO_DEPTH_BYTES", xs[0].nbytes - 1)
+    replace_budget(space_to_depth_bytes=xs[0].nbytes - 1)
     with _dispatch.forced_algorithm("space_to_depth"):
         assert _dispatch.plan("forward", problem, 8).algorithm == "im2col"
         assert _dispatch.plan("backward_weight", problem, 8).algorithm == "im2col"
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_space_to_depth_is_bit_identical_for_1_2_and_4_threads(dtype, rng, monkeypatch):
+def test_space_to_depth_is_bit_identical_for_1_2_and_4_threads(dtype, rng, replace_budget):
     kw = dict(stride=2, padding=1)
     x, w, gy, xs, _, _ = _space_to_depth_case((6, 16, 37, 41), (32, 16, 4, 4), kw, dtype, rng)
-    monkeypatch.setattr(_dispatch, "SPACE_TO_DEPTH_BYTES", 2 * xs[0].nbytes)  # 3 parts
+    replace_budget(space_to_depth_bytes=2 * xs[0].nbytes)  # 3 parts
     with _dispatch.forced_algorithm("space_to_depth"):
         assert_same_bits_for_thread_counts(
             lambda: (fastdeconv.conv(x, w, **kw),

@@ -1,0 +1,140 @@
+"""The dispatcher's thresholds and memory bounds, in one frozen object.
+
+Every algorithm's plan and rule reads its thresholds from a :class:`Budget`; the chooser
+passes the current one (:func:`current_budget`). Tests and experiments change it with
+:func:`budget`, a context manager, instead of patching module globals; because a budget is
+hashable, it is part of the plan cache's key and a changed budget gets fresh plans.
+
+The measurements behind the values are in the user guide's performance page.
+"""
+
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+
+__all__ = ["Budget", "DEFAULT_BUDGET", "budget", "current_budget"]
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Thresholds of the algorithm choice, tiling and workspaces (bytes, counts).
+
+    Attributes
+    ----------
+    workspace_bytes
+        Upper bound of the workspace (column tile + gathered rows) of one call, whatever the
+        batch size.
+    tile_bytes
+        Target size of one column tile: small enough to stay in cache between im2col and GEMM.
+    target_columns
+        Whole samples share a tile until it has about this many columns (GEMM's N); a sample
+        with at least this many output positions gets tiles of its own.
+    min_columns
+        A tile has at least this many columns when ``workspace_bytes`` allows (GEMMs with a
+        small N run far below peak, and each GEMM call packs the whole weight again), even if
+        that makes it larger than ``tile_bytes``.
+    max_phases
+        Stride-phase algorithms enumerate every phase (prod(stride) of them) in Python;
+        beyond this many they are not used (col2im has no such cost).
+    subpixel_max_overhead, subpixel_min_channels, subpixel_min_kernel
+        Sub-pixel is chosen when its intermediate (all phases on a common grid) has at most
+        ``subpixel_max_overhead`` times the output's positions, the groups have at least
+        ``subpixel_min_channels`` output channels and the kernel at least
+        ``subpixel_min_kernel`` taps (it ties or loses on small kernels).
+    subpixel_block_bytes, subpixel_min_rows
+        The intermediate is computed a block of output channels (and samples) at a time,
+        about ``subpixel_block_bytes``, so that the depth-to-space step reads it from cache;
+        a block has at least ``subpixel_min_rows`` GEMM rows (channels x phases) while the
+        workspace allows.
+    winograd_output_tile
+        Output tile m of Winograd F(m x m, r x r) (see :mod:`fastdeconv._winograd`).
+    winograd_chunk
+        Tiles per pass of the Winograd kernel (the GEMMs' N), when the workspace allows;
+        with fewer than that many per pass (and more tiles in all) Winograd is not used.
+    winograd_min_channels, winograd_min_tiles, winograd_min_work, winograd_max_tile_overhead
+        Rule of the forward pass: Winograd when the groups have at least
+        ``winograd_min_channels`` input and output channels, there are at least
+        ``winograd_min_tiles`` tiles, (output positions / m^2) x channels reaches
+        ``winograd_min_work``, and the tiles computed (tiles past the edges of the output
+        and of every dilation phase are computed in full) are at most
+        ``winograd_max_tile_overhead`` times the useful ones. The channels and work are
+        per itemsize: ``((itemsize, value), ...)`` pairs (hashable), read with
+        :meth:`per_itemsize`.
+    winograd_wgrad_min_channels, winograd_wgrad_min_tiles
+        Rule of the weight gradient (tiles are the GEMMs' reduction; same tile overhead).
+    winograd_phase_min_tiles, winograd_phase_min_channels
+        The stride phases of a transposed convolution take Winograd when each phase has this
+        many tiles and the groups this many input and output channels.
+    space_to_depth_bytes
+        The space-to-depth rearrangement of a part of the batch is at most this large (a
+        whole sample larger than this: not used).
+    """
+
+    workspace_bytes: int = 16 * 2**20
+    tile_bytes: int = 2 * 2**20
+    target_columns: int = 2048
+    min_columns: int = 256
+
+    max_phases: int = 2**12
+
+    subpixel_max_overhead: float = 1.15
+    subpixel_min_channels: int = 8
+    subpixel_min_kernel: int = 64
+
+    subpixel_block_bytes: int = 2 * 2**20
+    subpixel_min_rows: int = 512
+
+    winograd_output_tile: int = 4
+    winograd_chunk: int = 64
+
+    winograd_min_channels: tuple = ((4, 8), (8, 16))
+    winograd_min_tiles: int = 16
+    winograd_min_work: tuple = ((4, 512), (8, 2048))
+    winograd_max_tile_overhead: float = 1.5
+
+    winograd_wgrad_min_channels: int = 8
+    winograd_wgrad_min_tiles: int = 32
+    winograd_phase_min_tiles: int = 64
+    winograd_phase_min_channels: int = 32
+
+    space_to_depth_bytes: int = 16 * 2**20
+
+    def per_itemsize(self, pairs, itemsize):
+        """The value of ``pairs`` (a per-itemsize field) for ``itemsize``; float64's for others."""
+        table = dict(pairs)
+        return table.get(itemsize, table[8])
+
+
+#: The thresholds the library runs with.
+DEFAULT_BUDGET = Budget()
+_lock = threading.Lock()
+_current = DEFAULT_BUDGET
+
+
+def current_budget():
+    """The :class:`Budget` the dispatcher uses now."""
+    return _current
+
+
+@contextmanager
+def budget(**changes):
+    """Run the body with the current budget's fields replaced by ``changes`` (process-wide).
+
+    Examples
+    --------
+    >>> from fastdeconv._algorithms import budget, current_budget
+    >>> with budget(tile_bytes=256, min_columns=1):
+    ...     current_budget().tile_bytes
+    256
+    >>> current_budget().tile_bytes
+    2097152
+    """
+    global _current
+    with _lock:
+        previous = _current
+        _current = replace(previous, **changes)
+    try:
+        yield _current
+    finally:
+        with _lock:
+            _current = previous

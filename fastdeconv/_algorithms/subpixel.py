@@ -1,0 +1,159 @@
+"""Sub-pixel (backward_input): when every kernel size is a multiple of its stride (dilation
+1) all stride phases share one column matrix, so the transposed convolution is one forward
+convolution with ``prod(stride) * C_out`` channels onto a common grid followed by a pure
+permutation (depth-to-space, Shi et al. 2016): no scatter-add.
+
+The intermediate is computed per group and per block of ``channels_per_block`` output
+channels of ``samples_per_chunk`` samples (about ``budget.subpixel_block_bytes``), so that
+the depth-to-space step reads it from cache; each block's forward convolution goes through
+the chooser like any other (:func:`_chooser.run_pass`).
+"""
+
+import functools
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .._ext import _conv_kernels
+from .._geometry import intp_arrays
+from .._problem import ConvProblem
+from .._threads import kernel_threads
+from .._validation import allocate
+from . import _chooser
+from ._common import Plan, allocate_output
+
+NAME = "subpixel"
+PASSES = dict.fromkeys(("backward_input",), NAME)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubpixelPlan(Plan):
+    """The forward convolution of one block (``block_problem``), the block sizes, the
+    intermediate's overhead over the output positions and the phase tables of the
+    depth-to-space step (``tables``: common grid, output size, stride, start, count, first)."""
+
+    block_problem: ConvProblem
+    samples_per_chunk: int
+    channels_per_block: int
+    overhead: float
+    tables: tuple
+
+
+def plan(pass_name, problem, budget, itemsize):
+    """The sub-pixel plan, or None when it does not apply or its intermediate for one
+    channel of one sample does not fit the workspace."""
+    g = problem.geometry
+    if g.phase_count > budget.max_phases:
+        return None
+    grid = g.subpixel_grid()
+    if grid is None:
+        return None
+    u_min, common, z_geometry = grid
+    n_phases = g.phase_count
+    per_channel = n_phases * math.prod(common)  # of one sample
+    if per_channel * itemsize > budget.workspace_bytes:
+        return None
+    cout_g = problem.c_in // problem.groups
+    in_block = max(1, budget.subpixel_block_bytes // (itemsize * per_channel))
+    # channels first: they are the GEMM's rows (channels x phases), at least
+    # subpixel_min_rows of them while the workspace allows
+    wanted = max(in_block, -(-budget.subpixel_min_rows // n_phases))
+    block = max(1, min(cout_g, wanted, budget.workspace_bytes // (itemsize * per_channel)))
+    chunk = max(1, min(problem.batch, in_block // block))
+    z_problem = ConvProblem(z_geometry, chunk, problem.c_out // problem.groups,
+                            block * n_phases, 1)
+    inner = _chooser.plan("forward", z_problem, itemsize, budget)
+    return SubpixelPlan(
+        NAME, chunk, inner.tile, inner.col_elements,
+        inner.io_elements + chunk * block * per_channel, pass_name=pass_name, problem=problem,
+        block_problem=z_problem, samples_per_chunk=chunk, channels_per_block=block,
+        overhead=n_phases * math.prod(common) / g.input_numel,
+        tables=(*intp_arrays(common, g.input_size, g.stride), *_phase_table(g, u_min)))
+
+
+def might_pay(pass_name, problem, budget, itemsize):
+    """Large kernels with enough channels (small kernels tie or lose against col2im)."""
+    return (problem.c_in // problem.groups >= budget.subpixel_min_channels
+            and problem.geometry.kernel_numel >= budget.subpixel_min_kernel)
+
+
+def pays(the_plan, budget, itemsize):
+    return the_plan.overhead <= budget.subpixel_max_overhead
+
+
+def _phase_table(g, u_min):
+    """(start in the common grid, count, first output position) per phase and dimension,
+    phases row-major over the per-dimension residues."""
+    columns = []
+    for dim, (s, before, lo) in enumerate(zip(g.stride, g.pad_before, u_min)):
+        q_lo, q_hi = g.phase_range(dim)
+        columns.append((q_lo - lo, np.maximum(0, q_hi - q_lo), q_lo * s + np.arange(s) - before))
+    grids = [np.meshgrid(*[col[i] for col in columns], indexing="ij") for i in range(3)]
+    return [np.ascontiguousarray(np.stack([grid.reshape(-1) for grid in grid_set], axis=1),
+                                 dtype=np.intp) for grid_set in grids]
+
+
+def _subpixel_weight(weight, stride, groups):
+    """Forward-convolution weight of the sub-pixel decomposition (kernel = multiple of stride).
+
+    ``weight`` is the transposed convolution's ``(C_in, C_out / groups, *k)``; the result is
+    ``(groups * C_out / groups * prod(stride), C_in / groups, *(k / stride))`` with output
+    channels ordered (group, channel, phase), so that the phases of one output channel are
+    adjacent planes of the intermediate (read in order by the depth-to-space step), and each
+    sub-kernel flipped: tap ``t = rho + m * stride`` of phase ``rho`` sits at sub-kernel
+    position ``k / stride - 1 - m``.
+    """
+    c_in, cout_g = weight.shape[:2]
+    kernel = weight.shape[2:]
+    sub = tuple(k // s for k, s in zip(kernel, stride))
+    cin_g = c_in // groups
+    out = allocate((groups * cout_g * math.prod(stride), cin_g) + sub, weight.dtype, "weight")
+    _conv_kernels.scatter_kernel_taps(
+        np.ascontiguousarray(weight).reshape(-1), out.reshape(-1), groups, cin_g, cout_g,
+        _tap_offsets(kernel, tuple(stride), cin_g), math.prod(sub), kernel_threads())
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _tap_offsets(kernel, stride, cin_g):
+    """Where each kernel tap goes in a row of :func:`_subpixel_weight` (input channel 0).
+
+    Tap ``t`` (row-major over ``kernel``), ``t_d = rho_d + m_d * stride_d``, belongs to phase
+    ``rho`` (row-major over ``stride``) at flipped sub-kernel position ``k_d / stride_d - 1 -
+    m_d``: offset ``(phase * cin_g) * prod(sub) + position`` (row-major over ``sub``).
+    """
+    sub = tuple(k // s for k, s in zip(kernel, stride))
+    taps = np.indices(kernel).reshape(len(kernel), -1)
+    rho = np.stack([t % s for t, s in zip(taps, stride)])
+    flipped = np.stack([m - 1 - t // s for t, s, m in zip(taps, stride, sub)])
+    phase = np.ravel_multi_index(tuple(rho), stride)
+    position = np.ravel_multi_index(tuple(flipped), sub)
+    offsets = (phase * cin_g * math.prod(sub) + position).astype(np.intp)
+    offsets.flags.writeable = False
+    return offsets
+
+
+def run(the_plan, x, weight):
+    problem = the_plan.problem
+    y = allocate_output(the_plan.pass_name, problem, x.dtype)
+    g = problem.geometry
+    z_weight = _subpixel_weight(weight, g.stride, problem.groups)
+    chunk, block = the_plan.samples_per_chunk, the_plan.channels_per_block
+    n_phases = g.phase_count
+    cin_g, cout_g = problem.c_out // problem.groups, problem.c_in // problem.groups
+    for n0 in range(0, problem.batch, chunk):
+        n1 = min(n0 + chunk, problem.batch)
+        for group in range(problem.groups):
+            part = x[n0:n1] if problem.groups == 1 else np.ascontiguousarray(
+                x[n0:n1, group * cin_g:(group + 1) * cin_g])
+            for j0 in range(0, cout_g, block):
+                c0, c1 = group * cout_g + j0, group * cout_g + min(j0 + block, cout_g)
+                z = _chooser.run_pass(
+                    "forward", part, z_weight[c0 * n_phases:c1 * n_phases],
+                    replace(the_plan.block_problem, batch=n1 - n0, c_out=(c1 - c0) * n_phases))
+                _conv_kernels.depth_to_space_phases(
+                    z.reshape(-1), y[n0:n1].reshape(-1), n1 - n0, c1 - c0, problem.c_in, c0,
+                    *the_plan.tables, kernel_threads(),
+                )
+    return y

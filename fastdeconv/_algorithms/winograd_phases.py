@@ -1,0 +1,111 @@
+"""Winograd stride phases (backward_input, registered as ``"winograd"``): when every stride
+phase of a transposed convolution has the same r x r sub-kernel (kernel = r x stride,
+r = 2 or 3, 2-d, dilation 1; e.g. DCGAN's kernel 4, stride 2), each phase is a Winograd
+F(4x4, r x r) convolution written to every stride-th output (2.56x fewer multiplications
+than its taps for r = 2).
+
+Rule: each phase has at least ``budget.winograd_phase_min_tiles`` tiles and the groups at
+least ``budget.winograd_phase_min_channels`` input and output channels (with fewer, the
+transforms outweigh the GEMMs saved), and every phase passes the forward Winograd rule.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import im2col, winograd
+from ._common import Plan, allocate_output, check_blas_dims, workspaces
+from .phases import phase_weights
+
+NAME = "winograd"
+PASSES = dict.fromkeys(("backward_input",), NAME)
+
+
+@dataclass(frozen=True, kw_only=True)
+class WinogradPhasesPlan(Plan):
+    """The largest phase's Winograd workspace, and per phase ``(phase, forward problem,
+    Winograd plan)``; ``fallback`` is the col2im plan of the whole transposed convolution."""
+
+    phase_plans: tuple
+    fallback: Plan
+
+
+def _phase_tiles_bound(problem, budget):
+    """An upper bound of the Winograd tiles of the largest stride phase (batch included):
+    a phase has at most ceil(input / stride) positions per dimension of the transposed
+    convolution's output. Enumerating the phases costs milliseconds when there are many
+    (fcn32s: 1024), so the rule checks this first."""
+    if problem.geometry.phase_sub_kernel is None:
+        return 0
+    g = problem.geometry
+    count = max(problem.batch, 1)
+    for n, s in zip(g.input_size, g.stride):
+        count *= -(-(-(-n // s)) // budget.winograd_output_tile)
+    return count
+
+
+def _phase_plans(problem, budget, itemsize):
+    """(phase, forward problem, Winograd plan) for every phase with outputs, or None when
+    the sub-kernels differ or a phase's plan does not fit."""
+    phases = [p for p in problem.geometry.transpose_phases() if 0 not in p["sub_out"]]
+    kernels = {p["sub_kernel"] for p in phases}
+    if len(kernels) != 1 or next(iter(kernels)) not in ((2, 2), (3, 3)):
+        return None
+    result = []
+    for phase in phases:
+        sub = problem.phase_problem(phase)
+        sub_plan = winograd.sized_plan(sub, budget, itemsize)
+        if sub_plan is None:
+            return None
+        result.append((phase, sub, sub_plan))
+    return tuple(result)
+
+
+def plan(pass_name, problem, budget, itemsize):
+    if (problem.geometry.phase_sub_kernel is None
+            or problem.geometry.phase_count > budget.max_phases):
+        return None
+    phase_plans = _phase_plans(problem, budget, itemsize)
+    if phase_plans is None:
+        return None
+    largest = max((p for _, _, p in phase_plans), key=lambda p: p.workspace_bytes(itemsize))
+    return WinogradPhasesPlan(
+        NAME, largest.samples_per_tile, largest.tile, largest.col_elements,
+        largest.io_elements, largest.output_tile, pass_name=pass_name, problem=problem,
+        phase_plans=phase_plans, fallback=im2col.plan(pass_name, problem, budget, itemsize))
+
+
+def might_pay(pass_name, problem, budget, itemsize):
+    """The arithmetic part of the rule, before any phase is enumerated."""
+    return (_phase_tiles_bound(problem, budget) >= budget.winograd_phase_min_tiles
+            and min(problem.c_in, problem.c_out) // problem.groups
+            >= budget.winograd_phase_min_channels)
+
+
+def pays(the_plan, budget, itemsize):
+    m = budget.winograd_output_tile
+    return all(winograd.rule_for("forward")(sub, budget, itemsize)
+               and sub.batch * winograd.tiles(sub, m) >= budget.winograd_phase_min_tiles
+               for _, sub, _ in the_plan.phase_plans)
+
+
+def run(the_plan, x, weight):
+    """Each phase a Winograd convolution written to its positions; NaN or inf: col2im."""
+    problem = the_plan.problem
+    y = allocate_output(the_plan.pass_name, problem, x.dtype)
+    weights, offsets = phase_weights(weight, [p for p, _, _ in the_plan.phase_plans],
+                                     problem.groups)
+    col, io = workspaces(the_plan, y.dtype)
+    nonfinite = 0
+    for (phase, sub, sub_plan), offset in zip(the_plan.phase_plans, offsets):
+        check_blas_dims(sub, sub_plan)
+        size = int(np.prod(sub.weight_shape))
+        sub_weight = weights[offset:offset + size].reshape(sub.weight_shape)
+        nonfinite += winograd.convolve(x, sub_weight, y, sub, sub_plan, col, io,
+                                       (problem.geometry.input_size, phase["first"],
+                                        problem.geometry.stride))
+    del col, io  # the fallback allocates its own workspace: one at a time
+    if nonfinite:
+        y[...] = 0
+        return im2col.run(the_plan.fallback, x, weight, y)
+    return y
