@@ -63,7 +63,7 @@ import numpy as np
 
 from . import _blas_threads
 from . import _winograd
-from ._ext import _conv_kernels, _winograd_kernels
+from ._ext import _im2col_kernels, _phase_kernels, _runtime, _winograd_kernels
 from ._geometry import ConvGeometry
 from ._problem import ConvProblem
 from ._threads import num_threads
@@ -318,9 +318,9 @@ def _check_blas_dims(problem, the_plan):
 
 
 def _check_kernel_dims(problem):
-    if problem.geometry.ndim > _conv_kernels.MAX_SPATIAL_DIMS:
+    if problem.geometry.ndim > _runtime.MAX_SPATIAL_DIMS:
         raise ValueError(
-            f"the kernels support at most {_conv_kernels.MAX_SPATIAL_DIMS} spatial dimensions, "
+            f"the kernels support at most {_runtime.MAX_SPATIAL_DIMS} spatial dimensions, "
             f"got a weight of shape {problem.weight_shape}"
         )
 
@@ -363,7 +363,7 @@ def forward(x, weight, problem):
         return _run_winograd(x, weight, y, problem, the_plan)
     if the_plan.algorithm == "space_to_depth":
         return _run_space_to_depth(x, weight, y, problem, the_plan)
-    return _run_generic(_conv_kernels.conv_forward, x, weight, y, problem, the_plan)
+    return _run_generic(_im2col_kernels.conv_forward, x, weight, y, problem, the_plan)
 
 
 def backward_input(grad_y, weight, problem):
@@ -382,7 +382,7 @@ def backward_input(grad_y, weight, problem):
     if the_plan.algorithm == "winograd":
         return _run_winograd_phases(grad_y, weight, grad_x, problem, the_plan)
     if the_plan.algorithm == "col2im":
-        return _run_generic(_conv_kernels.conv_backward_input, grad_y, weight, grad_x, problem,
+        return _run_generic(_im2col_kernels.conv_backward_input, grad_y, weight, grad_x, problem,
                             the_plan)
     if the_plan.algorithm == "subpixel":
         return _run_subpixel(grad_y, weight, grad_x, problem)
@@ -486,7 +486,7 @@ def subpixel_weight(weight, stride, groups):
     sub = tuple(k // s for k, s in zip(kernel, stride))
     cin_g = c_in // groups
     out = allocate((groups * cout_g * math.prod(stride), cin_g) + sub, weight.dtype, "weight")
-    _conv_kernels.scatter_kernel_taps(
+    _phase_kernels.scatter_kernel_taps(
         np.ascontiguousarray(weight).reshape(-1), out.reshape(-1), groups, cin_g, cout_g,
         _subpixel_tap_offsets(kernel, tuple(stride), cin_g), math.prod(sub), num_threads())
     return out
@@ -546,7 +546,7 @@ def _run_subpixel(x, weight, y, problem):
                 z = forward(part, z_weight[c0 * n_phases:c1 * n_phases],
                             replace(layout["problem"], batch=n1 - n0,
                                     c_out=(c1 - c0) * n_phases))
-                _conv_kernels.depth_to_space_phases(
+                _phase_kernels.depth_to_space_phases(
                     z.reshape(-1), y[n0:n1].reshape(-1), n1 - n0, c1 - c0, problem.c_in, c0,
                     *tables, num_threads(),
                 )
@@ -603,7 +603,7 @@ def backward_weight(x, grad_y, problem):
         return _run_winograd_weight(x, grad_y, grad_w, problem, the_plan)
     if the_plan.algorithm == "space_to_depth":
         return _run_space_to_depth_weight(x, grad_y, grad_w, problem, the_plan)
-    return _run_generic(_conv_kernels.conv_backward_weight, x, grad_y, grad_w, problem, the_plan)
+    return _run_generic(_im2col_kernels.conv_backward_weight, x, grad_y, grad_w, problem, the_plan)
 
 
 def phase_weights(weight, phases, groups):
@@ -636,7 +636,7 @@ def _run_phases(x, weight, y, problem, the_plan):
         # threads x buffer stays within the workspace bound (planes are independent, so the
         # thread count does not change the result)
         per_thread = max(1, the_plan.col_elements * y.dtype.itemsize)
-        _conv_kernels.conv_transpose_depthwise(
+        _phase_kernels.conv_transpose_depthwise(
             x.reshape(-1), weights, y.reshape(-1), problem.batch, problem.c_out,
             problem.c_in // problem.groups,
             np.array(g.output_size, dtype=np.intp), np.array(g.input_size, dtype=np.intp),
@@ -649,7 +649,7 @@ def _run_phases(x, weight, y, problem, the_plan):
     col, io = _workspaces(the_plan, y.dtype)
     threads, gemm_threads = _threads()
     with _blas_threads.single_threaded_blas():
-        _conv_kernels.conv_transpose_phases(
+        _phase_kernels.conv_transpose_phases(
             x.reshape(-1), weights, y.reshape(-1),
             problem.batch, problem.c_out, problem.c_in, problem.groups,
             np.array(g.output_size, dtype=np.intp), np.array(g.input_size, dtype=np.intp),
@@ -856,7 +856,7 @@ def _run_winograd(x, weight, y, problem, the_plan):
     if nonfinite:
         # NaN or inf: recompute directly, so that they reach exactly the outputs whose sums
         # contain them (the transforms would spread them over whole tiles)
-        return _run_generic(_conv_kernels.conv_forward, x, weight, y, problem,
+        return _run_generic(_im2col_kernels.conv_forward, x, weight, y, problem,
                             _im2col_plan("forward", problem, y.dtype.itemsize))
     return y
 
@@ -900,7 +900,7 @@ def _run_winograd_weight(x, grad_y, grad_w, problem, the_plan):
     del col, io, du, v  # the fallback allocates its own workspace: one at a time
     if nonfinite:  # recompute directly (see _run_winograd)
         grad_w[...] = 0
-        return _run_generic(_conv_kernels.conv_backward_weight, x, grad_y, grad_w, problem,
+        return _run_generic(_im2col_kernels.conv_backward_weight, x, grad_y, grad_w, problem,
                             _im2col_plan("backward_weight", problem, grad_w.dtype.itemsize))
     return grad_w
 
@@ -1006,7 +1006,7 @@ def _run_winograd_phases(x, weight, y, problem, the_plan):
     del col, io  # the fallback allocates its own workspace: one at a time
     if nonfinite:  # recompute directly (see _run_winograd)
         y[...] = 0
-        return _run_generic(_conv_kernels.conv_backward_input, x, weight, y, problem,
+        return _run_generic(_im2col_kernels.conv_backward_input, x, weight, y, problem,
                             _im2col_plan("backward_input", problem, y.dtype.itemsize))
     return y
 
@@ -1095,7 +1095,7 @@ def _space_to_depth_parts(x, problem, s2d, the_plan, buffer):
     for n0 in range(0, problem.batch, the_plan.samples_per_tile):
         n = min(the_plan.samples_per_tile, problem.batch - n0)
         part = buffer[:n * per_sample]
-        _conv_kernels.space_to_depth_2d(
+        _phase_kernels.space_to_depth_2d(
             x[n0:n0 + n].reshape(-1), part, n * problem.c_in, *g.input_size, sy, sx,
             *g.pad_before, *size, num_threads())
         yield n0, n, part.reshape((n, s2d.c_in) + size)
@@ -1132,7 +1132,7 @@ def _run_space_to_depth(x, weight, y, problem, the_plan):
                                                 inner, v, m_ws)
     del col, u, v, m_ws, buffer, part  # the fallback allocates its own workspace
     if nonfinite:  # recompute directly (see _run_winograd)
-        return _run_generic(_conv_kernels.conv_forward, x, weight, y, problem,
+        return _run_generic(_im2col_kernels.conv_forward, x, weight, y, problem,
                             _im2col_plan("forward", problem, y.dtype.itemsize))
     return y
 
@@ -1157,6 +1157,6 @@ def _run_space_to_depth_weight(x, grad_y, grad_w, problem, the_plan):
     del grad_s2d
     if nonfinite:  # recompute directly (see _run_winograd)
         grad_w[...] = 0
-        return _run_generic(_conv_kernels.conv_backward_weight, x, grad_y, grad_w, problem,
+        return _run_generic(_im2col_kernels.conv_backward_weight, x, grad_y, grad_w, problem,
                             _im2col_plan("backward_weight", problem, grad_w.dtype.itemsize))
     return grad_w
