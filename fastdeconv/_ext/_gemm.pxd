@@ -27,13 +27,25 @@ cdef struct GemmPieces:
 
 cdef GemmPieces* gemm_pieces() noexcept nogil
 
-cdef void gather_rows(const floating* src, Py_ssize_t src_stride, Py_ssize_t src_ld,
-                      Py_ssize_t nb, Py_ssize_t rows, Py_ssize_t width,
-                      floating* dst, Py_ssize_t ldst, int num_threads) noexcept nogil
+cdef void copy_rows(const floating* src, Py_ssize_t src_stride, Py_ssize_t src_ld,
+                    floating* dst, Py_ssize_t dst_stride, Py_ssize_t dst_ld, Py_ssize_t nb,
+                    Py_ssize_t rows, Py_ssize_t width, int num_threads) noexcept nogil
 
-cdef void scatter_rows(const floating* src, Py_ssize_t lsrc, Py_ssize_t nb, Py_ssize_t rows,
-                       Py_ssize_t width, floating* dst, Py_ssize_t dst_stride, Py_ssize_t dst_ld,
-                       int num_threads) noexcept nogil
+
+cdef inline void gather_rows(const floating* src, Py_ssize_t src_stride, Py_ssize_t src_ld,
+                             Py_ssize_t nb, Py_ssize_t rows, Py_ssize_t width,
+                             floating* dst, Py_ssize_t ldst, int num_threads) noexcept nogil:
+    """dst[r, b*width:(b+1)*width] = src[b*src_stride + r*src_ld : ... + width] (sample blocks)."""
+    copy_rows(src, src_stride, src_ld, dst, width, ldst, nb, rows, width, num_threads)
+
+
+cdef inline void scatter_rows(const floating* src, Py_ssize_t lsrc, Py_ssize_t nb,
+                              Py_ssize_t rows, Py_ssize_t width, floating* dst,
+                              Py_ssize_t dst_stride, Py_ssize_t dst_ld,
+                              int num_threads) noexcept nogil:
+    """Inverse of :func:`gather_rows`: dst[b*dst_stride + r*dst_ld + j] = src[r, b*width + j]."""
+    copy_rows(src, width, lsrc, dst, dst_stride, dst_ld, nb, rows, width, num_threads)
+
 
 cdef void parallel_gemm(bint trans_a, bint trans_b, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                         floating alpha, const floating* a, Py_ssize_t lda,

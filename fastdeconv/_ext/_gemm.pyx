@@ -27,31 +27,18 @@ cdef GemmPieces* gemm_pieces() noexcept nogil:
     return &PIECES
 
 
-cdef void gather_rows(const floating* src, Py_ssize_t src_stride, Py_ssize_t src_ld,
-                      Py_ssize_t nb, Py_ssize_t rows, Py_ssize_t width,
-                      floating* dst, Py_ssize_t ldst, int num_threads) noexcept nogil:
-    """dst[r, b*width:(b+1)*width] = src[b*src_stride + r*src_ld : ... + width] (sample blocks)."""
+cdef void copy_rows(const floating* src, Py_ssize_t src_stride, Py_ssize_t src_ld,
+                    floating* dst, Py_ssize_t dst_stride, Py_ssize_t dst_ld, Py_ssize_t nb,
+                    Py_ssize_t rows, Py_ssize_t width, int num_threads) noexcept nogil:
+    """dst[b*dst_stride + r*dst_ld + j] = src[b*src_stride + r*src_ld + j] for the samples
+    b < nb, rows r < rows and j < width; parallel over (sample, row)."""
     cdef Py_ssize_t item, b, r
     if nb * rows * width < PARALLEL_MIN_ELEMENTS:
         num_threads = 1
     for item in prange(nb * rows, num_threads=num_threads, schedule="static"):
         b = item / rows
         r = item % rows
-        memcpy(dst + r * ldst + b * width, src + b * src_stride + r * src_ld,
-               width * sizeof(floating))
-
-
-cdef void scatter_rows(const floating* src, Py_ssize_t lsrc, Py_ssize_t nb, Py_ssize_t rows,
-                       Py_ssize_t width, floating* dst, Py_ssize_t dst_stride, Py_ssize_t dst_ld,
-                       int num_threads) noexcept nogil:
-    """Inverse of :func:`gather_rows`: dst[b*dst_stride + r*dst_ld + j] = src[r, b*width + j]."""
-    cdef Py_ssize_t item, b, r
-    if nb * rows * width < PARALLEL_MIN_ELEMENTS:
-        num_threads = 1
-    for item in prange(nb * rows, num_threads=num_threads, schedule="static"):
-        b = item / rows
-        r = item % rows
-        memcpy(dst + b * dst_stride + r * dst_ld, src + r * lsrc + b * width,
+        memcpy(dst + b * dst_stride + r * dst_ld, src + b * src_stride + r * src_ld,
                width * sizeof(floating))
 
 

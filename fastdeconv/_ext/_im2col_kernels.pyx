@@ -42,6 +42,7 @@ from ._simd cimport add, add_pair, split_pair
 cdef Geometry make_geometry(const Py_ssize_t[::1] in_size, const Py_ssize_t[::1] out_size,
                             const Py_ssize_t[::1] kernel, const Py_ssize_t[::1] stride,
                             const Py_ssize_t[::1] dilation, const Py_ssize_t[::1] pad):
+    """The geometry of the kernel arguments (``fastdeconv._geometry``'s as_kernel_args)."""
     cdef Geometry g
     cdef int d
     g.ndim = <int> in_size.shape[0]
@@ -396,23 +397,27 @@ def conv_backward_weight(x, grad_y, grad_weight, *pass_arguments):
 
 
 # ------------------------------------------------------------- primitives, for tests/benchmarks
-def im2col(const floating[::1] x, floating[::1] col, Py_ssize_t channels,
-           const Py_ssize_t[::1] in_size, const Py_ssize_t[::1] out_size,
-           const Py_ssize_t[::1] kernel, const Py_ssize_t[::1] stride,
-           const Py_ssize_t[::1] dilation, const Py_ssize_t[::1] pad,
-           Py_ssize_t l0, Py_ssize_t l1, int num_threads):
-    """col[channels*K, l1-l0] = im2col(x[channels, *in_size]) for positions [l0, l1)."""
+def run_columns(bint adjoint, const floating[::1] src, floating[::1] dst, Py_ssize_t channels,
+                const Py_ssize_t[::1] in_size, const Py_ssize_t[::1] out_size,
+                const Py_ssize_t[::1] kernel, const Py_ssize_t[::1] stride,
+                const Py_ssize_t[::1] dilation, const Py_ssize_t[::1] pad,
+                Py_ssize_t l0, Py_ssize_t l1, int num_threads):
+    """im2col of one sample's ``src`` into the columns ``dst``, or (``adjoint``) col2im of the
+    columns ``src`` added into ``dst``; output positions [l0, l1)."""
     cdef Geometry g = make_geometry(in_size, out_size, kernel, stride, dilation, pad)
     with nogil:
-        im2col_batch(&x[0], 0, 1, &col[0], l1 - l0, channels, &g, l0, l1, num_threads)
+        if adjoint:
+            col2im_batch(&src[0], l1 - l0, &dst[0], 0, 1, channels, &g, l0, l1, num_threads)
+        else:
+            im2col_batch(&src[0], 0, 1, &dst[0], l1 - l0, channels, &g, l0, l1, num_threads)
 
 
-def col2im(const floating[::1] col, floating[::1] x, Py_ssize_t channels,
-           const Py_ssize_t[::1] in_size, const Py_ssize_t[::1] out_size,
-           const Py_ssize_t[::1] kernel, const Py_ssize_t[::1] stride,
-           const Py_ssize_t[::1] dilation, const Py_ssize_t[::1] pad,
-           Py_ssize_t l0, Py_ssize_t l1, int num_threads):
+def im2col(x, col, *geometry):
+    """col[channels*K, l1-l0] = im2col(x[channels, *in_size]) for positions [l0, l1); the
+    other arguments (channels, geometry, l0, l1, num_threads) as :func:`run_columns`'s."""
+    run_columns(False, x, col, *geometry)
+
+
+def col2im(col, x, *geometry):
     """x[channels, *in_size] += col2im(col[channels*K, l1-l0]) for positions [l0, l1)."""
-    cdef Geometry g = make_geometry(in_size, out_size, kernel, stride, dilation, pad)
-    with nogil:
-        col2im_batch(&col[0], l1 - l0, &x[0], 0, 1, channels, &g, l0, l1, num_threads)
+    run_columns(True, col, x, *geometry)

@@ -81,6 +81,13 @@ cdef Window make_window(const Py_ssize_t[::1] geometry):
     return w
 
 
+cdef inline int plane_threads(Py_ssize_t planes, int num_threads) noexcept nogil:
+    """Threads for ``planes`` planes: no more than there are planes, at least one."""
+    if planes < num_threads:
+        return <int> planes if planes > 0 else 1
+    return num_threads
+
+
 cdef void pool_plane(const floating* x, floating* y, int64_t* ind, const Window* w,
                      const Py_ssize_t* starts, const Py_ssize_t* stops) noexcept nogil:
     """Max pooling of one plane; ``starts``/``stops`` hold every window's first in-range tap
@@ -138,8 +145,7 @@ def max_pool_forward(const floating[::1] x, floating[::1] y, int64_t[::1] indice
     cdef Py_ssize_t in_numel = w.in_size[0] * w.in_size[1] * w.in_size[2]
     cdef Py_ssize_t out_numel = w.out_size[0] * w.out_size[1] * w.out_size[2]
     cdef Py_ssize_t plane
-    if planes < num_threads:
-        num_threads = <int> planes if planes > 0 else 1
+    num_threads = plane_threads(planes, num_threads)
     with nogil:
         for plane in prange(planes, num_threads=num_threads, schedule="static"):
             pool_plane(&x[0] + plane * in_numel, &y[0] + plane * out_numel,
@@ -164,8 +170,7 @@ def max_pool_backward(const floating[::1] grad_y, const int64_t[::1] indices,
     cdef const floating* g
     cdef const int64_t* ip
     cdef floating* gx
-    if planes < num_threads:
-        num_threads = <int> planes if planes > 0 else 1
+    num_threads = plane_threads(planes, num_threads)
     with nogil:
         for plane in prange(planes, num_threads=num_threads, schedule="static"):
             g = &grad_y[0] + plane * out_numel
@@ -188,8 +193,7 @@ def max_unpool_forward(const floating[::1] x, const int64_t[::1] indices, floati
     cdef const floating* xp
     cdef const int64_t* ip
     cdef floating* yp
-    if planes < num_threads:
-        num_threads = <int> planes if planes > 0 else 1
+    num_threads = plane_threads(planes, num_threads)
     with nogil:
         for plane in prange(planes, num_threads=num_threads, schedule="static"):
             xp = &x[0] + plane * in_numel
@@ -222,8 +226,7 @@ def max_unpool_backward(const floating[::1] grad_y, const int64_t[::1] indices,
     cdef floating* gx
     cdef unsigned char* seen
     cdef unsigned char dup
-    if planes < num_threads:
-        num_threads = <int> planes if planes > 0 else 1
+    num_threads = plane_threads(planes, num_threads)
     with nogil:
         for plane in prange(planes, num_threads=num_threads, schedule="static"):
             tid = threadid()

@@ -233,18 +233,22 @@ cdef void scatter_tiles(const floating* o, floating* y, Py_ssize_t c_out, Py_ssi
         t = t_seg
 
 
-cdef void input_transform(const floating* x, Py_ssize_t c_in, Py_ssize_t c, const Tiling* s,
-                          const floating* bt, Py_ssize_t t0, Py_ssize_t t1, floating* v,
-                          Py_ssize_t ldv) noexcept nogil:
-    """v[e * c_in * ldv + c * ldv + t - t0] = (B^T d B)[e] for the tiles t in [t0, t1)."""
+cdef void transform_tiles(const floating* x, Py_ssize_t channels, Py_ssize_t c,
+                          const Tiling* s, Py_ssize_t q, const floating* mat, Py_ssize_t t0,
+                          Py_ssize_t t1, floating* v, Py_ssize_t ldv) noexcept nogil:
+    """v[e * channels * ldv + c * ldv + t - t0] = (T d T^T)[e] for the tiles t in [t0, t1) of
+    channel c, ``d`` the tile (``p x p``, ``p = s.alpha``, zeros outside ``x``) and ``T`` =
+    ``mat`` (``q x p``): the input transform (``T = B^T``) and the adjoint of the output
+    transform (``T = A``, on the output grid's tiles)."""
     cdef floating d[MAX_ALPHA * MAX_ALPHA * ROW]
     cdef floating h[MAX_ALPHA * MAX_ALPHA * ROW]
-    cdef Py_ssize_t a = s.alpha, nt = t1 - t0, i, j
-    gather_tiles(x, c_in, c, s, t0, t1, d)
-    for i in range(a):   # rows of the tile: h[i][j'] = sum_j B^T[j', j] d[i][j]
-        small_mm(a, a, nt, bt, d + i * a * ROW, ROW, h + i * a * ROW, ROW)
-    for j in range(a):   # columns: v[i'][j'] = sum_i B^T[i', i] h[i][j']
-        small_mm(a, a, nt, bt, h + j * ROW, a * ROW, v + (j * c_in + c) * ldv, a * c_in * ldv)
+    cdef Py_ssize_t p = s.alpha, nt = t1 - t0, i, j
+    gather_tiles(x, channels, c, s, t0, t1, d)
+    for i in range(p):   # rows of the tile: h[i][j'] = sum_j T[j', j] d[i][j]
+        small_mm(q, p, nt, mat, d + i * p * ROW, ROW, h + i * q * ROW, ROW)
+    for j in range(q):   # columns: v[i'][j'] = sum_i T[i', i] h[i][j']
+        small_mm(q, p, nt, mat, h + j * ROW, q * ROW, v + (j * channels + c) * ldv,
+                 q * channels * ldv)
 
 
 cdef void set_tiling(Tiling* s, Py_ssize_t m, Py_ssize_t alpha, const Py_ssize_t* dilation,
@@ -275,7 +279,7 @@ cdef void input_transform_chunk(const floating* x, Py_ssize_t c_in, const Tiling
     for item in prange(c_in * blocks, num_threads=threads, schedule="static"):
         c = item / blocks
         b = item % blocks
-        input_transform(x, c_in, c, s, bt, t0 + b * SB,
+        transform_tiles(x, c_in, c, s, s.alpha, bt, t0 + b * SB,
                         t0 + b * SB + SB if b * SB + SB < nt else t1, v + b * SB, chunk)
 
 
@@ -438,27 +442,6 @@ def winograd_weight(const floating[::1] weight, floating[::1] u, Py_ssize_t c_ou
 
 
 # ------------------------------------------------------------------- weight gradient
-cdef void grad_output_transform(const floating* gy, Py_ssize_t c_out, Py_ssize_t k,
-                                const Tiling* so, Py_ssize_t alpha, const floating* a_mat,
-                                Py_ssize_t t0, Py_ssize_t t1, floating* w,
-                                Py_ssize_t ldw) noexcept nogil:
-    """w[e * c_out * ldw + k * ldw + t - t0] = (A gy A^T)[e] for the tiles t in [t0, t1) of
-    output channel k: the adjoint of the output transform (``a_mat`` is A, alpha x m).
-
-    ``so`` is the tiling of the output grid itself (``alpha = m``, no padding): the m x m
-    output tiles are gathered like input tiles, with zeros past the output's edges.
-    """
-    cdef floating d[MAX_ALPHA * MAX_ALPHA * ROW]
-    cdef floating h[MAX_ALPHA * MAX_ALPHA * ROW]
-    cdef Py_ssize_t m = so.m, nt = t1 - t0, i, j
-    gather_tiles(gy, c_out, k, so, t0, t1, d)
-    for i in range(m):       # rows of the tile: h[i][j'] = sum_j A[j', j] gy[i][j]
-        small_mm(alpha, m, nt, a_mat, d + i * m * ROW, ROW, h + i * alpha * ROW, ROW)
-    for j in range(alpha):   # columns: w[i'][j'] = sum_i A[i', i] h[i][j']
-        small_mm(alpha, m, nt, a_mat, h + j * ROW, alpha * ROW, w + (j * c_out + k) * ldw,
-                 alpha * c_out * ldw)
-
-
 def conv_backward_weight_winograd(const floating[::1] x, const floating[::1] gy,
                                   floating[::1] du, Py_ssize_t batch, Py_ssize_t c_in,
                                   Py_ssize_t c_out, Py_ssize_t groups,
@@ -500,8 +483,9 @@ def conv_backward_weight_winograd(const floating[::1] x, const floating[::1] gy,
             for item in prange(c_out * ck.blocks, num_threads=ck.threads_out, schedule="static"):
                 c = item / ck.blocks
                 b = item % ck.blocks
-                grad_output_transform(&gy[0], c_out, c, &so, s.alpha, &a_mat[0, 0],
-                                      ck.t0 + b * SB, block_end(&ck, b), w + b * SB, chunk)
+                # the adjoint of the output transform: A gy A^T of the output's m x m tiles
+                transform_tiles(&gy[0], c_out, c, &so, s.alpha, &a_mat[0, 0], ck.t0 + b * SB,
+                                block_end(&ck, b), w + b * SB, chunk)
             for item in prange(a2 * groups, num_threads=ck.threads_gemm, schedule="static"):
                 e = item / groups
                 grp = item % groups
