@@ -131,7 +131,8 @@ def extensions():
         extra_compile_args=cflags + omp_cflags,
         extra_link_args=omp_ldflags,
     )
-    names = ["_conv_kernels", "_resize_kernels", "_pool_kernels", "_winograd_kernels"]
+    names = ["_runtime", "_gemm", "_im2col_kernels", "_phase_kernels", "_winograd_kernels",
+             "_resize_kernels", "_pool_kernels"]
     exts = [Extension(f"fastdeconv._ext.{name}", [f"fastdeconv/_ext/{name}.pyx"], **common)
             for name in names]
     # The kernels' directives live here (not in the .pyx headers) so that the debug switch can

@@ -4,7 +4,7 @@ Why: a multithreaded OpenBLAS GEMM partitions its matrices by thread count, and 
 land in edge tiles take a different kernel and summation order, so ``A @ B`` changes in the last
 bits between 1 and 2 BLAS threads. fastdeconv promises the same bits whatever the thread count,
 so it parallelises GEMMs itself (fixed pieces, one single-threaded BLAS call each, spread over
-OpenMP threads; ``_conv_kernels.parallel_gemm``) and keeps BLAS single-threaded meanwhile.
+OpenMP threads; ``_gemm.parallel_gemm``) and keeps BLAS single-threaded meanwhile.
 
 How: the thread setter of the OpenBLAS that ``scipy.linalg.cython_blas`` calls is looked up at
 run time with ctypes (fastdeconv links no BLAS). ``openblas_set_num_threads_local`` is process

@@ -46,7 +46,7 @@ def _blas_info():
 def config():
     """Return the configuration report as a nested dict (see :func:`show_config`)."""
     from . import __version__
-    from ._ext import _conv_kernels
+    from ._ext import _runtime
 
     build = _build_info()
     return {
@@ -55,7 +55,7 @@ def config():
                    "platform": platform.platform()},
         "dependencies": {"numpy": np.__version__, "scipy": scipy.__version__},
         "build": build,
-        "openmp": {"compiled": bool(_conv_kernels.HAVE_OPENMP), "max_threads": _conv_kernels.max_threads()},
+        "openmp": {"compiled": bool(_runtime.HAVE_OPENMP), "max_threads": _runtime.max_threads()},
         "blas": _blas_info(),
     }
 

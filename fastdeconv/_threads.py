@@ -9,7 +9,7 @@ page): every parallel loop splits its work by shape, never by thread count.
 import os
 import threading
 
-from ._ext import _conv_kernels
+from ._ext import _runtime
 from ._validation import check_int
 
 __all__ = ["get_num_threads", "kernel_threads", "set_num_threads", "num_threads"]
@@ -30,7 +30,7 @@ def num_threads():
     """Threads for the next kernel call: the override, else OpenMP's current maximum, at most
     :data:`EFFECTIVE_MAX_THREADS`."""
     override = _override
-    wanted = override if override is not None else _conv_kernels.max_threads()
+    wanted = override if override is not None else _runtime.max_threads()
     return min(wanted, EFFECTIVE_MAX_THREADS)
 
 
@@ -49,7 +49,7 @@ def get_num_threads():
     >>> fastdeconv.get_num_threads() >= 1
     True
     """
-    return num_threads() if _conv_kernels.HAVE_OPENMP else 1
+    return num_threads() if _runtime.HAVE_OPENMP else 1
 
 
 def set_num_threads(n):

@@ -386,8 +386,8 @@ def test_depthwise_buffers_are_bounded_by_the_workspace():
 def test_depthwise_threads_times_buffer_stay_within_the_workspace(monkeypatch, rng, assert_close):
     """Fewer threads than asked when their buffers together would exceed WORKSPACE_BYTES."""
     seen = []
-    kernel = depthwise._conv_kernels.conv_transpose_depthwise
-    monkeypatch.setattr(depthwise._conv_kernels, "conv_transpose_depthwise",
+    kernel = depthwise._phase_kernels.conv_transpose_depthwise
+    monkeypatch.setattr(depthwise._phase_kernels, "conv_transpose_depthwise",
                         lambda *args: seen.append(args[-1]) or kernel(*args))
     x, w = rng.standard_normal((2, 4, 40, 40)), rng.standard_normal((4, 1, 4, 4))
     kw = dict(stride=2, padding=1, groups=4)

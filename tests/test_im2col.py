@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from fastdeconv._ext import _conv_kernels
+from fastdeconv._ext import _im2col_kernels
 from fastdeconv._geometry import ConvGeometry
 
 GEOMETRIES = [
@@ -60,7 +60,7 @@ def test_im2col_matches_nested_loops(spec, dtype, rng):
     g = _geometry(spec)
     x = rng.standard_normal((3,) + g.input_size).astype(dtype)
     col = np.full((3 * g.kernel_numel, g.output_numel), np.nan, dtype=dtype)
-    _call(_conv_kernels.im2col, x, col, 3, g, 0, g.output_numel)
+    _call(_im2col_kernels.im2col, x, col, 3, g, 0, g.output_numel)
     np.testing.assert_array_equal(col, im2col_loops(x, g))
 
 
@@ -72,7 +72,7 @@ def test_im2col_tiles_starting_and_ending_mid_row_match_the_full_matrix(spec, rn
     bounds = sorted({0, g.output_numel, *rng.integers(0, g.output_numel + 1, size=3).tolist()})
     for l0, l1 in zip(bounds, bounds[1:]):
         col = np.full((2 * g.kernel_numel, l1 - l0), np.nan)
-        _call(_conv_kernels.im2col, x, col, 2, g, l0, l1)
+        _call(_im2col_kernels.im2col, x, col, 2, g, l0, l1)
         np.testing.assert_array_equal(col, full[:, l0:l1])
 
 
@@ -83,9 +83,9 @@ def test_col2im_is_the_adjoint_of_im2col(spec, dtype, rng):
     x = rng.standard_normal((3,) + g.input_size).astype(dtype)
     col = rng.standard_normal((3 * g.kernel_numel, g.output_numel)).astype(dtype)
     col_x = np.empty_like(col)
-    _call(_conv_kernels.im2col, x, col_x, 3, g, 0, g.output_numel)
+    _call(_im2col_kernels.im2col, x, col_x, 3, g, 0, g.output_numel)
     x_col = np.zeros_like(x)
-    _call(_conv_kernels.col2im, col, x_col, 3, g, 0, g.output_numel)
+    _call(_im2col_kernels.col2im, col, x_col, 3, g, 0, g.output_numel)
     lhs = np.vdot(col_x.astype(np.float64), col)
     rhs = np.vdot(x.astype(np.float64), x_col)
     assert lhs == pytest.approx(rhs, rel=1e-5 if dtype == np.float32 else 1e-12)
@@ -98,8 +98,8 @@ def test_col2im_equals_the_transpose_of_the_loop_matrix(spec, rng):
     x = np.zeros((2,) + g.input_size)
     # accumulate in two tiles to exercise the tile offsets
     half = g.output_numel // 2
-    _call(_conv_kernels.col2im, np.ascontiguousarray(col[:, :half]), x, 2, g, 0, half)
-    _call(_conv_kernels.col2im, np.ascontiguousarray(col[:, half:]), x, 2, g, half, g.output_numel)
+    _call(_im2col_kernels.col2im, np.ascontiguousarray(col[:, :half]), x, 2, g, 0, half)
+    _call(_im2col_kernels.col2im, np.ascontiguousarray(col[:, half:]), x, 2, g, half, g.output_numel)
     expected = np.zeros_like(x)
     taps = list(itertools.product(*map(range, g.kernel_size)))
     outs = list(itertools.product(*map(range, g.output_size)))
@@ -116,7 +116,7 @@ def test_col2im_is_bit_identical_for_one_and_two_threads(rng):
     results = []
     for threads in (1, 2):
         x = np.zeros((8,) + g.input_size)
-        _call(_conv_kernels.col2im, col, x, 8, g, 0, g.output_numel, threads)
+        _call(_im2col_kernels.col2im, col, x, 8, g, 0, g.output_numel, threads)
         results.append(x)
     assert np.array_equal(results[0], results[1])
 
@@ -128,7 +128,7 @@ def test_im2col_writes_exactly_its_tile_even_when_taps_lie_wholly_in_the_padding
     width = g.output_numel
     buffer = np.full(2 * g.kernel_numel * width + 64, 7.0)  # sentinel after the tile
     col = buffer[: 2 * g.kernel_numel * width]
-    _call(_conv_kernels.im2col, x, col, 2, g, 0, width)
+    _call(_im2col_kernels.im2col, x, col, 2, g, 0, width)
     assert np.all(buffer[col.size:] == 7.0), "im2col wrote past the end of its tile"
     np.testing.assert_array_equal(col.reshape(2 * g.kernel_numel, width), im2col_loops(x, g))
 
@@ -150,11 +150,11 @@ def test_col2im_equals_the_scatter_loops_bit_for_bit_in_tiles(spec, dtype, rng):
     col = rng.standard_normal((3 * g.kernel_numel, g.output_numel)).astype(dtype)
     expected = col2im_loops(col, 3, g)
     x = np.zeros((3,) + g.input_size, dtype=dtype)
-    _call(_conv_kernels.col2im, np.ascontiguousarray(col), x, 3, g, 0, g.output_numel)
+    _call(_im2col_kernels.col2im, np.ascontiguousarray(col), x, 3, g, 0, g.output_numel)
     np.testing.assert_array_equal(x, expected)
     bounds = sorted({0, g.output_numel, *rng.integers(0, g.output_numel + 1, size=3).tolist()})
     pieces = np.zeros_like(x)
     for l0, l1 in zip(bounds, bounds[1:]):
-        _call(_conv_kernels.col2im, np.ascontiguousarray(col[:, l0:l1]), pieces, 3, g, l0, l1)
+        _call(_im2col_kernels.col2im, np.ascontiguousarray(col[:, l0:l1]), pieces, 3, g, l0, l1)
     np.testing.assert_allclose(pieces, expected, rtol=1e-5 if dtype == np.float32 else 1e-12,
                                atol=1e-5 if dtype == np.float32 else 1e-12)

@@ -817,14 +817,14 @@ def _space_to_depth_case(x_shape, w_shape, kw, dtype, rng):
                          [case for case in S2D_GEOMETRIES if "padding_mode" not in case[2]])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_space_to_depth_kernel_rearranges_the_padded_input(x_shape, w_shape, kw, dtype, rng):
-    from fastdeconv._ext import _conv_kernels
+    from fastdeconv._ext import _phase_kernels
     x, _, _, xs, _, problem = _space_to_depth_case(x_shape, w_shape, kw, dtype, rng)
     s2d = problem.space_to_depth()
     assert (s2d.c_in,) + s2d.geometry.input_size == xs.shape[1:]
     got = np.full(xs.size, np.nan, dtype)   # every element must be written
-    _conv_kernels.space_to_depth_2d(x.reshape(-1), got, x.shape[0] * x.shape[1],
-                                    *x.shape[2:], *problem.geometry.stride,
-                                    *problem.geometry.pad_before, *xs.shape[2:], 2)
+    _phase_kernels.space_to_depth_2d(x.reshape(-1), got, x.shape[0] * x.shape[1],
+                                     *x.shape[2:], *problem.geometry.stride,
+                                     *problem.geometry.pad_before, *xs.shape[2:], 2)
     np.testing.assert_array_equal(got.reshape(xs.shape), xs)
 
 

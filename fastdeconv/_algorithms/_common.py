@@ -9,7 +9,7 @@ again.
 from dataclasses import dataclass, field
 
 from .. import _blas_threads
-from .._ext import _conv_kernels
+from .._ext import _runtime
 from .._threads import kernel_threads
 from .._validation import allocate
 
@@ -106,9 +106,9 @@ def check_blas_dims(problem, the_plan):
 
 def check_kernel_dims(problem):
     """ValueError when the kernels cannot take this many spatial dimensions."""
-    if problem.geometry.ndim > _conv_kernels.MAX_SPATIAL_DIMS:
+    if problem.geometry.ndim > _runtime.MAX_SPATIAL_DIMS:
         raise ValueError(
-            f"the kernels support at most {_conv_kernels.MAX_SPATIAL_DIMS} spatial dimensions, "
+            f"the kernels support at most {_runtime.MAX_SPATIAL_DIMS} spatial dimensions, "
             f"got a weight of shape {problem.weight_shape}"
         )
 

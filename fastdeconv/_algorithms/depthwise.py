@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._ext import _conv_kernels
+from .._ext import _phase_kernels
 from .._threads import kernel_threads
 from .phases import PhasePlan, phase_output_and_args, phase_table, phases_apply
 
@@ -112,7 +112,7 @@ def run(the_plan, x, weight):
     y, weights, phase_args = phase_output_and_args(the_plan, x, weight)
     if weights is None:  # no phase has outputs and taps: y stays zero
         return y
-    _conv_kernels.conv_transpose_depthwise(
+    _phase_kernels.conv_transpose_depthwise(
         x.reshape(-1), weights, y.reshape(-1), problem.batch, problem.c_out,
         problem.c_in // problem.groups, *phase_args,
         the_plan.partner, the_plan.halo, the_plan.padded,

@@ -7,7 +7,7 @@ col2im runs the GEMM into a column tile and then scatter-adds it. For a 1x1 conv
 unit stride and no padding the input (or output) itself is the column matrix.
 """
 
-from .._ext import _conv_kernels
+from .._ext import _im2col_kernels
 from ._common import Plan, allocate_output, run_gemm_driver, tiling
 
 NAME = "im2col"
@@ -16,9 +16,9 @@ PASSES = {"forward": NAME, "backward_input": "col2im", "backward_weight": NAME}
 
 #: The compiled driver of each pass.
 _DRIVERS = {
-    "forward": _conv_kernels.conv_forward,
-    "backward_input": _conv_kernels.conv_backward_input,
-    "backward_weight": _conv_kernels.conv_backward_weight,
+    "forward": _im2col_kernels.conv_forward,
+    "backward_input": _im2col_kernels.conv_backward_input,
+    "backward_weight": _im2col_kernels.conv_backward_weight,
 }
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _blas_threads
-from .._ext import _conv_kernels
+from .._ext import _phase_kernels
 from ._common import Plan, allocate_output, check_blas_dims, thread_counts, tiling, workspaces
 
 NAME = "phases"
@@ -114,7 +114,7 @@ def run(the_plan, x, weight):
     col, io = workspaces(the_plan, y.dtype)
     threads, gemm_threads = thread_counts()
     with _blas_threads.single_threaded_blas():
-        _conv_kernels.conv_transpose_phases(
+        _phase_kernels.conv_transpose_phases(
             x.reshape(-1), weights, y.reshape(-1),
             problem.batch, problem.c_out, problem.c_in, problem.groups, *phase_args,
             col, io, the_plan.samples_per_tile, the_plan.tile, threads, gemm_threads,

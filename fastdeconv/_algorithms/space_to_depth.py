@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .._ext import _conv_kernels
+from .._ext import _phase_kernels
 from .._problem import ConvProblem
 from .._threads import kernel_threads
 from .._validation import allocate
@@ -84,7 +84,7 @@ def _parts(x, the_plan, buffer):
         n = min(the_plan.samples_per_tile, problem.batch - n0)
         part = buffer[:n * per_sample]
         # space_to_depth_2d takes the sizes and the stride as scalars
-        _conv_kernels.space_to_depth_2d(
+        _phase_kernels.space_to_depth_2d(
             x[n0:n0 + n].reshape(-1), part, n * problem.c_in, *g.input_size, *g.stride,
             *g.pad_before, *size, kernel_threads())
         yield n0, n, part.reshape((n, s2d.c_in) + size)

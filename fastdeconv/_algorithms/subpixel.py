@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .._ext import _conv_kernels
+from .._ext import _phase_kernels
 from .._geometry import intp_arrays
 from .._problem import ConvProblem
 from .._threads import kernel_threads
@@ -109,7 +109,7 @@ def _subpixel_weight(weight, stride, groups):
     sub = tuple(k // s for k, s in zip(kernel, stride))
     cin_g = c_in // groups
     out = allocate((groups * cout_g * math.prod(stride), cin_g) + sub, weight.dtype, "weight")
-    _conv_kernels.scatter_kernel_taps(
+    _phase_kernels.scatter_kernel_taps(
         np.ascontiguousarray(weight).reshape(-1), out.reshape(-1), groups, cin_g, cout_g,
         _tap_offsets(kernel, tuple(stride), cin_g), math.prod(sub), kernel_threads())
     return out
@@ -152,7 +152,7 @@ def run(the_plan, x, weight):
                 z = _chooser.run_pass(
                     "forward", part, z_weight[c0 * n_phases:c1 * n_phases],
                     replace(the_plan.block_problem, batch=n1 - n0, c_out=(c1 - c0) * n_phases))
-                _conv_kernels.depth_to_space_phases(
+                _phase_kernels.depth_to_space_phases(
                     z.reshape(-1), y[n0:n1].reshape(-1), n1 - n0, c1 - c0, problem.c_in, c0,
                     *the_plan.tables, kernel_threads(),
                 )

@@ -81,6 +81,13 @@ cdef Window make_window(const Py_ssize_t[::1] geometry):
     return w
 
 
+cdef inline int plane_threads(Py_ssize_t planes, int num_threads) noexcept nogil:
+    """Threads for ``planes`` planes: no more than there are planes, at least one."""
+    if planes < num_threads:
+        return <int> planes if planes > 0 else 1
+    return num_threads
+
+
 cdef void pool_plane(const floating* x, floating* y, int64_t* ind, const Window* w,
                      const Py_ssize_t* starts, const Py_ssize_t* stops) noexcept nogil:
     """Max pooling of one plane; ``starts``/``stops`` hold every window's first in-range tap
@@ -138,8 +145,7 @@ def max_pool_forward(const floating[::1] x, floating[::1] y, int64_t[::1] indice
     cdef Py_ssize_t in_numel = w.in_size[0] * w.in_size[1] * w.in_size[2]
     cdef Py_ssize_t out_numel = w.out_size[0] * w.out_size[1] * w.out_size[2]
     cdef Py_ssize_t plane
-    if planes < num_threads:
-        num_threads = <int> planes if planes > 0 else 1
+    num_threads = plane_threads(planes, num_threads)
     with nogil:
         for plane in prange(planes, num_threads=num_threads, schedule="static"):
             pool_plane(&x[0] + plane * in_numel, &y[0] + plane * out_numel,
@@ -151,56 +157,50 @@ cdef inline void record(Py_ssize_t* bad, Py_ssize_t position) noexcept nogil:
         bad[0] = position
 
 
-def max_pool_backward(const floating[::1] grad_y, const int64_t[::1] indices,
-                      floating[::1] grad_x, Py_ssize_t planes, Py_ssize_t in_numel,
-                      Py_ssize_t out_numel, Py_ssize_t[::1] bad, int num_threads):
-    """grad_x[plane, indices[o]] += grad_y[plane, o]; grad_x must be zero on entry.
+cdef void scatter_plane(const floating* src, const int64_t* ind, floating* dst, Py_ssize_t n,
+                        Py_ssize_t bound, bint accumulate, Py_ssize_t* bad,
+                        Py_ssize_t first) noexcept nogil:
+    """dst[ind[i]] = src[i] (``accumulate``: +=) for i < n, in order; an index outside
+    [0, bound) is skipped and its position ``first + i`` recorded in ``bad``."""
+    cdef Py_ssize_t i
+    cdef int64_t k
+    for i in range(n):
+        k = ind[i]
+        if not 0 <= k < bound:
+            record(bad, first + i)
+        elif accumulate:
+            dst[k] = dst[k] + src[i]
+        else:
+            dst[k] = src[i]
+
+
+def scatter_planes(bint accumulate, const floating[::1] src, const int64_t[::1] indices,
+                   floating[::1] dst, Py_ssize_t planes, Py_ssize_t n_src, Py_ssize_t n_dst,
+                   Py_ssize_t[::1] bad, int num_threads):
+    """dst[plane, indices[plane, i]] = (``accumulate``: +=) src[plane, i] in order, for every
+    plane (``n_src`` and ``n_dst`` elements a plane); ``dst`` zero on entry.
 
     ``bad[plane]`` is set to the flat position of an out-of-range index of that plane (else
     left at -1).
     """
-    cdef Py_ssize_t plane, o
-    cdef int64_t k
-    cdef const floating* g
-    cdef const int64_t* ip
-    cdef floating* gx
-    if planes < num_threads:
-        num_threads = <int> planes if planes > 0 else 1
+    cdef Py_ssize_t plane
+    num_threads = plane_threads(planes, num_threads)
     with nogil:
         for plane in prange(planes, num_threads=num_threads, schedule="static"):
-            g = &grad_y[0] + plane * out_numel
-            ip = &indices[0] + plane * out_numel
-            gx = &grad_x[0] + plane * in_numel
-            for o in range(out_numel):
-                k = ip[o]
-                if 0 <= k < in_numel:
-                    gx[k] = gx[k] + g[o]
-                else:
-                    record(&bad[plane], plane * out_numel + o)
+            scatter_plane(&src[0] + plane * n_src, &indices[0] + plane * n_src,
+                          &dst[0] + plane * n_dst, n_src, n_dst, accumulate, &bad[plane],
+                          plane * n_src)
 
 
-def max_unpool_forward(const floating[::1] x, const int64_t[::1] indices, floating[::1] y,
-                       Py_ssize_t planes, Py_ssize_t in_numel, Py_ssize_t out_numel,
-                       Py_ssize_t[::1] bad, int num_threads):
+def max_pool_backward(grad_y, indices, grad_x, planes, in_numel, out_numel, bad, num_threads):
+    """grad_x[plane, indices[o]] += grad_y[plane, o]; grad_x must be zero on entry (``bad``:
+    see :func:`scatter_planes`)."""
+    scatter_planes(True, grad_y, indices, grad_x, planes, out_numel, in_numel, bad, num_threads)
+
+
+def max_unpool_forward(x, indices, y, planes, in_numel, out_numel, bad, num_threads):
     """y[plane, indices[i]] = x[plane, i] in input order (last write wins); y zero on entry."""
-    cdef Py_ssize_t plane, i
-    cdef int64_t k
-    cdef const floating* xp
-    cdef const int64_t* ip
-    cdef floating* yp
-    if planes < num_threads:
-        num_threads = <int> planes if planes > 0 else 1
-    with nogil:
-        for plane in prange(planes, num_threads=num_threads, schedule="static"):
-            xp = &x[0] + plane * in_numel
-            ip = &indices[0] + plane * in_numel
-            yp = &y[0] + plane * out_numel
-            for i in range(in_numel):
-                k = ip[i]
-                if 0 <= k < out_numel:
-                    yp[k] = xp[i]
-                else:
-                    record(&bad[plane], plane * in_numel + i)
+    scatter_planes(False, x, indices, y, planes, in_numel, out_numel, bad, num_threads)
 
 
 def max_unpool_backward(const floating[::1] grad_y, const int64_t[::1] indices,
@@ -222,8 +222,7 @@ def max_unpool_backward(const floating[::1] grad_y, const int64_t[::1] indices,
     cdef floating* gx
     cdef unsigned char* seen
     cdef unsigned char dup
-    if planes < num_threads:
-        num_threads = <int> planes if planes > 0 else 1
+    num_threads = plane_threads(planes, num_threads)
     with nogil:
         for plane in prange(planes, num_threads=num_threads, schedule="static"):
             tid = threadid()

@@ -192,92 +192,65 @@ cdef void split_adjoint(const floating* src, floating* dst, const Py_ssize_t* p,
             pass_adjoint(src, dst, p, off, idx, w, part * CHUNK, stop)
 
 
-def resize_forward(const floating[::1] x, floating[::1] y, Py_ssize_t planes,
-                   Py_ssize_t in_numel, Py_ssize_t out_numel, const Py_ssize_t[:, ::1] passes,
-                   const Py_ssize_t[::1] offsets, const Py_ssize_t[::1] indices,
-                   const floating[::1] weights, floating[::1] scratch,
-                   Py_ssize_t scratch_numel, int num_threads):
-    """y[plane] = passes applied in order to x[plane], for every plane.
+cdef void run_plane(bint adjoint, const floating* src, floating* dst_last, floating* buf,
+                    Py_ssize_t scratch_numel, Py_ssize_t npass, const Py_ssize_t* pp,
+                    const Py_ssize_t* off, const Py_ssize_t* idx, const floating* w,
+                    int split_threads) noexcept nogil:
+    """Every pass of one plane in order (``adjoint``: the adjoint passes, last pass first),
+    through the two halves of ``buf``, the last into ``dst_last``. With ``split_threads``
+    each pass is split over that many threads, else it runs whole on this thread."""
+    cdef Py_ssize_t step, k
+    cdef const Py_ssize_t* p
+    cdef floating* dst
+    for step in range(npass):
+        k = npass - 1 - step if adjoint else step
+        p = pp + k * PASS_FIELDS
+        dst = dst_last if step == npass - 1 else buf + (step % 2) * scratch_numel
+        if split_threads and adjoint:
+            split_adjoint(src, dst, p, off, idx, w, split_threads)
+        elif split_threads:
+            split_forward(src, dst, p, off, idx, w, split_threads)
+        elif adjoint:
+            pass_adjoint(src, dst, p, off, idx, w, 0,
+                         p[P_OUTER] if p[P_INNER] == 1 else p[P_INNER])
+        else:
+            pass_forward(src, dst, p, off, idx, w, 0, forward_parts(p))
+        src = dst
+
+
+def run_resize(bint adjoint, const floating[::1] src, floating[::1] dst, Py_ssize_t planes,
+               Py_ssize_t src_numel, Py_ssize_t dst_numel, const Py_ssize_t[:, ::1] passes,
+               const Py_ssize_t[::1] offsets, const Py_ssize_t[::1] indices,
+               const floating[::1] weights, floating[::1] scratch,
+               Py_ssize_t scratch_numel, int num_threads):
+    """dst[plane] = the passes (``adjoint``: their adjoints, last pass first) applied to
+    src[plane], for every plane; whole planes per thread, or with fewer planes than threads
+    the planes one after the other and each pass split over the threads.
 
     ``scratch`` holds ``2 * scratch_numel`` values per thread; there is at least one pass.
     """
-    cdef Py_ssize_t npass = passes.shape[0], plane, k
+    cdef Py_ssize_t npass = passes.shape[0], plane
     cdef int tid
-    cdef const floating* src
-    cdef floating* dst
-    cdef floating* buf
-    cdef const Py_ssize_t* pp = &passes[0, 0]
-    cdef const Py_ssize_t* off = &offsets[0]
-    cdef const Py_ssize_t* idx = &indices[0]
-    cdef const floating* w = &weights[0]
     with nogil:
         if planes >= num_threads or num_threads == 1:
             for plane in prange(planes, num_threads=num_threads, schedule="static"):
                 tid = threadid()
-                buf = &scratch[0] + tid * 2 * scratch_numel
-                src = &x[0] + plane * in_numel
-                for k in range(npass):
-                    if k == npass - 1:
-                        dst = &y[0] + plane * out_numel
-                    else:
-                        dst = buf + (k % 2) * scratch_numel
-                    pass_forward(src, dst, pp + k * PASS_FIELDS, off, idx, w, 0,
-                                 forward_parts(pp + k * PASS_FIELDS))
-                    src = dst
+                run_plane(adjoint, &src[0] + plane * src_numel, &dst[0] + plane * dst_numel,
+                          &scratch[0] + tid * 2 * scratch_numel, scratch_numel, npass,
+                          &passes[0, 0], &offsets[0], &indices[0], &weights[0], 0)
         else:
-            buf = &scratch[0]
             for plane in range(planes):
-                src = &x[0] + plane * in_numel
-                for k in range(npass):
-                    if k == npass - 1:
-                        dst = &y[0] + plane * out_numel
-                    else:
-                        dst = buf + (k % 2) * scratch_numel
-                    split_forward(src, dst, pp + k * PASS_FIELDS, off, idx, w, num_threads)
-                    src = dst
+                run_plane(adjoint, &src[0] + plane * src_numel, &dst[0] + plane * dst_numel,
+                          &scratch[0], scratch_numel, npass, &passes[0, 0], &offsets[0],
+                          &indices[0], &weights[0], num_threads)
 
 
-def resize_adjoint(const floating[::1] grad_y, floating[::1] grad_x, Py_ssize_t planes,
-                   Py_ssize_t in_numel, Py_ssize_t out_numel, const Py_ssize_t[:, ::1] passes,
-                   const Py_ssize_t[::1] offsets, const Py_ssize_t[::1] indices,
-                   const floating[::1] weights, floating[::1] scratch,
-                   Py_ssize_t scratch_numel, int num_threads):
+def resize_forward(x, y, planes, in_numel, out_numel, *plan):
+    """y[plane] = passes applied in order to x[plane], for every plane (the other arguments:
+    :func:`run_resize`'s)."""
+    run_resize(False, x, y, planes, in_numel, out_numel, *plan)
+
+
+def resize_adjoint(grad_y, grad_x, planes, in_numel, out_numel, *plan):
     """grad_x[plane] = the adjoint passes, last pass first, applied to grad_y[plane]."""
-    cdef Py_ssize_t npass = passes.shape[0], plane, k
-    cdef int tid
-    cdef const floating* src
-    cdef floating* dst
-    cdef floating* buf
-    cdef const Py_ssize_t* pp = &passes[0, 0]
-    cdef const Py_ssize_t* off = &offsets[0]
-    cdef const Py_ssize_t* idx = &indices[0]
-    cdef const floating* w = &weights[0]
-    with nogil:
-        if planes >= num_threads or num_threads == 1:
-            for plane in prange(planes, num_threads=num_threads, schedule="static"):
-                tid = threadid()
-                buf = &scratch[0] + tid * 2 * scratch_numel
-                src = &grad_y[0] + plane * out_numel
-                for k in range(npass - 1, -1, -1):
-                    if k == 0:
-                        dst = &grad_x[0] + plane * in_numel
-                    else:
-                        dst = buf + ((npass - 1 - k) % 2) * scratch_numel
-                    if pp[k * PASS_FIELDS + P_INNER] == 1:
-                        pass_adjoint(src, dst, pp + k * PASS_FIELDS, off, idx, w, 0,
-                                     pp[k * PASS_FIELDS + P_OUTER])
-                    else:
-                        pass_adjoint(src, dst, pp + k * PASS_FIELDS, off, idx, w, 0,
-                                     pp[k * PASS_FIELDS + P_INNER])
-                    src = dst
-        else:
-            buf = &scratch[0]
-            for plane in range(planes):
-                src = &grad_y[0] + plane * out_numel
-                for k in range(npass - 1, -1, -1):
-                    if k == 0:
-                        dst = &grad_x[0] + plane * in_numel
-                    else:
-                        dst = buf + ((npass - 1 - k) % 2) * scratch_numel
-                    split_adjoint(src, dst, pp + k * PASS_FIELDS, off, idx, w, num_threads)
-                    src = dst
+    run_resize(True, grad_y, grad_x, planes, out_numel, in_numel, *plan)

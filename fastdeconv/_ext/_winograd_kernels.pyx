@@ -47,6 +47,8 @@ from cython.parallel cimport prange
 from libc.string cimport memset
 
 from ._blas cimport gemm, blas_int
+from ._gemm cimport PARALLEL_MIN_ELEMENTS, gemm_pieces
+from ._index cimport ceil_div
 
 cdef extern from "_winograd.h" nogil:
     void fd_small_mm_f(Py_ssize_t rows, Py_ssize_t inner, Py_ssize_t n, const float* a,
@@ -72,11 +74,9 @@ cdef enum:
     MAX_ALPHA = 8    # input tile size: m + r - 1 <= 8
     MAX_R = 3        # kernel size
 
-# Passes with fewer transformed elements than this (alpha^2 x channels x tiles) run their
-# transforms on one thread, and their GEMMs too below GEMM_PARALLEL_MIN_FLOPS multiply-adds:
-# starting threads would cost more than it saves (as in _conv_kernels).
-cdef Py_ssize_t PARALLEL_MIN_ELEMENTS = 1 << 15
-cdef Py_ssize_t GEMM_PARALLEL_MIN_FLOPS = 1 << 18
+# Passes with fewer transformed elements than PARALLEL_MIN_ELEMENTS (alpha^2 x channels x
+# tiles) run their transforms on one thread, and their GEMMs too below the GEMMs'
+# parallel_min_flops multiply-adds (_gemm.pxd): starting threads would cost more than it saves.
 
 
 cdef inline void small_mm(Py_ssize_t rows, Py_ssize_t inner, Py_ssize_t n, const floating* a,
@@ -131,13 +131,6 @@ cdef struct Tiling:
     Py_ssize_t th, tw            # tiles per phase (rows, columns)
     Py_ssize_t oy0, ox0, osy, osx  # output (r, c) of the grid is y[oy0 + r * osy, ox0 + c * osx]
     Py_ssize_t YH, YW            # size of a plane of y
-
-
-cdef inline Py_ssize_t ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
-    """Ceiling division for b > 0 and any a (C division truncates toward zero)."""
-    if a >= 0:
-        return (a + b - 1) / b
-    return -((-a) / b)
 
 
 cdef inline void clip_columns(Py_ssize_t first, Py_ssize_t step, Py_ssize_t last,
@@ -240,18 +233,22 @@ cdef void scatter_tiles(const floating* o, floating* y, Py_ssize_t c_out, Py_ssi
         t = t_seg
 
 
-cdef void input_transform(const floating* x, Py_ssize_t c_in, Py_ssize_t c, const Tiling* s,
-                          const floating* bt, Py_ssize_t t0, Py_ssize_t t1, floating* v,
-                          Py_ssize_t ldv) noexcept nogil:
-    """v[e * c_in * ldv + c * ldv + t - t0] = (B^T d B)[e] for the tiles t in [t0, t1)."""
+cdef void transform_tiles(const floating* x, Py_ssize_t channels, Py_ssize_t c,
+                          const Tiling* s, Py_ssize_t q, const floating* mat, Py_ssize_t t0,
+                          Py_ssize_t t1, floating* v, Py_ssize_t ldv) noexcept nogil:
+    """v[e * channels * ldv + c * ldv + t - t0] = (T d T^T)[e] for the tiles t in [t0, t1) of
+    channel c, ``d`` the tile (``p x p``, ``p = s.alpha``, zeros outside ``x``) and ``T`` =
+    ``mat`` (``q x p``): the input transform (``T = B^T``) and the adjoint of the output
+    transform (``T = A``, on the output grid's tiles)."""
     cdef floating d[MAX_ALPHA * MAX_ALPHA * ROW]
     cdef floating h[MAX_ALPHA * MAX_ALPHA * ROW]
-    cdef Py_ssize_t a = s.alpha, nt = t1 - t0, i, j
-    gather_tiles(x, c_in, c, s, t0, t1, d)
-    for i in range(a):   # rows of the tile: h[i][j'] = sum_j B^T[j', j] d[i][j]
-        small_mm(a, a, nt, bt, d + i * a * ROW, ROW, h + i * a * ROW, ROW)
-    for j in range(a):   # columns: v[i'][j'] = sum_i B^T[i', i] h[i][j']
-        small_mm(a, a, nt, bt, h + j * ROW, a * ROW, v + (j * c_in + c) * ldv, a * c_in * ldv)
+    cdef Py_ssize_t p = s.alpha, nt = t1 - t0, i, j
+    gather_tiles(x, channels, c, s, t0, t1, d)
+    for i in range(p):   # rows of the tile: h[i][j'] = sum_j T[j', j] d[i][j]
+        small_mm(q, p, nt, mat, d + i * p * ROW, ROW, h + i * q * ROW, ROW)
+    for j in range(q):   # columns: v[i'][j'] = sum_i T[i', i] h[i][j']
+        small_mm(q, p, nt, mat, h + j * ROW, q * ROW, v + (j * channels + c) * ldv,
+                 q * channels * ldv)
 
 
 cdef void set_tiling(Tiling* s, Py_ssize_t m, Py_ssize_t alpha, const Py_ssize_t* dilation,
@@ -282,28 +279,52 @@ cdef void input_transform_chunk(const floating* x, Py_ssize_t c_in, const Tiling
     for item in prange(c_in * blocks, num_threads=threads, schedule="static"):
         c = item / blocks
         b = item % blocks
-        input_transform(x, c_in, c, s, bt, t0 + b * SB,
+        transform_tiles(x, c_in, c, s, s.alpha, bt, t0 + b * SB,
                         t0 + b * SB + SB if b * SB + SB < nt else t1, v + b * SB, chunk)
 
 
-cdef struct Chunk:
-    Py_ssize_t t1, nt, blocks      # end, tiles and blocks of SB tiles of the chunk
+cdef struct Chunks:
+    # the passes over the tiles of a call, ``chunk`` tiles at a time, in order
+    Py_ssize_t total, chunk, transform_per_tile, flops_per_tile
+    int num_threads, gemm_threads
+    Py_ssize_t t0, t1, nt, blocks  # the current chunk: tiles [t0, t1), blocks of SB tiles
     int threads_out, threads_gemm  # threads of its tile transforms and of its GEMMs
 
 
-cdef inline Chunk chunk_at(Py_ssize_t t0, Py_ssize_t total, Py_ssize_t chunk,
-                           Py_ssize_t transform_per_tile, Py_ssize_t flops_per_tile,
-                           int num_threads, int gemm_threads) noexcept nogil:
-    """The pass over tiles [t0, min(t0 + chunk, total)): its size and how many threads its
+cdef inline Chunks chunks_of(const Tiling* s, Py_ssize_t batch, Py_ssize_t chunk,
+                             Py_ssize_t c_out, Py_ssize_t weights, int num_threads,
+                             int gemm_threads) noexcept nogil:
+    """The chunks of a call over ``batch`` samples, before the first; ``weights`` is the
+    number of weights (``c_out * cin_g``) of the GEMMs of one transform element."""
+    cdef Chunks c
+    c.total = batch * s.dy * s.dx * s.th * s.tw
+    c.chunk = chunk
+    c.transform_per_tile = s.alpha * s.alpha * c_out
+    c.flops_per_tile = s.alpha * s.alpha * weights
+    c.num_threads, c.gemm_threads = num_threads, gemm_threads
+    c.t0, c.t1, c.nt, c.blocks, c.threads_out, c.threads_gemm = 0, 0, 0, 0, 1, 1
+    return c
+
+
+cdef inline bint next_chunk(Chunks* c) noexcept nogil:
+    """Advance to the next chunk, False after the last; its size and how many threads its
     tile transforms (``transform_per_tile`` elements a tile) and GEMMs (``flops_per_tile``
     multiply-adds a tile) are worth (the same shape-determined pieces whatever the count)."""
-    cdef Chunk c
-    c.t1 = t0 + chunk if t0 + chunk < total else total
-    c.nt = c.t1 - t0
+    c.t0 = c.t1
+    if c.t0 >= c.total:
+        return False
+    c.t1 = c.t0 + c.chunk if c.t0 + c.chunk < c.total else c.total
+    c.nt = c.t1 - c.t0
     c.blocks = (c.nt + SB - 1) / SB
-    c.threads_out = num_threads if transform_per_tile * c.nt >= PARALLEL_MIN_ELEMENTS else 1
-    c.threads_gemm = gemm_threads if flops_per_tile * c.nt >= GEMM_PARALLEL_MIN_FLOPS else 1
-    return c
+    c.threads_out = c.num_threads if c.transform_per_tile * c.nt >= PARALLEL_MIN_ELEMENTS else 1
+    c.threads_gemm = (c.gemm_threads if c.flops_per_tile * c.nt >= gemm_pieces().parallel_min_flops
+                      else 1)
+    return True
+
+
+cdef inline Py_ssize_t block_end(const Chunks* c, Py_ssize_t b) noexcept nogil:
+    """The end of block ``b`` (SB tiles from ``t0 + b * SB``) of the chunk."""
+    return c.t0 + b * SB + SB if b * SB + SB < c.nt else c.t1
 
 
 cdef int output_transform(const floating* mat, Py_ssize_t c_out, Py_ssize_t k,
@@ -353,9 +374,9 @@ def conv_forward_winograd(const floating[::1] x, const floating[::1] u, floating
     contains it; the caller then recomputes the convolution directly.
     """
     cdef Tiling s
-    cdef Py_ssize_t cin_g = c_in / groups, cout_g = c_out / groups, a2, total, t0
+    cdef Py_ssize_t cin_g = c_in / groups, cout_g = c_out / groups, a2
     cdef Py_ssize_t item, c, b, e, grp
-    cdef Chunk ck
+    cdef Chunks ck
     cdef Py_ssize_t bad = 0
     cdef floating* v = &ws_v[0]
     cdef floating* mat = &ws_m[0]
@@ -364,13 +385,10 @@ def conv_forward_winograd(const floating[::1] x, const floating[::1] u, floating
     s.oy0, s.ox0 = out_first[0], out_first[1]
     s.osy, s.osx = out_step[0], out_step[1]
     a2 = s.alpha * s.alpha
-    total = batch * s.dy * s.dx * s.th * s.tw
+    ck = chunks_of(&s, batch, chunk, c_out, c_out * cin_g, num_threads, gemm_threads)
     with nogil:
-        t0 = 0
-        while t0 < total:
-            ck = chunk_at(t0, total, chunk, a2 * c_out, a2 * cout_g * cin_g * groups,
-                          num_threads, gemm_threads)
-            input_transform_chunk(&x[0], c_in, &s, &bt[0, 0], t0, ck.t1, v, chunk, num_threads)
+        while next_chunk(&ck):
+            input_transform_chunk(&x[0], c_in, &s, &bt[0, 0], ck.t0, ck.t1, v, chunk, num_threads)
             for item in prange(a2 * groups, num_threads=ck.threads_gemm, schedule="static"):
                 e = item / groups
                 grp = item % groups
@@ -381,10 +399,8 @@ def conv_forward_winograd(const floating[::1] x, const floating[::1] u, floating
             for item in prange(c_out * ck.blocks, num_threads=ck.threads_out, schedule="static"):
                 c = item / ck.blocks
                 b = item % ck.blocks
-                bad += output_transform(mat + b * SB, c_out, c, &s, &at[0, 0], t0 + b * SB,
-                                        t0 + b * SB + SB if b * SB + SB < ck.nt else ck.t1,
-                                        chunk, &y[0])
-            t0 = ck.t1
+                bad += output_transform(mat + b * SB, c_out, c, &s, &at[0, 0], ck.t0 + b * SB,
+                                        block_end(&ck, b), chunk, &y[0])
     return bad
 
 
@@ -426,27 +442,6 @@ def winograd_weight(const floating[::1] weight, floating[::1] u, Py_ssize_t c_ou
 
 
 # ------------------------------------------------------------------- weight gradient
-cdef void grad_output_transform(const floating* gy, Py_ssize_t c_out, Py_ssize_t k,
-                                const Tiling* so, Py_ssize_t alpha, const floating* a_mat,
-                                Py_ssize_t t0, Py_ssize_t t1, floating* w,
-                                Py_ssize_t ldw) noexcept nogil:
-    """w[e * c_out * ldw + k * ldw + t - t0] = (A gy A^T)[e] for the tiles t in [t0, t1) of
-    output channel k: the adjoint of the output transform (``a_mat`` is A, alpha x m).
-
-    ``so`` is the tiling of the output grid itself (``alpha = m``, no padding): the m x m
-    output tiles are gathered like input tiles, with zeros past the output's edges.
-    """
-    cdef floating d[MAX_ALPHA * MAX_ALPHA * ROW]
-    cdef floating h[MAX_ALPHA * MAX_ALPHA * ROW]
-    cdef Py_ssize_t m = so.m, nt = t1 - t0, i, j
-    gather_tiles(gy, c_out, k, so, t0, t1, d)
-    for i in range(m):       # rows of the tile: h[i][j'] = sum_j A[j', j] gy[i][j]
-        small_mm(alpha, m, nt, a_mat, d + i * m * ROW, ROW, h + i * alpha * ROW, ROW)
-    for j in range(alpha):   # columns: w[i'][j'] = sum_i A[i', i] h[i][j']
-        small_mm(alpha, m, nt, a_mat, h + j * ROW, alpha * ROW, w + (j * c_out + k) * ldw,
-                 alpha * c_out * ldw)
-
-
 def conv_backward_weight_winograd(const floating[::1] x, const floating[::1] gy,
                                   floating[::1] du, Py_ssize_t batch, Py_ssize_t c_in,
                                   Py_ssize_t c_out, Py_ssize_t groups,
@@ -467,9 +462,9 @@ def conv_backward_weight_winograd(const floating[::1] x, const floating[::1] gy,
     the result is bit-identical for any thread count.
     """
     cdef Tiling s, so
-    cdef Py_ssize_t cin_g = c_in / groups, cout_g = c_out / groups, a2, total, t0
+    cdef Py_ssize_t cin_g = c_in / groups, cout_g = c_out / groups, a2
     cdef Py_ssize_t item, c, b, e, grp
-    cdef Chunk ck
+    cdef Chunks ck
     cdef floating beta
     cdef floating* v = &ws_v[0]
     cdef floating* w = &ws_m[0]
@@ -480,21 +475,17 @@ def conv_backward_weight_winograd(const floating[::1] x, const floating[::1] gy,
     so.H, so.W = s.OH, s.OW
     so.pt, so.pl = 0, 0
     a2 = s.alpha * s.alpha
-    total = batch * s.dy * s.dx * s.th * s.tw
+    ck = chunks_of(&s, batch, chunk, c_out, c_out * cin_g, num_threads, gemm_threads)
     with nogil:
-        t0 = 0
-        while t0 < total:
-            ck = chunk_at(t0, total, chunk, a2 * c_out, a2 * cout_g * cin_g * groups,
-                          num_threads, gemm_threads)
-            beta = 0 if t0 == 0 and not accumulate else 1
-            input_transform_chunk(&x[0], c_in, &s, &bt[0, 0], t0, ck.t1, v, chunk, num_threads)
+        while next_chunk(&ck):
+            beta = 0 if ck.t0 == 0 and not accumulate else 1
+            input_transform_chunk(&x[0], c_in, &s, &bt[0, 0], ck.t0, ck.t1, v, chunk, num_threads)
             for item in prange(c_out * ck.blocks, num_threads=ck.threads_out, schedule="static"):
                 c = item / ck.blocks
                 b = item % ck.blocks
-                grad_output_transform(&gy[0], c_out, c, &so, s.alpha, &a_mat[0, 0],
-                                      t0 + b * SB,
-                                      t0 + b * SB + SB if b * SB + SB < ck.nt else ck.t1,
-                                      w + b * SB, chunk)
+                # the adjoint of the output transform: A gy A^T of the output's m x m tiles
+                transform_tiles(&gy[0], c_out, c, &so, s.alpha, &a_mat[0, 0], ck.t0 + b * SB,
+                                block_end(&ck, b), w + b * SB, chunk)
             for item in prange(a2 * groups, num_threads=ck.threads_gemm, schedule="static"):
                 e = item / groups
                 grp = item % groups
@@ -502,7 +493,6 @@ def conv_backward_weight_winograd(const floating[::1] x, const floating[::1] gy,
                      <floating> 1, w + (e * c_out + grp * cout_g) * chunk, <blas_int> chunk,
                      v + (e * c_in + grp * cin_g) * chunk, <blas_int> chunk, beta,
                      &du[0] + (e * c_out + grp * cout_g) * cin_g, <blas_int> cin_g)
-            t0 = ck.t1
 
 
 cdef int transform_weight_grad(const floating* du, floating* w, Py_ssize_t plane,
