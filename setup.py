@@ -131,7 +131,10 @@ def extensions():
         extra_compile_args=cflags + omp_cflags,
         extra_link_args=omp_ldflags,
     )
-    names = ["_conv_kernels", "_resize_kernels", "_pool_kernels", "_winograd_kernels"]
+    # _packed_gemm includes gemm/fd_gemm.h, whose kernels pick their instruction set per
+    # function (target attributes) and at run time: no -march flag is needed.
+    names = ["_conv_kernels", "_resize_kernels", "_pool_kernels", "_winograd_kernels",
+             "_packed_gemm"]
     exts = [Extension(f"fastdeconv._ext.{name}", [f"fastdeconv/_ext/{name}.pyx"], **common)
             for name in names]
     # The kernels' directives live here (not in the .pyx headers) so that the debug switch can
