@@ -17,6 +17,7 @@ Environment switches:
     build stays portable).
 """
 
+import glob
 import os
 import shlex
 import subprocess
@@ -135,7 +136,10 @@ def extensions():
     # function (target attributes) and at run time: no -march flag is needed.
     names = ["_conv_kernels", "_resize_kernels", "_pool_kernels", "_winograd_kernels",
              "_packed_gemm"]
-    exts = [Extension(f"fastdeconv._ext.{name}", [f"fastdeconv/_ext/{name}.pyx"], **common)
+    # the engine's headers, so that editing one rebuilds the extension that includes them
+    depends = {"_packed_gemm": sorted(glob.glob(os.path.join("fastdeconv", "_ext", "gemm", "*.h")))}
+    exts = [Extension(f"fastdeconv._ext.{name}", [f"fastdeconv/_ext/{name}.pyx"],
+                      depends=depends.get(name, []), **common)
             for name in names]
     # The kernels' directives live here (not in the .pyx headers) so that the debug switch can
     # turn the checks back on; the Python layer validates everything the kernels receive.

@@ -22,6 +22,7 @@ from libc.stdint cimport uintptr_t
 from libc.stdlib cimport free, malloc
 
 import os
+from math import prod
 
 import numpy as np
 
@@ -347,7 +348,12 @@ cdef _run_gemm(a, b, c, bint trans_a, bint trans_b, bint accumulate, int threads
 
 # --------------------------------------------------------------------------- convolution
 def _check_per_dim(value, ndim, name, minimum):
-    values = (value,) * ndim if isinstance(value, (int, np.integer)) else tuple(value)
+    if isinstance(value, (int, np.integer)):
+        values = (value,) * ndim
+    elif isinstance(value, (tuple, list, np.ndarray)):
+        values = tuple(value)
+    else:
+        values = ()
     if len(values) != ndim or not all(
             isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
         raise ValueError(f"{name} must be an int or {ndim} ints, got {value!r}")
@@ -456,9 +462,9 @@ cdef _run_conv(xp, weight, y, stride, dilation, Py_ssize_t groups, bias, int thr
                bint pointwise):
     cdef bint is_double = xp.dtype == np.float64
     cdef size_t elem = 8 if is_double else 4
-    cdef Py_ssize_t ndim = xp.ndim - 2, d, t, taps = weight[0, 0].size
+    cdef Py_ssize_t ndim = xp.ndim - 2, d, t, taps = prod(weight.shape[2:])
     cdef Py_ssize_t cout_g = weight.shape[0] // groups, cin_g = weight.shape[1]
-    cdef Py_ssize_t P = xp[0, 0].size, L = y[0, 0].size, K = cin_g * taps, g
+    cdef Py_ssize_t P = prod(xp.shape[2:]), L = prod(y.shape[2:]), K = cin_g * taps, g
     cdef fd_plan p = fd_make_plan(isa, is_double, cout_g, L, K)
     cdef fd_conv_src src
     cdef fd_conv_job_f jf
