@@ -40,6 +40,7 @@ cdef extern from "gemm/fd_gemm.h" nogil:
     fd_plan fd_make_plan(int isa, int is_double, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k)
     Py_ssize_t fd_plan_items(const fd_plan* p)
     Py_ssize_t fd_apack_elems(const fd_plan* p)
+    int fd_prepack_a(const fd_plan* p)
     size_t fd_workspace_bytes(const fd_plan* p, size_t elem)
 
     ctypedef struct fd_conv_src:
@@ -58,6 +59,9 @@ cdef extern from "gemm/fd_gemm.h" nogil:
         fd_plan plan
         fd_ukr_fn_f ukr
         const float* apack
+        const float* a
+        Py_ssize_t lda
+        int trans_a
         const float* b
         Py_ssize_t ldb
         int trans_b
@@ -71,6 +75,9 @@ cdef extern from "gemm/fd_gemm.h" nogil:
         fd_plan plan
         fd_ukr_fn_d ukr
         const double* apack
+        const double* a
+        Py_ssize_t lda
+        int trans_a
         const double* b
         Py_ssize_t ldb
         int trans_b
@@ -318,26 +325,32 @@ cdef _run_gemm(a, b, c, bint trans_a, bint trans_b, bint accumulate, int threads
     cdef fd_gemm_job_f jf
     cdef fd_gemm_job_d jd
     cdef void* job = <void*> &jd if is_double else <void*> &jf
+    cdef bint prepack = fd_prepack_a(&p)
     cdef void* raw = NULL
-    cdef void* apack = malloc_aligned(max(fd_apack_elems(&p), 1) * elem, &raw)
+    cdef void* apack = NULL
     cdef const void* pa = <const void*> <uintptr_t> a.ctypes.data
     cdef const void* pb = <const void*> <uintptr_t> b.ctypes.data
     cdef void* pc = <void*> <uintptr_t> c.ctypes.data
     cdef const void* pbias = NULL if bias is None else <const void*> <uintptr_t> bias.ctypes.data
     cdef Py_ssize_t lda = a.shape[1], ldb = b.shape[1], ldc = c.shape[1]
     cdef int failed
-    if apack == NULL:
-        raise MemoryError("gemm: cannot allocate the packed copy of a")
+    if prepack:
+        apack = malloc_aligned(max(fd_apack_elems(&p), 1) * elem, &raw)
+        if apack == NULL:
+            raise MemoryError("gemm: cannot allocate the packed copy of a")
     if is_double:
         jd.plan, jd.ukr, jd.apack = p, fd_ukr_for_d(isa), <const double*> apack
+        jd.a, jd.lda, jd.trans_a = <const double*> pa, lda, trans_a
         jd.b, jd.ldb, jd.trans_b, jd.conv, jd.xp = <const double*> pb, ldb, trans_b, NULL, NULL
         jd.c, jd.ldc, jd.accumulate, jd.bias = <double*> pc, ldc, accumulate, <const double*> pbias
     else:
         jf.plan, jf.ukr, jf.apack = p, fd_ukr_for_f(isa), <const float*> apack
+        jf.a, jf.lda, jf.trans_a = <const float*> pa, lda, trans_a
         jf.b, jf.ldb, jf.trans_b, jf.conv, jf.xp = <const float*> pb, ldb, trans_b, NULL, NULL
         jf.c, jf.ldc, jf.accumulate, jf.bias = <float*> pc, ldc, accumulate, <const float*> pbias
     with nogil:
-        pack_a(pa, lda, trans_a, &p, is_double, apack, threads)
+        if prepack:
+            pack_a(pa, lda, trans_a, &p, is_double, apack, threads)
         failed = run_items(job, is_double, False, fd_plan_items(&p), fd_workspace_bytes(&p, elem),
                            threads)
         free(raw)
@@ -493,6 +506,7 @@ cdef _run_conv(xp, weight, y, stride, dilation, Py_ssize_t groups, bias, int thr
     src.tap_offset = &tap_offset[0]
     if is_double:
         jd.gemm.plan, jd.gemm.ukr, jd.gemm.apack = p, fd_ukr_for_d(isa), <const double*> apack
+        jd.gemm.a, jd.gemm.lda, jd.gemm.trans_a = NULL, K, False
         jd.gemm.b = <const double*> px if pointwise else NULL
         jd.gemm.xp = NULL if pointwise else <const double*> px
         jd.gemm.ldb, jd.gemm.trans_b, jd.gemm.conv = P, False, &src
@@ -503,6 +517,7 @@ cdef _run_conv(xp, weight, y, stride, dilation, Py_ssize_t groups, bias, int thr
         jd.y_sample, jd.y_group = y.shape[1] * L, cout_g * L
     else:
         jf.gemm.plan, jf.gemm.ukr, jf.gemm.apack = p, fd_ukr_for_f(isa), <const float*> apack
+        jf.gemm.a, jf.gemm.lda, jf.gemm.trans_a = NULL, K, False
         jf.gemm.b = <const float*> px if pointwise else NULL
         jf.gemm.xp = NULL if pointwise else <const float*> px
         jf.gemm.ldb, jf.gemm.trans_b, jf.gemm.conv = P, False, &src

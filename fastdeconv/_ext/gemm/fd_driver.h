@@ -20,7 +20,11 @@ typedef void (*FD_SFX(fd_ukr_fn))(ptrdiff_t, const FD_T *restrict, const FD_T *r
 typedef struct {
     fd_plan plan;
     FD_SFX(fd_ukr_fn) ukr;
-    const FD_T *apack;            /* A packed by fd_pack_a_slice with plan.mr, plan.kc */
+    const FD_T *apack;            /* A packed by fd_pack_a_slice with plan.mr, plan.kc, or NULL:
+                                     each item packs blocks of a itself (fd_pack_a_block) */
+    const FD_T *a;                /* A, when apack is NULL */
+    ptrdiff_t lda;
+    int trans_a;
     const FD_T *b;                /* dense B, or NULL for the convolution source */
     ptrdiff_t ldb;
     int trans_b;
@@ -56,7 +60,8 @@ static void FD_SFX(fd_gemm_item)(const FD_SFX(fd_gemm_job) *job, ptrdiff_t item,
     ptrdiff_t m_pad = (p->m + mr - 1) / mr * mr;
     FD_T *bpack = work;
     FD_T *tile = work + fd_bpack_elems(p);
-    fd_run *runs = (fd_run *)(tile + mr * nr);
+    FD_T *ablock = tile + mr * nr;   /* MC x KC block of A packed here when apack is NULL */
+    fd_run *runs = (fd_run *)(ablock + (job->apack ? 0 : fd_ablock_elems(p)));
     ptrdiff_t nruns = 0;
     if (p->k == 0) {
         if (!job->accumulate)
@@ -78,11 +83,15 @@ static void FD_SFX(fd_gemm_item)(const FD_SFX(fd_gemm_job) *job, ptrdiff_t item,
             FD_SFX(fd_pack_b_conv)(job->conv, job->xp, runs, nruns, k0, kc, nc, (int)nr, bpack);
         for (ptrdiff_t ic = i0; ic < i1; ic += p->mc) {
             ptrdiff_t ie = ic + p->mc < i1 ? ic + p->mc : i1;
+            if (!job->apack)
+                FD_SFX(fd_pack_a_block)(ie - ic, job->a + (job->trans_a ? ic : ic * job->lda),
+                                        job->lda, job->trans_a, (int)mr, k0, kc, ablock);
             for (ptrdiff_t jr = j0; jr < j1; jr += nr) {
                 const FD_T *bp = bpack + (jr - j0) * kc;
                 ptrdiff_t ncols = j1 - jr < nr ? j1 - jr : nr;
                 for (ptrdiff_t ir = ic; ir < ie; ir += mr) {
-                    const FD_T *ap = job->apack + k0 * m_pad + ir * kc;
+                    const FD_T *ap = job->apack ? job->apack + k0 * m_pad + ir * kc
+                                                : ablock + (ir - ic) * kc;
                     ptrdiff_t nrows = ie - ir < mr ? ie - ir : mr;
                     FD_T *cp = job->c + ir * job->ldc + jr;
                     const FD_T *bias_r = bias ? bias + ir : NULL;

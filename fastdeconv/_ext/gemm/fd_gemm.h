@@ -54,16 +54,16 @@ static const char *const fd_isa_names[FD_ISA_COUNT] = {"portable", "avx2+fma", "
 typedef struct { int mr, nr; ptrdiff_t mc, kc, nc; } fd_blocking;
 
 #ifndef FD_AVX512_MR_F
-#define FD_AVX512_MR_F 12
+#define FD_AVX512_MR_F 8
 #endif
 #ifndef FD_AVX512_NV_F
-#define FD_AVX512_NV_F 2
+#define FD_AVX512_NV_F 3
 #endif
 #ifndef FD_AVX512_MR_D
-#define FD_AVX512_MR_D 12
+#define FD_AVX512_MR_D 8
 #endif
 #ifndef FD_AVX512_NV_D
-#define FD_AVX512_NV_D 2
+#define FD_AVX512_NV_D 3
 #endif
 #ifndef FD_AVX2_MR
 #define FD_AVX2_MR 6
@@ -75,13 +75,13 @@ typedef struct { int mr, nr; ptrdiff_t mc, kc, nc; } fd_blocking;
 #define FD_PORTABLE_NR_F 8
 #define FD_PORTABLE_NR_D 4
 #ifndef FD_KC_F
-#define FD_KC_F 256
+#define FD_KC_F 128
 #endif
 #ifndef FD_KC_D
-#define FD_KC_D 256
+#define FD_KC_D 128
 #endif
 #ifndef FD_MC
-#define FD_MC 240
+#define FD_MC 256
 #endif
 #ifndef FD_NC_F
 #define FD_NC_F 1024
@@ -210,10 +210,18 @@ static ptrdiff_t fd_conv_runs(const fd_conv_src *s, ptrdiff_t j0, ptrdiff_t nc, 
 
 static ptrdiff_t fd_runs_bound(const fd_plan *p) { return p->n_chunk + p->n_chunk / p->nr + 2; }
 
-/* Bytes of one thread's scratch: packed B block, an edge tile, the runs of a conv source. */
+/* Elements of one MC x KC block of A packed by a work item. */
+static ptrdiff_t fd_ablock_elems(const fd_plan *p) { return p->mc * p->kc; }
+
+/* Should a GEMM pre-pack the whole of A (shared by its items), or each item pack its blocks?
+ * Pre-packing pays when several items use the same rows of A, i.e. when n is split. */
+static int fd_prepack_a(const fd_plan *p) { return p->items_n > 1; }
+
+/* Bytes of one thread's scratch: packed B block, an edge tile, a block of A (when A is not
+ * pre-packed), the runs of a convolution source. */
 static size_t fd_workspace_bytes(const fd_plan *p, size_t elem)
 {
-    return (size_t)(fd_bpack_elems(p) + p->mr * p->nr) * elem
+    return (size_t)(fd_bpack_elems(p) + p->mr * p->nr + fd_ablock_elems(p)) * elem
            + (size_t)fd_runs_bound(p) * sizeof(fd_run) + 64;
 }
 

@@ -6,7 +6,9 @@
  *     apack[k0 * m_pad + (i / MR) * MR * kc + k * MR + r] = A[i + r, k0 + k]     (0 if i+r >= m)
  *
  * (m_pad = m rounded up to MR; every slice before k0 is a full KC, so the slice starts at
- * k0 * m_pad). Packed B (one KC x nc block of one work item, private to a thread): for each
+ * k0 * m_pad). When a GEMM's work items do not split its columns, each item packs its own
+ * MC x KC blocks of A instead, into its scratch, just before using them (fd_gemm_item with
+ * apack == NULL): A is then read once and never written back out of cache. Packed B (one KC x nc block of one work item, private to a thread): for each
  * NR-column micro-panel p, kc rows of NR values, zero past column n:
  *
  *     bpack[p * kc * NR + k * NR + j] = B[k0 + k, j0 + p * NR + j]
@@ -15,33 +17,41 @@
  * padded) input through the geometry: no column matrix is ever built (see fd_conv_src).
  */
 
-/* KC slice `slice` of A, which is m x k (row stride lda), or its transpose stored k x m when
- * trans_a. The slices are independent: threads may pack them in parallel. */
+/* Columns [k0, k0 + kc) of the `rows` rows of A that start at `a` (row stride lda; or of its
+ * transpose stored k x m when trans_a, `a` then pointing at the first of those columns) into
+ * MR-row micro-panels at dst, panel p at dst + p * mr * kc, zero past `rows`. */
+static void FD_SFX(fd_pack_a_block)(ptrdiff_t rows, const FD_T *a, ptrdiff_t lda, int trans_a,
+                                    int mr, ptrdiff_t k0, ptrdiff_t kc, FD_T *restrict dst)
+{
+    for (ptrdiff_t i0 = 0; i0 < rows; i0 += mr, dst += mr * kc) {
+        int n = rows - i0 < mr ? (int)(rows - i0) : mr;
+        if (trans_a) {
+            for (ptrdiff_t kk = 0; kk < kc; ++kk) {
+                const FD_T *src = a + (k0 + kk) * lda + i0;
+                int r = 0;
+                for (; r < n; ++r) dst[kk * mr + r] = src[r];
+                for (; r < mr; ++r) dst[kk * mr + r] = 0;
+            }
+        } else {
+            for (int r = 0; r < n; ++r) {
+                const FD_T *src = a + (i0 + r) * lda + k0;
+                for (ptrdiff_t kk = 0; kk < kc; ++kk) dst[kk * mr + r] = src[kk];
+            }
+            for (int r = n; r < mr; ++r)
+                for (ptrdiff_t kk = 0; kk < kc; ++kk) dst[kk * mr + r] = 0;
+        }
+    }
+}
+
+/* KC slice `slice` of the whole of A (m x k) into the pre-packed layout above. The slices are
+ * independent: threads may pack them in parallel. */
 static void FD_SFX(fd_pack_a_slice)(ptrdiff_t m, ptrdiff_t k, const FD_T *a, ptrdiff_t lda,
                                     int trans_a, int mr, ptrdiff_t kc_block, ptrdiff_t slice,
                                     FD_T *restrict apack)
 {
     ptrdiff_t m_pad = (m + mr - 1) / mr * mr, k0 = slice * kc_block;
     ptrdiff_t kc = k - k0 < kc_block ? k - k0 : kc_block;
-    for (ptrdiff_t i0 = 0; i0 < m; i0 += mr) {
-        FD_T *dst = apack + k0 * m_pad + i0 * kc;
-        int rows = m - i0 < mr ? (int)(m - i0) : mr;
-        if (trans_a) {
-            for (ptrdiff_t kk = 0; kk < kc; ++kk) {
-                const FD_T *src = a + (k0 + kk) * lda + i0;
-                int r = 0;
-                for (; r < rows; ++r) dst[kk * mr + r] = src[r];
-                for (; r < mr; ++r) dst[kk * mr + r] = 0;
-            }
-        } else {
-            for (int r = 0; r < rows; ++r) {
-                const FD_T *src = a + (i0 + r) * lda + k0;
-                for (ptrdiff_t kk = 0; kk < kc; ++kk) dst[kk * mr + r] = src[kk];
-            }
-            for (int r = rows; r < mr; ++r)
-                for (ptrdiff_t kk = 0; kk < kc; ++kk) dst[kk * mr + r] = 0;
-        }
-    }
+    FD_SFX(fd_pack_a_block)(m, a, lda, trans_a, mr, k0, kc, apack + k0 * m_pad);
 }
 
 /* Dense B: k x n (row stride ldb), or its transpose stored n x k when trans_b. */
