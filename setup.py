@@ -137,7 +137,8 @@ def extensions():
     names = ["_conv_kernels", "_resize_kernels", "_pool_kernels", "_winograd_kernels",
              "_packed_gemm"]
     # the engine's headers, so that editing one rebuilds the extension that includes them
-    depends = {"_packed_gemm": sorted(glob.glob(os.path.join("fastdeconv", "_ext", "gemm", "*.h")))}
+    gemm_headers = glob.glob(os.path.join(HERE, "fastdeconv", "_ext", "gemm", "*.h"))
+    depends = {"_packed_gemm": sorted(gemm_headers)}
     exts = [Extension(f"fastdeconv._ext.{name}", [f"fastdeconv/_ext/{name}.pyx"],
                       depends=depends.get(name, []), **common)
             for name in names]

@@ -539,3 +539,44 @@ cdef _run_conv(xp, weight, y, stride, dilation, Py_ssize_t groups, bias, int thr
         free(raw)
     if failed:
         raise MemoryError("conv_forward_packed: cannot allocate a thread's packing buffer")
+
+
+# --------------------------------------------------------------------------- measurement
+cdef extern from "gemm/fd_peak.h" nogil:
+    double fd_time_ukr(int isa, int is_double, Py_ssize_t kc, Py_ssize_t calls, void* scratch)
+    double fd_time_peak(int isa, Py_ssize_t iters)
+
+
+def microkernel_gflops(kernel=None, dtype="float32", kc=None, seconds=0.2):
+    """GFLOP/s of the micro-kernel alone (panels in L1) and of a multiply-add peak loop.
+
+    For benchmarks: ``(kernel GFLOP/s, peak GFLOP/s)``, each the best of 5 runs of about
+    ``seconds / 5`` thread CPU time; the peak is float32's (halve it for float64) and 0 for
+    the portable kernel.
+    """
+    import time
+    cdef int isa = _isa_of(kernel, "kernel")
+    cdef bint is_double = np.dtype(dtype) == np.float64
+    p = kernel_info(kernel)[np.dtype(dtype).name]
+    cdef Py_ssize_t depth = p["KC"] if kc is None else kc
+    scratch = np.empty((p["MR"] + p["NR"] + 1) * (depth + p["NR"]) * 8 + 64, np.uint8)
+    cdef void* ptr = aligned(<void*> <uintptr_t> scratch.ctypes.data)
+    cdef Py_ssize_t calls = 1000, iters = 100000
+    cdef double flops
+    best_ukr = best_peak = 0.0
+    for _ in range(5):
+        t = time.thread_time()
+        with nogil:
+            flops = fd_time_ukr(isa, is_double, depth, calls, ptr)
+        elapsed = time.thread_time() - t
+        if elapsed < seconds / 20:
+            calls *= 4
+        best_ukr = max(best_ukr, flops / max(elapsed, 1e-9) / 1e9)
+        t = time.thread_time()
+        with nogil:
+            flops = fd_time_peak(isa, iters)
+        elapsed = time.thread_time() - t
+        if elapsed < seconds / 20:
+            iters *= 4
+        best_peak = max(best_peak, flops / max(elapsed, 1e-9) / 1e9)
+    return best_ukr, best_peak
