@@ -306,3 +306,9 @@ def test_conv_forward_packed_rejects_bad_input(change, error, match):
     kwargs.update(change)
     with pytest.raises(error, match=match):
         pg.conv_forward_packed(**kwargs)
+
+
+def test_show_config_names_the_kernel():
+    import fastdeconv
+
+    assert fastdeconv.config()["packed gemm"]["kernel"] == pg.kernel_name()
