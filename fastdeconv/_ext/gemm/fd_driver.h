@@ -86,13 +86,16 @@ static void FD_SFX(fd_gemm_item)(const FD_SFX(fd_gemm_job) *job, ptrdiff_t item,
             if (!job->apack)
                 FD_SFX(fd_pack_a_block)(ie - ic, job->a + (job->trans_a ? ic : ic * job->lda),
                                         job->lda, job->trans_a, (int)mr, k0, kc, ablock);
-            for (ptrdiff_t jr = j0; jr < j1; jr += nr) {
-                const FD_T *bp = bpack + (jr - j0) * kc;
-                ptrdiff_t ncols = j1 - jr < nr ? j1 - jr : nr;
-                for (ptrdiff_t ir = ic; ir < ie; ir += mr) {
+            ptrdiff_t a_panels = fd_ceil_div(ie - ic, mr), b_panels = fd_ceil_div(j1 - j0, nr);
+            for (ptrdiff_t u = 0; u < (FD_IR_OUTER ? a_panels : b_panels); ++u) {
+                for (ptrdiff_t v = 0; v < (FD_IR_OUTER ? b_panels : a_panels); ++v) {
+                    ptrdiff_t ir = ic + (FD_IR_OUTER ? u : v) * mr;
+                    ptrdiff_t jr = j0 + (FD_IR_OUTER ? v : u) * nr;
+                    const FD_T *bp = bpack + (jr - j0) * kc;
                     const FD_T *ap = job->apack ? job->apack + k0 * m_pad + ir * kc
                                                 : ablock + (ir - ic) * kc;
                     ptrdiff_t nrows = ie - ir < mr ? ie - ir : mr;
+                    ptrdiff_t ncols = j1 - jr < nr ? j1 - jr : nr;
                     FD_T *cp = job->c + ir * job->ldc + jr;
                     const FD_T *bias_r = bias ? bias + ir : NULL;
                     if (nrows == mr && ncols == nr) {

@@ -39,6 +39,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#if defined(_MSC_VER) && !defined(__clang__)
+#define restrict __restrict
+#endif
+
 #if (defined(__x86_64__) || defined(_M_X64)) && defined(__GNUC__)
 #define FD_GEMM_X86 1
 #include <immintrin.h>
@@ -75,19 +79,22 @@ typedef struct { int mr, nr; ptrdiff_t mc, kc, nc; } fd_blocking;
 #define FD_PORTABLE_NR_F 8
 #define FD_PORTABLE_NR_D 4
 #ifndef FD_KC_F
-#define FD_KC_F 128
+#define FD_KC_F 384
 #endif
 #ifndef FD_KC_D
-#define FD_KC_D 128
+#define FD_KC_D 256
+#endif
+#ifndef FD_IR_OUTER
+#define FD_IR_OUTER 1
 #endif
 #ifndef FD_MC
 #define FD_MC 256
 #endif
 #ifndef FD_NC_F
-#define FD_NC_F 1024
+#define FD_NC_F 768
 #endif
 #ifndef FD_NC_D
-#define FD_NC_D 512
+#define FD_NC_D 480
 #endif
 
 /* [isa][0 = float32, 1 = float64] */
@@ -146,12 +153,18 @@ static fd_plan fd_make_plan(int isa, int is_double, ptrdiff_t m, ptrdiff_t n, pt
     p.m_chunk = fd_round_up(m > 0 ? m : 1, p.mr);
     p.n_chunk = n < p.nc ? (n > 0 ? n : 1) : p.nc;
     if (m * n * (k > 0 ? k : 1) >= FD_PARALLEL_MIN_MACS) {
-        ptrdiff_t want = fd_round_up(fd_ceil_div(n, FD_TARGET_ITEMS), p.nr);
+        /* cut n into items of at least two NR panels (a thin last item would waste most of
+         * its micro-kernel calls), and cut m too while there are fewer than the target */
+        ptrdiff_t panels = fd_ceil_div(n, p.nr), items_n = panels / 2;
+        if (items_n > FD_TARGET_ITEMS) items_n = FD_TARGET_ITEMS;
+        if (items_n < 1) items_n = 1;
+        ptrdiff_t want = fd_ceil_div(panels, items_n) * p.nr;
         if (want < p.n_chunk) p.n_chunk = want;
-        ptrdiff_t items_n = fd_ceil_div(n, p.n_chunk);
+        items_n = fd_ceil_div(n, p.n_chunk);
         if (items_n < FD_TARGET_ITEMS) {
             ptrdiff_t items_m = fd_ceil_div(FD_TARGET_ITEMS, items_n);
-            p.m_chunk = fd_round_up(fd_ceil_div(m, items_m), p.mr);
+            ptrdiff_t rows = fd_round_up(fd_ceil_div(m, items_m), p.mr);
+            if (rows < p.m_chunk) p.m_chunk = rows;
         }
     }
     p.items_m = m > 0 ? fd_ceil_div(m, p.m_chunk) : 0;

@@ -25,6 +25,11 @@ FD_TARGET static void FD_UKR_NAME(ptrdiff_t kc, const FD_T *restrict a, const FD
 {
     FD_V acc[FD_MR][FD_NV];
 #pragma GCC unroll 32
+    for (int r = 0; r < FD_MR; ++r) {   /* C's tile arrives while the k loop runs */
+#pragma GCC unroll 8
+        for (int v = 0; v < FD_NV; ++v) __builtin_prefetch(c + r * ldc + v * FD_VLEN, 1, 3);
+    }
+#pragma GCC unroll 32
     for (int r = 0; r < FD_MR; ++r) {
 #pragma GCC unroll 8
         for (int v = 0; v < FD_NV; ++v) acc[r][v] = FD_VZERO();
