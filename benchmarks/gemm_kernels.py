@@ -12,7 +12,12 @@ spread (min-max) over the rounds, which shows the noise of a shared machine. The
 includes packing A; OpenBLAS packs inside its call too.
 
 Then the forward convolutions of the layer suite: ``conv_forward_packed`` (implicit im2col,
-no column buffer) against ``fastdeconv.conv`` (im2col + OpenBLAS), same threads.
+no column buffer) against ``fastdeconv.conv`` forced to its im2col + OpenBLAS algorithm, and
+against ``fastdeconv.conv`` as its dispatcher chooses (which may be Winograd), same threads.
+
+``--clock cpu`` times the one-thread rows in thread CPU time instead of wall time, which
+leaves out the time other processes of a shared machine hold the core (not their effect on the
+caches); rows with more threads are always wall time.
 """
 
 import argparse
@@ -27,6 +32,7 @@ import scipy.linalg.blas as scipy_blas
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import fastdeconv
+from fastdeconv._dispatch import forced_algorithm
 from fastdeconv._ext import _packed_gemm as pg
 
 #: (M, K, N): the peak shape, then conv-shaped GEMMs of the layer suite (M = C_out,
@@ -80,13 +86,13 @@ def _engine(kernel):
     return run
 
 
-def _time(fn):
-    t0 = time.perf_counter()
+def _time(fn, clock):
+    t0 = clock()
     fn()
-    return time.perf_counter() - t0
+    return clock() - t0
 
 
-def interleaved(candidates, repeat):
+def interleaved(candidates, repeat, clock=time.perf_counter):
     """Median and (min, max) seconds per candidate, timed in a rotating order per round."""
     times = {name: [] for name in candidates}
     names = list(candidates)
@@ -95,11 +101,15 @@ def interleaved(candidates, repeat):
     for r in range(repeat):
         order = names[r % len(names):] + names[:r % len(names)]
         for name in order:
-            times[name].append(_time(candidates[name]))
+            times[name].append(_time(candidates[name], clock))
     return {name: (statistics.median(t), min(t), max(t)) for name, t in times.items()}
 
 
-def gemm_table(dtypes, threads_list, repeat, kernels):
+def _clock(threads, cpu):
+    return time.thread_time if cpu and threads == 1 else time.perf_counter
+
+
+def gemm_table(dtypes, threads_list, repeat, kernels, cpu):
     rng = np.random.default_rng(0)
     print("\nGEMM C[M x N] = A[M x K] B[K x N], GFLOP/s median [min-max] over "
           f"{repeat} interleaved rounds")
@@ -116,7 +126,7 @@ def gemm_table(dtypes, threads_list, repeat, kernels):
                          for kern in kernels}
                 cands["OpenBLAS"] = lambda: _openblas(a, b, c)
                 with threadpool_limits(limits=threads, user_api="blas"):
-                    res = interleaved(cands, repeat)
+                    res = interleaved(cands, repeat, _clock(threads, cpu))
                 flops = 2.0 * m * n * k
                 row = f"{np.dtype(dtype).name:8} {threads:>3} {m:>5} {k:>5} {n:>5}"
                 for lab in labels:
@@ -126,12 +136,14 @@ def gemm_table(dtypes, threads_list, repeat, kernels):
                 print(row + f"   {ratio:5.2f}x", flush=True)
 
 
-def conv_table(dtypes, threads_list, repeat):
+def conv_table(dtypes, threads_list, repeat, cpu):
     rng = np.random.default_rng(1)
-    print("\nForward convolution (suite cases): conv_forward_packed vs fastdeconv.conv, "
-          f"milliseconds median [min-max] over {repeat} rounds")
-    print(f"{'case':12} {'dtype':8} {'thr':>3} {'packed ms':>22} {'fastdeconv.conv ms':>22}"
-          f" {'GF/s packed':>11} {'speed-up':>8}")
+    print("\nForward convolution (suite cases), milliseconds median [min-max] over "
+          f"{repeat} rounds; im2col = fastdeconv.conv forced to im2col + OpenBLAS, "
+          "default = fastdeconv.conv as dispatched")
+    keys = ("packed", "im2col", "default")
+    print(f"{'case':12} {'dtype':8} {'thr':>3}" + "".join(f" {k + ' ms':>21}" for k in keys)
+          + f" {'GF/s packed':>11} {'vs im2col':>9} {'vs default':>10}")
     for dtype in dtypes:
         for threads in threads_list:
             for name, xs, c_out, k, s, p, d in CONV_CASES:
@@ -139,24 +151,42 @@ def conv_table(dtypes, threads_list, repeat):
                 w = rng.standard_normal((c_out, xs[1], k, k)).astype(dtype)
                 ref = fastdeconv.conv(x, w, stride=s, padding=p, dilation=d)
                 y = np.empty_like(ref)
+
+                def im2col():
+                    with forced_algorithm("im2col"):
+                        fastdeconv.conv(x, w, stride=s, padding=p, dilation=d)
+
                 previous = fastdeconv.set_num_threads(threads)
                 try:
                     res = interleaved({
                         "packed": lambda: pg.conv_forward_packed(
                             x, w, y, stride=s, padding=p, dilation=d, threads=threads),
-                        "conv": lambda: fastdeconv.conv(x, w, stride=s, padding=p, dilation=d),
-                    }, repeat)
+                        "im2col": im2col,
+                        "default": lambda: fastdeconv.conv(x, w, stride=s, padding=p, dilation=d),
+                    }, repeat, _clock(threads, cpu))
                 finally:
                     fastdeconv.set_num_threads(previous)
                 err = float(np.abs(y - ref).max() / np.abs(ref).max())
                 flops = 2.0 * ref.size * xs[1] * k * k
                 cols = "".join(
-                    f" {res[key][0] * 1e3:8.2f} [{res[key][1] * 1e3:5.1f}-{res[key][2] * 1e3:5.1f}]"
-                    for key in ("packed", "conv"))
+                    f" {res[key][0] * 1e3:7.2f} [{res[key][1] * 1e3:5.1f}-{res[key][2] * 1e3:5.1f}]"
+                    for key in keys)
                 print(f"{name:12} {np.dtype(dtype).name:8} {threads:>3}{cols}"
                       f" {flops / res['packed'][0] / 1e9:11.1f}"
-                      f" {res['conv'][0] / res['packed'][0]:7.2f}x  (rel. err {err:.1e})",
+                      f" {res['im2col'][0] / res['packed'][0]:8.2f}x"
+                      f" {res['default'][0] / res['packed'][0]:9.2f}x  (rel. err {err:.1e})",
                       flush=True)
+
+
+def microkernel_table(kernels):
+    print("\nMicro-kernel alone (panels in L1, thread CPU time, best of 5) vs a multiply-add "
+          "peak loop of the same vector width")
+    for kern in kernels:
+        for dtype in ("float32", "float64"):
+            ukr, peak = pg.microkernel_gflops(kern, dtype, seconds=0.5)
+            peak = peak / 2 if dtype == "float64" else peak
+            share = f"{ukr / peak:6.1%}" if peak else "   n/a"
+            print(f"  {kern:8} {dtype:8} {ukr:7.1f} GF/s   peak {peak:7.1f} GF/s   {share}")
 
 
 def main(argv=None):
@@ -169,6 +199,8 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="3 rounds, float32 only")
     parser.add_argument("--no-conv", action="store_true")
     parser.add_argument("--no-gemm", action="store_true")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="cpu: thread CPU time for the one-thread rows")
     args = parser.parse_args(argv)
     repeat = 3 if args.quick else args.repeat
     dtypes = ["float32"] if args.quick else args.dtypes.split(",")
@@ -176,11 +208,13 @@ def main(argv=None):
     best = {"avx512f": "avx512", "avx2+fma": "avx2", "portable": "portable"}[
         pg.kernel_info()["name"]]
     kernels = args.kernels.split(",") if args.kernels else [best]
+    cpu = args.clock == "cpu"
     print("\n".join(machine_report()))
+    microkernel_table(kernels)
     if not args.no_gemm:
-        gemm_table(dtypes, threads_list, repeat, kernels)
+        gemm_table(dtypes, threads_list, repeat, kernels, cpu)
     if not args.no_conv:
-        conv_table(dtypes, threads_list, repeat)
+        conv_table(dtypes, threads_list, repeat, cpu)
     print(f"\nload average at end: {os.getloadavg()}")
     return 0
 
