@@ -183,10 +183,12 @@ def microkernel_table(kernels):
           "peak loop of the same vector width")
     for kern in kernels:
         for dtype in ("float32", "float64"):
-            ukr, peak = pg.microkernel_gflops(kern, dtype, seconds=0.5)
-            peak = peak / 2 if dtype == "float64" else peak
-            share = f"{ukr / peak:6.1%}" if peak else "   n/a"
-            print(f"  {kern:8} {dtype:8} {ukr:7.1f} GF/s   peak {peak:7.1f} GF/s   {share}")
+            for tile, (mr, nr) in enumerate(pg.kernel_info(kern)[dtype]["tiles"]):
+                ukr, peak = pg.microkernel_gflops(kern, dtype, tile, seconds=0.5)
+                peak = peak / 2 if dtype == "float64" else peak
+                share = f"{ukr / peak:6.1%}" if peak else "   n/a"
+                print(f"  {kern:8} {dtype:8} {mr:>2}x{nr:<3} {ukr:7.1f} GF/s   "
+                      f"peak {peak:7.1f} GF/s   {share}")
 
 
 def main(argv=None):

@@ -24,6 +24,7 @@ SHAPES = [
     (1, 1, 1), (1, 17, 5), (13, 1, 300), (8, 48, 384), (9, 49, 385), (12, 32, 256),
     (14, 33, 257), (25, 65, 513),
     (7, 130, 31), (97, 45, 600), (64, 200, 300), (300, 40, 200), (3, 700, 1100),
+    (36, 64, 500), (120, 256, 700),      # AVX-512 takes its 12-row tile for these
 ]
 
 
@@ -116,7 +117,8 @@ def test_gemm_empty_output(dtype, shape):
 
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [(64, 700, 300), (300, 40, 600), (5, 3000, 200)],
+@pytest.mark.parametrize("shape", [(64, 700, 300), (300, 40, 600), (5, 3000, 200),
+                                   (120, 256, 700)],
                          ids=lambda s: "x".join(map(str, s)))
 def test_gemm_bit_identical_across_threads(rng, kernel, dtype, shape):
     m, n, k = shape
@@ -130,6 +132,27 @@ def test_gemm_bit_identical_across_threads(rng, kernel, dtype, shape):
     assert all(np.array_equal(results[0], r) for r in results[1:])
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_plan_takes_the_tile_that_pads_least(dtype):
+    for kernel in KERNELS:
+        tiles = pg.kernel_info(kernel)[np.dtype(dtype).name]["tiles"]
+        for m, n in [(64, 3136), (36, 64), (120, 256), (12, 32), (256, 64), (1, 1)]:
+            plan = pg.plan_info(m, n, 300, dtype, kernel)
+            padded = [-(-m // mr) * mr * (-(-n // nr) * nr) for mr, nr in tiles]
+            assert padded[plan["tile"]] == min(padded)
+            assert plan["items_m"] * plan["m_chunk"] >= m and plan["items_n"] * plan["n_chunk"] >= n
+            assert plan["m_chunk"] % plan["MR"] == 0
+    if "avx512" in KERNELS:
+        assert pg.plan_info(120, 256, 700, dtype, "avx512")["tile"] == 1
+        assert pg.plan_info(64, 3136, 576, dtype, "avx512")["tile"] == 0
+
+
+def test_plan_does_not_depend_on_threads_and_rejects_bad_sizes():
+    assert pg.plan_info(64, 3136, 576) == pg.plan_info(64, 3136, 576)
+    with pytest.raises(ValueError, match="n must be an int >= 0"):
+        pg.plan_info(3, -1, 2)
+
+
 def test_kernel_name_and_info():
     name = pg.kernel_name()
     assert name.split()[0] in ("avx512f", "avx2+fma", "portable")
@@ -137,8 +160,9 @@ def test_kernel_name_and_info():
     for kernel in KERNELS:
         info = pg.kernel_info(kernel)
         for dtype in ("float32", "float64"):
-            assert set(info[dtype]) == {"MR", "NR", "MC", "KC", "NC"}
+            assert set(info[dtype]) == {"MR", "NR", "MC", "KC", "NC", "tiles"}
             assert info[dtype]["MC"] % info[dtype]["MR"] == 0
+            assert (info[dtype]["MR"], info[dtype]["NR"]) == info[dtype]["tiles"][0]
     assert pg.kernel_info("portable")["name"] == "portable"
     assert "portable" in KERNELS
 

@@ -34,8 +34,14 @@ cdef extern from "gemm/fd_gemm.h" nogil:
     int fd_isa_supported(int isa)
     int fd_best_isa()
 
+    ctypedef struct fd_blocking:
+        int mr, nr
+        Py_ssize_t mc, kc, nc
+    const fd_blocking fd_blocking_table[3][2][2]
+    int FD_TILES
+
     ctypedef struct fd_plan:
-        int isa, mr, nr
+        int isa, tile, mr, nr
         Py_ssize_t m, n, k, mc, kc, nc, m_chunk, n_chunk, items_m, items_n
     fd_plan fd_make_plan(int isa, int is_double, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k)
     Py_ssize_t fd_plan_items(const fd_plan* p)
@@ -94,8 +100,8 @@ cdef extern from "gemm/fd_gemm.h" nogil:
         fd_gemm_job_d gemm
         Py_ssize_t samples, groups, apack_group, x_sample, x_group, y_sample, y_group
 
-    fd_ukr_fn_f fd_ukr_for_f(int isa)
-    fd_ukr_fn_d fd_ukr_for_d(int isa)
+    fd_ukr_fn_f fd_ukr_for_f(int isa, int tile)
+    fd_ukr_fn_d fd_ukr_for_d(int isa, int tile)
     void fd_pack_a_slice_f(Py_ssize_t m, Py_ssize_t k, const float* a, Py_ssize_t lda,
                            int trans_a, int mr, Py_ssize_t kc, Py_ssize_t slice, float* apack)
     void fd_pack_a_slice_d(Py_ssize_t m, Py_ssize_t k, const double* a, Py_ssize_t lda,
@@ -142,8 +148,22 @@ def _default_isa():
 _DEFAULT_ISA = _default_isa()
 
 
-def kernel_name(kernel=None):
-    """The kernel in use and its blocking, e.g. ``'avx512f (float32 12x32, ...)'``.
+def _tiles(int isa, bint is_double):
+    """The register tiles (MR, NR) of a kernel and dtype, without repeats."""
+    cdef int t
+    tiles = []
+    for t in range(FD_TILES):
+        tile = (fd_blocking_table[isa][is_double][t].mr, fd_blocking_table[isa][is_double][t].nr)
+        if tile not in tiles:
+            tiles.append(tile)
+    return tiles
+
+
+def kernel_info(kernel=None):
+    """The kernel's name and blocking: ``{'name': ..., 'float32': {...}, 'float64': {...}}``.
+
+    Per dtype: ``MR``, ``NR``, ``MC``, ``KC``, ``NC`` of the first register tile and ``tiles``,
+    every ``(MR, NR)`` tile the kernel has (each GEMM takes the one that pads it least).
 
     Parameters
     ----------
@@ -151,21 +171,46 @@ def kernel_name(kernel=None):
         Describe this kernel instead of the default one.
     """
     cdef int isa = _isa_of(kernel, "kernel")
-    parts = []
-    for name, is_double in (("float32", 0), ("float64", 1)):
-        p = fd_make_plan(isa, is_double, 0, 0, 0)
-        parts.append(f"{name} {p.mr}x{p.nr} MC={p.mc} KC={p.kc} NC={p.nc}")
-    return f"{fd_isa_names[isa].decode()} ({'; '.join(parts)})"
-
-
-def kernel_info(kernel=None):
-    """The kernel's name and blocking as a dict: ``{'name': ..., 'float32': {...}, ...}``."""
-    cdef int isa = _isa_of(kernel, "kernel")
+    cdef bint is_double
     info = {"name": fd_isa_names[isa].decode()}
-    for name, is_double in (("float32", 0), ("float64", 1)):
-        p = fd_make_plan(isa, is_double, 0, 0, 0)
-        info[name] = {"MR": p.mr, "NR": p.nr, "MC": p.mc, "KC": p.kc, "NC": p.nc}
+    for name, is_double in (("float32", False), ("float64", True)):
+        b = fd_blocking_table[isa][is_double][0]
+        info[name] = {"MR": b.mr, "NR": b.nr, "MC": b.mc, "KC": b.kc, "NC": b.nc,
+                      "tiles": _tiles(isa, is_double)}
     return info
+
+
+def kernel_name(kernel=None):
+    """The kernel in use and its blocking, e.g. ``'avx512f (float32 8x48 or 12x32 KC=384 ...)'``.
+
+    Parameters
+    ----------
+    kernel : {None, 'portable', 'avx2', 'avx512'}
+        Describe this kernel instead of the default one.
+    """
+    info = kernel_info(kernel)
+    parts = []
+    for name in ("float32", "float64"):
+        d = info[name]
+        tiles = " or ".join(f"{mr}x{nr}" for mr, nr in d["tiles"])
+        parts.append(f"{name} {tiles} MC={d['MC']} KC={d['KC']} NC={d['NC']}")
+    return f"{info['name']} ({'; '.join(parts)})"
+
+
+def plan_info(m, n, k, dtype="float32", kernel=None):
+    """How a GEMM of this shape is cut: register tile, chunks and work items (a dict).
+
+    ``m_chunk x n_chunk`` tiles of C are the work items, ``items_m x items_n`` of them; they
+    depend only on the shape, dtype and kernel.
+    """
+    cdef int isa = _isa_of(kernel, "kernel")
+    for name, value in (("m", m), ("n", n), ("k", k)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+    cdef fd_plan p = fd_make_plan(isa, np.dtype(dtype) == np.float64, m, n, k)
+    return {"tile": p.tile, "MR": p.mr, "NR": p.nr, "MC": p.mc, "KC": p.kc, "NC": p.nc,
+            "m_chunk": p.m_chunk, "n_chunk": p.n_chunk, "items_m": p.items_m,
+            "items_n": p.items_n, "prepack_a": bool(fd_prepack_a(&p))}
 
 
 # ------------------------------------------------------------------------------ validation
@@ -339,12 +384,12 @@ cdef _run_gemm(a, b, c, bint trans_a, bint trans_b, bint accumulate, int threads
         if apack == NULL:
             raise MemoryError("gemm: cannot allocate the packed copy of a")
     if is_double:
-        jd.plan, jd.ukr, jd.apack = p, fd_ukr_for_d(isa), <const double*> apack
+        jd.plan, jd.ukr, jd.apack = p, fd_ukr_for_d(p.isa, p.tile), <const double*> apack
         jd.a, jd.lda, jd.trans_a = <const double*> pa, lda, trans_a
         jd.b, jd.ldb, jd.trans_b, jd.conv, jd.xp = <const double*> pb, ldb, trans_b, NULL, NULL
         jd.c, jd.ldc, jd.accumulate, jd.bias = <double*> pc, ldc, accumulate, <const double*> pbias
     else:
-        jf.plan, jf.ukr, jf.apack = p, fd_ukr_for_f(isa), <const float*> apack
+        jf.plan, jf.ukr, jf.apack = p, fd_ukr_for_f(p.isa, p.tile), <const float*> apack
         jf.a, jf.lda, jf.trans_a = <const float*> pa, lda, trans_a
         jf.b, jf.ldb, jf.trans_b, jf.conv, jf.xp = <const float*> pb, ldb, trans_b, NULL, NULL
         jf.c, jf.ldc, jf.accumulate, jf.bias = <float*> pc, ldc, accumulate, <const float*> pbias
@@ -505,7 +550,7 @@ cdef _run_conv(xp, weight, y, stride, dilation, Py_ssize_t groups, bias, int thr
     src.taps, src.stride_last, src.channel_stride = taps, stride[ndim - 1], P
     src.tap_offset = &tap_offset[0]
     if is_double:
-        jd.gemm.plan, jd.gemm.ukr, jd.gemm.apack = p, fd_ukr_for_d(isa), <const double*> apack
+        jd.gemm.plan, jd.gemm.ukr, jd.gemm.apack = p, fd_ukr_for_d(p.isa, p.tile), <const double*> apack
         jd.gemm.a, jd.gemm.lda, jd.gemm.trans_a = NULL, K, False
         jd.gemm.b = <const double*> px if pointwise else NULL
         jd.gemm.xp = NULL if pointwise else <const double*> px
@@ -516,7 +561,7 @@ cdef _run_conv(xp, weight, y, stride, dilation, Py_ssize_t groups, bias, int thr
         jd.x_sample, jd.x_group = xp.shape[1] * P, cin_g * P
         jd.y_sample, jd.y_group = y.shape[1] * L, cout_g * L
     else:
-        jf.gemm.plan, jf.gemm.ukr, jf.gemm.apack = p, fd_ukr_for_f(isa), <const float*> apack
+        jf.gemm.plan, jf.gemm.ukr, jf.gemm.apack = p, fd_ukr_for_f(p.isa, p.tile), <const float*> apack
         jf.gemm.a, jf.gemm.lda, jf.gemm.trans_a = NULL, K, False
         jf.gemm.b = <const float*> px if pointwise else NULL
         jf.gemm.xp = NULL if pointwise else <const float*> px
@@ -543,31 +588,35 @@ cdef _run_conv(xp, weight, y, stride, dilation, Py_ssize_t groups, bias, int thr
 
 # --------------------------------------------------------------------------- measurement
 cdef extern from "gemm/fd_peak.h" nogil:
-    double fd_time_ukr(int isa, int is_double, Py_ssize_t kc, Py_ssize_t calls, void* scratch)
+    double fd_time_ukr(int isa, int is_double, int tile, Py_ssize_t kc, Py_ssize_t calls,
+                       void* scratch)
     double fd_time_peak(int isa, Py_ssize_t iters)
 
 
-def microkernel_gflops(kernel=None, dtype="float32", kc=None, seconds=0.2):
-    """GFLOP/s of the micro-kernel alone (panels in L1) and of a multiply-add peak loop.
+def microkernel_gflops(kernel=None, dtype="float32", tile=0, seconds=0.2):
+    """GFLOP/s of one micro-kernel alone (panels in L1) and of a multiply-add peak loop.
 
     For benchmarks: ``(kernel GFLOP/s, peak GFLOP/s)``, each the best of 5 runs of about
-    ``seconds / 5`` thread CPU time; the peak is float32's (halve it for float64) and 0 for
+    ``seconds / 5`` thread CPU time, over the kernel's KC; ``tile`` indexes
+    ``kernel_info()[dtype]['tiles']``. The peak is float32's (halve it for float64) and 0 for
     the portable kernel.
     """
     import time
     cdef int isa = _isa_of(kernel, "kernel")
     cdef bint is_double = np.dtype(dtype) == np.float64
-    p = kernel_info(kernel)[np.dtype(dtype).name]
-    cdef Py_ssize_t depth = p["KC"] if kc is None else kc
-    scratch = np.empty((p["MR"] + p["NR"] + 1) * (depth + p["NR"]) * 8 + 64, np.uint8)
+    cdef int which = int(tile)
+    if not 0 <= which < FD_TILES:
+        raise ValueError(f"tile must be in [0, {FD_TILES}), got {tile!r}")
+    b = fd_blocking_table[isa][is_double][which]
+    scratch = np.empty((b.mr + b.nr + 1) * (b.kc + b.nr) * 8 + 64, np.uint8)
     cdef void* ptr = aligned(<void*> <uintptr_t> scratch.ctypes.data)
-    cdef Py_ssize_t calls = 1000, iters = 100000
+    cdef Py_ssize_t calls = 1000, iters = 100000, depth = b.kc
     cdef double flops
     best_ukr = best_peak = 0.0
     for _ in range(5):
         t = time.thread_time()
         with nogil:
-            flops = fd_time_ukr(isa, is_double, depth, calls, ptr)
+            flops = fd_time_ukr(isa, is_double, which, depth, calls, ptr)
         elapsed = time.thread_time() - t
         if elapsed < seconds / 20:
             calls *= 4

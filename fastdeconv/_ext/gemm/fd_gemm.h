@@ -3,7 +3,8 @@
  *     C[m x n] = A[m x k] B[k x n]   |   C += A B   |   C = A B + bias[row]
  *
  * with B either a dense matrix or the implicit im2col of a forward convolution's input.
- * Three kernels, chosen at run time from the CPU (fd_select_isa):
+ * Three kernels, chosen at run time from the CPU (fd_best_isa; the extension lets the
+ * environment variable FASTDECONV_GEMM_KERNEL force one):
  *
  *     avx512f    x86-64 with AVX-512F   (function attribute target("avx512f"))
  *     avx2+fma   x86-64 with AVX2, FMA  (target("avx2,fma"))
@@ -11,22 +12,30 @@
  *
  * so no -march flag is needed and the header builds on aarch64 (x86 code is guarded).
  *
- * Register and cache blocking (measured on an Intel Xeon with AVX-512, 2 cores, L1d 48 KiB,
- * L2 2 MiB per core, L3 300 MiB shared; see benchmarks/gemm_kernels.py and the notes in
- * docs/user_guide/performance.rst):
+ * Register and cache blocking, chosen by measurement on the development machine (Intel Xeon
+ * with AVX-512, 2 cores, L1d 48 KiB and L2 2 MiB per core, L3 300 MiB shared; the numbers
+ * and the method are in the performance notes, benchmarks/gemm_kernels.py reproduces them):
  *
- *     kernel     dtype    MR x NR   accumulators     MC    KC    NC
- *     avx512f    float32  12 x 32   24 zmm           see fd_blocking_table below
- *     avx512f    float64  12 x 16   24 zmm
- *     avx2+fma   float32   6 x 16   12 ymm
- *     avx2+fma   float64   6 x 8    12 ymm
- *     portable   float32   4 x 8
- *     portable   float64   4 x 4
+ *     kernel     dtype    MR x NR   accumulators   KC    MC    NC (max columns of one item)
+ *     avx512f    float32   8 x 48   24 zmm         384   256   768
+ *     avx512f    float64   8 x 24   24 zmm         256   256   480
+ *     avx2+fma   float32   6 x 16   12 ymm         384   252   768
+ *     avx2+fma   float64   6 x 8    12 ymm         256   252   480
+ *     portable   float32   4 x 8    (compiler)     256   128   1024
+ *     portable   float64   4 x 4    (compiler)     256   128   512
  *
- * The vector (NR) direction is the row of C, i.e. the output positions of a convolution, which
- * are contiguous in y; A (the weight) is broadcast one value at a time. KC is the depth whose
- * kc x NR micro-panel of B stays in L1 while the MC x kc block of A streams through L2;
- * NC bounds the packed kc x NC block of B of one work item (L2).
+ * Why: the vector (NR) direction is the row of C, i.e. the output positions of a convolution,
+ * contiguous in y; A (the weight) is broadcast one value at a time. 24 of the 32 zmm registers
+ * accumulate (enough independent chains for two FMA ports of latency 4), 3 hold B and one the
+ * broadcast: 11 loads per 24 FMAs. On L1-resident panels 8x48, 12x32, 14x32 and 6x64 all ran
+ * at 95-100 % of a multiply-add peak loop; 8x48 was chosen because MR = 8 divides every usual
+ * channel count (12 or 14 waste 11-12 % of the rows for C_out = 64) and it was at least as
+ * fast as 12x32 on the convolution-shaped GEMMs. Loop order is BLIS's: the MR x KC A
+ * micro-panel (12-16 KiB) stays in L1 while the KC x NR B micro-panels stream from the KC x NC
+ * block of B in L2 (1.1 MiB float32, 0.9 MiB float64); KC = 384 halves the C tile's
+ * loads/stores per flop against 192 and measured best of 128/192/256/384. MC bounds the block
+ * of A an item packs itself when A is not pre-packed (fd_prepack_a). The thread split (4
+ * items, a multiple of 1, 2 and 4 threads) usually makes the items narrower than NC.
  *
  * Determinism: the work items, the KC slices and every micro-kernel's order of operations
  * depend only on the shape and the kernel, never on the number of threads, so C is the same
@@ -57,18 +66,12 @@ static const char *const fd_isa_names[FD_ISA_COUNT] = {"portable", "avx2+fma", "
 /* Register (mr x nr) and cache (mc, kc, nc) blocking of one kernel and dtype. */
 typedef struct { int mr, nr; ptrdiff_t mc, kc, nc; } fd_blocking;
 
-#ifndef FD_AVX512_MR_F
-#define FD_AVX512_MR_F 8
-#endif
-#ifndef FD_AVX512_NV_F
-#define FD_AVX512_NV_F 3
-#endif
-#ifndef FD_AVX512_MR_D
-#define FD_AVX512_MR_D 8
-#endif
-#ifndef FD_AVX512_NV_D
-#define FD_AVX512_NV_D 3
-#endif
+/* AVX-512 has two register tiles per dtype; each GEMM takes the one that pads its m x n least
+ * (fd_make_plan): MR x (NV vectors) = 8 x 3 (e.g. 8x48 float32) or 12 x 2 (12x32). */
+#define FD_AVX512_MR_0 8
+#define FD_AVX512_NV_0 3
+#define FD_AVX512_MR_1 12
+#define FD_AVX512_NV_1 2
 #ifndef FD_AVX2_MR
 #define FD_AVX2_MR 6
 #endif
@@ -97,14 +100,23 @@ typedef struct { int mr, nr; ptrdiff_t mc, kc, nc; } fd_blocking;
 #define FD_NC_D 480
 #endif
 
-/* [isa][0 = float32, 1 = float64] */
-static const fd_blocking fd_blocking_table[FD_ISA_COUNT][2] = {
-    {{FD_PORTABLE_MR, FD_PORTABLE_NR_F, 128, 256, 1024},
-     {FD_PORTABLE_MR, FD_PORTABLE_NR_D, 128, 256, 512}},
-    {{FD_AVX2_MR, FD_AVX2_NV * 8, FD_MC / FD_AVX2_MR * FD_AVX2_MR, FD_KC_F, FD_NC_F},
-     {FD_AVX2_MR, FD_AVX2_NV * 4, FD_MC / FD_AVX2_MR * FD_AVX2_MR, FD_KC_D, FD_NC_D}},
-    {{FD_AVX512_MR_F, FD_AVX512_NV_F * 16, FD_MC / FD_AVX512_MR_F * FD_AVX512_MR_F, FD_KC_F, FD_NC_F},
-     {FD_AVX512_MR_D, FD_AVX512_NV_D * 8, FD_MC / FD_AVX512_MR_D * FD_AVX512_MR_D, FD_KC_D, FD_NC_D}},
+#define FD_TILES 2
+#define FD_BLOCK(mr, nr, kc, nc) {mr, nr, FD_MC / (mr) * (mr), kc, nc}
+
+/* [isa][0 = float32, 1 = float64][register tile] */
+static const fd_blocking fd_blocking_table[FD_ISA_COUNT][2][FD_TILES] = {
+    {{FD_BLOCK(FD_PORTABLE_MR, FD_PORTABLE_NR_F, 256, 1024),
+      FD_BLOCK(FD_PORTABLE_MR, FD_PORTABLE_NR_F, 256, 1024)},
+     {FD_BLOCK(FD_PORTABLE_MR, FD_PORTABLE_NR_D, 256, 512),
+      FD_BLOCK(FD_PORTABLE_MR, FD_PORTABLE_NR_D, 256, 512)}},
+    {{FD_BLOCK(FD_AVX2_MR, FD_AVX2_NV * 8, FD_KC_F, FD_NC_F),
+      FD_BLOCK(FD_AVX2_MR, FD_AVX2_NV * 8, FD_KC_F, FD_NC_F)},
+     {FD_BLOCK(FD_AVX2_MR, FD_AVX2_NV * 4, FD_KC_D, FD_NC_D),
+      FD_BLOCK(FD_AVX2_MR, FD_AVX2_NV * 4, FD_KC_D, FD_NC_D)}},
+    {{FD_BLOCK(FD_AVX512_MR_0, FD_AVX512_NV_0 * 16, FD_KC_F, FD_NC_F),
+      FD_BLOCK(FD_AVX512_MR_1, FD_AVX512_NV_1 * 16, FD_KC_F, FD_NC_F)},
+     {FD_BLOCK(FD_AVX512_MR_0, FD_AVX512_NV_0 * 8, FD_KC_D, FD_NC_D),
+      FD_BLOCK(FD_AVX512_MR_1, FD_AVX512_NV_1 * 8, FD_KC_D, FD_NC_D)}},
 };
 
 /* Is this kernel usable on this CPU (and compiled in)? */
@@ -130,7 +142,7 @@ static int fd_best_isa(void)
 
 /* ------------------------------------------------------------------ work plan of one GEMM */
 typedef struct {
-    int isa, mr, nr;
+    int isa, tile, mr, nr;             /* tile: index of the register tile (fd_blocking_table) */
     ptrdiff_t m, n, k, mc, kc, nc;
     ptrdiff_t m_chunk, n_chunk, items_m, items_n;   /* work items: items_m x items_n tiles */
 } fd_plan;
@@ -146,9 +158,19 @@ static ptrdiff_t fd_ceil_div(ptrdiff_t v, ptrdiff_t by) { return (v + by - 1) / 
 /* The plan depends only on (isa, dtype, m, n, k): so do the work items and so the bits. */
 static fd_plan fd_make_plan(int isa, int is_double, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
 {
-    const fd_blocking *b = &fd_blocking_table[isa][is_double ? 1 : 0];
+    const fd_blocking *b = &fd_blocking_table[isa][is_double ? 1 : 0][0];
+    int tile = 0;
+    for (int t = 1; t < FD_TILES; ++t) {   /* the tile that pads m x n least (ties: first) */
+        const fd_blocking *o = &fd_blocking_table[isa][is_double ? 1 : 0][t];
+        if (fd_round_up(m, o->mr) * fd_round_up(n, o->nr)
+                < fd_round_up(m, b->mr) * fd_round_up(n, b->nr)) {
+            b = o;
+            tile = t;
+        }
+    }
     fd_plan p;
-    p.isa = isa; p.mr = b->mr; p.nr = b->nr; p.mc = b->mc; p.kc = b->kc; p.nc = b->nc;
+    p.isa = isa; p.tile = tile;
+    p.mr = b->mr; p.nr = b->nr; p.mc = b->mc; p.kc = b->kc; p.nc = b->nc;
     p.m = m; p.n = n; p.k = k;
     p.m_chunk = fd_round_up(m > 0 ? m : 1, p.mr);
     p.n_chunk = n < p.nc ? (n > 0 ? n : 1) : p.nc;
@@ -262,10 +284,20 @@ static size_t fd_workspace_bytes(const fd_plan *p, size_t elem)
 #define FD_SFX_OP _ps
 #include "fd_ukernel.h"
 
-#define FD_UKR_NAME fd_ukr_avx512_f
+#define FD_UKR_NAME fd_ukr_avx512_0_f
 #define FD_TARGET __attribute__((target("avx512f")))
-#define FD_MR FD_AVX512_MR_F
-#define FD_NV FD_AVX512_NV_F
+#define FD_MR FD_AVX512_MR_0
+#define FD_NV FD_AVX512_NV_0
+#define FD_V __m512
+#define FD_VLEN 16
+#define FD_PFX _mm512_
+#define FD_SFX_OP _ps
+#include "fd_ukernel.h"
+
+#define FD_UKR_NAME fd_ukr_avx512_1_f
+#define FD_TARGET __attribute__((target("avx512f")))
+#define FD_MR FD_AVX512_MR_1
+#define FD_NV FD_AVX512_NV_1
 #define FD_V __m512
 #define FD_VLEN 16
 #define FD_PFX _mm512_
@@ -276,13 +308,14 @@ static size_t fd_workspace_bytes(const fd_plan *p, size_t elem)
 #include "fd_pack.h"
 #include "fd_driver.h"
 
-static fd_ukr_fn_f fd_ukr_for_f(int isa)
+/* The micro-kernel of a kernel and register tile (fd_plan.tile). */
+static fd_ukr_fn_f fd_ukr_for_f(int isa, int tile)
 {
 #if FD_GEMM_X86
-    if (isa == FD_ISA_AVX512) return fd_ukr_avx512_f;
+    if (isa == FD_ISA_AVX512) return tile ? fd_ukr_avx512_1_f : fd_ukr_avx512_0_f;
     if (isa == FD_ISA_AVX2) return fd_ukr_avx2_f;
 #endif
-    (void)isa;
+    (void)isa; (void)tile;
     return fd_ukr_portable_f;
 }
 
@@ -307,10 +340,20 @@ static fd_ukr_fn_f fd_ukr_for_f(int isa)
 #define FD_SFX_OP _pd
 #include "fd_ukernel.h"
 
-#define FD_UKR_NAME fd_ukr_avx512_d
+#define FD_UKR_NAME fd_ukr_avx512_0_d
 #define FD_TARGET __attribute__((target("avx512f")))
-#define FD_MR FD_AVX512_MR_D
-#define FD_NV FD_AVX512_NV_D
+#define FD_MR FD_AVX512_MR_0
+#define FD_NV FD_AVX512_NV_0
+#define FD_V __m512d
+#define FD_VLEN 8
+#define FD_PFX _mm512_
+#define FD_SFX_OP _pd
+#include "fd_ukernel.h"
+
+#define FD_UKR_NAME fd_ukr_avx512_1_d
+#define FD_TARGET __attribute__((target("avx512f")))
+#define FD_MR FD_AVX512_MR_1
+#define FD_NV FD_AVX512_NV_1
 #define FD_V __m512d
 #define FD_VLEN 8
 #define FD_PFX _mm512_
@@ -321,13 +364,14 @@ static fd_ukr_fn_f fd_ukr_for_f(int isa)
 #include "fd_pack.h"
 #include "fd_driver.h"
 
-static fd_ukr_fn_d fd_ukr_for_d(int isa)
+/* The micro-kernel of a kernel and register tile (fd_plan.tile). */
+static fd_ukr_fn_d fd_ukr_for_d(int isa, int tile)
 {
 #if FD_GEMM_X86
-    if (isa == FD_ISA_AVX512) return fd_ukr_avx512_d;
+    if (isa == FD_ISA_AVX512) return tile ? fd_ukr_avx512_1_d : fd_ukr_avx512_0_d;
     if (isa == FD_ISA_AVX2) return fd_ukr_avx2_d;
 #endif
-    (void)isa;
+    (void)isa; (void)tile;
     return fd_ukr_portable_d;
 }
 

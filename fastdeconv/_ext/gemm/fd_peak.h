@@ -7,18 +7,19 @@
 
 #include "fd_gemm.h"
 
-/* `calls` micro-kernel calls over kc on packed panels of zeros; the flops done. */
-static double fd_time_ukr(int isa, int is_double, ptrdiff_t kc, ptrdiff_t calls, void *scratch)
+/* `calls` calls of one micro-kernel over kc on packed panels of zeros; the flops done. */
+static double fd_time_ukr(int isa, int is_double, int tile, ptrdiff_t kc, ptrdiff_t calls,
+                          void *scratch)
 {
-    const fd_blocking *b = &fd_blocking_table[isa][is_double ? 1 : 0];
+    const fd_blocking *b = &fd_blocking_table[isa][is_double ? 1 : 0][tile];
     size_t elem = is_double ? 8 : 4;
     char *a = (char *)scratch, *bp = a + b->mr * kc * elem, *c = bp + b->nr * kc * elem;
     memset(scratch, 0, (size_t)(b->mr * kc + b->nr * kc + b->mr * b->nr) * elem);
     for (ptrdiff_t i = 0; i < calls; ++i) {
         if (is_double)
-            fd_ukr_for_d(isa)(kc, (double *)a, (double *)bp, (double *)c, b->nr, 1, NULL);
+            fd_ukr_for_d(isa, tile)(kc, (double *)a, (double *)bp, (double *)c, b->nr, 1, NULL);
         else
-            fd_ukr_for_f(isa)(kc, (float *)a, (float *)bp, (float *)c, b->nr, 1, NULL);
+            fd_ukr_for_f(isa, tile)(kc, (float *)a, (float *)bp, (float *)c, b->nr, 1, NULL);
     }
     return 2.0 * b->mr * b->nr * kc * (double)calls;
 }
