@@ -16,26 +16,28 @@
  * with AVX-512, 2 cores, L1d 48 KiB and L2 2 MiB per core, L3 300 MiB shared; the numbers
  * and the method are in the performance notes, benchmarks/gemm_kernels.py reproduces them):
  *
- *     kernel     dtype    MR x NR   accumulators   KC    MC    NC (max columns of one item)
- *     avx512f    float32   8 x 48   24 zmm         384   256   768
- *     avx512f    float64   8 x 24   24 zmm         256   256   480
- *     avx2+fma   float32   6 x 16   12 ymm         384   252   768
- *     avx2+fma   float64   6 x 8    12 ymm         256   252   480
- *     portable   float32   4 x 8    (compiler)     256   128   1024
- *     portable   float64   4 x 4    (compiler)     256   128   512
+ *     kernel     dtype    MR x NR            accumulators   KC    MC    NC (max item width)
+ *     avx512f    float32   8 x 48 or 12 x 32  24 zmm         384   256   768
+ *     avx512f    float64   8 x 24 or 12 x 16  24 zmm         256   256   480
+ *     avx2+fma   float32   6 x 16             12 ymm         384   252   768
+ *     avx2+fma   float64   6 x 8              12 ymm         256   252   480
+ *     portable   float32   4 x 8              (compiler)     256   128   1024
+ *     portable   float64   4 x 4              (compiler)     256   128   512
  *
  * Why: the vector (NR) direction is the row of C, i.e. the output positions of a convolution,
  * contiguous in y; A (the weight) is broadcast one value at a time. 24 of the 32 zmm registers
- * accumulate (enough independent chains for two FMA ports of latency 4), 3 hold B and one the
- * broadcast: 11 loads per 24 FMAs. On L1-resident panels 8x48, 12x32, 14x32 and 6x64 all ran
- * at 95-100 % of a multiply-add peak loop; 8x48 was chosen because MR = 8 divides every usual
- * channel count (12 or 14 waste 11-12 % of the rows for C_out = 64) and it was at least as
- * fast as 12x32 on the convolution-shaped GEMMs. Loop order is BLIS's: the MR x KC A
- * micro-panel (12-16 KiB) stays in L1 while the KC x NR B micro-panels stream from the KC x NC
- * block of B in L2 (1.1 MiB float32, 0.9 MiB float64); KC = 384 halves the C tile's
- * loads/stores per flop against 192 and measured best of 128/192/256/384. MC bounds the block
- * of A an item packs itself when A is not pre-packed (fd_prepack_a). The thread split (4
- * items, a multiple of 1, 2 and 4 threads) usually makes the items narrower than NC.
+ * accumulate (enough independent chains for two FMA ports of latency 4), 2-3 hold B and one
+ * the broadcast. On L1-resident panels 8x48, 12x32, 14x32 and 6x64 all ran at 95-100 % of a
+ * multiply-add peak loop, so the tile is chosen for the padding it wastes: MR = 8 divides
+ * every usual channel count (12 wastes 11 % of the rows for C_out = 64) while NR = 32 divides
+ * the power-of-two widths (48 wastes a third of n = 64); each GEMM takes the AVX-512 tile
+ * that pads its m x n least (fd_make_plan). Loop order is BLIS's: the MR x KC A micro-panel
+ * (12-18 KiB) stays in L1 while the KC x NR B micro-panels stream from the KC x NC block of B
+ * in L2 (at most 1.1 MiB float32, 0.9 MiB float64); KC = 384 measured best of 128 / 192 /
+ * 256 / 384 (fewer loads and stores of the C tile per flop), after moving from the other loop
+ * order (B micro-panel in L1), which measured slower on large GEMMs. MC bounds the block of A an item
+ * packs itself when A is not pre-packed (fd_prepack_a). The thread split (4 items, a multiple
+ * of 1, 2 and 4 threads) usually makes the items narrower than NC.
  *
  * Determinism: the work items, the KC slices and every micro-kernel's order of operations
  * depend only on the shape and the kernel, never on the number of threads, so C is the same
