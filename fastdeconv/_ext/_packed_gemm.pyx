@@ -57,51 +57,16 @@ cdef extern from "gemm/fd_gemm.h" nogil:
         Py_ssize_t taps, stride_last, channel_stride
         const Py_ssize_t* tap_offset
 
-    ctypedef void (*fd_ukr_fn_f)(Py_ssize_t, const float*, const float*, float*, Py_ssize_t, int,
-                                 const float*)
-    ctypedef void (*fd_ukr_fn_d)(Py_ssize_t, const double*, const double*, double*, Py_ssize_t,
-                                 int, const double*)
+    # filled by fd_*_job_init; their fields are only read by C
     ctypedef struct fd_gemm_job_f:
-        fd_plan plan
-        fd_ukr_fn_f ukr
-        const float* apack
-        const float* a
-        Py_ssize_t lda
-        int trans_a
-        const float* b
-        Py_ssize_t ldb
-        int trans_b
-        const fd_conv_src* conv
-        const float* xp
-        float* c
-        Py_ssize_t ldc
-        int accumulate
-        const float* bias
+        pass
     ctypedef struct fd_gemm_job_d:
-        fd_plan plan
-        fd_ukr_fn_d ukr
-        const double* apack
-        const double* a
-        Py_ssize_t lda
-        int trans_a
-        const double* b
-        Py_ssize_t ldb
-        int trans_b
-        const fd_conv_src* conv
-        const double* xp
-        double* c
-        Py_ssize_t ldc
-        int accumulate
-        const double* bias
+        pass
     ctypedef struct fd_conv_job_f:
-        fd_gemm_job_f gemm
-        Py_ssize_t samples, groups, apack_group, x_sample, x_group, y_sample, y_group
+        pass
     ctypedef struct fd_conv_job_d:
-        fd_gemm_job_d gemm
-        Py_ssize_t samples, groups, apack_group, x_sample, x_group, y_sample, y_group
+        pass
 
-    fd_ukr_fn_f fd_ukr_for_f(int isa, int tile)
-    fd_ukr_fn_d fd_ukr_for_d(int isa, int tile)
     void fd_pack_a_slice_f(Py_ssize_t m, Py_ssize_t k, const float* a, Py_ssize_t lda,
                            int trans_a, int mr, Py_ssize_t kc, Py_ssize_t slice, float* apack)
     void fd_pack_a_slice_d(Py_ssize_t m, Py_ssize_t k, const double* a, Py_ssize_t lda,
@@ -112,6 +77,24 @@ cdef extern from "gemm/fd_gemm.h" nogil:
     Py_ssize_t fd_conv_items_d(const fd_conv_job_d* cj)
     void fd_conv_item_f(const fd_conv_job_f* cj, Py_ssize_t item, float* work)
     void fd_conv_item_d(const fd_conv_job_d* cj, Py_ssize_t item, double* work)
+    void fd_gemm_job_init_f(fd_gemm_job_f* job, const fd_plan* p, const void* apack,
+                            const void* a, Py_ssize_t lda, int trans_a, const void* b,
+                            Py_ssize_t ldb, int trans_b, void* c, Py_ssize_t ldc,
+                            int accumulate, const void* bias)
+    void fd_gemm_job_init_d(fd_gemm_job_d* job, const fd_plan* p, const void* apack,
+                            const void* a, Py_ssize_t lda, int trans_a, const void* b,
+                            Py_ssize_t ldb, int trans_b, void* c, Py_ssize_t ldc,
+                            int accumulate, const void* bias)
+    void fd_conv_job_init_f(fd_conv_job_f* cj, const fd_plan* p, const void* apack,
+                            Py_ssize_t apack_group, int pointwise, const void* x, Py_ssize_t ldb,
+                            const fd_conv_src* src, void* y, const void* bias,
+                            Py_ssize_t samples, Py_ssize_t groups, Py_ssize_t x_sample,
+                            Py_ssize_t x_group, Py_ssize_t y_sample, Py_ssize_t y_group)
+    void fd_conv_job_init_d(fd_conv_job_d* cj, const fd_plan* p, const void* apack,
+                            Py_ssize_t apack_group, int pointwise, const void* x, Py_ssize_t ldb,
+                            const fd_conv_src* src, void* y, const void* bias,
+                            Py_ssize_t samples, Py_ssize_t groups, Py_ssize_t x_sample,
+                            Py_ssize_t x_group, Py_ssize_t y_sample, Py_ssize_t y_group)
 
 HAVE_OPENMP = bool(FASTDECONV_HAVE_OPENMP)
 
@@ -384,15 +367,11 @@ cdef _run_gemm(a, b, c, bint trans_a, bint trans_b, bint accumulate, int threads
         if apack == NULL:
             raise MemoryError("gemm: cannot allocate the packed copy of a")
     if is_double:
-        jd.plan, jd.ukr, jd.apack = p, fd_ukr_for_d(p.isa, p.tile), <const double*> apack
-        jd.a, jd.lda, jd.trans_a = <const double*> pa, lda, trans_a
-        jd.b, jd.ldb, jd.trans_b, jd.conv, jd.xp = <const double*> pb, ldb, trans_b, NULL, NULL
-        jd.c, jd.ldc, jd.accumulate, jd.bias = <double*> pc, ldc, accumulate, <const double*> pbias
+        fd_gemm_job_init_d(&jd, &p, apack, pa, lda, trans_a, pb, ldb, trans_b, pc, ldc,
+                           accumulate, pbias)
     else:
-        jf.plan, jf.ukr, jf.apack = p, fd_ukr_for_f(p.isa, p.tile), <const float*> apack
-        jf.a, jf.lda, jf.trans_a = <const float*> pa, lda, trans_a
-        jf.b, jf.ldb, jf.trans_b, jf.conv, jf.xp = <const float*> pb, ldb, trans_b, NULL, NULL
-        jf.c, jf.ldc, jf.accumulate, jf.bias = <float*> pc, ldc, accumulate, <const float*> pbias
+        fd_gemm_job_init_f(&jf, &p, apack, pa, lda, trans_a, pb, ldb, trans_b, pc, ldc,
+                           accumulate, pbias)
     with nogil:
         if prepack:
             pack_a(pa, lda, trans_a, &p, is_double, apack, threads)
@@ -550,27 +529,13 @@ cdef _run_conv(xp, weight, y, stride, dilation, Py_ssize_t groups, bias, int thr
     src.taps, src.stride_last, src.channel_stride = taps, stride[ndim - 1], P
     src.tap_offset = &tap_offset[0]
     if is_double:
-        jd.gemm.plan, jd.gemm.ukr, jd.gemm.apack = p, fd_ukr_for_d(p.isa, p.tile), <const double*> apack
-        jd.gemm.a, jd.gemm.lda, jd.gemm.trans_a = NULL, K, False
-        jd.gemm.b = <const double*> px if pointwise else NULL
-        jd.gemm.xp = NULL if pointwise else <const double*> px
-        jd.gemm.ldb, jd.gemm.trans_b, jd.gemm.conv = P, False, &src
-        jd.gemm.c, jd.gemm.ldc, jd.gemm.accumulate = <double*> py, L, False
-        jd.gemm.bias = <const double*> pbias
-        jd.samples, jd.groups, jd.apack_group = xp.shape[0], groups, apack_group
-        jd.x_sample, jd.x_group = xp.shape[1] * P, cin_g * P
-        jd.y_sample, jd.y_group = y.shape[1] * L, cout_g * L
+        fd_conv_job_init_d(&jd, &p, apack, apack_group, pointwise, px, P, &src, py, pbias,
+                           xp.shape[0], groups, xp.shape[1] * P, cin_g * P, y.shape[1] * L,
+                           cout_g * L)
     else:
-        jf.gemm.plan, jf.gemm.ukr, jf.gemm.apack = p, fd_ukr_for_f(p.isa, p.tile), <const float*> apack
-        jf.gemm.a, jf.gemm.lda, jf.gemm.trans_a = NULL, K, False
-        jf.gemm.b = <const float*> px if pointwise else NULL
-        jf.gemm.xp = NULL if pointwise else <const float*> px
-        jf.gemm.ldb, jf.gemm.trans_b, jf.gemm.conv = P, False, &src
-        jf.gemm.c, jf.gemm.ldc, jf.gemm.accumulate = <float*> py, L, False
-        jf.gemm.bias = <const float*> pbias
-        jf.samples, jf.groups, jf.apack_group = xp.shape[0], groups, apack_group
-        jf.x_sample, jf.x_group = xp.shape[1] * P, cin_g * P
-        jf.y_sample, jf.y_group = y.shape[1] * L, cout_g * L
+        fd_conv_job_init_f(&jf, &p, apack, apack_group, pointwise, px, P, &src, py, pbias,
+                           xp.shape[0], groups, xp.shape[1] * P, cin_g * P, y.shape[1] * L,
+                           cout_g * L)
     with nogil:
         for g in range(groups):
             pack_a(pw + g * cout_g * K * elem, K, False, &p, is_double,

@@ -17,6 +17,9 @@
 typedef void (*FD_SFX(fd_ukr_fn))(ptrdiff_t, const FD_T *restrict, const FD_T *restrict,
                                   FD_T *restrict, ptrdiff_t, int, const FD_T *restrict);
 
+/* The micro-kernel of a kernel and register tile (defined in fd_gemm.h). */
+static FD_SFX(fd_ukr_fn) FD_SFX(fd_ukr_for)(int isa, int tile);
+
 typedef struct {
     fd_plan plan;
     FD_SFX(fd_ukr_fn) ukr;
@@ -137,4 +140,39 @@ static void FD_SFX(fd_conv_item)(const FD_SFX(fd_conv_job) *cj, ptrdiff_t item, 
     job.c += s * cj->y_sample + g * cj->y_group;
     if (job.bias) job.bias += g * job.plan.m;
     FD_SFX(fd_gemm_item)(&job, item % per_gemm, work);
+}
+
+/* Fill a GEMM job (pointers untyped so that one call site serves both dtypes). */
+static void FD_SFX(fd_gemm_job_init)(FD_SFX(fd_gemm_job) *job, const fd_plan *p,
+                                     const void *apack, const void *a, ptrdiff_t lda,
+                                     int trans_a, const void *b, ptrdiff_t ldb, int trans_b,
+                                     void *c, ptrdiff_t ldc, int accumulate, const void *bias)
+{
+    memset(job, 0, sizeof(*job));
+    job->plan = *p;
+    job->ukr = FD_SFX(fd_ukr_for)(p->isa, p->tile);
+    job->apack = (const FD_T *)apack;
+    job->a = (const FD_T *)a; job->lda = lda; job->trans_a = trans_a;
+    job->b = (const FD_T *)b; job->ldb = ldb; job->trans_b = trans_b;
+    job->c = (FD_T *)c; job->ldc = ldc;
+    job->accumulate = accumulate;
+    job->bias = (const FD_T *)bias;
+}
+
+/* Fill a convolution job: B is x read in place (pointwise: x rows, row stride ldb) or the
+ * convolution source src over the padded input x; strides in elements. */
+static void FD_SFX(fd_conv_job_init)(FD_SFX(fd_conv_job) *cj, const fd_plan *p,
+                                     const void *apack, ptrdiff_t apack_group, int pointwise,
+                                     const void *x, ptrdiff_t ldb, const fd_conv_src *src,
+                                     void *y, const void *bias, ptrdiff_t samples,
+                                     ptrdiff_t groups, ptrdiff_t x_sample, ptrdiff_t x_group,
+                                     ptrdiff_t y_sample, ptrdiff_t y_group)
+{
+    FD_SFX(fd_gemm_job_init)(&cj->gemm, p, apack, NULL, 0, 0, pointwise ? x : NULL, ldb, 0, y,
+                             p->n, 0, bias);
+    cj->gemm.conv = src;
+    cj->gemm.xp = pointwise ? NULL : (const FD_T *)x;
+    cj->samples = samples; cj->groups = groups; cj->apack_group = apack_group;
+    cj->x_sample = x_sample; cj->x_group = x_group;
+    cj->y_sample = y_sample; cj->y_group = y_group;
 }
