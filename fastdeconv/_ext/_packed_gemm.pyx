@@ -359,9 +359,11 @@ cdef _run_gemm(a, b, c, bint trans_a, bint trans_b, bint accumulate, int threads
     cdef const void* pa = <const void*> <uintptr_t> a.ctypes.data
     cdef const void* pb = <const void*> <uintptr_t> b.ctypes.data
     cdef void* pc = <void*> <uintptr_t> c.ctypes.data
-    cdef const void* pbias = NULL if bias is None else <const void*> <uintptr_t> bias.ctypes.data
+    cdef const void* pbias = NULL
     cdef Py_ssize_t lda = a.shape[1], ldb = b.shape[1], ldc = c.shape[1]
     cdef int failed
+    if bias is not None:
+        pbias = <const void*> <uintptr_t> bias.ctypes.data
     if prepack:
         apack = malloc_aligned(max(fd_apack_elems(&p), 1) * elem, &raw)
         if apack == NULL:
@@ -512,9 +514,11 @@ cdef _run_conv(xp, weight, y, stride, dilation, Py_ssize_t groups, bias, int thr
     cdef const char* pw = <const char*> <uintptr_t> weight.ctypes.data
     cdef const void* px = <const void*> <uintptr_t> xp.ctypes.data
     cdef void* py = <void*> <uintptr_t> y.ctypes.data
-    cdef const void* pbias = NULL if bias is None else <const void*> <uintptr_t> bias.ctypes.data
+    cdef const void* pbias = NULL
     cdef Py_ssize_t[::1] tap_offset = np.zeros(max(taps, 1), dtype=np.intp)
     cdef int failed
+    if bias is not None:
+        pbias = <const void*> <uintptr_t> bias.ctypes.data
     if apack == NULL:
         raise MemoryError("conv_forward_packed: cannot allocate the packed weight")
     # tap t (row-major over kernel_size) reads the padded input at flat offset tap_offset[t]

@@ -10,7 +10,8 @@
  *     avx2+fma   x86-64 with AVX2, FMA  (target("avx2,fma"))
  *     portable   plain C, vectorised by the compiler for the build's baseline (any CPU)
  *
- * so no -march flag is needed and the header builds on aarch64 (x86 code is guarded).
+ * so no -march flag is needed and the header builds on aarch64 (x86 code is guarded;
+ * -DFD_GEMM_PORTABLE_ONLY compiles the portable kernel alone, as elsewhere).
  *
  * Register and cache blocking, chosen by measurement on the development machine (Intel Xeon
  * with AVX-512, 2 cores, L1d 48 KiB and L2 2 MiB per core, L3 300 MiB shared; the numbers
@@ -54,7 +55,7 @@
 #define restrict __restrict
 #endif
 
-#if (defined(__x86_64__) || defined(_M_X64)) && defined(__GNUC__)
+#if (defined(__x86_64__) || defined(_M_X64)) && defined(__GNUC__) && !defined(FD_GEMM_PORTABLE_ONLY)
 #define FD_GEMM_X86 1
 #include <immintrin.h>
 #else
