@@ -17,6 +17,7 @@ Environment switches:
     build stays portable).
 """
 
+import glob
 import os
 import shlex
 import subprocess
@@ -131,9 +132,15 @@ def extensions():
         extra_compile_args=cflags + omp_cflags,
         extra_link_args=omp_ldflags,
     )
+    # _packed_gemm includes gemm/fd_gemm.h, whose kernels pick their instruction set per
+    # function (target attributes) and at run time: no -march flag is needed.
     names = ["_runtime", "_gemm", "_im2col_kernels", "_phase_kernels", "_winograd_kernels",
-             "_resize_kernels", "_pool_kernels"]
-    exts = [Extension(f"fastdeconv._ext.{name}", [f"fastdeconv/_ext/{name}.pyx"], **common)
+             "_resize_kernels", "_pool_kernels", "_packed_gemm"]
+    # the engine's headers, so that editing one rebuilds the extension that includes them
+    gemm_headers = glob.glob(os.path.join(HERE, "fastdeconv", "_ext", "gemm", "*.h"))
+    depends = {"_packed_gemm": sorted(gemm_headers)}
+    exts = [Extension(f"fastdeconv._ext.{name}", [f"fastdeconv/_ext/{name}.pyx"],
+                      depends=depends.get(name, []), **common)
             for name in names]
     # The kernels' directives live here (not in the .pyx headers) so that the debug switch can
     # turn the checks back on; the Python layer validates everything the kernels receive.

@@ -43,6 +43,16 @@ def _blas_info():
     return info
 
 
+def _engine_info():
+    """The packed GEMM engine's kernel (FASTDECONV_GEMM_KERNEL may force one)."""
+    try:
+        from ._ext import _packed_gemm
+    except (ImportError, ValueError) as exc:  # not built, or a bad FASTDECONV_GEMM_KERNEL
+        return {"kernel": f"unavailable ({exc})"}
+    return {"kernel": _packed_gemm.kernel_name(),
+            "supported": ", ".join(_packed_gemm.supported_kernels())}
+
+
 def config():
     """Return the configuration report as a nested dict (see :func:`show_config`)."""
     from . import __version__
@@ -57,6 +67,7 @@ def config():
         "build": build,
         "openmp": {"compiled": bool(_runtime.HAVE_OPENMP), "max_threads": _runtime.max_threads()},
         "blas": _blas_info(),
+        "packed gemm": _engine_info(),
     }
 
 

@@ -1,0 +1,600 @@
+# cython: language_level=3
+# Directives (boundscheck, wraparound, initializedcheck off; cdivision on) come from setup.py.
+"""The packed GEMM engine: fastdeconv's own micro-kernels and packing (``gemm/fd_gemm.h``).
+
+Two entries, both on C-contiguous arrays of one dtype (float32 or float64):
+
+* :func:`gemm` -- ``C = op(A) op(B)`` or ``C += op(A) op(B)``, optional bias per row of C;
+* :func:`conv_forward_packed` -- a forward convolution whose GEMM reads its B operand straight
+  from the input through the geometry (implicit im2col: no column matrix), the weight packed
+  once per call.
+
+The kernel (``avx512f``, ``avx2+fma`` or ``portable``) is the best the CPU supports, or the one
+named by the environment variable ``FASTDECONV_GEMM_KERNEL`` (``portable``, ``avx2``,
+``avx512``; read once at import), or the one passed as ``kernel=`` (for tests).
+
+Threads: the output is cut into work items fixed by the shape (``fd_make_plan``), never by the
+thread count, and the reduction is never split, so the result is the same to the bit for any
+``threads``. SciPy's BLAS stays the default path of fastdeconv and the oracle of the tests.
+"""
+from cython.parallel cimport parallel, prange
+from libc.stdint cimport uintptr_t
+from libc.stdlib cimport free, malloc
+
+import os
+from math import prod
+
+import numpy as np
+
+from ._openmp cimport FASTDECONV_HAVE_OPENMP
+
+cdef extern from "gemm/fd_gemm.h" nogil:
+    int FD_ISA_PORTABLE, FD_ISA_AVX2, FD_ISA_AVX512, FD_MAX_NDIM
+    const char* fd_isa_names[3]
+    int fd_isa_supported(int isa)
+    int fd_best_isa()
+
+    ctypedef struct fd_blocking:
+        int mr, nr
+        Py_ssize_t mc, kc, nc
+    const fd_blocking fd_blocking_table[3][2][2]
+    int FD_TILES
+
+    ctypedef struct fd_plan:
+        int isa, tile, mr, nr
+        Py_ssize_t m, n, k, mc, kc, nc, m_chunk, n_chunk, items_m, items_n
+    fd_plan fd_make_plan(int isa, int is_double, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k)
+    Py_ssize_t fd_plan_items(const fd_plan* p)
+    Py_ssize_t fd_apack_elems(const fd_plan* p)
+    int fd_prepack_a(const fd_plan* p)
+    size_t fd_workspace_bytes(const fd_plan* p, size_t elem)
+
+    ctypedef struct fd_conv_src:
+        int ndim
+        Py_ssize_t in_size[8]
+        Py_ssize_t out_size[8]
+        Py_ssize_t stride[8]
+        Py_ssize_t taps, stride_last, channel_stride
+        const Py_ssize_t* tap_offset
+
+    # filled by fd_*_job_init; their fields are only read by C
+    ctypedef struct fd_gemm_job_f:
+        pass
+    ctypedef struct fd_gemm_job_d:
+        pass
+    ctypedef struct fd_conv_job_f:
+        pass
+    ctypedef struct fd_conv_job_d:
+        pass
+
+    void fd_pack_a_slice_f(Py_ssize_t m, Py_ssize_t k, const float* a, Py_ssize_t lda,
+                           int trans_a, int mr, Py_ssize_t kc, Py_ssize_t slice, float* apack)
+    void fd_pack_a_slice_d(Py_ssize_t m, Py_ssize_t k, const double* a, Py_ssize_t lda,
+                           int trans_a, int mr, Py_ssize_t kc, Py_ssize_t slice, double* apack)
+    void fd_gemm_item_f(const fd_gemm_job_f* job, Py_ssize_t item, float* work)
+    void fd_gemm_item_d(const fd_gemm_job_d* job, Py_ssize_t item, double* work)
+    Py_ssize_t fd_conv_items_f(const fd_conv_job_f* cj)
+    Py_ssize_t fd_conv_items_d(const fd_conv_job_d* cj)
+    void fd_conv_item_f(const fd_conv_job_f* cj, Py_ssize_t item, float* work)
+    void fd_conv_item_d(const fd_conv_job_d* cj, Py_ssize_t item, double* work)
+    void fd_gemm_job_init_f(fd_gemm_job_f* job, const fd_plan* p, const void* apack,
+                            const void* a, Py_ssize_t lda, int trans_a, const void* b,
+                            Py_ssize_t ldb, int trans_b, void* c, Py_ssize_t ldc,
+                            int accumulate, const void* bias)
+    void fd_gemm_job_init_d(fd_gemm_job_d* job, const fd_plan* p, const void* apack,
+                            const void* a, Py_ssize_t lda, int trans_a, const void* b,
+                            Py_ssize_t ldb, int trans_b, void* c, Py_ssize_t ldc,
+                            int accumulate, const void* bias)
+    void fd_conv_job_init_f(fd_conv_job_f* cj, const fd_plan* p, const void* apack,
+                            Py_ssize_t apack_group, int pointwise, const void* x, Py_ssize_t ldb,
+                            const fd_conv_src* src, void* y, const void* bias,
+                            Py_ssize_t samples, Py_ssize_t groups, Py_ssize_t x_sample,
+                            Py_ssize_t x_group, Py_ssize_t y_sample, Py_ssize_t y_group)
+    void fd_conv_job_init_d(fd_conv_job_d* cj, const fd_plan* p, const void* apack,
+                            Py_ssize_t apack_group, int pointwise, const void* x, Py_ssize_t ldb,
+                            const fd_conv_src* src, void* y, const void* bias,
+                            Py_ssize_t samples, Py_ssize_t groups, Py_ssize_t x_sample,
+                            Py_ssize_t x_group, Py_ssize_t y_sample, Py_ssize_t y_group)
+
+HAVE_OPENMP = bool(FASTDECONV_HAVE_OPENMP)
+
+#: Names accepted by ``FASTDECONV_GEMM_KERNEL`` and ``kernel=``, and the kernel each selects.
+KERNEL_CHOICES = {"portable": FD_ISA_PORTABLE, "avx2": FD_ISA_AVX2, "avx512": FD_ISA_AVX512}
+_ENV_VAR = "FASTDECONV_GEMM_KERNEL"
+
+
+def supported_kernels():
+    """The names of ``KERNEL_CHOICES`` this CPU runs, portable first."""
+    return [name for name, isa in KERNEL_CHOICES.items() if fd_isa_supported(isa)]
+
+
+def _isa_of(kernel, parameter):
+    """The kernel id for a name of KERNEL_CHOICES (None: the default); ValueError otherwise."""
+    if kernel is None:
+        return _DEFAULT_ISA
+    if not isinstance(kernel, str) or kernel.strip().lower() not in KERNEL_CHOICES:
+        raise ValueError(f"{parameter} must be one of {sorted(KERNEL_CHOICES)}, got {kernel!r}")
+    isa = KERNEL_CHOICES[kernel.strip().lower()]
+    if not fd_isa_supported(isa):
+        raise ValueError(f"{parameter}={kernel!r}: this CPU does not support that kernel "
+                         f"(it supports {supported_kernels()})")
+    return isa
+
+
+def _default_isa():
+    value = os.environ.get(_ENV_VAR, "").strip()
+    if value == "" or value.lower() == "auto":
+        return fd_best_isa()
+    return _isa_of(value, _ENV_VAR)
+
+
+_DEFAULT_ISA = _default_isa()
+
+
+def _tiles(int isa, bint is_double):
+    """The register tiles (MR, NR) of a kernel and dtype, without repeats."""
+    cdef int t
+    tiles = []
+    for t in range(FD_TILES):
+        tile = (fd_blocking_table[isa][is_double][t].mr, fd_blocking_table[isa][is_double][t].nr)
+        if tile not in tiles:
+            tiles.append(tile)
+    return tiles
+
+
+def kernel_info(kernel=None):
+    """The kernel's name and blocking: ``{'name': ..., 'float32': {...}, 'float64': {...}}``.
+
+    Per dtype: ``MR``, ``NR``, ``MC``, ``KC``, ``NC`` of the first register tile and ``tiles``,
+    every ``(MR, NR)`` tile the kernel has (each GEMM takes the one that pads it least).
+
+    Parameters
+    ----------
+    kernel : {None, 'portable', 'avx2', 'avx512'}
+        Describe this kernel instead of the default one.
+    """
+    cdef int isa = _isa_of(kernel, "kernel")
+    cdef bint is_double
+    info = {"name": fd_isa_names[isa].decode()}
+    for name, is_double in (("float32", False), ("float64", True)):
+        b = fd_blocking_table[isa][is_double][0]
+        info[name] = {"MR": b.mr, "NR": b.nr, "MC": b.mc, "KC": b.kc, "NC": b.nc,
+                      "tiles": _tiles(isa, is_double)}
+    return info
+
+
+def kernel_name(kernel=None):
+    """The kernel in use and its blocking, e.g. ``'avx512f (float32 8x48 or 12x32 KC=384 ...)'``.
+
+    Parameters
+    ----------
+    kernel : {None, 'portable', 'avx2', 'avx512'}
+        Describe this kernel instead of the default one.
+    """
+    info = kernel_info(kernel)
+    parts = []
+    for name in ("float32", "float64"):
+        d = info[name]
+        tiles = " or ".join(f"{mr}x{nr}" for mr, nr in d["tiles"])
+        parts.append(f"{name} {tiles} MC={d['MC']} KC={d['KC']} NC={d['NC']}")
+    return f"{info['name']} ({'; '.join(parts)})"
+
+
+def plan_info(m, n, k, dtype="float32", kernel=None):
+    """How a GEMM of this shape is cut: register tile, chunks and work items (a dict).
+
+    ``m_chunk x n_chunk`` tiles of C are the work items, ``items_m x items_n`` of them; they
+    depend only on the shape, dtype and kernel.
+    """
+    cdef int isa = _isa_of(kernel, "kernel")
+    for name, value in (("m", m), ("n", n), ("k", k)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+    cdef fd_plan p = fd_make_plan(isa, np.dtype(dtype) == np.float64, m, n, k)
+    return {"tile": p.tile, "MR": p.mr, "NR": p.nr, "MC": p.mc, "KC": p.kc, "NC": p.nc,
+            "m_chunk": p.m_chunk, "n_chunk": p.n_chunk, "items_m": p.items_m,
+            "items_n": p.items_n, "prepack_a": bool(fd_prepack_a(&p))}
+
+
+# ------------------------------------------------------------------------------ validation
+def _check_matrix(value, name, ndim=2):
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(value).__name__}")
+    if value.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{name} must be float32 or float64, got dtype {value.dtype}")
+    if value.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {value.shape}")
+    if not value.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous")
+
+
+def _check_same_dtype(dtype, **arrays):
+    for name, value in arrays.items():
+        if value.dtype != dtype:
+            raise TypeError(f"{name} has dtype {value.dtype}, expected {dtype} like the others")
+
+
+def _check_threads(threads):
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)):
+        raise TypeError(f"threads must be an int, got {threads!r}")
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    return int(threads)
+
+
+def _check_flag(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+    return bool(value)
+
+
+def _check_bias(bias, rows, dtype):
+    if bias is None:
+        return None
+    _check_matrix(bias, "bias", ndim=1)
+    _check_same_dtype(dtype, bias=bias)
+    if bias.shape[0] != rows:
+        raise ValueError(f"bias must have {rows} values, got shape {bias.shape}")
+    return bias
+
+
+# ---------------------------------------------------------------------------- execution
+cdef inline char* aligned(void* raw) noexcept nogil:
+    return <char*> ((<uintptr_t> raw + 63) & ~(<uintptr_t> 63))
+
+
+cdef int run_items(void* job, bint is_double, bint conv, Py_ssize_t items, size_t work_bytes,
+                   int threads) noexcept nogil:
+    """Run work items [0, items) of a GEMM or convolution job on up to ``threads`` threads,
+    each with its own scratch; return the number of threads whose scratch failed to allocate."""
+    cdef Py_ssize_t item
+    cdef void* raw = NULL
+    cdef char* work = NULL
+    cdef int failed = 0
+    if items < 2:
+        threads = 1
+    with parallel(num_threads=threads):
+        raw = malloc(work_bytes)
+        work = aligned(raw)
+        for item in prange(items, schedule="dynamic"):
+            if raw == NULL:
+                failed += 1
+            elif conv and is_double:
+                fd_conv_item_d(<fd_conv_job_d*> job, item, <double*> work)
+            elif conv:
+                fd_conv_item_f(<fd_conv_job_f*> job, item, <float*> work)
+            elif is_double:
+                fd_gemm_item_d(<fd_gemm_job_d*> job, item, <double*> work)
+            else:
+                fd_gemm_item_f(<fd_gemm_job_f*> job, item, <float*> work)
+        free(raw)
+    return failed
+
+
+cdef void pack_a(const void* a, Py_ssize_t lda, bint trans_a, const fd_plan* p, bint is_double,
+                 void* apack, int threads) noexcept nogil:
+    """Pack the whole of A (every KC slice; the slices in parallel)."""
+    cdef Py_ssize_t slices = (p.k + p.kc - 1) / p.kc if p.k > 0 else 0
+    cdef Py_ssize_t s
+    if slices < 2 or p.m * p.k < 65536:
+        threads = 1
+    for s in prange(slices, num_threads=threads, schedule="static"):
+        if is_double:
+            fd_pack_a_slice_d(p.m, p.k, <const double*> a, lda, trans_a, p.mr, p.kc, s,
+                              <double*> apack)
+        else:
+            fd_pack_a_slice_f(p.m, p.k, <const float*> a, lda, trans_a, p.mr, p.kc, s,
+                              <float*> apack)
+
+
+cdef void* malloc_aligned(size_t nbytes, void** raw) noexcept nogil:
+    raw[0] = malloc(nbytes + 64)
+    return NULL if raw[0] == NULL else <void*> aligned(raw[0])
+
+
+def gemm(a, b, c, trans_a=False, trans_b=False, accumulate=False, threads=1, bias=None,
+         kernel=None):
+    """``c = op(a) @ op(b) (+ bias[:, None])``, or ``c += ...`` with ``accumulate``.
+
+    Parameters
+    ----------
+    a, b : numpy.ndarray
+        C-contiguous 2-d float32 or float64 arrays; ``op(a)`` is ``a.T`` when ``trans_a``
+        (likewise b), and ``op(a)`` is m x k, ``op(b)`` k x n.
+    c : numpy.ndarray
+        The m x n output, C-contiguous, writable, same dtype; overwritten, or added to when
+        ``accumulate``.
+    trans_a, trans_b, accumulate : bool
+    threads : int
+        Threads to use (>= 1); the result does not depend on it.
+    bias : numpy.ndarray, optional
+        m values added to the rows of the product.
+    kernel : {None, 'portable', 'avx2', 'avx512'}
+        Force a kernel (for tests); default: :func:`kernel_name`'s.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``c``.
+    """
+    _check_matrix(a, "a")
+    _check_matrix(b, "b")
+    _check_matrix(c, "c")
+    _check_same_dtype(a.dtype, b=b, c=c)
+    trans_a = _check_flag(trans_a, "trans_a")
+    trans_b = _check_flag(trans_b, "trans_b")
+    accumulate = _check_flag(accumulate, "accumulate")
+    threads = _check_threads(threads)
+    if not c.flags.writeable:
+        raise ValueError("c must be writable")
+    m, k = (a.shape[1], a.shape[0]) if trans_a else a.shape
+    kb, n = (b.shape[1], b.shape[0]) if trans_b else b.shape
+    if kb != k:
+        raise ValueError(f"op(a) is {m}x{k} but op(b) is {kb}x{n}: inner dimensions differ")
+    if c.shape != (m, n):
+        raise ValueError(f"c must have shape {(m, n)}, got {c.shape}")
+    bias = _check_bias(bias, m, a.dtype)
+    if np.shares_memory(c, a) or np.shares_memory(c, b) or (
+            bias is not None and np.shares_memory(c, bias)):
+        raise ValueError("c must not overlap a, b or bias")
+    cdef int isa = _isa_of(kernel, "kernel")
+    _run_gemm(a, b, c, trans_a, trans_b, accumulate, threads, bias, isa)
+    return c
+
+
+cdef _run_gemm(a, b, c, bint trans_a, bint trans_b, bint accumulate, int threads, bias,
+               int isa):
+    cdef bint is_double = a.dtype == np.float64
+    cdef size_t elem = 8 if is_double else 4
+    cdef fd_plan p = fd_make_plan(isa, is_double, c.shape[0], c.shape[1],
+                                  a.shape[0] if trans_a else a.shape[1])
+    if p.m == 0 or p.n == 0:
+        return
+    cdef fd_gemm_job_f jf
+    cdef fd_gemm_job_d jd
+    cdef void* job = <void*> &jd if is_double else <void*> &jf
+    cdef bint prepack = fd_prepack_a(&p)
+    cdef void* raw = NULL
+    cdef void* apack = NULL
+    cdef const void* pa = <const void*> <uintptr_t> a.ctypes.data
+    cdef const void* pb = <const void*> <uintptr_t> b.ctypes.data
+    cdef void* pc = <void*> <uintptr_t> c.ctypes.data
+    cdef const void* pbias = NULL
+    cdef Py_ssize_t lda = a.shape[1], ldb = b.shape[1], ldc = c.shape[1]
+    cdef int failed
+    if bias is not None:
+        pbias = <const void*> <uintptr_t> bias.ctypes.data
+    if prepack:
+        apack = malloc_aligned(max(fd_apack_elems(&p), 1) * elem, &raw)
+        if apack == NULL:
+            raise MemoryError("gemm: cannot allocate the packed copy of a")
+    if is_double:
+        fd_gemm_job_init_d(&jd, &p, apack, pa, lda, trans_a, pb, ldb, trans_b, pc, ldc,
+                           accumulate, pbias)
+    else:
+        fd_gemm_job_init_f(&jf, &p, apack, pa, lda, trans_a, pb, ldb, trans_b, pc, ldc,
+                           accumulate, pbias)
+    with nogil:
+        if prepack:
+            pack_a(pa, lda, trans_a, &p, is_double, apack, threads)
+        failed = run_items(job, is_double, False, fd_plan_items(&p), fd_workspace_bytes(&p, elem),
+                           threads)
+        free(raw)
+    if failed:
+        raise MemoryError("gemm: cannot allocate a thread's packing buffer")
+
+
+
+# --------------------------------------------------------------------------- convolution
+def _check_per_dim(value, ndim, name, minimum):
+    if isinstance(value, (int, np.integer)):
+        values = (value,) * ndim
+    elif isinstance(value, (tuple, list, np.ndarray)):
+        values = tuple(value)
+    else:
+        values = ()
+    if len(values) != ndim or not all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
+        raise ValueError(f"{name} must be an int or {ndim} ints, got {value!r}")
+    if minimum is not None and any(v < minimum for v in values):
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return tuple(int(v) for v in values)
+
+
+def _padded_input(x, pad, extent):
+    """x with pad[d] zeros before dimension d (cropped where negative) and spatial size extent."""
+    spatial = x.shape[2:]
+    if all(p == 0 for p in pad) and all(e <= n for e, n in zip(extent, spatial)):
+        return x
+    xp = np.zeros(x.shape[:2] + tuple(extent), dtype=x.dtype)
+    src, dst = [slice(None)] * 2, [slice(None)] * 2
+    for n, p, e in zip(spatial, pad, extent):
+        lo_src, lo_dst = max(0, -p), max(0, p)
+        length = max(0, min(n - lo_src, e - lo_dst))
+        src.append(slice(lo_src, lo_src + length))
+        dst.append(slice(lo_dst, lo_dst + length))
+    xp[tuple(dst)] = x[tuple(src)]
+    return xp
+
+
+def conv_forward_packed(x, weight, y, stride=1, dilation=1, padding=0, groups=1, bias=None,
+                        threads=1, kernel=None):
+    """``y = conv(x, weight) (+ bias)`` through the packed engine, without a column matrix.
+
+    The geometry is that of the ``Geometry`` struct of ``fastdeconv/_ext/_index.pxd``: the spatial sizes come from
+    the arrays, ``padding`` is the zero padding before each dimension (``pad_before``; what the
+    output size implies after it is zero too). The input is padded explicitly once when any
+    padding is read; the B operand of each sample's and group's GEMM is then packed straight
+    from it (a 1x1 stride-1 unpadded convolution reads the rows of x in place).
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        ``(batch, c_in, *input_size)``, C-contiguous float32 or float64.
+    weight : numpy.ndarray
+        ``(c_out, c_in // groups, *kernel_size)``, same dtype.
+    y : numpy.ndarray
+        ``(batch, c_out, *output_size)``, same dtype, writable; overwritten.
+    stride, dilation : int or tuple of int
+        Per spatial dimension, >= 1.
+    padding : int or tuple of int
+        Zero padding before each spatial dimension (negative crops).
+    groups : int
+        Divides c_in and c_out.
+    bias : numpy.ndarray, optional
+        ``(c_out,)``.
+    threads : int
+        Threads to use (>= 1); the result does not depend on it.
+    kernel : {None, 'portable', 'avx2', 'avx512'}
+        Force a kernel (for tests).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``y``.
+    """
+    _check_matrix(x, "x", ndim=x.ndim if isinstance(x, np.ndarray) and x.ndim >= 3 else 3)
+    ndim = x.ndim - 2
+    if ndim > FD_MAX_NDIM:
+        raise ValueError(f"x has {ndim} spatial dimensions; at most {FD_MAX_NDIM} are supported")
+    _check_matrix(weight, "weight", ndim=x.ndim)
+    _check_matrix(y, "y", ndim=x.ndim)
+    _check_same_dtype(x.dtype, weight=weight, y=y)
+    if not y.flags.writeable:
+        raise ValueError("y must be writable")
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise ValueError(f"groups must be an int >= 1, got {groups!r}")
+    groups = int(groups)
+    batch, c_in = x.shape[:2]
+    c_out, cin_g = weight.shape[:2]
+    if c_in % groups or c_out % groups or cin_g * groups != c_in:
+        raise ValueError(f"weight has shape {weight.shape}: with groups={groups} and x's "
+                         f"{c_in} channels it must be ({c_out}, {c_in // groups}, ...) and "
+                         f"groups must divide c_out")
+    if y.shape[:2] != (batch, c_out):
+        raise ValueError(f"y must have shape ({batch}, {c_out}, ...), got {y.shape}")
+    kernel_size = weight.shape[2:]
+    if any(k < 1 for k in kernel_size):
+        raise ValueError(f"weight must have kernel sizes >= 1, got shape {weight.shape}")
+    stride = _check_per_dim(stride, ndim, "stride", 1)
+    dilation = _check_per_dim(dilation, ndim, "dilation", 1)
+    padding = _check_per_dim(padding, ndim, "padding", None)
+    threads = _check_threads(threads)
+    bias = _check_bias(bias, c_out, x.dtype)
+    if np.shares_memory(y, x) or np.shares_memory(y, weight) or (
+            bias is not None and np.shares_memory(y, bias)):
+        raise ValueError("y must not overlap x, weight or bias")
+    cdef int isa = _isa_of(kernel, "kernel")
+    out_size = y.shape[2:]
+    if y.size == 0:
+        return y
+    extent = tuple((o - 1) * s + (k - 1) * d + 1
+                   for o, s, k, d in zip(out_size, stride, kernel_size, dilation))
+    pointwise = (all(k == 1 for k in kernel_size) and all(s == 1 for s in stride)
+                 and all(p == 0 for p in padding) and tuple(out_size) == tuple(x.shape[2:]))
+    xp = x if pointwise else _padded_input(x, padding, extent)
+    _run_conv(xp, weight, y, stride, dilation, groups, bias, threads, isa, pointwise)
+    return y
+
+
+cdef _run_conv(xp, weight, y, stride, dilation, Py_ssize_t groups, bias, int threads, int isa,
+               bint pointwise):
+    cdef bint is_double = xp.dtype == np.float64
+    cdef size_t elem = 8 if is_double else 4
+    cdef Py_ssize_t ndim = xp.ndim - 2, d, t, taps = prod(weight.shape[2:])
+    cdef Py_ssize_t cout_g = weight.shape[0] // groups, cin_g = weight.shape[1]
+    cdef Py_ssize_t P = prod(xp.shape[2:]), L = prod(y.shape[2:]), K = cin_g * taps, g
+    cdef fd_plan p = fd_make_plan(isa, is_double, cout_g, L, K)
+    cdef fd_conv_src src
+    cdef fd_conv_job_f jf
+    cdef fd_conv_job_d jd
+    cdef Py_ssize_t apack_group = fd_apack_elems(&p)
+    cdef void* raw = NULL
+    cdef char* apack = <char*> malloc_aligned(max(apack_group * groups, 1) * elem, &raw)
+    cdef const char* pw = <const char*> <uintptr_t> weight.ctypes.data
+    cdef const void* px = <const void*> <uintptr_t> xp.ctypes.data
+    cdef void* py = <void*> <uintptr_t> y.ctypes.data
+    cdef const void* pbias = NULL
+    cdef Py_ssize_t[::1] tap_offset = np.zeros(max(taps, 1), dtype=np.intp)
+    cdef int failed
+    if bias is not None:
+        pbias = <const void*> <uintptr_t> bias.ctypes.data
+    if apack == NULL:
+        raise MemoryError("conv_forward_packed: cannot allocate the packed weight")
+    # tap t (row-major over kernel_size) reads the padded input at flat offset tap_offset[t]
+    in_strides = np.cumprod((xp.shape[2:] + (1,))[::-1])[::-1][1:]
+    for t, tap in enumerate(np.ndindex(*weight.shape[2:])):
+        tap_offset[t] = sum(int(i) * dl * st for i, dl, st in zip(tap, dilation, in_strides))
+    src.ndim = <int> ndim
+    for d in range(ndim):
+        src.in_size[d] = xp.shape[2 + d]
+        src.out_size[d] = y.shape[2 + d]
+        src.stride[d] = stride[d]
+    src.taps, src.stride_last, src.channel_stride = taps, stride[ndim - 1], P
+    src.tap_offset = &tap_offset[0]
+    if is_double:
+        fd_conv_job_init_d(&jd, &p, apack, apack_group, pointwise, px, P, &src, py, pbias,
+                           xp.shape[0], groups, xp.shape[1] * P, cin_g * P, y.shape[1] * L,
+                           cout_g * L)
+    else:
+        fd_conv_job_init_f(&jf, &p, apack, apack_group, pointwise, px, P, &src, py, pbias,
+                           xp.shape[0], groups, xp.shape[1] * P, cin_g * P, y.shape[1] * L,
+                           cout_g * L)
+    with nogil:
+        for g in range(groups):
+            pack_a(pw + g * cout_g * K * elem, K, False, &p, is_double,
+                   apack + g * apack_group * elem, threads)
+        if is_double:
+            failed = run_items(&jd, True, True, fd_conv_items_d(&jd),
+                               fd_workspace_bytes(&p, elem), threads)
+        else:
+            failed = run_items(&jf, False, True, fd_conv_items_f(&jf),
+                               fd_workspace_bytes(&p, elem), threads)
+        free(raw)
+    if failed:
+        raise MemoryError("conv_forward_packed: cannot allocate a thread's packing buffer")
+
+
+# --------------------------------------------------------------------------- measurement
+cdef extern from "gemm/fd_peak.h" nogil:
+    double fd_time_ukr(int isa, int is_double, int tile, Py_ssize_t kc, Py_ssize_t calls,
+                       void* scratch)
+    double fd_time_peak(int isa, Py_ssize_t iters)
+
+
+def microkernel_gflops(kernel=None, dtype="float32", tile=0, seconds=0.2):
+    """GFLOP/s of one micro-kernel alone (panels in L1) and of a multiply-add peak loop.
+
+    For benchmarks: ``(kernel GFLOP/s, peak GFLOP/s)``, each the best of 5 runs of about
+    ``seconds / 5`` thread CPU time, over the kernel's KC; ``tile`` indexes
+    ``kernel_info()[dtype]['tiles']``. The peak is float32's (halve it for float64) and 0 for
+    the portable kernel.
+    """
+    import time
+    cdef int isa = _isa_of(kernel, "kernel")
+    cdef bint is_double = np.dtype(dtype) == np.float64
+    cdef int which = int(tile)
+    if not 0 <= which < FD_TILES:
+        raise ValueError(f"tile must be in [0, {FD_TILES}), got {tile!r}")
+    b = fd_blocking_table[isa][is_double][which]
+    scratch = np.empty((b.mr + b.nr + 1) * (b.kc + b.nr) * 8 + 64, np.uint8)
+    cdef void* ptr = aligned(<void*> <uintptr_t> scratch.ctypes.data)
+    cdef Py_ssize_t calls = 1000, iters = 100000, depth = b.kc
+    cdef double flops
+    best_ukr = best_peak = 0.0
+    for _ in range(5):
+        t = time.thread_time()
+        with nogil:
+            flops = fd_time_ukr(isa, is_double, which, depth, calls, ptr)
+        elapsed = time.thread_time() - t
+        if elapsed < seconds / 20:
+            calls *= 4
+        best_ukr = max(best_ukr, flops / max(elapsed, 1e-9) / 1e9)
+        t = time.thread_time()
+        with nogil:
+            flops = fd_time_peak(isa, iters)
+        elapsed = time.thread_time() - t
+        if elapsed < seconds / 20:
+            iters *= 4
+        best_peak = max(best_peak, flops / max(elapsed, 1e-9) / 1e9)
+    return best_ukr, best_peak

@@ -1,0 +1,178 @@
+/* The blocked driver, instantiated per dtype by fd_gemm.h (FD_T, FD_SFX(name)).
+ *
+ * The output C (m x n) is cut into work items of m_chunk x n_chunk (fixed by the shape in
+ * fd_plan, never by the thread count); the caller runs the items on any threads. One item:
+ *
+ *     for each KC slice k0 (in order; the reduction is never split):     BLIS loop 4
+ *         pack B[k0:k0+kc, item columns] into the thread's bpack        (L2-resident)
+ *         for each MC block of the item's rows:                          loop 3
+ *             for each NR micro-panel of B:                              loop 2 (B panel in L1)
+ *                 for each MR micro-panel of the pre-packed A:           loop 1
+ *                     micro-kernel over kc
+ *
+ * The first slice stores C = AB (+ bias) or adds to C (accumulate); later slices add. Tiles
+ * cut by the edges of C are computed whole into a scratch tile (A and B are zero-padded) and
+ * their valid part stored with the same formula.
+ */
+typedef void (*FD_SFX(fd_ukr_fn))(ptrdiff_t, const FD_T *restrict, const FD_T *restrict,
+                                  FD_T *restrict, ptrdiff_t, int, const FD_T *restrict);
+
+/* The micro-kernel of a kernel and register tile (defined in fd_gemm.h). */
+static FD_SFX(fd_ukr_fn) FD_SFX(fd_ukr_for)(int isa, int tile);
+
+typedef struct {
+    fd_plan plan;
+    FD_SFX(fd_ukr_fn) ukr;
+    const FD_T *apack;            /* A packed by fd_pack_a_slice with plan.mr, plan.kc, or NULL:
+                                     each item packs blocks of a itself (fd_pack_a_block) */
+    const FD_T *a;                /* A, when apack is NULL */
+    ptrdiff_t lda;
+    int trans_a;
+    const FD_T *b;                /* dense B, or NULL for the convolution source */
+    ptrdiff_t ldb;
+    int trans_b;
+    const fd_conv_src *conv;      /* convolution B source (b == NULL) */
+    const FD_T *xp;               /* its padded input, already offset to the group's channels */
+    FD_T *c;
+    ptrdiff_t ldc;
+    int accumulate;
+    const FD_T *bias;             /* m values or NULL */
+} FD_SFX(fd_gemm_job);
+
+/* Store (or add) one m x n tile of values v (row stride ldv) with the micro-kernel's formula. */
+static void FD_SFX(fd_store_edge)(ptrdiff_t m, ptrdiff_t n, const FD_T *v, ptrdiff_t ldv,
+                                  FD_T *c, ptrdiff_t ldc, int add, const FD_T *bias)
+{
+    for (ptrdiff_t i = 0; i < m; ++i)
+        for (ptrdiff_t j = 0; j < n; ++j) {
+            FD_T val = v ? v[i * ldv + j] : 0;
+            if (bias) val = val + bias[i];
+            if (add) val = val + c[i * ldc + j];
+            c[i * ldc + j] = val;
+        }
+}
+
+/* Run work item `item` of the job; work is the thread's scratch of fd_workspace_elems(plan). */
+static void FD_SFX(fd_gemm_item)(const FD_SFX(fd_gemm_job) *job, ptrdiff_t item, FD_T *work)
+{
+    const fd_plan *p = &job->plan;
+    ptrdiff_t im = item / p->items_n, in = item % p->items_n;
+    ptrdiff_t i0 = im * p->m_chunk, i1 = i0 + p->m_chunk < p->m ? i0 + p->m_chunk : p->m;
+    ptrdiff_t j0 = in * p->n_chunk, j1 = j0 + p->n_chunk < p->n ? j0 + p->n_chunk : p->n;
+    ptrdiff_t nc = j1 - j0, mr = p->mr, nr = p->nr;
+    ptrdiff_t m_pad = (p->m + mr - 1) / mr * mr;
+    FD_T *bpack = work;
+    FD_T *tile = work + fd_bpack_elems(p);
+    FD_T *ablock = tile + mr * nr;   /* MC x KC block of A packed here when apack is NULL */
+    fd_run *runs = (fd_run *)(ablock + (job->apack ? 0 : fd_ablock_elems(p)));
+    ptrdiff_t nruns = 0;
+    if (p->k == 0) {
+        if (!job->accumulate)
+            FD_SFX(fd_store_edge)(i1 - i0, nc, NULL, 0, job->c + i0 * job->ldc + j0, job->ldc, 0,
+                                  job->bias ? job->bias + i0 : NULL);
+        else if (job->bias)
+            FD_SFX(fd_store_edge)(i1 - i0, nc, NULL, 0, job->c + i0 * job->ldc + j0, job->ldc, 1,
+                                  job->bias + i0);
+        return;
+    }
+    if (!job->b) nruns = fd_conv_runs(job->conv, j0, nc, (int)nr, runs);
+    for (ptrdiff_t k0 = 0; k0 < p->k; k0 += p->kc) {
+        ptrdiff_t kc = p->k - k0 < p->kc ? p->k - k0 : p->kc;
+        int add = k0 == 0 ? job->accumulate : 1;
+        const FD_T *bias = k0 == 0 ? job->bias : NULL;
+        if (job->b)
+            FD_SFX(fd_pack_b_dense)(job->b, job->ldb, job->trans_b, k0, kc, j0, nc, (int)nr, bpack);
+        else
+            FD_SFX(fd_pack_b_conv)(job->conv, job->xp, runs, nruns, k0, kc, nc, (int)nr, bpack);
+        for (ptrdiff_t ic = i0; ic < i1; ic += p->mc) {
+            ptrdiff_t ie = ic + p->mc < i1 ? ic + p->mc : i1;
+            if (!job->apack)
+                FD_SFX(fd_pack_a_block)(ie - ic, job->a + (job->trans_a ? ic : ic * job->lda),
+                                        job->lda, job->trans_a, (int)mr, k0, kc, ablock);
+            ptrdiff_t a_panels = fd_ceil_div(ie - ic, mr), b_panels = fd_ceil_div(j1 - j0, nr);
+            for (ptrdiff_t u = 0; u < (FD_IR_OUTER ? a_panels : b_panels); ++u) {
+                for (ptrdiff_t v = 0; v < (FD_IR_OUTER ? b_panels : a_panels); ++v) {
+                    ptrdiff_t ir = ic + (FD_IR_OUTER ? u : v) * mr;
+                    ptrdiff_t jr = j0 + (FD_IR_OUTER ? v : u) * nr;
+                    const FD_T *bp = bpack + (jr - j0) * kc;
+                    const FD_T *ap = job->apack ? job->apack + k0 * m_pad + ir * kc
+                                                : ablock + (ir - ic) * kc;
+                    ptrdiff_t nrows = ie - ir < mr ? ie - ir : mr;
+                    ptrdiff_t ncols = j1 - jr < nr ? j1 - jr : nr;
+                    FD_T *cp = job->c + ir * job->ldc + jr;
+                    const FD_T *bias_r = bias ? bias + ir : NULL;
+                    if (nrows == mr && ncols == nr) {
+                        job->ukr(kc, ap, bp, cp, job->ldc, add, bias_r);
+                    } else {
+                        job->ukr(kc, ap, bp, tile, nr, 0, NULL);
+                        FD_SFX(fd_store_edge)(nrows, ncols, tile, nr, cp, job->ldc, add, bias_r);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* A forward convolution as samples x groups GEMMs y[s, g] = W[g] B(x[s, g]) (+ bias[g]), each
+ * cut into the work items of `gemm.plan` (whose m, n, k are cout_g, positions, cin_g * taps).
+ * `gemm` is the template: its B (dense b for a pointwise convolution read in place, else the
+ * convolution source over xp), apack, c and bias are offset per sample and group. */
+typedef struct {
+    FD_SFX(fd_gemm_job) gemm;
+    ptrdiff_t samples, groups;
+    ptrdiff_t apack_group, x_sample, x_group, y_sample, y_group;   /* strides in elements */
+} FD_SFX(fd_conv_job);
+
+static ptrdiff_t FD_SFX(fd_conv_items)(const FD_SFX(fd_conv_job) *cj)
+{
+    return cj->samples * cj->groups * fd_plan_items(&cj->gemm.plan);
+}
+
+static void FD_SFX(fd_conv_item)(const FD_SFX(fd_conv_job) *cj, ptrdiff_t item, FD_T *work)
+{
+    ptrdiff_t per_gemm = fd_plan_items(&cj->gemm.plan);
+    ptrdiff_t gemm_index = item / per_gemm, s = gemm_index / cj->groups, g = gemm_index % cj->groups;
+    FD_SFX(fd_gemm_job) job = cj->gemm;
+    ptrdiff_t x_off = s * cj->x_sample + g * cj->x_group;
+    if (job.b) job.b += x_off;
+    else job.xp += x_off;
+    job.apack += g * cj->apack_group;
+    job.c += s * cj->y_sample + g * cj->y_group;
+    if (job.bias) job.bias += g * job.plan.m;
+    FD_SFX(fd_gemm_item)(&job, item % per_gemm, work);
+}
+
+/* Fill a GEMM job (pointers untyped so that one call site serves both dtypes). */
+static void FD_SFX(fd_gemm_job_init)(FD_SFX(fd_gemm_job) *job, const fd_plan *p,
+                                     const void *apack, const void *a, ptrdiff_t lda,
+                                     int trans_a, const void *b, ptrdiff_t ldb, int trans_b,
+                                     void *c, ptrdiff_t ldc, int accumulate, const void *bias)
+{
+    memset(job, 0, sizeof(*job));
+    job->plan = *p;
+    job->ukr = FD_SFX(fd_ukr_for)(p->isa, p->tile);
+    job->apack = (const FD_T *)apack;
+    job->a = (const FD_T *)a; job->lda = lda; job->trans_a = trans_a;
+    job->b = (const FD_T *)b; job->ldb = ldb; job->trans_b = trans_b;
+    job->c = (FD_T *)c; job->ldc = ldc;
+    job->accumulate = accumulate;
+    job->bias = (const FD_T *)bias;
+}
+
+/* Fill a convolution job: B is x read in place (pointwise: x rows, row stride ldb) or the
+ * convolution source src over the padded input x; strides in elements. */
+static void FD_SFX(fd_conv_job_init)(FD_SFX(fd_conv_job) *cj, const fd_plan *p,
+                                     const void *apack, ptrdiff_t apack_group, int pointwise,
+                                     const void *x, ptrdiff_t ldb, const fd_conv_src *src,
+                                     void *y, const void *bias, ptrdiff_t samples,
+                                     ptrdiff_t groups, ptrdiff_t x_sample, ptrdiff_t x_group,
+                                     ptrdiff_t y_sample, ptrdiff_t y_group)
+{
+    FD_SFX(fd_gemm_job_init)(&cj->gemm, p, apack, NULL, 0, 0, pointwise ? x : NULL, ldb, 0, y,
+                             p->n, 0, bias);
+    cj->gemm.conv = src;
+    cj->gemm.xp = pointwise ? NULL : (const FD_T *)x;
+    cj->samples = samples; cj->groups = groups; cj->apack_group = apack_group;
+    cj->x_sample = x_sample; cj->x_group = x_group;
+    cj->y_sample = y_sample; cj->y_group = y_group;
+}

@@ -1,0 +1,384 @@
+/* fastdeconv's packed GEMM engine: register-blocked micro-kernels fed by packing routines.
+ *
+ *     C[m x n] = A[m x k] B[k x n]   |   C += A B   |   C = A B + bias[row]
+ *
+ * with B either a dense matrix or the implicit im2col of a forward convolution's input.
+ * Three kernels, chosen at run time from the CPU (fd_best_isa; the extension lets the
+ * environment variable FASTDECONV_GEMM_KERNEL force one):
+ *
+ *     avx512f    x86-64 with AVX-512F   (function attribute target("avx512f"))
+ *     avx2+fma   x86-64 with AVX2, FMA  (target("avx2,fma"))
+ *     portable   plain C, vectorised by the compiler for the build's baseline (any CPU)
+ *
+ * so no -march flag is needed and the header builds on aarch64 (x86 code is guarded;
+ * -DFD_GEMM_PORTABLE_ONLY compiles the portable kernel alone, as elsewhere).
+ *
+ * Register and cache blocking, chosen by measurement on the development machine (Intel Xeon
+ * with AVX-512, 2 cores, L1d 48 KiB and L2 2 MiB per core, L3 300 MiB shared; the numbers
+ * and the method are in the performance notes, benchmarks/gemm_kernels.py reproduces them):
+ *
+ *     kernel     dtype    MR x NR            accumulators   KC    MC    NC (max item width)
+ *     avx512f    float32   8 x 48 or 12 x 32  24 zmm         384   256   768
+ *     avx512f    float64   8 x 24 or 12 x 16  24 zmm         256   256   480
+ *     avx2+fma   float32   6 x 16             12 ymm         384   252   768
+ *     avx2+fma   float64   6 x 8              12 ymm         256   252   480
+ *     portable   float32   4 x 8              (compiler)     256   128   1024
+ *     portable   float64   4 x 4              (compiler)     256   128   512
+ *
+ * Why: the vector (NR) direction is the row of C, i.e. the output positions of a convolution,
+ * contiguous in y; A (the weight) is broadcast one value at a time. 24 of the 32 zmm registers
+ * accumulate (enough independent chains for two FMA ports of latency 4), 2-3 hold B and one
+ * the broadcast. On L1-resident panels 8x48, 12x32, 14x32 and 6x64 all ran at 95-100 % of a
+ * multiply-add peak loop, so the tile is chosen for the padding it wastes: MR = 8 divides
+ * every usual channel count (12 wastes 11 % of the rows for C_out = 64) while NR = 32 divides
+ * the power-of-two widths (48 wastes a third of n = 64); each GEMM takes the AVX-512 tile
+ * that pads its m x n least (fd_make_plan). Loop order is BLIS's: the MR x KC A micro-panel
+ * (12-18 KiB) stays in L1 while the KC x NR B micro-panels stream from the KC x NC block of B
+ * in L2 (at most 1.1 MiB float32, 0.9 MiB float64); KC = 384 measured best of 128 / 192 /
+ * 256 / 384 (fewer loads and stores of the C tile per flop), after moving from the other loop
+ * order (B micro-panel in L1), which measured slower on large GEMMs. MC bounds the block of A an item
+ * packs itself when A is not pre-packed (fd_prepack_a). The thread split (4 items, a multiple
+ * of 1, 2 and 4 threads) usually makes the items narrower than NC.
+ *
+ * Determinism: the work items, the KC slices and every micro-kernel's order of operations
+ * depend only on the shape and the kernel, never on the number of threads, so C is the same
+ * to the bit for any thread count (different kernels round differently).
+ */
+#ifndef FASTDECONV_GEMM_H
+#define FASTDECONV_GEMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(_MSC_VER) && !defined(__clang__)
+#define restrict __restrict
+#endif
+
+#if (defined(__x86_64__) || defined(_M_X64)) && defined(__GNUC__) && !defined(FD_GEMM_PORTABLE_ONLY)
+#define FD_GEMM_X86 1
+#include <immintrin.h>
+#else
+#define FD_GEMM_X86 0
+#endif
+
+enum { FD_ISA_PORTABLE = 0, FD_ISA_AVX2 = 1, FD_ISA_AVX512 = 2, FD_ISA_COUNT = 3 };
+
+static const char *const fd_isa_names[FD_ISA_COUNT] = {"portable", "avx2+fma", "avx512f"};
+
+/* Register (mr x nr) and cache (mc, kc, nc) blocking of one kernel and dtype. */
+typedef struct { int mr, nr; ptrdiff_t mc, kc, nc; } fd_blocking;
+
+/* AVX-512 has two register tiles per dtype; each GEMM takes the one that pads its m x n least
+ * (fd_make_plan): MR x (NV vectors) = 8 x 3 (e.g. 8x48 float32) or 12 x 2 (12x32). */
+#define FD_AVX512_MR_0 8
+#define FD_AVX512_NV_0 3
+#define FD_AVX512_MR_1 12
+#define FD_AVX512_NV_1 2
+#ifndef FD_AVX2_MR
+#define FD_AVX2_MR 6
+#endif
+#ifndef FD_AVX2_NV
+#define FD_AVX2_NV 2
+#endif
+#define FD_PORTABLE_MR 4
+#define FD_PORTABLE_NR_F 8
+#define FD_PORTABLE_NR_D 4
+#ifndef FD_KC_F
+#define FD_KC_F 384
+#endif
+#ifndef FD_KC_D
+#define FD_KC_D 256
+#endif
+#ifndef FD_IR_OUTER
+#define FD_IR_OUTER 1
+#endif
+#ifndef FD_MC
+#define FD_MC 256
+#endif
+#ifndef FD_NC_F
+#define FD_NC_F 768
+#endif
+#ifndef FD_NC_D
+#define FD_NC_D 480
+#endif
+
+#define FD_TILES 2
+#define FD_BLOCK(mr, nr, kc, nc) {mr, nr, FD_MC / (mr) * (mr), kc, nc}
+
+/* [isa][0 = float32, 1 = float64][register tile] */
+static const fd_blocking fd_blocking_table[FD_ISA_COUNT][2][FD_TILES] = {
+    {{FD_BLOCK(FD_PORTABLE_MR, FD_PORTABLE_NR_F, 256, 1024),
+      FD_BLOCK(FD_PORTABLE_MR, FD_PORTABLE_NR_F, 256, 1024)},
+     {FD_BLOCK(FD_PORTABLE_MR, FD_PORTABLE_NR_D, 256, 512),
+      FD_BLOCK(FD_PORTABLE_MR, FD_PORTABLE_NR_D, 256, 512)}},
+    {{FD_BLOCK(FD_AVX2_MR, FD_AVX2_NV * 8, FD_KC_F, FD_NC_F),
+      FD_BLOCK(FD_AVX2_MR, FD_AVX2_NV * 8, FD_KC_F, FD_NC_F)},
+     {FD_BLOCK(FD_AVX2_MR, FD_AVX2_NV * 4, FD_KC_D, FD_NC_D),
+      FD_BLOCK(FD_AVX2_MR, FD_AVX2_NV * 4, FD_KC_D, FD_NC_D)}},
+    {{FD_BLOCK(FD_AVX512_MR_0, FD_AVX512_NV_0 * 16, FD_KC_F, FD_NC_F),
+      FD_BLOCK(FD_AVX512_MR_1, FD_AVX512_NV_1 * 16, FD_KC_F, FD_NC_F)},
+     {FD_BLOCK(FD_AVX512_MR_0, FD_AVX512_NV_0 * 8, FD_KC_D, FD_NC_D),
+      FD_BLOCK(FD_AVX512_MR_1, FD_AVX512_NV_1 * 8, FD_KC_D, FD_NC_D)}},
+};
+
+/* Is this kernel usable on this CPU (and compiled in)? */
+static int fd_isa_supported(int isa)
+{
+    if (isa == FD_ISA_PORTABLE) return 1;
+#if FD_GEMM_X86
+    __builtin_cpu_init();
+    if (isa == FD_ISA_AVX2)
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (isa == FD_ISA_AVX512) return __builtin_cpu_supports("avx512f");
+#endif
+    return 0;
+}
+
+/* The best kernel this CPU supports. */
+static int fd_best_isa(void)
+{
+    for (int isa = FD_ISA_COUNT - 1; isa > 0; --isa)
+        if (fd_isa_supported(isa)) return isa;
+    return FD_ISA_PORTABLE;
+}
+
+/* ------------------------------------------------------------------ work plan of one GEMM */
+typedef struct {
+    int isa, tile, mr, nr;             /* tile: index of the register tile (fd_blocking_table) */
+    ptrdiff_t m, n, k, mc, kc, nc;
+    ptrdiff_t m_chunk, n_chunk, items_m, items_n;   /* work items: items_m x items_n tiles */
+} fd_plan;
+
+/* Below this many multiply-adds a GEMM is one work item (threads would not pay). */
+#define FD_PARALLEL_MIN_MACS ((ptrdiff_t)1 << 21)
+/* Work items aimed at: a multiple of 4 balances 1, 2 and 4 threads. */
+#define FD_TARGET_ITEMS 4
+
+static ptrdiff_t fd_round_up(ptrdiff_t v, ptrdiff_t to) { return (v + to - 1) / to * to; }
+static ptrdiff_t fd_ceil_div(ptrdiff_t v, ptrdiff_t by) { return (v + by - 1) / by; }
+
+/* The plan depends only on (isa, dtype, m, n, k): so do the work items and so the bits. */
+static fd_plan fd_make_plan(int isa, int is_double, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
+{
+    const fd_blocking *b = &fd_blocking_table[isa][is_double ? 1 : 0][0];
+    int tile = 0;
+    for (int t = 1; t < FD_TILES; ++t) {   /* the tile that pads m x n least (ties: first) */
+        const fd_blocking *o = &fd_blocking_table[isa][is_double ? 1 : 0][t];
+        if (fd_round_up(m, o->mr) * fd_round_up(n, o->nr)
+                < fd_round_up(m, b->mr) * fd_round_up(n, b->nr)) {
+            b = o;
+            tile = t;
+        }
+    }
+    fd_plan p;
+    p.isa = isa; p.tile = tile;
+    p.mr = b->mr; p.nr = b->nr; p.mc = b->mc; p.kc = b->kc; p.nc = b->nc;
+    p.m = m; p.n = n; p.k = k;
+    p.m_chunk = fd_round_up(m > 0 ? m : 1, p.mr);
+    p.n_chunk = n < p.nc ? (n > 0 ? n : 1) : p.nc;
+    if (m * n * (k > 0 ? k : 1) >= FD_PARALLEL_MIN_MACS) {
+        /* cut n into items of at least two NR panels (a thin last item would waste most of
+         * its micro-kernel calls), and cut m too while there are fewer than the target */
+        ptrdiff_t panels = fd_ceil_div(n, p.nr), items_n = panels / 2;
+        if (items_n > FD_TARGET_ITEMS) items_n = FD_TARGET_ITEMS;
+        if (items_n < 1) items_n = 1;
+        ptrdiff_t want = fd_ceil_div(panels, items_n) * p.nr;
+        if (want < p.n_chunk) p.n_chunk = want;
+        items_n = fd_ceil_div(n, p.n_chunk);
+        if (items_n < FD_TARGET_ITEMS) {
+            ptrdiff_t items_m = fd_ceil_div(FD_TARGET_ITEMS, items_n);
+            ptrdiff_t rows = fd_round_up(fd_ceil_div(m, items_m), p.mr);
+            if (rows < p.m_chunk) p.m_chunk = rows;
+        }
+    }
+    p.items_m = m > 0 ? fd_ceil_div(m, p.m_chunk) : 0;
+    p.items_n = n > 0 ? fd_ceil_div(n, p.n_chunk) : 0;
+    return p;
+}
+
+static ptrdiff_t fd_plan_items(const fd_plan *p) { return p->items_m * p->items_n; }
+
+/* Elements of one packed KC x n_chunk block of B. */
+static ptrdiff_t fd_bpack_elems(const fd_plan *p) { return p->kc * fd_round_up(p->n_chunk, p->nr); }
+
+/* Elements of packed A. */
+static ptrdiff_t fd_apack_elems(const fd_plan *p) { return fd_round_up(p->m, p->mr) * p->k; }
+
+/* ------------------------------------------------------------ the convolution B source */
+#define FD_MAX_NDIM 8
+
+/* A run of output positions of one work item inside one output row and one NR panel: lane
+ * `lane` of panel `panel` on, `len` positions, reading the padded input from `src` (flat,
+ * tap 0, channel 0) with the last dimension's stride. */
+typedef struct { ptrdiff_t panel, lane, src, len; } fd_run;
+
+/* Forward convolution of one sample and group as the B of C = W B, over an input padded
+ * explicitly (sizes in_size; zero padding is then no longer a special case): B has
+ * channels * taps rows (row c * taps + t) and prod(out_size) columns. */
+typedef struct {
+    int ndim;
+    ptrdiff_t in_size[FD_MAX_NDIM], out_size[FD_MAX_NDIM], stride[FD_MAX_NDIM];
+    ptrdiff_t taps, stride_last, channel_stride;
+    const ptrdiff_t *tap_offset;   /* taps values: flat offset of tap t = sum t_d dil_d stride_d */
+} fd_conv_src;
+
+/* The runs of positions [j0, j0 + nc) cut at output rows and NR panels; at most
+ * nc + nc / nr + 2 of them (fd_runs_bound). */
+static ptrdiff_t fd_conv_runs(const fd_conv_src *s, ptrdiff_t j0, ptrdiff_t nc, int nr,
+                              fd_run *runs)
+{
+    ptrdiff_t idx[FD_MAX_NDIM], rem = j0, count = 0, j = 0;
+    int last = s->ndim - 1;
+    for (int d = last; d >= 0; --d) { idx[d] = rem % s->out_size[d]; rem /= s->out_size[d]; }
+    while (j < nc) {
+        ptrdiff_t len = s->out_size[last] - idx[last], flat = 0;
+        if (len > nr - j % nr) len = nr - j % nr;
+        if (len > nc - j) len = nc - j;
+        for (int d = 0; d <= last; ++d) flat = flat * s->in_size[d] + idx[d] * s->stride[d];
+        runs[count].panel = j / nr; runs[count].lane = j % nr;
+        runs[count].src = flat; runs[count].len = len;
+        ++count;
+        j += len;
+        idx[last] += len;
+        for (int d = last; d > 0 && idx[d] == s->out_size[d]; --d) { idx[d] = 0; ++idx[d - 1]; }
+    }
+    return count;
+}
+
+static ptrdiff_t fd_runs_bound(const fd_plan *p) { return p->n_chunk + p->n_chunk / p->nr + 2; }
+
+/* Elements of one MC x KC block of A packed by a work item. */
+static ptrdiff_t fd_ablock_elems(const fd_plan *p) { return p->mc * p->kc; }
+
+/* Should a GEMM pre-pack the whole of A (shared by its items), or each item pack its blocks?
+ * Pre-packing pays when several items use the same rows of A, i.e. when n is split. */
+static int fd_prepack_a(const fd_plan *p) { return p->items_n > 1; }
+
+/* Bytes of one thread's scratch: packed B block, an edge tile, a block of A (when A is not
+ * pre-packed), the runs of a convolution source. */
+static size_t fd_workspace_bytes(const fd_plan *p, size_t elem)
+{
+    return (size_t)(fd_bpack_elems(p) + p->mr * p->nr + fd_ablock_elems(p)) * elem
+           + (size_t)fd_runs_bound(p) * sizeof(fd_run) + 64;
+}
+
+/* --------------------------------------------------------------- micro-kernels per dtype */
+#define FD_CAT3_(a, b, c) a##b##c
+#define FD_CAT3(a, b, c) FD_CAT3_(a, b, c)
+#define FD_VOP(name) FD_CAT3(FD_PFX, name, FD_SFX_OP)
+
+#define FD_T float
+#define FD_SFX(name) name##_f
+
+#define FD_UKR_NAME fd_ukr_portable_f
+#define FD_MR FD_PORTABLE_MR
+#define FD_NR FD_PORTABLE_NR_F
+#include "fd_ukernel_portable.h"
+
+#if FD_GEMM_X86
+#define FD_UKR_NAME fd_ukr_avx2_f
+#define FD_TARGET __attribute__((target("avx2,fma")))
+#define FD_MR FD_AVX2_MR
+#define FD_NV FD_AVX2_NV
+#define FD_V __m256
+#define FD_VLEN 8
+#define FD_PFX _mm256_
+#define FD_SFX_OP _ps
+#include "fd_ukernel.h"
+
+#define FD_UKR_NAME fd_ukr_avx512_0_f
+#define FD_TARGET __attribute__((target("avx512f")))
+#define FD_MR FD_AVX512_MR_0
+#define FD_NV FD_AVX512_NV_0
+#define FD_V __m512
+#define FD_VLEN 16
+#define FD_PFX _mm512_
+#define FD_SFX_OP _ps
+#include "fd_ukernel.h"
+
+#define FD_UKR_NAME fd_ukr_avx512_1_f
+#define FD_TARGET __attribute__((target("avx512f")))
+#define FD_MR FD_AVX512_MR_1
+#define FD_NV FD_AVX512_NV_1
+#define FD_V __m512
+#define FD_VLEN 16
+#define FD_PFX _mm512_
+#define FD_SFX_OP _ps
+#include "fd_ukernel.h"
+#endif
+
+#include "fd_pack.h"
+#include "fd_driver.h"
+
+/* The micro-kernel of a kernel and register tile (fd_plan.tile). */
+static fd_ukr_fn_f fd_ukr_for_f(int isa, int tile)
+{
+#if FD_GEMM_X86
+    if (isa == FD_ISA_AVX512) return tile ? fd_ukr_avx512_1_f : fd_ukr_avx512_0_f;
+    if (isa == FD_ISA_AVX2) return fd_ukr_avx2_f;
+#endif
+    (void)isa; (void)tile;
+    return fd_ukr_portable_f;
+}
+
+#undef FD_T
+#undef FD_SFX
+#define FD_T double
+#define FD_SFX(name) name##_d
+
+#define FD_UKR_NAME fd_ukr_portable_d
+#define FD_MR FD_PORTABLE_MR
+#define FD_NR FD_PORTABLE_NR_D
+#include "fd_ukernel_portable.h"
+
+#if FD_GEMM_X86
+#define FD_UKR_NAME fd_ukr_avx2_d
+#define FD_TARGET __attribute__((target("avx2,fma")))
+#define FD_MR FD_AVX2_MR
+#define FD_NV FD_AVX2_NV
+#define FD_V __m256d
+#define FD_VLEN 4
+#define FD_PFX _mm256_
+#define FD_SFX_OP _pd
+#include "fd_ukernel.h"
+
+#define FD_UKR_NAME fd_ukr_avx512_0_d
+#define FD_TARGET __attribute__((target("avx512f")))
+#define FD_MR FD_AVX512_MR_0
+#define FD_NV FD_AVX512_NV_0
+#define FD_V __m512d
+#define FD_VLEN 8
+#define FD_PFX _mm512_
+#define FD_SFX_OP _pd
+#include "fd_ukernel.h"
+
+#define FD_UKR_NAME fd_ukr_avx512_1_d
+#define FD_TARGET __attribute__((target("avx512f")))
+#define FD_MR FD_AVX512_MR_1
+#define FD_NV FD_AVX512_NV_1
+#define FD_V __m512d
+#define FD_VLEN 8
+#define FD_PFX _mm512_
+#define FD_SFX_OP _pd
+#include "fd_ukernel.h"
+#endif
+
+#include "fd_pack.h"
+#include "fd_driver.h"
+
+/* The micro-kernel of a kernel and register tile (fd_plan.tile). */
+static fd_ukr_fn_d fd_ukr_for_d(int isa, int tile)
+{
+#if FD_GEMM_X86
+    if (isa == FD_ISA_AVX512) return tile ? fd_ukr_avx512_1_d : fd_ukr_avx512_0_d;
+    if (isa == FD_ISA_AVX2) return fd_ukr_avx2_d;
+#endif
+    (void)isa; (void)tile;
+    return fd_ukr_portable_d;
+}
+
+#undef FD_T
+#undef FD_SFX
+
+#endif /* FASTDECONV_GEMM_H */

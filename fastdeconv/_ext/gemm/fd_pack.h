@@ -1,0 +1,117 @@
+/* Packing routines, instantiated per dtype by fd_gemm.h (FD_T, FD_SFX(name)).
+ *
+ * Packed A (the whole matrix, packed once and shared read-only by every thread): for each KC
+ * slice [k0, k0 + kc) of the reduction, for each MR-row micro-panel, kc columns of MR values:
+ *
+ *     apack[k0 * m_pad + (i / MR) * MR * kc + k * MR + r] = A[i + r, k0 + k]     (0 if i+r >= m)
+ *
+ * (m_pad = m rounded up to MR; every slice before k0 is a full KC, so the slice starts at
+ * k0 * m_pad). When a GEMM's work items do not split its columns, each item packs its own
+ * MC x KC blocks of A instead, into its scratch, just before using them (fd_gemm_item with
+ * apack == NULL): A is then read once and never written back out of cache. Packed B (one KC x nc block of one work item, private to a thread): for each
+ * NR-column micro-panel p, kc rows of NR values, zero past column n:
+ *
+ *     bpack[p * kc * NR + k * NR + j] = B[k0 + k, j0 + p * NR + j]
+ *
+ * B comes from a dense matrix or, for a forward convolution, straight from the (explicitly
+ * padded) input through the geometry: no column matrix is ever built (see fd_conv_src).
+ */
+
+/* Columns [k0, k0 + kc) of the `rows` rows of A that start at `a` (row stride lda; or of its
+ * transpose stored k x m when trans_a, `a` then pointing at the first of those columns) into
+ * MR-row micro-panels at dst, panel p at dst + p * mr * kc, zero past `rows`. */
+static void FD_SFX(fd_pack_a_block)(ptrdiff_t rows, const FD_T *a, ptrdiff_t lda, int trans_a,
+                                    int mr, ptrdiff_t k0, ptrdiff_t kc, FD_T *restrict dst)
+{
+    for (ptrdiff_t i0 = 0; i0 < rows; i0 += mr, dst += mr * kc) {
+        int n = rows - i0 < mr ? (int)(rows - i0) : mr;
+        if (trans_a) {
+            for (ptrdiff_t kk = 0; kk < kc; ++kk) {
+                const FD_T *src = a + (k0 + kk) * lda + i0;
+                int r = 0;
+                for (; r < n; ++r) dst[kk * mr + r] = src[r];
+                for (; r < mr; ++r) dst[kk * mr + r] = 0;
+            }
+        } else {
+            for (int r = 0; r < n; ++r) {
+                const FD_T *src = a + (i0 + r) * lda + k0;
+                for (ptrdiff_t kk = 0; kk < kc; ++kk) dst[kk * mr + r] = src[kk];
+            }
+            for (int r = n; r < mr; ++r)
+                for (ptrdiff_t kk = 0; kk < kc; ++kk) dst[kk * mr + r] = 0;
+        }
+    }
+}
+
+/* KC slice `slice` of the whole of A (m x k) into the pre-packed layout above. The slices are
+ * independent: threads may pack them in parallel. */
+static void FD_SFX(fd_pack_a_slice)(ptrdiff_t m, ptrdiff_t k, const FD_T *a, ptrdiff_t lda,
+                                    int trans_a, int mr, ptrdiff_t kc_block, ptrdiff_t slice,
+                                    FD_T *restrict apack)
+{
+    ptrdiff_t m_pad = (m + mr - 1) / mr * mr, k0 = slice * kc_block;
+    ptrdiff_t kc = k - k0 < kc_block ? k - k0 : kc_block;
+    FD_SFX(fd_pack_a_block)(m, a, lda, trans_a, mr, k0, kc, apack + k0 * m_pad);
+}
+
+/* Dense B: k x n (row stride ldb), or its transpose stored n x k when trans_b. */
+static void FD_SFX(fd_pack_b_dense)(const FD_T *b, ptrdiff_t ldb, int trans_b, ptrdiff_t k0,
+                                    ptrdiff_t kc, ptrdiff_t j0, ptrdiff_t nc, int nr,
+                                    FD_T *restrict bpack)
+{
+    for (ptrdiff_t jp = 0; jp < nc; jp += nr) {
+        FD_T *dst = bpack + jp * kc;
+        int cols = nc - jp < nr ? (int)(nc - jp) : nr;
+        if (trans_b) {
+            for (int j = 0; j < cols; ++j) {
+                const FD_T *src = b + (j0 + jp + j) * ldb + k0;
+                for (ptrdiff_t kk = 0; kk < kc; ++kk) dst[kk * nr + j] = src[kk];
+            }
+            for (int j = cols; j < nr; ++j)
+                for (ptrdiff_t kk = 0; kk < kc; ++kk) dst[kk * nr + j] = 0;
+        } else if (cols == nr) {
+            const FD_T *src = b + k0 * ldb + j0 + jp;
+            for (ptrdiff_t kk = 0; kk < kc; ++kk)
+                memcpy(dst + kk * nr, src + kk * ldb, (size_t)nr * sizeof(FD_T));
+        } else {
+            const FD_T *src = b + k0 * ldb + j0 + jp;
+            for (ptrdiff_t kk = 0; kk < kc; ++kk) {
+                int j = 0;
+                for (; j < cols; ++j) dst[kk * nr + j] = src[kk * ldb + j];
+                for (; j < nr; ++j) dst[kk * nr + j] = 0;
+            }
+        }
+    }
+}
+
+/* Convolution B: B[c * taps + t, l] = xp[c, o(l) * stride + t * dilation] over the padded input
+ * xp (zero padding already applied, so every read is in bounds). The runs of positions that
+ * share one output row and one NR panel are listed once per block (fd_conv_runs); each row of
+ * B then copies every run with one strided (or, for stride 1, contiguous) loop. */
+static void FD_SFX(fd_pack_b_conv)(const fd_conv_src *src, const FD_T *xp, const fd_run *runs,
+                                   ptrdiff_t nruns, ptrdiff_t k0, ptrdiff_t kc, ptrdiff_t nc,
+                                   int nr, FD_T *restrict bpack)
+{
+    ptrdiff_t taps = src->taps, s = src->stride_last;
+    ptrdiff_t panels = (nc + nr - 1) / nr;
+    ptrdiff_t c = k0 / taps, t = k0 % taps;
+    for (ptrdiff_t kk = 0; kk < kc; ++kk) {
+        const FD_T *xrow = xp + c * src->channel_stride + src->tap_offset[t];
+        for (ptrdiff_t q = 0; q < nruns; ++q) {
+            FD_T *dst = bpack + runs[q].panel * kc * nr + kk * nr + runs[q].lane;
+            const FD_T *from = xrow + runs[q].src;
+            ptrdiff_t len = runs[q].len;
+            if (s == 1) {
+                if (len == nr) memcpy(dst, from, (size_t)nr * sizeof(FD_T));
+                else for (ptrdiff_t i = 0; i < len; ++i) dst[i] = from[i];
+            } else {
+                for (ptrdiff_t i = 0; i < len; ++i) dst[i] = from[i * s];
+            }
+        }
+        if (nc % nr) {   /* zero the columns past nc of the last panel */
+            FD_T *dst = bpack + (panels - 1) * kc * nr + kk * nr;
+            for (ptrdiff_t j = nc % nr; j < nr; ++j) dst[j] = 0;
+        }
+        if (++t == taps) { t = 0; ++c; }
+    }
+}

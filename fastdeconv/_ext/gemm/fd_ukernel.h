@@ -1,0 +1,77 @@
+/* One register-blocked micro-kernel, instantiated per (instruction set, dtype) by fd_gemm.h.
+ *
+ *     C[MR x NR] (+)= A_panel[MR x kc] * B_panel[kc x NR]   (+ bias[r] per row, first slice)
+ *
+ * A_panel holds, for every k, the MR values of one column of A (broadcast one at a time);
+ * B_panel holds, for every k, NR consecutive values of one row of B (NV vectors). The MR x NV
+ * accumulators stay in registers for the whole kc loop; each C element is the same sequence
+ * of fused multiply-adds over k whatever thread or tile computes it.
+ *
+ * Store: v = acc (+ bias[r]) (+ C), written with ldc. Parameters before inclusion:
+ *   FD_UKR_NAME, FD_T, FD_MR, FD_NV (vectors per row), FD_TARGET (function attribute), and the
+ *   intrinsics family: FD_V (vector type), FD_VLEN (lanes), FD_PFX / FD_SFX_OP (_mm512_ / _ps:
+ *   the intrinsics are FD_PFX##name##FD_SFX_OP). Everything is #undef'd at the end.
+ */
+#define FD_VZERO() FD_VOP(setzero)()
+#define FD_VLOAD(p) FD_VOP(loadu)(p)
+#define FD_VSET1(x) FD_VOP(set1)(x)
+#define FD_VFMA(a, b, acc) FD_VOP(fmadd)(a, b, acc)
+#define FD_VADD(a, b) FD_VOP(add)(a, b)
+#define FD_VSTORE(p, v) FD_VOP(storeu)(p, v)
+
+FD_TARGET static void FD_UKR_NAME(ptrdiff_t kc, const FD_T *restrict a, const FD_T *restrict b,
+                                  FD_T *restrict c, ptrdiff_t ldc, int add,
+                                  const FD_T *restrict bias)
+{
+    FD_V acc[FD_MR][FD_NV];
+#pragma GCC unroll 32
+    for (int r = 0; r < FD_MR; ++r) {   /* C's tile arrives while the k loop runs */
+#pragma GCC unroll 8
+        for (int v = 0; v < FD_NV; ++v) __builtin_prefetch(c + r * ldc + v * FD_VLEN, 1, 3);
+    }
+#pragma GCC unroll 32
+    for (int r = 0; r < FD_MR; ++r) {
+#pragma GCC unroll 8
+        for (int v = 0; v < FD_NV; ++v) acc[r][v] = FD_VZERO();
+    }
+    for (ptrdiff_t k = 0; k < kc; ++k) {
+        FD_V bv[FD_NV];
+#pragma GCC unroll 8
+        for (int v = 0; v < FD_NV; ++v) bv[v] = FD_VLOAD(b + v * FD_VLEN);
+#pragma GCC unroll 32
+        for (int r = 0; r < FD_MR; ++r) {
+            FD_V av = FD_VSET1(a[r]);
+#pragma GCC unroll 8
+            for (int v = 0; v < FD_NV; ++v) acc[r][v] = FD_VFMA(av, bv[v], acc[r][v]);
+        }
+        a += FD_MR;
+        b += FD_NV * FD_VLEN;
+    }
+#pragma GCC unroll 32
+    for (int r = 0; r < FD_MR; ++r) {
+        FD_T *cr = c + r * ldc;
+        FD_V bias_r = bias ? FD_VSET1(bias[r]) : FD_VZERO();
+#pragma GCC unroll 8
+        for (int v = 0; v < FD_NV; ++v) {
+            FD_V val = acc[r][v];
+            if (bias) val = FD_VADD(val, bias_r);
+            if (add) val = FD_VADD(val, FD_VLOAD(cr + v * FD_VLEN));
+            FD_VSTORE(cr + v * FD_VLEN, val);
+        }
+    }
+}
+
+#undef FD_UKR_NAME
+#undef FD_MR
+#undef FD_NV
+#undef FD_TARGET
+#undef FD_V
+#undef FD_VLEN
+#undef FD_PFX
+#undef FD_SFX_OP
+#undef FD_VZERO
+#undef FD_VLOAD
+#undef FD_VSET1
+#undef FD_VFMA
+#undef FD_VADD
+#undef FD_VSTORE
