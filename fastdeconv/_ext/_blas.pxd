@@ -3,7 +3,7 @@
 
 The BLAS integer type is named here and nowhere else (``int`` for SciPy's LP64 OpenBLAS;
 SciPy's newer ``blas_int`` would go here). The Python layer checks that every dimension and
-leading dimension passed to :func:`gemm` fits it (``fastdeconv._conv._check_blas_dims``).
+leading dimension passed to :func:`gemm` fits it (``fastdeconv._algorithms._common.check_blas_dims``).
 """
 from cython cimport floating
 from scipy.linalg.cython_blas cimport sgemm, dgemm

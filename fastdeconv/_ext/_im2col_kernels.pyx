@@ -25,7 +25,7 @@ of a channel in a fixed order, so no two threads touch one output. Every GEMM go
 ``_gemm.parallel_gemm`` (shape-determined pieces). Weight gradients accumulate tiles and
 samples in a fixed order through GEMM with ``beta = 1``.
 
-Everything here trusts its arguments: the Python layer (``fastdeconv._dispatch``) validated the
+Everything here trusts its arguments: the Python layer (``fastdeconv._algorithms``) validated the
 geometry, made arrays C-contiguous and of one dtype, sized the workspace, and checked that BLAS
 dimensions fit in ``blas_int``.
 """

@@ -15,7 +15,7 @@ stride-1 one.
 
 Determinism: phases cover disjoint outputs and every output receives its taps in a fixed
 order, so the results do not depend on the thread count. Everything here trusts its arguments
-(``fastdeconv._dispatch`` validated the geometry and built the phase tables).
+(``fastdeconv._algorithms`` validated the geometry and built the phase tables).
 """
 from cython cimport floating
 from cython.parallel cimport prange
@@ -364,7 +364,7 @@ def scatter_kernel_taps(const floating[::1] weight, floating[::1] out, Py_ssize_
     ``weight`` is ``(groups * cin_g, cout_g, K)`` (``K = len(tap_offset)`` taps a kernel) and
     ``out`` is ``(groups * cout_g, cin_g * K)``: tap ``t`` of ``weight[g * cin_g + i, j]``
     goes to ``out[g * cout_g + j, tap_offset[t] + i * channel_step]`` (the caller's table
-    makes this a permutation of each row; ``fastdeconv._dispatch.subpixel_weight``). Parallel
+    makes this a permutation of each row; ``fastdeconv._algorithms.subpixel._subpixel_weight``). Parallel
     over output rows; a row's reads are whole kernels (contiguous) and its writes stay in the
     row (in cache), whereas a NumPy transpose of these axes reads with a stride of the stride.
     """

@@ -39,7 +39,7 @@ transformed by ``A gy A^T`` (gathered like input tiles, zeros past the output), 
 element and group one GEMM ``dU[e] += W[e] @ V[e]^T`` reducing over the chunk's tiles;
 finally ``grad_w = G^T dU G`` in float64.
 
-Everything here trusts its arguments (the Python layer, ``fastdeconv._dispatch``, validated
+Everything here trusts its arguments (the Python layer, ``fastdeconv._algorithms``, validated
 the geometry and sized the workspaces).
 """
 from cython cimport floating
