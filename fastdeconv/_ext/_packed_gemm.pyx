@@ -48,13 +48,14 @@ cdef extern from "gemm/fd_gemm.h" nogil:
     Py_ssize_t fd_apack_elems(const fd_plan* p)
     int fd_prepack_a(const fd_plan* p)
     size_t fd_workspace_bytes(const fd_plan* p, size_t elem)
+    Py_ssize_t fd_conv_samples_per_gemm(Py_ssize_t samples, Py_ssize_t positions, int pointwise)
 
     ctypedef struct fd_conv_src:
         int ndim
         Py_ssize_t in_size[8]
         Py_ssize_t out_size[8]
         Py_ssize_t stride[8]
-        Py_ssize_t taps, stride_last, channel_stride
+        Py_ssize_t taps, stride_last, channel_stride, positions, sample_stride
         const Py_ssize_t* tap_offset
 
     # filled by fd_*_job_init; their fields are only read by C
@@ -88,13 +89,15 @@ cdef extern from "gemm/fd_gemm.h" nogil:
     void fd_conv_job_init_f(fd_conv_job_f* cj, const fd_plan* p, const void* apack,
                             Py_ssize_t apack_group, int pointwise, const void* x, Py_ssize_t ldb,
                             const fd_conv_src* src, void* y, const void* bias,
-                            Py_ssize_t samples, Py_ssize_t groups, Py_ssize_t x_sample,
-                            Py_ssize_t x_group, Py_ssize_t y_sample, Py_ssize_t y_group)
+                            Py_ssize_t samples, Py_ssize_t samples_per_gemm, Py_ssize_t groups,
+                            Py_ssize_t x_sample, Py_ssize_t x_group, Py_ssize_t y_sample,
+                            Py_ssize_t y_group)
     void fd_conv_job_init_d(fd_conv_job_d* cj, const fd_plan* p, const void* apack,
                             Py_ssize_t apack_group, int pointwise, const void* x, Py_ssize_t ldb,
                             const fd_conv_src* src, void* y, const void* bias,
-                            Py_ssize_t samples, Py_ssize_t groups, Py_ssize_t x_sample,
-                            Py_ssize_t x_group, Py_ssize_t y_sample, Py_ssize_t y_group)
+                            Py_ssize_t samples, Py_ssize_t samples_per_gemm, Py_ssize_t groups,
+                            Py_ssize_t x_sample, Py_ssize_t x_group, Py_ssize_t y_sample,
+                            Py_ssize_t y_group)
 
 HAVE_OPENMP = bool(FASTDECONV_HAVE_OPENMP)
 
@@ -424,8 +427,9 @@ def conv_forward_packed(x, weight, y, stride=1, dilation=1, padding=0, groups=1,
     The geometry is that of ``fastdeconv._conv_kernels.Geometry``: the spatial sizes come from
     the arrays, ``padding`` is the zero padding before each dimension (``pad_before``; what the
     output size implies after it is zero too). The input is padded explicitly once when any
-    padding is read; the B operand of each sample's and group's GEMM is then packed straight
-    from it (a 1x1 stride-1 unpadded convolution reads the rows of x in place).
+    padding is read; the B operand of each group's GEMM is then packed straight from it, its
+    columns the positions of one sample or, for small outputs, of several samples one after the
+    other (a 1x1 stride-1 unpadded convolution reads the rows of x in place).
 
     Parameters
     ----------
@@ -504,7 +508,8 @@ cdef _run_conv(xp, weight, y, stride, dilation, Py_ssize_t groups, bias, int thr
     cdef Py_ssize_t ndim = xp.ndim - 2, d, t, taps = prod(weight.shape[2:])
     cdef Py_ssize_t cout_g = weight.shape[0] // groups, cin_g = weight.shape[1]
     cdef Py_ssize_t P = prod(xp.shape[2:]), L = prod(y.shape[2:]), K = cin_g * taps, g
-    cdef fd_plan p = fd_make_plan(isa, is_double, cout_g, L, K)
+    cdef Py_ssize_t per_gemm = fd_conv_samples_per_gemm(xp.shape[0], L, pointwise)
+    cdef fd_plan p = fd_make_plan(isa, is_double, cout_g, per_gemm * L, K)
     cdef fd_conv_src src
     cdef fd_conv_job_f jf
     cdef fd_conv_job_d jd
@@ -531,15 +536,16 @@ cdef _run_conv(xp, weight, y, stride, dilation, Py_ssize_t groups, bias, int thr
         src.out_size[d] = y.shape[2 + d]
         src.stride[d] = stride[d]
     src.taps, src.stride_last, src.channel_stride = taps, stride[ndim - 1], P
+    src.positions, src.sample_stride = L, xp.shape[1] * P
     src.tap_offset = &tap_offset[0]
     if is_double:
         fd_conv_job_init_d(&jd, &p, apack, apack_group, pointwise, px, P, &src, py, pbias,
-                           xp.shape[0], groups, xp.shape[1] * P, cin_g * P, y.shape[1] * L,
-                           cout_g * L)
+                           xp.shape[0], per_gemm, groups, xp.shape[1] * P, cin_g * P,
+                           y.shape[1] * L, cout_g * L)
     else:
         fd_conv_job_init_f(&jf, &p, apack, apack_group, pointwise, px, P, &src, py, pbias,
-                           xp.shape[0], groups, xp.shape[1] * P, cin_g * P, y.shape[1] * L,
-                           cout_g * L)
+                           xp.shape[0], per_gemm, groups, xp.shape[1] * P, cin_g * P,
+                           y.shape[1] * L, cout_g * L)
     with nogil:
         for g in range(groups):
             pack_a(pw + g * cout_g * K * elem, K, False, &p, is_double,
