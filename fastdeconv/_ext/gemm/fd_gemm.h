@@ -400,4 +400,35 @@ static fd_ukr_fn_d fd_ukr_for_d(int isa, int tile)
 #undef FD_T
 #undef FD_SFX
 
+/* fd_gemm_job_init_f / _d on an untyped job (one call site for both dtypes). */
+static void fd_gemm_job_init(int is_double, void *job, const fd_plan *p, const void *apack,
+                             const void *a, ptrdiff_t lda, int trans_a, const void *b,
+                             ptrdiff_t ldb, int trans_b, void *c, ptrdiff_t ldc, int accumulate,
+                             const void *bias)
+{
+    if (is_double)
+        fd_gemm_job_init_d((fd_gemm_job_d *)job, p, apack, a, lda, trans_a, b, ldb, trans_b, c,
+                           ldc, accumulate, bias);
+    else
+        fd_gemm_job_init_f((fd_gemm_job_f *)job, p, apack, a, lda, trans_a, b, ldb, trans_b, c,
+                           ldc, accumulate, bias);
+}
+
+/* fd_conv_job_init_f / _d on an untyped job. */
+static void fd_conv_job_init(int is_double, void *cj, const fd_plan *p, const void *apack,
+                             ptrdiff_t apack_group, int pointwise, const void *x, ptrdiff_t ldb,
+                             const fd_conv_src *src, void *y, const void *bias, ptrdiff_t samples,
+                             ptrdiff_t samples_per_gemm, ptrdiff_t groups, ptrdiff_t x_sample,
+                             ptrdiff_t x_group, ptrdiff_t y_sample, ptrdiff_t y_group)
+{
+    if (is_double)
+        fd_conv_job_init_d((fd_conv_job_d *)cj, p, apack, apack_group, pointwise, x, ldb, src, y,
+                           bias, samples, samples_per_gemm, groups, x_sample, x_group, y_sample,
+                           y_group);
+    else
+        fd_conv_job_init_f((fd_conv_job_f *)cj, p, apack, apack_group, pointwise, x, ldb, src, y,
+                           bias, samples, samples_per_gemm, groups, x_sample, x_group, y_sample,
+                           y_group);
+}
+
 #endif /* FASTDECONV_GEMM_H */
