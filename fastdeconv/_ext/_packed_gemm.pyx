@@ -48,13 +48,14 @@ cdef extern from "gemm/fd_gemm.h" nogil:
     Py_ssize_t fd_apack_elems(const fd_plan* p)
     int fd_prepack_a(const fd_plan* p)
     size_t fd_workspace_bytes(const fd_plan* p, size_t elem)
+    Py_ssize_t fd_conv_samples_per_gemm(Py_ssize_t samples, Py_ssize_t positions, int pointwise)
 
     ctypedef struct fd_conv_src:
         int ndim
         Py_ssize_t in_size[8]
         Py_ssize_t out_size[8]
         Py_ssize_t stride[8]
-        Py_ssize_t taps, stride_last, channel_stride
+        Py_ssize_t taps, stride_last, channel_stride, positions, sample_stride
         const Py_ssize_t* tap_offset
 
     # filled by fd_*_job_init; their fields are only read by C
@@ -77,24 +78,15 @@ cdef extern from "gemm/fd_gemm.h" nogil:
     Py_ssize_t fd_conv_items_d(const fd_conv_job_d* cj)
     void fd_conv_item_f(const fd_conv_job_f* cj, Py_ssize_t item, float* work)
     void fd_conv_item_d(const fd_conv_job_d* cj, Py_ssize_t item, double* work)
-    void fd_gemm_job_init_f(fd_gemm_job_f* job, const fd_plan* p, const void* apack,
-                            const void* a, Py_ssize_t lda, int trans_a, const void* b,
-                            Py_ssize_t ldb, int trans_b, void* c, Py_ssize_t ldc,
-                            int accumulate, const void* bias)
-    void fd_gemm_job_init_d(fd_gemm_job_d* job, const fd_plan* p, const void* apack,
-                            const void* a, Py_ssize_t lda, int trans_a, const void* b,
-                            Py_ssize_t ldb, int trans_b, void* c, Py_ssize_t ldc,
-                            int accumulate, const void* bias)
-    void fd_conv_job_init_f(fd_conv_job_f* cj, const fd_plan* p, const void* apack,
-                            Py_ssize_t apack_group, int pointwise, const void* x, Py_ssize_t ldb,
-                            const fd_conv_src* src, void* y, const void* bias,
-                            Py_ssize_t samples, Py_ssize_t groups, Py_ssize_t x_sample,
-                            Py_ssize_t x_group, Py_ssize_t y_sample, Py_ssize_t y_group)
-    void fd_conv_job_init_d(fd_conv_job_d* cj, const fd_plan* p, const void* apack,
-                            Py_ssize_t apack_group, int pointwise, const void* x, Py_ssize_t ldb,
-                            const fd_conv_src* src, void* y, const void* bias,
-                            Py_ssize_t samples, Py_ssize_t groups, Py_ssize_t x_sample,
-                            Py_ssize_t x_group, Py_ssize_t y_sample, Py_ssize_t y_group)
+    void fd_gemm_job_init(int is_double, void* job, const fd_plan* p, const void* apack,
+                          const void* a, Py_ssize_t lda, int trans_a, const void* b,
+                          Py_ssize_t ldb, int trans_b, void* c, Py_ssize_t ldc, int accumulate,
+                          const void* bias)
+    void fd_conv_job_init(int is_double, void* cj, const fd_plan* p, const void* apack,
+                          Py_ssize_t apack_group, int pointwise, const void* x, Py_ssize_t ldb,
+                          const fd_conv_src* src, void* y, const void* bias, Py_ssize_t samples,
+                          Py_ssize_t samples_per_gemm, Py_ssize_t groups, Py_ssize_t x_sample,
+                          Py_ssize_t x_group, Py_ssize_t y_sample, Py_ssize_t y_group)
 
 HAVE_OPENMP = bool(FASTDECONV_HAVE_OPENMP)
 
@@ -368,12 +360,8 @@ cdef _run_gemm(a, b, c, bint trans_a, bint trans_b, bint accumulate, int threads
         apack = malloc_aligned(max(fd_apack_elems(&p), 1) * elem, &raw)
         if apack == NULL:
             raise MemoryError("gemm: cannot allocate the packed copy of a")
-    if is_double:
-        fd_gemm_job_init_d(&jd, &p, apack, pa, lda, trans_a, pb, ldb, trans_b, pc, ldc,
-                           accumulate, pbias)
-    else:
-        fd_gemm_job_init_f(&jf, &p, apack, pa, lda, trans_a, pb, ldb, trans_b, pc, ldc,
-                           accumulate, pbias)
+    fd_gemm_job_init(is_double, job, &p, apack, pa, lda, trans_a, pb, ldb, trans_b, pc, ldc,
+                     accumulate, pbias)
     with nogil:
         if prepack:
             pack_a(pa, lda, trans_a, &p, is_double, apack, threads)
@@ -424,8 +412,9 @@ def conv_forward_packed(x, weight, y, stride=1, dilation=1, padding=0, groups=1,
     The geometry is that of the ``Geometry`` struct of ``fastdeconv/_ext/_index.pxd``: the spatial sizes come from
     the arrays, ``padding`` is the zero padding before each dimension (``pad_before``; what the
     output size implies after it is zero too). The input is padded explicitly once when any
-    padding is read; the B operand of each sample's and group's GEMM is then packed straight
-    from it (a 1x1 stride-1 unpadded convolution reads the rows of x in place).
+    padding is read; the B operand of each group's GEMM is then packed straight from it, its
+    columns the positions of one sample or, for small outputs, of several samples one after the
+    other (a 1x1 stride-1 unpadded convolution reads the rows of x in place).
 
     Parameters
     ----------
@@ -504,10 +493,13 @@ cdef _run_conv(xp, weight, y, stride, dilation, Py_ssize_t groups, bias, int thr
     cdef Py_ssize_t ndim = xp.ndim - 2, d, t, taps = prod(weight.shape[2:])
     cdef Py_ssize_t cout_g = weight.shape[0] // groups, cin_g = weight.shape[1]
     cdef Py_ssize_t P = prod(xp.shape[2:]), L = prod(y.shape[2:]), K = cin_g * taps, g
-    cdef fd_plan p = fd_make_plan(isa, is_double, cout_g, L, K)
+    cdef Py_ssize_t per_gemm = fd_conv_samples_per_gemm(xp.shape[0], L, pointwise)
+    cdef fd_plan p = fd_make_plan(isa, is_double, cout_g, per_gemm * L, K)
     cdef fd_conv_src src
     cdef fd_conv_job_f jf
     cdef fd_conv_job_d jd
+    cdef void* job = <void*> &jd if is_double else <void*> &jf
+    cdef Py_ssize_t items
     cdef Py_ssize_t apack_group = fd_apack_elems(&p)
     cdef void* raw = NULL
     cdef char* apack = <char*> malloc_aligned(max(apack_group * groups, 1) * elem, &raw)
@@ -531,25 +523,17 @@ cdef _run_conv(xp, weight, y, stride, dilation, Py_ssize_t groups, bias, int thr
         src.out_size[d] = y.shape[2 + d]
         src.stride[d] = stride[d]
     src.taps, src.stride_last, src.channel_stride = taps, stride[ndim - 1], P
+    src.positions, src.sample_stride = L, xp.shape[1] * P
     src.tap_offset = &tap_offset[0]
-    if is_double:
-        fd_conv_job_init_d(&jd, &p, apack, apack_group, pointwise, px, P, &src, py, pbias,
-                           xp.shape[0], groups, xp.shape[1] * P, cin_g * P, y.shape[1] * L,
-                           cout_g * L)
-    else:
-        fd_conv_job_init_f(&jf, &p, apack, apack_group, pointwise, px, P, &src, py, pbias,
-                           xp.shape[0], groups, xp.shape[1] * P, cin_g * P, y.shape[1] * L,
-                           cout_g * L)
+    fd_conv_job_init(is_double, job, &p, apack, apack_group, pointwise, px, P, &src, py, pbias,
+                     xp.shape[0], per_gemm, groups, xp.shape[1] * P, cin_g * P, y.shape[1] * L,
+                     cout_g * L)
+    items = fd_conv_items_d(&jd) if is_double else fd_conv_items_f(&jf)
     with nogil:
         for g in range(groups):
             pack_a(pw + g * cout_g * K * elem, K, False, &p, is_double,
                    apack + g * apack_group * elem, threads)
-        if is_double:
-            failed = run_items(&jd, True, True, fd_conv_items_d(&jd),
-                               fd_workspace_bytes(&p, elem), threads)
-        else:
-            failed = run_items(&jf, False, True, fd_conv_items_f(&jf),
-                               fd_workspace_bytes(&p, elem), threads)
+        failed = run_items(job, is_double, True, items, fd_workspace_bytes(&p, elem), threads)
         free(raw)
     if failed:
         raise MemoryError("conv_forward_packed: cannot allocate a thread's packing buffer")

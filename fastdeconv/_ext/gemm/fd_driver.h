@@ -35,6 +35,8 @@ typedef struct {
     const FD_T *xp;               /* its padded input, already offset to the group's channels */
     FD_T *c;
     ptrdiff_t ldc;
+    ptrdiff_t c_block, c_block_stride;  /* if c_block > 0: column j of C is column j % c_block
+                                           of the block at c + (j / c_block) * c_block_stride */
     int accumulate;
     const FD_T *bias;             /* m values or NULL */
 } FD_SFX(fd_gemm_job);
@@ -52,6 +54,22 @@ static void FD_SFX(fd_store_edge)(ptrdiff_t m, ptrdiff_t n, const FD_T *v, ptrdi
         }
 }
 
+/* fd_store_edge of columns [j, j + n) of C, cut where they cross blocks of c_block columns. */
+static void FD_SFX(fd_store_cols)(const FD_SFX(fd_gemm_job) *job, ptrdiff_t i, ptrdiff_t m,
+                                  ptrdiff_t j, ptrdiff_t n, const FD_T *v, ptrdiff_t ldv,
+                                  int add, const FD_T *bias)
+{
+    ptrdiff_t blk = job->c_block > 0 ? job->c_block : j + n;
+    for (ptrdiff_t done = 0; done < n;) {
+        ptrdiff_t jj = j + done, len = blk - jj % blk;
+        if (len > n - done) len = n - done;
+        FD_SFX(fd_store_edge)(m, len, v ? v + done : NULL, ldv,
+                              job->c + (jj / blk) * job->c_block_stride + jj % blk + i * job->ldc,
+                              job->ldc, add, bias);
+        done += len;
+    }
+}
+
 /* Run work item `item` of the job; work is the thread's scratch of fd_workspace_elems(plan). */
 static void FD_SFX(fd_gemm_item)(const FD_SFX(fd_gemm_job) *job, ptrdiff_t item, FD_T *work)
 {
@@ -67,12 +85,9 @@ static void FD_SFX(fd_gemm_item)(const FD_SFX(fd_gemm_job) *job, ptrdiff_t item,
     fd_run *runs = (fd_run *)(ablock + (job->apack ? 0 : fd_ablock_elems(p)));
     ptrdiff_t nruns = 0;
     if (p->k == 0) {
-        if (!job->accumulate)
-            FD_SFX(fd_store_edge)(i1 - i0, nc, NULL, 0, job->c + i0 * job->ldc + j0, job->ldc, 0,
+        if (!job->accumulate || job->bias)
+            FD_SFX(fd_store_cols)(job, i0, i1 - i0, j0, nc, NULL, 0, job->accumulate,
                                   job->bias ? job->bias + i0 : NULL);
-        else if (job->bias)
-            FD_SFX(fd_store_edge)(i1 - i0, nc, NULL, 0, job->c + i0 * job->ldc + j0, job->ldc, 1,
-                                  job->bias + i0);
         return;
     }
     if (!job->b) nruns = fd_conv_runs(job->conv, j0, nc, (int)nr, runs);
@@ -99,13 +114,15 @@ static void FD_SFX(fd_gemm_item)(const FD_SFX(fd_gemm_job) *job, ptrdiff_t item,
                                                 : ablock + (ir - ic) * kc;
                     ptrdiff_t nrows = ie - ir < mr ? ie - ir : mr;
                     ptrdiff_t ncols = j1 - jr < nr ? j1 - jr : nr;
-                    FD_T *cp = job->c + ir * job->ldc + jr;
                     const FD_T *bias_r = bias ? bias + ir : NULL;
-                    if (nrows == mr && ncols == nr) {
+                    ptrdiff_t blk = job->c_block > 0 ? job->c_block : p->n;
+                    if (nrows == mr && ncols == nr && jr / blk == (jr + nr - 1) / blk) {
+                        FD_T *cp = job->c + (jr / blk) * job->c_block_stride + jr % blk
+                                   + ir * job->ldc;
                         job->ukr(kc, ap, bp, cp, job->ldc, add, bias_r);
-                    } else {
+                    } else {   /* an edge of C, or a tile across two blocks of columns */
                         job->ukr(kc, ap, bp, tile, nr, 0, NULL);
-                        FD_SFX(fd_store_edge)(nrows, ncols, tile, nr, cp, job->ldc, add, bias_r);
+                        FD_SFX(fd_store_cols)(job, ir, nrows, jr, ncols, tile, nr, add, bias_r);
                     }
                 }
             }
@@ -113,27 +130,31 @@ static void FD_SFX(fd_gemm_item)(const FD_SFX(fd_gemm_job) *job, ptrdiff_t item,
     }
 }
 
-/* A forward convolution as samples x groups GEMMs y[s, g] = W[g] B(x[s, g]) (+ bias[g]), each
- * cut into the work items of `gemm.plan` (whose m, n, k are cout_g, positions, cin_g * taps).
- * `gemm` is the template: its B (dense b for a pointwise convolution read in place, else the
- * convolution source over xp), apack, c and bias are offset per sample and group. */
+/* A forward convolution as GEMMs y[S, g] = W[g] B(x[S, g]) (+ bias[g]), one per group and
+ * block S of samples_per_gemm samples, whose columns are the positions of those samples one
+ * after the other; each is cut into the work items of `gemm.plan` (m, n, k = cout_g,
+ * samples_per_gemm * positions, cin_g * taps). `gemm` is the template: its B (dense b for a
+ * pointwise convolution of one sample per GEMM, read in place, else the convolution source
+ * over xp), apack, c and bias are offset per block and group; C's columns are cut into blocks
+ * of `positions` columns, one per sample (c_block). */
 typedef struct {
     FD_SFX(fd_gemm_job) gemm;
-    ptrdiff_t samples, groups;
+    ptrdiff_t samples, groups, samples_per_gemm;   /* samples_per_gemm divides samples */
     ptrdiff_t apack_group, x_sample, x_group, y_sample, y_group;   /* strides in elements */
 } FD_SFX(fd_conv_job);
 
 static ptrdiff_t FD_SFX(fd_conv_items)(const FD_SFX(fd_conv_job) *cj)
 {
-    return cj->samples * cj->groups * fd_plan_items(&cj->gemm.plan);
+    return cj->samples / cj->samples_per_gemm * cj->groups * fd_plan_items(&cj->gemm.plan);
 }
 
 static void FD_SFX(fd_conv_item)(const FD_SFX(fd_conv_job) *cj, ptrdiff_t item, FD_T *work)
 {
     ptrdiff_t per_gemm = fd_plan_items(&cj->gemm.plan);
-    ptrdiff_t gemm_index = item / per_gemm, s = gemm_index / cj->groups, g = gemm_index % cj->groups;
+    ptrdiff_t gemm_index = item / per_gemm, g = gemm_index % cj->groups;
+    ptrdiff_t s = gemm_index / cj->groups * cj->samples_per_gemm;   /* first sample */
     FD_SFX(fd_gemm_job) job = cj->gemm;
-    ptrdiff_t x_off = s * cj->x_sample + g * cj->x_group;
+    ptrdiff_t x_off = s * cj->x_sample + g * cj->x_group;   /* runs add the later samples */
     if (job.b) job.b += x_off;
     else job.xp += x_off;
     job.apack += g * cj->apack_group;
@@ -165,11 +186,16 @@ static void FD_SFX(fd_conv_job_init)(FD_SFX(fd_conv_job) *cj, const fd_plan *p,
                                      const void *apack, ptrdiff_t apack_group, int pointwise,
                                      const void *x, ptrdiff_t ldb, const fd_conv_src *src,
                                      void *y, const void *bias, ptrdiff_t samples,
-                                     ptrdiff_t groups, ptrdiff_t x_sample, ptrdiff_t x_group,
-                                     ptrdiff_t y_sample, ptrdiff_t y_group)
+                                     ptrdiff_t samples_per_gemm, ptrdiff_t groups,
+                                     ptrdiff_t x_sample, ptrdiff_t x_group, ptrdiff_t y_sample,
+                                     ptrdiff_t y_group)
 {
+    ptrdiff_t positions = p->n / samples_per_gemm;
     FD_SFX(fd_gemm_job_init)(&cj->gemm, p, apack, NULL, 0, 0, pointwise ? x : NULL, ldb, 0, y,
-                             p->n, 0, bias);
+                             positions, 0, bias);
+    cj->gemm.c_block = positions;
+    cj->gemm.c_block_stride = y_sample;
+    cj->samples_per_gemm = samples_per_gemm;
     cj->gemm.conv = src;
     cj->gemm.xp = pointwise ? NULL : (const FD_T *)x;
     cj->samples = samples; cj->groups = groups; cj->apack_group = apack_group;

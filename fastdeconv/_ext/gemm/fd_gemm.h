@@ -220,15 +220,18 @@ typedef struct {
     int ndim;
     ptrdiff_t in_size[FD_MAX_NDIM], out_size[FD_MAX_NDIM], stride[FD_MAX_NDIM];
     ptrdiff_t taps, stride_last, channel_stride;
+    ptrdiff_t positions, sample_stride;   /* prod(out_size); input elements per sample */
     const ptrdiff_t *tap_offset;   /* taps values: flat offset of tap t = sum t_d dil_d stride_d */
 } fd_conv_src;
 
-/* The runs of positions [j0, j0 + nc) cut at output rows and NR panels; at most
+/* The runs of columns [j0, j0 + nc) (sample j / positions, position j % positions) cut at
+ * output rows and NR panels; at most
  * nc + nc / nr + 2 of them (fd_runs_bound). */
 static ptrdiff_t fd_conv_runs(const fd_conv_src *s, ptrdiff_t j0, ptrdiff_t nc, int nr,
                               fd_run *runs)
 {
-    ptrdiff_t idx[FD_MAX_NDIM], rem = j0, count = 0, j = 0;
+    ptrdiff_t idx[FD_MAX_NDIM], sample = j0 / s->positions, rem = j0 % s->positions;
+    ptrdiff_t count = 0, j = 0;
     int last = s->ndim - 1;
     for (int d = last; d >= 0; --d) { idx[d] = rem % s->out_size[d]; rem /= s->out_size[d]; }
     while (j < nc) {
@@ -237,13 +240,29 @@ static ptrdiff_t fd_conv_runs(const fd_conv_src *s, ptrdiff_t j0, ptrdiff_t nc, 
         if (len > nc - j) len = nc - j;
         for (int d = 0; d <= last; ++d) flat = flat * s->in_size[d] + idx[d] * s->stride[d];
         runs[count].panel = j / nr; runs[count].lane = j % nr;
-        runs[count].src = flat; runs[count].len = len;
+        runs[count].src = sample * s->sample_stride + flat; runs[count].len = len;
         ++count;
         j += len;
         idx[last] += len;
         for (int d = last; d > 0 && idx[d] == s->out_size[d]; --d) { idx[d] = 0; ++idx[d - 1]; }
+        if (idx[0] == s->out_size[0]) { idx[0] = 0; ++sample; }   /* the next sample */
     }
     return count;
+}
+
+/* Columns a convolution GEMM should have at least: below, the GEMMs of several samples are
+ * joined (NR-wide tiles waste less of a 7x7 or 14x14 output, items get wider). */
+#define FD_CONV_MIN_COLUMNS 2048
+
+/* Samples per convolution GEMM: the smallest divisor of `samples` whose positions reach
+ * FD_CONV_MIN_COLUMNS (all samples if none does); 1 for a pointwise convolution read in place.
+ * A function of the shape only, like the plan. */
+static ptrdiff_t fd_conv_samples_per_gemm(ptrdiff_t samples, ptrdiff_t positions, int pointwise)
+{
+    if (pointwise || samples <= 1) return 1;
+    for (ptrdiff_t d = 1; d < samples; ++d)
+        if (samples % d == 0 && d * positions >= FD_CONV_MIN_COLUMNS) return d;
+    return samples;
 }
 
 static ptrdiff_t fd_runs_bound(const fd_plan *p) { return p->n_chunk + p->n_chunk / p->nr + 2; }
@@ -380,5 +399,36 @@ static fd_ukr_fn_d fd_ukr_for_d(int isa, int tile)
 
 #undef FD_T
 #undef FD_SFX
+
+/* fd_gemm_job_init_f / _d on an untyped job (one call site for both dtypes). */
+static void fd_gemm_job_init(int is_double, void *job, const fd_plan *p, const void *apack,
+                             const void *a, ptrdiff_t lda, int trans_a, const void *b,
+                             ptrdiff_t ldb, int trans_b, void *c, ptrdiff_t ldc, int accumulate,
+                             const void *bias)
+{
+    if (is_double)
+        fd_gemm_job_init_d((fd_gemm_job_d *)job, p, apack, a, lda, trans_a, b, ldb, trans_b, c,
+                           ldc, accumulate, bias);
+    else
+        fd_gemm_job_init_f((fd_gemm_job_f *)job, p, apack, a, lda, trans_a, b, ldb, trans_b, c,
+                           ldc, accumulate, bias);
+}
+
+/* fd_conv_job_init_f / _d on an untyped job. */
+static void fd_conv_job_init(int is_double, void *cj, const fd_plan *p, const void *apack,
+                             ptrdiff_t apack_group, int pointwise, const void *x, ptrdiff_t ldb,
+                             const fd_conv_src *src, void *y, const void *bias, ptrdiff_t samples,
+                             ptrdiff_t samples_per_gemm, ptrdiff_t groups, ptrdiff_t x_sample,
+                             ptrdiff_t x_group, ptrdiff_t y_sample, ptrdiff_t y_group)
+{
+    if (is_double)
+        fd_conv_job_init_d((fd_conv_job_d *)cj, p, apack, apack_group, pointwise, x, ldb, src, y,
+                           bias, samples, samples_per_gemm, groups, x_sample, x_group, y_sample,
+                           y_group);
+    else
+        fd_conv_job_init_f((fd_conv_job_f *)cj, p, apack, apack_group, pointwise, x, ldb, src, y,
+                           bias, samples, samples_per_gemm, groups, x_sample, x_group, y_sample,
+                           y_group);
+}
 
 #endif /* FASTDECONV_GEMM_H */
