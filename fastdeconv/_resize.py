@@ -278,4 +278,4 @@ def resize_backward(grad_output, input_shape, size=None, *, scale_factor=None, m
         return grad_output.copy()
     if planes == 0:
         return grad_x
-    return _run(_resize_kernels.resize_adjoint, grad_output, grad_x, planes, program)
+    return _run(_resize_kernels.resize_backward, grad_output, grad_x, planes, program)
