@@ -46,7 +46,8 @@ GEMM_SHAPES = [
     (128, 2048, 256),
 ]
 
-#: forward convolutions of benchmarks/suite.json: (name, x shape, C_out, k, stride, pad, dil)
+#: forward convolutions of the layer suite (fastdeconv/_bench/suite.json):
+#: (name, x shape, C_out, k, stride, pad, dil)
 CONV_CASES = [
     ("resnet_3x3", (8, 64, 56, 56), 64, 3, 1, 1, 1),
     ("resnet_s2", (8, 128, 28, 28), 256, 3, 2, 1, 1),

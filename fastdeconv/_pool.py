@@ -141,9 +141,6 @@ def _geometry(in_size, out_size, kernel, stride, padding, dilation):
             np.concatenate(starts).astype(np.intp), np.concatenate(stops).astype(np.intp))
 
 
-_threads = kernel_threads
-
-
 # -------------------------------------------------------------------------------- indices
 def _check_indices(indices, shape, name="indices"):
     """int64 C-contiguous copy of integer ``indices`` of shape ``shape``."""
@@ -262,7 +259,7 @@ def max_pool(x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=Fa
     if planes:
         _pool_kernels.max_pool_forward(
             x.reshape(-1), y.reshape(-1), indices.reshape(-1), planes,
-            *_geometry(in_size, out_size, kernel, stride, padding, dilation), _threads())
+            *_geometry(in_size, out_size, kernel, stride, padding, dilation), kernel_threads())
     return (y, indices) if return_indices else y
 
 
@@ -345,7 +342,7 @@ def max_unpool(x, indices, kernel_size, *, stride=None, padding=0, output_size=N
     if planes and in_numel:
         bad = np.full(planes, -1, dtype=np.intp)
         _pool_kernels.max_unpool_forward(x.reshape(-1), indices.reshape(-1), y.reshape(-1),
-                                         planes, in_numel, out_numel, bad, _threads())
+                                         planes, in_numel, out_numel, bad, kernel_threads())
         if bad.max() >= 0:
             _raise_bad_index(bad, indices, out_numel, out_size)
     return y
@@ -415,7 +412,7 @@ def max_pool_backward(grad_output, indices, input_shape):
         bad = np.full(planes, -1, dtype=np.intp)
         _pool_kernels.max_pool_backward(grad_output.reshape(-1), indices.reshape(-1),
                                         grad_x.reshape(-1), planes, in_numel, out_numel, bad,
-                                        _threads())
+                                        kernel_threads())
         if bad.max() >= 0:
             _raise_bad_index(bad, indices, in_numel, shape[2:])
     return grad_x
@@ -483,7 +480,7 @@ def max_unpool_backward(grad_output, indices):
     if planes and in_numel:
         # one byte of marks per output element and working thread: at most a quarter of
         # grad_output's bytes, since no more threads than planes work
-        threads = min(_threads(), planes)
+        threads = min(kernel_threads(), planes)
         marks = np.zeros(max(out_numel, 1) * threads, dtype=np.uint8)
         bad = np.full(planes, -1, dtype=np.intp)
         _pool_kernels.max_unpool_backward(grad_output.reshape(-1), indices.reshape(-1),

@@ -13,9 +13,9 @@ import numpy as np
 from ._docstrings import docfiller
 from ._ext import _resize_kernels
 from ._resize_plan import resolve_resize
-from ._threads import num_threads
-from ._validation import (MAX_SPATIAL, allocate, as_array, as_compute_array, full_input_shape,
-                          result_dtype)
+from ._threads import kernel_threads
+from ._validation import (allocate, as_array, as_compute_array, full_input_shape, result_dtype,
+                          spatial_ndim)
 
 __all__ = ["resize", "resize_backward"]
 
@@ -101,18 +101,12 @@ def _program_for(spec, dtype, values):
 
 
 def _run(kernel, src, dst, planes, program):
-    threads = max(1, num_threads())
+    threads = kernel_threads()
     scratch = np.empty(2 * program.scratch_numel * threads, dtype=dst.dtype)
     kernel(src.reshape(-1), dst.reshape(-1), planes, program.in_numel, program.out_numel,
            program.passes, program.offsets, program.indices, program.weights, scratch,
            program.scratch_numel, threads)
     return dst
-
-
-def _check_batch(array, name):
-    if array.ndim < 3:
-        raise ValueError(f"{name} must have shape (N, C, *spatial) with 1 to {MAX_SPATIAL} "
-                         f"spatial dimensions, got shape {array.shape}")
 
 
 # ------------------------------------------------------------------------------ public API
@@ -186,7 +180,7 @@ def resize(x, size=None, *, scale_factor=None, mode="nearest", align_corners=Non
     """
     x = as_array(x, "x")
     dtype = result_dtype((x, "x"))
-    _check_batch(x, "x")
+    spatial_ndim(x, "x")
     spec = resolve_resize(
         x.shape[2:], size, scale_factor=scale_factor, mode=mode, align_corners=align_corners,
         antialias=antialias, coordinate_transformation_mode=coordinate_transformation_mode,
@@ -284,4 +278,4 @@ def resize_backward(grad_output, input_shape, size=None, *, scale_factor=None, m
         return grad_output.copy()
     if planes == 0:
         return grad_x
-    return _run(_resize_kernels.resize_adjoint, grad_output, grad_x, planes, program)
+    return _run(_resize_kernels.resize_backward, grad_output, grad_x, planes, program)

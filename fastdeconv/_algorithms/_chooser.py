@@ -38,7 +38,14 @@ def install(registry):
 
 @contextmanager
 def forced_algorithm(name):
-    """Use algorithm ``name`` for every pass that supports it, in this thread (for tests)."""
+    """Use algorithm ``name`` for every pass that supports it, in this thread (for tests).
+
+    A pass that ``name`` does not serve is chosen by the rules. ValueError for a name no
+    pass knows (a misspelt name would otherwise force nothing, silently).
+    """
+    known = sorted({n for names in ALGORITHMS.values() for n in names})
+    if name not in known:
+        raise ValueError(f"forced_algorithm: name must be one of {known}, got {name!r}")
     previous = getattr(_forced, "name", None)
     _forced.name = name
     try:

@@ -397,16 +397,16 @@ def conv_backward_weight(x, grad_y, grad_weight, *pass_arguments):
 
 
 # ------------------------------------------------------------- primitives, for tests/benchmarks
-def run_columns(bint adjoint, const floating[::1] src, floating[::1] dst, Py_ssize_t channels,
+def run_columns(bint backward, const floating[::1] src, floating[::1] dst, Py_ssize_t channels,
                 const Py_ssize_t[::1] in_size, const Py_ssize_t[::1] out_size,
                 const Py_ssize_t[::1] kernel, const Py_ssize_t[::1] stride,
                 const Py_ssize_t[::1] dilation, const Py_ssize_t[::1] pad,
                 Py_ssize_t l0, Py_ssize_t l1, int num_threads):
-    """im2col of one sample's ``src`` into the columns ``dst``, or (``adjoint``) col2im of the
+    """im2col of one sample's ``src`` into the columns ``dst``, or (``backward``) col2im of the
     columns ``src`` added into ``dst``; output positions [l0, l1)."""
     cdef Geometry g = make_geometry(in_size, out_size, kernel, stride, dilation, pad)
     with nogil:
-        if adjoint:
+        if backward:
             col2im_batch(&src[0], l1 - l0, &dst[0], 0, 1, channels, &g, l0, l1, num_threads)
         else:
             im2col_batch(&src[0], 0, 1, &dst[0], l1 - l0, channels, &g, l0, l1, num_threads)

@@ -115,7 +115,7 @@ cdef void pass_forward(const floating* src, floating* dst, const Py_ssize_t* p,
                     d[i] = d[i] + w0 * s0[i]
 
 
-cdef void pass_adjoint(const floating* src, floating* dst, const Py_ssize_t* p,
+cdef void pass_backward(const floating* src, floating* dst, const Py_ssize_t* p,
                        const Py_ssize_t* offsets, const Py_ssize_t* indices,
                        const floating* weights, Py_ssize_t begin, Py_ssize_t end) noexcept nogil:
     """Parts [begin, end) of an adjoint pass: rows r (inner == 1), else columns [begin, end)
@@ -163,7 +163,7 @@ cdef inline Py_ssize_t forward_parts(const Py_ssize_t* p) noexcept nogil:
     return p[P_OUTER] if p[P_INNER] == 1 else p[P_OUTER] * p[P_N_OUT]
 
 
-cdef inline Py_ssize_t adjoint_parts(const Py_ssize_t* p) noexcept nogil:
+cdef inline Py_ssize_t backward_parts(const Py_ssize_t* p) noexcept nogil:
     return p[P_OUTER] if p[P_INNER] == 1 else (p[P_INNER] + CHUNK - 1) / CHUNK
 
 
@@ -176,54 +176,54 @@ cdef void split_forward(const floating* src, floating* dst, const Py_ssize_t* p,
         pass_forward(src, dst, p, off, idx, w, part, part + 1)
 
 
-cdef void split_adjoint(const floating* src, floating* dst, const Py_ssize_t* p,
+cdef void split_backward(const floating* src, floating* dst, const Py_ssize_t* p,
                         const Py_ssize_t* off, const Py_ssize_t* idx, const floating* w,
                         int num_threads) noexcept nogil:
     """One adjoint pass, its parts (rows or column chunks) spread over threads."""
-    cdef Py_ssize_t part, parts = adjoint_parts(p), stop
+    cdef Py_ssize_t part, parts = backward_parts(p), stop
     if p[P_INNER] == 1:
         for part in prange(parts, num_threads=num_threads, schedule="static"):
-            pass_adjoint(src, dst, p, off, idx, w, part, part + 1)
+            pass_backward(src, dst, p, off, idx, w, part, part + 1)
     else:
         for part in prange(parts, num_threads=num_threads, schedule="static"):
             stop = (part + 1) * CHUNK
             if stop > p[P_INNER]:
                 stop = p[P_INNER]
-            pass_adjoint(src, dst, p, off, idx, w, part * CHUNK, stop)
+            pass_backward(src, dst, p, off, idx, w, part * CHUNK, stop)
 
 
-cdef void run_plane(bint adjoint, const floating* src, floating* dst_last, floating* buf,
+cdef void run_plane(bint backward, const floating* src, floating* dst_last, floating* buf,
                     Py_ssize_t scratch_numel, Py_ssize_t npass, const Py_ssize_t* pp,
                     const Py_ssize_t* off, const Py_ssize_t* idx, const floating* w,
                     int split_threads) noexcept nogil:
-    """Every pass of one plane in order (``adjoint``: the adjoint passes, last pass first),
+    """Every pass of one plane in order (``backward``: the adjoint passes, last pass first),
     through the two halves of ``buf``, the last into ``dst_last``. With ``split_threads``
     each pass is split over that many threads, else it runs whole on this thread."""
     cdef Py_ssize_t step, k
     cdef const Py_ssize_t* p
     cdef floating* dst
     for step in range(npass):
-        k = npass - 1 - step if adjoint else step
+        k = npass - 1 - step if backward else step
         p = pp + k * PASS_FIELDS
         dst = dst_last if step == npass - 1 else buf + (step % 2) * scratch_numel
-        if split_threads and adjoint:
-            split_adjoint(src, dst, p, off, idx, w, split_threads)
+        if split_threads and backward:
+            split_backward(src, dst, p, off, idx, w, split_threads)
         elif split_threads:
             split_forward(src, dst, p, off, idx, w, split_threads)
-        elif adjoint:
-            pass_adjoint(src, dst, p, off, idx, w, 0,
+        elif backward:
+            pass_backward(src, dst, p, off, idx, w, 0,
                          p[P_OUTER] if p[P_INNER] == 1 else p[P_INNER])
         else:
             pass_forward(src, dst, p, off, idx, w, 0, forward_parts(p))
         src = dst
 
 
-def run_resize(bint adjoint, const floating[::1] src, floating[::1] dst, Py_ssize_t planes,
+def run_resize(bint backward, const floating[::1] src, floating[::1] dst, Py_ssize_t planes,
                Py_ssize_t src_numel, Py_ssize_t dst_numel, const Py_ssize_t[:, ::1] passes,
                const Py_ssize_t[::1] offsets, const Py_ssize_t[::1] indices,
                const floating[::1] weights, floating[::1] scratch,
                Py_ssize_t scratch_numel, int num_threads):
-    """dst[plane] = the passes (``adjoint``: their adjoints, last pass first) applied to
+    """dst[plane] = the passes (``backward``: their adjoints, last pass first) applied to
     src[plane], for every plane; whole planes per thread, or with fewer planes than threads
     the planes one after the other and each pass split over the threads.
 
@@ -235,12 +235,12 @@ def run_resize(bint adjoint, const floating[::1] src, floating[::1] dst, Py_ssiz
         if planes >= num_threads or num_threads == 1:
             for plane in prange(planes, num_threads=num_threads, schedule="static"):
                 tid = threadid()
-                run_plane(adjoint, &src[0] + plane * src_numel, &dst[0] + plane * dst_numel,
+                run_plane(backward, &src[0] + plane * src_numel, &dst[0] + plane * dst_numel,
                           &scratch[0] + tid * 2 * scratch_numel, scratch_numel, npass,
                           &passes[0, 0], &offsets[0], &indices[0], &weights[0], 0)
         else:
             for plane in range(planes):
-                run_plane(adjoint, &src[0] + plane * src_numel, &dst[0] + plane * dst_numel,
+                run_plane(backward, &src[0] + plane * src_numel, &dst[0] + plane * dst_numel,
                           &scratch[0], scratch_numel, npass, &passes[0, 0], &offsets[0],
                           &indices[0], &weights[0], num_threads)
 
@@ -251,6 +251,6 @@ def resize_forward(x, y, planes, in_numel, out_numel, *plan):
     run_resize(False, x, y, planes, in_numel, out_numel, *plan)
 
 
-def resize_adjoint(grad_y, grad_x, planes, in_numel, out_numel, *plan):
+def resize_backward(grad_y, grad_x, planes, in_numel, out_numel, *plan):
     """grad_x[plane] = the adjoint passes, last pass first, applied to grad_y[plane]."""
     run_resize(True, grad_y, grad_x, planes, out_numel, in_numel, *plan)
