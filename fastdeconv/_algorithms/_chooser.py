@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from ._budget import current_budget
 from ._common import allocate_output, check_kernel_dims
 
-__all__ = ["ALGORITHMS", "forced_algorithm", "install", "plan", "run_pass"]
+__all__ = ["ALGORITHMS", "choose", "forced_algorithm", "install", "plan", "run_pass"]
 
 #: The registry, in the order the chooser walks it (see :func:`install`).
 REGISTRY = ()
@@ -72,6 +72,13 @@ def _choose(pass_name, problem, itemsize, budget, forced):
                     return module, the_plan
     catch_all = serving[-1]
     return catch_all, catch_all.plan(pass_name, problem, budget, itemsize)
+
+
+def choose(pass_name, problem, itemsize, budget):
+    """(algorithm module, plan) of one pass under ``budget`` and the forced name in force:
+    for algorithms whose plan contains a pass of a sub-problem (sub-pixel's forward
+    convolution of a block), so that their run calls ``module.run(plan, ...)`` directly."""
+    return _choose(pass_name, problem, itemsize, budget, getattr(_forced, "name", None))
 
 
 def plan(pass_name, problem, itemsize, budget=None):

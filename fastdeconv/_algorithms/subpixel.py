@@ -5,8 +5,10 @@ permutation (depth-to-space, Shi et al. 2016): no scatter-add.
 
 The intermediate is computed per group and per block of ``channels_per_block`` output
 channels of ``samples_per_chunk`` samples (about ``budget.subpixel_block_bytes``), so that
-the depth-to-space step reads it from cache; each block's forward convolution goes through
-the chooser like any other (:func:`_chooser.run_pass`).
+the depth-to-space step reads it from cache. The forward convolution of a block is chosen
+like any other pass (:func:`_chooser.choose`), once, when the plan is made: the plan holds the
+chosen algorithm and plan of every block shape (whole blocks, and the last partial block of
+samples or channels), so the run chooses nothing again.
 """
 
 import functools
@@ -29,11 +31,13 @@ PASSES = dict.fromkeys(("backward_input",), NAME)
 
 @dataclass(frozen=True, kw_only=True)
 class SubpixelPlan(Plan):
-    """The forward convolution of one block (``block_problem``), the block sizes, the
-    intermediate's overhead over the output positions and the phase tables of the
+    """The forward convolution of one block (``block_problem``), the algorithm and plan of
+    each block shape (``block_plans``: ``((samples, channels), (module, plan))`` pairs), the block
+    sizes, the intermediate's overhead over the output positions and the phase tables of the
     depth-to-space step (``tables``: common grid, output size, stride, start, count, first)."""
 
     block_problem: ConvProblem
+    block_plans: tuple
     samples_per_chunk: int
     channels_per_block: int
     overhead: float
@@ -63,11 +67,18 @@ def plan(pass_name, problem, budget, itemsize):
     chunk = max(1, min(problem.batch, in_block // block))
     z_problem = ConvProblem(z_geometry, chunk, problem.c_out // problem.groups,
                             block * n_phases, 1)
-    inner = _chooser.plan("forward", z_problem, itemsize, budget)
+    block_plans = {}
+    for samples in {chunk, problem.batch % chunk or chunk}:
+        for channels in {block, cout_g % block or block}:
+            block_plans[samples, channels] = _chooser.choose(
+                "forward", replace(z_problem, batch=samples, c_out=channels * n_phases),
+                itemsize, budget)
+    inner = block_plans[chunk, block][1]
+    block_plans = tuple(block_plans.items())
     return SubpixelPlan(
         NAME, chunk, inner.tile, inner.col_elements,
         inner.io_elements + chunk * block * per_channel, pass_name=pass_name, problem=problem,
-        block_problem=z_problem, samples_per_chunk=chunk, channels_per_block=block,
+        block_problem=z_problem, block_plans=block_plans, samples_per_chunk=chunk, channels_per_block=block,
         overhead=n_phases * math.prod(common) / g.input_numel,
         tables=(*intp_arrays(common, g.input_size, g.stride), *_phase_table(g, u_min)))
 
@@ -149,9 +160,8 @@ def run(the_plan, x, weight):
                 x[n0:n1, group * cin_g:(group + 1) * cin_g])
             for j0 in range(0, cout_g, block):
                 c0, c1 = group * cout_g + j0, group * cout_g + min(j0 + block, cout_g)
-                z = _chooser.run_pass(
-                    "forward", part, z_weight[c0 * n_phases:c1 * n_phases],
-                    replace(the_plan.block_problem, batch=n1 - n0, c_out=(c1 - c0) * n_phases))
+                module, block_plan = dict(the_plan.block_plans)[n1 - n0, c1 - c0]
+                z = module.run(block_plan, part, z_weight[c0 * n_phases:c1 * n_phases])
                 _phase_kernels.depth_to_space_phases(
                     z.reshape(-1), y[n0:n1].reshape(-1), n1 - n0, c1 - c0, problem.c_in, c0,
                     *the_plan.tables, kernel_threads(),
