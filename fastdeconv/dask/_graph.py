@@ -16,7 +16,7 @@ import dask.array as da
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
-__all__ = ["AxisPull", "axis_pull", "region", "data_key", "new_array", "whole"]
+__all__ = ["AxisPull", "axis_pull", "region", "data_key", "new_array", "whole", "map_regions"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -118,3 +118,32 @@ def new_array(name, graph, dependencies, chunks, dtype):
     layer = HighLevelGraph.from_collections(name, graph, dependencies=dependencies)
     meta = np.empty((0,) * len(chunks), dtype=dtype)
     return da.Array(layer, name, chunks, meta=meta)
+
+
+@dataclass(frozen=True, eq=False)
+class _Items:
+    """Per-axis parameters of one output chunk (opaque to dask)."""
+
+    values: tuple
+
+
+def map_regions(name, func, spec, sources, items, out_chunks, dtype):
+    """One task per output chunk: ``func(spec, items, *regions)``.
+
+    ``sources`` is a list of ``(array, selects)``; ``selects[axis][i]`` is what output chunk
+    ``i`` along ``axis`` reads of that axis of ``array`` (a range or an index array).
+    ``items[axis][i]`` is passed to ``func`` as ``items.values[axis]``. Returns the graph and
+    its output keys' name; the caller makes the array (or arrays) with :func:`new_array`.
+    """
+    graph = {}
+    pulls = []
+    for array, selects in sources:
+        edges = [tuple(int(v) for v in np.cumsum((0,) + c)) for c in array.chunks]
+        pulls.append([[axis_pull(e, sel) for sel in axis_selects]
+                      for e, axis_selects in zip(edges, selects)])
+    for index in np.ndindex(*[len(c) for c in out_chunks]):
+        regions = [region(array, [axis[i] for axis, i in zip(per_axis, index)])
+                   for (array, _), per_axis in zip(sources, pulls)]
+        values = _Items(tuple(axis[i] for axis, i in zip(items, index)))
+        graph[(name, *index)] = (func, spec, values, *regions)
+    return graph
