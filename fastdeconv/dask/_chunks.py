@@ -150,7 +150,7 @@ def transposed_sources(out_edges, in_size, kernel_extent, stride, crop_before):
     ``q + crop_before`` and input ``j`` reaches full positions ``j s .. j s + k_e - 1``.
 
     >>> [(t.start, t.stop, t.crop) for t in transposed_sources((0, 4, 8), 4, 4, 2, 1)]
-    [(0, 3, (1, 1)), (1, 4, (1, 1))]
+    [(0, 3, (1, 3)), (1, 4, (3, 1))]
     """
     sources = []
     for q0, q1 in zip(out_edges[:-1], out_edges[1:]):

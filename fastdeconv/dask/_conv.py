@@ -4,6 +4,7 @@ import numpy as np
 
 import fastdeconv
 from . import _chunks
+from ._docs import documented
 from ._inputs import as_dask, empty_batch, extent, in_memory, padding_pairs, per_dim
 from ._reductions import bias_gradient, weight_gradient
 from ._stencil import Stencil, conv_plans, fold_padding, stencil, transposed_plans
@@ -46,6 +47,7 @@ def _like(result, x):
     return result if result.chunks == x.chunks else result.rechunk(x.chunks)
 
 
+@documented
 def conv(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
          padding_mode="zeros"):
     x, weight, bias = as_dask(x, "x"), in_memory(weight, "weight"), in_memory(bias, "bias")
@@ -62,6 +64,7 @@ def conv(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
     return stencil("conv", x, weight, bias, spec, plans, out_edges)
 
 
+@documented
 def conv_transpose(x, weight, bias=None, *, stride=1, padding=0, output_padding=0,
                    dilation=1, groups=1, output_size=None):
     x, weight, bias = as_dask(x, "x"), in_memory(weight, "weight"), in_memory(bias, "bias")
@@ -86,6 +89,7 @@ def _padded_edges(edges, before, after):
     return tuple(sorted({0, *inner, n + before + after}))
 
 
+@documented
 def conv_backward(grad_output, x, weight, *, stride=1, padding=0, dilation=1, groups=1,
                   padding_mode="zeros", grads=("x", "weight", "bias")):
     gy, x = as_dask(grad_output, "grad_output"), as_dask(x, "x")
@@ -136,6 +140,7 @@ def _transpose_weight_plans(x_edges, out_size, kernel_extent, stride, crop_befor
     return plans
 
 
+@documented
 def conv_transpose_backward(grad_output, x, weight, *, stride=1, padding=0, output_padding=0,
                             dilation=1, groups=1, output_size=None,
                             grads=("x", "weight", "bias")):

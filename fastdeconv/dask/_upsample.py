@@ -16,6 +16,7 @@ from dask.base import tokenize
 import fastdeconv
 from . import _chunks
 from ._graph import map_regions, new_array
+from ._docs import documented
 from ._inputs import as_dask, empty_batch, extent, per_dim
 
 __all__ = ["resize", "max_pool", "max_unpool", "pixel_shuffle", "pixel_unshuffle"]
@@ -73,6 +74,7 @@ def _dim_matrix(ndim, d, n, out, size, scale_factor, kwargs, dtype):
     return fastdeconv.sparse.resize_matrix(shape, scale_factor=probe_scale, dtype=dtype, **kwargs)
 
 
+@documented
 def resize(x, size=None, *, scale_factor=None, mode="nearest", align_corners=None,
            antialias=False, coordinate_transformation_mode=None, nearest_mode=None,
            cubic_coeff_a=None, exclude_outside=False):
@@ -138,6 +140,7 @@ def _pool_block(spec, items, x):
     return y, idx.astype(np.int64, copy=False)
 
 
+@documented
 def max_pool(x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False,
              return_indices=False):
     x = as_dask(x, "x")
@@ -216,6 +219,7 @@ def _unpool_block(spec, items, x, indices):
     return out
 
 
+@documented
 def max_unpool(x, indices, kernel_size, *, stride=None, padding=0, output_size=None):
     x, indices = as_dask(x, "x"), as_dask(indices, "indices")
     probe = fastdeconv.max_unpool(empty_batch(x), empty_batch(indices), kernel_size,
@@ -291,9 +295,11 @@ def _shuffle(x, factor, order, up):
     return new_array(name, graph, [x], out_chunks, probe.dtype)
 
 
+@documented
 def pixel_shuffle(x, upscale_factor, *, order="CRD"):
     return _shuffle(x, upscale_factor, order, up=True)
 
 
+@documented
 def pixel_unshuffle(x, downscale_factor, *, order="CRD"):
     return _shuffle(x, downscale_factor, order, up=False)
