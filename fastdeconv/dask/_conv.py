@@ -36,10 +36,17 @@ def _cast(array, dtype):
     return None if array is None else np.asarray(array).astype(dtype, copy=False)
 
 
-def _check_batch(grad_output, x):
-    if grad_output.shape[0] != x.shape[0]:
+def _backward_operands(in_memory_op, grad_output, x, weight, **kwargs):
+    """Dask operands, the in-memory weight in the compute dtype, the in-memory function's
+    result on an empty batch (validation; which gradients are wanted) and the dtype."""
+    gy, x = as_dask(grad_output, "grad_output"), as_dask(x, "x")
+    weight = in_memory(weight, "weight")
+    probe = in_memory_op(empty_batch(gy), empty_batch(x), weight, **kwargs)
+    if gy.shape[0] != x.shape[0]:
         raise ValueError(f"grad_output must have the batch size of x ({x.shape[0]}), got shape "
-                         f"{grad_output.shape}")
+                         f"{gy.shape}")
+    dtype = next(p for p in probe if p is not None).dtype
+    return gy, x, _cast(weight, dtype), probe, dtype
 
 
 def _like(result, x):
@@ -47,39 +54,44 @@ def _like(result, x):
     return result if result.chunks == x.chunks else result.rechunk(x.chunks)
 
 
+def _forward(kind, x, weight, bias, stride, padding, dilation, groups, **kwargs):
+    """A chunked forward operator: validate with the in-memory one, plan, build the stencil.
+
+    Output chunk edges: ``ceil(b / s)`` of the input's for the convolution, ``b s`` for the
+    transposed convolution.
+    """
+    transpose = kind == "transpose"
+    x, weight, bias = as_dask(x, "x"), in_memory(weight, "weight"), in_memory(bias, "bias")
+    in_memory_op = fastdeconv.conv_transpose if transpose else fastdeconv.conv
+    probe = in_memory_op(empty_batch(x), weight, bias, stride=stride, padding=padding,
+                         dilation=dilation, groups=groups, **kwargs)
+    weight, bias = _cast(weight, probe.dtype), _cast(bias, probe.dtype)
+    g = _Geometry(x.shape[2:], weight, stride, padding, dilation, transpose=transpose)
+    out_edges, plans = [], []
+    for n, edges, o, (k_e, s, pads) in zip(x.shape[2:], _edges(x), probe.shape[2:], g.dims()):
+        if transpose:
+            out_edges.append(_chunks.upsampled_output_offsets(edges, o, s))
+            plans.append(transposed_plans(n, out_edges[-1], k_e, s, pads[0]))
+        else:
+            out_edges.append(_chunks.strided_output_offsets(edges, s, o))
+            plans.append(conv_plans(n, out_edges[-1], k_e, s, pads[0],
+                                    kwargs["padding_mode"]))
+    spec = Stencil(kind, g.stride, g.dilation, int(groups), probe.dtype)
+    return stencil(in_memory_op.__name__, x, weight, bias, spec, plans, out_edges)
+
+
 @documented
 def conv(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
          padding_mode="zeros"):
-    x, weight, bias = as_dask(x, "x"), in_memory(weight, "weight"), in_memory(bias, "bias")
-    probe = fastdeconv.conv(empty_batch(x), weight, bias, stride=stride, padding=padding,
-                            dilation=dilation, groups=groups, padding_mode=padding_mode)
-    dtype = probe.dtype
-    weight, bias = _cast(weight, dtype), _cast(bias, dtype)
-    g = _Geometry(x.shape[2:], weight, stride, padding, dilation, transpose=False)
-    out_edges = [_chunks.strided_output_offsets(e, s, o)
-                 for e, s, o in zip(_edges(x), g.stride, probe.shape[2:])]
-    plans = [conv_plans(n, oe, k_e, s, pads[0], padding_mode)
-             for n, oe, (k_e, s, pads) in zip(x.shape[2:], out_edges, g.dims())]
-    spec = Stencil("conv", g.stride, g.dilation, int(groups), dtype)
-    return stencil("conv", x, weight, bias, spec, plans, out_edges)
+    return _forward("conv", x, weight, bias, stride, padding, dilation, groups,
+                    padding_mode=padding_mode)
 
 
 @documented
 def conv_transpose(x, weight, bias=None, *, stride=1, padding=0, output_padding=0,
                    dilation=1, groups=1, output_size=None):
-    x, weight, bias = as_dask(x, "x"), in_memory(weight, "weight"), in_memory(bias, "bias")
-    probe = fastdeconv.conv_transpose(empty_batch(x), weight, bias, stride=stride,
-                                      padding=padding, output_padding=output_padding,
-                                      dilation=dilation, groups=groups, output_size=output_size)
-    dtype = probe.dtype
-    weight, bias = _cast(weight, dtype), _cast(bias, dtype)
-    g = _Geometry(x.shape[2:], weight, stride, padding, dilation, transpose=True)
-    out_edges = [_chunks.upsampled_output_offsets(e, o, s)
-                 for e, s, o in zip(_edges(x), g.stride, probe.shape[2:])]
-    plans = [transposed_plans(n, oe, k_e, s, pads[0])
-             for n, oe, (k_e, s, pads) in zip(x.shape[2:], out_edges, g.dims())]
-    spec = Stencil("transpose", g.stride, g.dilation, int(groups), dtype)
-    return stencil("conv_transpose", x, weight, bias, spec, plans, out_edges)
+    return _forward("transpose", x, weight, bias, stride, padding, dilation, groups,
+                    output_padding=output_padding, output_size=output_size)
 
 
 def _padded_edges(edges, before, after):
@@ -92,14 +104,9 @@ def _padded_edges(edges, before, after):
 @documented
 def conv_backward(grad_output, x, weight, *, stride=1, padding=0, dilation=1, groups=1,
                   padding_mode="zeros", grads=("x", "weight", "bias")):
-    gy, x = as_dask(grad_output, "grad_output"), as_dask(x, "x")
-    weight = in_memory(weight, "weight")
-    probe = fastdeconv.conv_backward(empty_batch(gy), empty_batch(x), weight, stride=stride,
-                                     padding=padding, dilation=dilation, groups=groups,
-                                     padding_mode=padding_mode, grads=grads)
-    _check_batch(gy, x)
-    dtype = next(p for p in probe if p is not None).dtype
-    weight = _cast(weight, dtype)
+    gy, x, weight, probe, dtype = _backward_operands(
+        fastdeconv.conv_backward, grad_output, x, weight, stride=stride, padding=padding,
+        dilation=dilation, groups=groups, padding_mode=padding_mode, grads=grads)
     g = _Geometry(x.shape[2:], weight, stride, padding, dilation, transpose=False)
     spec = Stencil("transpose", g.stride, g.dilation, int(groups), dtype)
     grad_x = grad_weight = grad_bias = None
@@ -144,15 +151,10 @@ def _transpose_weight_plans(x_edges, out_size, kernel_extent, stride, crop_befor
 def conv_transpose_backward(grad_output, x, weight, *, stride=1, padding=0, output_padding=0,
                             dilation=1, groups=1, output_size=None,
                             grads=("x", "weight", "bias")):
-    gy, x = as_dask(grad_output, "grad_output"), as_dask(x, "x")
-    weight = in_memory(weight, "weight")
-    probe = fastdeconv.conv_transpose_backward(
-        empty_batch(gy), empty_batch(x), weight, stride=stride, padding=padding,
-        output_padding=output_padding, dilation=dilation, groups=groups,
+    gy, x, weight, probe, dtype = _backward_operands(
+        fastdeconv.conv_transpose_backward, grad_output, x, weight, stride=stride,
+        padding=padding, output_padding=output_padding, dilation=dilation, groups=groups,
         output_size=output_size, grads=grads)
-    _check_batch(gy, x)
-    dtype = next(p for p in probe if p is not None).dtype
-    weight = _cast(weight, dtype)
     g = _Geometry(x.shape[2:], weight, stride, padding, dilation, transpose=True)
     grad_x = grad_weight = grad_bias = None
     if probe[0] is not None:
