@@ -200,12 +200,25 @@ def _build(case, dtype, rng):
     return (getattr(fdd, op)(X, **kwargs),), (getattr(fastdeconv, op)(x, **kwargs),)
 
 
+def _check_block_shapes(result):
+    """Every computed block has the shape the array's chunks announce."""
+    import dask
+
+    blocks = result.to_delayed()
+    shapes = [b.shape for b in dask.compute(*blocks.ravel(), scheduler="threads")]
+    expected = [tuple(c[i] for c, i in zip(result.chunks, index))
+                for index in np.ndindex(blocks.shape)]
+    assert shapes == expected
+
+
 def _run_case(name, dtype, rng, scheduler, assert_close):
     case = CASES[name]
     lazy, expected = _build(case, dtype, rng)
     for result in lazy:
         if result is not None:
             assert not any(math.isnan(c) for dim in result.chunks for c in dim)
+            if scheduler == "threads":
+                _check_block_shapes(result)
     actual = _compute(lazy, scheduler)
     op, kwargs = case[0], case[4]
     exact = op in EXACT or (op == "resize" and "nearest" in kwargs.get("mode", "nearest"))
@@ -234,6 +247,19 @@ def test_local_cluster_has_two_worker_processes(client):
     assert len(workers) == 2
     assert all(w["host"] == "127.0.0.1" for w in workers.values())
     assert len({w["pid"] if "pid" in w else w["id"] for w in workers.values()}) == 2
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda t: np.dtype(t).name)
+@pytest.mark.parametrize("op", ["conv", "conv_transpose"])
+def test_chunks_may_run_another_algorithm(op, dtype, rng, assert_close):
+    """Sizes where the in-memory dispatcher picks another algorithm or tiling for a chunk
+    than for the whole array (Winograd, GEMM tiles): equal within rounding."""
+    x = rng.standard_normal((2, 16, 48, 40)).astype(dtype)
+    w = rng.standard_normal((16, 16, 3, 3) if op == "conv" else (16, 16, 4, 4)).astype(dtype)
+    kwargs = dict(padding=1) if op == "conv" else dict(stride=2, padding=1)
+    chunked = getattr(fdd, op)(da.from_array(x, chunks=(1, 16, 13, 20)), w, **kwargs)
+    rtol = 1e-12 if dtype == np.float64 else None
+    assert_close(chunked.compute(), getattr(fastdeconv, op)(x, w, **kwargs), rtol=rtol)
 
 
 # ----------------------------------------------------------------------- chunk structure
@@ -409,6 +435,48 @@ def test_random_geometries_and_chunkings(seed, assert_close):
         actual = fdd.conv_transpose(X, wt, stride=stride, padding=padding, output_padding=op,
                                     dilation=dilation).compute()
         assert_close(actual, expected, rtol=rtol)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(40))
+def test_random_upsamplers_and_chunkings(seed):
+    """Random resizes, poolings, unpoolings and pixel shuffles on random chunkings."""
+    rng = np.random.default_rng(1000 + seed)
+    ndim = int(rng.integers(1, 4))
+    size = tuple(int(n) for n in rng.integers(4, 12 if ndim < 3 else 8, ndim))
+    x = rng.standard_normal((2, 3) + size).astype(DTYPES[seed % 2])
+    chunks = (1, int(rng.integers(1, 4)), *[int(rng.integers(1, n + 1)) for n in size])
+    X = da.from_array(x, chunks=chunks)
+    mode = str(rng.choice(["nearest", "nearest-exact", "linear", "area", "cubic"]))
+    if mode == "cubic" and ndim != 2:
+        mode = "linear"
+    scale = tuple(float(f) for f in rng.choice([0.5, 0.7, 1.0, 1.5, 2.0, 2.6], ndim))
+    kw = dict(scale_factor=scale, mode=mode)
+    actual, expected = fdd.resize(X, **kw).compute(), fastdeconv.resize(x, **kw)
+    if "nearest" in mode:
+        np.testing.assert_array_equal(actual, expected)
+    else:
+        np.testing.assert_allclose(actual, expected, rtol=0,
+                                   atol=2e-12 if x.dtype == np.float64 else 1e-5)
+    kernel = tuple(int(k) for k in rng.integers(1, 4, ndim))
+    stride = tuple(int(s) for s in rng.integers(1, 4, ndim))
+    padding = tuple(int(rng.integers(0, k // 2 + 1)) for k in kernel)
+    kw = dict(kernel_size=kernel, stride=stride, padding=padding,
+              ceil_mode=bool(rng.integers(2)))
+    y, idx = fdd.max_pool(X, **kw, return_indices=True)
+    y_mem, idx_mem = fastdeconv.max_pool(x, **kw, return_indices=True)
+    np.testing.assert_array_equal(y.compute(), y_mem)
+    np.testing.assert_array_equal(idx.compute(), idx_mem)
+    kw.pop("ceil_mode")
+    try:
+        expected = fastdeconv.max_unpool(y_mem, idx_mem, **kw, output_size=size)
+    except ValueError:          # the pooled size is not reachable by unpooling
+        expected = None
+    if expected is not None:
+        Y = da.from_array(y_mem, chunks=(2, 1, *[int(rng.integers(1, n + 1))
+                                                 for n in y_mem.shape[2:]]))
+        np.testing.assert_array_equal(
+            fdd.max_unpool(Y, idx, **kw, output_size=size).compute(), expected)
 
 
 def dask_compute(results):
