@@ -59,7 +59,7 @@ def _partial(block, weight, x):
     else:
         y = fastdeconv.conv_transpose(x, weight, stride=s.stride, padding=block.padding,
                                       dilation=s.dilation, groups=block.groups)
-    if any(block.extend):
+    if any(before or after for before, after in block.extend):
         y = np.pad(y, ((0, 0), (0, 0)) + block.extend)
     return y
 
