@@ -50,7 +50,7 @@ class DaskVersusInMemory:
         fastdeconv.set_num_threads(1)       # one thread per chunk, two chunks at a time
         try:
             y = self.dask_op(self.chunked, self.weight, **self.kwargs)
-            dask.compute(y, scheduler="threads", num_workers=2)
+            dask.persist(y, scheduler="threads", num_workers=2)     # blocks, not joined
         finally:
             fastdeconv.set_num_threads(2)
 

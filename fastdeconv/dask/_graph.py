@@ -64,13 +64,24 @@ def axis_pull(edges, select):
 
 @dataclass(frozen=True, eq=False)
 class _Pulls:
-    """The per-axis pulls of one region (an opaque object, so dask does not look inside)."""
+    """The per-axis pulls of one region (an opaque object, so dask does not look inside);
+    ``cut[flat]`` is True where that block's piece arrives already cut."""
 
     axes: tuple
+    cut: tuple
 
     @property
     def grid(self):
         return tuple(len(a.blocks) for a in self.axes)
+
+
+def _cut(block, parts):
+    """The part of one block that a region reads (a view where slices suffice)."""
+    piece = block[tuple(p if isinstance(p, slice) else slice(None) for p in parts)]
+    for axis, p in enumerate(parts):
+        if not isinstance(p, slice):
+            piece = np.take(piece, p, axis=axis)
+    return piece
 
 
 def _assemble(blocks, pulls):
@@ -79,12 +90,8 @@ def _assemble(blocks, pulls):
     pieces = []
     for flat, block in enumerate(blocks):
         index = np.unravel_index(flat, grid)
-        parts = [axis.parts[i] for axis, i in zip(pulls.axes, index)]
-        piece = block[tuple(p if isinstance(p, slice) else slice(None) for p in parts)]
-        for axis, p in enumerate(parts):
-            if not isinstance(p, slice):
-                piece = np.take(piece, p, axis=axis)
-        pieces.append(piece)
+        pieces.append(block if pulls.cut[flat] else
+                      _cut(block, [axis.parts[i] for axis, i in zip(pulls.axes, index)]))
     if len(pieces) == 1:
         out = pieces[0]
     else:
@@ -98,12 +105,37 @@ def _assemble(blocks, pulls):
     return out
 
 
-def region(array, axes):
-    """Task that builds the region of ``array`` selected by one :class:`AxisPull` per axis."""
-    pulls = _Pulls(tuple(axes))
-    keys = [(array.name, *(axis.blocks[i] for axis, i in zip(axes, index)))
-            for index in np.ndindex(pulls.grid)]
-    return (_assemble, keys, pulls)
+def _length(part, size):
+    return len(range(*part.indices(size))) if isinstance(part, slice) else len(part)
+
+
+def region(array, axes, graph=None, key=None):
+    """Task that builds the region of ``array`` selected by one :class:`AxisPull` per axis.
+
+    With ``graph`` and ``key`` (a tuple naming the consumer), the pieces of the neighbouring
+    blocks are cut by tasks of their own, ``(key[0] + "-cut", *key[1:], i)``: a distributed
+    scheduler runs them where the block is, so only the halo travels between workers, not
+    whole blocks. The largest piece is cut by the consumer (which runs where that block is).
+    """
+    grid = tuple(len(a.blocks) for a in axes)
+    blocks, parts, sizes = [], [], []
+    for index in np.ndindex(grid):
+        chosen = [axis.blocks[i] for axis, i in zip(axes, index)]
+        block_parts = [axis.parts[i] for axis, i in zip(axes, index)]
+        blocks.append((array.name, *chosen))
+        parts.append(block_parts)
+        block_shape = [array.chunks[d][b] for d, b in enumerate(chosen)]
+        sizes.append((int(np.prod([_length(p, n) for p, n in zip(block_parts, block_shape)])),
+                      int(np.prod(block_shape))))
+    cut = [False] * len(blocks)
+    if graph is not None and len(blocks) > 1:
+        primary = max(range(len(blocks)), key=lambda i: sizes[i][0])
+        for i, (piece, whole_block) in enumerate(sizes):
+            if i != primary and piece < whole_block:
+                cut_key = (f"{key[0]}-cut", *key[1:], i)
+                graph[cut_key] = (_cut, blocks[i], parts[i])
+                blocks[i], cut[i] = cut_key, True
+    return (_assemble, blocks, _Pulls(tuple(axes), tuple(cut)))
 
 
 def data_key(prefix, value, graph):
@@ -142,8 +174,9 @@ def map_regions(name, func, spec, sources, items, out_chunks, dtype):
         pulls.append([[axis_pull(e, sel) for sel in axis_selects]
                       for e, axis_selects in zip(edges, selects)])
     for index in np.ndindex(*[len(c) for c in out_chunks]):
-        regions = [region(array, [axis[i] for axis, i in zip(per_axis, index)])
-                   for (array, _), per_axis in zip(sources, pulls)]
+        regions = [region(array, [axis[i] for axis, i in zip(per_axis, index)], graph,
+                          (name, *index, source))
+                   for source, ((array, _), per_axis) in enumerate(zip(sources, pulls))]
         values = _Items(tuple(axis[i] for axis, i in zip(items, index)))
         graph[(name, *index)] = (func, spec, values, *regions)
     return graph

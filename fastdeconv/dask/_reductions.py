@@ -82,10 +82,12 @@ def weight_gradient(grad_output, x, weight, *, transpose, stride, dilation, grou
                                   *[axis_pull(_chunks.offsets(c), (e[i], e[i + 1]))
                                     for c, e, i in zip(driver.chunks[2:],
                                                        map(_chunks.offsets, driver.chunks[2:]),
-                                                       index)]])
+                                                       index)]],
+                         graph, (f"{name}-own", count))
             met = region(other, [other_batch_pull, other_full,
                                  *[axis_pull(edges, c[0]) for edges, c in zip(other_spatial,
-                                                                              chosen)]])
+                                                                              chosen)]],
+                         graph, (f"{name}-met", count))
             spec = _Partial(transpose, stride, tuple(c[1] for c in chosen), dilation, groups)
             gy, xx = (met, own) if transpose else (own, met)
             graph[key] = (_partial, spec, wkey, gy, xx)

@@ -143,8 +143,10 @@ def stencil(name, source, weight, bias, spec, plans, out_edges):
                 if spatial is None:
                     parts = [(_zeros, shape, spec.dtype)]
                 else:
-                    parts = [(_partial, local, wkey, region(source, [batch_pull, cpull, *spatial]))
-                             for wkey, cpull in zip(wkeys, channels)]
+                    parts = [(_partial, local, wkey,
+                              region(source, [batch_pull, cpull, *spatial], graph,
+                                     (name, b, bi, *index, p)))
+                             for p, (wkey, cpull) in enumerate(zip(wkeys, channels))]
                 graph[(name, b, bi, *index)] = (_finish, parts, bkey)
     chunks = (source.chunks[0], tuple(b.out[1] - b.out[0] for b in blocks),
               *[_chunks.chunks_from_offsets(e) for e in out_edges])
@@ -195,7 +197,7 @@ def fold_padding(padded, x_chunks, pads, mode):
         spec = _Fold(tuple(c[1] for c in chosen), tuple(c[2] for c in chosen))
         for (b, batch_pull), (c, channel_pull) in itertools.product(enumerate(batch),
                                                                      enumerate(channels)):
-            graph[(name, b, c, *index)] = (_fold, spec, region(padded, [batch_pull, channel_pull,
-                                                                         *pulls]))
+            graph[(name, b, c, *index)] = (_fold, spec, region(
+                padded, [batch_pull, channel_pull, *pulls], graph, (name, b, c, *index)))
     chunks = (padded.chunks[0], padded.chunks[1], *x_chunks[2:])
     return new_array(name, graph, [padded], chunks, padded.dtype)
