@@ -179,7 +179,8 @@ def _build(case, dtype, rng):
     X = da.from_array(x, chunks=chunks)
     if op in ("conv", "conv_transpose"):
         w = rng.standard_normal(weight_shape).astype(dtype)
-        out_channels = weight_shape[0] if op == "conv" else weight_shape[1] * kwargs.get("groups", 1)
+        groups = kwargs.get("groups", 1)
+        out_channels = weight_shape[0] if op == "conv" else weight_shape[1] * groups
         b = rng.standard_normal(out_channels).astype(dtype) if kwargs.pop("bias", False) else None
         return ((getattr(fdd, op)(X, w, b, **kwargs),),
                 (getattr(fastdeconv, op)(x, w, b, **kwargs),))

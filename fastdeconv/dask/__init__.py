@@ -3,13 +3,14 @@
 ``fastdeconv.dask.conv(x, w, ...)`` takes the same arguments, with the same defaults, as
 :func:`fastdeconv.conv`, with ``x`` (and ``grad_output``, ``indices``) a
 :class:`dask.array.Array` and the weights and bias in memory. It returns a lazy dask array
-with known chunks, equal to the in-memory operator applied to the computed input (bit-identical for the
-pooling, unpooling, pixel shuffles and nearest resizes; within rounding where sums are
-involved, see each function). The
-chunking rules come from each operator's index arithmetic (:mod:`fastdeconv.dask._chunks`):
-exact per-side halos, stride-aligned output chunks, the padding applied once at the array's
-edges. Any dask scheduler runs the result: the threaded default, a ``distributed``
-``LocalCluster`` or a multi-machine cluster; inputs and outputs can live in zarr stores.
+with known chunks, equal to the in-memory operator applied to the computed input
+(bit-identical for the pooling, unpooling, pixel shuffles and nearest resizes; within
+rounding where sums are involved, see each function). The chunking rules come from each
+operator's index arithmetic (:mod:`fastdeconv.dask._chunks`): exact per-side halos,
+stride-aligned output chunks, the padding applied once at the array's edges. Any dask
+scheduler runs the result: the threaded default, a ``distributed`` ``LocalCluster`` or a
+multi-machine cluster; inputs and outputs can live in zarr stores. See the user guide's
+"Larger than memory" page.
 
 Needs the ``dask`` extra: ``pip install "fastdeconv[dask]"`` (dask[array,distributed] and
 zarr).

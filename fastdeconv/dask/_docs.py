@@ -304,7 +304,7 @@ Examples
 [[[0.0, 5.0, 3.0, 0.0]]]
 """
 
-DOCS["pixel_shuffle"] = f"""Chunked :func:`fastdeconv.pixel_shuffle`: ``(N, C r^d, *S) -> (N, C, *(S r))``.
+DOCS["pixel_shuffle"] = f"""Chunked :func:`fastdeconv.pixel_shuffle`: channels into space.
 
 Parameters
 ----------
@@ -314,7 +314,7 @@ upscale_factor, order
 
 Returns
 -------
-y : dask.array.Array
+y : dask.array.Array, shape (N, C, \\*(spatial r))
     Spatial chunks ``r`` times the input's; output channel chunks from the input's channel
     chunk edges divided by ``r^d`` (rounded up). Bit-identical.
 
@@ -330,7 +330,7 @@ Examples
 ((1, 2, 12, 12), ((1, 1), (6, 6), (6, 6)))
 """
 
-DOCS["pixel_unshuffle"] = f"""Chunked :func:`fastdeconv.pixel_unshuffle`: ``(N, C, *(S r)) -> (N, C r^d, *S)``.
+DOCS["pixel_unshuffle"] = f"""Chunked :func:`fastdeconv.pixel_unshuffle`: space into channels.
 
 Parameters
 ----------
@@ -340,7 +340,7 @@ downscale_factor, order
 
 Returns
 -------
-y : dask.array.Array
+y : dask.array.Array, shape (N, C r^d, \\*(spatial / r))
     Spatial chunk edges ``ceil(b / r)`` (a chunk that is not a multiple of ``r`` reads
     across its neighbour); with ``"CRD"`` each input channel chunk gives ``r^d`` times as many
     output channels, with ``"DCR"`` the channels are one chunk. Bit-identical.

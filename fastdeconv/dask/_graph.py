@@ -44,8 +44,8 @@ def axis_pull(edges, select):
         first = int(np.searchsorted(edges, start, side="right")) - 1
         last = int(np.searchsorted(edges, stop, side="left")) - 1
         blocks = tuple(range(first, max(last, first) + 1))
-        parts = tuple(slice(max(start - int(edges[b]), 0), min(stop, int(edges[b + 1])) - int(edges[b]))
-                      for b in blocks)
+        parts = tuple(slice(max(start - int(edges[b]), 0),
+                            min(stop, int(edges[b + 1])) - int(edges[b])) for b in blocks)
         return AxisPull(blocks, parts)
     select = np.asarray(select, dtype=np.int64)
     unique = np.unique(select)

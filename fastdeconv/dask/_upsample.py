@@ -203,11 +203,12 @@ def _unpool_block(spec, items, x, indices):
     for d, c in enumerate(coords):
         low = (position[d] + in_start[d]) * spec.stride[d] - spec.padding[d]
         if np.any((c < low) | (c >= low + spec.kernel[d])):
-            raise ValueError(f"indices must lie in the pooling window of their position (kernel_size "
-                       f"{spec.kernel}, stride {spec.stride}, padding {spec.padding}), as "
-                       f"max_pool returns them: fastdeconv.dask.max_unpool reads only the "
-                       f"windows that meet each output chunk; use fastdeconv.max_unpool for "
-                       f"indices that point elsewhere")
+            raise ValueError(
+                f"indices must lie in the pooling window of their position (kernel_size "
+                f"{spec.kernel}, stride {spec.stride}, padding {spec.padding}), as max_pool "
+                f"returns them: fastdeconv.dask.max_unpool reads only the windows that meet "
+                f"each output chunk; use fastdeconv.max_unpool for indices that point "
+                f"elsewhere")
         inside &= (c >= out_start[d]) & (c < out_start[d] + sizes[d])
     local = np.ravel_multi_index(tuple(c - s for c, s in zip(coords, out_start)), sizes,
                                  mode="clip")
