@@ -303,6 +303,24 @@ def test_chunk_rules_halo_and_windows():
             assert (list(range(t.start, t.stop)) == reach) or (t.empty and not reach)
 
 
+def test_chunk_rules_pool_windows_and_resize_rows():
+    # a pooling chunk's region starts at a multiple of the stride and covers its windows
+    n, k_e, s, p = 23, 5, 2, 2
+    out = (n + 2 * p - k_e) // s + 1
+    edges = _chunks.strided_output_offsets((0, 6, 7, 15, 23), s, out)
+    for (o0, o1), w in zip(zip(edges[:-1], edges[1:]), _chunks.pool_windows(edges, n, k_e, s, p)):
+        assert w.start % s == 0 and w.start // s + w.keep == o0 and w.count == o1 - o0
+        assert w.start <= max(o0 * s - p, 0) and w.stop >= min((o1 - 1) * s - p + k_e, n)
+    # a resize chunk reads exactly the columns of its rows
+    import scipy.sparse
+
+    matrix = scipy.sparse.csr_array(np.array([[1, 0, 0, 0], [0.5, 0.5, 0, 0], [0, 0, 1, 0],
+                                              [0, 0, 0.25, 0.75]]))
+    sources = _chunks.resize_sources(matrix, (0, 2, 4))
+    assert [(a, b) for a, b, _ in sources] == [(0, 2), (2, 4)]
+    np.testing.assert_array_equal(sources[1][2].toarray(), [[1, 0], [0.25, 0.75]])
+
+
 def test_task_graph_per_output_chunk_does_not_grow():
     """One task per output chunk plus one per neighbouring block its halo touches (which cuts
     the halo where the block lives): at most 9 in 2-d, whatever the number of chunks."""
