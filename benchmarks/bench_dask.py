@@ -2,8 +2,8 @@
 
 Chunked transposed convolution (2-d) and convolution (3-d) on dask's threaded scheduler with
 2 threads, next to the in-memory call on 2 threads; graph construction alone is timed too (it
-must stay cheap: one task per output chunk). Skipped when dask is not installed (add
-``"dask": [""]`` and ``"distributed": [""]`` to asv.conf.json's matrix to run it). The
+must stay cheap: one task per output chunk). Skipped when dask is not installed (asv.conf.json's matrix installs it; only
+``dask.array`` is needed here). The
 LocalCluster comparison is ``benchmarks/dask_overhead.py`` (a script: asv's timing loop would
 restart the cluster).
 """
