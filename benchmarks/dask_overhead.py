@@ -15,7 +15,7 @@ workers beforehand and the output persisted there (so neither the input's nor th
 transfer to this process is counted; with the threaded scheduler the blocks are persisted,
 not joined). Overhead is relative to the faster in-memory time (each time the best of
 ``--repeat``). Graph: tasks of the operator's layer per output chunk, and the most input
-blocks one task reads. ``--small`` runs quarter-size inputs (a quick check of the script).
+blocks one output task reads (its own and the halo pieces cut from its neighbours). ``--small`` runs quarter-size inputs (a quick check of the script).
 """
 
 import argparse
@@ -50,12 +50,15 @@ def best(call, repeat):
 
 
 def graph_size(y):
+    """Tasks of the operator's layer per output chunk (the chunk's own task and the tasks that
+    cut halo pieces from neighbouring blocks), and the most blocks one output task reads."""
     layer = dict(y.dask.layers[y.name])
-    tasks = [k for k in layer if isinstance(k, tuple) and k[0] == y.name]
+    outputs = [k for k in layer if isinstance(k, tuple) and k[0] == y.name]
+    tasks = [k for k in layer if isinstance(k, tuple) and str(k[0]).startswith(y.name)]
     graph = dict(y.__dask_graph__())
     reads = max(len([d for d in get_dependencies(graph, k) if isinstance(d, tuple)])
-                for k in tasks)
-    return len(tasks) / y.npartitions, reads, y.npartitions
+                for k in outputs)
+    return len(tasks) / len(outputs), reads, len(outputs)
 
 
 def main(argv=None):
