@@ -15,7 +15,8 @@ workers beforehand and the output persisted there (so neither the input's nor th
 transfer to this process is counted; with the threaded scheduler the blocks are persisted,
 not joined). Overhead is relative to the faster in-memory time (each time the best of
 ``--repeat``). Graph: tasks of the operator's layer per output chunk, and the most input
-blocks one output task reads (its own and the halo pieces cut from its neighbours). ``--small`` runs quarter-size inputs (a quick check of the script).
+blocks one output task reads (its own and the halo pieces cut from its neighbours).
+``--small`` runs quarter-size inputs (a quick check of the script).
 """
 
 import argparse
