@@ -17,7 +17,7 @@ from dask.base import tokenize
 
 import fastdeconv
 from . import _chunks
-from ._graph import axis_pull, data_key, new_array, region
+from ._graph import axis_pull, data_key, new_array, region, whole
 
 __all__ = ["weight_gradient", "bias_gradient", "SPLIT_EVERY"]
 
@@ -65,11 +65,12 @@ def weight_gradient(grad_output, x, weight, *, transpose, stride, dilation, grou
     wkey = data_key(f"{name}-w", weight, graph)
     batch_edges = _chunks.offsets(driver.chunks[0])
     other_batch = _chunks.offsets(other.chunks[0])
+    driver_batch = whole(driver.chunks[0])
     other_spatial = [_chunks.offsets(c) for c in other.chunks[2:]]
     driver_full, other_full = _full(driver), _full(other)
     count = 0
     for b in range(len(driver.chunks[0])):
-        batch_pull = axis_pull(batch_edges, (batch_edges[b], batch_edges[b + 1]))
+        batch_pull = driver_batch[b]
         other_batch_pull = axis_pull(other_batch, (batch_edges[b], batch_edges[b + 1]))
         for index in itertools.product(*[range(len(c)) for c in driver.chunks[2:]]):
             chosen = [dim[i] for dim, i in zip(plans, index)]
@@ -79,10 +80,7 @@ def weight_gradient(grad_output, x, weight, *, transpose, stride, dilation, grou
                 graph[key] = (_zeros, weight.shape, dtype)
                 continue
             own = region(driver, [batch_pull, driver_full,
-                                  *[axis_pull(_chunks.offsets(c), (e[i], e[i + 1]))
-                                    for c, e, i in zip(driver.chunks[2:],
-                                                       map(_chunks.offsets, driver.chunks[2:]),
-                                                       index)]],
+                                  *[whole(c)[i] for c, i in zip(driver.chunks[2:], index)]],
                          graph, (f"{name}-own", count))
             met = region(other, [other_batch_pull, other_full,
                                  *[axis_pull(edges, c[0]) for edges, c in zip(other_spatial,
