@@ -94,6 +94,19 @@ def conv_transpose(x, weight, bias=None, *, stride=1, padding=0, output_padding=
                     output_padding=output_padding, output_size=output_size)
 
 
+def _parameter_gradients(probe, gy, x, weight, g, groups, dtype, *, transpose, plans):
+    """``(grad_weight, grad_bias)``, each None unless the in-memory probe computed it;
+    ``plans()`` gives the per-chunk ranges of the weight gradient's partials."""
+    grad_weight = grad_bias = None
+    if probe[1] is not None:
+        grad_weight = weight_gradient(gy, x, weight, transpose=transpose, stride=g.stride,
+                                      dilation=g.dilation, groups=int(groups), plans=plans(),
+                                      dtype=dtype)
+    if probe[2] is not None:
+        grad_bias = bias_gradient(gy, dtype)
+    return grad_weight, grad_bias
+
+
 def _padded_edges(edges, before, after):
     """Edges over the padded input: the padding is a chunk of its own at each end."""
     n = edges[-1]
@@ -109,7 +122,7 @@ def conv_backward(grad_output, x, weight, *, stride=1, padding=0, dilation=1, gr
         dilation=dilation, groups=groups, padding_mode=padding_mode, grads=grads)
     g = _Geometry(x.shape[2:], weight, stride, padding, dilation, transpose=False)
     spec = Stencil("transpose", g.stride, g.dilation, int(groups), dtype)
-    grad_x = grad_weight = grad_bias = None
+    grad_x = None
     if probe[0] is not None:
         if padding_mode == "zeros":
             plans = [transposed_plans(m, e, k_e, s, pads[0])
@@ -122,14 +135,10 @@ def conv_backward(grad_output, x, weight, *, stride=1, padding=0, dilation=1, gr
             grad_padded = stencil("conv_backward_padded", gy, weight, None, spec, plans, padded)
             grad_x = fold_padding(grad_padded, x.chunks, g.pairs, padding_mode)
         grad_x = _like(grad_x, x)
-    if probe[1] is not None:
-        plans = [[(p[0], p[1]) for p in conv_plans(n, e, k_e, s, pads[0], padding_mode)]
-                 for n, e, (k_e, s, pads) in zip(x.shape[2:], _edges(gy), g.dims())]
-        grad_weight = weight_gradient(gy, x, weight, transpose=False, stride=g.stride,
-                                      dilation=g.dilation, groups=int(groups), plans=plans,
-                                      dtype=dtype)
-    if probe[2] is not None:
-        grad_bias = bias_gradient(gy, dtype)
+    grad_weight, grad_bias = _parameter_gradients(
+        probe, gy, x, weight, g, groups, dtype, transpose=False,
+        plans=lambda: [[(p[0], p[1]) for p in conv_plans(n, e, k_e, s, pads[0], padding_mode)]
+                       for n, e, (k_e, s, pads) in zip(x.shape[2:], _edges(gy), g.dims())])
     return grad_x, grad_weight, grad_bias
 
 
@@ -156,19 +165,15 @@ def conv_transpose_backward(grad_output, x, weight, *, stride=1, padding=0, outp
         padding=padding, output_padding=output_padding, dilation=dilation, groups=groups,
         output_size=output_size, grads=grads)
     g = _Geometry(x.shape[2:], weight, stride, padding, dilation, transpose=True)
-    grad_x = grad_weight = grad_bias = None
+    grad_x = None
     if probe[0] is not None:
         spec = Stencil("conv", g.stride, g.dilation, int(groups), dtype)
         plans = [conv_plans(m, e, k_e, s, pads[0])
                  for m, e, (k_e, s, pads) in zip(gy.shape[2:], _edges(x), g.dims())]
         grad_x = _like(stencil("conv_transpose_backward_x", gy, weight, None, spec, plans,
                                _edges(x)), x)
-    if probe[1] is not None:
-        plans = [_transpose_weight_plans(e, m, k_e, s, pads[0])
-                 for e, m, (k_e, s, pads) in zip(_edges(x), gy.shape[2:], g.dims())]
-        grad_weight = weight_gradient(gy, x, weight, transpose=True, stride=g.stride,
-                                      dilation=g.dilation, groups=int(groups), plans=plans,
-                                      dtype=dtype)
-    if probe[2] is not None:
-        grad_bias = bias_gradient(gy, dtype)
+    grad_weight, grad_bias = _parameter_gradients(
+        probe, gy, x, weight, g, groups, dtype, transpose=True,
+        plans=lambda: [_transpose_weight_plans(e, m, k_e, s, pads[0])
+                       for e, m, (k_e, s, pads) in zip(_edges(x), gy.shape[2:], g.dims())])
     return grad_x, grad_weight, grad_bias
