@@ -56,6 +56,17 @@ def test_every_module_is_listed_in_the_layout_page():
     assert missing == []
 
 
+def test_every_subpackage_is_installed_by_pyproject():
+    """A subpackage missing from ``[tool.setuptools] packages`` works in a checkout and in an
+    editable install, but not in a wheel."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+                 ["tool"]["setuptools"]["packages"])
+    packages = {module_name(p) for p in PACKAGE.rglob("__init__.py") if "__pycache__" not in p.parts}
+    assert packages - listed == set()
+
+
 def test_the_package_has_no_import_cycle():
     graph = {module_name(p): imported_modules(p) for p in PY_MODULES}
     # A package imports its submodules when it is imported; a submodule importing names from

@@ -49,8 +49,16 @@ def test_the_public_modules_are_among_the_doctested_ones():
         assert name in names
 
 
+def _needs_dask(text):
+    """fastdeconv.dask and the pages that use it need the dask extra (skipped, with the reason,
+    without it; CI installs it)."""
+    if "fastdeconv.dask" in text:
+        pytest.importorskip("dask.array", reason="needs the dask extra: pip install 'fastdeconv[dask]'")
+
+
 @pytest.mark.parametrize("name", _module_names())
 def test_docstring_examples(name, capsys):
+    _needs_dask(name)
     module = importlib.import_module(name)
     failed, attempted = doctest.testmod(module, optionflags=OPTIONFLAGS, report=False)
     output = capsys.readouterr().out
@@ -59,6 +67,7 @@ def test_docstring_examples(name, capsys):
 
 @pytest.mark.parametrize("page", _doc_pages(), ids=lambda p: str(p.relative_to(DOCS)))
 def test_documentation_page_examples(page, capsys):
+    _needs_dask(page.read_text(encoding="utf-8"))
     failed, attempted = doctest.testfile(
         str(page), module_relative=False, optionflags=OPTIONFLAGS, report=False,
         encoding="utf-8",

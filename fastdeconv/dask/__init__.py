@@ -1,0 +1,58 @@
+"""Every operator of fastdeconv on chunked dask arrays, for data larger than memory.
+
+``fastdeconv.dask.conv(x, w, ...)`` takes the same arguments, with the same defaults, as
+:func:`fastdeconv.conv`, with ``x`` (and ``grad_output``, ``indices``) a
+:class:`dask.array.Array` and the weights and bias in memory. It returns a lazy dask array
+with known chunks, equal to the in-memory operator applied to the computed input
+(bit-identical for the pooling, unpooling, pixel shuffles and nearest resizes; within
+rounding where sums are involved, see each function). The chunking rules come from each
+operator's index arithmetic (:mod:`fastdeconv.dask._chunks`): exact per-side halos,
+stride-aligned output chunks, the padding applied once at the array's edges. Any dask
+scheduler runs the result: the threaded default, a ``distributed`` ``LocalCluster`` or a
+multi-machine cluster; inputs and outputs can live in zarr stores. See the user guide's
+"Larger than memory" page.
+
+Needs the ``dask`` extra: ``pip install "fastdeconv[dask]"`` (dask[array,distributed] and
+zarr).
+
+.. autosummary::
+   :toctree: generated/
+
+   conv
+   conv_transpose
+   conv_backward
+   conv_transpose_backward
+   resize
+   max_pool
+   max_unpool
+   pixel_shuffle
+   pixel_unshuffle
+
+Examples
+--------
+>>> import numpy as np, dask.array as da
+>>> import fastdeconv, fastdeconv.dask
+>>> x = da.random.default_rng(0).standard_normal((1, 8, 256, 256), chunks=(1, 8, 64, 64))
+>>> w = np.random.default_rng(1).standard_normal((8, 4, 4, 4))
+>>> y = fastdeconv.dask.conv_transpose(x, w, stride=2, padding=1)
+>>> y.chunks[2:]
+((128, 128, 128, 128), (128, 128, 128, 128))
+>>> expected = fastdeconv.conv_transpose(x.compute(), w, stride=2, padding=1)
+>>> bool(np.allclose(y.compute(), expected, rtol=0, atol=1e-12))
+True
+"""
+
+from ._conv import conv, conv_backward, conv_transpose, conv_transpose_backward
+from ._upsample import max_pool, max_unpool, pixel_shuffle, pixel_unshuffle, resize
+
+__all__ = [
+    "conv",
+    "conv_transpose",
+    "conv_backward",
+    "conv_transpose_backward",
+    "resize",
+    "max_pool",
+    "max_unpool",
+    "pixel_shuffle",
+    "pixel_unshuffle",
+]
