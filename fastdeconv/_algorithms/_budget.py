@@ -65,12 +65,13 @@ class Budget:
     winograd_phase_min_tiles, winograd_phase_min_channels
         The stride phases of a transposed convolution take Winograd when each phase has this
         many tiles and the groups this many input and output channels.
-    packed_min_rows, packed_min_depth, packed_min_work
-        Rule of the packed engine (forward): chosen when one group's GEMM has at least
-        ``packed_min_rows`` rows (output channels per group) and ``packed_min_depth``
-        reduction length (input channels per group x taps), and the call's multiply-adds
-        (batch x groups x rows x depth x output positions) reach ``packed_min_work``;
-        per itemsize, ``((itemsize, value), ...)`` pairs.
+    packed_min_positions, packed_min_work
+        Rule of the packed engine (forward): chosen when one sample has at least
+        ``packed_min_positions`` output positions (the engine runs one GEMM per sample and
+        group, whose N these are; im2col shares a GEMM among samples and wins below) and the
+        call's multiply-adds (batch x output positions x output channels x input channels per
+        group x taps) reach ``packed_min_work`` (below, fixed costs decide). Per itemsize,
+        ``((itemsize, value), ...)`` pairs.
     space_to_depth_bytes
         The space-to-depth rearrangement of a part of the batch is at most this large (a
         whole sample larger than this: not used).
@@ -103,9 +104,8 @@ class Budget:
     winograd_phase_min_tiles: int = 64
     winograd_phase_min_channels: int = 32
 
-    packed_min_rows: tuple = ((4, 1), (8, 1))
-    packed_min_depth: tuple = ((4, 1), (8, 1))
-    packed_min_work: tuple = ((4, 0), (8, 0))
+    packed_min_positions: tuple = ((4, 256), (8, 128))
+    packed_min_work: tuple = ((4, 10_000_000), (8, 5_000_000))
 
     space_to_depth_bytes: int = 16 * 2**20
 

@@ -68,19 +68,15 @@ def pays(the_plan, budget, itemsize):
 
 
 def rule(problem, budget, itemsize):
-    """Where the packed engine measured faster than what the chooser took before it.
+    """Where the packed engine measured faster than im2col (:class:`Budget` ``packed_*``).
 
-    Per itemsize, the GEMM of one group (M = output channels, K = input channels x taps,
-    N = output positions of a sample) must have M >= ``packed_min_rows`` and K >=
-    ``packed_min_depth``; the kernels' flop count N x M x K summed over batch and groups
-    must reach ``packed_min_work`` (small calls are dominated by fixed costs).
+    One sample has at least ``packed_min_positions`` output positions (the N of the engine's
+    GEMM per sample and group) and the call's multiply-adds reach ``packed_min_work``.
     """
     g = problem.geometry
-    rows = problem.c_out // problem.groups
-    depth = problem.c_in // problem.groups * g.kernel_numel
-    work = max(problem.batch, 1) * problem.groups * g.output_numel * rows * depth
-    return (rows >= budget.per_itemsize(budget.packed_min_rows, itemsize)
-            and depth >= budget.per_itemsize(budget.packed_min_depth, itemsize)
+    work = (max(problem.batch, 1) * g.output_numel * problem.c_out
+            * (problem.c_in // problem.groups) * g.kernel_numel)
+    return (g.output_numel >= budget.per_itemsize(budget.packed_min_positions, itemsize)
             and work >= budget.per_itemsize(budget.packed_min_work, itemsize))
 
 
