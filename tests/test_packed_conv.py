@@ -8,6 +8,7 @@ import pytest
 import fastdeconv
 from fastdeconv import _dispatch
 from fastdeconv._algorithms import DEFAULT_BUDGET, current_budget, packed
+from fastdeconv._algorithms import budget as replaced_budget
 from fastdeconv._problem import conv_problem
 from fastdeconv.testing import conv_reference
 
@@ -139,3 +140,56 @@ def test_nan_and_inf_reach_exactly_the_outputs_that_read_them(dtype):
     expected = conv_reference(x, w, padding=1)
     assert np.array_equal(np.isnan(y), np.isnan(expected))
     assert np.array_equal(np.isinf(y), np.isinf(expected))
+
+
+#: (x shape, weight shape, keywords, itemsize, the algorithm the chooser takes): measured wins
+#: of the packed engine and, on the other side of each threshold, im2col or Winograd.
+RULE_CASES = [
+    ((8, 256, 56, 56), (64, 256, 1, 1), {}, 4, "packed"),                     # pointwise
+    ((8, 64, 56, 56), (64, 64, 3, 3), dict(padding=1), 4, "winograd"),       # resnet_3x3
+    ((8, 128, 28, 28), (256, 128, 3, 3), dict(stride=2, padding=1), 4, "im2col"),  # 196 < 256
+    ((8, 128, 28, 28), (256, 128, 3, 3), dict(stride=2, padding=1), 8, "packed"),  # 196 >= 128
+    ((4, 256, 14, 14), (512, 256, 3, 3), dict(stride=2, padding=1), 8, "im2col"),  # 49 < 128
+    ((1, 512, 14, 14), (512, 512, 3, 3), dict(padding=1), 8, "im2col"),      # 18 MiB weight
+    ((1, 3, 224, 224), (64, 3, 7, 7), dict(stride=2, padding=3), 4, "packed"),     # stem
+    ((1, 3, 224, 224), (64, 3, 3, 3), dict(padding=1), 4, "packed"),
+    ((4, 32, 32, 32), (32, 32, 5, 5), dict(padding=2), 8, "packed"),
+    ((8, 64, 1024), (64, 64, 9), dict(padding=4), 4, "packed"),               # 1-d
+    ((1, 32, 16, 16, 16), (32, 32, 3, 3, 3), dict(padding=1), 4, "packed"),   # 3-d
+    ((4, 128, 28, 28), (128, 4, 3, 3), dict(padding=1, groups=32), 4, "packed"),
+    ((4, 16, 28, 28), (16, 16, 1, 1), {}, 4, "im2col"),                       # 0.8 M < 10 M
+    ((4, 16, 28, 28), (64, 16, 1, 1), {}, 8, "im2col"),                       # 3.2 M < 5 M
+    ((4, 256, 28, 28), (256, 256, 1, 1), {}, 8, "packed"),
+    ((2, 4, 16, 16), (4, 4, 3, 3), dict(padding=1), 4, "im2col"),
+    ((4, 64, 32, 32), (128, 64, 4, 4), dict(stride=2, padding=1), 4, "space_to_depth"),
+]
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kw, itemsize, expected", RULE_CASES)
+def test_chooser_takes_packed_where_it_measured_faster(x_shape, w_shape, kw, itemsize,
+                                                       expected):
+    problem = conv_problem(x_shape, w_shape, **kw)
+    assert _dispatch.plan("forward", problem, itemsize).algorithm == expected
+    assert (expected == "packed") == (
+        packed.rule(problem, current_budget(), itemsize)
+        and expected not in ("winograd", "space_to_depth"))
+
+
+def test_every_threshold_of_the_rule_decides(replace_budget):
+    problem = conv_problem((4, 64, 28, 28), (64, 64, 1, 1))   # 784 positions, 12.8 M, 16 KiB
+    assert _dispatch.plan("forward", problem, 4).algorithm == "packed"
+    for changes in (dict(packed_min_positions=((4, 785), (8, 128))),
+                    dict(packed_min_work=((4, 4 * 784 * 64 * 64 + 1), (8, 1))),
+                    dict(packed_max_weight_bytes=64 * 64 * 4 - 1)):
+        with replaced_budget(**changes):
+            assert _dispatch.plan("forward", problem, 4).algorithm == "im2col", changes
+    replace_budget(packed_min_positions=((4, 784), (8, 128)),
+                   packed_min_work=((4, 4 * 784 * 64 * 64), (8, 1)),
+                   packed_max_weight_bytes=64 * 64 * 4)
+    assert _dispatch.plan("forward", problem, 4).algorithm == "packed"
+
+
+def test_the_backward_passes_never_take_packed():
+    problem = conv_problem((8, 256, 56, 56), (64, 256, 1, 1))
+    assert _dispatch.plan("backward_input", problem, 4).algorithm != "packed"
+    assert _dispatch.plan("backward_weight", problem, 4).algorithm != "packed"

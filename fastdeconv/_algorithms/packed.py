@@ -71,13 +71,17 @@ def rule(problem, budget, itemsize):
     """Where the packed engine measured faster than im2col (:class:`Budget` ``packed_*``).
 
     One sample has at least ``packed_min_positions`` output positions (the N of the engine's
-    GEMM per sample and group) and the call's multiply-adds reach ``packed_min_work``.
+    GEMM per sample and group), the call's multiply-adds reach ``packed_min_work`` and one
+    group's weight (the GEMM's A, packed once and read for every sample) is at most
+    ``packed_max_weight_bytes``.
     """
     g = problem.geometry
-    work = (max(problem.batch, 1) * g.output_numel * problem.c_out
-            * (problem.c_in // problem.groups) * g.kernel_numel)
+    weight_per_group = problem.c_out // problem.groups * problem.c_in // problem.groups
+    weight_per_group *= g.kernel_numel
+    work = max(problem.batch, 1) * problem.groups * g.output_numel * weight_per_group
     return (g.output_numel >= budget.per_itemsize(budget.packed_min_positions, itemsize)
-            and work >= budget.per_itemsize(budget.packed_min_work, itemsize))
+            and work >= budget.per_itemsize(budget.packed_min_work, itemsize)
+            and weight_per_group * itemsize <= budget.packed_max_weight_bytes)
 
 
 def run(the_plan, x, weight):
