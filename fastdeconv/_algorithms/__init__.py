@@ -21,6 +21,9 @@ depthwise           backward_input                    one input channel a group,
 subpixel            backward_input                    kernel a multiple of the stride, large
                                                       kernels, small intermediate
 phases              backward_input                    never by rule (forced only)
+packed              forward ("packed")                enough output positions per sample,
+                                                      enough work, a weight per group that
+                                                      stays in cache (the packed engine)
 im2col              forward, backward_weight          any geometry: the catch-all, last
                     ("im2col"); backward_input
                     ("col2im")

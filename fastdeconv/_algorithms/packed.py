@@ -7,8 +7,9 @@ the input when any padding is read; that copy is made a part of the batch at a t
 ``budget.workspace_bytes``), so that the extra memory stays bounded whatever the batch. A
 1x1 stride-1 unpadded convolution reads the rows of ``x`` in place.
 
-Chosen by :func:`pays` where it measured faster than the algorithm chosen before it
-(:class:`Budget` fields ``packed_*``; the grid is on the performance page). Threads split
+Chosen by :func:`rule` (``might_pay``) where it measured faster than im2col, the algorithm
+it takes cases from (:class:`Budget` fields ``packed_*``; the measured grid is on the
+performance page); the algorithms before it in the registry keep theirs. Threads split
 the output into pieces fixed by the shape, and no reduction is split, so the bits do not
 depend on the thread count. The bias of :func:`fastdeconv.conv` is added after the pass, as
 for every algorithm (a pass does not carry the bias).
@@ -59,7 +60,7 @@ def plan(pass_name, problem, budget, itemsize):
 
 
 def might_pay(pass_name, problem, budget, itemsize):
-    """The measured rule (:class:`Budget` ``packed_*``): see :func:`pays`."""
+    """The measured rule, on the problem alone: :func:`rule`."""
     return rule(problem, budget, itemsize)
 
 
