@@ -455,7 +455,10 @@ def test_nonfinite_inputs_and_overflow_give_the_direct_results(dtype, rng):
     ((8, 64, 56, 56), (64, 2, 3, 3), dict(padding=1, groups=32), 4, "im2col"),  # 2 per group
     ((1, 512, 14, 14), (512, 512, 3, 3), dict(padding=1), 4, "im2col"),      # U > workspace
 ])
-def test_dispatch_picks_winograd_only_where_it_measurably_wins(x_shape, w_shape, kw, itemsize, expected):
+def test_dispatch_picks_winograd_only_where_it_measurably_wins(x_shape, w_shape, kw, itemsize, expected, replace_budget):
+    # Winograd's rule against im2col alone: the packed engine (whose rule is tested in
+    # test_packed_conv.py) is never chosen here
+    replace_budget(packed_min_work=((4, float("inf")), (8, float("inf"))))
     problem = conv_problem(x_shape, w_shape, **kw)
     assert _dispatch.plan("forward", problem, itemsize).algorithm == expected
     with _dispatch.forced_algorithm("winograd"):   # Winograd could run: the rule decided

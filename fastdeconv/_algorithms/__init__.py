@@ -21,6 +21,9 @@ depthwise           backward_input                    one input channel a group,
 subpixel            backward_input                    kernel a multiple of the stride, large
                                                       kernels, small intermediate
 phases              backward_input                    never by rule (forced only)
+packed              forward ("packed")                enough output positions per sample,
+                                                      enough work, a weight per group that
+                                                      stays in cache (the packed engine)
 im2col              forward, backward_weight          any geometry: the catch-all, last
                     ("im2col"); backward_input
                     ("col2im")
@@ -49,8 +52,8 @@ share a tile (one larger GEMM, up to ``target_columns`` columns); otherwise a ti
 of output positions of one sample.
 """
 
-from . import (_chooser, depthwise, im2col, phases, space_to_depth, subpixel, winograd,
-               winograd_phases)
+from . import (_chooser, depthwise, im2col, packed, phases, space_to_depth, subpixel,
+               winograd, winograd_phases)
 from ._budget import DEFAULT_BUDGET, Budget, budget, current_budget
 from ._chooser import ALGORITHMS, forced_algorithm, plan, run_pass
 from ._common import BLAS_INT_MAX, Plan
@@ -59,5 +62,6 @@ __all__ = ["ALGORITHMS", "BLAS_INT_MAX", "Budget", "DEFAULT_BUDGET", "Plan", "RE
            "budget", "current_budget", "forced_algorithm", "plan", "run_pass"]
 
 #: The algorithms in the order the chooser tries them; the last applies to every geometry.
-REGISTRY = (winograd, winograd_phases, space_to_depth, depthwise, subpixel, phases, im2col)
+REGISTRY = (winograd, winograd_phases, space_to_depth, depthwise, subpixel, phases, packed,
+            im2col)
 _chooser.install(REGISTRY)

@@ -65,6 +65,15 @@ class Budget:
     winograd_phase_min_tiles, winograd_phase_min_channels
         The stride phases of a transposed convolution take Winograd when each phase has this
         many tiles and the groups this many input and output channels.
+    packed_min_positions, packed_min_work, packed_max_weight_bytes
+        Rule of the packed engine (forward): chosen when one sample has at least
+        ``packed_min_positions`` output positions (the engine runs one GEMM per sample and
+        group, whose N these are; im2col shares a GEMM among samples and wins below), the
+        call's multiply-adds (batch x output positions x output channels x input channels per
+        group x taps) reach ``packed_min_work`` (below, fixed costs decide), and one group's
+        weight is at most ``packed_max_weight_bytes`` (a larger packed weight is read from
+        memory again for every sample and group). The first two per itemsize,
+        ``((itemsize, value), ...)`` pairs.
     space_to_depth_bytes
         The space-to-depth rearrangement of a part of the batch is at most this large (a
         whole sample larger than this: not used).
@@ -96,6 +105,10 @@ class Budget:
     winograd_wgrad_min_tiles: int = 32
     winograd_phase_min_tiles: int = 64
     winograd_phase_min_channels: int = 32
+
+    packed_min_positions: tuple = ((4, 256), (8, 128))
+    packed_min_work: tuple = ((4, 10_000_000), (8, 5_000_000))
+    packed_max_weight_bytes: int = 8 * 2**20
 
     space_to_depth_bytes: int = 16 * 2**20
 

@@ -1,0 +1,101 @@
+"""The packed GEMM engine (forward): fastdeconv's own micro-kernels, the weight packed once per
+call and the input packed panel by panel straight from ``x`` (implicit im2col, no column
+matrix; :func:`fastdeconv._ext._packed_gemm.conv_forward_packed`).
+
+Any geometry (n-d, stride, dilation, padding, groups). The engine reads a zero-padded copy of
+the input when any padding is read; that copy is made a part of the batch at a time (at most
+``budget.workspace_bytes``), so that the extra memory stays bounded whatever the batch. A
+1x1 stride-1 unpadded convolution reads the rows of ``x`` in place.
+
+Chosen by :func:`rule` (``might_pay``) where it measured faster than im2col, the algorithm
+it takes cases from (:class:`Budget` fields ``packed_*``; the measured grid is on the
+performance page); the algorithms before it in the registry keep theirs. Threads split
+the output into pieces fixed by the shape, and no reduction is split, so the bits do not
+depend on the thread count. The bias of :func:`fastdeconv.conv` is added after the pass, as
+for every algorithm (a pass does not carry the bias).
+"""
+
+import math
+from dataclasses import dataclass
+
+from .._ext import _packed_gemm
+from .._threads import kernel_threads
+from ._common import Plan, allocate_output
+
+NAME = "packed"
+PASSES = {"forward": NAME}
+
+
+@dataclass(frozen=True, kw_only=True)
+class PackedPlan(Plan):
+    """``samples_per_tile`` samples per engine call (all of them when the input is read in
+    place); ``col_elements`` is the padded copy of that many samples (0: read in place);
+    ``padded``: whether the engine pads a copy."""
+
+    padded: bool
+
+
+def _padded_extent(g):
+    """Per dimension, the padded input's extent the output reads."""
+    return tuple((o - 1) * s + (k - 1) * d + 1 for o, s, k, d in
+                 zip(g.output_size, g.stride, g.kernel_size, g.dilation))
+
+
+def plan(pass_name, problem, budget, itemsize):
+    """The plan, or None when one sample's padded copy exceeds ``budget.workspace_bytes``."""
+    g = problem.geometry
+    batch = max(problem.batch, 1)
+    extent = _padded_extent(g)
+    padded = any(g.pad_before) or any(e > n for e, n in zip(extent, g.input_size))
+    if not padded:
+        return PackedPlan(NAME, batch, g.output_numel, 0, 0, pass_name=pass_name,
+                          problem=problem, padded=False)
+    # the engine copies the input from pad_before on over `extent` positions per dimension
+    per_sample = problem.c_in * math.prod(extent)
+    samples = min(batch, budget.workspace_bytes // (per_sample * itemsize))
+    if samples < 1:
+        return None
+    return PackedPlan(NAME, samples, g.output_numel, samples * per_sample, 0,
+                      pass_name=pass_name, problem=problem, padded=True)
+
+
+def might_pay(pass_name, problem, budget, itemsize):
+    """The measured rule, on the problem alone: :func:`rule`."""
+    return rule(problem, budget, itemsize)
+
+
+def pays(the_plan, budget, itemsize):
+    return True  # might_pay decided on the problem; the plan only bounds the padded copy
+
+
+def rule(problem, budget, itemsize):
+    """Where the packed engine measured faster than im2col (:class:`Budget` ``packed_*``).
+
+    One sample has at least ``packed_min_positions`` output positions (the N of the engine's
+    GEMM per sample and group), the call's multiply-adds reach ``packed_min_work`` and one
+    group's weight (the GEMM's A, packed once and read for every sample) is at most
+    ``packed_max_weight_bytes``.
+    """
+    g = problem.geometry
+    weight_per_group = problem.c_out // problem.groups * problem.c_in // problem.groups
+    weight_per_group *= g.kernel_numel
+    work = max(problem.batch, 1) * problem.groups * g.output_numel * weight_per_group
+    return (g.output_numel >= budget.per_itemsize(budget.packed_min_positions, itemsize)
+            and work >= budget.per_itemsize(budget.packed_min_work, itemsize)
+            and weight_per_group * itemsize <= budget.packed_max_weight_bytes)
+
+
+def run(the_plan, x, weight):
+    """y = conv(x, weight), ``samples_per_tile`` samples per engine call."""
+    problem = the_plan.problem
+    g = problem.geometry
+    y = allocate_output("forward", problem, x.dtype)
+    stride, dilation, pad_before = g.as_kernel_args("stride", "dilation", "pad_before")
+    threads = kernel_threads()
+    step = the_plan.samples_per_tile
+    for first in range(0, problem.batch, step):
+        last = min(first + step, problem.batch)
+        _packed_gemm.conv_forward_packed(
+            x[first:last], weight, y[first:last], stride=stride, dilation=dilation,
+            padding=pad_before, groups=problem.groups, threads=threads)
+    return y

@@ -1,0 +1,195 @@
+"""The packed GEMM engine as the "packed" algorithm of the registry (forward pass): forced on
+every kind of geometry against the NumPy reference, its rule, bit-identity across thread
+counts, the batch cut into parts for the padded copy, and its peak memory."""
+
+import numpy as np
+import pytest
+
+import fastdeconv
+from fastdeconv import _dispatch
+from fastdeconv._algorithms import DEFAULT_BUDGET, current_budget, packed
+from fastdeconv._algorithms import budget as replaced_budget
+from fastdeconv._problem import conv_problem
+from fastdeconv.testing import conv_reference
+
+#: (x shape, weight shape, conv keywords): n-d 1-3, stride, dilation, padding (asymmetric
+#: too), groups, pointwise read in place, kernels larger than the input's unpadded size.
+GEOMETRIES = [
+    ((2, 5, 17), (7, 5, 3), dict(padding=1)),
+    ((3, 4, 20), (6, 2, 4), dict(stride=3, padding=((2, 1),), dilation=2, groups=2)),
+    ((2, 6, 9), (4, 6, 1), {}),                                            # 1-d pointwise
+    ((2, 3, 9, 7), (5, 3, 3, 3), dict(padding=1)),
+    ((2, 4, 11, 10), (6, 2, 3, 3), dict(padding=((2, 0), (1, 2)), dilation=2, groups=2)),
+    ((2, 8, 9, 9), (8, 1, 3, 3), dict(padding=1, groups=8)),               # depthwise
+    ((2, 4, 9, 7), (5, 4, 4, 4), dict(stride=2, padding=1)),
+    ((1, 3, 13, 12), (4, 3, 5, 3), dict(stride=(2, 3), padding=((3, 0), (0, 2)), dilation=(1, 2))),
+    ((3, 16, 6, 5), (24, 16, 1, 1), {}),                                    # pointwise in place
+    ((2, 6, 7, 8), (9, 6, 1, 1), dict(stride=2)),                          # 1x1 strided
+    ((2, 4, 5, 6), (3, 4, 1, 1), dict(padding=1)),                         # 1x1 padded
+    ((1, 2, 3, 3), (3, 2, 3, 3), dict(padding=2)),                         # output > input
+    ((2, 3, 6, 5, 4), (4, 3, 3, 3, 3), dict(padding=1)),
+    ((1, 4, 7, 6, 5), (6, 2, 2, 3, 2), dict(stride=(2, 1, 2), padding=((1, 0), (0, 1), (1, 1)),
+                                           dilation=(1, 2, 1), groups=2)),
+    ((2, 37, 11, 13), (45, 37, 3, 3), dict(padding=1)),                    # edge tiles in M, N
+    ((1, 130, 9, 9), (20, 130, 3, 3), dict(padding=1)),                    # K over several KC
+]
+
+
+def _forced_conv(x, w, bias=None, **kw):
+    with _dispatch.forced_algorithm("packed"):
+        return fastdeconv.conv(x, w, bias, **kw)
+
+
+def _assert_same_bits_for_thread_counts(call, counts=(1, 2, 4)):
+    results = []
+    for threads in counts:
+        previous = fastdeconv.set_num_threads(threads)
+        try:
+            results.append(call())
+        finally:
+            fastdeconv.set_num_threads(previous)
+    for other in results[1:]:
+        assert np.array_equal(results[0], other)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kw", GEOMETRIES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_forced_packed_matches_reference(x_shape, w_shape, kw, dtype, with_bias, rng,
+                                         assert_close):
+    problem = conv_problem(x_shape, w_shape, **kw)
+    with _dispatch.forced_algorithm("packed"):
+        assert _dispatch.plan("forward", problem, np.dtype(dtype).itemsize).algorithm == "packed"
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    bias = rng.standard_normal(w_shape[0]).astype(dtype) if with_bias else None
+    y = _forced_conv(x, w, bias, **kw)
+    assert y.dtype == dtype
+    assert_close(y, conv_reference(x, w, bias, **kw), dtype)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kw", GEOMETRIES[::3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_packed_is_bit_identical_across_thread_counts(x_shape, w_shape, kw, dtype, rng):
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    _assert_same_bits_for_thread_counts(lambda: _forced_conv(x, w, **kw))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_packed_is_bit_identical_across_thread_counts_on_many_work_items(dtype, rng):
+    # several MC and NC blocks per GEMM and several GEMMs: many work items to share
+    x = rng.standard_normal((3, 48, 40, 36)).astype(dtype)
+    w = rng.standard_normal((200, 48, 3, 3)).astype(dtype)
+    _assert_same_bits_for_thread_counts(lambda: _forced_conv(x, w, padding=1),
+                                        counts=(1, 2, 4, 3, 2))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_padded_copy_is_made_a_part_of_the_batch_at_a_time(dtype, replace_budget, rng):
+    x = rng.standard_normal((7, 5, 10, 9)).astype(dtype)
+    w = rng.standard_normal((6, 5, 3, 3)).astype(dtype)
+    kw = dict(padding=1, stride=(1, 2))
+    whole = _forced_conv(x, w, **kw)
+    per_sample = 5 * 12 * 11 * x.itemsize   # c_in x padded extent read by the output
+    replace_budget(workspace_bytes=3 * per_sample)
+    the_plan = packed.plan("forward", conv_problem(x.shape, w.shape, **kw), current_budget(),
+                           x.itemsize)
+    assert (the_plan.samples_per_tile, the_plan.col_elements) == (3, 3 * per_sample // x.itemsize)
+    assert np.array_equal(_forced_conv(x, w, **kw), whole)  # samples are independent
+
+
+def test_plan_reads_in_place_without_padding_and_declines_a_sample_too_large(replace_budget):
+    problem = conv_problem((5, 16, 12, 12), (8, 16, 1, 1))
+    the_plan = packed.plan("forward", problem, current_budget(), 4)
+    assert (the_plan.padded, the_plan.samples_per_tile, the_plan.col_elements) == (False, 5, 0)
+    unpadded_3x3 = conv_problem((5, 16, 12, 12), (8, 16, 3, 3))
+    assert not packed.plan("forward", unpadded_3x3, current_budget(), 4).padded
+    padded = conv_problem((5, 16, 12, 12), (8, 16, 3, 3), padding=1)
+    assert packed.plan("forward", padded, current_budget(), 4).padded
+    replace_budget(workspace_bytes=16 * 14 * 14 * 4 - 1)  # one padded sample does not fit
+    assert packed.plan("forward", padded, current_budget(), 4) is None
+    with _dispatch.forced_algorithm("packed"):
+        assert _dispatch.plan("forward", padded, 4).algorithm == "im2col"
+
+
+def test_packed_serves_the_forward_pass_only():
+    assert packed.PASSES == {"forward": "packed"}
+    assert "packed" in _dispatch.ALGORITHMS["forward"]
+    assert "packed" not in _dispatch.ALGORITHMS["backward_input"]
+    assert "packed" not in _dispatch.ALGORITHMS["backward_weight"]
+
+
+def test_peak_extra_memory_is_within_the_bound(peak_extra_bytes, rng):
+    # 32 MiB of input with padding: the padded copy is made a part of the batch at a time
+    x = rng.standard_normal((64, 32, 64, 64)).astype(np.float32)
+    w = rng.standard_normal((16, 32, 3, 3)).astype(np.float32)
+    extra, (y,) = peak_extra_bytes(lambda: _forced_conv(x, w, padding=1))
+    assert extra <= max(x.nbytes, y.nbytes) + 32 * 2**20, extra
+    assert extra <= DEFAULT_BUDGET.workspace_bytes + 4 * 2**20, extra
+    assert np.array_equal(y[:2], _forced_conv(x[:2], w, padding=1))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nan_and_inf_reach_exactly_the_outputs_that_read_them(dtype):
+    x = np.ones((1, 2, 6, 6), dtype)
+    x[0, 1, 2, 3] = np.nan
+    x[0, 0, 5, 0] = np.inf
+    w = np.ones((3, 2, 3, 3), dtype)
+    y = _forced_conv(x, w, padding=1)
+    expected = conv_reference(x, w, padding=1)
+    assert np.array_equal(np.isnan(y), np.isnan(expected))
+    assert np.array_equal(np.isinf(y), np.isinf(expected))
+
+
+#: (x shape, weight shape, keywords, itemsize, the algorithm the chooser takes): measured wins
+#: of the packed engine and, on the other side of each threshold, im2col or Winograd.
+RULE_CASES = [
+    ((8, 256, 56, 56), (64, 256, 1, 1), {}, 4, "packed"),                     # pointwise
+    ((8, 64, 56, 56), (64, 64, 3, 3), dict(padding=1), 4, "winograd"),       # resnet_3x3
+    ((8, 128, 28, 28), (256, 128, 3, 3), dict(stride=2, padding=1), 4, "im2col"),  # 196 < 256
+    ((8, 128, 28, 28), (256, 128, 3, 3), dict(stride=2, padding=1), 8, "packed"),  # 196 >= 128
+    ((4, 256, 14, 14), (512, 256, 3, 3), dict(stride=2, padding=1), 8, "im2col"),  # 49 < 128
+    ((1, 512, 14, 14), (512, 512, 3, 3), dict(padding=1), 8, "im2col"),      # 18 MiB weight
+    ((1, 3, 224, 224), (64, 3, 7, 7), dict(stride=2, padding=3), 4, "packed"),     # stem
+    ((1, 3, 224, 224), (64, 3, 3, 3), dict(padding=1), 4, "packed"),
+    ((4, 32, 32, 32), (32, 32, 5, 5), dict(padding=2), 8, "packed"),
+    ((8, 64, 1024), (64, 64, 9), dict(padding=4), 4, "packed"),               # 1-d
+    ((1, 32, 16, 16, 16), (32, 32, 3, 3, 3), dict(padding=1), 4, "packed"),   # 3-d
+    ((4, 128, 28, 28), (128, 4, 3, 3), dict(padding=1, groups=32), 4, "packed"),
+    ((4, 16, 28, 28), (16, 16, 1, 1), {}, 4, "im2col"),                       # 0.8 M < 10 M
+    ((4, 16, 28, 28), (64, 16, 1, 1), {}, 8, "im2col"),                       # 3.2 M < 5 M
+    ((4, 256, 28, 28), (256, 256, 1, 1), {}, 8, "packed"),
+    ((2, 4, 16, 16), (4, 4, 3, 3), dict(padding=1), 4, "im2col"),
+    ((4, 64, 32, 32), (128, 64, 4, 4), dict(stride=2, padding=1), 4, "space_to_depth"),
+]
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kw, itemsize, expected", RULE_CASES)
+def test_chooser_takes_packed_where_it_measured_faster(x_shape, w_shape, kw, itemsize,
+                                                       expected):
+    problem = conv_problem(x_shape, w_shape, **kw)
+    assert _dispatch.plan("forward", problem, itemsize).algorithm == expected
+    assert (expected == "packed") == (
+        packed.rule(problem, current_budget(), itemsize)
+        and expected not in ("winograd", "space_to_depth"))
+
+
+def test_every_threshold_of_the_rule_decides(replace_budget):
+    problem = conv_problem((4, 64, 28, 28), (64, 64, 1, 1))   # 784 positions, 12.8 M, 16 KiB
+    assert _dispatch.plan("forward", problem, 4).algorithm == "packed"
+    for changes in (dict(packed_min_positions=((4, 785), (8, 128))),
+                    dict(packed_min_work=((4, 4 * 784 * 64 * 64 + 1), (8, 1))),
+                    dict(packed_max_weight_bytes=64 * 64 * 4 - 1)):
+        with replaced_budget(**changes):
+            assert _dispatch.plan("forward", problem, 4).algorithm == "im2col", changes
+    replace_budget(packed_min_positions=((4, 784), (8, 128)),
+                   packed_min_work=((4, 4 * 784 * 64 * 64), (8, 1)),
+                   packed_max_weight_bytes=64 * 64 * 4)
+    assert _dispatch.plan("forward", problem, 4).algorithm == "packed"
+
+
+def test_the_backward_passes_never_take_packed():
+    problem = conv_problem((8, 256, 56, 56), (64, 256, 1, 1))
+    assert _dispatch.plan("backward_input", problem, 4).algorithm != "packed"
+    assert _dispatch.plan("backward_weight", problem, 4).algorithm != "packed"
