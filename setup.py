@@ -160,9 +160,10 @@ def cached_build_ext():
     every install (``pip install -e ".[test]"`` after ``pip install -e .``) compiles everything
     again. Each built module is stored under ``FASTDECONV_BUILD_CACHE`` (default
     ``build/ext-cache`` in the checkout, git-ignored) keyed by a SHA-256 of everything that
-    goes into it: the generated C source, the headers and ``.pxd`` files of
-    ``fastdeconv/_ext``, the compiler command, flags and macros, the Python and NumPy
-    versions; a key that matches is copied instead of compiled. ``FASTDECONV_BUILD_CACHE=0``
+    goes into it: every file under ``fastdeconv/_ext`` and under the include directories
+    inside the checkout (generated C, headers, ``.pxd``), the compiler and linker commands,
+    flags and macros, the Python and NumPy versions; a key that matches is copied instead of
+    compiled. ``FASTDECONV_BUILD_CACHE=0``
     turns the cache off. Extensions compile on ``os.cpu_count()`` threads unless ``-j`` says
     otherwise.
     """
@@ -175,16 +176,29 @@ def cached_build_ext():
             if not self.parallel:
                 self.parallel = os.cpu_count() or 1
 
+        def _inputs(self, ext):
+            """Every file that can go into ``ext``: its sources and depends, and everything
+            under ``fastdeconv/_ext`` and under the include directories inside the checkout."""
+            files = set(ext.sources) | set(ext.depends)
+            for top in [ext_dir] + [d for d in ext.include_dirs if os.path.abspath(d).startswith(HERE)]:
+                for folder, dirs, names in os.walk(top):
+                    dirs[:] = [d for d in dirs if d != "__pycache__"]
+                    files.update(os.path.join(folder, n) for n in names
+                                 if not n.endswith((".so", ".pyd", ".html", ".pyc", ".tmp")))
+            return sorted({os.path.abspath(f) for f in files})
+
         def _cache_key(self, ext):
             digest = hashlib.sha256()
-            shared = sorted(f for f in os.listdir(ext_dir) if f.endswith((".h", ".pxd")))
-            for path in sorted(ext.sources) + [os.path.join(ext_dir, f) for f in shared]:
+            for path in self._inputs(ext):
                 with open(path, "rb") as fh:
-                    digest.update(path.encode() + b"\0" + fh.read())
-            compiler = getattr(self.compiler, "compiler_so", None) or [type(self.compiler).__name__]
-            for part in (compiler, ext.extra_compile_args, ext.extra_link_args, ext.define_macros,
-                         ext.include_dirs[1:], sys.version, np.__version__,
-                         sysconfig.get_config_var("EXT_SUFFIX")):
+                    digest.update(os.path.relpath(path, HERE).encode() + b"\0" + fh.read())
+            compiler = [getattr(self.compiler, attr, None) for attr in ("compiler_so", "linker_so")]
+            # numpy's include directory is a fresh temporary path under pip's build isolation:
+            # its version stands for it.
+            for part in (compiler, type(self.compiler).__name__, ext.extra_compile_args,
+                         ext.extra_link_args, ext.define_macros, ext.undef_macros, ext.libraries,
+                         ext.library_dirs, [d for d in ext.include_dirs if d != np.get_include()],
+                         sys.version, np.__version__, sysconfig.get_config_var("EXT_SUFFIX")):
                 digest.update(repr(part).encode() + b"\0")
             return digest.hexdigest()[:32]
 
