@@ -22,6 +22,7 @@ Environment switches:
 
 import hashlib
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -191,7 +192,12 @@ def cached_build_ext():
             digest = hashlib.sha256()
             for path in self._inputs(ext):
                 with open(path, "rb") as fh:
-                    digest.update(os.path.relpath(path, HERE).encode() + b"\0" + fh.read())
+                    content = fh.read()
+                # Cython's metadata comment names numpy's include directory, a fresh temporary
+                # path under pip's build isolation: it is no input of the compiler.
+                content = re.sub(rb"/\* BEGIN: Cython Metadata.*?END: Cython Metadata \*/", b"",
+                                 content, count=1, flags=re.S)
+                digest.update(os.path.relpath(path, HERE).encode() + b"\0" + content)
             compiler = [getattr(self.compiler, attr, None) for attr in ("compiler_so", "linker_so")]
             # numpy's include directory is a fresh temporary path under pip's build isolation:
             # its version stands for it.

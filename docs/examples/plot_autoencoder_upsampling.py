@@ -377,14 +377,21 @@ plt.show()
 # %%
 # What the numbers say
 # --------------------
-# The transposed convolutions whose kernel size is not a multiple of the stride, and the
-# randomly initialised pixel shuffle, start with uneven phases (last-layer score at
-# initialisation) and leave a period-2 pattern on a flat input; resize-convolution and
-# ICNR start flat. With the same budget, every decoder reaches a similar reconstruction
-# error on real image patches, so the checkerboard is not visible in the loss: it shows in
-# the flat regions. Max-unpooling writes each value at one position of its 2x2 block
-# (where the encoder's filter peaked); on a flat input that is always the first position,
-# and the following convolution cannot fully smooth it.
+# *At initialisation* (last-layer score) both transposed convolutions and the randomly
+# initialised pixel shuffle have uneven phases: with kernel 3 and stride 2 the tap counts
+# differ, with kernel 4 they are equal but random weights still give the four phases
+# different sums. Resize-convolution is flat by construction, for any weights, at every
+# step of training; ICNR starts flat, and training then moves its phases apart.
+#
+# *After training* the test errors are close, so the loss alone hardly tells the decoders
+# apart; the flat-image score does. Resize-convolution (nearest or bilinear) and ICNR
+# decode a grey patch nearly flat; the transposed convolutions and the randomly
+# initialised pixel shuffle leave a period-2 pattern, strongest with kernel 3; max-unpooling
+# has the largest: on a flat input every position of a 2x2 block ties, the switch falls on
+# the same position in every block, and the following convolution cannot fully smooth the
+# resulting grid of values. Bilinear resize-convolution comes within a few percent of the
+# lowest test error (the 3x3 transposed convolution's) with one of the flattest outputs, at
+# the same parameter count.
 #
 # The same models in PyTorch, from the same initial weights
 # ---------------------------------------------------------
