@@ -154,6 +154,75 @@ def extensions():
     return cythonize(exts, compiler_directives=directives, force=debug)
 
 
+def _generated_c_keys():
+    """{generated C path: SHA-256 of what Cython makes it from} for every ``.pyx`` of
+    ``fastdeconv/_ext``: the ``.pyx``, every ``.pxd`` / ``.pxi`` / ``.h`` beside it, the
+    Cython, NumPy and SciPy versions (their ``.pxd`` files) and the debug switches."""
+    import glob
+
+    import Cython
+    import scipy
+
+    ext_dir = os.path.join(HERE, "fastdeconv", "_ext")
+    shared = hashlib.sha256(repr((Cython.__version__, np.__version__, scipy.__version__,
+                                  _flag("FASTDECONV_CYTHON_DEBUG"), _sanitize())).encode())
+    for folder, dirs, names in sorted(os.walk(ext_dir)):
+        dirs.sort()
+        for name in sorted(n for n in names if n.endswith((".pxd", ".pxi", ".h"))):
+            with open(os.path.join(folder, name), "rb") as fh:
+                shared.update(name.encode() + b"\0" + fh.read())
+    keys = {}
+    for pyx in sorted(glob.glob(os.path.join(ext_dir, "*.pyx"))):
+        digest = shared.copy()
+        with open(pyx, "rb") as fh:
+            digest.update(fh.read())
+        keys[pyx[:-4] + ".c"] = digest.hexdigest()
+    return keys
+
+
+def _file_digest(path):
+    with open(path, "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()
+
+
+def reuse_generated_c():
+    """Let ``cythonize`` skip ``.pyx`` files whose generated C is still right.
+
+    ``cythonize`` regenerates a C file when any ``.pxd`` it depends on is newer, and under
+    pip's build isolation NumPy's, SciPy's and Cython's ``.pxd`` files are freshly installed
+    for every build, so every ``pip install -e`` cythonizes everything again. The build
+    records (in ``build/ext-cache/generated-c.json``) a key of each C file's inputs and the
+    C file's own digest; when both still match, the C file's time stamp is brought to now,
+    which is what ``cythonize`` checks. Returns the function that records them (call it after
+    ``cythonize``).
+    """
+    import json
+
+    record = os.path.join(os.environ.get("FASTDECONV_BUILD_CACHE", "").strip() or
+                          os.path.join(HERE, "build", "ext-cache"), "generated-c.json")
+    if os.environ.get("FASTDECONV_BUILD_CACHE", "").strip() == "0":
+        return lambda: None
+    try:
+        with open(record) as fh:
+            known = json.load(fh)
+    except (OSError, ValueError):
+        known = {}
+    for c_file, key in _generated_c_keys().items():
+        name = os.path.relpath(c_file, HERE)
+        if os.path.exists(c_file) and known.get(name) == [key, _file_digest(c_file)]:
+            os.utime(c_file, None)
+
+    def save():
+        entries = {os.path.relpath(c, HERE): [key, _file_digest(c)]
+                   for c, key in _generated_c_keys().items() if os.path.exists(c)}
+        os.makedirs(os.path.dirname(record), exist_ok=True)
+        with open(record + ".tmp", "w") as fh:
+            json.dump(entries, fh, indent=1)
+        os.replace(record + ".tmp", record)
+
+    return save
+
+
 def cached_build_ext():
     """``build_ext`` that compiles the extensions in parallel and caches the built modules.
 
@@ -226,4 +295,7 @@ def cached_build_ext():
     return CachedBuildExt
 
 
-setup(ext_modules=extensions(), cmdclass={"build_ext": cached_build_ext()})
+record_generated_c = reuse_generated_c()
+ext_modules = extensions()
+record_generated_c()
+setup(ext_modules=ext_modules, cmdclass={"build_ext": cached_build_ext()})
