@@ -80,12 +80,8 @@ sphinx_gallery_conf = {
     "examples_dirs": "examples",
     "gallery_dirs": "auto_examples",
     "filename_pattern": r"/plot_",
-    "within_subsection_order": [
-        "plot_autoencoder_upsampling.py",
-        "plot_checkerboards.py",
-        "plot_deconvolution.py",
-        "plot_gradient_reference.py",
-    ],
+    # The examples are numbered in the order they are meant to be read.
+    "within_subsection_order": "FileNameSortKey",
     "abort_on_example_error": True,
     "only_warn_on_example_error": False,
     "remove_config_comments": True,

@@ -46,7 +46,7 @@ def phase_spread(image, s=2, border=3):
 # that land on it. Stride 2 with a 3x3 kernel: the interior cells get 4, 2, 2 or 1 taps;
 # with a 4x4 kernel every interior cell gets 4 (only the border is thinner).
 
-fig, axes = plt.subplots(1, 2, figsize=(7, 3.3))
+fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.6), layout="constrained")
 for ax, k in zip(axes, (3, 4)):
     counts = overlap_map(k, 2, input_shape=(6, 6), padding=1, output_padding=1 if k == 3 else 0)
     im = ax.imshow(counts, cmap="viridis", vmin=0, vmax=counts.max())
@@ -63,6 +63,7 @@ plt.show()
 # Each panel has its own colour scale; the title gives its checkerboard score (0 is flat)
 # and the phase spread measured on the image itself.
 
+# sphinx_gallery_thumbnail_number = 2
 x = np.ones((1, 1, 10, 10))
 w3_ones, w4_ones = np.ones((1, 1, 3, 3)), np.ones((1, 1, 4, 4))
 w3, w4 = rng.standard_normal((1, 1, 3, 3)), rng.standard_normal((1, 1, 4, 4))

@@ -154,7 +154,7 @@ print("kernel tap rows of the entries in input row 7:      ", sorted(set(tap_y[i
 print("kernel tap columns of the entries in input column 7:", sorted(set(tap_x[ix == size - 1].tolist())))
 print("B is zero there:", bool(np.all(B[rows, cols] == 0)))
 
-fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+fig, axes = plt.subplots(1, 2, figsize=(10, 4.8), layout="constrained")
 im = axes[0].imshow(wrong, cmap="Reds")
 axes[0].set_title("|hand-written - conv_backward| per input cell\n(8x8 input, summed over batch and channels)",
                   fontsize=9)
@@ -167,7 +167,7 @@ axes[1].set_title("entries of $C^T$ (grey) and the wrong ones of $B$ (red)", fon
 axes[1].set_xlabel("output cell (channel, row, column), C order")
 axes[1].set_ylabel("input cell (channel, row, column)")
 axes[1].set_aspect("auto")
-plt.tight_layout()
+axes[1].xaxis.tick_bottom()
 plt.show()
 
 # %%
