@@ -297,9 +297,11 @@ plt.show()
 # Checkerboards, measured two ways
 # --------------------------------
 # *Flat-image score*: decode the code of a uniformly grey 48x48 image and look at the
-# 32x32 interior of the output, away from the borders. A checkerboard-free decoder returns a flat patch; any variation with period 2
-# is the artefact. The score is the spread of the four 2x2 phase means divided by the
-# largest of them (0 is flat), measured on the trained models.
+# 32x32 interior of the output, away from the borders. A checkerboard-free decoder
+# returns a flat image; any periodic variation is the artefact (with two stride-2 stages
+# its period is 4: period 2 from the last stage, period 4 from the first). The score is
+# the spread of the 16 phase means of a 4x4 period divided by the largest of them (0 is
+# flat), measured on the trained models.
 #
 # *Last-layer score*: :func:`fastdeconv.checkerboard.checkerboard_score` of the decoder's
 # last upsampling layer written as a transposed convolution
@@ -313,7 +315,7 @@ flat = np.full((1, 1, 48, 48), 0.5)   # the models are convolutional: any size w
 
 def flat_score(model):
     out = model.forward(flat)[0, 0, 8:-8, 8:-8]      # 32x32, away from the zero-padded borders
-    phases = out.reshape(16, 2, 16, 2).mean(axis=(0, 2))
+    phases = out.reshape(8, 4, 8, 4).mean(axis=(0, 2))  # two stride-2 stages: period 4
     return np.ptp(phases) / np.abs(phases).max(), out
 
 
@@ -331,27 +333,27 @@ def last_layer_score(kind, layer):
 
 
 test_out, flats = {}, {}
+print(f"{'':<22}{'':>7}{'':>9}{'':>11}{'':>10}{'flat score':>16}{'last-layer score':>18}")
 print(f"{'decoder':<22}{'params':>7}{'s/epoch':>9}{'train MSE':>11}{'test MSE':>10}"
-      f"{'flat score':>12}{'last layer: init':>18}{'trained':>9}")
+      f"{'init':>8}{'trained':>8}{'init':>10}{'trained':>8}")
 for kind, (model, losses, seconds, initial) in results.items():
     test_out[kind] = model.forward(test)
     test_mse = np.mean((test_out[kind] - test) ** 2)
+    fresh = Autoencoder(kind)                  # the same seeds: the initial weights again
+    flat_init = flat_score(fresh)[0]
     score, flats[kind] = flat_score(model)
-    trained = last_layer_score(kind, model.up2)
-    saved = {k: p.copy() for k, p in model.up2.params.items()}
-    model.up2.params.update(initial[3])
-    at_init = last_layer_score(kind, model.up2)
-    model.up2.params.update(saved)
     print(f"{kind:<22}{model.n_params():>7}{seconds:>9.3f}{losses[-STEPS:].mean():>11.5f}"
-          f"{test_mse:>10.5f}{score:>12.3f}{at_init:>18.3f}{trained:>9.3f}")
+          f"{test_mse:>10.5f}{flat_init:>8.3f}{score:>8.3f}"
+          f"{last_layer_score(kind, fresh.up2):>10.3f}{last_layer_score(kind, model.up2):>8.3f}")
 
 # %%
 # Reconstructions side by side
 # ----------------------------
 # The six most detailed held-out patches (top row) and every decoder's reconstruction,
 # each column on the grey range of its original. The last column is the interior of the
-# decoded grey image of the flat-image score, each on its own colour scale (the range is
-# printed above it): there the checkerboard, when there is one, has nothing to hide behind.
+# decoded grey image of the flat-image score, its mean removed, all on one shared colour
+# scale (its spread, max - min, is printed above it): there the checkerboard, when there
+# is one, has nothing to hide behind.
 
 # sphinx_gallery_thumbnail_number = 2
 show = np.argsort(test.std(axis=(1, 2, 3)))[::-1][:6]    # the six most detailed patches
@@ -363,37 +365,43 @@ for j, n in enumerate(show):
         axes[i, j].imshow(test_out[kind][n, 0], cmap="gray", vmin=lo, vmax=hi)
 axes[0, 0].set_ylabel("original", rotation=0, ha="right", va="center", fontsize=8)
 axes[0, 6].axis("off")
+shared = max(np.abs(f - f.mean()).max() for f in flats.values())
 for i, kind in enumerate(DECODERS, start=1):
     axes[i, 0].set_ylabel(kind, rotation=0, ha="right", va="center", fontsize=8)
     f = flats[kind]
-    axes[i, 6].imshow(f, cmap="gray")
-    axes[i, 6].set_title(f"{f.min():.3f}..{f.max():.3f}", fontsize=7)
+    axes[i, 6].imshow(f - f.mean(), cmap="gray", vmin=-shared, vmax=shared)
+    axes[i, 6].set_title(f"spread {np.ptp(f):.3f}", fontsize=7)
 for a in axes.flat:
     a.set_xticks([])
     a.set_yticks([])
 axes[0, 3].set_title("held-out patches and their reconstructions", fontsize=9)
-axes[1, 6].set_title("grey image decoded\n" + axes[1, 6].get_title(), fontsize=7)
+axes[0, 6].text(0.5, 0.2, f"grey image\ndecoded\n(mean removed,\nscale ±{shared:.3f})",
+                ha="center", va="center", fontsize=7, transform=axes[0, 6].transAxes)
 plt.subplots_adjust(left=0.2, wspace=0.08, hspace=0.3)
 plt.show()
 
 # %%
 # What the numbers say
 # --------------------
-# *At initialisation* (last-layer score) both transposed convolutions and the randomly
-# initialised pixel shuffle have uneven phases: with kernel 3 and stride 2 the tap counts
-# differ, with kernel 4 they are equal but random weights still give the four phases
-# different sums. Resize-convolution is flat by construction, for any weights, at every
-# step of training; ICNR starts flat, and training then moves its phases apart.
+# *At initialisation* both transposed convolutions and the randomly initialised pixel
+# shuffle decode a grey image with a periodic pattern (flat-image score well above 0, and
+# last-layer scores near 1 or above: with kernel 3 and stride 2 the tap counts differ, with
+# kernel 4 they are equal but random weights give the four phases different sums).
+# Resize-convolution and ICNR start flat.
 #
-# *After training* the test errors are close, so the loss alone hardly tells the decoders
-# apart; the flat-image score does. Resize-convolution (nearest or bilinear) decodes a
-# grey image exactly flat away from the borders, ICNR nearly flat; the transposed convolutions and the randomly
-# initialised pixel shuffle leave a period-2 pattern, strongest with kernel 3; max-unpooling
-# has the largest: on a flat input every position of a 2x2 block ties, the switch falls on
-# the same position in every block, and the following convolution cannot fully smooth the
-# resulting grid of values. Bilinear resize-convolution comes within a few percent of the
-# lowest test error (the 3x3 transposed convolution's) with one of the flattest outputs, at
-# the same parameter count.
+# *After training* resize-convolution, nearest or bilinear, is still exactly flat: whatever
+# its weights, its equivalent transposed convolution gives every phase the same taps, so it
+# cannot make a periodic pattern out of a flat input. The sub-pixel decoders meet in the
+# middle: training removes most of the random pixel shuffle's pattern, and moves ICNR's
+# phases apart (ICNR fixes the starting point, not where training goes). The transposed
+# convolutions keep a larger pattern, and kernel 4 is no better than kernel 3 in spite of its
+# equal tap counts: training sets the phase sums. Max-unpooling ends with the largest: on a
+# flat input every position of a 2x2 block ties, the switch falls on the same position in
+# every block, and the following convolution cannot fully smooth the resulting grid.
+#
+# The test errors are close, so the loss alone hardly tells the decoders apart. Bilinear
+# resize-convolution comes within a few percent of the lowest test error (the 3x3
+# transposed convolution's) with no pattern at all, at the same parameter count.
 #
 # The same models in PyTorch, from the same initial weights
 # ---------------------------------------------------------
