@@ -193,8 +193,9 @@ def reuse_generated_c():
     for every build, so every ``pip install -e`` cythonizes everything again. The build
     records (in ``build/ext-cache/generated-c.json``) a key of each C file's inputs and the
     C file's own digest; when both still match, the C file's time stamp is brought to now,
-    which is what ``cythonize`` checks. Returns the function that records them (call it after
-    ``cythonize``).
+    which is what ``cythonize`` checks, and when the inputs differ from those it was made
+    from (another ``.pyx``, Cython version or debug switch) it is marked stale. Returns the
+    function that records them (call it after ``cythonize``).
     """
     import json
 
@@ -208,9 +209,13 @@ def reuse_generated_c():
     except (OSError, ValueError):
         known = {}
     for c_file, key in _generated_c_keys().items():
-        name = os.path.relpath(c_file, HERE)
-        if os.path.exists(c_file) and known.get(name) == [key, _file_digest(c_file)]:
-            os.utime(c_file, None)
+        entry = known.get(os.path.relpath(c_file, HERE))
+        if not (entry and os.path.exists(c_file)):
+            continue
+        if entry == [key, _file_digest(c_file)]:
+            os.utime(c_file, None)        # up to date: newer than every dependency
+        elif entry[0] != key:
+            os.utime(c_file, (0, 0))      # made from other inputs (e.g. the debug switch): stale
 
     def save():
         entries = {os.path.relpath(c, HERE): [key, _file_digest(c)]
