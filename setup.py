@@ -191,7 +191,7 @@ def reuse_generated_c():
     ``cythonize`` regenerates a C file when any ``.pxd`` it depends on is newer, and under
     pip's build isolation NumPy's, SciPy's and Cython's ``.pxd`` files are freshly installed
     for every build, so every ``pip install -e`` cythonizes everything again. The build
-    records (in ``build/ext-cache/generated-c.json``) a key of each C file's inputs and the
+    records (in ``build/generated-c.json``) a key of each C file's inputs and the
     C file's own digest; when both still match, the C file's time stamp is brought to now,
     which is what ``cythonize`` checks, and when the inputs differ from those it was made
     from (another ``.pyx``, Cython version or debug switch) it is marked stale. Returns the
@@ -199,8 +199,7 @@ def reuse_generated_c():
     """
     import json
 
-    record = os.path.join(os.environ.get("FASTDECONV_BUILD_CACHE", "").strip() or
-                          os.path.join(HERE, "build", "ext-cache"), "generated-c.json")
+    record = os.path.join(HERE, "build", "generated-c.json")   # this checkout's C files only
     if os.environ.get("FASTDECONV_BUILD_CACHE", "").strip() == "0":
         return lambda: None
     try:
