@@ -166,8 +166,7 @@ def _generated_c_keys():
     ext_dir = os.path.join(HERE, "fastdeconv", "_ext")
     shared = hashlib.sha256(repr((Cython.__version__, np.__version__, scipy.__version__,
                                   _flag("FASTDECONV_CYTHON_DEBUG"), _sanitize())).encode())
-    for folder, dirs, names in sorted(os.walk(ext_dir)):
-        dirs.sort()
+    for folder, _, names in sorted(os.walk(ext_dir)):
         for name in sorted(n for n in names if n.endswith((".pxd", ".pxi", ".h"))):
             with open(os.path.join(folder, name), "rb") as fh:
                 shared.update(name.encode() + b"\0" + fh.read())
