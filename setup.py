@@ -15,11 +15,17 @@ Environment switches:
 ``FASTDECONV_CFLAGS``
     Extra compiler flags appended to the defaults, e.g. ``-march=native`` (opt-in: the default
     build stays portable).
+``FASTDECONV_BUILD_CACHE``
+    Directory of the compiled-extension cache (default ``build/ext-cache`` in the checkout);
+    ``0`` turns the cache off. See :func:`cached_build_ext`.
 """
 
 import glob
+import hashlib
 import os
+import re
 import shlex
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -29,6 +35,7 @@ import textwrap
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TRUE = {"1", "true", "yes", "on"}
@@ -155,4 +162,151 @@ def extensions():
     return cythonize(exts, compiler_directives=directives, force=debug)
 
 
-setup(ext_modules=extensions())
+def _generated_c_keys():
+    """{generated C path: SHA-256 of what Cython makes it from} for every ``.pyx`` of
+    ``fastdeconv/_ext``: the ``.pyx``, every ``.pxd`` / ``.pxi`` / ``.h`` beside it, the
+    Cython, NumPy and SciPy versions (their ``.pxd`` files) and the debug switches."""
+    import glob
+
+    import Cython
+    import scipy
+
+    ext_dir = os.path.join(HERE, "fastdeconv", "_ext")
+    shared = hashlib.sha256(repr((Cython.__version__, np.__version__, scipy.__version__,
+                                  _flag("FASTDECONV_CYTHON_DEBUG"), _sanitize())).encode())
+    for folder, _, names in sorted(os.walk(ext_dir)):
+        for name in sorted(n for n in names if n.endswith((".pxd", ".pxi", ".h"))):
+            with open(os.path.join(folder, name), "rb") as fh:
+                shared.update(name.encode() + b"\0" + fh.read())
+    keys = {}
+    for pyx in sorted(glob.glob(os.path.join(ext_dir, "*.pyx"))):
+        digest = shared.copy()
+        with open(pyx, "rb") as fh:
+            digest.update(fh.read())
+        keys[pyx[:-4] + ".c"] = digest.hexdigest()
+    return keys
+
+
+def _file_digest(path):
+    with open(path, "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()
+
+
+def reuse_generated_c():
+    """Let ``cythonize`` skip ``.pyx`` files whose generated C is still right.
+
+    ``cythonize`` regenerates a C file when any ``.pxd`` it depends on is newer, and under
+    pip's build isolation NumPy's, SciPy's and Cython's ``.pxd`` files are freshly installed
+    for every build, so every ``pip install -e`` cythonizes everything again. The build
+    records (in ``build/generated-c.json``) a key of each C file's inputs and the
+    C file's own digest; when both still match, the C file's time stamp is brought to now,
+    which is what ``cythonize`` checks, and when the inputs differ from those it was made
+    from (another ``.pyx``, Cython version or debug switch) it is marked stale. Returns the
+    function that records them (call it after ``cythonize``).
+    """
+    import json
+
+    record = os.path.join(HERE, "build", "generated-c.json")   # this checkout's C files only
+    if os.environ.get("FASTDECONV_BUILD_CACHE", "").strip() == "0":
+        return lambda: None
+    try:
+        with open(record) as fh:
+            known = json.load(fh)
+    except (OSError, ValueError):
+        known = {}
+    for c_file, key in _generated_c_keys().items():
+        entry = known.get(os.path.relpath(c_file, HERE))
+        if not (entry and os.path.exists(c_file)):
+            continue
+        if entry == [key, _file_digest(c_file)]:
+            os.utime(c_file, None)        # up to date: newer than every dependency
+        elif entry[0] != key:
+            os.utime(c_file, (0, 0))      # made from other inputs (e.g. the debug switch): stale
+
+    def save():
+        entries = {os.path.relpath(c, HERE): [key, _file_digest(c)]
+                   for c, key in _generated_c_keys().items() if os.path.exists(c)}
+        os.makedirs(os.path.dirname(record), exist_ok=True)
+        with open(record + ".tmp", "w") as fh:
+            json.dump(entries, fh, indent=1)
+        os.replace(record + ".tmp", record)
+
+    return save
+
+
+def cached_build_ext():
+    """``build_ext`` that compiles the extensions in parallel and caches the built modules.
+
+    ``pip install -e .`` builds in a fresh temporary directory every time, so without a cache
+    every install (``pip install -e ".[test]"`` after ``pip install -e .``) compiles everything
+    again. Each built module is stored under ``FASTDECONV_BUILD_CACHE`` (default
+    ``build/ext-cache`` in the checkout, git-ignored) keyed by a SHA-256 of everything that
+    goes into it: every file under ``fastdeconv/_ext`` and under the include directories
+    inside the checkout (generated C, headers, ``.pxd``), the compiler and linker commands,
+    flags and macros, the Python and NumPy versions; a key that matches is copied instead of
+    compiled. ``FASTDECONV_BUILD_CACHE=0``
+    turns the cache off. Extensions compile on ``os.cpu_count()`` threads unless ``-j`` says
+    otherwise.
+    """
+    cache_root = os.environ.get("FASTDECONV_BUILD_CACHE", os.path.join(HERE, "build", "ext-cache"))
+    ext_dir = os.path.join(HERE, "fastdeconv", "_ext")
+
+    class CachedBuildExt(build_ext):
+        def finalize_options(self):
+            super().finalize_options()
+            if not self.parallel:
+                self.parallel = os.cpu_count() or 1
+
+        def _inputs(self, ext):
+            """Every file that can go into ``ext``: its sources and depends, and everything
+            under ``fastdeconv/_ext`` and under the include directories inside the checkout."""
+            files = set(ext.sources) | set(ext.depends)
+            for top in [ext_dir] + [d for d in ext.include_dirs if os.path.abspath(d).startswith(HERE)]:
+                for folder, dirs, names in os.walk(top):
+                    dirs[:] = [d for d in dirs if d != "__pycache__"]
+                    files.update(os.path.join(folder, n) for n in names
+                                 if not n.endswith((".so", ".pyd", ".html", ".pyc", ".tmp")))
+            return sorted({os.path.abspath(f) for f in files})
+
+        def _cache_key(self, ext):
+            digest = hashlib.sha256()
+            for path in self._inputs(ext):
+                with open(path, "rb") as fh:
+                    content = fh.read()
+                # Cython's metadata comment names numpy's include directory, a fresh temporary
+                # path under pip's build isolation: it is no input of the compiler.
+                content = re.sub(rb"/\* BEGIN: Cython Metadata.*?END: Cython Metadata \*/", b"",
+                                 content, count=1, flags=re.S)
+                digest.update(os.path.relpath(path, HERE).encode() + b"\0" + content)
+            compiler = [getattr(self.compiler, attr, None) for attr in ("compiler_so", "linker_so")]
+            # numpy's include directory is a fresh temporary path under pip's build isolation:
+            # its version stands for it.
+            for part in (compiler, type(self.compiler).__name__, ext.extra_compile_args,
+                         ext.extra_link_args, ext.define_macros, ext.undef_macros, ext.libraries,
+                         ext.library_dirs, [d for d in ext.include_dirs if d != np.get_include()],
+                         sys.version, np.__version__, sysconfig.get_config_var("EXT_SUFFIX")):
+                digest.update(repr(part).encode() + b"\0")
+            return digest.hexdigest()[:32]
+
+        def build_extension(self, ext):
+            if cache_root.strip() == "0" or self.force:
+                return super().build_extension(ext)
+            ext_path = self.get_ext_fullpath(ext.name)
+            cached = os.path.join(cache_root, self._cache_key(ext), os.path.basename(ext_path))
+            if os.path.exists(cached):
+                print(f"fastdeconv: {ext.name} unchanged, reusing {cached}")
+                os.makedirs(os.path.dirname(ext_path) or ".", exist_ok=True)
+                shutil.copy2(cached, ext_path)
+                return
+            super().build_extension(ext)
+            os.makedirs(os.path.dirname(cached), exist_ok=True)
+            shutil.copy2(ext_path, cached + ".tmp")
+            os.replace(cached + ".tmp", cached)
+
+    return CachedBuildExt
+
+
+record_generated_c = reuse_generated_c()
+ext_modules = extensions()
+record_generated_c()
+setup(ext_modules=ext_modules, cmdclass={"build_ext": cached_build_ext()})

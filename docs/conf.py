@@ -26,11 +26,12 @@ extensions = [
     "sphinx.ext.mathjax",
     "numpydoc",
     "matplotlib.sphinxext.plot_directive",
+    "sphinx_gallery.gen_gallery",
 ]
 # No sphinx.ext.intersphinx: the docs must build without network access.
 
 templates_path = []
-exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "examples/GALLERY_HEADER.rst"]
 root_doc = "index"
 default_role = "autolink"
 nitpicky = False
@@ -71,3 +72,23 @@ html_theme_options = {
 }
 html_static_path = []
 html_title = f"fastdeconv {release}"
+
+# -- sphinx-gallery ----------------------------------------------------------------------------
+# The examples in docs/examples/ are executed at every build; their pages, figures,
+# thumbnails, scripts and notebooks are written to docs/auto_examples/ (git-ignored).
+sphinx_gallery_conf = {
+    "examples_dirs": "examples",
+    "gallery_dirs": "auto_examples",
+    "filename_pattern": r"/plot_",
+    # The examples are numbered in the order they are meant to be read.
+    "within_subsection_order": "FileNameSortKey",
+    "abort_on_example_error": True,
+    "only_warn_on_example_error": False,
+    "remove_config_comments": True,
+    "min_reported_time": 0,
+    "show_memory": False,
+    "image_scrapers": ("matplotlib",),
+    "reset_modules": ("matplotlib",),
+    "download_all_examples": True,
+    "write_computation_times": True,
+}
