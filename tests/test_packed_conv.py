@@ -147,7 +147,8 @@ def test_nan_and_inf_reach_exactly_the_outputs_that_read_them(dtype):
 RULE_CASES = [
     ((8, 256, 56, 56), (64, 256, 1, 1), {}, 4, "packed"),                     # pointwise
     ((8, 64, 56, 56), (64, 64, 3, 3), dict(padding=1), 4, "winograd"),       # resnet_3x3
-    ((8, 128, 28, 28), (256, 128, 3, 3), dict(stride=2, padding=1), 4, "im2col"),  # 196 < 256
+    ((8, 128, 28, 28), (256, 128, 3, 3), dict(stride=2, padding=1), 4, "packed"),  # 196 >= 128
+    ((4, 256, 14, 14), (512, 256, 3, 3), dict(stride=2, padding=1), 4, "im2col"),  # 49 < 128
     ((8, 128, 28, 28), (256, 128, 3, 3), dict(stride=2, padding=1), 8, "packed"),  # 196 >= 128
     ((4, 256, 14, 14), (512, 256, 3, 3), dict(stride=2, padding=1), 8, "im2col"),  # 49 < 128
     ((1, 512, 14, 14), (512, 512, 3, 3), dict(padding=1), 8, "im2col"),      # 18 MiB weight

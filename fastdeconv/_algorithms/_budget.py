@@ -68,7 +68,7 @@ class Budget:
     packed_min_positions, packed_min_work, packed_max_weight_bytes
         Rule of the packed engine (forward): chosen when one sample has at least
         ``packed_min_positions`` output positions (the engine runs one GEMM per sample and
-        group, whose N these are; im2col shares a GEMM among samples and wins below), the
+        group, or one per block of samples; below it im2col ties or wins), the
         call's multiply-adds (batch x output positions x output channels x input channels per
         group x taps) reach ``packed_min_work`` (below, fixed costs decide), and one group's
         weight is at most ``packed_max_weight_bytes`` (a larger packed weight is read from
@@ -106,7 +106,7 @@ class Budget:
     winograd_phase_min_tiles: int = 64
     winograd_phase_min_channels: int = 32
 
-    packed_min_positions: tuple = ((4, 256), (8, 128))
+    packed_min_positions: tuple = ((4, 128), (8, 128))
     packed_min_work: tuple = ((4, 10_000_000), (8, 5_000_000))
     packed_max_weight_bytes: int = 8 * 2**20
 
