@@ -53,6 +53,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._geometry import source_index
+
 __all__ = [
     "offsets", "chunks_from_offsets", "strided_output_offsets", "upsampled_output_offsets",
     "conv_windows", "conv_halo", "TransposedSource", "transposed_sources", "PoolWindow",
@@ -165,29 +167,6 @@ def transposed_sources(out_edges, in_size, kernel_extent, stride, crop_before):
         sources.append(TransposedSource(start, stop, (max(before, 0), max(after, 0)),
                                         (max(-before, 0), max(-after, 0))))
     return sources
-
-
-def source_index(position, size, mode):
-    """Input cell that a padded position copies (PyTorch's padding modes).
-
-    ``reflect`` mirrors without repeating the edge, ``replicate`` repeats it, ``circular``
-    wraps; ``zeros`` gives -1 outside ``[0, size)``.
-
-    >>> source_index(np.arange(-2, 6), 4, "reflect").tolist()
-    [2, 1, 0, 1, 2, 3, 2, 1]
-    """
-    position = np.asarray(position, dtype=np.int64)
-    if mode == "zeros":
-        return np.where((position >= 0) & (position < size), position, -1)
-    if mode == "replicate":
-        return np.clip(position, 0, size - 1)
-    if mode == "circular":
-        return np.mod(position, size)
-    if size == 1:
-        return np.zeros_like(position)
-    period = 2 * (size - 1)
-    folded = np.mod(position, period)
-    return np.where(folded < size, folded, period - folded)
 
 
 # ---------------------------------------------------------------------------------- pooling
