@@ -1,0 +1,195 @@
+"""Data and weight layouts: ``data_format`` and ``weight_format`` of every framework.
+
+fastdeconv computes in one canonical layout, PyTorch's: data channels-first ``(N, C,
+*spatial)``, convolution weights ``(C_out, C_in / groups, *kernel)`` (``"OIHW"``) and
+transposed-convolution weights ``(C_in, C_out / groups, *kernel)`` (``"IOHW"``). Every public
+operator takes the layout its caller has and gives results and gradients back in it; this
+module is the one place that parses the layout strings and moves axes, so that the operators,
+their backward passes, the sparse matrices and :mod:`fastdeconv.compat` agree.
+
+Layouts
+-------
+``data_format``
+    ``"channels_first"`` (default) or ``"channels_last"`` (``(N, *spatial, C)``, the default of
+    TensorFlow, Keras, JAX/flax and TFLite), or an explicit layout string checked against the
+    rank: ``"NCW"``, ``"NWC"``, ``"NCHW"``, ``"NHWC"``, ``"NCDHW"``, ``"NDHWC"``.
+``weight_format``
+    ``O`` (output channels of the operator, per group for a transposed convolution), ``I``
+    (input channels, per group for a convolution) and the spatial letters (``W``; ``HW``;
+    ``DHW``) in any order: PyTorch ``"OIHW"`` (conv) / ``"IOHW"`` (conv_transpose), TF, Keras
+    and JAX ``"HWIO"``, TF ``conv2d_transpose`` and Keras ``Conv2DTranspose`` ``"HWOI"``, TFLite
+    ``"OHWI"``. ``None`` is the canonical layout of the operator.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "DATA_FORMATS",
+    "DATA_FORMAT_ALIASES",
+    "SPATIAL_LETTERS",
+    "Layout",
+    "is_channels_last",
+    "weight_axes",
+    "to_channels_first",
+    "from_channels_first",
+    "channels_first_shape",
+    "channels_last_shape",
+]
+
+DATA_FORMATS = ("channels_first", "channels_last")
+
+#: explicit layout strings: (channels last?, spatial dimensions)
+DATA_FORMAT_ALIASES = {
+    "NCW": (False, 1), "NWC": (True, 1),
+    "NCHW": (False, 2), "NHWC": (True, 2),
+    "NCDHW": (False, 3), "NDHWC": (True, 3),
+}
+
+#: the spatial letters of a weight layout, by number of spatial dimensions
+SPATIAL_LETTERS = {1: "W", 2: "HW", 3: "DHW"}
+
+
+def is_channels_last(data_format, spatial_ndim=None, name="data_format"):
+    """True for a channels-last ``data_format``; ValueError for an unknown one or an explicit
+    layout string (``"NHWC"``, ...) whose rank is not ``spatial_ndim`` (None: not checked)."""
+    if not isinstance(data_format, str):
+        raise TypeError(f"{name} must be a string, one of {DATA_FORMATS} or "
+                        f"{tuple(DATA_FORMAT_ALIASES)}, got {data_format!r}")
+    if data_format in DATA_FORMATS:
+        return data_format == "channels_last"
+    if data_format not in DATA_FORMAT_ALIASES:
+        raise ValueError(f"{name} must be one of {DATA_FORMATS} or an explicit layout "
+                         f"{tuple(DATA_FORMAT_ALIASES)}, got {data_format!r}")
+    last, ndim = DATA_FORMAT_ALIASES[data_format]
+    if spatial_ndim is not None and ndim != spatial_ndim:
+        raise ValueError(
+            f"{name}={data_format!r} is a layout for {ndim} spatial dimension"
+            f"{'s' if ndim > 1 else ''} ({ndim + 2}-d arrays), but the data has {spatial_ndim} "
+            f"({spatial_ndim + 2}-d arrays); use 'channels_first' or 'channels_last' for any rank"
+        )
+    return last
+
+
+def weight_axes(weight_format, spatial_ndim, transpose, name="weight_format"):
+    """Axes that take a weight of layout ``weight_format`` to the canonical layout.
+
+    Returns the permutation ``axes`` with ``canonical = weight.transpose(axes)``, or None when
+    ``weight_format`` is None or already canonical (``"OI..."`` for a convolution, ``"IO..."``
+    for a transposed one).
+    """
+    if weight_format is None:
+        return None
+    if not isinstance(weight_format, str):
+        raise TypeError(f"{name} must be a string such as 'OIHW' or 'HWIO', or None, got "
+                        f"{weight_format!r}")
+    if spatial_ndim not in SPATIAL_LETTERS:
+        raise ValueError(
+            f"{name} is supported for 1 to 3 spatial dimensions; the weight has "
+            f"{spatial_ndim}, so pass weight_format=None (the canonical layout)")
+    spatial = SPATIAL_LETTERS[spatial_ndim]
+    canonical = ("IO" if transpose else "OI") + spatial
+    if len(weight_format) != len(canonical) or sorted(weight_format) != sorted(canonical):
+        raise ValueError(
+            f"{name} must be the letters O, I and {', '.join(spatial)} in some order (one "
+            f"each, for {spatial_ndim} spatial dimension{'s' if spatial_ndim > 1 else ''}), "
+            f"got {weight_format!r}")
+    axes = tuple(weight_format.index(letter) for letter in canonical)
+    return None if axes == tuple(range(len(axes))) else axes
+
+
+def _inverse(axes):
+    return tuple(int(a) for a in np.argsort(axes))
+
+
+def to_channels_first(array):
+    """View of a channels-last array ``(N, *spatial, C)`` as ``(N, C, *spatial)``."""
+    return np.moveaxis(array, -1, 1)
+
+
+def from_channels_first(array):
+    """C-contiguous channels-last copy of a channels-first array (one transposing copy)."""
+    return np.ascontiguousarray(np.moveaxis(array, 1, -1))
+
+
+def channels_first_shape(shape):
+    """``(N, *spatial, C)`` to ``(N, C, *spatial)``."""
+    shape = tuple(shape)
+    return shape[:1] + shape[-1:] + shape[1:-1]
+
+
+def channels_last_shape(shape):
+    """``(N, C, *spatial)`` to ``(N, *spatial, C)``."""
+    shape = tuple(shape)
+    return shape[:1] + shape[2:] + shape[1:2]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The caller's layouts of one call, resolved and validated.
+
+    Attributes
+    ----------
+    channels_last : bool
+        Data arrays are ``(N, *spatial, C)``.
+    weight_axes : tuple of int or None
+        ``canonical_weight = weight.transpose(weight_axes)``; None for the canonical layout.
+    """
+
+    channels_last: bool = False
+    weight_axes: tuple = None
+
+    @classmethod
+    def resolve(cls, data_format, spatial_ndim, weight_format=None, *, transpose=False):
+        """Validate ``data_format`` (and ``weight_format`` for a convolution) for
+        ``spatial_ndim`` spatial dimensions."""
+        last = is_channels_last(data_format, spatial_ndim)
+        axes = weight_axes(weight_format, spatial_ndim, transpose)
+        return cls(last, axes)
+
+    @property
+    def is_canonical(self):
+        return not self.channels_last and self.weight_axes is None
+
+    # ------------------------------------------------------------- caller's -> canonical
+    def data_in(self, array):
+        """Channels-first view of a data array in the caller's layout (no copy)."""
+        if array is None or not self.channels_last or array.ndim < 2:
+            return array
+        return to_channels_first(array)
+
+    def weight_in(self, weight):
+        """Canonical view of a weight in the caller's layout (no copy)."""
+        if weight is None or self.weight_axes is None or weight.ndim != len(self.weight_axes):
+            return weight
+        return weight.transpose(self.weight_axes)
+
+    def shape_in(self, shape):
+        """Channels-first form of a data shape in the caller's layout."""
+        if shape is None or not self.channels_last or len(shape) < 2:
+            return shape
+        return channels_first_shape(shape)
+
+    def weight_shape_in(self, shape):
+        if self.weight_axes is None or len(shape) != len(self.weight_axes):
+            return tuple(shape)
+        return tuple(shape[a] for a in self.weight_axes)
+
+    # ------------------------------------------------------------- canonical -> caller's
+    def data_out(self, array):
+        """A channels-first result in the caller's layout, C-contiguous."""
+        if array is None or not self.channels_last:
+            return array
+        return from_channels_first(array)
+
+    def weight_out(self, weight):
+        """A canonical weight (gradient) in the caller's layout, C-contiguous."""
+        if weight is None or self.weight_axes is None:
+            return weight
+        return np.ascontiguousarray(weight.transpose(_inverse(self.weight_axes)))
+
+    def shape_out(self, shape):
+        if not self.channels_last:
+            return tuple(shape)
+        return channels_last_shape(shape)
