@@ -83,7 +83,7 @@ def main(argv=None):
     else:
         cluster = distributed.LocalCluster(
             processes=True, n_workers=args.workers, threads_per_worker=1, host="127.0.0.1",
-            dashboard_address=None, memory_limit=args.memory_limit)
+            dashboard_address=":0", memory_limit=args.memory_limit)
         client = distributed.Client(cluster)
     try:
         print(f"volume (1, 1, {n}, {n}, {n}) float32 = {4 * n**3 / 2**30:.2f} GiB, chunks "

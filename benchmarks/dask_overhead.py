@@ -69,7 +69,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     cluster = distributed.LocalCluster(processes=True, n_workers=2, threads_per_worker=1,
-                                       host="127.0.0.1", dashboard_address=None)
+                                       host="127.0.0.1", dashboard_address=":0")
     client = distributed.Client(cluster)
     rows = []
     try:

@@ -80,8 +80,8 @@ def _add_geometry_arguments(parser, *, target=True):
                  help="stride (default 1)")
     _list_option(parser, "--padding", type=_padding_token, default=[0], metavar="P",
                  help="padding: an int, one int per dimension, before,after pairs per "
-                 "dimension (e.g. --padding 0,1 1,1) or one of valid, same, same_lower "
-                 "(default 0)")
+                 "dimension (e.g. --padding 0,1 1,1) or one of valid, same, same_lower, "
+                 "full (default 0)")
     _list_option(parser, "--dilation", default=[1], metavar="D",
                  help="dilation (default 1)")
 
@@ -223,7 +223,7 @@ def cmd_shapes(args):
 
 
 def _same_hits(size, kernel, stride, dilation, transpose, target):
-    for name in ("same", "same_lower"):
+    for name in ("same", "same_lower", "full"):
         try:
             if transpose:
                 out = shapes.conv_transpose_output_shape(size, kernel, stride=stride,

@@ -12,12 +12,12 @@ only then calls compiled code.
 """
 
 import math
-from functools import partial
-
 import numpy as np
 
 from ._algorithms import BLAS_INT_MAX, plan, run_pass
 from ._docstrings import docfiller
+from . import _channels_last as channels_last
+from ._formats import Layout
 from ._geometry import source_index
 from ._problem import ConvProblem, conv_problem, conv_transpose_problem
 from ._validation import as_array, as_compute_array, check_workspace, result_dtype
@@ -141,15 +141,50 @@ def _check_positions(problem, transpose, dtype):
 
 
 # ------------------------------------------------------------------------------- public API
-def _operands(named, optional=("bias",)):
-    """Convert (value, name) pairs to arrays of one compute dtype; None stays None for the
-    ``optional`` names and is a TypeError for the others."""
+def _operands(named, optional=("bias",), *, data_format="channels_first", weight_format=None,
+              transpose=False, contiguous=True):
+    """Convert (value, name) pairs to arrays of one compute dtype in the canonical layout.
+
+    None stays None for the ``optional`` names and is a TypeError for the others. The data
+    arrays (``x``, ``grad_output``) in ``data_format`` and the weight in ``weight_format``
+    become canonical views first, so that a channels-last or HWIO operand costs one
+    transposing copy (the one that makes it C-contiguous) and no more.
+
+    Returns
+    -------
+    dtype, layout, arrays
+        The compute dtype, the resolved :class:`fastdeconv._formats.Layout` and the arrays
+        (C-contiguous of the compute dtype, or the canonical views unless ``contiguous``:
+        then :func:`_compute_arrays` converts them once the path is chosen).
+    """
     for value, name in named:
         if value is None and name not in optional:
             raise TypeError(f"{name} must be an array, got None")
     arrays = [(None if v is None else as_array(v, name), name) for v, name in named]
     dtype = result_dtype(*arrays)
-    return dtype, [None if a is None else as_compute_array(a, dtype) for a, _ in arrays]
+    weight = dict((name, a) for a, name in arrays)["weight"]
+    spatial = weight.ndim - 2 if weight.ndim >= 3 else None
+    layout = Layout.resolve(data_format, spatial,
+                            weight_format if spatial is not None else None, transpose=transpose)
+    views = [layout.data_in(a) if name in ("x", "grad_output")
+             else layout.weight_in(a) if name == "weight" else a for a, name in arrays]
+    return dtype, layout, _compute_arrays(dtype, *views) if contiguous else views
+
+
+def _compute_arrays(dtype, *arrays):
+    return [None if a is None else as_compute_array(a, dtype) for a in arrays]
+
+
+def _output_size_in(output_size, layout, ndim):
+    """A full ``output_size`` shape in the caller's layout, channels first (spatial sizes and
+    anything invalid pass unchanged, for the geometry to judge)."""
+    if output_size is None or not layout.channels_last:
+        return output_size
+    try:
+        full = len(output_size) == ndim
+    except TypeError:
+        return output_size
+    return layout.shape_in(tuple(output_size)) if full else output_size
 
 
 def _check_bias(bias, channels):
@@ -158,11 +193,11 @@ def _check_bias(bias, channels):
                          f"got shape {bias.shape}")
 
 
-def _check_grad_output(grad_output, expected):
+def _check_grad_output(grad_output, expected, layout):
     if grad_output.shape != tuple(expected):
         raise ValueError(
-            f"grad_output must have the operator's output shape {tuple(expected)}, got "
-            f"{grad_output.shape}"
+            f"grad_output must have the operator's output shape "
+            f"{layout.shape_out(expected)}, got {layout.shape_out(grad_output.shape)}"
         )
 
 
@@ -187,18 +222,25 @@ def _check_grads(grads):
     return wanted
 
 
-def _backward_operands(grad_output, x, weight, grads, transpose, make_problem):
-    """The operands of a backward function in one compute dtype, its validated problem
-    (``make_problem(x_shape, weight_shape)``; ``transpose`` for conv_transpose's) and the
-    set of wanted gradients, checked in that order."""
-    dtype, (grad_output, x, weight) = _operands(
-        [(grad_output, "grad_output"), (x, "x"), (weight, "weight")]
-    )
-    problem = make_problem(x.shape, weight.shape)
+def _backward_operands(grad_output, x, weight, grads, transpose, make_problem, data_format,
+                       weight_format):
+    """The operands of a backward function in one compute dtype and the canonical layout,
+    its validated problem (``make_problem(x_shape, weight_shape)``; ``transpose`` for
+    conv_transpose's), the set of wanted gradients and the caller's layout, checked in that
+    order."""
+    dtype, layout, (grad_output, x, weight) = _operands(
+        [(grad_output, "grad_output"), (x, "x"), (weight, "weight")],
+        data_format=data_format, weight_format=weight_format, transpose=transpose,
+        contiguous=False)
+    problem = make_problem(x.shape, weight.shape, layout)
     _check_positions(problem, transpose, dtype)
     _check_grad_output(grad_output, problem.forward_input_shape if transpose
-                       else problem.forward_output_shape)
-    return grad_output, x, weight, problem, _check_grads(grads)
+                       else problem.forward_output_shape, layout)
+    wanted = _check_grads(grads)
+    if channels_last.is_native(problem, layout):  # the caller's channels-last arrays
+        grad_output, x = np.moveaxis(grad_output, 1, -1), np.moveaxis(x, 1, -1)
+    grad_output, x, weight = _compute_arrays(dtype, grad_output, x, weight)
+    return grad_output, x, weight, problem, wanted, layout
 
 
 def _bias_grad(grad_output):
@@ -208,9 +250,14 @@ def _bias_grad(grad_output):
         return grad_output.sum(axis=(0,) + tuple(range(2, grad_output.ndim)))
 
 
+def _bias_grad_channels_last(grad_output):
+    with np.errstate(invalid="ignore", over="ignore"):
+        return grad_output.reshape(-1, grad_output.shape[-1]).sum(axis=0)
+
+
 @docfiller
 def conv(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
-         padding_mode="zeros"):
+         padding_mode="zeros", data_format="channels_first", weight_format=None):
     r"""N-d convolution (cross-correlation, as in every deep-learning framework).
 
     Parameters
@@ -226,11 +273,13 @@ def conv(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
     %(dilation)s
     %(groups)s
     %(padding_mode)s
+    %(data_format)s
+    %(weight_format_conv)s
 
     Returns
     -------
     y : ndarray, shape (N, C_out, \*out_spatial)
-        ``float32`` or ``float64``, see Notes.
+        ``float32`` or ``float64``, see Notes; ``(N, *out_spatial, C_out)`` channels-last.
 
     Raises
     ------
@@ -283,18 +332,33 @@ def conv(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
     True
     >>> float(y[0, 0, 1, 1])  # 2 channels x 9 taps, all inside the input
     18.0
+
+    TensorFlow's and Keras's layouts: channels-last data, an ``(kH, kW, C_in, C_out)`` kernel:
+
+    >>> x_nhwc, w_hwio = np.ones((1, 5, 7, 2)), np.ones((3, 3, 2, 4))
+    >>> fastdeconv.conv(x_nhwc, w_hwio, padding="same", data_format="channels_last",
+    ...                 weight_format="HWIO").shape
+    (1, 5, 7, 4)
     """
-    dtype, (x, weight, bias) = _operands([(x, "x"), (weight, "weight"), (bias, "bias")])
+    dtype, layout, (x, weight, bias) = _operands(
+        [(x, "x"), (weight, "weight"), (bias, "bias")], data_format=data_format,
+        weight_format=weight_format, contiguous=False)
     problem = conv_problem(x.shape, weight.shape, stride=stride, padding=padding,
                            dilation=dilation, groups=groups, padding_mode=padding_mode)
     _check_positions(problem, False, dtype)
     _check_bias(bias, problem.c_out)
-    return _add_bias(_forward(_pad_input(x, problem), weight, _padded_problem(problem)), bias)
+    if channels_last.is_native(problem, layout):
+        x, weight, bias = _compute_arrays(dtype, np.moveaxis(x, 1, -1), weight, bias)
+        return channels_last.pointwise_product(x, weight, bias, transpose_weight=True)
+    x, weight, bias = _compute_arrays(dtype, x, weight, bias)
+    y = _forward(_pad_input(x, problem), weight, _padded_problem(problem))
+    return layout.data_out(_add_bias(y, bias))
 
 
 @docfiller
 def conv_transpose(x, weight, bias=None, *, stride=1, padding=0, output_padding=0,
-                   dilation=1, groups=1, output_size=None):
+                   dilation=1, groups=1, output_size=None, data_format="channels_first",
+                   weight_format=None):
     r"""N-d transposed convolution: the adjoint of :func:`conv` ("deconvolution" in DL).
 
     ``conv_transpose(y, w)`` is the gradient of ``conv(x, w)`` with respect to ``x``: for the
@@ -315,10 +379,13 @@ def conv_transpose(x, weight, bias=None, *, stride=1, padding=0, output_padding=
     %(dilation)s
     %(groups)s
     %(output_size)s
+    %(data_format)s
+    %(weight_format_transpose)s
 
     Returns
     -------
     y : ndarray, shape (N, C_out, \*out_spatial)
+        ``(N, *out_spatial, C_out)`` channels-last.
 
     Raises
     ------
@@ -364,20 +431,35 @@ def conv_transpose(x, weight, bias=None, *, stride=1, padding=0, output_padding=
     >>> rhs = np.vdot(u, fastdeconv.conv_transpose(v, w, stride=2, padding=1))
     >>> bool(np.isclose(lhs, rhs))
     True
+
+    Keras's ``Conv2DTranspose``: channels-last data, an ``(kH, kW, C_out, C_in)`` kernel:
+
+    >>> x_nhwc, w_hwoi = np.ones((1, 4, 4, 3)), np.ones((4, 4, 2, 3))
+    >>> fastdeconv.conv_transpose(x_nhwc, w_hwoi, stride=2, padding="same",
+    ...                           data_format="channels_last", weight_format="HWOI").shape
+    (1, 8, 8, 2)
     """
-    dtype, (x, weight, bias) = _operands([(x, "x"), (weight, "weight"), (bias, "bias")])
+    dtype, layout, (x, weight, bias) = _operands(
+        [(x, "x"), (weight, "weight"), (bias, "bias")], data_format=data_format,
+        weight_format=weight_format, transpose=True, contiguous=False)
     problem = conv_transpose_problem(
         x.shape, weight.shape, stride=stride, padding=padding, output_padding=output_padding,
-        dilation=dilation, groups=groups, output_size=output_size,
+        dilation=dilation, groups=groups,
+        output_size=_output_size_in(output_size, layout, x.ndim),
     )
     _check_positions(problem, True, dtype)
     _check_bias(bias, problem.c_in)
-    return _add_bias(_backward_input(x, weight, problem), bias)
+    if channels_last.is_native(problem, layout):
+        x, weight, bias = _compute_arrays(dtype, np.moveaxis(x, 1, -1), weight, bias)
+        return channels_last.pointwise_product(x, weight, bias, transpose_weight=False)
+    x, weight, bias = _compute_arrays(dtype, x, weight, bias)
+    return layout.data_out(_add_bias(_backward_input(x, weight, problem), bias))
 
 
 @docfiller
 def conv_backward(grad_output, x, weight, *, stride=1, padding=0, dilation=1, groups=1,
-                  padding_mode="zeros", grads=("x", "weight", "bias")):
+                  padding_mode="zeros", grads=("x", "weight", "bias"),
+                  data_format="channels_first", weight_format=None):
     r"""Gradients of :func:`conv` with respect to its input, weight and bias.
 
     Parameters
@@ -393,6 +475,8 @@ def conv_backward(grad_output, x, weight, *, stride=1, padding=0, dilation=1, gr
     %(groups)s
     %(padding_mode)s
     %(grads)s
+    %(data_format)s
+    %(weight_format_conv)s
 
     Returns
     -------
@@ -421,21 +505,30 @@ def conv_backward(grad_output, x, weight, *, stride=1, padding=0, dilation=1, gr
     >>> gx.shape, gw.shape, gb.shape
     ((2, 3, 6), (4, 3, 3), (4,))
     """
-    grad_output, x, weight, problem, wanted = _backward_operands(
+    grad_output, x, weight, problem, wanted, layout = _backward_operands(
         grad_output, x, weight, grads, False,
-        partial(conv_problem, stride=stride, padding=padding, dilation=dilation, groups=groups,
-                padding_mode=padding_mode))
+        lambda x_shape, weight_shape, layout: conv_problem(
+            x_shape, weight_shape, stride=stride, padding=padding, dilation=dilation,
+            groups=groups, padding_mode=padding_mode), data_format, weight_format)
+    if channels_last.is_native(problem, layout):
+        return (channels_last.pointwise_product(grad_output, weight, transpose_weight=False)
+                if "x" in wanted else None,
+                layout.weight_out(channels_last.pointwise_weight_grad(
+                    grad_output, x, weight.shape)) if "weight" in wanted else None,
+                _bias_grad_channels_last(grad_output) if "bias" in wanted else None)
     padded = _padded_problem(problem)
     grad_x = (_fold_padding(_backward_input(grad_output, weight, padded), problem)
               if "x" in wanted else None)
     grad_weight = (_backward_weight(_pad_input(x, problem), grad_output, padded)
                    if "weight" in wanted else None)
-    return grad_x, grad_weight, _bias_grad(grad_output) if "bias" in wanted else None
+    return (layout.data_out(grad_x), layout.weight_out(grad_weight),
+            _bias_grad(grad_output) if "bias" in wanted else None)
 
 
 @docfiller
 def conv_transpose_backward(grad_output, x, weight, *, stride=1, padding=0, output_padding=0,
-                            dilation=1, groups=1, output_size=None, grads=("x", "weight", "bias")):
+                            dilation=1, groups=1, output_size=None, grads=("x", "weight", "bias"),
+                            data_format="channels_first", weight_format=None):
     r"""Gradients of :func:`conv_transpose` with respect to its input, weight and bias.
 
     Parameters
@@ -454,6 +547,8 @@ def conv_transpose_backward(grad_output, x, weight, *, stride=1, padding=0, outp
     %(groups)s
     %(output_size)s
     %(grads)s
+    %(data_format)s
+    %(weight_format_transpose)s
 
     Returns
     -------
@@ -480,11 +575,20 @@ def conv_transpose_backward(grad_output, x, weight, *, stride=1, padding=0, outp
     >>> float(gx[0, 0, 0, 0]), float(gw[0, 0, 0, 0]), gb.tolist()
     (8.0, 9.0, [36.0, 36.0])
     """
-    grad_output, x, weight, problem, wanted = _backward_operands(
+    grad_output, x, weight, problem, wanted, layout = _backward_operands(
         grad_output, x, weight, grads, True,
-        partial(conv_transpose_problem, stride=stride, padding=padding,
-                output_padding=output_padding, dilation=dilation, groups=groups,
-                output_size=output_size))
+        lambda x_shape, weight_shape, layout: conv_transpose_problem(
+            x_shape, weight_shape, stride=stride, padding=padding,
+            output_padding=output_padding, dilation=dilation, groups=groups,
+            output_size=_output_size_in(output_size, layout, len(x_shape))),
+        data_format, weight_format)
+    if channels_last.is_native(problem, layout):
+        return (channels_last.pointwise_product(grad_output, weight, transpose_weight=True)
+                if "x" in wanted else None,
+                layout.weight_out(channels_last.pointwise_weight_grad(
+                    x, grad_output, weight.shape)) if "weight" in wanted else None,
+                _bias_grad_channels_last(grad_output) if "bias" in wanted else None)
     grad_x = _forward(grad_output, weight, problem) if "x" in wanted else None
     grad_weight = _backward_weight(grad_output, x, problem) if "weight" in wanted else None
-    return grad_x, grad_weight, _bias_grad(grad_output) if "bias" in wanted else None
+    return (layout.data_out(grad_x), layout.weight_out(grad_weight),
+            _bias_grad(grad_output) if "bias" in wanted else None)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse.linalg
 
+from ._formats import Layout
 from ._geometry import ConvGeometry, resolve_padding
 from ._linear_operator import linear_operator
 from ._problem import conv_problem, conv_transpose_problem
@@ -129,7 +130,8 @@ def _requested_shape(input_size, default, x0):
 
 
 def deconvolve(y, weight, *, stride=1, padding=0, dilation=1, groups=1, transpose=False,
-               damp=0.0, method="lsqr", tol=1e-10, maxiter=None, x0=None, input_size=None):
+               damp=0.0, method="lsqr", tol=1e-10, maxiter=None, x0=None, input_size=None,
+               data_format="channels_first", weight_format=None):
     r"""Undo a convolution: the least-squares :math:`x` with ``conv(x, weight, ...) == y``.
 
     This is deconvolution in the signal-processing sense, the inverse problem. It is *not*
@@ -168,6 +170,13 @@ def deconvolve(y, weight, *, stride=1, padding=0, dilation=1, groups=1, transpos
         ``stride`` input sizes to the same output size, as for ``output_size`` of
         :func:`fastdeconv.conv_transpose`; the default is the smallest, the size that
         ``conv_transpose(y, weight, ...)`` has, or the shape of ``x0`` when given.
+    data_format : str, default "channels_first"
+        Layout of ``y``, ``x0`` and the solution: ``"channels_first"`` or
+        ``"channels_last"`` (or ``"NCHW"``, ``"NHWC"``, ... checked against the rank), as
+        for :func:`fastdeconv.conv`.
+    weight_format : str, optional
+        Layout of ``weight`` (letters ``O``, ``I`` and ``W`` / ``HW`` / ``DHW``), as for
+        :func:`fastdeconv.conv` or, with ``transpose=True``, :func:`fastdeconv.conv_transpose`.
 
     Returns
     -------
@@ -234,6 +243,12 @@ def deconvolve(y, weight, *, stride=1, padding=0, dilation=1, groups=1, transpos
     y = as_array(y, "y")
     weight = as_array(weight, "weight")
     result_dtype((y, "y"), (weight, "weight"))          # dtype checks (complex, object, ...)
+    if not isinstance(transpose, (bool, np.bool_)):
+        raise TypeError(f"transpose must be True or False, got {transpose!r}")
+    spatial = weight.ndim - 2 if weight.ndim >= 3 else None
+    layout = Layout.resolve(data_format, spatial, weight_format if spatial else None,
+                            transpose=bool(transpose))
+    y, weight = layout.data_in(y), layout.weight_in(weight)
     y = np.ascontiguousarray(y, dtype=np.float64)
     weight = np.ascontiguousarray(weight, dtype=np.float64)
     if weight.ndim < 3:
@@ -246,8 +261,6 @@ def deconvolve(y, weight, *, stride=1, padding=0, dilation=1, groups=1, transpos
             f"y must have {weight.ndim} dimensions (N, C, *spatial) to match a weight with "
             f"{weight.ndim - 2} spatial dimensions, got shape {y.shape}"
         )
-    if not isinstance(transpose, (bool, np.bool_)):
-        raise TypeError(f"transpose must be True or False, got {transpose!r}")
     if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     damp = _check_float(damp, "damp")
@@ -259,7 +272,7 @@ def deconvolve(y, weight, *, stride=1, padding=0, dilation=1, groups=1, transpos
     if x0 is not None:
         x0 = as_array(x0, "x0")
         result_dtype((x0, "x0"))
-        x0 = np.ascontiguousarray(x0, dtype=np.float64)
+        x0 = np.ascontiguousarray(layout.data_in(x0), dtype=np.float64)
         if x0.ndim != y.ndim or x0.shape[0] != y.shape[0]:
             raise ValueError(
                 f"x0 must have shape (N, C, *spatial) with N = {y.shape[0]} like y, got "
@@ -270,6 +283,8 @@ def deconvolve(y, weight, *, stride=1, padding=0, dilation=1, groups=1, transpos
         x_shape = _x_shape(y, weight, stride=stride, padding=padding, dilation=dilation,
                            groups=groups, transpose=bool(transpose))
     if input_size is not None:
+        if layout.channels_last and np.ndim(input_size) == 1 and len(input_size) == y.ndim:
+            input_size = layout.shape_in(tuple(input_size))
         x_shape = _requested_shape(input_size, x_shape, x0)
 
     params = dict(weight=weight, stride=stride, padding=padding, dilation=dilation,
@@ -301,7 +316,8 @@ def deconvolve(y, weight, *, stride=1, padding=0, dilation=1, groups=1, transpos
     n = y.shape[0]
     n_in, n_out = sample.shape[1], sample.shape[0]
     if n == 0:  # an empty batch: nothing to solve
-        return DeconvolutionResult(np.zeros(x_shape), 0.0, 0, True, method, "empty batch")
+        return DeconvolutionResult(layout.data_out(np.zeros(x_shape)), 0.0, 0, True, method,
+                                   "empty batch")
 
     def matvec(v):
         return sample.matmat(np.reshape(v, (n, n_in)).T).T.ravel()
@@ -344,5 +360,5 @@ def deconvolve(y, weight, *, stride=1, padding=0, dilation=1, groups=1, transpos
         message = ("the normal equations are solved to the tolerance" if info == 0 else
                    "the iteration limit was reached" if info > 0 else "breakdown")
     residual = float(np.linalg.norm(A.matvec(solution) - b))
-    return DeconvolutionResult(solution.reshape(x_shape), residual, iterations, bool(converged),
-                               method, message)
+    return DeconvolutionResult(layout.data_out(solution.reshape(x_shape)), residual, iterations,
+                               bool(converged), method, message)

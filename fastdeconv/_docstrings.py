@@ -10,7 +10,7 @@ _PARAMETERS = {
 stride : int or tuple of int, default 1
     Step between applications of the kernel, one value or one per spatial dimension.""",
     "padding_conv": """\
-padding : int, tuple, or {"valid", "same", "same_lower"}, default 0
+padding : int, tuple, or {"valid", "same", "same_lower", "full"}, default 0
     Zero padding of the input, one of:
 
     - an int: the same padding on both sides of every spatial dimension;
@@ -21,15 +21,20 @@ padding : int, tuple, or {"valid", "same", "same_lower"}, default 0
     - ``"same"``: output size ``ceil(in / stride)``, total padding
       ``max((out - 1) * stride + dilation * (k - 1) + 1 - in, 0)`` split with the odd extra
       pad at the end (TensorFlow ``SAME``, ONNX ``SAME_UPPER``);
-    - ``"same_lower"``: as ``"same"`` with the odd extra pad at the start (ONNX ``SAME_LOWER``).""",
+    - ``"same_lower"``: as ``"same"`` with the odd extra pad at the start (ONNX ``SAME_LOWER``);
+    - ``"full"``: ``dilation * (k - 1)`` on both sides, every partial overlap (NumPy's and
+      SciPy's ``convolve(..., mode="full")``): output size ``in + dilation * (k - 1)`` at
+      stride 1.""",
     "padding_transpose": """\
-padding : int, tuple, or {"valid", "same", "same_lower"}, default 0
+padding : int, tuple, or {"valid", "same", "same_lower", "full"}, default 0
     Padding of the underlying convolution's input, which crops the transposed convolution's
     output: an int, one int per spatial dimension, one ``(before, after)`` pair per spatial
     dimension, ``"valid"`` (no padding), ``"same"`` (output size ``in * stride`` as in
     TensorFlow/Keras/ONNX: total padding ``dilation * (k - 1) + 1 - stride`` with the odd
     extra at the end; when negative, the missing positions are zeros added at the end) or
-    ``"same_lower"`` (odd extra at the start).""",
+    ``"same_lower"`` (odd extra at the start), or ``"full"`` (``dilation * (k - 1)`` on both
+    sides: output size ``(in - 1) * stride - dilation * (k - 1) + 1 + output_padding``, Keras's
+    ``deconv_output_length(..., "full")``; the adjoint of :func:`conv` with ``"full"``).""",
     "output_padding": """\
 output_padding : int or tuple of int, default 0
     Extra positions added at the end of each spatial dimension of the output, to pick one of
@@ -111,6 +116,26 @@ between its 2-D and its 1-D/3-D kernels and, for the latter, between float32 and
 tensors); this is emulated, so the same pixels are picked as by PyTorch for the same dtype.
 With ``coordinate_transformation_mode`` the nearest-neighbour rounding is decided in exact
 arithmetic.""",
+    "data_format": """\
+data_format : str, default "channels_first"
+    Layout of the data arrays (inputs, outputs and gradients alike): ``"channels_first"``,
+    ``(N, C, *spatial)`` as in PyTorch and ONNX, or ``"channels_last"``, ``(N, *spatial, C)``
+    as in TensorFlow, Keras, JAX/flax and TFLite; the explicit strings ``"NCW"``, ``"NWC"``,
+    ``"NCHW"``, ``"NHWC"``, ``"NCDHW"`` and ``"NDHWC"`` are accepted too and checked against
+    the rank. Results come back C-contiguous in the same layout.""",
+    "weight_format_conv": """\
+weight_format : str, optional
+    Layout of ``weight`` (and of the returned weight gradient): the letters ``O`` (output
+    channels), ``I`` (input channels per group) and the spatial letters ``W``, ``HW`` or
+    ``DHW`` in any order. Default ``"OIHW"`` (PyTorch, ONNX); TensorFlow, Keras and JAX use
+    ``"HWIO"``, TFLite ``"OHWI"``. See the porting page of the user guide.""",
+    "weight_format_transpose": """\
+weight_format : str, optional
+    Layout of ``weight`` (and of the returned weight gradient): the letters ``I`` (this
+    operator's input channels), ``O`` (its output channels per group) and the spatial letters
+    ``W``, ``HW`` or ``DHW`` in any order. Default ``"IOHW"`` (PyTorch, ONNX); TensorFlow's
+    ``conv2d_transpose`` and Keras's ``Conv2DTranspose`` use ``"HWOI"``. See the porting page
+    of the user guide.""",
     "grads": """\
 grads : sequence of {"x", "weight", "bias"}, default all three
     Which gradients to compute; the others are returned as ``None`` (a weight-gradient-only

@@ -36,6 +36,7 @@ __all__ = [
     "from_channels_first",
     "channels_first_shape",
     "channels_last_shape",
+    "channels_last_index",
 ]
 
 DATA_FORMATS = ("channels_first", "channels_last")
@@ -125,6 +126,22 @@ def channels_last_shape(shape):
     return shape[:1] + shape[2:] + shape[1:2]
 
 
+def channels_last_index(sample_shape):
+    """Flat channels-last index of every element of a channels-first sample.
+
+    For one sample of channels-first shape ``(C, *spatial)``, entry ``i`` (C order) is the
+    position of the same element in the raveled channels-last sample ``(*spatial, C)``: the
+    map that relabels the rows or columns of a sparse matrix from one layout to the other.
+
+    >>> channels_last_index((2, 3)).tolist()     # (C=2, W=3) -> (W=3, C=2)
+    [0, 2, 4, 1, 3, 5]
+    """
+    sample_shape = tuple(sample_shape)
+    size = int(np.prod(sample_shape, dtype=np.int64))
+    order = np.arange(size, dtype=np.int64).reshape(sample_shape[1:] + sample_shape[:1])
+    return np.moveaxis(order, -1, 0).ravel()
+
+
 @dataclass(frozen=True)
 class Layout:
     """The caller's layouts of one call, resolved and validated.
@@ -193,3 +210,18 @@ class Layout:
         if not self.channels_last:
             return tuple(shape)
         return channels_last_shape(shape)
+
+    def sample_shape_in(self, shape):
+        """Channels-first form of one sample's shape ``(*spatial, C)`` in the caller's layout."""
+        shape = tuple(shape)
+        if not self.channels_last or len(shape) < 2:
+            return shape
+        return shape[-1:] + shape[:-1]
+
+    def relabel(self, rows, cols, row_sample_shape, col_sample_shape):
+        """Sparse-matrix triplet indices of channels-first samples (shapes ``(C, *spatial)``)
+        relabelled for the caller's layout."""
+        if not self.channels_last:
+            return rows, cols
+        return (channels_last_index(row_sample_shape)[rows],
+                channels_last_index(col_sample_shape)[cols])

@@ -37,7 +37,7 @@ __all__ = [
     "source_index",
 ]
 
-PADDING_STRINGS = ("valid", "same", "same_lower")
+PADDING_STRINGS = ("valid", "same", "same_lower", "full")
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
@@ -117,7 +117,10 @@ def resolve_padding(padding, input_size, kernel_size, stride, dilation, *, trans
     (ONNX ``SAME_LOWER``). ``"same"``, transposed: ``out = in * stride`` (TF/Keras/ONNX), total
     padding ``k_eff - stride``, split the same way; when that is negative there is no padding
     and the missing ``stride - k_eff`` positions are added at the end as output padding.
-    ``"valid"`` is zero padding in both directions.
+    ``"valid"`` is zero padding in both directions. ``"full"`` pads ``d (k - 1)`` on both sides
+    in both directions (NumPy's and SciPy's ``convolve`` mode, Keras's ``"full"``): the forward
+    output is ``in + d (k - 1)``, the transposed one ``(in - 1) s - d (k - 1) + 1`` (the adjoint
+    of the forward ``"full"`` convolution).
     """
     ndim = len(kernel_size)
     zero = (0,) * ndim
@@ -126,6 +129,8 @@ def resolve_padding(padding, input_size, kernel_size, stride, dilation, *, trans
             raise ValueError(f"padding must be one of {PADDING_STRINGS} when a string, got {padding!r}")
         if padding == "valid":
             return ((0, 0),) * ndim, zero
+        if padding == "full":  # every partial overlap: d (k - 1) on both sides, both directions
+            return tuple((k - 1, k - 1) for k in _effective_kernel(kernel_size, dilation)), zero
         lower = padding == "same_lower"
         pairs, implied = [], []
         for n, k_eff, s in zip(input_size, _effective_kernel(kernel_size, dilation), stride):
@@ -236,7 +241,7 @@ class ConvGeometry:
         dilation = normalize_tuple(dilation, ndim, "dilation", min_value=1)
         output_padding = normalize_tuple(output_padding, ndim, "output_padding", min_value=0)
         pairs, implied = resolve_padding(padding, input_size, kernel_size, stride, dilation, transpose=True)
-        fixed_size = isinstance(padding, str) and padding != "valid"
+        fixed_size = isinstance(padding, str) and padding in ("same", "same_lower")
         if fixed_size and any(output_padding):
             raise ValueError(
                 f"output_padding must be 0 when padding is {padding!r} (it fixes the output "

@@ -10,10 +10,12 @@ point :func:`linear_operator` is exported from :mod:`fastdeconv.sparse`.
 from math import prod
 
 import numpy as np
+import scipy.sparse
 import scipy.sparse.linalg
 
-from ._operators import BY_NAME, names
-from ._validation import as_sequence, check_int
+from ._formats import Layout
+from ._operators import BY_NAME, LinearParts, names
+from ._validation import as_array, as_sequence, check_int
 
 __all__ = ["linear_operator", "FastLinearOperator"]
 
@@ -103,13 +105,17 @@ def linear_operator(op, input_shape, **params):
     op : {"conv", "conv_transpose", "resize", "max_unpool", "pixel_shuffle"}
         The operator (every operator of the registry that is linear in its input).
     input_shape : sequence of int
-        Shape ``(C, *spatial)`` of one input sample (no batch dimension).
+        Shape ``(C, *spatial)`` of one input sample (no batch dimension); ``(*spatial, C)``
+        with ``data_format="channels_last"``.
     **params
         The operator's keywords, with the arrays it is linear *with respect to the input*
         for: ``weight=`` for ``"conv"`` and ``"conv_transpose"`` (plus ``stride``,
         ``padding``, ...; no bias, which would make it affine); ``indices=`` (of one sample)
         for ``"max_unpool"``; ``upscale_factor=`` for ``"pixel_shuffle"``; the resize
-        keywords for ``"resize"``.
+        keywords for ``"resize"``. Every operator also takes ``data_format``
+        (``"channels_first"``, ``"channels_last"``, ``"NHWC"``, ...; the vectors are samples of
+        that layout flattened in C order) and the convolutions take ``weight_format``, as
+        for :func:`fastdeconv.conv`.
 
     Returns
     -------
@@ -167,4 +173,46 @@ def linear_operator(op, input_shape, **params):
     if not isinstance(op, str) or op not in linear:
         raise ValueError(f"op must be one of {linear}, got {op!r}")
     shape = _sample_shape(input_shape)
-    return FastLinearOperator(op, BY_NAME[op].linear_parts(shape, dict(params)))
+    params = dict(params)
+    layout = _layout(op, shape, params)
+    parts = BY_NAME[op].linear_parts(layout.sample_shape_in(shape), params)
+    return FastLinearOperator(op, _in_layout(parts, layout))
+
+
+def _layout(op, shape, params):
+    """The caller's :class:`Layout` from ``data_format`` (and, for the convolutions,
+    ``weight_format``, whose weight becomes a canonical view in ``params``)."""
+    data_format = params.pop("data_format", "channels_first")
+    weight_format = params.pop("weight_format", None)
+    if weight_format is not None and op not in ("conv", "conv_transpose"):
+        raise TypeError(f"linear_operator({op!r}, ...) got unexpected keyword weight_format; "
+                        "only 'conv' and 'conv_transpose' have a weight")
+    layout = Layout.resolve(data_format, len(shape) - 1)
+    if weight_format is not None and "weight" in params:
+        weight = as_array(params["weight"], "weight")
+        layout = Layout.resolve(data_format, len(shape) - 1,
+                                weight_format if weight.ndim >= 3 else None,
+                                transpose=op == "conv_transpose")
+        params["weight"] = layout.weight_in(weight)
+    return layout
+
+
+def _in_layout(parts, layout):
+    """``parts`` (channels first) acting on samples in the caller's data layout: one
+    transposing copy in and one out around each kernel call, the matrix relabelled."""
+    if not layout.channels_last:
+        return parts
+
+    def wrap(function):
+        return lambda batch: layout.data_out(function(layout.data_in(batch)))
+
+    def matrix():
+        coo = parts.matrix().tocoo()
+        rows, cols = layout.relabel(coo.row, coo.col, parts.output_shape, parts.input_shape)
+        return scipy.sparse.csr_array((coo.data, (rows, cols)), shape=coo.shape)
+
+    return LinearParts(
+        layout.shape_out((1,) + parts.input_shape)[1:],
+        layout.shape_out((1,) + parts.output_shape)[1:], parts.dtype,
+        wrap(parts.forward), wrap(parts.backward), matrix,
+        f"{parts.description} channels_last")

@@ -9,6 +9,7 @@ import numpy as np
 import scipy.sparse
 
 from ._docstrings import docfiller
+from ._formats import Layout
 from ._geometry import source_index
 from ._problem import conv_problem, conv_transpose_problem
 from ._validation import as_array, as_int_tuple, result_dtype
@@ -16,14 +17,19 @@ from ._validation import as_array, as_int_tuple, result_dtype
 __all__ = ["conv_matrix", "conv_transpose_matrix"]
 
 
-def _check_operands(input_shape, weight):
-    """``weight`` in its compute dtype and ``(1, *input_shape)``, the shape of a batch of one.
+def _check_operands(input_shape, weight, data_format, weight_format, transpose):
+    """``weight`` in its compute dtype and the canonical layout, ``(1, *input_shape)`` (the
+    shape of a batch of one, channels first) and the caller's :class:`Layout`.
 
     The channel counts, groups and geometry are validated by ``conv_problem`` /
     ``conv_transpose_problem``, exactly as for the kernels.
     """
     weight = as_array(weight, "weight")
     dtype = result_dtype((weight, "weight"))
+    spatial = weight.ndim - 2 if weight.ndim >= 3 else None
+    layout = Layout.resolve(data_format, spatial, weight_format if spatial else None,
+                            transpose=transpose)
+    weight = layout.weight_in(weight)
     shape = as_int_tuple(input_shape, "input_shape", min_value=1,
                          expected="a sequence of ints (C, *spatial)")
     if weight.ndim >= 3 and len(shape) != weight.ndim - 1:
@@ -32,7 +38,7 @@ def _check_operands(input_shape, weight):
             f"with {weight.ndim - 2} spatial dimensions (weight shape {weight.shape}); got "
             f"{input_shape!r} (give the shape of one sample, without the batch dimension)"
         )
-    return weight.astype(dtype, copy=False), (1,) + shape
+    return weight.astype(dtype, copy=False), (1,) + layout.sample_shape_in(shape), layout
 
 
 # ---------------------------------------------------------------------------- assembly
@@ -99,7 +105,7 @@ def _csr(rows, cols, values, shape):
 
 @docfiller
 def conv_matrix(input_shape, weight, *, stride=1, padding=0, dilation=1, groups=1,
-                padding_mode="zeros"):
+                padding_mode="zeros", data_format="channels_first", weight_format=None):
     """Sparse matrix of :func:`fastdeconv.conv` acting on one sample.
 
     Returns ``M`` such that ``conv(x, weight, ...)[n].ravel() == M @ x[n].ravel()`` for every
@@ -110,15 +116,19 @@ def conv_matrix(input_shape, weight, *, stride=1, padding=0, dilation=1, groups=
     Parameters
     ----------
     input_shape : sequence of int
-        Shape ``(C_in, *spatial)`` of one input sample (no batch dimension).
+        Shape ``(C_in, *spatial)`` of one input sample (no batch dimension); ``(*spatial,
+        C_in)`` channels-last.
     weight : array_like, shape (C_out, C_in / groups, \\*kernel_size)
-        Convolution kernel (cross-correlation, as in PyTorch).
+        Convolution kernel (cross-correlation, as in PyTorch), or in ``weight_format``.
     %(conv_keywords)s
+    %(data_format)s
+    %(weight_format_conv)s
 
     Returns
     -------
     M : scipy.sparse.csr_array, shape (C_out * prod(out_spatial), C_in * prod(spatial))
-        Rows index the output sample and columns the input sample, both in C order. The
+        Rows index the output sample and columns the input sample, both in C order of
+        ``data_format`` (channels-last: the channel varies fastest). The
         dtype is the compute dtype of ``weight`` (float32 for float16/float32 weights,
         float64 otherwise).
 
@@ -169,19 +179,23 @@ def conv_matrix(input_shape, weight, *, stride=1, padding=0, dilation=1, groups=
            [0., 1., 2., 3.],
            [0., 0., 1., 5.]])
     """
-    weight, x_shape = _check_operands(input_shape, weight)
+    weight, x_shape, layout = _check_operands(input_shape, weight, data_format, weight_format,
+                                              False)
     problem = conv_problem(x_shape, weight.shape, stride=stride, padding=padding,
                            dilation=dilation, groups=groups, padding_mode=padding_mode,
                            x_name="(1, *input_shape)")
     rows, cols, values = _conv_triplets(weight, problem)
     shape = (problem.c_out * problem.geometry.output_numel,
              problem.c_in * problem.geometry.input_numel)
+    rows, cols = layout.relabel(rows, cols, problem.forward_output_shape[1:],
+                                problem.forward_input_shape[1:])
     return _csr(rows, cols, values, shape)
 
 
 @docfiller
 def conv_transpose_matrix(input_shape, weight, *, stride=1, padding=0, output_padding=0,
-                          dilation=1, groups=1, output_size=None):
+                          dilation=1, groups=1, output_size=None, data_format="channels_first",
+                          weight_format=None):
     """Sparse matrix of :func:`fastdeconv.conv_transpose` acting on one sample.
 
     Returns ``M`` such that ``conv_transpose(x, weight, ...)[n].ravel() == M @ x[n].ravel()``
@@ -193,15 +207,19 @@ def conv_transpose_matrix(input_shape, weight, *, stride=1, padding=0, output_pa
     ----------
     input_shape : sequence of int
         Shape ``(C_in, *spatial)`` of one input sample of the transposed convolution (no batch
-        dimension).
+        dimension); ``(*spatial, C_in)`` channels-last.
     weight : array_like, shape (C_in, C_out / groups, \\*kernel_size)
-        Kernel, laid out as for the convolution that maps ``C_out`` channels to ``C_in``.
+        Kernel, laid out as for the convolution that maps ``C_out`` channels to ``C_in``, or
+        in ``weight_format``.
     %(conv_transpose_keywords)s
+    %(data_format)s
+    %(weight_format_transpose)s
 
     Returns
     -------
     M : scipy.sparse.csr_array, shape (C_out * prod(out_spatial), C_in * prod(spatial))
-        Rows index the output sample and columns the input sample, both in C order. The
+        Rows index the output sample and columns the input sample, both in C order of
+        ``data_format`` (channels-last: the channel varies fastest). The
         dtype is the compute dtype of ``weight``.
 
     Raises
@@ -245,7 +263,11 @@ def conv_transpose_matrix(input_shape, weight, *, stride=1, padding=0, output_pa
            [0., 2.],
            [0., 3.]])
     """
-    weight, x_shape = _check_operands(input_shape, weight)
+    weight, x_shape, layout = _check_operands(input_shape, weight, data_format, weight_format,
+                                              True)
+    if (layout.channels_last and output_size is not None and np.ndim(output_size) == 1
+            and len(output_size) == len(x_shape)):
+        output_size = layout.shape_in(output_size)
     problem = conv_transpose_problem(
         x_shape, weight.shape, stride=stride, padding=padding, output_padding=output_padding,
         dilation=dilation, groups=groups, output_size=output_size, x_name="(1, *input_shape)",
@@ -256,4 +278,6 @@ def conv_transpose_matrix(input_shape, weight, *, stride=1, padding=0, output_pa
     rows, cols, values = _conv_triplets(weight, problem)
     shape = (problem.c_in * problem.geometry.input_numel,
              problem.c_out * problem.geometry.output_numel)
+    cols, rows = layout.relabel(cols, rows, problem.forward_input_shape[1:],
+                                problem.forward_output_shape[1:])
     return _csr(cols, rows, values, shape)

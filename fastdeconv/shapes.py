@@ -10,7 +10,7 @@ Shapes are *spatial* shapes: ``input_shape`` is an int (one spatial dimension) o
 of ints, without batch and channel dimensions. ``kernel_size``, ``stride``, ``dilation`` and
 ``output_padding`` are an int for every dimension or one int per dimension; ``padding`` is
 anything :func:`fastdeconv.conv` accepts (ints, ``(before, after)`` pairs, ``"valid"``,
-``"same"``, ``"same_lower"``).
+``"same"``, ``"same_lower"``, ``"full"``).
 
 Per spatial dimension, with :math:`k_e = d\,(k - 1) + 1`:
 
@@ -100,7 +100,7 @@ def conv_output_shape(input_shape, kernel_size, *, stride=1, padding=0, dilation
         Spatial input shape (no batch or channel dimension).
     kernel_size : int or sequence of int
     stride, dilation : int or sequence of int, default 1
-    padding : int, sequence, or {"valid", "same", "same_lower"}, default 0
+    padding : int, sequence, or {"valid", "same", "same_lower", "full"}, default 0
         As for :func:`fastdeconv.conv`.
 
     Returns
@@ -135,6 +135,8 @@ def conv_output_shape(input_shape, kernel_size, *, stride=1, padding=0, dilation
     (6,)
     >>> conv_output_shape((7,), 4, stride=2, padding="same")
     (4,)
+    >>> conv_output_shape((10,), 3, padding="full")   # numpy.convolve's mode: 10 + 3 - 1
+    (12,)
     >>> conv_output_shape((2,), 5)
     Traceback (most recent call last):
         ...
@@ -155,7 +157,7 @@ def conv_transpose_output_shape(input_shape, kernel_size, *, stride=1, padding=0
         Spatial input shape of the transposed convolution.
     kernel_size : int or sequence of int
     stride, dilation : int or sequence of int, default 1
-    padding : int, sequence, or {"valid", "same", "same_lower"}, default 0
+    padding : int, sequence, or {"valid", "same", "same_lower", "full"}, default 0
         As for :func:`fastdeconv.conv_transpose`: the padding of the forward convolution's
         input, which *crops* this output.
     output_padding : int or sequence of int, default 0
@@ -190,6 +192,8 @@ def conv_transpose_output_shape(input_shape, kernel_size, *, stride=1, padding=0
     (8, 8)
     >>> conv_transpose_output_shape((5,), 2, stride=3, padding="same")  # 5 * 3
     (15,)
+    >>> conv_transpose_output_shape((10,), 3, stride=2, padding="full")  # 10 * 2 - (2 + 3 - 2)
+    (17,)
     """
     sizes, kernel = _spatial(input_shape, kernel_size)
     return ConvGeometry.for_conv_transpose(

@@ -185,7 +185,7 @@ W = np.zeros((6, 4, 3, 3))
         ((X, W), {"stride": (1, 1, 1)}, ValueError, r"stride .* got \(1, 1, 1\) of length 3"),
         ((X, W), {"dilation": -1}, ValueError, r"dilation must be an int or a tuple of 2 positive ints, got -1"),
         ((X, W), {"padding": -1}, ValueError, r"padding must be non-negative, got -1"),
-        ((X, W), {"padding": "full"}, ValueError, r"padding must be one of"),
+        ((X, W), {"padding": "fully"}, ValueError, r"padding must be one of"),
         ((X, W), {"padding_mode": "mirror"}, ValueError, r"padding_mode must be one of \('zeros', 'reflect', 'replicate', 'circular'\), got 'mirror'"),
         ((X, np.zeros((6, 4, 9, 3))), {}, ValueError, r"kernel size is larger than the padded input in spatial dimension 0"),
         ((np.zeros((2, 4, 0, 8)), W), {}, ValueError, r"x must not have zero-size channel or spatial dimensions"),

@@ -29,7 +29,7 @@ EXACT = {"max_pool", "max_unpool", "pixel_shuffle", "pixel_unshuffle"}
 def client():
     """A LocalCluster of 2 worker processes (1 thread each) on loopback, and its client."""
     cluster = distributed.LocalCluster(processes=True, n_workers=2, threads_per_worker=1,
-                                       host="127.0.0.1", dashboard_address=None)
+                                       host="127.0.0.1", dashboard_address=":0")
     # not the default scheduler: the other tests keep dask's threaded one
     client = distributed.Client(cluster, set_as_default=False)
     try:

@@ -101,7 +101,7 @@ def test_padding_forms_resolve_to_before_after_pairs(padding, expected):
         ((1, 2, 3), ValueError, r"padding must be an int, a tuple of 2 ints"),
         (((1, 2),), ValueError, r"it has 1 pairs"),
         (((1, 2, 3), (0, 0)), ValueError, r"does not have 2 entries"),
-        ("full", ValueError, r"padding must be one of \('valid', 'same', 'same_lower'\)"),
+        ("fulll", ValueError, r"padding must be one of \('valid', 'same', 'same_lower', 'full'\)"),
         (1.5, TypeError, r"padding must be an int"),
         (((1.0, 2), (0, 0)), TypeError, r"padding values must be ints"),
     ],

@@ -199,7 +199,7 @@ def test_conv_transpose_as_conv_formulas_and_text():
         (lambda: shapes.conv_output_shape((4, 4), (3, 3, 3)), ValueError, "kernel_size must be"),
         (lambda: shapes.conv_output_shape((4,), 3, stride=0), ValueError, "stride must be"),
         (lambda: shapes.conv_output_shape((4,), 3, padding=-1), ValueError, "padding must be"),
-        (lambda: shapes.conv_output_shape((4,), 3, padding="full"), ValueError, "padding must be one of"),
+        (lambda: shapes.conv_output_shape((4,), 3, padding="ful"), ValueError, "padding must be one of"),
         (lambda: shapes.conv_transpose_output_shape((4,), 3, stride=2, output_padding=2),
          ValueError, "output_padding must be smaller"),
         (lambda: shapes.output_padding_for((4,), (4, 4), 3), ValueError, "output_size must have"),

@@ -245,7 +245,7 @@ def test_conv_matrix_agrees_with_reference_on_random_geometries(case):
     ((3, 8), (4, 3), {}, ValueError, "weight must have at least 3 dimensions"),
     ((3, 8), (4, 3, 3), {"stride": 0}, ValueError, "stride"),
     ((3, 8), (4, 3, 3), {"dilation": (1, 1)}, ValueError, "dilation"),
-    ((3, 8), (4, 3, 3), {"padding": "full"}, ValueError, "padding must be one of"),
+    ((3, 8), (4, 3, 3), {"padding": "causal"}, ValueError, "padding must be one of"),
     ((3, 8), (4, 3, 3), {"padding": -1}, ValueError, "padding must be non-negative"),
     ((3, 2), (4, 3, 5), {}, ValueError, "kernel size is larger than the padded input"),
     ((3, 8), (4, 3, 3), {"padding_mode": "mirror"}, ValueError, "padding_mode must be one of"),

@@ -54,6 +54,8 @@ def _padding_pairs(padding, in_sizes, kernel, stride, dilation, *, transpose):
     if isinstance(padding, str):
         if padding == "valid":
             return ((0, 0),) * ndim, (0,) * ndim
+        if padding == "full":
+            return tuple((e - 1, e - 1) for e in _extent(kernel, dilation)), (0,) * ndim
         if padding not in ("same", "same_lower"):
             raise ValueError(f"unknown padding {padding!r}")
         pairs, extra = [], []
