@@ -56,7 +56,7 @@ class Step:
     def reshape(cls, shape):
         """``result.reshape(shape)``."""
         shape = tuple(int(n) for n in shape)
-        return cls("{}.reshape(" + render(shape) + ")", lambda result: result.reshape(shape))
+        return cls("{}.reshape" + render(shape), lambda result: result.reshape(shape))
 
 
 @dataclass(frozen=True)

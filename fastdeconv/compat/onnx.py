@@ -29,7 +29,7 @@ import numbers
 import numpy as np
 
 from ._arguments import array, choice, flag, int_value, ints, per_axis, spatial_rank
-from ._call import Operand, Step, canonical_call
+from ._call import Operand, Step, canonical_call, render
 
 __all__ = ["conv", "conv_transpose", "depth_to_space", "max_unpool", "resize"]
 
@@ -185,7 +185,8 @@ def conv_transpose(X, W, B=None, *, auto_pad="NOTSET", dilations=None, group=1,
         Spatial output shape: the pads are then computed (and ``pads`` ignored) from
         ``total = stride * (D - 1) + output_padding + (k - 1) * dilation + 1 - output_shape``,
         split with the odd extra at the end for ``"SAME_UPPER"`` and at the beginning
-        otherwise.
+        otherwise. A negative total (an output larger than the full transposed convolution)
+        appends zeros (plus the bias) at the end, as ONNX Runtime does.
     pads : list of int, optional
         ``[x1_begin, x2_begin, ..., x1_end, x2_end, ...]``: positions removed from the full
         transposed convolution; default 0. Not with ``auto_pad``.
@@ -202,7 +203,8 @@ def conv_transpose(X, W, B=None, *, auto_pad="NOTSET", dilations=None, group=1,
     ------
     ValueError, TypeError
         For invalid attributes (the message names the attribute and its value), an
-        ``output_shape`` larger than the full transposed convolution, and a ``"SAME_*"``
+        ``output_shape`` larger than the full transposed convolution by ``max(stride,
+        dilation)`` or more, and a ``"SAME_*"``
         padding with ``(k - 1) * dilation + 1 + output_padding < stride``, whose negative
         total padding the specification leaves undefined (ONNX Runtime clamps it to 0, the
         ONNX reference implementation pads at the beginning): give ``pads`` instead.
@@ -231,12 +233,16 @@ def conv_transpose(X, W, B=None, *, auto_pad="NOTSET", dilations=None, group=1,
     padding = None
     if output_shape is not None:
         out = ints(output_shape, "output_shape", n, minimum=1)
-        totals = tuple(f - o for f, o in zip(full, out))
-        if min(totals) < 0:
+        totals = tuple(max(f - o, 0) for f, o in zip(full, out))
+        # A larger output_shape appends positions at the end (ONNX Runtime, and the backend
+        # test test_convtranspose_output_shape): more output padding.
+        extra = tuple(op + max(o - f, 0) for op, o, f in zip(extra, out, full))
+        if any(op >= max(s, d) for op, s, d in zip(extra, stride, dilation)):
             raise ValueError(
                 f"output_shape {list(out)} is larger than the full transposed convolution "
                 f"{list(full)} (stride * (in - 1) + output_padding + (kernel - 1) * dilation "
-                f"+ 1): the pads it implies would be negative")
+                f"+ 1) by max(stride, dilation) or more along an axis: no input of this size "
+                f"gives that output")
     elif auto_pad in ("SAME_UPPER", "SAME_LOWER"):
         _auto_pad(auto_pad, pads, n)
         totals = tuple(f - d_in * s for f, d_in, s in zip(full, X.shape[2:], stride))
@@ -297,6 +303,24 @@ def _resize_axes(axes, rank, count, given):
     return normalized
 
 
+def _edge_pixels(n, scale, want):
+    """Pixels to append so that floor((n + m) * scale) reaches ``want`` (0 if it does)."""
+    m = 0
+    while math.floor((n + m) * scale) < want:
+        m += 1
+    return m
+
+
+def _check_edge_padding(policy, grow, ctm, mode, antialias, exclude_outside):
+    if ctm not in ("half_pixel", "asymmetric") or antialias or exclude_outside:
+        raise NotImplementedError(
+            f"keep_aspect_ratio_policy={policy!r} gives output sizes round(D * scale), not "
+            f"floor(D * scale) as fastdeconv.resize (short by {grow}); appending edge pixels "
+            f"makes up for it with coordinate_transformation_mode 'half_pixel' or 'asymmetric' "
+            f"without antialias and exclude_outside only, not with {ctm!r}, mode={mode!r}, "
+            f"antialias={int(antialias)}, exclude_outside={int(exclude_outside)}")
+
+
 def resize(X, roi=None, scales=None, sizes=None, *, antialias=0, axes=None,
            coordinate_transformation_mode="half_pixel", cubic_coeff_a=-0.75, exclude_outside=0,
            extrapolation_value=0.0, keep_aspect_ratio_policy="stretch", mode="nearest",
@@ -348,8 +372,10 @@ def resize(X, roi=None, scales=None, sizes=None, *, antialias=0, axes=None,
     ------
     NotImplementedError
         For ``"tf_crop_and_resize"``, resized axes that are not (at most three) trailing axes,
-        and a ``keep_aspect_ratio_policy`` whose rounded output size is not
-        ``floor(D * scale)`` (fastdeconv takes a size or a scale, not both).
+        and a ``keep_aspect_ratio_policy`` whose rounded output size ``round(D * scale)`` is
+        not fastdeconv's ``floor(D * scale)`` unless appending edge pixels to ``X`` (and
+        cropping the result) gives the same result: with ``"half_pixel"`` or
+        ``"asymmetric"`` coordinates, without antialias and exclude_outside.
     ValueError, TypeError
         For invalid attributes and inputs (the message names them).
 
@@ -391,7 +417,7 @@ def resize(X, roi=None, scales=None, sizes=None, *, antialias=0, axes=None,
     given = "scales" if scales is not None else "sizes"
     values = scales if scales is not None else sizes
     axes = _resize_axes(axes, rank, len(values), given)
-    scale_full, size_full = [1.0] * rank, list(X.shape)
+    scale_full, size_full, grow = [1.0] * rank, list(X.shape), [0] * rank
     if scales is not None:
         for a, s in zip(axes, scales):
             scale_full[a] = s
@@ -405,21 +431,23 @@ def resize(X, roi=None, scales=None, sizes=None, *, antialias=0, axes=None,
             for a in axes:
                 size_full[a] = int(scale * X.shape[a] + 0.5)    # round half up
                 scale_full[a] = scale
-                if math.floor(X.shape[a] * scale) != size_full[a]:
-                    raise NotImplementedError(
-                        f"keep_aspect_ratio_policy={policy!r} resizes axis {a} of size "
-                        f"{X.shape[a]} by the scale {scale!r} to round({X.shape[a]} * scale) = "
-                        f"{size_full[a]} positions, not floor(...) = "
-                        f"{math.floor(X.shape[a] * scale)}: fastdeconv.resize takes a size or "
-                        f"a scale, not both")
             sizes = None
             resized = [a for a in axes if scale_full[a] != 1.0]
+            # the policy rounds D * scale, fastdeconv floors it: edge pixels appended to X
+            # (which change nothing where ONNX clamps the taps to the edge) make up the rest
+            grow = [_edge_pixels(*v) for v in zip(X.shape, scale_full, size_full)]
         else:
             resized = [a for a in axes if size_full[a] != X.shape[a]]
     first = min(resized, default=rank - 1)
     if 3 <= rank <= 5 and first >= 2:
         start, operand, steps = 2, Operand("X", X), []
-    elif rank - first <= 3:
+        if any(grow):
+            _check_edge_padding(policy, grow, ctm, mode, antialias, exclude_outside)
+            pairs = tuple((0, m) for m in grow)
+            operand = Operand(f"np.pad(X, {render(pairs)}, mode='edge')",
+                              np.pad(X, pairs, mode="edge"))
+            steps = [Step.crop((Ellipsis,) + tuple(slice(None, n) for n in size_full[2:]))]
+    elif rank - first <= 3 and not any(grow):
         start = first
         shape = (math.prod(X.shape[:first]), 1) + X.shape[first:]
         operand = Operand(f"X.reshape{shape}", X.reshape(shape))
@@ -430,7 +458,8 @@ def resize(X, roi=None, scales=None, sizes=None, *, antialias=0, axes=None,
     else:
         raise NotImplementedError(
             f"resizing axes {resized} of a rank-{rank} X: fastdeconv.resize resizes at most "
-            f"three trailing axes")
+            f"three trailing axes (the axes after the first two when X has 3 to 5 dimensions, "
+            f"with a keep_aspect_ratio_policy)")
     keywords = {}
     if sizes is not None:
         keywords["size"] = tuple(size_full[start:])
