@@ -7,9 +7,8 @@
     ``torch.nn.grad.conv{1,2,3}d_weight``.
 ``onnxruntime``
     A one-node ``Conv`` / ``ConvTranspose`` model with the weight as an initializer (so ORT can
-    pre-pack it, as in deployment), all graph optimizations on. The model is serialized by a
-    minimal protobuf writer (``fastdeconv.testing._onnx``), so the heavy ``onnx`` package is
-    not needed.
+    pre-pack it, as in deployment), all graph optimizations on. The model is built with the
+    ``onnx`` package's helpers (``fastdeconv.testing._onnx``), so this peer needs ``onnx`` too.
 ``numpy``
     Plain NumPy: ``np.tensordot`` for the GEMM and one strided ``+=`` per kernel tap for col2im
     (the Chainer approach) for transposed convolution; ``sliding_window_view`` + ``tensordot``
@@ -93,6 +92,7 @@ def _torch_conv_wgrad(case, operands, threads):
 def _onnxruntime_session(case, op_type, x, weight, attributes, threads):
     """Callable running a one-node ORT session pinned to the benchmark's thread count."""
     ort = require("onnxruntime")
+    require("onnx")   # builds the model
     if x.dtype != np.float32:
         # ORT's CPU provider registers Conv/ConvTranspose for float (and float16) only.
         raise PeerUnavailable(f"no {x.dtype} Conv/ConvTranspose kernel")
