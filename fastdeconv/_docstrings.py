@@ -111,6 +111,14 @@ between its 2-D and its 1-D/3-D kernels and, for the latter, between float32 and
 tensors); this is emulated, so the same pixels are picked as by PyTorch for the same dtype.
 With ``coordinate_transformation_mode`` the nearest-neighbour rounding is decided in exact
 arithmetic.""",
+    "data_format": """\
+data_format : {"channels_first", "channels_last", "NCW", "NWC", "NCHW", "NHWC", "NCDHW", \
+"NDHWC"}, default "channels_first"
+    Layout of every data array of the call (inputs, results, gradients and pooling indices
+    alike): ``"channels_first"``, ``(N, C, *spatial)`` as in PyTorch, or ``"channels_last"``,
+    ``(N, *spatial, C)`` as in TensorFlow, Keras and JAX. The explicit layout strings must
+    match the number of spatial dimensions (``"NHWC"`` is ``"channels_last"`` for 2).
+    Keyword-only.""",
     "grads": """\
 grads : sequence of {"x", "weight", "bias"}, default all three
     Which gradients to compute; the others are returned as ``None`` (a weight-gradient-only
