@@ -29,6 +29,6 @@ Submodules: :mod:`fastdeconv.compat.onnx` (``Conv``, ``ConvTranspose``, ``Resize
 not needed to use these functions, only as oracles in the tests.
 """
 
-from . import jax, onnx
+from . import jax, keras, onnx, tf
 
-__all__ = ["jax", "onnx"]
+__all__ = ["jax", "keras", "onnx", "tf"]

@@ -161,7 +161,7 @@ def _check_groups(lhs, rhs, perms, feature_group_count, batch_group_count):
 
 # ------------------------------------------------------------------------ public functions
 def _general(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, perms,
-             feature_group_count, batch_group_count, *, rhs_text="rhs", rhs_perm=None,
+             feature_group_count, batch_group_count, *, names=("lhs", "rhs"), rhs_perm=None,
              rhs_flipped=False):
     """conv_general_dilated after the array and dimension_numbers checks."""
     n = lhs.ndim - 2
@@ -183,7 +183,7 @@ def _general(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, perm
     else:
         pairs = _explicit_padding(padding, n)
     return general_call(
-        Expression("lhs", lhs), Expression(rhs_text, rhs), lhs_perm=lhs_perm,
+        Expression(names[0], lhs), Expression(names[1], rhs), lhs_perm=lhs_perm,
         rhs_perm=kernel_perm, out_perm=out_perm, window_strides=strides, padding=pairs,
         lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation, feature_group_count=groups[0],
         batch_group_count=groups[1], rhs_flipped=rhs_flipped)
@@ -358,6 +358,15 @@ def conv_transpose(lhs, rhs, strides, padding, rhs_dilation=None, dimension_numb
     >>> lax.conv_transpose(x, np.ones((3, 3, 3, 2)), (2, 2), "SAME").shape
     (1, 8, 8, 2)
     """
+    return conv_transpose_call(lhs, rhs, strides, padding, rhs_dilation, dimension_numbers,
+                               transpose_kernel, use_consistent_padding).finish(explain)
+
+
+def conv_transpose_call(lhs, rhs, strides, padding, rhs_dilation=None, dimension_numbers=None,
+                        transpose_kernel=False, use_consistent_padding=False,
+                        names=("lhs", "rhs")):
+    """The canonical call of :func:`conv_transpose` (``names``: the operands' names in the
+    text, for the Keras functions that build on it)."""
     lhs, rhs = _operands(lhs, rhs)
     n = lhs.ndim - 2
     if dimension_numbers is None:
@@ -389,4 +398,4 @@ def conv_transpose(lhs, rhs, strides, padding, rhs_dilation=None, dimension_numb
     if transpose_kernel:   # flip the spatial axes, swap I and O: the swap is a relabelling
         rhs_perm = (rhs_perm[1], rhs_perm[0]) + tuple(rhs_perm[2:])
     return _general(lhs, rhs, (1,) * n, padding, lhs_dilation, rhs_dilation, perms, 1, 1,
-                    rhs_perm=rhs_perm, rhs_flipped=bool(transpose_kernel)).finish(explain)
+                    names=names, rhs_perm=rhs_perm, rhs_flipped=bool(transpose_kernel))
