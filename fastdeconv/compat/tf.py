@@ -23,9 +23,10 @@ import numpy as np
 
 from .._formats import SPATIAL_LETTERS
 from .._geometry import resolve_padding
+from .._validation import result_dtype
 from ._arguments import array, choice, int_value, ints
 from ._call import Operand, Step, canonical_call
-from ._general import padding_keyword
+from ._general import ZerosCall, padding_keyword
 
 __all__ = ["conv1d", "conv1d_transpose", "conv2d", "conv2d_transpose", "conv3d",
            "conv3d_transpose", "depth_to_space", "resize"]
@@ -132,6 +133,18 @@ def _weight_format(n, transpose):
 
 
 # ------------------------------------------------------------------------ convolutions
+def _conv_output_size(in_size, kernel, stride, dilation, padding):
+    sizes = []
+    for dim, (n_in, k, s, d) in enumerate(zip(in_size, kernel, stride, dilation)):
+        k_eff = d * (k - 1) + 1
+        if padding == "SAME":
+            sizes.append(-(-n_in // s))
+            continue
+        before, after = (0, 0) if padding == "VALID" else padding[dim]
+        sizes.append(max(0, (n_in + before + after - k_eff) // s + 1))
+    return tuple(sizes)
+
+
 def _conv(n, input, filters, strides, padding, data_format, dilations, explicit_allowed,
           stride_name="strides"):
     input, filters = _input(input, "input", n), _filters(filters, n)
@@ -149,6 +162,12 @@ def _conv(n, input, filters, strides, padding, data_format, dilations, explicit_
         raise ValueError(f"the filters' out_channels ({filters.shape[n + 1]}) must be a "
                          f"multiple of the number of groups {groups} (input channels / "
                          f"filters' in_channels)")
+    out_size = _conv_output_size(input.shape[1:-1] if last else input.shape[2:],
+                                 filters.shape[:n], stride, dilation, padding)
+    if 0 in out_size:   # TensorFlow returns the empty output
+        batch, c_out = input.shape[0], filters.shape[n + 1]
+        return ZerosCall((batch, *out_size, c_out) if last else (batch, c_out, *out_size),
+                         result_dtype((input, "input"), (filters, "filters")))
     padding = padding.lower() if isinstance(padding, str) else padding_keyword(padding)
     return canonical_call(
         "conv", [Operand("input", input), Operand("filters", filters)],
