@@ -42,19 +42,21 @@ ASPECT_RATIO_POLICIES = ("stretch", "not_larger", "not_smaller")
 DEPTH_TO_SPACE_MODES = ("DCR", "CRD")
 
 
-def _check_kernel_shape(kernel_shape, W, n):
+def _conv_attributes(X, W, kernel_shape, strides, dilations, group):
+    """The operands and the attributes that Conv and ConvTranspose share, checked."""
+    X, W = array(X, "X"), array(W, "W")
+    n = spatial_rank(X, "X")
+    if W.ndim != n + 2:
+        raise ValueError(f"W must have {n + 2} dimensions like X (shape {X.shape}), got shape "
+                         f"{W.shape}")
     if kernel_shape is not None:
         kernel = ints(kernel_shape, "kernel_shape", n, minimum=1)
         if kernel != W.shape[2:]:
             raise ValueError(f"kernel_shape {list(kernel)} does not match the spatial shape "
                              f"{list(W.shape[2:])} of W (shape {W.shape})")
-
-
-def _weight(W, X, n):
-    if W.ndim != n + 2:
-        raise ValueError(f"W must have {n + 2} dimensions like X (shape {X.shape}), got shape "
-                         f"{W.shape}")
-    return W
+    stride = per_axis(strides, "strides", n, 1, minimum=1)
+    dilation = per_axis(dilations, "dilations", n, 1, minimum=1)
+    return X, W, n, stride, dilation, int_value(group, "group", 1)
 
 
 def _pad_pairs(pads, n):
@@ -135,13 +137,8 @@ def conv(X, W, B=None, *, auto_pad="NOTSET", dilations=None, group=1, kernel_sha
     >>> onnx.conv(X, W, auto_pad="SAME_LOWER", strides=[2, 2])[0, 0].tolist()
     [[4.0, 6.0, 4.0], [6.0, 9.0, 6.0], [4.0, 6.0, 4.0]]
     """
-    X, W = array(X, "X"), array(W, "W")
-    n = spatial_rank(X, "X")
-    _weight(W, X, n)
-    _check_kernel_shape(kernel_shape, W, n)
-    stride = per_axis(strides, "strides", n, 1, minimum=1)
-    dilation = per_axis(dilations, "dilations", n, 1, minimum=1)
-    group = int_value(group, "group", 1)
+    X, W, n, stride, dilation, group = _conv_attributes(X, W, kernel_shape, strides,
+                                                        dilations, group)
     auto_pad, pairs = _auto_pad(auto_pad, pads, n)
     padding = {"NOTSET": _padding_keyword(pairs), "VALID": "valid", "SAME_UPPER": "same",
                "SAME_LOWER": "same_lower"}[auto_pad]
@@ -219,13 +216,8 @@ def conv_transpose(X, W, B=None, *, auto_pad="NOTSET", dilations=None, group=1,
     >>> onnx.conv_transpose(X, W, strides=[3, 2], output_shape=[8, 6]).shape
     (1, 1, 8, 6)
     """
-    X, W = array(X, "X"), array(W, "W")
-    n = spatial_rank(X, "X")
-    _weight(W, X, n)
-    _check_kernel_shape(kernel_shape, W, n)
-    stride = per_axis(strides, "strides", n, 1, minimum=1)
-    dilation = per_axis(dilations, "dilations", n, 1, minimum=1)
-    group = int_value(group, "group", 1)
+    X, W, n, stride, dilation, group = _conv_attributes(X, W, kernel_shape, strides,
+                                                        dilations, group)
     extra = per_axis(output_padding, "output_padding", n, 0, minimum=0)
     auto_pad = choice(auto_pad, "auto_pad", AUTO_PADS)
     full = tuple(s * (d_in - 1) + op + (k - 1) * d + 1 for s, d_in, op, k, d in
