@@ -73,13 +73,13 @@ def _operands(inputs, kernel):
 
 def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1,
          explain=False):
-    """``keras.ops.conv``: N-d convolution (cross-correlation), channels-last by default.
+    r"""``keras.ops.conv``: N-d convolution (cross-correlation), channels-last by default.
 
     Parameters
     ----------
-    inputs : array_like, shape (N, *spatial, C) or (N, C, *spatial) for "channels_first"
+    inputs : array_like, shape (N, \*spatial, C) or (N, C, \*spatial) for "channels_first"
         1 to 3 spatial dimensions.
-    kernel : array_like, shape (*kernel_size, C / groups, C_out)
+    kernel : array_like, shape (\*kernel_size, C / groups, C_out)
         Fewer input channels than ``inputs`` has make a grouped convolution.
     strides : int or tuple of int, default 1
     padding : {"valid", "same"}, default "valid"
@@ -143,12 +143,12 @@ def _jax_padding(kernel_size, stride, dilation, padding, output_padding):
 
 def conv_transpose(inputs, kernel, strides=1, padding="valid", output_padding=None,
                    data_format=None, dilation_rate=1, explain=False):
-    """``keras.ops.conv_transpose``: the transpose (gradient) of ``keras.ops.conv``.
+    r"""``keras.ops.conv_transpose``: the transpose (gradient) of ``keras.ops.conv``.
 
     Parameters
     ----------
-    inputs : array_like, shape (N, *spatial, C) or (N, C, *spatial) for "channels_first"
-    kernel : array_like, shape (*kernel_size, C_out, C)
+    inputs : array_like, shape (N, \*spatial, C) or (N, C, \*spatial) for "channels_first"
+    kernel : array_like, shape (\*kernel_size, C_out, C)
         ``"HWOI"``: the kernel of the forward convolution this is the transpose of.
     strides : int or tuple of int, default 1
     padding : {"valid", "same"}, default "valid"
