@@ -1,4 +1,4 @@
-"""Shared fixtures: seeded RNG, per-dtype tolerances, hypothesis profiles, torch oracle."""
+"""Shared fixtures: seeded RNG, per-dtype tolerances, hypothesis profiles, torch and jax oracles."""
 
 import gc
 import os
@@ -71,6 +71,24 @@ def torch():
     return torch
 
 
+@pytest.fixture(scope="session")
+def jax():
+    """JAX (CPU) with float64 enabled, or skip: an optional oracle that CI installs.
+
+    With ``FASTDECONV_REQUIRE_JAX=1`` (set by ``.ci/run``) a missing jax is a failure, as for
+    torch. Each oracle case compiles a new XLA function; with the CPU backend's optimisation
+    off (level 0, unless ``XLA_FLAGS`` says otherwise) that takes ~0.1 s instead of ~0.7 s.
+    """
+    os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    if os.environ.get("FASTDECONV_REQUIRE_JAX") == "1":
+        import jax
+    else:
+        jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    return jax
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session, exitstatus):
     """With ``FASTDECONV_NO_SKIPS=1`` (set by ``.ci/run``) a skipped test fails the run: CI has
@@ -121,3 +139,45 @@ def replace_budget():
 
     with ExitStack() as stack:
         yield lambda **changes: stack.enter_context(budget(**changes))
+
+
+def _import_framework(module, flag):
+    """Import a slow optional oracle (TensorFlow, Keras): a failure with ``flag=1`` set,
+    else a skip when it is missing. Their import-time warnings are not the tests' concern."""
+    import importlib
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if os.environ.get(flag) == "1":
+            return importlib.import_module(module)
+        return pytest.importorskip(module)
+
+
+@pytest.fixture(scope="session")
+def tf():
+    """TensorFlow, or skip (``FASTDECONV_REQUIRE_TF=1``: a failure): the slow optional oracle
+    of :mod:`fastdeconv.compat.tf`, installed in a separate environment (docs: porting)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return _import_framework("tensorflow", "FASTDECONV_REQUIRE_TF")
+
+
+@pytest.fixture(scope="session")
+def keras():
+    """Keras 3, or skip (``FASTDECONV_REQUIRE_KERAS=1``: a failure), on the JAX backend when
+    JAX is installed (else TensorFlow's), unless ``KERAS_BACKEND`` says otherwise."""
+    import importlib.util
+
+    if importlib.util.find_spec("jax") is not None:
+        os.environ.setdefault("KERAS_BACKEND", "jax")
+        os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
+        os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    else:
+        os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    keras = _import_framework("keras", "FASTDECONV_REQUIRE_KERAS")
+    if keras.backend.backend() == "jax":
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+    return keras
