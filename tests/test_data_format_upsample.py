@@ -145,7 +145,10 @@ def test_max_pool_family_channels_last_same_bits(ndim, dtype, rng):
     kw = POOL[ndim]
     x = sample(rng, ndim, dtype)
     x.reshape(-1)[::7] = x.reshape(-1)[0]          # ties
-    x.reshape(-1)[5] = np.nan                      # a NaN wins its windows
+    x.reshape(-1)[5] = np.nan                      # a NaN wins its windows, and of two
+    payload = {np.float32: (np.uint32, 0x7FC00123), np.float64: (np.uint64, 0x7FF8000000000123)}
+    bits, value = payload[dtype]
+    x.reshape(-1)[6] = np.array(value, dtype=bits).view(dtype)   # the last (its bits)
     y, idx = fastdeconv.max_pool(x, **kw, return_indices=True)
     g = rng.standard_normal(y.shape).astype(dtype)
     grad = fastdeconv.max_pool_backward(g, idx, x.shape)
