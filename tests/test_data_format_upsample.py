@@ -393,6 +393,27 @@ def test_native_channels_last_bits_do_not_depend_on_threads(name, ndim, batch, r
         assert a.tobytes() == b.tobytes()
 
 
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("ndim", NDIMS)
+def test_native_channels_last_pooling_does_not_depend_on_threads(ndim, batch, rng, threads):
+    x = last(sample(rng, ndim, np.float64, channels=5, batch=batch))
+    kw = dict(kernel_size=3, stride=1, padding=1)      # overlapping: repeated indices
+    size = x.shape[1:-1]
+    results = []
+    for count in (1, 2):
+        threads(count)
+        y, idx = fastdeconv.max_pool(x, **kw, return_indices=True, data_format="channels_last")
+        g = np.cos(np.arange(y.size)).reshape(y.shape)
+        results.append((
+            y, idx,
+            fastdeconv.max_pool_backward(g, idx, x.shape, data_format="channels_last"),
+            fastdeconv.max_unpool(y, idx, **kw, output_size=size, data_format="channels_last"),
+            fastdeconv.max_unpool_backward(x, idx, data_format="channels_last"),
+        ))
+    for a, b in zip(*results):
+        assert a.tobytes() == b.tobytes()
+
+
 # ------------------------------------------------------------------------- linear_operator
 @pytest.mark.parametrize("fmt", ["channels_last", "NHWC"])
 def test_linear_operator_of_upsamplers_in_channels_last(fmt, rng):
