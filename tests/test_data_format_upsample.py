@@ -9,8 +9,10 @@ samples; bad layouts raise ValueError naming data_format; and the native channel
 paths give the same bits for any thread count.
 """
 
+import importlib
 import inspect
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -439,3 +441,19 @@ def test_linear_operator_of_upsamplers_in_channels_last(fmt, rng):
         np.testing.assert_allclose(op.to_sparse() @ v.ravel(), expected.ravel(), rtol=1e-13)
         g = rng.standard_normal(op.shape[0])
         np.testing.assert_allclose(op.T @ g, op.to_sparse().T @ g, rtol=1e-12, atol=1e-12)
+
+
+# ------------------------------------------------------------------------------ benchmark
+def test_asv_data_format_suite_runs(monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))
+    bench = importlib.import_module("benchmarks.bench_upsample")
+    monkeypatch.setattr(bench, "SHAPE", (1, 4, 8, 8))
+    for op in bench.DataFormat.params[0]:
+        for data_format in bench.DataFormat.params[1]:
+            suite = bench.DataFormat()
+            suite.setup(op, data_format)
+            try:
+                suite.time_forward(op, data_format)
+                suite.time_backward(op, data_format)
+            finally:
+                suite.teardown(op, data_format)
