@@ -1,11 +1,14 @@
 """fastdeconv.dask against the in-memory operator (asv).
 
 Chunked transposed convolution (2-d) and convolution (3-d) on dask's threaded scheduler with
-2 threads, next to the in-memory call on 2 threads; graph construction alone is timed too (it
-must stay cheap: one task per output chunk). Skipped when dask is not installed (asv.conf.json's matrix installs it; only
-``dask.array`` is needed here). The
-LocalCluster comparison is ``benchmarks/dask_overhead.py`` (a script: asv's timing loop would
-restart the cluster).
+2 threads (fastdeconv on 1 thread per chunk, the blocks persisted, not joined), next to the
+in-memory call on 2 threads: the fair pair on 2 cores. Graph construction alone is timed too
+(it must stay cheap: one task per output chunk and one per halo piece). Skipped when dask is
+not installed (asv.conf.json's matrix installs it; only ``dask.array`` is needed here). The
+comparison on a ``distributed.LocalCluster`` of 2 single-threaded worker processes (input
+generated and persisted on the workers, result persisted there) is
+``python -m fastdeconv bench --dask`` (asv's timing loop would restart the cluster); its cases
+are these at twice the size per dimension (chunks 512 x 512 and 128^3).
 """
 
 import numpy as np

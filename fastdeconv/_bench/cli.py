@@ -1,6 +1,7 @@
-"""``python -m fastdeconv bench``: options, the two modes (layer suite, ``--upsampling``), output.
+"""``python -m fastdeconv bench``: options, the three modes (layer suite, ``--upsampling``,
+``--dask``), output.
 
-Both modes print the same format (:mod:`fastdeconv._bench.table`) on stdout, or their rows as
+Every mode prints the same format (:mod:`fastdeconv._bench.table`) on stdout, or their rows as
 JSON with ``--json``, and draw a progress bar on stderr when it is a terminal.
 """
 
@@ -10,7 +11,7 @@ import os
 import sys
 import textwrap
 
-from . import layers, upsampling
+from . import chunked, layers, upsampling
 from .peers import PEERS
 from .suite import SUITE, SUITE_ENV, Case
 
@@ -39,6 +40,10 @@ def _case_list():
     names = ", ".join(case.replace(" ", "_") for case in upsampling.CASES
                       + upsampling.BACKWARD_CASES)
     lines += textwrap.wrap(names, 78, initial_indent="  ", subsequent_indent="  ")
+    lines += ["", "chunked cases (with --dask):"]
+    lines += [f"  {name:<4}{title}, input {'x'.join(map(str, shape))} in chunks of "
+              f"{'x'.join(map(str, chunks[2:]))}"
+              for name, (title, _, shape, chunks, _, _) in chunked.CASES.items()]
     return "\n".join(lines)
 
 
@@ -78,6 +83,15 @@ def add_arguments(parser):
                         "layer suite")
     parser.add_argument("--backward", action="store_true",
                         help="with --upsampling: also time the gradients")
+    parser.add_argument("--dask", action="store_true",
+                        help="time fastdeconv.dask's chunked conv_transpose (2-d) and conv "
+                        "(3-d) on a LocalCluster of 2 single-threaded workers and on dask's "
+                        "threaded scheduler against the in-memory operator, with the task-graph "
+                        "size per output chunk, instead of the layer suite (needs the dask "
+                        "extra)")
+    parser.add_argument("--shrink", type=int, default=1, metavar="N",
+                        help="with --dask: divide every spatial size and chunk by N (quick "
+                        "checks; default 1)")
     return parser
 
 
@@ -106,7 +120,12 @@ def _selectors(args):
 def main_from_args(args):
     """Run the benchmark from parsed :func:`add_arguments` options; return an exit code."""
     peers = [p.strip() for p in args.peers.split(",") if p.strip()] if args.peers else None
-    if args.upsampling:
+    if args.dask:
+        rows = chunked.run(cases=_selectors(args), dtype=args.dtype,
+                           repeat=min(args.repeat, 3) if args.quick else args.repeat,
+                           shrink=args.shrink, progress=args.progress)
+        table = chunked.format_table
+    elif args.upsampling:
         rows = upsampling.run(threads=args.threads, repeats=args.repeat,
                               cases=_selectors(args), backward=args.backward,
                               peers=peers or upsampling.PEERS, dtype=args.dtype,
@@ -132,11 +151,12 @@ def main_from_args(args):
 def _rerun_with_quiet_pools(args):
     """Run ``python -m fastdeconv bench ...`` again with :data:`QUIET_POOLS` set, if needed.
 
-    Only the layer benchmark with more than one thread needs it (the upsampling one has no
+    Only the layer benchmark with more than one thread needs it (the upsampling and dask ones have no
     peer calling NumPy's BLAS), and only a process started as ``python -m fastdeconv`` is
     replaced: when :func:`main` is called in-process (tests, notebooks), nothing happens.
     """
-    if args.upsampling or args.threads <= 1 or all(k in os.environ for k in QUIET_POOLS):
+    if (args.upsampling or args.dask or args.threads <= 1
+            or all(k in os.environ for k in QUIET_POOLS)):
         return
     main_file = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                              "__main__.py")

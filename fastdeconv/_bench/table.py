@@ -9,7 +9,9 @@ and footnotes. It pastes into a Markdown document or an issue as it is.
 Rows given to :func:`format_report` have the keys ``case``, ``ms`` (peer -> median ms),
 ``repeats`` (peer -> timed calls), ``skipped`` (peer -> why it did not run), ``notes``
 (peer -> remark), ``max_rel_diff`` and ``dtype``; the first row also carries the setup
-(:func:`fastdeconv._bench.machine.describe_setup`) and ``versions``.
+(:func:`fastdeconv._bench.machine.describe_setup`) and ``versions``, and may carry
+``threads_note`` (how the threads are set, instead of "pinned in every library") and
+``transition_calls`` (False: no untimed call precedes each timed one).
 """
 
 import textwrap
@@ -40,7 +42,8 @@ def _setup_lines(title, first, extra):
     else:
         blas += " (kernel type detected at load)"
     items = [("dtype", first["dtype"]),
-             ("threads", f"{first['threads']}, pinned in every library"),
+             ("threads", f"{first['threads']}, "
+                         f"{first.get('threads_note', 'pinned in every library')}"),
              ("cpu", first.get("cpu") or "?"), ("blas", blas), *extra,
              ("timing", "median ms after a warm-up call, peers interleaved in one process")]
     environment = first.get("environment") or {}
@@ -136,7 +139,7 @@ def format_report(rows, *, title, peers, columns=(), trailing=(), setup=(), lege
         other = ("the time of the fastest peer other than fastdeconv"
                  if ratio.startswith("fastest") else f"{ratio.split(' / ')[0]}'s time")
         legend.append(f"{ratio} = {other} / fastdeconv's (above 1: fastdeconv is faster).")
-    if first["threads"] > 1:
+    if first["threads"] > 1 and first.get("transition_calls", True):
         legend.append("With more than one thread each timed call follows an untimed call of the "
                       "same peer (the previous peer's spinning worker pools would take its "
                       "cores).")

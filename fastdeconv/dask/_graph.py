@@ -65,10 +65,12 @@ def axis_pull(edges, select):
 @dataclass(frozen=True, eq=False)
 class _Pulls:
     """The per-axis pulls of one region (an opaque object, so dask does not look inside);
-    ``cut[flat]`` is True where that block's piece arrives already cut."""
+    ``cut[flat]`` is True where that block's piece arrives already cut; ``pad``, when not
+    None, the ``(before, after)`` zeros around the region on each axis."""
 
     axes: tuple
     cut: tuple
+    pad: tuple = None
 
     @property
     def grid(self):
@@ -85,23 +87,50 @@ def _cut(block, parts):
 
 
 def _assemble(blocks, pulls):
-    """Cut every block to its part and join them into the region (runs on a worker)."""
+    """Cut every block to its part and join them into the region (runs on a worker).
+
+    With ``pulls.pad`` the pieces are copied straight into a zero-filled array that has the
+    padding around them (one copy, as joining them takes anyway); a region of one piece and
+    no padding is that piece itself, a view where it can be.
+    """
     grid = pulls.grid
     pieces = []
     for flat, block in enumerate(blocks):
         index = np.unravel_index(flat, grid)
         pieces.append(block if pulls.cut[flat] else
                       _cut(block, [axis.parts[i] for axis, i in zip(pulls.axes, index)]))
-    if len(pieces) == 1:
+    reordered = any(pull.reorder is not None for pull in pulls.axes)
+    pad = pulls.pad if pulls.pad is not None and any(b or a for b, a in pulls.pad) else None
+    if len(pieces) == 1 and pad is None:
         out = pieces[0]
-    else:
+    elif reordered:
         nested = np.empty(grid, dtype=object)
         for flat, piece in enumerate(pieces):
             nested[np.unravel_index(flat, grid)] = piece
-        out = np.block(nested.tolist())
+        out = np.block(nested.tolist()) if len(pieces) > 1 else pieces[0]
+    else:
+        return _place(pieces, grid, pad)
     for axis, pull in enumerate(pulls.axes):
         if pull.reorder is not None:
             out = np.take(out, pull.reorder, axis=axis)
+    return out if pad is None else np.pad(out, pad)
+
+
+def _place(pieces, grid, pad):
+    """The pieces of a ``grid`` (C order) copied into one new array, with ``pad`` (or no)
+    zeros around them."""
+    pad = pad or ((0, 0),) * len(grid)
+    strides = np.cumprod((1,) + grid[:0:-1])[::-1]
+    starts = []
+    for axis, count in enumerate(grid):
+        lengths = [pieces[i * strides[axis]].shape[axis] for i in range(count)]
+        starts.append(np.cumsum([pad[axis][0]] + lengths))
+    shape = tuple(int(s[-1]) + after for s, (_, after) in zip(starts, pad))
+    out = (np.zeros if any(b or a for b, a in pad) else np.empty)(
+        shape, dtype=np.result_type(*pieces))
+    for flat, piece in enumerate(pieces):
+        index = np.unravel_index(flat, grid)
+        out[tuple(slice(int(s[i]), int(s[i + 1])) for s, i in zip(starts, index))] = piece
     return out
 
 
@@ -109,8 +138,9 @@ def _length(part, size):
     return len(range(*part.indices(size))) if isinstance(part, slice) else len(part)
 
 
-def region(array, axes, graph=None, key=None):
-    """Task that builds the region of ``array`` selected by one :class:`AxisPull` per axis.
+def region(array, axes, graph=None, key=None, pad=None):
+    """Task that builds the region of ``array`` selected by one :class:`AxisPull` per axis
+    (with ``pad``, per axis, ``(before, after)`` zeros around it).
 
     With ``graph`` and ``key`` (a tuple naming the consumer), the pieces of the neighbouring
     blocks are cut by tasks of their own, ``(key[0] + "-cut", *key[1:], i)``: a distributed
@@ -135,7 +165,8 @@ def region(array, axes, graph=None, key=None):
                 cut_key = (f"{key[0]}-cut", *key[1:], i)
                 graph[cut_key] = (_cut, blocks[i], parts[i])
                 blocks[i], cut[i] = cut_key, True
-    return (_assemble, blocks, _Pulls(tuple(axes), tuple(cut)))
+    return (_assemble, blocks, _Pulls(tuple(axes), tuple(cut),
+                                      None if pad is None else tuple(pad)))
 
 
 def data_key(prefix, value, graph):

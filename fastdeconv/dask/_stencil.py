@@ -134,8 +134,13 @@ def stencil(name, source, weight, bias, spec, plans, out_edges):
         for index in np.ndindex(*[len(g) for g in grid]):
             chosen = [dim[i] for dim, i in zip(plans, index)]
             sizes = tuple(out_edges[d][i + 1] - out_edges[d][i] for d, i in enumerate(index))
+            padding = tuple(c[1] for c in chosen)
+            # a convolution's zero padding goes into the region's copy, and the in-memory
+            # call gets none (it is free there, and unpadded calls can take faster paths)
+            pad = ((0, 0), (0, 0)) + padding if spec.kind == "conv" else None
             local = _Block(spec, block.groups[1] - block.groups[0],
-                           tuple(c[1] for c in chosen), tuple(c[2] for c in chosen))
+                           ((0, 0),) * len(padding) if pad else padding,
+                           tuple(c[2] for c in chosen))
             spatial = (None if any(c[0] is None for c in chosen) else
                        [axis_pull(edges, c[0]) for edges, c in zip(spatial_edges, chosen)])
             for b, batch_pull in enumerate(batch):
@@ -145,7 +150,7 @@ def stencil(name, source, weight, bias, spec, plans, out_edges):
                 else:
                     parts = [(_partial, local, wkey,
                               region(source, [batch_pull, cpull, *spatial], graph,
-                                     (name, b, bi, *index, p)))
+                                     (name, b, bi, *index, p), pad))
                              for p, (wkey, cpull) in enumerate(zip(wkeys, channels))]
                 graph[(name, b, bi, *index)] = (_finish, parts, bkey)
     chunks = (source.chunks[0], tuple(b.out[1] - b.out[0] for b in blocks),
