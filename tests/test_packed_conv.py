@@ -99,7 +99,7 @@ def test_padded_copy_is_made_a_part_of_the_batch_at_a_time(dtype, replace_budget
     assert np.array_equal(_forced_conv(x, w, **kw), whole)  # samples are independent
 
 
-def test_plan_reads_in_place_without_padding_and_declines_a_sample_too_large(replace_budget):
+def test_plan_reads_in_place_without_padding_and_declines_a_border_too_large(replace_budget):
     problem = conv_problem((5, 16, 12, 12), (8, 16, 1, 1))
     the_plan = packed.plan("forward", problem, current_budget(), 4)
     assert (the_plan.padded, the_plan.samples_per_tile, the_plan.col_elements) == (False, 5, 0)
@@ -107,7 +107,10 @@ def test_plan_reads_in_place_without_padding_and_declines_a_sample_too_large(rep
     assert not packed.plan("forward", unpadded_3x3, current_budget(), 4).padded
     padded = conv_problem((5, 16, 12, 12), (8, 16, 3, 3), padding=1)
     assert packed.plan("forward", padded, current_budget(), 4).padded
-    replace_budget(workspace_bytes=16 * 14 * 14 * 4 - 1)  # one padded sample does not fit
+    replace_budget(workspace_bytes=16 * 14 * 14 * 4 - 1)  # one padded sample does not fit:
+    one = packed.plan("forward", padded, current_budget(), 4)   # padded one at a time,
+    assert (one.samples_per_tile, one.col_elements) == (1, 16 * 14 * 14)   # within the bound
+    replace_budget(workspace_bytes=16 * (14 * 14 - 12 * 12) * 4 - 1)   # nor does its border
     assert packed.plan("forward", padded, current_budget(), 4) is None
     with _dispatch.forced_algorithm("packed"):
         assert _dispatch.plan("forward", padded, 4).algorithm == "im2col"
