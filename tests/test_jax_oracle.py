@@ -69,8 +69,6 @@ import fastdeconv
 from fastdeconv.sparse import conv_matrix, conv_transpose_matrix, linear_operator
 from fastdeconv.testing import tolerances
 
-pytestmark = pytest.mark.jax
-
 N_CASES = 50           # per operator in the default run (about 0.1-0.2 s of XLA compiling each)
 N_CASES_SLOW = 1500    # with -m slow
 
@@ -463,18 +461,21 @@ def conv_transpose_cases(jax):
     return _draw_cases(jax, "conv_transpose", N_CASES, seed=30)
 
 
+@pytest.mark.jax
 def test_conv_and_its_gradients_match_jax(jax, conv_cases, rng):
     for case in conv_cases:
         _check_case(jax, case, rng)
     _assert_no_mismatches("conv", "conv_backward")
 
 
+@pytest.mark.jax
 def test_conv_transpose_and_its_gradients_match_jax(jax, conv_transpose_cases, rng):
     for case in conv_transpose_cases:
         _check_case(jax, case, rng)
     _assert_no_mismatches("conv_transpose", "conv_transpose_backward")
 
 
+@pytest.mark.jax
 @pytest.mark.parametrize("op", ["conv", "conv_transpose"])
 def test_every_2d_weight_format_matches_jax(jax, op, rng):
     """All 24 orders of O, I, H and W, each on a random 2-d case (channels-first and -last
@@ -489,6 +490,7 @@ def test_every_2d_weight_format_matches_jax(jax, op, rng):
     _assert_no_mismatches(op, op + "_backward")
 
 
+@pytest.mark.jax
 @pytest.mark.slow
 @pytest.mark.parametrize("op", ["conv", "conv_transpose"])
 def test_long_sweep_matches_jax(jax, op):
@@ -508,6 +510,7 @@ def _family(weight_format):
     return family if len(family) == 3 else "mixed"
 
 
+@pytest.mark.jax
 def test_sweeps_cover_every_layout_padding_and_geometry(jax, conv_cases, conv_transpose_cases):
     seen = collections.defaultdict(set)
     for case in conv_cases + conv_transpose_cases:
@@ -539,6 +542,7 @@ def test_sweeps_cover_every_layout_padding_and_geometry(jax, conv_cases, conv_tr
 
 
 # --------------------------------------------------------------- the sparse matrices
+@pytest.mark.jax
 def test_sparse_matrices_and_linear_operators_match_jax(jax, rng):
     """``conv_matrix`` / ``conv_transpose_matrix`` times a sample and ``linear_operator``'s
     ``matvec`` equal JAX's output, and ``rmatvec`` of the output gradient JAX's grad_x, with
@@ -573,6 +577,143 @@ def test_sparse_matrices_and_linear_operators_match_jax(jax, rng):
             _record(f"linear_operator({op!r})", failures, _describe(case))
     _assert_no_mismatches("sparse.conv_matrix", "sparse.conv_transpose_matrix",
                           "linear_operator('conv')", "linear_operator('conv_transpose')")
+
+
+# ------------------------------------------------------ padding="full" without JAX
+def _dilated(kernel, dilation):
+    """A kernel with ``dilation - 1`` zeros between its taps, per spatial axis (the leading
+    axes; trailing axes, e.g. channels, are left alone)."""
+    spatial = len(dilation)
+    shape = tuple(d * (k - 1) + 1 for k, d in zip(kernel.shape[:spatial], dilation))
+    out = np.zeros(shape + kernel.shape[spatial:], dtype=kernel.dtype)
+    out[tuple(slice(None, None, d) for d in dilation)] = kernel
+    return out
+
+
+def test_full_padding_is_numpy_and_scipy_full_mode(rng):
+    """At stride 1, ``conv(..., padding="full")`` is ``numpy.convolve(x, w[::-1], "full")``
+    and ``scipy.signal.correlate(x, w, "full")`` (a dilated kernel is the kernel with zeros
+    between its taps), and ``conv_transpose(..., padding="full")``, its adjoint, is
+    ``numpy.convolve(x, w, "valid")`` / ``scipy.signal.convolve(x, w, "valid")``; in n-d,
+    channels-last with HWIO / HWOI weights, summed over input channels."""
+    from scipy import signal
+
+    for n, k, d in itertools.product(range(1, 8), range(1, 5), range(1, 4)):
+        x, w = rng.standard_normal(n), rng.standard_normal(k)
+        wd = _dilated(w, (d,))
+        failures = []
+        y = fastdeconv.conv(x[None, None], w[None, None], padding="full", dilation=d)[0, 0]
+        _compare("numpy.convolve full", y, np.convolve(x, wd[::-1], "full"), "float64", failures)
+        _compare("scipy.signal.correlate full", y, signal.correlate(x, wd, "full"), "float64",
+                 failures)
+        _record("conv full vs numpy/scipy", failures, f"n={n} k={k} dilation={d}")
+        if n >= len(wd):   # numpy's "valid" swaps its arguments when the kernel is longer
+            failures = []
+            y = fastdeconv.conv_transpose(x[None, None], w[None, None], padding="full",
+                                          dilation=d)[0, 0]
+            _compare("numpy.convolve valid", y, np.convolve(x, wd, "valid"), "float64",
+                     failures)
+            _record("conv_transpose full vs numpy/scipy", failures, f"n={n} k={k} dilation={d}")
+    for case in range(24):
+        ndim = 2 + case % 2
+        sizes = tuple(int(v) for v in rng.integers(3, 7, ndim))
+        kernel = tuple(int(v) for v in rng.integers(1, 4, ndim))
+        dilation = tuple(int(v) for v in rng.integers(1, 3, ndim))
+        c_in, c_out = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+        x = rng.standard_normal((2,) + sizes + (c_in,))
+        description = f"{ndim}-d sizes={sizes} kernel={kernel} dilation={dilation}"
+        w = rng.standard_normal(kernel + (c_in, c_out))                 # HWIO
+        wd = _dilated(w, dilation)
+        want = np.stack([np.stack([sum(signal.correlate(x[b, ..., c], wd[..., c, o], "full",
+                                                        method="direct") for c in range(c_in))
+                                   for o in range(c_out)], axis=-1) for b in range(2)])
+        failures = []
+        y = fastdeconv.conv(x, w, padding="full", dilation=dilation,
+                            data_format="channels_last", weight_format=SPATIAL[ndim] + "IO")
+        _compare("scipy.signal.correlate full", y, want, "float64", failures)
+        _record("conv full vs numpy/scipy", failures, description)
+        w = rng.standard_normal(kernel + (c_out, c_in))                 # HWOI
+        wd = _dilated(w, dilation)
+        if any(n < k for n, k in zip(sizes, wd.shape)):
+            continue
+        want = np.stack([np.stack([sum(signal.convolve(x[b, ..., c], wd[..., o, c], "valid",
+                                                       method="direct") for c in range(c_in))
+                                   for o in range(c_out)], axis=-1) for b in range(2)])
+        failures = []
+        y = fastdeconv.conv_transpose(x, w, padding="full", dilation=dilation,
+                                      data_format="channels_last",
+                                      weight_format=SPATIAL[ndim] + "OI")
+        _compare("scipy.signal.convolve valid", y, want, "float64", failures)
+        _record("conv_transpose full vs numpy/scipy", failures, description)
+    _assert_no_mismatches("conv full vs numpy/scipy", "conv_transpose full vs numpy/scipy")
+
+
+def _keras_deconv_output_length(input_length, filter_size, padding, output_padding=None,
+                                stride=0, dilation=1):
+    """Keras's ``deconv_output_length`` (``keras/utils/conv_utils.py`` of Keras 2, the same in
+    ``tensorflow/python/keras/utils/conv_utils.py``; Keras 3's ``Conv*DTranspose`` output
+    shapes follow it), written out here as the spec of ``padding="full"``."""
+    filter_size = filter_size + (filter_size - 1) * (dilation - 1)
+    if output_padding is None:
+        if padding == "valid":
+            return input_length * stride + max(filter_size - stride, 0)
+        if padding == "full":
+            return input_length * stride - (stride + filter_size - 2)
+        return input_length * stride                                  # "same"
+    pad = {"same": filter_size // 2, "valid": 0, "full": filter_size - 1}[padding]
+    return (input_length - 1) * stride + filter_size - 2 * pad + output_padding
+
+
+def _keras_conv_output_length(input_length, filter_size, padding, stride, dilation=1):
+    """Keras's ``conv_output_length`` (same file), for ``"valid"``, ``"same"`` and ``"full"``."""
+    dilated = filter_size + (filter_size - 1) * (dilation - 1)
+    length = {"same": input_length, "valid": input_length - dilated + 1,
+              "full": input_length + dilated - 1}[padding]
+    return (length + stride - 1) // stride
+
+
+def test_full_padding_output_lengths_are_keras(rng):
+    """``padding="full"`` output lengths: Keras's ``deconv_output_length(..., "full")`` for
+    conv_transpose (``output_padding=None`` is 0) and ``conv_output_length(..., "full")``
+    for conv, over every small geometry, through :mod:`fastdeconv.shapes` and, for a sample
+    of them, the operators themselves (channels-last)."""
+    from fastdeconv.shapes import conv_output_shape, conv_transpose_output_shape
+
+    for i, k, s, d in itertools.product(range(1, 8), range(1, 5), range(1, 5), range(1, 4)):
+        sample = rng.random() < 0.05
+        for q in [None] + list(range(max(s, d))):
+            want = _keras_deconv_output_length(i, k, "full", q, s, d)
+            failures = []
+            try:
+                got = conv_transpose_output_shape(i, k, stride=s, padding="full",
+                                                  output_padding=q or 0, dilation=d)[0]
+                if got != want:
+                    failures.append(f"shapes: {got}, Keras {want}")
+                if sample:
+                    y = fastdeconv.conv_transpose(np.ones((1, i, 1)), np.ones((k, 1, 1)),
+                                                  stride=s, padding="full",
+                                                  output_padding=q or 0, dilation=d,
+                                                  data_format="NWC", weight_format="WOI")
+                    if y.shape != (1, want, 1):
+                        failures.append(f"conv_transpose: shape {y.shape}, Keras {want}")
+            except ValueError as error:
+                if want >= 1:
+                    failures.append(f"raised {error}")
+            _record("conv_transpose full length vs Keras", failures,
+                    f"i={i} k={k} stride={s} dilation={d} output_padding={q}")
+        want = _keras_conv_output_length(i, k, "full", s, d)
+        failures = []
+        got = conv_output_shape(i, k, stride=s, padding="full", dilation=d)[0]
+        if got != want:
+            failures.append(f"shapes: {got}, Keras {want}")
+        if sample:
+            y = fastdeconv.conv(np.ones((1, i, 1)), np.ones((k, 1, 1)), stride=s,
+                                padding="full", dilation=d, data_format="NWC",
+                                weight_format="WIO")
+            if y.shape != (1, want, 1):
+                failures.append(f"conv: shape {y.shape}, Keras {want}")
+        _record("conv full length vs Keras", failures, f"i={i} k={k} stride={s} dilation={d}")
+    _assert_no_mismatches("conv_transpose full length vs Keras", "conv full length vs Keras")
 
 
 # ------------------------------------------------------------------ the summary table
