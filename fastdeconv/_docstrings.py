@@ -122,7 +122,10 @@ data_format : str, default "channels_first"
     ``(N, C, *spatial)`` as in PyTorch and ONNX, or ``"channels_last"``, ``(N, *spatial, C)``
     as in TensorFlow, Keras, JAX/flax and TFLite; the explicit strings ``"NCW"``, ``"NWC"``,
     ``"NCHW"``, ``"NHWC"``, ``"NCDHW"`` and ``"NDHWC"`` are accepted too and checked against
-    the rank. Results come back C-contiguous in the same layout.""",
+    the rank. Results and gradients come back in the same layout; a channels-last result
+    computed in channels-first memory is returned as a view of it (no copy; handing it to
+    the next channels-last call costs no copy either), so apply ``numpy.ascontiguousarray``
+    where C-contiguous channels-last memory is needed.""",
     "weight_format_conv": """\
 weight_format : str, optional
     Layout of ``weight`` (and of the returned weight gradient): the letters ``O`` (output

@@ -1,11 +1,18 @@
 """Data and weight layouts: ``data_format`` and ``weight_format`` of every framework.
 
-fastdeconv computes in one canonical layout, PyTorch's: data channels-first ``(N, C,
+fastdeconv computes in one canonical layout, PyTorch's (except where a native channels-last
+path measures faster, :mod:`fastdeconv._channels_last`): data channels-first ``(N, C,
 *spatial)``, convolution weights ``(C_out, C_in / groups, *kernel)`` (``"OIHW"``) and
 transposed-convolution weights ``(C_in, C_out / groups, *kernel)`` (``"IOHW"``). Every public
 operator takes the layout its caller has and gives results and gradients back in it; this
 module is the one place that parses the layout strings and moves axes, so that the operators,
 their backward passes, the sparse matrices and :mod:`fastdeconv.compat` agree.
+
+Copies: a channels-last input becomes a channels-first *view*, which the operator makes
+C-contiguous (one transposing copy, none if it already is the view of a channels-first
+array); the result is the channels-last *view* of the channels-first result (no copy). So a
+chain of channels-last calls copies only its first input, and no call copies twice. A
+caller who needs C-contiguous channels-last memory calls ``numpy.ascontiguousarray``.
 
 Layouts
 -------
@@ -110,8 +117,8 @@ def to_channels_first(array):
 
 
 def from_channels_first(array):
-    """C-contiguous channels-last copy of a channels-first array (one transposing copy)."""
-    return np.ascontiguousarray(np.moveaxis(array, 1, -1))
+    """Channels-last view ``(N, *spatial, C)`` of a channels-first array (no copy)."""
+    return np.moveaxis(array, 1, -1)
 
 
 def channels_first_shape(shape):
@@ -195,7 +202,12 @@ class Layout:
 
     # ------------------------------------------------------------- canonical -> caller's
     def data_out(self, array):
-        """A channels-first result in the caller's layout, C-contiguous."""
+        """A channels-first result in the caller's layout: a view, no copy.
+
+        Its memory stays channels-first, so that handing it to the next channels-last
+        operator costs no copy at all (its channels-first view is C-contiguous); one
+        transposing copy per call, on the way in, is then the most any call makes.
+        """
         if array is None or not self.channels_last:
             return array
         return from_channels_first(array)

@@ -93,6 +93,29 @@ def test_run_and_format_table(tmp_path):
     assert "OPENBLAS_CORETYPE" not in _bench.format_table(unset)
 
 
+def test_channels_last_mode_runs_every_op_in_both_layouts(tmp_path):
+    pytest.importorskip("torch")
+    suite = tmp_path / "suite.json"
+    entries = [dict(vars(case), spatial=list(case.spatial)) for case in SMALL_CASES]
+    suite.write_text(json.dumps({"cases": entries}))
+    rows = _bench.run(dtype="float64", repeat=1, progress=False, suite=suite,
+                      data_format="channels_last")
+    for row in rows:
+        # the three layouts' results agree (torch channels_last, fastdeconv both ways)
+        assert set(row["ms"]) == {"fastdeconv", "fastdeconv_nchw", "torch"}, row["skipped"]
+        assert row["max_rel_diff"] < 1e-12
+        assert row["best_peer"] == "torch"          # fastdeconv_nchw is not another library
+    table = _bench.format_table(rows)
+    assert "channels_last" in table and "NCHW / NHWC" in table
+    with pytest.raises(ValueError, match="data_format must be one of"):
+        _bench.run(dtype="float64", progress=False, suite=suite, data_format="NHWC")
+    only_first = _bench.run(dtype="float64", repeat=1, progress=False, suite=suite,
+                            peers=("fastdeconv", "onnxruntime", "numpy"),
+                            data_format="channels_last")
+    assert all(set(row["ms"]) == {"fastdeconv"} for row in only_first)
+    assert "channels-first data only" in only_first[0]["skipped"]["numpy"]
+
+
 def test_unknown_case_or_peer_is_a_value_error():
     with pytest.raises(ValueError, match="unknown case or op"):
         _bench.run(cases="no_such_case", progress=False)

@@ -29,6 +29,12 @@ from .._threads import kernel_threads
 from . import im2col
 from ._common import Plan, allocate_output, check_blas_dims, thread_counts, workspaces
 
+# The transform tables of every F(m, r) in use, built once at import (about 10 ms of exact
+# rational arithmetic) rather than in the first call, which would then cost up to 1.7x a
+# later one (benchmarks/first_call.py).
+for _tile_and_kernel in _winograd.POINTS:
+    _winograd.matrices(*_tile_and_kernel)
+
 NAME = "winograd"
 PASSES = dict.fromkeys(("forward", "backward_input", "backward_weight"), NAME)
 

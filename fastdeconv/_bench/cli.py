@@ -67,6 +67,11 @@ def add_arguments(parser):
     parser.add_argument("--no-progress", dest="progress", action="store_false",
                         help="no progress bar on stderr (there is none when stderr is not a "
                              "terminal)")
+    parser.add_argument("--data-format", dest="data_format", default="channels_first",
+                        choices=("channels_first", "channels_last"),
+                        help="layout of the data operands (layer suite): channels_last runs "
+                        "fastdeconv with data_format='channels_last', PyTorch in its "
+                        "channels_last memory format, and fastdeconv_nchw for comparison")
     parser.add_argument("--upsampling", action="store_true",
                         help="time resize (nearest/linear/cubic, 2x and 4x), max_pool and "
                         "max_unpool on a (16, 64, 64, 64) batch against PyTorch instead of the "
@@ -109,8 +114,9 @@ def main_from_args(args):
         table = upsampling.format_table
     else:
         rows = layers.run(_selectors(args), dtype=args.dtype, threads=args.threads,
-                          repeat=args.repeat, quick=args.quick, peers=peers or PEERS,
-                          progress=args.progress, budget=args.budget, suite=args.suite)
+                          repeat=args.repeat, quick=args.quick, peers=peers,
+                          progress=args.progress, budget=args.budget, suite=args.suite,
+                          data_format=args.data_format)
         table = layers.format_table
     if args.json == "-":
         json.dump(rows, sys.stdout, indent=1)

@@ -24,17 +24,32 @@ import sys
 import numpy as np
 
 from .machine import GEMM_SIZE, describe_setup, measure_machine
-from .peers import PEER_OPS, PEERS, PeerUnavailable, load_peers
+from .peers import CHANNELS_LAST_PEERS, PEER_OPS, PEERS, PeerUnavailable, load_peers
 from .suite import load_suite, make_operands, select_cases
-from .table import format_ms, format_report
+from .table import format_ms, format_report, is_other_library
 from .timing import DTYPES, Progress, check_options, pinned_threads, time_peers
 
 __all__ = ["DTYPES", "format_table", "run"]
 
 
-def _bench_case(case, dtype, threads, peers, unavailable, repeat, budget, progress):
-    """Warm up, verify and time every peer on one case, interleaved; return the result row."""
+DATA_FORMATS = ("channels_first", "channels_last")
+
+
+def _operands(case, dtype, data_format):
+    """The case's operands; channels-last data as C-contiguous channels-last arrays."""
     operands = make_operands(case, dtype)
+    if data_format == "channels_last":
+        operands = {name: np.ascontiguousarray(np.moveaxis(value, 1, -1))
+                    if name in ("x", "grad_output") else value
+                    for name, value in operands.items()}
+        operands["data_format"] = data_format
+    return operands
+
+
+def _bench_case(case, dtype, threads, peers, unavailable, repeat, budget, progress,
+                data_format="channels_first"):
+    """Warm up, verify and time every peer on one case, interleaved; return the result row."""
+    operands = _operands(case, dtype, data_format)
     calls, skipped = {}, dict(unavailable)
     for peer in peers:
         if peer in skipped:
@@ -61,7 +76,7 @@ def _add_limits(row, case, dtype, machine):
     limit_ms = 1e3 * max(flops / (machine["gemm_gflops"] * 1e9),
                          nbytes / (machine["bandwidth_gbs"] * 1e9))
     ms = row["ms"]
-    others = {peer: t for peer, t in ms.items() if peer != "fastdeconv"}
+    others = {peer: t for peer, t in ms.items() if is_other_library(peer)}
     best_peer = min(others, key=others.get) if others else None
     fd_ms = ms.get("fastdeconv")
     row.update(flops=flops, bytes=nbytes, limit_ms=limit_ms, best_peer=best_peer,
@@ -70,8 +85,8 @@ def _add_limits(row, case, dtype, machine):
     return row
 
 
-def run(cases=None, dtype="float32", threads=1, repeat=5, quick=False, peers=PEERS,
-        progress=True, *, budget=None, suite=None):
+def run(cases=None, dtype="float32", threads=1, repeat=5, quick=False, peers=None,
+        progress=True, *, budget=None, suite=None, data_format="channels_first"):
     """Benchmark fastdeconv and its peers side by side on the layer suite.
 
     Parameters
@@ -95,6 +110,11 @@ def run(cases=None, dtype="float32", threads=1, repeat=5, quick=False, peers=PEE
         ``max(1, min(repeat, budget // t))`` times. Default 10 (2 with ``quick``).
     suite : str or os.PathLike, optional
         Suite JSON file; see :func:`fastdeconv._bench.suite.load_suite`.
+    data_format : {"channels_first", "channels_last"}, default "channels_first"
+        Layout of the data operands and results. Channels-last runs fastdeconv with
+        ``data_format="channels_last"``, PyTorch on its ``channels_last`` memory format, and
+        ``fastdeconv_nchw`` (fastdeconv's channels-first call on channels-first copies, for
+        the cost of the layout); the default peers are then ``CHANNELS_LAST_PEERS``.
 
     Returns
     -------
@@ -110,6 +130,10 @@ def run(cases=None, dtype="float32", threads=1, repeat=5, quick=False, peers=PEE
         ``gemm_gflops``, ``bandwidth_gbs`` and ``blas``.
     """
     check_options(dtype, threads, repeat)
+    if data_format not in DATA_FORMATS:
+        raise ValueError(f"data_format must be one of {DATA_FORMATS}, got {data_format!r}")
+    if peers is None:
+        peers = CHANNELS_LAST_PEERS if data_format == "channels_last" else PEERS
     if quick:
         repeat = min(repeat, 3)
     if budget is None:
@@ -125,9 +149,11 @@ def run(cases=None, dtype="float32", threads=1, repeat=5, quick=False, peers=PEE
             bar.step("GEMM peak and bandwidth", advance=0)
             machine = measure_machine(dtype)
             bar.step("GEMM peak and bandwidth")
-            setup = dict(describe_setup(dtype, threads), versions=versions)
+            setup = dict(describe_setup(dtype, threads), versions=versions,
+                         data_format=data_format)
             for case in selected:
-                row = _bench_case(case, dtype, threads, peers, unavailable, repeat, budget, bar)
+                row = _bench_case(case, dtype, threads, peers, unavailable, repeat, budget, bar,
+                                  data_format)
                 rows.append(_add_limits(dict(row, **setup), case, dtype, machine))
     finally:
         bar.close()
@@ -157,16 +183,32 @@ def format_table(results):
             return f"{values['fastdeconv']:.0f}%" if "fastdeconv" in values else "-"
         return f"{max(values.values()):.0f}%" if values else "-"
 
+    layout = first.get("data_format", "channels_first")
+    trailing = [("fastdeconv % of limit" if has_fd else "best % of limit", "r", pct)]
+    if layout == "channels_last":
+        trailing.insert(0, ("NCHW / NHWC", "r", _layout_ratio))
     return format_report(
-        results, title=f"fastdeconv bench: layer suite, {len(results)} case(s)",
-        peers=PEERS,
+        results, title=f"fastdeconv bench: layer suite, {len(results)} case(s), {layout}",
+        peers=PEERS + tuple(p for p in CHANNELS_LAST_PEERS if p not in PEERS),
         columns=[("case", "l", lambda row: row["case"]), ("op", "l", lambda row: row["op"]),
                  ("shape", "l", lambda row: row["shape"]),
                  ("limit", "r", lambda row: format_ms(row["limit_ms"]))],
-        trailing=[("fastdeconv % of limit" if has_fd else "best % of limit", "r", pct)],
+        trailing=trailing,
         setup=[("limit", f"GEMM peak {first['gemm_gflops']:.1f} GFLOP/s (np.matmul "
                          f"{GEMM_SIZE}^2), copy bandwidth {first['bandwidth_gbs']:.1f} GB/s")],
         legend=["limit = max(FLOPs / GEMM peak, bytes / bandwidth) in ms; % of limit = "
                 "100 limit / time.",
                 *(["ONNX Runtime runs with thread spinning off."]
-                  if any("onnxruntime" in row["ms"] for row in results) else [])])
+                  if any("onnxruntime" in row["ms"] for row in results) else []),
+                *(["channels_last: fastdeconv and torch (its channels_last memory format) take "
+                   "and return channels-last arrays; fastdeconv_nchw is fastdeconv's "
+                   "channels-first call on channels-first copies; NCHW / NHWC = "
+                   "fastdeconv_nchw time / fastdeconv time."] if layout == "channels_last"
+                  else [])])
+
+
+def _layout_ratio(row):
+    ms = row["ms"]
+    if "fastdeconv" in ms and "fastdeconv_nchw" in ms:
+        return f"{ms['fastdeconv_nchw'] / ms['fastdeconv']:.2f}x"
+    return "-"

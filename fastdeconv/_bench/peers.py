@@ -10,6 +10,10 @@
     pre-pack it, as in deployment), all graph optimizations on. The model is serialized by a
     minimal protobuf writer (``fastdeconv.testing._onnx``), so the heavy ``onnx`` package is
     not needed.
+``fastdeconv_nchw``
+    In the channels-last mode of the bench (``--data-format channels_last``), fastdeconv's
+    channels-first call on channels-first copies of the operands: the other layout of the
+    same library, timed interleaved with the rest (the ratio column leaves it out).
 ``numpy``
     Plain NumPy: ``np.tensordot`` for the GEMM and one strided ``+=`` per kernel tap for col2im
     (the Chainer approach) for transposed convolution; ``sliding_window_view`` + ``tensordot``
@@ -20,9 +24,11 @@ import numpy as np
 
 from ..testing._onnx import single_node_model
 
-__all__ = ["PEERS", "PEER_OPS", "PeerUnavailable", "load_peers", "require"]
+__all__ = ["PEERS", "CHANNELS_LAST_PEERS", "PEER_OPS", "PeerUnavailable", "load_peers", "require"]
 
 PEERS = ("fastdeconv", "torch", "onnxruntime", "numpy")
+#: The peers of the channels-last mode: ONNX Runtime and the NumPy peer are channels-first only.
+CHANNELS_LAST_PEERS = ("fastdeconv", "fastdeconv_nchw", "torch")
 
 
 class PeerUnavailable(Exception):
@@ -44,52 +50,102 @@ def require(module_name):
 # ``threads`` is for libraries that take the thread count as a setting (ORT); the others are
 # pinned globally by :func:`fastdeconv._bench.timing.pinned_threads`.
 
+# Data operands are channels-first unless ``operands["data_format"] == "channels_last"``
+# (then ``x`` and ``grad_output`` are C-contiguous channels-last arrays).
+_DATA = ("x", "grad_output")
+
+
+def _data_format(operands):
+    return operands.get("data_format", "channels_first")
+
+
 # ---------------------------------------------------------------- fastdeconv
 def _fastdeconv_conv(case, operands, threads):
     fd = require("fastdeconv")
-    x, weight = operands["x"], operands["weight"]
-    return lambda: fd.conv(x, weight, **case.params)
+    x, weight, layout = operands["x"], operands["weight"], _data_format(operands)
+    return lambda: fd.conv(x, weight, data_format=layout, **case.params)
 
 
 def _fastdeconv_conv_transpose(case, operands, threads):
     fd = require("fastdeconv")
-    x, weight = operands["x"], operands["weight"]
-    return lambda: fd.conv_transpose(x, weight, **case.params)
+    x, weight, layout = operands["x"], operands["weight"], _data_format(operands)
+    return lambda: fd.conv_transpose(x, weight, data_format=layout, **case.params)
 
 
 def _fastdeconv_conv_wgrad(case, operands, threads):
     fd = require("fastdeconv")
-    grad_output, x = operands["grad_output"], operands["x"]
+    grad_output, x, layout = operands["grad_output"], operands["x"], _data_format(operands)
     weight = np.zeros(case.weight_shape, dtype=x.dtype)
 
     def call():
-        return fd.conv_backward(grad_output, x, weight, grads=("weight",), **case.params)[1]
+        return fd.conv_backward(grad_output, x, weight, grads=("weight",), data_format=layout,
+                                **case.params)[1]
     return call
 
 
+def _channels_first_copies(operands):
+    """The operands of the channels-last mode as channels-first C-contiguous copies."""
+    if _data_format(operands) != "channels_last":
+        raise PeerUnavailable("only in the channels-last mode (--data-format channels_last)")
+    return {name: np.ascontiguousarray(np.moveaxis(value, -1, 1)) if name in _DATA else value
+            for name, value in operands.items() if name != "data_format"}
+
+
+def _fastdeconv_nchw(op):
+    def peer(case, operands, threads):
+        call = PEER_OPS["fastdeconv"][op](case, _channels_first_copies(operands), threads)
+        if op == "conv_wgrad":
+            return call
+        # the result as a channels-last view, for the peers' comparison (not a copy)
+        return lambda: np.moveaxis(call(), 1, -1)
+    return peer
+
+
 # ---------------------------------------------------------------- PyTorch
+def _torch_tensors(operands, *names):
+    """Tensors of the operands; channels-last data becomes PyTorch's channels_last memory
+    format (a logical NCHW tensor with channels-last strides, no copy)."""
+    torch = require("torch")
+    last = _data_format(operands) == "channels_last"
+    return [torch.from_numpy(operands[name]).movedim(-1, 1) if last and name in _DATA
+            else torch.from_numpy(operands[name]) for name in names]
+
+
+def _torch_result(operands, call):
+    if _data_format(operands) != "channels_last":
+        return call
+    return lambda: call().movedim(1, -1)       # a view: the result is channels_last already
+
+
 def _torch_conv(case, operands, threads):
     torch = require("torch")
     fn = getattr(torch.nn.functional, f"conv{case.ndim}d")
-    x, weight = (torch.from_numpy(operands[name]) for name in ("x", "weight"))
-    return lambda: fn(x, weight, None, case.s, case.p, case.d, case.groups)
+    x, weight = _torch_tensors(operands, "x", "weight")
+    return _torch_result(operands, lambda: fn(x, weight, None, case.s, case.p, case.d,
+                                              case.groups))
 
 
 def _torch_conv_transpose(case, operands, threads):
     torch = require("torch")
     fn = getattr(torch.nn.functional, f"conv_transpose{case.ndim}d")
-    x, weight = (torch.from_numpy(operands[name]) for name in ("x", "weight"))
-    return lambda: fn(x, weight, None, case.s, case.p, case.output_padding, case.groups, case.d)
+    x, weight = _torch_tensors(operands, "x", "weight")
+    return _torch_result(operands, lambda: fn(x, weight, None, case.s, case.p,
+                                              case.output_padding, case.groups, case.d))
 
 
 def _torch_conv_wgrad(case, operands, threads):
     torch = require("torch")
     fn = getattr(torch.nn.grad, f"conv{case.ndim}d_weight")
-    grad_output, x = (torch.from_numpy(operands[name]) for name in ("grad_output", "x"))
+    grad_output, x = _torch_tensors(operands, "grad_output", "x")
     return lambda: fn(x, case.weight_shape, grad_output, case.s, case.p, case.d, case.groups)
 
 
 # ---------------------------------------------------------------- ONNX Runtime
+def _channels_first_only(operands, peer):
+    if _data_format(operands) == "channels_last":
+        raise PeerUnavailable(f"{peer} runs channels-first data only")
+
+
 def _onnxruntime_session(case, op_type, x, weight, attributes, threads):
     """Callable running a one-node ORT session pinned to the benchmark's thread count."""
     ort = require("onnxruntime")
@@ -116,10 +172,12 @@ def _onnxruntime_session(case, op_type, x, weight, attributes, threads):
 
 
 def _onnxruntime_conv(case, operands, threads):
+    _channels_first_only(operands, "ONNX Runtime")
     return _onnxruntime_session(case, "Conv", operands["x"], operands["weight"], {}, threads)
 
 
 def _onnxruntime_conv_transpose(case, operands, threads):
+    _channels_first_only(operands, "ONNX Runtime")
     return _onnxruntime_session(case, "ConvTranspose", operands["x"], operands["weight"],
                                 {"output_padding": [case.output_padding] * case.ndim}, threads)
 
@@ -141,6 +199,7 @@ def _numpy_windows(x, case):
 
 
 def _numpy_conv(case, operands, threads):
+    _channels_first_only(operands, "the NumPy peer")
     x, weight = operands["x"], operands["weight"]
     nd, g = case.ndim, case.groups
     cin, cout = case.Cin // g, case.Cout // g
@@ -156,6 +215,7 @@ def _numpy_conv(case, operands, threads):
 
 
 def _numpy_conv_wgrad(case, operands, threads):
+    _channels_first_only(operands, "the NumPy peer")
     grad_output, x = operands["grad_output"], operands["x"]
     nd, g = case.ndim, case.groups
     cin, cout = case.Cin // g, case.Cout // g
@@ -171,6 +231,7 @@ def _numpy_conv_wgrad(case, operands, threads):
 
 
 def _numpy_conv_transpose(case, operands, threads):
+    _channels_first_only(operands, "the NumPy peer")
     x, weight = operands["x"], operands["weight"]
     nd, g, s, d, p = case.ndim, case.groups, case.s, case.d, case.p
     cin, cout = case.Cin // g, case.Cout // g
@@ -203,6 +264,8 @@ PEER_OPS = {
               "conv_wgrad": _torch_conv_wgrad},
     "onnxruntime": {"conv": _onnxruntime_conv, "conv_transpose": _onnxruntime_conv_transpose,
                     "conv_wgrad": _onnxruntime_conv_wgrad},
+    "fastdeconv_nchw": {op: _fastdeconv_nchw(op) for op in ("conv", "conv_transpose",
+                                                             "conv_wgrad")},
     "numpy": {"conv": _numpy_conv, "conv_transpose": _numpy_conv_transpose,
               "conv_wgrad": _numpy_conv_wgrad},
 }
@@ -219,8 +282,8 @@ def load_peers(peers):
         if peer not in PEER_OPS:
             raise ValueError(f"unknown peer {peer!r}; choose from {PEERS}")
         try:
-            module = require(peer)
-            if peer == "fastdeconv" and not hasattr(module, "conv_transpose"):
+            module = require(peer.split("_")[0])
+            if peer.startswith("fastdeconv") and not hasattr(module, "conv_transpose"):
                 raise PeerUnavailable("fastdeconv has no conv_transpose (not built?)")
         except PeerUnavailable as exc:
             unavailable[peer] = str(exc)

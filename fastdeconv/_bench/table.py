@@ -53,8 +53,14 @@ def _setup_lines(title, first, extra):
     return [title, ""] + [f"- {label}: {value}" for label, value in items] + [""]
 
 
+def is_other_library(peer):
+    """A peer that is not fastdeconv itself (``fastdeconv_nchw`` is fastdeconv in the other
+    layout, left out of the ratio to the fastest other library)."""
+    return not peer.startswith("fastdeconv")
+
+
 def _ratio_column(peers):
-    others = [peer for peer in peers if peer != "fastdeconv"]
+    others = [peer for peer in peers if is_other_library(peer)]
     if "fastdeconv" not in peers or not others:
         return None
     return f"{others[0]} / fastdeconv" if len(others) == 1 else "fastest other / fastdeconv"
@@ -115,7 +121,7 @@ def format_report(rows, *, title, peers, columns=(), trailing=(), setup=(), lege
                 not_run.add(f"{peer}: {row['skipped'].get(peer, 'not requested')}")
             cells.append(cell)
         if ratio:
-            others = [t for peer, t in row["ms"].items() if peer != "fastdeconv"]
+            others = [t for peer, t in row["ms"].items() if is_other_library(peer)]
             fastdeconv = row["ms"].get("fastdeconv")
             cells.append(f"{min(others) / fastdeconv:.2f}x" if others and fastdeconv else "-")
         cells += [cell(row) for _, _, cell in trailing]
