@@ -544,8 +544,8 @@ def test_sweeps_cover_every_layout_padding_and_geometry(jax, conv_cases, conv_tr
 @pytest.mark.jax
 def test_sparse_matrices_and_linear_operators_match_jax(jax, rng):
     """``conv_matrix`` / ``conv_transpose_matrix`` times a sample and ``linear_operator``'s
-    ``matvec`` equal JAX's output, and ``rmatvec`` of the output gradient JAX's grad_x, with
-    the vectors flattened in the caller's layout."""
+    ``matvec`` and ``to_sparse()`` product equal JAX's output, and ``rmatvec`` of the output
+    gradient JAX's grad_x, with the vectors flattened in the caller's layout."""
     for op, seed in (("conv", 70), ("conv_transpose", 80)):
         cases = _draw_cases(jax, op, 8, seed=seed, dtype="float64")
         for case in cases:
@@ -571,6 +571,8 @@ def test_sparse_matrices_and_linear_operators_match_jax(jax, rng):
                          "float64", failures)
                 _compare("rmatvec", operator.rmatvec(grad_y[0].ravel()), gx_jax[0].ravel(),
                          "float64", failures)
+                _compare("to_sparse() @ x", operator.to_sparse() @ x[0].ravel(),
+                         y_jax[0].ravel(), "float64", failures)
             except Exception as error:  # noqa: BLE001
                 failures.append(f"raised {type(error).__name__}: {error}")
             _record(f"linear_operator({op!r})", failures, _describe(case))
