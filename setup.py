@@ -142,7 +142,7 @@ def extensions():
     # _packed_gemm includes gemm/fd_gemm.h, whose kernels pick their instruction set per
     # function (target attributes) and at run time: no -march flag is needed.
     names = ["_runtime", "_gemm", "_im2col_kernels", "_phase_kernels", "_winograd_kernels",
-             "_resize_kernels", "_pool_kernels", "_packed_gemm"]
+             "_resize_kernels", "_pool_kernels", "_packed_gemm", "_layout_kernels"]
     # the engine's headers, so that editing one rebuilds the extension that includes them
     gemm_headers = glob.glob(os.path.join(HERE, "fastdeconv", "_ext", "gemm", "*.h"))
     depends = {"_packed_gemm": sorted(gemm_headers)}

@@ -17,10 +17,10 @@ import numpy as np
 from ._algorithms import BLAS_INT_MAX, plan, run_pass
 from ._docstrings import docfiller
 from . import _channels_last as channels_last
-from ._formats import Layout
+from ._formats import Layout, contiguous_channels_first
 from ._geometry import source_index
 from ._problem import ConvProblem, conv_problem, conv_transpose_problem
-from ._validation import as_array, as_compute_array, check_workspace, result_dtype
+from ._validation import as_array, check_workspace, result_dtype
 
 __all__ = [
     "conv",
@@ -172,7 +172,7 @@ def _operands(named, optional=("bias",), *, data_format="channels_first", weight
 
 
 def _compute_arrays(dtype, *arrays):
-    return [None if a is None else as_compute_array(a, dtype) for a in arrays]
+    return [None if a is None else contiguous_channels_first(a, dtype) for a in arrays]
 
 
 def _output_size_in(output_size, layout, ndim):

@@ -32,6 +32,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._ext import _layout_kernels
+from ._threads import kernel_threads
+
 __all__ = [
     "DATA_FORMATS",
     "DATA_FORMAT_ALIASES",
@@ -44,6 +47,7 @@ __all__ = [
     "channels_first_shape",
     "channels_last_shape",
     "channels_last_index",
+    "contiguous_channels_first",
 ]
 
 DATA_FORMATS = ("channels_first", "channels_last")
@@ -119,6 +123,28 @@ def to_channels_first(array):
 def from_channels_first(array):
     """Channels-last view ``(N, *spatial, C)`` of a channels-first array (no copy)."""
     return np.moveaxis(array, 1, -1)
+
+
+def contiguous_channels_first(array, dtype):
+    """``array`` as a C-contiguous array of ``dtype`` (``numpy.asarray(..., order="C")``).
+
+    When ``array`` is the channels-first view of a C-contiguous channels-last float32 or
+    float64 array (what :meth:`Layout.data_in` makes of a channels-last input), the copy is a
+    batched transpose in cache blocks (:mod:`fastdeconv._ext._layout_kernels`), several times
+    faster than NumPy's strided copy for many channels; the values are the same either way.
+    """
+    dtype = np.dtype(dtype)
+    if (array.ndim >= 3 and array.dtype == dtype and dtype in (np.float32, np.float64)
+            and not array.flags.c_contiguous and array.size):
+        last = np.moveaxis(array, 1, -1)
+        if last.flags.c_contiguous:
+            batch, channels = array.shape[0], array.shape[1]
+            out = np.empty(array.shape, dtype=dtype)
+            _layout_kernels.transpose_batched(last.reshape(batch, -1, channels),
+                                              out.reshape(batch, channels, -1),
+                                              kernel_threads())
+            return out
+    return np.asarray(array, dtype=dtype, order="C")
 
 
 def channels_first_shape(shape):

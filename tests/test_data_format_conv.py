@@ -14,7 +14,8 @@ import scipy.signal
 
 import fastdeconv
 from fastdeconv import sparse
-from fastdeconv._formats import SPATIAL_LETTERS, channels_last_index
+from fastdeconv._formats import (SPATIAL_LETTERS, channels_last_index,
+                                 contiguous_channels_first)
 from fastdeconv.testing import conv_reference, conv_transpose_reference
 
 ALIASES = {1: ("NCW", "NWC"), 2: ("NCHW", "NHWC"), 3: ("NCDHW", "NDHWC")}
@@ -123,11 +124,11 @@ def test_channels_last_chain_copies_only_its_first_input(rng, monkeypatch):
     copied = []
 
     def recording(array, dtype):
-        out = np.asarray(array, dtype=dtype, order="C")
+        out = contiguous_channels_first(array, dtype)
         copied.append(array.ndim == 4 and not np.shares_memory(out, array))
         return out
 
-    monkeypatch.setattr(conv_module, "as_compute_array", recording)
+    monkeypatch.setattr(conv_module, "contiguous_channels_first", recording)
     x = rng.standard_normal((1, 6, 6, 3))
     w1, w2 = rng.standard_normal((3, 3, 3, 4)), rng.standard_normal((3, 3, 4, 2))
     h = fastdeconv.conv(x, w1, padding=1, data_format="NHWC", weight_format="HWIO")
@@ -254,6 +255,21 @@ def test_sparse_matrices_act_on_channels_last_samples(rng):
     yt = fastdeconv.conv_transpose(x, wt, stride=2, padding=1, output_size=(10, 12),
                                    data_format="NHWC", weight_format="HWOI")
     np.testing.assert_allclose(T @ x[0].ravel(), yt[0].ravel(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16, np.int32])
+@pytest.mark.parametrize("shape", [(2, 5, 3, 7), (1, 40, 33, 3), (3, 1, 1, 2), (2, 70, 5)])
+def test_contiguous_channels_first_is_the_numpy_copy(shape, dtype, threads, rng):
+    last = (100 * rng.standard_normal(shape)).astype(dtype)
+    view = np.moveaxis(last, -1, 1)
+    with _threads(threads):
+        out = contiguous_channels_first(view, np.float32 if dtype == np.float16 else dtype)
+    assert out.flags.c_contiguous
+    np.testing.assert_array_equal(out, np.asarray(view, dtype=out.dtype, order="C"))
+    # an array that is not such a view takes NumPy's path, unchanged values
+    other = view[:, ::-1]
+    np.testing.assert_array_equal(contiguous_channels_first(other, out.dtype), other)
 
 
 def test_channels_last_index_relabels_a_sample(rng):

@@ -82,6 +82,7 @@ def test_matches_torch(torch, factor, dtype, rng, assert_close):
 @pytest.mark.parametrize("factor", [1, 2, 3])
 def test_matches_onnxruntime(order, factor, rng):
     pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")   # builds the one-node models
     from fastdeconv.testing._onnx import run_single_node
 
     x = rng.standard_normal(_shape(rng, 2, factor)).astype(np.float32)

@@ -7,9 +7,8 @@
     ``torch.nn.grad.conv{1,2,3}d_weight``.
 ``onnxruntime``
     A one-node ``Conv`` / ``ConvTranspose`` model with the weight as an initializer (so ORT can
-    pre-pack it, as in deployment), all graph optimizations on. The model is serialized by a
-    minimal protobuf writer (``fastdeconv.testing._onnx``), so the heavy ``onnx`` package is
-    not needed.
+    pre-pack it, as in deployment), all graph optimizations on. The model is built with the
+    ``onnx`` package's helpers (``fastdeconv.testing._onnx``), so this peer needs ``onnx`` too.
 ``fastdeconv_nchw``
     In the channels-last mode of the bench (``--data-format channels_last``), fastdeconv's
     channels-first call on channels-first copies of the operands: the other layout of the
@@ -149,6 +148,7 @@ def _channels_first_only(operands, peer):
 def _onnxruntime_session(case, op_type, x, weight, attributes, threads):
     """Callable running a one-node ORT session pinned to the benchmark's thread count."""
     ort = require("onnxruntime")
+    require("onnx")   # builds the model
     if x.dtype != np.float32:
         # ORT's CPU provider registers Conv/ConvTranspose for float (and float16) only.
         raise PeerUnavailable(f"no {x.dtype} Conv/ConvTranspose kernel")

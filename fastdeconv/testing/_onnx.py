@@ -1,8 +1,9 @@
-"""Run one ONNX operator with ONNX Runtime, without the ``onnx`` package.
+"""Run one ONNX operator with ONNX Runtime (a test-time oracle).
 
-ONNX Runtime is an optional oracle of the tests (ONNX ``Resize``, ``DepthToSpace``, ...). Its
-sessions take a serialized ``ModelProto``; this module writes one with a minimal protobuf
-encoder (field numbers from ``onnx/onnx.proto``), so the heavy ``onnx`` package is not needed.
+ONNX Runtime is an optional oracle of the tests (ONNX ``Conv``, ``ConvTranspose``, ``Resize``,
+``DepthToSpace``, ...). Its sessions take a serialized ``ModelProto``; this module builds one
+with the ``onnx`` package's helpers (``onnx.helper``, ``onnx.numpy_helper``). Both packages
+are optional: they are imported when a model is built or run, not with this module.
 
 >>> import numpy as np
 >>> from fastdeconv.testing._onnx import single_node_model
@@ -11,72 +12,23 @@ encoder (field numbers from ``onnx/onnx.proto``), so the heavy ``onnx`` package 
 True
 """
 
-import struct
-
 import numpy as np
 
 __all__ = ["single_node_model", "run_single_node"]
 
-# TensorProto.DataType
-_ELEM_TYPE = {
-    np.dtype(np.float32): 1, np.dtype(np.uint8): 2, np.dtype(np.int8): 3,
-    np.dtype(np.int32): 6, np.dtype(np.int64): 7, np.dtype(np.bool_): 9,
-    np.dtype(np.float16): 10, np.dtype(np.float64): 11,
-}
-# AttributeProto.AttributeType
-_FLOAT, _INT, _STRING, _FLOATS, _INTS = 1, 2, 3, 6, 7
+#: IR version of the models: 8 is read by every ONNX Runtime since 1.10.
+IR_VERSION = 8
 
 
-def _varint(value):
-    value &= (1 << 64) - 1  # negative ints: two's complement, as protobuf's int64
-    out = bytearray()
-    while True:
-        low, value = value & 0x7F, value >> 7
-        if not value:
-            out.append(low)
-            return bytes(out)
-        out.append(low | 0x80)
-
-
-def _field(number, value):
-    """One protobuf field: int as varint, float as fixed32, str/bytes length-delimited."""
+def _attribute_value(value):
+    """numpy scalars and arrays as the Python values ``onnx.helper.make_attribute`` takes."""
     if isinstance(value, (bool, np.bool_)):
-        value = int(value)
-    if isinstance(value, (int, np.integer)):
-        return _varint(number << 3) + _varint(int(value))
-    if isinstance(value, (float, np.floating)):
-        return _varint(number << 3 | 5) + struct.pack("<f", float(value))
-    if isinstance(value, str):
-        value = value.encode()
-    return _varint(number << 3 | 2) + _varint(len(value)) + bytes(value)
-
-
-def _attribute(name, value):
-    if isinstance(value, (bool, np.bool_, int, np.integer)):
-        return _field(1, name) + _field(20, _INT) + _field(3, int(value))
-    if isinstance(value, (float, np.floating)):
-        return _field(1, name) + _field(20, _FLOAT) + _field(2, float(value))
-    if isinstance(value, (str, bytes)):
-        return _field(1, name) + _field(20, _STRING) + _field(4, value)
-    values = list(value)
-    if all(isinstance(v, (int, np.integer)) for v in values):
-        return _field(1, name) + _field(20, _INTS) + b"".join(_field(8, int(v)) for v in values)
-    return (_field(1, name) + _field(20, _FLOATS)
-            + b"".join(_field(7, float(v)) for v in values))
-
-
-def _tensor(name, array):
-    array = np.asarray(array)
-    raw = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
-    return (b"".join(_field(1, int(n)) for n in array.shape) + _field(2, _ELEM_TYPE[array.dtype])
-            + _field(8, name) + _field(9, raw))
-
-
-def _value_info(name, dtype, shape=None):
-    tensor_type = _field(1, _ELEM_TYPE[np.dtype(dtype)])
-    if shape is not None:
-        tensor_type += _field(2, b"".join(_field(1, _field(1, int(n))) for n in shape))
-    return _field(1, name) + _field(2, _field(1, tensor_type))
+        return int(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (str, bytes, int, float)):
+        return value
+    return np.asarray(value).tolist()
 
 
 def single_node_model(op_type, inputs, attributes=None, *, output_dtypes=None, opset=19,
@@ -106,7 +58,9 @@ def single_node_model(op_type, inputs, attributes=None, *, output_dtypes=None, o
     -------
     bytes
     """
-    attributes = attributes or {}
+    from onnx import helper, numpy_helper
+
+    attributes = {k: _attribute_value(v) for k, v in (attributes or {}).items()}
     inputs = list(inputs)
     if output_dtypes is None:
         output_dtypes = [np.asarray(inputs[0]).dtype]
@@ -119,19 +73,21 @@ def single_node_model(op_type, inputs, attributes=None, *, output_dtypes=None, o
         names.append(name)
         array = np.asarray(array)
         if i == 0 or not constant_inputs:
-            graph_inputs.append(_value_info(name, array.dtype, array.shape))
+            graph_inputs.append(helper.make_tensor_value_info(
+                name, helper.np_dtype_to_tensor_dtype(array.dtype), array.shape))
         else:
-            initializers.append(_tensor(name, array))
+            initializers.append(numpy_helper.from_array(array, name))
     outputs = [f"y{i}" for i in range(len(output_dtypes))]
-    node = (b"".join(_field(1, n) for n in names) + b"".join(_field(2, n) for n in outputs)
-            + _field(3, "node") + _field(4, op_type)
-            + b"".join(_field(5, _attribute(k, v)) for k, v in attributes.items()))
-    graph = (_field(1, node) + _field(2, "fastdeconv_single_node")
-             + b"".join(_field(5, t) for t in initializers)
-             + b"".join(_field(11, v) for v in graph_inputs)
-             + b"".join(_field(12, _value_info(n, d)) for n, d in zip(outputs, output_dtypes)))
-    opset_import = _field(1, "") + _field(2, opset)
-    return _field(1, 8) + _field(2, "fastdeconv") + _field(7, graph) + _field(8, opset_import)
+    graph_outputs = [
+        helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(np.dtype(d)), None)
+        for n, d in zip(outputs, output_dtypes)
+    ]
+    node = helper.make_node(op_type, names, outputs, name="node", **attributes)
+    graph = helper.make_graph([node], "fastdeconv_single_node", graph_inputs, graph_outputs,
+                              initializer=initializers)
+    model = helper.make_model(graph, producer_name="fastdeconv", ir_version=IR_VERSION,
+                              opset_imports=[helper.make_opsetid("", opset)])
+    return model.SerializeToString()
 
 
 def run_single_node(op_type, inputs, attributes=None, *, output_dtypes=None, opset=19,
