@@ -19,8 +19,12 @@ Correspondence with JAX (written out here, since JAX's conventions differ from P
     dimension_numbers=(D', F, D'), feature_group_count=g) + b``, where ``D'`` is the data
     layout as a string (``"NCHW"`` / ``"NHWC"``, ...) and ``F`` is fastdeconv's weight format
     unchanged (JAX matches the spatial letters of the data and the kernel by name, as
-    fastdeconv does). ``P`` is the padding as pairs, or JAX's own ``"VALID"``, ``"SAME"``
-    (odd extra pad at the end) and ``"SAME_LOWER"``; ``"full"`` is ``(K - 1, K - 1)`` with
+    fastdeconv does). JAX orders the spatial dimensions as the *kernel* spec lists them
+    (``conv_general_permutations``), so ``window_strides``, ``padding`` and ``rhs_dilation``
+    are given in that order: for ``F = "OIWH"`` they are ``(s_W, s_H)``, ... (passing them
+    in the data's order is wrong, and crashed XLA's compiler in one vjp, a check failure
+    that kills the process). ``P`` is the padding as pairs, or JAX's own ``"VALID"``,
+    ``"SAME"`` (odd extra pad at the end) and ``"SAME_LOWER"``; ``"full"`` is ``(K - 1, K - 1)`` with
     the dilated kernel size ``K = d (k - 1) + 1``. ``padding_mode`` reflect / replicate /
     circular is ``jnp.pad(x, pairs, mode="reflect" / "edge" / "wrap")`` and ``"VALID"``.
 
