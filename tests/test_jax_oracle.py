@@ -65,6 +65,7 @@ with ``pytest -s``) and fails on any mismatch. CI installs jax and sets
 
 import collections
 import itertools
+import os
 
 import numpy as np
 import pytest
@@ -74,7 +75,8 @@ from fastdeconv.sparse import conv_matrix, conv_transpose_matrix, linear_operato
 from fastdeconv.testing import tolerances
 
 N_CASES = 40           # per operator in the default run (about 0.1-0.2 s of XLA compiling each)
-N_CASES_SLOW = 1500    # with -m slow
+#: with -m slow (FASTDECONV_JAX_SLOW_CASES=n for another count)
+N_CASES_SLOW = int(os.environ.get("FASTDECONV_JAX_SLOW_CASES", 1500))
 
 SPATIAL = {1: "W", 2: "HW", 3: "DHW"}
 ALIASES = {(False, 1): "NCW", (True, 1): "NWC", (False, 2): "NCHW", (True, 2): "NHWC",
