@@ -118,7 +118,7 @@ With ``coordinate_transformation_mode`` the nearest-neighbour rounding is decide
 arithmetic.""",
     "data_format": """\
 data_format : str, default "channels_first"
-    Layout of the data arrays (inputs, outputs and gradients alike): ``"channels_first"``,
+    Layout of the data arrays (inputs, outputs, gradients and pooling indices alike): ``"channels_first"``,
     ``(N, C, *spatial)`` as in PyTorch and ONNX, or ``"channels_last"``, ``(N, *spatial, C)``
     as in TensorFlow, Keras, JAX/flax and TFLite; the explicit strings ``"NCW"``, ``"NWC"``,
     ``"NCHW"``, ``"NHWC"``, ``"NCDHW"`` and ``"NDHWC"`` are accepted too and checked against

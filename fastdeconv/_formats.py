@@ -263,3 +263,26 @@ class Layout:
             return rows, cols
         return (channels_last_index(row_sample_shape)[rows],
                 channels_last_index(col_sample_shape)[cols])
+
+    # ------------------------------------------------------------- caller's layout, in place
+    # For kernels that compute channels-last data as it is (no transposition).
+    def batch_and_channels(self, shape):
+        """``(N, C)`` of a data shape in the caller's layout."""
+        return (shape[0], shape[-1]) if self.channels_last else (shape[0], shape[1])
+
+    def spatial(self, shape):
+        """The spatial sizes of a data shape in the caller's layout."""
+        return tuple(shape[1:-1]) if self.channels_last else tuple(shape[2:])
+
+    def data_shape(self, n, c, spatial):
+        """The caller's shape of a batch of ``n`` samples of ``c`` channels."""
+        spatial = tuple(spatial)
+        return (n,) + spatial + (c,) if self.channels_last else (n, c) + spatial
+
+    def planes(self, shape):
+        """``(planes, channels)``: a batch of the caller's layout as planes of interleaved
+        values, ``N * C`` planes of one value (channels-first) or ``N`` planes of ``C``
+        values per spatial position (channels-last, value ``c`` of position ``p`` at
+        ``p * C + c``)."""
+        n, c = self.batch_and_channels(shape)
+        return (n, c) if self.channels_last else (n * c, 1)

@@ -270,7 +270,7 @@ def _pixel_shuffle_verify_parts(case, x):
 
 _RESIZE_KEYWORDS = {"size", "scale_factor", "mode", "align_corners", "antialias",
                     "coordinate_transformation_mode", "nearest_mode", "cubic_coeff_a",
-                    "exclude_outside"}
+                    "exclude_outside", "data_format"}
 
 
 def _resize_linear_parts(input_shape, params):
@@ -290,13 +290,14 @@ def _max_unpool_linear_parts(input_shape, params):
     if "indices" not in params or "kernel_size" not in params:
         raise TypeError("linear_operator('max_unpool', ...) needs the keywords indices= (of "
                         "one sample, shape input_shape) and kernel_size=")
-    check_keywords(params, {"indices", "kernel_size", "stride", "padding", "output_size"},
-                   "max_unpool")
+    check_keywords(params, {"indices", "kernel_size", "stride", "padding", "output_size",
+                            "data_format"}, "max_unpool")
     indices = np.asarray(params.pop("indices"))
     if indices.shape != input_shape:
         raise ValueError(f"indices must have the shape input_shape {input_shape} of one "
                          f"sample, got {indices.shape}")
     kernel_size = params.pop("kernel_size")
+    layout = {"data_format": params.get("data_format", "channels_first")}
     probe = max_unpool(np.zeros((1,) + input_shape), indices[None], kernel_size, **params)
 
     def batch_indices(n):
@@ -305,8 +306,8 @@ def _max_unpool_linear_parts(input_shape, params):
     return LinearParts(
         input_shape, probe.shape[1:], np.dtype(np.float64),
         lambda x: max_unpool(x, batch_indices(x.shape[0]), kernel_size, **params),
-        lambda y: max_unpool_backward(y, batch_indices(y.shape[0])),
-        lambda: max_unpool_matrix(indices, input_shape, probe.shape[1:]),
+        lambda y: max_unpool_backward(y, batch_indices(y.shape[0]), **layout),
+        lambda: max_unpool_matrix(indices, input_shape, probe.shape[1:], **layout),
         "max_unpool",
     )
 
@@ -315,7 +316,7 @@ def _pixel_shuffle_linear_parts(input_shape, params):
     if "upscale_factor" not in params:
         raise TypeError("linear_operator('pixel_shuffle', ...) needs the keyword "
                         "upscale_factor=")
-    check_keywords(params, {"upscale_factor", "order"}, "pixel_shuffle")
+    check_keywords(params, {"upscale_factor", "order", "data_format"}, "pixel_shuffle")
     factor = params.pop("upscale_factor")
     probe = pixel_shuffle(np.zeros((1,) + input_shape), factor, **params)
     return LinearParts(

@@ -6,6 +6,12 @@ PyTorch's conventions: ``max_pool`` is ``torch.nn.functional.max_pool{1,2,3}d`` 
 deconvolutional networks, which put every pooled value back where it came from and zeros
 elsewhere. Validation and geometry are here; the loops are in
 ``fastdeconv._ext._pool_kernels``.
+
+Channels-last data ``(N, *spatial, C)`` (``data_format``): the arrays are viewed as
+channels-first, made contiguous by one transposing copy, computed as channels-first and
+returned channels-last. The indices then have the data's layout ``(N, *spatial_out, C)``
+and still hold flat positions within each ``(n, c)`` plane (PyTorch's convention, so
+channels-last pooling indices feed channels-last unpooling).
 """
 
 import numpy as np
@@ -13,6 +19,7 @@ import numpy as np
 from ._docstrings import docfiller
 from ._geometry import INDEX_LIMIT
 from ._ext import _pool_kernels
+from ._formats import Layout
 from ._threads import kernel_threads
 from ._validation import (
     allocate,
@@ -155,10 +162,14 @@ def _check_indices(indices, shape, name="indices"):
     return np.ascontiguousarray(indices, dtype=np.int64)
 
 
-def _raise_bad_index(bad, indices, limit, plane_shape, name="indices"):
+def _raise_bad_index(bad, indices, limit, plane_shape, name="indices", layout=Layout()):
+    """ValueError for the first bad index of the channels-first ``indices``; its position is
+    given in the caller's ``layout``."""
     position = int(bad[bad >= 0].min())
     value = int(indices.reshape(-1)[position])
     where = np.unravel_index(position, indices.shape)
+    if layout.channels_last:
+        where = where[:1] + where[2:] + where[1:2]
     raise ValueError(
         f"{name}{list(map(int, where))} = {value} is outside the plane of {limit} positions "
         f"(spatial shape {tuple(plane_shape)}); indices are flat positions within each "
@@ -166,16 +177,55 @@ def _raise_bad_index(bad, indices, limit, plane_shape, name="indices"):
     )
 
 
+def _indices_in(indices, shape, layout, name="indices"):
+    """Checked ``indices`` of ``shape`` (the caller's layout) as a C-contiguous int64
+    channels-first array."""
+    indices = _check_indices(indices, shape, name)
+    return np.ascontiguousarray(layout.data_in(indices))
+
+
+def _batch_and_channels(shape, layout):
+    return (shape[0], shape[-1]) if layout.channels_last else tuple(shape[:2])
+
+
+def _layout_name(layout):
+    return "(N, *spatial, C)" if layout.channels_last else "(N, C, *spatial)"
+
+
+def _pooled_input_shape(input_shape, grad_output, layout):
+    """``input_shape`` of max_pool_backward (the caller's layout) as channels-first."""
+    if not layout.channels_last:
+        return full_input_shape(input_shape, "pooled", grad_output)
+    shape = full_input_shape(input_shape, "pooled")
+    if len(shape) != grad_output.ndim or (_batch_and_channels(shape, layout)
+                                          != _batch_and_channels(grad_output.shape, layout)):
+        raise ValueError(
+            f"input_shape must be the full shape (N, *spatial, C) of the pooled input, with "
+            f"the batch, channels and number of dimensions of grad_output "
+            f"{grad_output.shape}; got {input_shape!r}")
+    return layout.shape_in(shape)
+
+
+def _output_size_in(output_size, ndim, layout):
+    """A full-shape ``output_size`` of max_unpool in the caller's layout as channels-first
+    (a spatial size, or anything invalid, is left to the validation)."""
+    if (layout.channels_last and isinstance(output_size, (tuple, list, np.ndarray))
+            and len(output_size) == ndim + 2):
+        return layout.shape_in(tuple(output_size))
+    return output_size
+
+
 # ------------------------------------------------------------------------------ public API
 @docfiller
 def max_pool(x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=False,
-             return_indices=False):
+             return_indices=False, data_format="channels_first"):
     r"""N-d max pooling, optionally returning the switches (argmax indices).
 
     Parameters
     ----------
-    x : array_like, shape (N, C, \*spatial)
-        Input batch with 1, 2 or 3 spatial dimensions.
+    x : array_like, shape (N, C, \*spatial) or (N, \*spatial, C)
+        Input batch with 1, 2 or 3 spatial dimensions, channels-first or channels-last
+        (``data_format``).
     kernel_size : int or tuple of int
         Window size, one value or one per spatial dimension.
     stride : int or tuple of int, optional
@@ -189,14 +239,17 @@ def max_pool(x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=Fa
         input; it must start inside the input or the left padding).
     return_indices : bool, default False
         Also return the position of each maximum.
+    %(data_format)s
 
     Returns
     -------
-    y : ndarray, shape (N, C, \*out_spatial)
-    indices : ndarray of int64, shape (N, C, \*out_spatial)
+    y : ndarray, shape (N, C, \*out_spatial) or (N, \*out_spatial, C)
+        In the layout of ``x``, C-contiguous.
+    indices : ndarray of int64, shape of ``y``
         Only with ``return_indices``: flat position of the maximum within its ``(n, c)``
-        plane of ``x`` (C order over the spatial dimensions), as PyTorch returns them; the
-        input of :func:`max_unpool` and :func:`max_pool_backward`.
+        plane of ``x`` (C order over the spatial dimensions only, in either layout), as
+        PyTorch returns them; the input of :func:`max_unpool` and
+        :func:`max_pool_backward` with the same ``data_format``.
 
     Raises
     ------
@@ -222,7 +275,9 @@ def max_pool(x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=Fa
         o = \left\lfloor \frac{i + 2 p - d (k - 1) - 1 + c\,(s - 1)}{s} \right\rfloor + 1
 
     with :math:`c = 1` under ``ceil_mode`` (then :math:`o` is reduced by one if the last
-    window would start past :math:`i + p`), else 0. Ties: the first maximum in scan order
+    window would start past :math:`i + p`), else 0. Channels-last input is pooled through
+    one transposing copy to channels-first (and the results copied back), with the same
+    values and indices as channels-first. Ties: the first maximum in scan order
     (C order within the window) wins. NaN: as PyTorch's CPU kernel, a NaN is the maximum and
     the last NaN of a window is the one whose index is returned.
 
@@ -238,10 +293,20 @@ def max_pool(x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=Fa
     ([[[3.0, 2.0]]], [[[1, 2]]])
     >>> fastdeconv.max_pool(x, 2, ceil_mode=True).tolist()   # size ceil((5 - 2) / 2) + 1 = 3
     [[[3.0, 2.0, 0.0]]]
+
+    Channels-last: the indices have the layout of the data and hold the same per-channel
+    spatial positions.
+
+    >>> xl = np.array([[[1.0, 9.0], [3.0, 8.0], [2.0, 7.0], [2.0, 6.0]]])   # (N, W, C)
+    >>> y, idx = fastdeconv.max_pool(xl, 2, return_indices=True, data_format="NWC")
+    >>> y.tolist(), idx.tolist()
+    ([[[3.0, 9.0], [2.0, 7.0]]], [[[1, 0], [2, 2]]])
     """
     x = as_array(x, "x")
     dtype = result_dtype((x, "x"))
     ndim = spatial_ndim(x, "x")
+    layout = Layout.resolve(data_format, ndim)
+    x = layout.data_in(x)
     kernel, stride, padding, dilation = _pool_params(ndim, kernel_size, stride, padding,
                                                      dilation)
     if not isinstance(ceil_mode, (bool, np.bool_)):
@@ -260,11 +325,14 @@ def max_pool(x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=Fa
         _pool_kernels.max_pool_forward(
             x.reshape(-1), y.reshape(-1), indices.reshape(-1), planes,
             *_geometry(in_size, out_size, kernel, stride, padding, dilation), kernel_threads())
-    return (y, indices) if return_indices else y
+    if return_indices:
+        return layout.data_out(y), layout.data_out(indices)
+    return layout.data_out(y)
 
 
 @docfiller
-def max_unpool(x, indices, kernel_size, *, stride=None, padding=0, output_size=None):
+def max_unpool(x, indices, kernel_size, *, stride=None, padding=0, output_size=None,
+               data_format="channels_first"):
     r"""Max unpooling: scatter pooled values back to the positions of their maxima.
 
     The partial inverse of :func:`max_pool` (Zeiler and Fergus's *switches*): each value of
@@ -273,25 +341,30 @@ def max_unpool(x, indices, kernel_size, *, stride=None, padding=0, output_size=N
 
     Parameters
     ----------
-    x : array_like, shape (N, C, \*spatial)
-        Pooled values, 1 to 3 spatial dimensions.
+    x : array_like, shape (N, C, \*spatial) or (N, \*spatial, C)
+        Pooled values, 1 to 3 spatial dimensions, channels-first or channels-last
+        (``data_format``).
     indices : array_like of int, shape of ``x``
-        Flat positions within each output plane, e.g. from ``max_pool(...,
-        return_indices=True)``; any integer dtype.
+        Flat positions within each ``(n, c)`` output plane (over the spatial dimensions
+        only, in either layout), e.g. from ``max_pool(..., return_indices=True)`` with the
+        same ``data_format``; any integer dtype.
     kernel_size : int or tuple of int
         The pooling window size (it only sets the default output size).
     stride : int or tuple of int, optional
         Defaults to ``kernel_size``.
     padding : int or tuple of int, default 0
     output_size : sequence of int, optional
-        Spatial output size (or the full shape ``(N, C, *spatial)``), e.g. the input size of
-        the pooling when it was ambiguous; it must differ from the default by less than
-        ``stride`` in every dimension (PyTorch's rule).
+        Spatial output size (or the full shape, ``(N, C, *spatial)`` or ``(N, *spatial, C)``
+        as ``data_format``), e.g. the input size of the pooling when it was ambiguous; it
+        must differ from the default by less than ``stride`` in every dimension (PyTorch's
+        rule).
+    %(data_format)s
 
     Returns
     -------
-    y : ndarray, shape (N, C, \*out_spatial)
-        Default size per dimension ``(in - 1) * stride - 2 * padding + kernel_size``.
+    y : ndarray, shape (N, C, \*out_spatial) or (N, \*out_spatial, C)
+        Default size per dimension ``(in - 1) * stride - 2 * padding + kernel_size``; in the
+        layout of ``x``, C-contiguous.
 
     Raises
     ------
@@ -313,7 +386,8 @@ def max_unpool(x, indices, kernel_size, *, stride=None, padding=0, output_size=N
     hand-made indices): the value of the **last** input position in C order wins, as in
     PyTorch's CPU kernel. :func:`max_unpool_backward` and
     :func:`fastdeconv.sparse.max_unpool_matrix` follow the same rule, so the operator, its
-    adjoint and its matrix agree exactly.
+    adjoint and its matrix agree exactly. Channels-last arrays are unpooled through one
+    transposing copy to channels-first, and the result is copied back.
 
     %(dtypes)s
 
@@ -331,9 +405,12 @@ def max_unpool(x, indices, kernel_size, *, stride=None, padding=0, output_size=N
     x = as_array(x, "x")
     dtype = result_dtype((x, "x"))
     ndim = spatial_ndim(x, "x")
+    layout = Layout.resolve(data_format, ndim)
     kernel, stride, padding, _ = _pool_params(ndim, kernel_size, stride, padding, 1)
-    indices = _check_indices(indices, x.shape)
-    out_size = max_unpool_output_size(x.shape[2:], kernel, stride, padding, output_size)
+    indices = _indices_in(indices, x.shape, layout)
+    x = layout.data_in(x)
+    out_size = max_unpool_output_size(x.shape[2:], kernel, stride, padding,
+                                      _output_size_in(output_size, ndim, layout))
     x = as_compute_array(x, dtype)
     y = allocate(x.shape[:2] + out_size, dtype, "output", zero=True)
     planes = x.shape[0] * x.shape[1]
@@ -344,27 +421,32 @@ def max_unpool(x, indices, kernel_size, *, stride=None, padding=0, output_size=N
         _pool_kernels.max_unpool_forward(x.reshape(-1), indices.reshape(-1), y.reshape(-1),
                                          planes, in_numel, out_numel, bad, kernel_threads())
         if bad.max() >= 0:
-            _raise_bad_index(bad, indices, out_numel, out_size)
-    return y
+            _raise_bad_index(bad, indices, out_numel, out_size, layout=layout)
+    return layout.data_out(y)
 
 
-def max_pool_backward(grad_output, indices, input_shape):
+@docfiller
+def max_pool_backward(grad_output, indices, input_shape, *, data_format="channels_first"):
     r"""Gradient of :func:`max_pool` with respect to its input.
 
     Every output gradient is added to the input position its maximum came from.
 
     Parameters
     ----------
-    grad_output : array_like, shape (N, C, \*out_spatial)
-        Gradient of the loss with respect to the pooled output.
+    grad_output : array_like, shape (N, C, \*out_spatial) or (N, \*out_spatial, C)
+        Gradient of the loss with respect to the pooled output, in the layout
+        ``data_format``.
     indices : array_like of int, shape of ``grad_output``
-        The indices returned by ``max_pool(..., return_indices=True)``.
+        The indices returned by ``max_pool(..., return_indices=True)`` (same layout).
     input_shape : sequence of int
-        Full shape ``(N, C, *spatial)`` of the pooled input.
+        Full shape of the pooled input in the same layout, ``(N, C, *spatial)`` or
+        ``(N, *spatial, C)``.
+    %(data_format)s
 
     Returns
     -------
     grad_x : ndarray, shape ``input_shape``
+        C-contiguous, in the layout ``data_format``.
 
     Raises
     ------
@@ -397,10 +479,10 @@ def max_pool_backward(grad_output, indices, input_shape):
     """
     grad_output = as_array(grad_output, "grad_output")
     dtype = result_dtype((grad_output, "grad_output"))
-    spatial_ndim(grad_output, "grad_output")
-    shape = full_input_shape(input_shape, "pooled", grad_output)
-    indices = _check_indices(indices, grad_output.shape)
-    grad_output = as_compute_array(grad_output, dtype)
+    layout = Layout.resolve(data_format, spatial_ndim(grad_output, "grad_output"))
+    shape = _pooled_input_shape(input_shape, grad_output, layout)
+    indices = _indices_in(indices, grad_output.shape, layout)
+    grad_output = as_compute_array(layout.data_in(grad_output), dtype)
     grad_x = allocate(shape, dtype, "input gradient", zero=True)
     planes = shape[0] * shape[1]
     in_numel = int(np.prod(shape[2:], dtype=np.int64))
@@ -414,25 +496,30 @@ def max_pool_backward(grad_output, indices, input_shape):
                                         grad_x.reshape(-1), planes, in_numel, out_numel, bad,
                                         kernel_threads())
         if bad.max() >= 0:
-            _raise_bad_index(bad, indices, in_numel, shape[2:])
-    return grad_x
+            _raise_bad_index(bad, indices, in_numel, shape[2:], layout=layout)
+    return layout.data_out(grad_x)
 
 
-def max_unpool_backward(grad_output, indices):
+@docfiller
+def max_unpool_backward(grad_output, indices, *, data_format="channels_first"):
     r"""Gradient of :func:`max_unpool` with respect to its input: the exact adjoint.
 
     Parameters
     ----------
-    grad_output : array_like, shape (N, C, \*out_spatial)
-        Gradient of the loss with respect to the unpooled output.
-    indices : array_like of int, shape (N, C, \*spatial)
-        The indices given to :func:`max_unpool`; their shape is the shape of the result.
+    grad_output : array_like, shape (N, C, \*out_spatial) or (N, \*out_spatial, C)
+        Gradient of the loss with respect to the unpooled output, in the layout
+        ``data_format``.
+    indices : array_like of int, shape (N, C, \*spatial) or (N, \*spatial, C)
+        The indices given to :func:`max_unpool` (same layout); their shape is the shape of
+        the result.
+    %(data_format)s
 
     Returns
     -------
     grad_x : ndarray, shape of ``indices``
         ``grad_output`` gathered at ``indices``: ``grad_x[n, c, i] = grad_output[n, c,
-        indices[n, c, i]]`` (flat positions within each plane).
+        indices[n, c, i]]`` (flat positions within each plane; channel index last in
+        channels-last), C-contiguous.
 
     Raises
     ------
@@ -464,14 +551,15 @@ def max_unpool_backward(grad_output, indices):
     """
     grad_output = as_array(grad_output, "grad_output")
     dtype = result_dtype((grad_output, "grad_output"))
-    spatial_ndim(grad_output, "grad_output")
+    layout = Layout.resolve(data_format, spatial_ndim(grad_output, "grad_output"))
     indices = as_array(indices, "indices")
-    if indices.ndim != grad_output.ndim or indices.shape[:2] != grad_output.shape[:2]:
+    if indices.ndim != grad_output.ndim or (_batch_and_channels(indices.shape, layout)
+                                            != _batch_and_channels(grad_output.shape, layout)):
         raise ValueError(
-            f"indices must have shape (N, C, *spatial) with the batch, channels and number "
-            f"of dimensions of grad_output {grad_output.shape}, got {indices.shape}")
-    indices = _check_indices(indices, indices.shape)
-    grad_output = as_compute_array(grad_output, dtype)
+            f"indices must have shape {_layout_name(layout)} with the batch, channels and "
+            f"number of dimensions of grad_output {grad_output.shape}, got {indices.shape}")
+    indices = _indices_in(indices, indices.shape, layout)
+    grad_output = as_compute_array(layout.data_in(grad_output), dtype)
     grad_x = allocate(indices.shape, dtype, "input gradient")
     planes = indices.shape[0] * indices.shape[1]
     in_numel = int(np.prod(indices.shape[2:], dtype=np.int64))
@@ -487,5 +575,5 @@ def max_unpool_backward(grad_output, indices):
                                           grad_x.reshape(-1), planes, in_numel, out_numel,
                                           marks, bad, threads)
         if bad.max() >= 0:
-            _raise_bad_index(bad, indices, out_numel, out_size)
-    return grad_x
+            _raise_bad_index(bad, indices, out_numel, out_size, layout=layout)
+    return layout.data_out(grad_x)

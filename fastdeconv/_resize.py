@@ -3,6 +3,12 @@
 Validation and the 1-D plans are in :mod:`fastdeconv._resize_plan`; this module turns the plans
 into a *program* (an ordered list of separable passes with their CSR arrays in the compute
 dtype) and runs it with the compiled kernels of ``fastdeconv._ext._resize_kernels``.
+
+Channels-last data ``(N, *spatial, C)`` is resized natively, without transposing: a sample
+is one plane whose spatial dimensions are followed by a dimension of ``C`` values that no
+pass resizes, so every pass combines contiguous rows of ``C`` (or more) values. The passes
+run in the order chosen for the channels-first plane, so each value is computed by the same
+operations in the same order, and both layouts give the same bits.
 """
 
 import functools
@@ -12,6 +18,7 @@ import numpy as np
 
 from ._docstrings import docfiller
 from ._ext import _resize_kernels
+from ._formats import Layout
 from ._resize_plan import resolve_resize
 from ._threads import kernel_threads
 from ._validation import (allocate, as_array, as_compute_array, full_input_shape, result_dtype,
@@ -22,9 +29,14 @@ __all__ = ["resize", "resize_backward"]
 
 # ------------------------------------------------------------------------------- programs
 class _Program:
-    """Passes of one resize for one compute dtype, ready for the kernels."""
+    """Passes of one resize for one compute dtype, ready for the kernels.
 
-    def __init__(self, spec, dtype, canonical=False):
+    ``channels`` is the number of values per spatial position within one plane: 1 for
+    channels-first planes ``(n, c)``, ``C`` for a channels-last sample, whose channels are
+    a trailing dimension that no pass resizes. It does not change the pass order.
+    """
+
+    def __init__(self, spec, dtype, canonical=False, channels=1):
         plans = spec.plans(dtype)
         active = [d for d, plan in enumerate(plans) if not plan.is_identity]
         last_first = sorted(active, reverse=True)
@@ -39,7 +51,7 @@ class _Program:
         for step, d in enumerate(order):
             plan = plans[d]
             outer = int(np.prod(shape[:d], dtype=np.int64))
-            inner = int(np.prod(shape[d + 1:], dtype=np.int64))
+            inner = int(np.prod(shape[d + 1:], dtype=np.int64)) * channels
             rows.append((outer, plan.n_in, plan.n_out, inner, off, int(plan.is_selection)))
             offsets.append(plan.offsets + nnz)
             indices.append(plan.indices)
@@ -57,8 +69,8 @@ class _Program:
             self.indices = np.zeros(1, dtype=np.intp)
             self.weights = np.zeros(1, dtype=dtype)
         self.scratch_numel = scratch
-        self.in_numel = int(np.prod(spec.in_size, dtype=np.int64))
-        self.out_numel = int(np.prod(spec.out_size, dtype=np.int64))
+        self.in_numel = int(np.prod(spec.in_size, dtype=np.int64)) * channels
+        self.out_numel = int(np.prod(spec.out_size, dtype=np.int64)) * channels
 
     @property
     def is_copy(self):
@@ -86,18 +98,34 @@ def _pass_order(plans, active, in_size):
 
 
 @functools.lru_cache(maxsize=128)
-def _program(spec, dtype, canonical=False):
-    return _Program(spec, np.dtype(dtype), canonical)
+def _program(spec, dtype, canonical=False, channels=1):
+    return _Program(spec, np.dtype(dtype), canonical, channels)
 
 
-def _program_for(spec, dtype, values):
+def _program_for(spec, dtype, values, channels=1):
     """The fastest pass order, or PyTorch's (last dimension first) when ``values`` has a NaN
     or an infinity: an order changes where inf - inf gives NaN, so non-finite inputs take
     the one order whose NaN pattern is specified (and tested against PyTorch)."""
-    program = _program(spec, dtype)
+    program = _program(spec, dtype, channels=channels)
     if not program.is_canonical and not np.isfinite(values).all():
-        program = _program(spec, dtype, canonical=True)
+        program = _program(spec, dtype, canonical=True, channels=channels)
     return program
+
+
+def _planes(shape, layout):
+    """``(planes, channels)`` of a batch: the kernels' planes and the values per position
+    in each (channels-first: ``N * C`` planes of one value; channels-last: ``N`` of ``C``)."""
+    if layout.channels_last:
+        return shape[0], shape[-1]
+    return shape[0] * shape[1], 1
+
+
+def _spatial(shape, layout):
+    return tuple(shape[1:-1]) if layout.channels_last else tuple(shape[2:])
+
+
+def _batch_shape(n, c, spatial, layout):
+    return (n,) + tuple(spatial) + (c,) if layout.channels_last else (n, c) + tuple(spatial)
 
 
 def _run(kernel, src, dst, planes, program):
@@ -113,7 +141,7 @@ def _run(kernel, src, dst, planes, program):
 @docfiller
 def resize(x, size=None, *, scale_factor=None, mode="nearest", align_corners=None,
            antialias=False, coordinate_transformation_mode=None, nearest_mode=None,
-           cubic_coeff_a=None, exclude_outside=False):
+           cubic_coeff_a=None, exclude_outside=False, data_format="channels_first"):
     r"""Resize (up- or downsample) the spatial dimensions of a batch by interpolation.
 
     With only PyTorch's keywords (``size``, ``scale_factor``, ``mode``, ``align_corners``,
@@ -124,22 +152,25 @@ def resize(x, size=None, *, scale_factor=None, mode="nearest", align_corners=Non
 
     Parameters
     ----------
-    x : array_like, shape (N, C, \*spatial)
-        Input batch with 1, 2 or 3 spatial dimensions.
+    x : array_like, shape (N, C, \*spatial) or (N, \*spatial, C)
+        Input batch with 1, 2 or 3 spatial dimensions, channels-first or channels-last
+        (``data_format``).
     %(resize_parameters)s
+    %(data_format)s
 
     Returns
     -------
-    y : ndarray, shape (N, C, \*out_spatial)
-        ``float32`` or ``float64``, see Notes.
+    y : ndarray, shape (N, C, \*out_spatial) or (N, \*out_spatial, C)
+        ``float32`` or ``float64``, see Notes; in the layout of ``x``, C-contiguous.
 
     Raises
     ------
     ValueError
         For an unknown mode, a keyword that does not apply to the mode or convention (e.g.
         ``align_corners`` with ``"nearest"``), both or neither of ``size`` and
-        ``scale_factor``, non-positive sizes or scales, a ``size`` of the wrong length, or an
-        empty output; the message names the parameter.
+        ``scale_factor``, non-positive sizes or scales, a ``size`` of the wrong length, an
+        empty output, or an unknown ``data_format`` (or one for another number of spatial
+        dimensions); the message names the parameter.
     TypeError
         For complex or non-numeric inputs and parameters of the wrong type.
 
@@ -151,6 +182,10 @@ def resize(x, size=None, *, scale_factor=None, mode="nearest", align_corners=Non
     Notes
     -----
     %(resize_notes)s
+
+    ``size`` and ``scale_factor`` refer to the spatial dimensions in either layout.
+    Channels-last input is resized natively (no transposition), with the same bits as the
+    channels-first result.
 
     %(dtypes)s
 
@@ -177,23 +212,31 @@ def resize(x, size=None, *, scale_factor=None, mode="nearest", align_corners=Non
 
     >>> fastdeconv.resize(np.arange(8.0).reshape(1, 1, 2, 4), (1, 2), mode="area").tolist()
     [[[[2.5, 4.5]]]]
+
+    Channels-last (Keras's ``UpSampling2D`` layout), here 2 channels of 1 x 2 pixels:
+
+    >>> xl = np.array([[[[1.0, 10.0], [2.0, 20.0]]]])       # (N, H, W, C) = (1, 1, 2, 2)
+    >>> fastdeconv.resize(xl, scale_factor=(1, 2), data_format="NHWC")[0, 0].tolist()
+    [[1.0, 10.0], [1.0, 10.0], [2.0, 20.0], [2.0, 20.0]]
     """
     x = as_array(x, "x")
     dtype = result_dtype((x, "x"))
-    spatial_ndim(x, "x")
+    layout = Layout.resolve(data_format, spatial_ndim(x, "x"))
     spec = resolve_resize(
-        x.shape[2:], size, scale_factor=scale_factor, mode=mode, align_corners=align_corners,
-        antialias=antialias, coordinate_transformation_mode=coordinate_transformation_mode,
+        _spatial(x.shape, layout), size, scale_factor=scale_factor, mode=mode,
+        align_corners=align_corners, antialias=antialias,
+        coordinate_transformation_mode=coordinate_transformation_mode,
         nearest_mode=nearest_mode, cubic_coeff_a=cubic_coeff_a, exclude_outside=exclude_outside,
     )
     x = as_compute_array(x, dtype)
+    n, c = layout.data_in(x).shape[:2]
     # the output first: an impossible size fails here, before the index tables are built
-    y = allocate(x.shape[:2] + spec.out_size, dtype, "output")
-    program = _program_for(spec, dtype, x)
-    planes = x.shape[0] * x.shape[1]
+    y = allocate(_batch_shape(n, c, spec.out_size, layout), dtype, "output")
+    planes, channels = _planes(x.shape, layout)
+    program = _program_for(spec, dtype, x, channels)
     if program.is_copy:
         return x.copy()
-    if planes == 0:
+    if n * c == 0:
         return y
     return _run(_resize_kernels.resize_forward, x, y, planes, program)
 
@@ -201,7 +244,8 @@ def resize(x, size=None, *, scale_factor=None, mode="nearest", align_corners=Non
 @docfiller
 def resize_backward(grad_output, input_shape, size=None, *, scale_factor=None, mode="nearest",
                     align_corners=None, antialias=False, coordinate_transformation_mode=None,
-                    nearest_mode=None, cubic_coeff_a=None, exclude_outside=False):
+                    nearest_mode=None, cubic_coeff_a=None, exclude_outside=False,
+                    data_format="channels_first"):
     r"""Gradient of :func:`resize` with respect to its input: the exact adjoint.
 
     For the (per-sample) matrix :math:`R` of ``resize(x, ...)`` this computes
@@ -210,15 +254,19 @@ def resize_backward(grad_output, input_shape, size=None, *, scale_factor=None, m
 
     Parameters
     ----------
-    grad_output : array_like, shape (N, C, \*out_spatial)
-        Gradient of the loss with respect to ``resize(x, ...)``.
+    grad_output : array_like, shape (N, C, \*out_spatial) or (N, \*out_spatial, C)
+        Gradient of the loss with respect to ``resize(x, ...)``, in the layout
+        ``data_format``.
     input_shape : sequence of int
-        Full shape ``(N, C, *spatial)`` of the resized input ``x``.
+        Full shape of the resized input ``x`` in the same layout: ``(N, C, *spatial)`` or
+        ``(N, *spatial, C)``.
     %(resize_parameters)s
+    %(data_format)s
 
     Returns
     -------
     grad_x : ndarray, shape ``input_shape``
+        C-contiguous, in the layout ``data_format``.
 
     Raises
     ------
@@ -236,7 +284,8 @@ def resize_backward(grad_output, input_shape, size=None, *, scale_factor=None, m
     adjoint of :func:`resize` also where PyTorch's own backward is not: PyTorch computes the
     nearest-neighbour source index of its backward with a slightly different formula than its
     forward, which picks a different pixel for rare sizes (e.g. ``nearest-exact`` from 2 to
-    41 pixels).
+    41 pixels). Channels-last gradients are computed natively, with the same bits as in
+    channels-first.
 
     Examples
     --------
@@ -259,23 +308,25 @@ def resize_backward(grad_output, input_shape, size=None, *, scale_factor=None, m
     grad_output = as_array(grad_output, "grad_output")
     dtype = result_dtype((grad_output, "grad_output"))
     input_shape = full_input_shape(input_shape, "resized")
+    layout = Layout.resolve(data_format, len(input_shape) - 2)
+    n, c = layout.shape_in(input_shape)[:2]
     spec = resolve_resize(
-        input_shape[2:], size, scale_factor=scale_factor, mode=mode,
+        _spatial(input_shape, layout), size, scale_factor=scale_factor, mode=mode,
         align_corners=align_corners, antialias=antialias,
         coordinate_transformation_mode=coordinate_transformation_mode,
         nearest_mode=nearest_mode, cubic_coeff_a=cubic_coeff_a, exclude_outside=exclude_outside,
         x_name="input_shape",
     )
-    expected = input_shape[:2] + spec.out_size
+    expected = _batch_shape(n, c, spec.out_size, layout)
     if grad_output.shape != expected:
         raise ValueError(f"grad_output must have the output shape {expected} of resize for "
                          f"input_shape {input_shape}, got {grad_output.shape}")
     grad_output = as_compute_array(grad_output, dtype)
     grad_x = allocate(input_shape, dtype, "input gradient")
-    program = _program_for(spec, dtype, grad_output)
-    planes = input_shape[0] * input_shape[1]
+    planes, channels = _planes(input_shape, layout)
+    program = _program_for(spec, dtype, grad_output, channels)
     if program.is_copy:
         return grad_output.copy()
-    if planes == 0:
+    if n * c == 0:
         return grad_x
     return _run(_resize_kernels.resize_backward, grad_output, grad_x, planes, program)

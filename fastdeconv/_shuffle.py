@@ -11,7 +11,9 @@ channel orders:
     TensorFlow's ``depth_to_space`` and ONNX ``DepthToSpace``'s default: input channel
     ``phase * C + c`` becomes output channel ``c`` (the phases are the slowest varying part).
 
-The work is one NumPy reshape/transpose/copy: a memory-bound permutation.
+The work is one NumPy reshape/transpose/copy: a memory-bound permutation. With
+``data_format="channels_last"`` the same single copy reads and writes ``(N, *spatial, C)``
+directly (no transposition to channels-first and back).
 """
 
 import math
@@ -19,6 +21,8 @@ import numbers
 
 import numpy as np
 
+from ._docstrings import docfiller
+from ._formats import Layout
 from ._validation import as_array, as_compute_array, normalize_tuple, result_dtype, spatial_ndim
 
 __all__ = ["pixel_shuffle", "pixel_unshuffle", "ORDERS"]
@@ -26,10 +30,13 @@ __all__ = ["pixel_shuffle", "pixel_unshuffle", "ORDERS"]
 ORDERS = ("CRD", "DCR")
 
 
-def _check(x, factor, order, name, name_x="x"):
+def _check(x, factor, order, data_format, name, name_x="x"):
+    """``(x, ndim, factors, channels_last)``: x as a C-contiguous compute array in the
+    caller's layout."""
     x = as_array(x, name_x)
     dtype = result_dtype((x, name_x))
     ndim = spatial_ndim(x, name_x)
+    channels_last = Layout.resolve(data_format, ndim).channels_last
     if isinstance(factor, numbers.Real) and not isinstance(factor, numbers.Integral):
         raise TypeError(f"{name} must be an int or a tuple of {ndim} ints, got {factor!r}")
     factors = normalize_tuple(factor, ndim, name, min_value=1)
@@ -41,10 +48,25 @@ def _check(x, factor, order, name, name_x="x"):
     if not isinstance(order, str) or order not in ORDERS:
         raise ValueError(f"order must be 'CRD' (PyTorch) or 'DCR' (TensorFlow, ONNX's "
                          f"default), got {order!r}")
-    return as_compute_array(x, dtype), ndim, factors
+    return as_compute_array(x, dtype), ndim, factors, channels_last
 
 
-def pixel_shuffle(x, upscale_factor, *, order="CRD"):
+def _split_channels(order, ndim, channels_first):
+    """The channel axis of the view ``(N, [c, *r or *r, c], *spatial)`` (channels-first) or
+    ``(N, *spatial, [c, *r or *r, c])`` (channels-last), and its ``ndim`` phase axes."""
+    head = 1 if channels_first else 1 + ndim
+    if order == "CRD":
+        return head, list(range(head + 1, head + 1 + ndim))
+    return head + ndim, list(range(head, head + ndim))
+
+
+def _shuffled(v, axes, shape):
+    """The one copy of the permutation: ``v.transpose(axes)`` C-contiguous, as ``shape``."""
+    return np.ascontiguousarray(v.transpose(axes)).reshape(shape)
+
+
+@docfiller
+def pixel_shuffle(x, upscale_factor, *, order="CRD", data_format="channels_first"):
     r"""Rearrange channels into space: ``(N, C r^d, *S) -> (N, C, *(S r))``.
 
     Sub-pixel convolution's upsampling step (Shi et al., 2016): every group of
@@ -52,24 +74,29 @@ def pixel_shuffle(x, upscale_factor, *, order="CRD"):
 
     Parameters
     ----------
-    x : array_like, shape (N, C \* prod(upscale_factor), \*spatial)
-        Input with 1, 2 or 3 spatial dimensions.
+    x : array_like, shape (N, C \* prod(upscale_factor), \*spatial) or (N, \*spatial, C \* prod(upscale_factor))
+        Input with 1, 2 or 3 spatial dimensions, channels-first or channels-last
+        (``data_format``).
     upscale_factor : int or tuple of int
         Block size :math:`r`, the same for every spatial dimension or one per dimension.
     order : {"CRD", "DCR"}, default "CRD"
         Channel order: ``"CRD"`` is PyTorch's ``pixel_shuffle`` (and ONNX ``DepthToSpace``
         with ``mode="CRD"``), ``"DCR"`` is TensorFlow's ``depth_to_space`` and ONNX
-        ``DepthToSpace``'s default (for NHWC TensorFlow tensors, transpose to NCHW first).
+        ``DepthToSpace``'s default (with ``data_format="channels_last"``, exactly
+        TensorFlow's ``depth_to_space`` of an NHWC tensor).
+    %(data_format)s
 
     Returns
     -------
-    y : ndarray, shape (N, C, \*(spatial \* upscale_factor))
+    y : ndarray, shape (N, C, \*(spatial \* upscale_factor)) or (N, \*(spatial \* upscale_factor), C)
+        In the layout of ``x``, C-contiguous.
 
     Raises
     ------
     ValueError
         If the channels are not divisible by ``prod(upscale_factor)``, a factor is not
-        positive, ``x`` has the wrong number of dimensions or ``order`` is unknown.
+        positive, ``x`` has the wrong number of dimensions, or ``order`` or ``data_format``
+        is unknown.
     TypeError
         For non-integer factors or non-numeric ``x``.
 
@@ -89,6 +116,10 @@ def pixel_shuffle(x, upscale_factor, *, order="CRD"):
         y[n, c, j] = x[n, c R + p, \lfloor j / r \rfloor] \quad \text{("CRD")}, \qquad
         y[n, c, j] = x[n, p C + c, \lfloor j / r \rfloor] \quad \text{("DCR")}.
 
+    In channels-last the same formula holds with the channel index last,
+    ``y[n, j, c] = x[n, j // r, c R + p]`` (``"CRD"``). Either layout costs one copy (a
+    channels-last array is rearranged directly, not through channels-first).
+
     The result dtype follows the library's policy (float16 to float32, integers to
     float64); the operation itself is an exact permutation.
 
@@ -106,31 +137,40 @@ def pixel_shuffle(x, upscale_factor, *, order="CRD"):
     [[[0.0, 2.0, 1.0, 3.0], [4.0, 6.0, 5.0, 7.0]]]
     >>> bool(np.array_equal(fastdeconv.pixel_unshuffle(y, 2), np.arange(8.0).reshape(1, 4, 2)))
     True
+
+    Channels-last (TensorFlow's ``depth_to_space`` of an NHWC tensor is ``order="DCR"``):
+
+    >>> xl = np.moveaxis(x, 1, -1)                       # (1, 1, 2, 4)
+    >>> fastdeconv.pixel_shuffle(xl, 2, order="DCR", data_format="NHWC")[0, :, :, 0].tolist()
+    [[0.0, 2.0, 1.0, 3.0], [4.0, 6.0, 5.0, 7.0]]
     """
-    x, ndim, r = _check(x, upscale_factor, order, "upscale_factor")
-    n, channels = x.shape[:2]
-    spatial = x.shape[2:]
+    x, ndim, r, channels_last = _check(x, upscale_factor, order, data_format,
+                                       "upscale_factor")
+    n = x.shape[0]
+    channels, spatial = (x.shape[-1], x.shape[1:-1]) if channels_last else (x.shape[1],
+                                                                            x.shape[2:])
     blocks = math.prod(r)
     if channels % blocks:
         raise ValueError(
             f"the channels of x ({channels}) must be divisible by the product of "
             f"upscale_factor {tuple(r)} over the spatial dimensions ({blocks})")
     c = channels // blocks
-    if order == "CRD":
-        v = x.reshape((n, c) + tuple(r) + spatial)
-        head = [0, 1]
-        phase_axes = list(range(2, 2 + ndim))
-    else:
-        v = x.reshape((n,) + tuple(r) + (c,) + spatial)
-        head = [0, 1 + ndim]
-        phase_axes = list(range(1, 1 + ndim))
-    space_axes = list(range(2 + ndim, 2 + 2 * ndim))
-    axes = head + [a for pair in zip(space_axes, phase_axes) for a in pair]
+    split = (c,) + tuple(r) if order == "CRD" else tuple(r) + (c,)
+    channel_axis, phase_axes = _split_channels(order, ndim, not channels_last)
     out = tuple(s * f for s, f in zip(spatial, r))
-    return np.ascontiguousarray(v.transpose(axes)).reshape((n, c) + out)
+    if channels_last:
+        v = x.reshape((n,) + spatial + split)
+        space_axes = list(range(1, 1 + ndim))
+        interleaved = [a for pair in zip(space_axes, phase_axes) for a in pair]
+        return _shuffled(v, [0] + interleaved + [channel_axis], (n,) + out + (c,))
+    v = x.reshape((n,) + split + spatial)
+    space_axes = list(range(2 + ndim, 2 + 2 * ndim))
+    interleaved = [a for pair in zip(space_axes, phase_axes) for a in pair]
+    return _shuffled(v, [0, channel_axis] + interleaved, (n, c) + out)
 
 
-def pixel_unshuffle(x, downscale_factor, *, order="CRD"):
+@docfiller
+def pixel_unshuffle(x, downscale_factor, *, order="CRD", data_format="channels_first"):
     r"""Rearrange space into channels: ``(N, C, *(S r)) -> (N, C r^d, *S)``.
 
     The inverse of :func:`pixel_shuffle` with the same factor and order, and also its adjoint
@@ -138,23 +178,26 @@ def pixel_unshuffle(x, downscale_factor, *, order="CRD"):
 
     Parameters
     ----------
-    x : array_like, shape (N, C, \*spatial)
-        Input with 1, 2 or 3 spatial dimensions, each divisible by its factor.
+    x : array_like, shape (N, C, \*spatial) or (N, \*spatial, C)
+        Input with 1, 2 or 3 spatial dimensions, each divisible by its factor, channels-first
+        or channels-last (``data_format``).
     downscale_factor : int or tuple of int
         Block size :math:`r`, one value or one per spatial dimension.
     order : {"CRD", "DCR"}, default "CRD"
         ``"CRD"``: PyTorch's ``pixel_unshuffle``; ``"DCR"``: TensorFlow's
         ``space_to_depth`` and ONNX ``SpaceToDepth``.
+    %(data_format)s
 
     Returns
     -------
-    y : ndarray, shape (N, C \* prod(downscale_factor), \*(spatial / downscale_factor))
+    y : ndarray, shape (N, C \* prod(downscale_factor), \*(spatial / downscale_factor)) or (N, \*(spatial / downscale_factor), C \* prod(downscale_factor))
+        In the layout of ``x``, C-contiguous.
 
     Raises
     ------
     ValueError
         If a spatial size is not divisible by its factor, a factor is not positive, ``x``
-        has the wrong number of dimensions or ``order`` is unknown.
+        has the wrong number of dimensions, or ``order`` or ``data_format`` is unknown.
     TypeError
         For non-integer factors or non-numeric ``x``.
 
@@ -173,19 +216,25 @@ def pixel_unshuffle(x, downscale_factor, *, order="CRD"):
     >>> y[0, :, 0, 0].tolist()      # the 2 x 2 block at the top left, phases in C order
     [0.0, 1.0, 4.0, 5.0]
     """
-    x, ndim, r = _check(x, downscale_factor, order, "downscale_factor")
-    n, c = x.shape[:2]
-    spatial = x.shape[2:]
+    x, ndim, r, channels_last = _check(x, downscale_factor, order, data_format,
+                                       "downscale_factor")
+    n = x.shape[0]
+    c, spatial = (x.shape[-1], x.shape[1:-1]) if channels_last else (x.shape[1], x.shape[2:])
     if any(s % f for s, f in zip(spatial, r)):
         raise ValueError(f"the spatial size of x {tuple(spatial)} must be divisible by "
                          f"downscale_factor {tuple(r)}")
     small = tuple(s // f for s, f in zip(spatial, r))
-    v = x.reshape((n, c) + tuple(a for pair in zip(small, r) for a in pair))
+    pairs = tuple(a for pair in zip(small, r) for a in pair)
+    # the channel block of the result: c then the phases ("CRD") or the phases then c ("DCR")
+    if channels_last:
+        v = x.reshape((n,) + pairs + (c,))
+        space_axes = [1 + 2 * k for k in range(ndim)]
+        phase_axes = [2 + 2 * k for k in range(ndim)]
+        channel_axis = 1 + 2 * ndim
+        block = [channel_axis] + phase_axes if order == "CRD" else phase_axes + [channel_axis]
+        return _shuffled(v, [0] + space_axes + block, (n,) + small + (c * math.prod(r),))
+    v = x.reshape((n, c) + pairs)
     space_axes = [2 + 2 * k for k in range(ndim)]
     phase_axes = [3 + 2 * k for k in range(ndim)]
-    if order == "CRD":
-        axes = [0, 1] + phase_axes + space_axes
-    else:
-        axes = [0] + phase_axes + [1] + space_axes
-    return np.ascontiguousarray(v.transpose(axes)).reshape(
-        (n, c * math.prod(r)) + small)
+    block = [1] + phase_axes if order == "CRD" else phase_axes + [1]
+    return _shuffled(v, [0] + block + space_axes, (n, c * math.prod(r)) + small)

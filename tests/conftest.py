@@ -139,3 +139,45 @@ def replace_budget():
 
     with ExitStack() as stack:
         yield lambda **changes: stack.enter_context(budget(**changes))
+
+
+def _import_framework(module, flag):
+    """Import a slow optional oracle (TensorFlow, Keras): a failure with ``flag=1`` set,
+    else a skip when it is missing. Their import-time warnings are not the tests' concern."""
+    import importlib
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if os.environ.get(flag) == "1":
+            return importlib.import_module(module)
+        return pytest.importorskip(module)
+
+
+@pytest.fixture(scope="session")
+def tf():
+    """TensorFlow, or skip (``FASTDECONV_REQUIRE_TF=1``: a failure): the slow optional oracle
+    of :mod:`fastdeconv.compat.tf`, installed in a separate environment (docs: porting)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return _import_framework("tensorflow", "FASTDECONV_REQUIRE_TF")
+
+
+@pytest.fixture(scope="session")
+def keras():
+    """Keras 3, or skip (``FASTDECONV_REQUIRE_KERAS=1``: a failure), on the JAX backend when
+    JAX is installed (else TensorFlow's), unless ``KERAS_BACKEND`` says otherwise."""
+    import importlib.util
+
+    if importlib.util.find_spec("jax") is not None:
+        os.environ.setdefault("KERAS_BACKEND", "jax")
+        os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
+        os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    else:
+        os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    keras = _import_framework("keras", "FASTDECONV_REQUIRE_KERAS")
+    if keras.backend.backend() == "jax":
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+    return keras

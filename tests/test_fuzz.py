@@ -326,8 +326,8 @@ def conv_cases(draw, transpose):
         kw["groups"] = groups if mismatch != "groups" else groups * cin_g + 1
     if not transpose:
         if draw(st.integers(0, 4)) == 0:
-            kw["padding"] = draw(st.sampled_from(["same", "valid", "full", "SAME"]))
-            bad_padding = kw["padding"] in ("full", "SAME")
+            kw["padding"] = draw(st.sampled_from(["same", "valid", "full", "SAME", "fulll"]))
+            bad_padding = kw["padding"] in ("SAME", "fulll")
         kw["padding_mode"] = draw(st.sampled_from(["zeros"] * 4 + ["reflect", "replicate",
                                                                     "circular", "wrap"]))
         invalid |= kw["padding_mode"] == "wrap"
@@ -916,6 +916,100 @@ def test_the_long_profile_explores_at_random_and_the_default_one_does_not():
     # a profile registered after "default" inherits its derandomize=True unless it says not
     assert settings.get_profile("long").derandomize is False
     assert settings.get_profile("default").derandomize is True
+
+
+# ----------------------------------------------------------- data_format and weight_format
+@st.composite
+def layouts(draw, ndim):
+    """A (data_format, weight letter order or None, certainly invalid) triple: usually valid,
+    sometimes an alias of another rank, an unknown string, junk, or bad letters."""
+    spatial = {1: "W", 2: "HW", 3: "DHW"}.get(ndim, "")
+    aliases = {1: ("NCW", "NWC"), 2: ("NCHW", "NHWC"), 3: ("NCDHW", "NDHWC")}
+    kind = draw(st.sampled_from(["first", "last", "alias"] * 3 + ["other_rank", "junk"]))
+    if kind == "first":
+        data_format, bad = "channels_first", False
+    elif kind == "last":
+        data_format, bad = "channels_last", False
+    elif kind == "alias":
+        data_format, bad = draw(st.sampled_from(aliases.get(ndim, ("channels_last",)))), False
+    elif kind == "other_rank":
+        other = [a for r, pair in aliases.items() if r != ndim for a in pair]
+        data_format, bad = draw(st.sampled_from(other)), True
+    else:
+        data_format, bad = draw(st.sampled_from(["NHWC ", "channels-last", 2, None, "nhwc"])), True
+    order = None
+    if spatial and draw(st.integers(0, 3)):
+        order = "".join(draw(st.permutations("OI" + spatial)))
+        if draw(st.integers(0, 9)) == 0:
+            order, bad = draw(st.sampled_from([order[:-1], order + "O", order.lower(), 7])), True
+    return data_format, order, bad
+
+
+def _to_caller(array, last):
+    return np.moveaxis(array, 1, -1) if last and isinstance(array, np.ndarray) and array.ndim >= 2 \
+        else array
+
+
+def _weight_to(weight, order, canonical):
+    """``weight`` in the letter order ``order`` (unchanged where that is not a valid order)."""
+    if (not isinstance(order, str) or sorted(order) != sorted(canonical)
+            or not isinstance(weight, np.ndarray) or weight.ndim != len(canonical)):
+        return weight
+    return np.transpose(weight, [canonical.index(letter) for letter in order])
+
+
+@pytest.mark.parametrize("name", ["conv", "conv_transpose", "conv_backward",
+                                  "conv_transpose_backward"])
+@fuzz_settings
+@given(data=st.data())
+def test_fuzz_conv_layouts(name, data):
+    """A call in data_format / weight_format equals the canonical call (moved back), or both
+    fail, the layout one naming a parameter."""
+    transpose = "transpose" in name
+    x, w, bias, kw, _, _ = data.draw(conv_cases(transpose=transpose))
+    ndim = w.ndim - 2
+    data_format, order, bad = data.draw(layouts(ndim))
+    last = isinstance(data_format, str) and (data_format == "channels_last"
+                                             or data_format[-1:] == "C")
+    canonical = ("IO" if transpose else "OI") + {1: "W", 2: "HW", 3: "DHW"}.get(ndim, "")
+    fn = getattr(fastdeconv, name)
+    backward = name.endswith("backward")
+    if backward:
+        kw.pop("output_size", None)
+        probe = call(getattr(fastdeconv, name.replace("_backward", "")), x, w, **kw)
+        if isinstance(probe, Raised):
+            return
+        gy = np.random.default_rng(0).standard_normal(probe.shape)
+        args = (gy, x, w)
+        moved = (_to_caller(gy, last), _to_caller(x, last), _weight_to(w, order, canonical))
+    else:
+        args = (x, w, bias)
+        moved = (_to_caller(x, last), _weight_to(w, order, canonical), bias)
+    layout_kw = dict(kw, data_format=data_format, weight_format=order)
+    expected = call(fn, *args, **kw)
+    out = call(fn, *moved, **layout_kw)
+    if bad or isinstance(expected, Raised):
+        assert isinstance(out, Raised) or not bad, (name, data_format, order)
+        return
+    assert not isinstance(out, Raised), (name, data_format, order, out.exc)
+    if backward:
+        for got, want, moved_back in zip(out, expected, (
+                lambda a: _to_caller(a, last), lambda a: _weight_to(a, order, canonical),
+                lambda a: a)):
+            if want is not None:
+                _same_values(got, moved_back(want))
+    else:
+        _same_values(out, _to_caller(expected, last))
+
+
+def _same_values(got, want):
+    """Equal up to the summation order of another algorithm (the 1x1 channels-last GEMM)."""
+    assert got.shape == want.shape and got.dtype == want.dtype
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    finite = np.isfinite(want)
+    np.testing.assert_array_equal(got[~finite & ~np.isnan(want)], want[~finite & ~np.isnan(want)])
+    scale = max(1.0, float(np.abs(want[finite]).max(initial=0.0)))
+    np.testing.assert_allclose(got[finite], want[finite], rtol=0, atol=_rtol(want.dtype) * scale * 8)
 
 
 # Every registered operator and its backward has a fuzz test above (pixel_unshuffle, the

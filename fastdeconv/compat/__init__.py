@@ -25,10 +25,13 @@ keywords that differ from fastdeconv's defaults; evaluated with ``numpy`` as ``n
 ``fastdeconv`` imported, it gives the compat function's result.
 
 Submodules: :mod:`fastdeconv.compat.onnx` (``Conv``, ``ConvTranspose``, ``Resize``,
-``DepthToSpace``, ``MaxUnpool``). A submodule never imports its framework: the frameworks are
+``DepthToSpace``, ``MaxUnpool``), :mod:`fastdeconv.compat.tf` (``tf.nn.conv1d/2d/3d`` and
+their ``_transpose``, ``tf.image.resize``, ``tf.nn.depth_to_space``),
+:mod:`fastdeconv.compat.keras` (``keras.ops.conv``, ``conv_transpose``, ``UpSampling2D``) and
+:mod:`fastdeconv.compat.jax` (``jax.lax.conv_general_dilated``, ``conv_transpose``). A submodule never imports its framework: the frameworks are
 not needed to use these functions, only as oracles in the tests.
 """
 
-from . import onnx
+from . import jax, keras, onnx, tf
 
-__all__ = ["onnx"]
+__all__ = ["jax", "keras", "onnx", "tf"]

@@ -10,7 +10,8 @@ operator's index arithmetic (:mod:`fastdeconv.dask._chunks`): exact per-side hal
 stride-aligned output chunks, the padding applied once at the array's edges. Any dask
 scheduler runs the result: the threaded default, a ``distributed`` ``LocalCluster`` or a
 multi-machine cluster; inputs and outputs can live in zarr stores. See the user guide's
-"Larger than memory" page.
+"Larger than memory" page. ``data_format`` (channels-last arrays) and ``weight_format`` are
+taken as in memory (:mod:`fastdeconv.dask._layouts`).
 
 Needs the ``dask`` extra: ``pip install "fastdeconv[dask]"`` (dask[array,distributed] and
 zarr).
@@ -42,8 +43,19 @@ Examples
 True
 """
 
-from ._conv import conv, conv_backward, conv_transpose, conv_transpose_backward
-from ._upsample import max_pool, max_unpool, pixel_shuffle, pixel_unshuffle, resize
+from . import _conv, _upsample
+from ._layouts import with_layouts
+
+# every function takes the in-memory function's data_format (and weight_format)
+conv = with_layouts(_conv.conv, weight="conv")
+conv_transpose = with_layouts(_conv.conv_transpose, weight="conv_transpose")
+conv_backward = with_layouts(_conv.conv_backward, weight="conv")
+conv_transpose_backward = with_layouts(_conv.conv_transpose_backward, weight="conv_transpose")
+resize = with_layouts(_upsample.resize)
+max_pool = with_layouts(_upsample.max_pool)
+max_unpool = with_layouts(_upsample.max_unpool)
+pixel_shuffle = with_layouts(_upsample.pixel_shuffle)
+pixel_unshuffle = with_layouts(_upsample.pixel_unshuffle)
 
 __all__ = [
     "conv",
