@@ -121,3 +121,43 @@ class PixelShuffle(_Pinned):
 
     def time_unshuffle(self, order):
         fastdeconv.pixel_unshuffle(self.x, 2, order=order)
+
+
+class DataFormat(_Pinned):
+    """Every operator of the family and its backward pass in both data layouts (the
+    channels-last array is the C-contiguous ``(N, *spatial, C)`` form of the same batch)."""
+
+    params = [["resize nearest 2x", "resize linear 2x", "resize cubic 2x", "max_pool 2x2",
+               "max_unpool 2x2", "pixel_shuffle 2"],    # operator
+              ["channels_first", "channels_last"]]      # data_format
+    param_names = ["op", "data_format"]
+
+    def setup(self, op, data_format):
+        self._pin()
+        if data_format == "channels_last":
+            self.x = np.ascontiguousarray(np.moveaxis(self.x, 1, -1))
+        kw = dict(data_format=data_format)
+        name, _, arg = op.partition(" ")
+        if name == "resize":
+            kw.update(scale_factor=2, mode=arg.split()[0])
+            grad = fastdeconv.resize(self.x, **kw)
+            self._forward = lambda: fastdeconv.resize(self.x, **kw)
+            self._backward = lambda: fastdeconv.resize_backward(grad, self.x.shape, **kw)
+        elif name == "pixel_shuffle":
+            self._forward = lambda: fastdeconv.pixel_shuffle(self.x, 2, **kw)
+            self._backward = lambda: fastdeconv.pixel_unshuffle(self.x, 2, **kw)
+        else:
+            y, indices = fastdeconv.max_pool(self.x, 2, return_indices=True, **kw)
+            if name == "max_pool":
+                self._forward = lambda: fastdeconv.max_pool(self.x, 2, return_indices=True, **kw)
+                self._backward = lambda: fastdeconv.max_pool_backward(y, indices, self.x.shape,
+                                                                      **kw)
+            else:
+                self._forward = lambda: fastdeconv.max_unpool(y, indices, 2, **kw)
+                self._backward = lambda: fastdeconv.max_unpool_backward(self.x, indices, **kw)
+
+    def time_forward(self, op, data_format):
+        self._forward()
+
+    def time_backward(self, op, data_format):
+        self._backward()

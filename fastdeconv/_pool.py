@@ -7,11 +7,12 @@ deconvolutional networks, which put every pooled value back where it came from a
 elsewhere. Validation and geometry are here; the loops are in
 ``fastdeconv._ext._pool_kernels``.
 
-Channels-last data ``(N, *spatial, C)`` (``data_format``): the arrays are viewed as
-channels-first, made contiguous by one transposing copy, computed as channels-first and
-returned channels-last. The indices then have the data's layout ``(N, *spatial_out, C)``
-and still hold flat positions within each ``(n, c)`` plane (PyTorch's convention, so
-channels-last pooling indices feed channels-last unpooling).
+Channels-last data ``(N, *spatial, C)`` (``data_format``) is computed as it is, without
+transposing: the kernels see ``N`` planes of ``C`` interleaved values per position instead
+of ``N * C`` planes of one, and treat every channel as they treat a channels-first plane, so
+both layouts give the same bits. Channels-last indices have the data's layout ``(N,
+*spatial_out, C)`` and still hold flat spatial positions within each ``(n, c)`` plane
+(PyTorch's convention), so channels-last pooling indices feed channels-last unpooling.
 """
 
 import numpy as np
@@ -162,14 +163,10 @@ def _check_indices(indices, shape, name="indices"):
     return np.ascontiguousarray(indices, dtype=np.int64)
 
 
-def _raise_bad_index(bad, indices, limit, plane_shape, name="indices", layout=Layout()):
-    """ValueError for the first bad index of the channels-first ``indices``; its position is
-    given in the caller's ``layout``."""
+def _raise_bad_index(bad, indices, limit, plane_shape, name="indices"):
     position = int(bad[bad >= 0].min())
     value = int(indices.reshape(-1)[position])
     where = np.unravel_index(position, indices.shape)
-    if layout.channels_last:
-        where = where[:1] + where[2:] + where[1:2]
     raise ValueError(
         f"{name}{list(map(int, where))} = {value} is outside the plane of {limit} positions "
         f"(spatial shape {tuple(plane_shape)}); indices are flat positions within each "
@@ -177,33 +174,23 @@ def _raise_bad_index(bad, indices, limit, plane_shape, name="indices", layout=La
     )
 
 
-def _indices_in(indices, shape, layout, name="indices"):
-    """Checked ``indices`` of ``shape`` (the caller's layout) as a C-contiguous int64
-    channels-first array."""
-    indices = _check_indices(indices, shape, name)
-    return np.ascontiguousarray(layout.data_in(indices))
-
-
-def _batch_and_channels(shape, layout):
-    return (shape[0], shape[-1]) if layout.channels_last else tuple(shape[:2])
-
-
 def _layout_name(layout):
     return "(N, *spatial, C)" if layout.channels_last else "(N, C, *spatial)"
 
 
 def _pooled_input_shape(input_shape, grad_output, layout):
-    """``input_shape`` of max_pool_backward (the caller's layout) as channels-first."""
+    """``input_shape`` of max_pool_backward, checked against ``grad_output`` (both in the
+    caller's layout)."""
     if not layout.channels_last:
         return full_input_shape(input_shape, "pooled", grad_output)
     shape = full_input_shape(input_shape, "pooled")
-    if len(shape) != grad_output.ndim or (_batch_and_channels(shape, layout)
-                                          != _batch_and_channels(grad_output.shape, layout)):
+    if len(shape) != grad_output.ndim or (layout.batch_and_channels(shape)
+                                          != layout.batch_and_channels(grad_output.shape)):
         raise ValueError(
             f"input_shape must be the full shape (N, *spatial, C) of the pooled input, with "
             f"the batch, channels and number of dimensions of grad_output "
             f"{grad_output.shape}; got {input_shape!r}")
-    return layout.shape_in(shape)
+    return shape
 
 
 def _output_size_in(output_size, ndim, layout):
@@ -275,9 +262,9 @@ def max_pool(x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=Fa
         o = \left\lfloor \frac{i + 2 p - d (k - 1) - 1 + c\,(s - 1)}{s} \right\rfloor + 1
 
     with :math:`c = 1` under ``ceil_mode`` (then :math:`o` is reduced by one if the last
-    window would start past :math:`i + p`), else 0. Channels-last input is pooled through
-    one transposing copy to channels-first (and the results copied back), with the same
-    values and indices as channels-first. Ties: the first maximum in scan order
+    window would start past :math:`i + p`), else 0. Channels-last input is pooled as it is
+    (no transposition), with the same values and indices as channels-first. Ties: the first
+    maximum in scan order
     (C order within the window) wins. NaN: as PyTorch's CPU kernel, a NaN is the maximum and
     the last NaN of a window is the one whose index is returned.
 
@@ -306,28 +293,26 @@ def max_pool(x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=Fa
     dtype = result_dtype((x, "x"))
     ndim = spatial_ndim(x, "x")
     layout = Layout.resolve(data_format, ndim)
-    x = layout.data_in(x)
     kernel, stride, padding, dilation = _pool_params(ndim, kernel_size, stride, padding,
                                                      dilation)
     if not isinstance(ceil_mode, (bool, np.bool_)):
         raise TypeError(f"ceil_mode must be a bool, got {ceil_mode!r}")
     if not isinstance(return_indices, (bool, np.bool_)):
         raise TypeError(f"return_indices must be a bool, got {return_indices!r}")
-    in_size = x.shape[2:]
+    in_size = layout.spatial(x.shape)
     if any(n < 1 for n in in_size):
         raise ValueError(f"the spatial size of x must be positive, got shape {x.shape}")
     out_size = max_pool_output_size(in_size, kernel, stride, padding, dilation, ceil_mode)
     x = as_compute_array(x, dtype)
-    y = allocate(x.shape[:2] + out_size, dtype, "output")
+    y = allocate(layout.data_shape(*layout.batch_and_channels(x.shape), out_size), dtype,
+                 "output")
     indices = allocate(y.shape, np.int64, "indices")
-    planes = x.shape[0] * x.shape[1]
-    if planes:
+    planes, channels = layout.planes(x.shape)
+    if planes * channels:
         _pool_kernels.max_pool_forward(
-            x.reshape(-1), y.reshape(-1), indices.reshape(-1), planes,
+            x.reshape(-1), y.reshape(-1), indices.reshape(-1), planes, channels,
             *_geometry(in_size, out_size, kernel, stride, padding, dilation), kernel_threads())
-    if return_indices:
-        return layout.data_out(y), layout.data_out(indices)
-    return layout.data_out(y)
+    return (y, indices) if return_indices else y
 
 
 @docfiller
@@ -386,8 +371,8 @@ def max_unpool(x, indices, kernel_size, *, stride=None, padding=0, output_size=N
     hand-made indices): the value of the **last** input position in C order wins, as in
     PyTorch's CPU kernel. :func:`max_unpool_backward` and
     :func:`fastdeconv.sparse.max_unpool_matrix` follow the same rule, so the operator, its
-    adjoint and its matrix agree exactly. Channels-last arrays are unpooled through one
-    transposing copy to channels-first, and the result is copied back.
+    adjoint and its matrix agree exactly. Channels-last arrays are unpooled as they are (no
+    transposition), with the same bits as channels-first.
 
     %(dtypes)s
 
@@ -407,22 +392,24 @@ def max_unpool(x, indices, kernel_size, *, stride=None, padding=0, output_size=N
     ndim = spatial_ndim(x, "x")
     layout = Layout.resolve(data_format, ndim)
     kernel, stride, padding, _ = _pool_params(ndim, kernel_size, stride, padding, 1)
-    indices = _indices_in(indices, x.shape, layout)
-    x = layout.data_in(x)
-    out_size = max_unpool_output_size(x.shape[2:], kernel, stride, padding,
+    indices = _check_indices(indices, x.shape)
+    in_size = layout.spatial(x.shape)
+    out_size = max_unpool_output_size(in_size, kernel, stride, padding,
                                       _output_size_in(output_size, ndim, layout))
     x = as_compute_array(x, dtype)
-    y = allocate(x.shape[:2] + out_size, dtype, "output", zero=True)
-    planes = x.shape[0] * x.shape[1]
-    in_numel = int(np.prod(x.shape[2:], dtype=np.int64))
+    y = allocate(layout.data_shape(*layout.batch_and_channels(x.shape), out_size), dtype,
+                 "output", zero=True)
+    planes, channels = layout.planes(x.shape)
+    in_numel = int(np.prod(in_size, dtype=np.int64))
     out_numel = int(np.prod(out_size, dtype=np.int64))
-    if planes and in_numel:
+    if planes * channels and in_numel:
         bad = np.full(planes, -1, dtype=np.intp)
         _pool_kernels.max_unpool_forward(x.reshape(-1), indices.reshape(-1), y.reshape(-1),
-                                         planes, in_numel, out_numel, bad, kernel_threads())
+                                         planes, channels, in_numel, out_numel, bad,
+                                         kernel_threads())
         if bad.max() >= 0:
-            _raise_bad_index(bad, indices, out_numel, out_size, layout=layout)
-    return layout.data_out(y)
+            _raise_bad_index(bad, indices, out_numel, out_size)
+    return y
 
 
 @docfiller
@@ -481,23 +468,23 @@ def max_pool_backward(grad_output, indices, input_shape, *, data_format="channel
     dtype = result_dtype((grad_output, "grad_output"))
     layout = Layout.resolve(data_format, spatial_ndim(grad_output, "grad_output"))
     shape = _pooled_input_shape(input_shape, grad_output, layout)
-    indices = _indices_in(indices, grad_output.shape, layout)
-    grad_output = as_compute_array(layout.data_in(grad_output), dtype)
+    indices = _check_indices(indices, grad_output.shape)
+    grad_output = as_compute_array(grad_output, dtype)
     grad_x = allocate(shape, dtype, "input gradient", zero=True)
-    planes = shape[0] * shape[1]
-    in_numel = int(np.prod(shape[2:], dtype=np.int64))
-    out_numel = int(np.prod(grad_output.shape[2:], dtype=np.int64))
-    if planes and out_numel and not in_numel:  # (the kernel would index an empty buffer)
+    planes, channels = layout.planes(shape)
+    in_numel = int(np.prod(layout.spatial(shape), dtype=np.int64))
+    out_numel = int(np.prod(layout.spatial(grad_output.shape), dtype=np.int64))
+    if planes * channels and out_numel and not in_numel:  # (the kernel would index an empty buffer)
         raise ValueError(f"indices point into the input planes, but input_shape {shape} has "
                          f"none of their {out_numel} positions")
-    if planes and out_numel:
+    if planes * channels and out_numel:
         bad = np.full(planes, -1, dtype=np.intp)
         _pool_kernels.max_pool_backward(grad_output.reshape(-1), indices.reshape(-1),
-                                        grad_x.reshape(-1), planes, in_numel, out_numel, bad,
-                                        kernel_threads())
+                                        grad_x.reshape(-1), planes, channels, in_numel,
+                                        out_numel, bad, kernel_threads())
         if bad.max() >= 0:
-            _raise_bad_index(bad, indices, in_numel, shape[2:], layout=layout)
-    return layout.data_out(grad_x)
+            _raise_bad_index(bad, indices, in_numel, layout.spatial(shape))
+    return grad_x
 
 
 @docfiller
@@ -553,27 +540,27 @@ def max_unpool_backward(grad_output, indices, *, data_format="channels_first"):
     dtype = result_dtype((grad_output, "grad_output"))
     layout = Layout.resolve(data_format, spatial_ndim(grad_output, "grad_output"))
     indices = as_array(indices, "indices")
-    if indices.ndim != grad_output.ndim or (_batch_and_channels(indices.shape, layout)
-                                            != _batch_and_channels(grad_output.shape, layout)):
+    if indices.ndim != grad_output.ndim or (layout.batch_and_channels(indices.shape)
+                                            != layout.batch_and_channels(grad_output.shape)):
         raise ValueError(
             f"indices must have shape {_layout_name(layout)} with the batch, channels and "
             f"number of dimensions of grad_output {grad_output.shape}, got {indices.shape}")
-    indices = _indices_in(indices, indices.shape, layout)
-    grad_output = as_compute_array(layout.data_in(grad_output), dtype)
+    indices = _check_indices(indices, indices.shape)
+    grad_output = as_compute_array(grad_output, dtype)
     grad_x = allocate(indices.shape, dtype, "input gradient")
-    planes = indices.shape[0] * indices.shape[1]
-    in_numel = int(np.prod(indices.shape[2:], dtype=np.int64))
-    out_size = grad_output.shape[2:]
+    planes, channels = layout.planes(indices.shape)
+    in_numel = int(np.prod(layout.spatial(indices.shape), dtype=np.int64))
+    out_size = layout.spatial(grad_output.shape)
     out_numel = int(np.prod(out_size, dtype=np.int64))
-    if planes and in_numel:
+    if planes * channels and in_numel:
         # one byte of marks per output element and working thread: at most a quarter of
         # grad_output's bytes, since no more threads than planes work
         threads = min(kernel_threads(), planes)
-        marks = np.zeros(max(out_numel, 1) * threads, dtype=np.uint8)
+        marks = np.zeros(max(out_numel, 1) * channels * threads, dtype=np.uint8)
         bad = np.full(planes, -1, dtype=np.intp)
         _pool_kernels.max_unpool_backward(grad_output.reshape(-1), indices.reshape(-1),
-                                          grad_x.reshape(-1), planes, in_numel, out_numel,
-                                          marks, bad, threads)
+                                          grad_x.reshape(-1), planes, channels, in_numel,
+                                          out_numel, marks, bad, threads)
         if bad.max() >= 0:
-            _raise_bad_index(bad, indices, out_numel, out_size, layout=layout)
-    return layout.data_out(grad_x)
+            _raise_bad_index(bad, indices, out_numel, out_size)
+    return grad_x

@@ -112,22 +112,6 @@ def _program_for(spec, dtype, values, channels=1):
     return program
 
 
-def _planes(shape, layout):
-    """``(planes, channels)`` of a batch: the kernels' planes and the values per position
-    in each (channels-first: ``N * C`` planes of one value; channels-last: ``N`` of ``C``)."""
-    if layout.channels_last:
-        return shape[0], shape[-1]
-    return shape[0] * shape[1], 1
-
-
-def _spatial(shape, layout):
-    return tuple(shape[1:-1]) if layout.channels_last else tuple(shape[2:])
-
-
-def _batch_shape(n, c, spatial, layout):
-    return (n,) + tuple(spatial) + (c,) if layout.channels_last else (n, c) + tuple(spatial)
-
-
 def _run(kernel, src, dst, planes, program):
     threads = kernel_threads()
     scratch = np.empty(2 * program.scratch_numel * threads, dtype=dst.dtype)
@@ -223,16 +207,16 @@ def resize(x, size=None, *, scale_factor=None, mode="nearest", align_corners=Non
     dtype = result_dtype((x, "x"))
     layout = Layout.resolve(data_format, spatial_ndim(x, "x"))
     spec = resolve_resize(
-        _spatial(x.shape, layout), size, scale_factor=scale_factor, mode=mode,
+        layout.spatial(x.shape), size, scale_factor=scale_factor, mode=mode,
         align_corners=align_corners, antialias=antialias,
         coordinate_transformation_mode=coordinate_transformation_mode,
         nearest_mode=nearest_mode, cubic_coeff_a=cubic_coeff_a, exclude_outside=exclude_outside,
     )
     x = as_compute_array(x, dtype)
-    n, c = layout.data_in(x).shape[:2]
+    n, c = layout.batch_and_channels(x.shape)
     # the output first: an impossible size fails here, before the index tables are built
-    y = allocate(_batch_shape(n, c, spec.out_size, layout), dtype, "output")
-    planes, channels = _planes(x.shape, layout)
+    y = allocate(layout.data_shape(n, c, spec.out_size), dtype, "output")
+    planes, channels = layout.planes(x.shape)
     program = _program_for(spec, dtype, x, channels)
     if program.is_copy:
         return x.copy()
@@ -309,21 +293,21 @@ def resize_backward(grad_output, input_shape, size=None, *, scale_factor=None, m
     dtype = result_dtype((grad_output, "grad_output"))
     input_shape = full_input_shape(input_shape, "resized")
     layout = Layout.resolve(data_format, len(input_shape) - 2)
-    n, c = layout.shape_in(input_shape)[:2]
+    n, c = layout.batch_and_channels(input_shape)
     spec = resolve_resize(
-        _spatial(input_shape, layout), size, scale_factor=scale_factor, mode=mode,
+        layout.spatial(input_shape), size, scale_factor=scale_factor, mode=mode,
         align_corners=align_corners, antialias=antialias,
         coordinate_transformation_mode=coordinate_transformation_mode,
         nearest_mode=nearest_mode, cubic_coeff_a=cubic_coeff_a, exclude_outside=exclude_outside,
         x_name="input_shape",
     )
-    expected = _batch_shape(n, c, spec.out_size, layout)
+    expected = layout.data_shape(n, c, spec.out_size)
     if grad_output.shape != expected:
         raise ValueError(f"grad_output must have the output shape {expected} of resize for "
                          f"input_shape {input_shape}, got {grad_output.shape}")
     grad_output = as_compute_array(grad_output, dtype)
     grad_x = allocate(input_shape, dtype, "input gradient")
-    planes, channels = _planes(input_shape, layout)
+    planes, channels = layout.planes(input_shape)
     program = _program_for(spec, dtype, grad_output, channels)
     if program.is_copy:
         return grad_output.copy()

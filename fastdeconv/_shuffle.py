@@ -74,9 +74,9 @@ def pixel_shuffle(x, upscale_factor, *, order="CRD", data_format="channels_first
 
     Parameters
     ----------
-    x : array_like, shape (N, C \* prod(upscale_factor), \*spatial) or (N, \*spatial, C \* prod(upscale_factor))
+    x : array_like, shape (N, C \* R, \*spatial) or (N, \*spatial, C \* R)
         Input with 1, 2 or 3 spatial dimensions, channels-first or channels-last
-        (``data_format``).
+        (``data_format``); ``R = prod(upscale_factor)`` over the spatial dimensions.
     upscale_factor : int or tuple of int
         Block size :math:`r`, the same for every spatial dimension or one per dimension.
     order : {"CRD", "DCR"}, default "CRD"
@@ -88,8 +88,8 @@ def pixel_shuffle(x, upscale_factor, *, order="CRD", data_format="channels_first
 
     Returns
     -------
-    y : ndarray, shape (N, C, \*(spatial \* upscale_factor)) or (N, \*(spatial \* upscale_factor), C)
-        In the layout of ``x``, C-contiguous.
+    y : ndarray, shape (N, C, \*(spatial \* r)) or (N, \*(spatial \* r), C)
+        ``r = upscale_factor``; in the layout of ``x``, C-contiguous.
 
     Raises
     ------
@@ -190,8 +190,8 @@ def pixel_unshuffle(x, downscale_factor, *, order="CRD", data_format="channels_f
 
     Returns
     -------
-    y : ndarray, shape (N, C \* prod(downscale_factor), \*(spatial / downscale_factor)) or (N, \*(spatial / downscale_factor), C \* prod(downscale_factor))
-        In the layout of ``x``, C-contiguous.
+    y : ndarray, shape (N, C \* R, \*(spatial / r)) or (N, \*(spatial / r), C \* R)
+        ``r = downscale_factor``, ``R = prod(r)``; in the layout of ``x``, C-contiguous.
 
     Raises
     ------

@@ -9,8 +9,10 @@ samples; bad layouts raise ValueError naming data_format; and the native channel
 paths give the same bits for any thread count.
 """
 
+import importlib
 import inspect
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -145,7 +147,10 @@ def test_max_pool_family_channels_last_same_bits(ndim, dtype, rng):
     kw = POOL[ndim]
     x = sample(rng, ndim, dtype)
     x.reshape(-1)[::7] = x.reshape(-1)[0]          # ties
-    x.reshape(-1)[5] = np.nan                      # a NaN wins its windows
+    x.reshape(-1)[5] = np.nan                      # a NaN wins its windows, and of two
+    payload = {np.float32: (np.uint32, 0x7FC00123), np.float64: (np.uint64, 0x7FF8000000000123)}
+    bits, value = payload[dtype]
+    x.reshape(-1)[6] = np.array(value, dtype=bits).view(dtype)   # the last (its bits)
     y, idx = fastdeconv.max_pool(x, **kw, return_indices=True)
     g = rng.standard_normal(y.shape).astype(dtype)
     grad = fastdeconv.max_pool_backward(g, idx, x.shape)
@@ -390,6 +395,27 @@ def test_native_channels_last_bits_do_not_depend_on_threads(name, ndim, batch, r
         assert a.tobytes() == b.tobytes()
 
 
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("ndim", NDIMS)
+def test_native_channels_last_pooling_does_not_depend_on_threads(ndim, batch, rng, threads):
+    x = last(sample(rng, ndim, np.float64, channels=5, batch=batch))
+    kw = dict(kernel_size=3, stride=1, padding=1)      # overlapping: repeated indices
+    size = x.shape[1:-1]
+    results = []
+    for count in (1, 2):
+        threads(count)
+        y, idx = fastdeconv.max_pool(x, **kw, return_indices=True, data_format="channels_last")
+        g = np.cos(np.arange(y.size)).reshape(y.shape)
+        results.append((
+            y, idx,
+            fastdeconv.max_pool_backward(g, idx, x.shape, data_format="channels_last"),
+            fastdeconv.max_unpool(y, idx, **kw, output_size=size, data_format="channels_last"),
+            fastdeconv.max_unpool_backward(x, idx, data_format="channels_last"),
+        ))
+    for a, b in zip(*results):
+        assert a.tobytes() == b.tobytes()
+
+
 # ------------------------------------------------------------------------- linear_operator
 @pytest.mark.parametrize("fmt", ["channels_last", "NHWC"])
 def test_linear_operator_of_upsamplers_in_channels_last(fmt, rng):
@@ -415,3 +441,19 @@ def test_linear_operator_of_upsamplers_in_channels_last(fmt, rng):
         np.testing.assert_allclose(op.to_sparse() @ v.ravel(), expected.ravel(), rtol=1e-13)
         g = rng.standard_normal(op.shape[0])
         np.testing.assert_allclose(op.T @ g, op.to_sparse().T @ g, rtol=1e-12, atol=1e-12)
+
+
+# ------------------------------------------------------------------------------ benchmark
+def test_asv_data_format_suite_runs(monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))
+    bench = importlib.import_module("benchmarks.bench_upsample")
+    monkeypatch.setattr(bench, "SHAPE", (1, 4, 8, 8))
+    for op in bench.DataFormat.params[0]:
+        for data_format in bench.DataFormat.params[1]:
+            suite = bench.DataFormat()
+            suite.setup(op, data_format)
+            try:
+                suite.time_forward(op, data_format)
+                suite.time_backward(op, data_format)
+            finally:
+                suite.teardown(op, data_format)

@@ -3,9 +3,15 @@
 # which turns the checks back on with FASTDECONV_CYTHON_DEBUG=1.
 """Max pooling with switches, max unpooling, and their adjoints (PyTorch's conventions).
 
-Every array is a stack of ``planes`` (``N * C``) planes of 1 to 3 spatial dimensions, passed
-here as 3-D by prepending dimensions of size one (kernel 1, stride 1, no padding). Indices are
-flat positions within a plane (PyTorch's ``return_indices`` convention), int64.
+Every array is a stack of ``planes`` planes of 1 to 3 spatial dimensions, passed here as 3-D
+by prepending dimensions of size one (kernel 1, stride 1, no padding), with ``channels``
+interleaved values per position: channels-first data is ``N * C`` planes of one value,
+channels-last data ``(N, *spatial, C)`` is ``N`` planes of ``C`` values (value ``c`` of
+position ``p`` at ``p * C + c``). Every channel of such a plane sees its window's taps, or
+its scatter's additions, in the same order as a channels-first plane, so both layouts give the
+same bits.
+Indices are flat spatial positions within a plane (PyTorch's ``return_indices`` convention,
+per channel), int64.
 
 max_pool_forward
     For each window, the first maximum in scan order wins; a NaN wins over every number and a
@@ -136,20 +142,76 @@ cdef void pool_plane(const floating* x, floating* y, int64_t* ind, const Window*
                 o = o + 1
 
 
+cdef void pool_plane_channels_last(const floating* x, floating* y, int64_t* ind,
+                                   const Window* w, const Py_ssize_t* starts,
+                                   const Py_ssize_t* stops, Py_ssize_t channels) noexcept nogil:
+    """:func:`pool_plane` of a plane of ``channels`` interleaved values per position: each
+    window's taps in the same scan order, each tap a contiguous row of ``channels`` values
+    compared with the running maxima, kept in ``y`` and ``ind``. A NaN is taken when met, so
+    the last NaN of a window wins (the result of pool_plane's ``nan_at``)."""
+    cdef Py_ssize_t od, oh, ow, d0, d1, h0, h1, w0, w1, i, j, k, idx, c, first
+    cdef Py_ssize_t H = w.in_size[1], W = w.in_size[2]
+    cdef Py_ssize_t OD = w.out_size[0], OH = w.out_size[1], OW = w.out_size[2]
+    cdef Py_ssize_t dd = w.dilation[0], dh = w.dilation[1], dw = w.dilation[2]
+    cdef const Py_ssize_t* ws = starts + OD + OH
+    cdef const Py_ssize_t* we = stops + OD + OH
+    cdef const floating* tap
+    cdef floating* ym = y
+    cdef int64_t* im = ind
+    cdef floating v
+    for od in range(OD):
+        d0 = starts[od]
+        d1 = stops[od]
+        for oh in range(OH):
+            h0 = starts[OD + oh]
+            h1 = stops[OD + oh]
+            for ow in range(OW):
+                w0 = ws[ow]
+                w1 = we[ow]
+                first = (d0 * H + h0) * W + w0
+                for c in range(channels):
+                    ym[c] = -INFINITY
+                    im[c] = first
+                i = d0
+                while i < d1:
+                    j = h0
+                    while j < h1:
+                        k = w0
+                        while k < w1:
+                            idx = (i * H + j) * W + k
+                            tap = x + idx * channels
+                            for c in range(channels):
+                                v = tap[c]
+                                if v > ym[c] or v != v:
+                                    ym[c] = v
+                                    im[c] = idx
+                            k = k + dw
+                        j = j + dh
+                    i = i + dd
+                ym = ym + channels
+                im = im + channels
+
+
 def max_pool_forward(const floating[::1] x, floating[::1] y, int64_t[::1] indices,
-                     Py_ssize_t planes, const Py_ssize_t[::1] geometry,
+                     Py_ssize_t planes, Py_ssize_t channels, const Py_ssize_t[::1] geometry,
                      const Py_ssize_t[::1] starts, const Py_ssize_t[::1] stops,
                      int num_threads):
-    """y, indices = max pooling of every plane (geometry: see :func:`make_window`)."""
+    """y, indices = max pooling of every plane of ``channels`` interleaved values per
+    position (geometry: see :func:`make_window`)."""
     cdef Window w = make_window(geometry)
-    cdef Py_ssize_t in_numel = w.in_size[0] * w.in_size[1] * w.in_size[2]
-    cdef Py_ssize_t out_numel = w.out_size[0] * w.out_size[1] * w.out_size[2]
+    cdef Py_ssize_t in_numel = w.in_size[0] * w.in_size[1] * w.in_size[2] * channels
+    cdef Py_ssize_t out_numel = w.out_size[0] * w.out_size[1] * w.out_size[2] * channels
     cdef Py_ssize_t plane
     num_threads = plane_threads(planes, num_threads)
     with nogil:
         for plane in prange(planes, num_threads=num_threads, schedule="static"):
-            pool_plane(&x[0] + plane * in_numel, &y[0] + plane * out_numel,
-                       &indices[0] + plane * out_numel, &w, &starts[0], &stops[0])
+            if channels == 1:
+                pool_plane(&x[0] + plane * in_numel, &y[0] + plane * out_numel,
+                           &indices[0] + plane * out_numel, &w, &starts[0], &stops[0])
+            else:
+                pool_plane_channels_last(&x[0] + plane * in_numel, &y[0] + plane * out_numel,
+                                         &indices[0] + plane * out_numel, &w, &starts[0],
+                                         &stops[0], channels)
 
 
 cdef inline void record(Py_ssize_t* bad, Py_ssize_t position) noexcept nogil:
@@ -157,28 +219,32 @@ cdef inline void record(Py_ssize_t* bad, Py_ssize_t position) noexcept nogil:
         bad[0] = position
 
 
-cdef void scatter_plane(const floating* src, const int64_t* ind, floating* dst, Py_ssize_t n,
-                        Py_ssize_t bound, bint accumulate, Py_ssize_t* bad,
+cdef inline void scatter_plane(const floating* src, const int64_t* ind, floating* dst, Py_ssize_t n,
+                        Py_ssize_t bound, Py_ssize_t channels, bint accumulate, Py_ssize_t* bad,
                         Py_ssize_t first) noexcept nogil:
-    """dst[ind[i]] = src[i] (``accumulate``: +=) for i < n, in order; an index outside
-    [0, bound) is skipped and its position ``first + i`` recorded in ``bad``."""
-    cdef Py_ssize_t i
+    """dst[ind[i, c], c] = src[i, c] (``accumulate``: +=) for positions i < n in order, and
+    each channel c < ``channels``; an index outside [0, bound) is skipped and its position
+    ``first + i * channels + c`` recorded in ``bad``."""
+    cdef Py_ssize_t i, c, e
     cdef int64_t k
     for i in range(n):
-        k = ind[i]
-        if not 0 <= k < bound:
-            record(bad, first + i)
-        elif accumulate:
-            dst[k] = dst[k] + src[i]
-        else:
-            dst[k] = src[i]
+        for c in range(channels):
+            e = i * channels + c
+            k = ind[e]
+            if not 0 <= k < bound:
+                record(bad, first + e)
+            elif accumulate:
+                dst[k * channels + c] = dst[k * channels + c] + src[e]
+            else:
+                dst[k * channels + c] = src[e]
 
 
 def scatter_planes(bint accumulate, const floating[::1] src, const int64_t[::1] indices,
-                   floating[::1] dst, Py_ssize_t planes, Py_ssize_t n_src, Py_ssize_t n_dst,
-                   Py_ssize_t[::1] bad, int num_threads):
-    """dst[plane, indices[plane, i]] = (``accumulate``: +=) src[plane, i] in order, for every
-    plane (``n_src`` and ``n_dst`` elements a plane); ``dst`` zero on entry.
+                   floating[::1] dst, Py_ssize_t planes, Py_ssize_t channels, Py_ssize_t n_src,
+                   Py_ssize_t n_dst, Py_ssize_t[::1] bad, int num_threads):
+    """dst[plane, indices[plane, i, c], c] = (``accumulate``: +=) src[plane, i, c] in order,
+    for every plane (``n_src`` and ``n_dst`` positions of ``channels`` values a plane);
+    ``dst`` zero on entry.
 
     ``bad[plane]`` is set to the flat position of an out-of-range index of that plane (else
     left at -1).
@@ -187,66 +253,99 @@ def scatter_planes(bint accumulate, const floating[::1] src, const int64_t[::1] 
     num_threads = plane_threads(planes, num_threads)
     with nogil:
         for plane in prange(planes, num_threads=num_threads, schedule="static"):
-            scatter_plane(&src[0] + plane * n_src, &indices[0] + plane * n_src,
-                          &dst[0] + plane * n_dst, n_src, n_dst, accumulate, &bad[plane],
-                          plane * n_src)
+            # the literal 1 lets the compiler specialize the inlined loop for channels-first
+            if channels == 1:
+                scatter_plane(&src[0] + plane * n_src, &indices[0] + plane * n_src,
+                              &dst[0] + plane * n_dst, n_src, n_dst, 1, accumulate,
+                              &bad[plane], plane * n_src)
+            else:
+                scatter_plane(&src[0] + plane * n_src * channels,
+                              &indices[0] + plane * n_src * channels,
+                              &dst[0] + plane * n_dst * channels, n_src, n_dst, channels,
+                              accumulate, &bad[plane], plane * n_src * channels)
 
 
-def max_pool_backward(grad_y, indices, grad_x, planes, in_numel, out_numel, bad, num_threads):
+def max_pool_backward(grad_y, indices, grad_x, planes, channels, in_numel, out_numel, bad,
+                      num_threads):
     """grad_x[plane, indices[o]] += grad_y[plane, o]; grad_x must be zero on entry (``bad``:
     see :func:`scatter_planes`)."""
-    scatter_planes(True, grad_y, indices, grad_x, planes, out_numel, in_numel, bad, num_threads)
+    scatter_planes(True, grad_y, indices, grad_x, planes, channels, out_numel, in_numel, bad,
+                   num_threads)
 
 
-def max_unpool_forward(x, indices, y, planes, in_numel, out_numel, bad, num_threads):
+def max_unpool_forward(x, indices, y, planes, channels, in_numel, out_numel, bad,
+                       num_threads):
     """y[plane, indices[i]] = x[plane, i] in input order (last write wins); y zero on entry."""
-    scatter_planes(False, x, indices, y, planes, in_numel, out_numel, bad, num_threads)
+    scatter_planes(False, x, indices, y, planes, channels, in_numel, out_numel, bad,
+                   num_threads)
+
+
+cdef inline void unpool_backward_plane(const floating* g, const int64_t* ip, floating* gx,
+                                      unsigned char* seen, Py_ssize_t in_numel,
+                                      Py_ssize_t out_numel, Py_ssize_t channels,
+                                      Py_ssize_t* bad, Py_ssize_t first) noexcept nogil:
+    """One plane of :func:`max_unpool_backward`; an out-of-range index's position ``first +
+    i`` is recorded in ``bad``."""
+    cdef Py_ssize_t p, c, i, slot
+    cdef int64_t k
+    cdef unsigned char dup = 0
+    for p in range(in_numel):
+        for c in range(channels):
+            i = p * channels + c
+            k = ip[i]
+            if 0 <= k < out_numel:
+                slot = k * channels + c
+                dup = dup | seen[slot]
+                seen[slot] = 1
+                gx[i] = g[slot]
+            else:
+                gx[i] = 0
+                record(bad, first + i)
+    if dup:
+        # Backward sweep: marks 1 -> 2 when met from the end; a position whose index is
+        # already 2 lost to a later one.
+        for p in range(in_numel - 1, -1, -1):
+            for c in range(channels):
+                i = p * channels + c
+                k = ip[i]
+                if 0 <= k < out_numel:
+                    slot = k * channels + c
+                    if seen[slot] == 2:
+                        gx[i] = 0
+                    seen[slot] = 2
+    memset(seen, 0, out_numel * channels)    # leave the marks zero for the next plane
 
 
 def max_unpool_backward(const floating[::1] grad_y, const int64_t[::1] indices,
-                        floating[::1] grad_x, Py_ssize_t planes, Py_ssize_t in_numel,
-                        Py_ssize_t out_numel, unsigned char[::1] marks, Py_ssize_t[::1] bad,
-                        int num_threads):
-    """grad_x[plane, i] = grad_y[plane, indices[i]] for the last i of each index, else 0.
+                        floating[::1] grad_x, Py_ssize_t planes, Py_ssize_t channels,
+                        Py_ssize_t in_numel, Py_ssize_t out_numel, unsigned char[::1] marks,
+                        Py_ssize_t[::1] bad, int num_threads):
+    """grad_x[plane, i, c] = grad_y[plane, indices[plane, i, c], c] for the last position i
+    of each index of channel c, else 0 (``in_numel`` and ``out_numel`` positions a plane).
 
     A forward sweep gathers and detects repeated indices with ``marks`` (scratch of
-    ``out_numel`` bytes per thread, zero on entry and left zero: ``marks[k] = 1`` once output
-    ``k`` is met in the current plane); only a plane with repeats gets a second, backward
-    sweep that zeroes all but the last position of each index.
+    ``out_numel * channels`` bytes per thread, zero on entry and left zero: ``marks[k *
+    channels + c] = 1`` once output ``k`` of channel ``c`` is met in the current plane); only
+    a plane with repeats gets a second, backward sweep that zeroes all but the last position
+    of each index.
     """
-    cdef Py_ssize_t plane, i
-    cdef int64_t k
+    cdef Py_ssize_t plane
+    cdef Py_ssize_t in_values = in_numel * channels, out_values = out_numel * channels
     cdef int tid
-    cdef const floating* g
-    cdef const int64_t* ip
-    cdef floating* gx
-    cdef unsigned char* seen
-    cdef unsigned char dup
     num_threads = plane_threads(planes, num_threads)
     with nogil:
         for plane in prange(planes, num_threads=num_threads, schedule="static"):
             tid = threadid()
-            seen = &marks[0] + tid * out_numel
-            g = &grad_y[0] + plane * out_numel
-            ip = &indices[0] + plane * in_numel
-            gx = &grad_x[0] + plane * in_numel
-            dup = 0
-            for i in range(in_numel):
-                k = ip[i]
-                if 0 <= k < out_numel:
-                    dup = dup | seen[k]
-                    seen[k] = 1
-                    gx[i] = g[k]
-                else:
-                    gx[i] = 0
-                    record(&bad[plane], plane * in_numel + i)
-            if dup:
-                # Backward sweep: marks 1 -> 2 when met from the end; a position whose index
-                # is already 2 lost to a later one.
-                for i in range(in_numel - 1, -1, -1):
-                    k = ip[i]
-                    if 0 <= k < out_numel:
-                        if seen[k] == 2:
-                            gx[i] = 0
-                        seen[k] = 2
-            memset(seen, 0, out_numel)    # leave the marks zero for the next plane
+            # the literal 1 lets the compiler specialize the inlined loops for channels-first
+            if channels == 1:
+                unpool_backward_plane(&grad_y[0] + plane * out_values,
+                                      &indices[0] + plane * in_values,
+                                      &grad_x[0] + plane * in_values,
+                                      &marks[0] + tid * out_values, in_numel, out_numel, 1,
+                                      &bad[plane], plane * in_values)
+            else:
+                unpool_backward_plane(&grad_y[0] + plane * out_values,
+                                      &indices[0] + plane * in_values,
+                                      &grad_x[0] + plane * in_values,
+                                      &marks[0] + tid * out_values, in_numel, out_numel,
+                                      channels, &bad[plane], plane * in_values)
