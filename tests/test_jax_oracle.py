@@ -1,4 +1,5 @@
-r"""JAX as an oracle for every data and weight layout of the convolution family.
+r"""JAX as an oracle for every data and weight layout of the convolution family and of the
+upsampling operators.
 
 Each case draws a random geometry (1-3 spatial dimensions, groups, stride, dilation, integer /
 per-dimension / asymmetric ``(before, after)`` / ``"valid"`` / ``"same"`` / ``"same_lower"`` /
@@ -53,6 +54,10 @@ data_format=D, weight_format=F)`` has two oracles, used on alternate cases:
    (``jnp.transpose`` by letters), spatially flipped and regrouped from ``(g, C_in / g,
    C_out / g, *k)`` to ``(g, C_out / g, C_in / g, *k)`` = ``(C_out, C_in / g, *k)``
    (``"OIHW"``). Negative pads crop.
+
+The upsampling operators (resize, max_pool, max_unpool, pixel_shuffle and their backward
+passes / inverses) are compared in every ``data_format`` too; their JAX counterparts are
+listed at their section below.
 
 Gradients are ``jax.vjp`` of these functions with respect to ``(x, w, b)``, given in the
 caller's layouts, so ``grad_weight`` is checked in ``F``.
@@ -765,6 +770,346 @@ def test_full_padding_output_lengths_are_keras(rng):
         _record("conv full length vs Keras", failures, f"i={i} k={k} stride={s} dilation={d}")
     _assert_no_mismatches("conv_transpose full length vs Keras", "conv full length vs Keras")
 
+
+
+# ------------------------------------------------------------- the upsampling operators
+#
+# JAX's counterparts, in the caller's layout (channels-first or channels-last, JAX does not
+# care: it resizes / pools the axes it is told to):
+#
+# resize            jax.image.resize(x, out_shape, method, antialias): half-pixel centres,
+#                   scale out / in. "nearest" picks floor((o + 0.5) in / out), which is
+#                   ONNX's half_pixel with nearest_mode="round_prefer_ceil" (and PyTorch's
+#                   "nearest-exact"); "linear" / "cubic" drop the taps outside the input and
+#                   renormalize (ONNX exclude_outside=True), "cubic" is Keys' a = -0.5, and
+#                   antialias widens the filter when downsampling as ONNX's antialias does.
+# resize_backward   jax.vjp of that.
+# max_pool          lax.reduce_window(x, -inf, lax.max, ...) with PyTorch's padding (and,
+#                   for ceil_mode, the extra end padding of PyTorch's output-size rule);
+#                   with dilation, for which JAX has no vjp of reduce_window, jnp.max over
+#                   the stacked strided views of the -inf-padded input, one per kernel tap.
+# max_pool_backward jax.vjp of that (random data: no ties).
+# max_unpool        jnp.zeros(...).at[n, index, c].set(x) on the spatially flattened planes.
+# max_unpool_backward  jax.vjp of that scatter.
+# pixel_shuffle / pixel_unshuffle  a jnp reshape / transpose written below (both orders).
+
+N_UPSAMPLE_CASES = 24      # per operator in the default run
+N_UPSAMPLE_CASES_SLOW = max(N_CASES_SLOW // 4, 1)
+
+
+def _draw_layout(rng, ndim):
+    last = bool(rng.integers(0, 2))
+    if rng.random() < 0.4:
+        return last, ALIASES[last, ndim]
+    return last, "channels_last" if last else "channels_first"
+
+
+def _data_shape(batch, channels, sizes, last):
+    return (batch,) + (tuple(sizes) + (channels,) if last else (channels,) + tuple(sizes))
+
+
+def _spatial_axes(ndim, last):
+    return tuple(range(1, 1 + ndim)) if last else tuple(range(2, 2 + ndim))
+
+
+def _jit_output_and_vjp(jax, forward, args, grad_y):
+    def output_and_vjp(grad_y, *args):
+        y, vjp = jax.vjp(forward, *args)
+        return (y,) + tuple(vjp(grad_y))
+    return [np.asarray(r) for r in jax.jit(output_and_vjp)(grad_y, *args)]
+
+
+def _check_resize(jax, rng, index):
+    ndim = int(rng.integers(1, 4))
+    last, data_format = _draw_layout(rng, ndim)
+    method = str(rng.choice(["nearest", "linear", "cubic"]))
+    antialias = bool(rng.integers(0, 2))
+    dtype = str(rng.choice(["float64", "float64", "float32"]))
+    sizes = tuple(int(v) for v in rng.integers(1, 9 if ndim < 3 else 6, ndim))
+    out = tuple(int(v) for v in rng.integers(1, 13 if ndim < 3 else 7, ndim))
+    x = rng.standard_normal(_data_shape(int(rng.integers(1, 3)), int(rng.integers(1, 4)),
+                                        sizes, last)).astype(dtype)
+    out_shape = _data_shape(x.shape[0], x.shape[-1 if last else 1], out, last)
+    grad_y = rng.standard_normal(out_shape).astype(dtype)
+    y_jax, gx_jax = _jit_output_and_vjp(
+        jax, lambda x: jax.image.resize(x, out_shape, method, antialias=antialias),
+        (x.astype(np.float64),), grad_y.astype(np.float64))
+    if method == "nearest":
+        kw = (dict(mode="nearest-exact") if index % 2 else   # PyTorch's spelling
+              dict(mode="nearest", coordinate_transformation_mode="half_pixel",
+                   nearest_mode="round_prefer_ceil"))
+    else:
+        kw = dict(mode=method, coordinate_transformation_mode="half_pixel",
+                  antialias=antialias, exclude_outside=True)
+        if method == "cubic":
+            kw["cubic_coeff_a"] = -0.5
+    description = (f"resize case {index}: {dtype} {data_format} x {x.shape} -> {out} "
+                   f"jax method={method!r} antialias={antialias}; fastdeconv {kw}")
+    for name, call, want in (
+            ("resize", lambda: fastdeconv.resize(x, out, data_format=data_format, **kw), y_jax),
+            ("resize_backward", lambda: fastdeconv.resize_backward(
+                grad_y, x.shape, out, data_format=data_format, **kw), gx_jax)):
+        failures = []
+        try:
+            _compare(name, call(), want, dtype, failures)
+        except Exception as error:  # noqa: BLE001 - a refusal of a valid case is a mismatch
+            failures.append(f"raised {type(error).__name__}: {error}")
+        _record(name, failures, description)
+
+
+def _pool_case(rng, ndim):
+    kernel = tuple(int(v) for v in rng.integers(1, 4, ndim))
+    stride = tuple(int(v) for v in rng.integers(1, 4, ndim))
+    dilation = tuple(int(v) for v in rng.integers(1, 3, ndim))
+    padding = tuple(int(rng.integers(0, k // 2 + 1)) for k in kernel)   # PyTorch: <= k / 2
+    sizes = tuple(int(v) for v in rng.integers(1, 9 if ndim < 3 else 6, ndim))
+    return kernel, stride, dilation, padding, sizes
+
+
+def _pool_output_size(n, k, s, p, d, ceil_mode):
+    """PyTorch's max_pool output size (written out): the last window must start inside the
+    input or its left padding."""
+    span = n + 2 * p - d * (k - 1) - 1
+    out = (-(-span // s) if ceil_mode else span // s) + 1
+    if ceil_mode and (out - 1) * s >= n + p:
+        out -= 1
+    return out
+
+
+def _windows_reach_input(n, k, s, p, d, out):
+    """Every window has a tap inside the input (fastdeconv refuses all-padding windows)."""
+    return all(any(0 <= o * s - p + t * d < n for t in range(k)) for o in range(out))
+
+
+def _check_max_pool(jax, rng, index):
+    lax, jnp = jax.lax, jax.numpy
+    ndim = int(rng.integers(1, 4))
+    last, data_format = _draw_layout(rng, ndim)
+    kernel, stride, dilation, padding, sizes = _pool_case(rng, ndim)
+    ceil_mode = bool(rng.integers(0, 2))
+    outs = [_pool_output_size(n, k, s, p, d, ceil_mode)
+            for n, k, s, p, d in zip(sizes, kernel, stride, padding, dilation)]
+    if min(outs) < 1 or not all(
+            _windows_reach_input(*args) for args in zip(sizes, kernel, stride, padding,
+                                                        dilation, outs)):
+        return False
+    dtype = str(rng.choice(["float64", "float64", "float32"]))
+    x = rng.standard_normal(_data_shape(int(rng.integers(1, 3)), int(rng.integers(1, 4)),
+                                        sizes, last)).astype(dtype)
+    axes = _spatial_axes(ndim, last)
+    window, strides, dilations = [1] * x.ndim, [1] * x.ndim, [1] * x.ndim
+    pads = [(0, 0)] * x.ndim
+    for i, a in enumerate(axes):
+        window[a], strides[a], dilations[a] = kernel[i], stride[i], dilation[i]
+        # the end padding that makes reduce_window produce PyTorch's output size
+        after = (outs[i] - 1) * stride[i] + dilation[i] * (kernel[i] - 1) + 1 - sizes[i] - padding[i]
+        pads[a] = (padding[i], after)
+
+    def forward(x):
+        # an input tail that no window reaches is cut off first (JAX's vjp of reduce_window
+        # fails on negative pads)
+        x = x[tuple(slice(0, n + min(after, 0)) for n, (_, after) in zip(x.shape, pads))]
+        cover = [(before, max(after, 0)) for before, after in pads]
+        if max(dilation) == 1:
+            return lax.reduce_window(x, -jnp.inf, lax.max, window, strides, cover)
+        # JAX has no vjp of a dilated max reduce_window: the max over the stack of the
+        # strided views, one per kernel tap, of the -inf-padded input
+        x = lax.pad(x, -jnp.inf, [(before, after, 0) for before, after in cover])
+        views = []
+        for taps in itertools.product(*(range(k) for k in kernel)):
+            index = [slice(None)] * x.ndim
+            for i, a in enumerate(axes):
+                start = taps[i] * dilation[i]
+                index[a] = slice(start, start + (outs[i] - 1) * stride[i] + 1, stride[i])
+            views.append(x[tuple(index)])
+        return jnp.max(jnp.stack(views), axis=0)
+
+    out_shape = jax.eval_shape(forward, x.astype(np.float64)).shape
+    grad_y = rng.standard_normal(out_shape).astype(dtype)
+    y_jax, gx_jax = _jit_output_and_vjp(jax, forward, (x.astype(np.float64),),
+                                        grad_y.astype(np.float64))
+    description = (f"max_pool case {index}: {dtype} {data_format} x {x.shape} kernel={kernel} "
+                   f"stride={stride} padding={padding} dilation={dilation} ceil_mode={ceil_mode}")
+    failures = []
+    indices = None
+    try:
+        y, indices = fastdeconv.max_pool(x, kernel, stride=stride, padding=padding,
+                                         dilation=dilation, ceil_mode=ceil_mode,
+                                         return_indices=True, data_format=data_format)
+        _compare("output", y, y_jax, dtype, failures)
+        # the indices are flat positions within each spatial plane of the input
+        planes = _planes(x, last)
+        picked = np.take_along_axis(planes, _planes(indices, last).astype(np.int64), axis=1 if last else 2)
+        _compare("x at indices", picked, _planes(y_jax, last), dtype, failures)
+    except Exception as error:  # noqa: BLE001
+        failures.append(f"raised {type(error).__name__}: {error}")
+    _record("max_pool", failures, description)
+    failures = []
+    try:
+        gx = fastdeconv.max_pool_backward(grad_y, indices, x.shape, data_format=data_format)
+        _compare("grad_x", gx, gx_jax, dtype, failures)
+    except Exception as error:  # noqa: BLE001
+        failures.append(f"raised {type(error).__name__}: {error}")
+    _record("max_pool_backward", failures, description)
+    return True
+
+
+def _planes(array, last):
+    """``(N, C, prod(spatial))`` channels-first, ``(N, prod(spatial), C)`` channels-last."""
+    array = np.asarray(array)
+    if last:
+        return array.reshape(array.shape[0], -1, array.shape[-1])
+    return array.reshape(array.shape[:2] + (-1,))
+
+
+def _check_max_unpool(jax, rng, index):
+    jnp = jax.numpy
+    ndim = int(rng.integers(1, 4))
+    last, data_format = _draw_layout(rng, ndim)
+    kernel, stride, _, padding, sizes = _pool_case(rng, ndim)
+    outs = [_pool_output_size(n, k, s, p, 1, False)
+            for n, k, s, p in zip(sizes, kernel, stride, padding)]
+    if min(outs) < 1:
+        return False
+    dtype = str(rng.choice(["float64", "float64", "float32"]))
+    source = rng.standard_normal(_data_shape(int(rng.integers(1, 3)), int(rng.integers(1, 4)),
+                                             sizes, last)).astype(dtype)
+    pooled, indices = fastdeconv.max_pool(source, kernel, stride=stride, padding=padding,
+                                          return_indices=True, data_format=data_format)
+    # the pooled values (windows that share a maximum carry the same value) or, with
+    # windows that cannot overlap, fresh values
+    x = (rng.standard_normal(pooled.shape).astype(dtype)
+         if all(s >= k for s, k in zip(stride, kernel)) else pooled)
+    full = rng.random() < 0.5
+    output_size = source.shape if full else sizes
+    flat = _planes(indices, last).astype(np.int64)
+    n_idx = np.arange(flat.shape[0]).reshape(-1, 1, 1)
+    c_idx = np.arange(flat.shape[-1 if last else 1]).reshape((1, 1, -1) if last else (1, -1, 1))
+    plane_shape = _planes(np.empty(source.shape, dtype=np.int8), last).shape
+
+    def forward(x):
+        values = x.reshape(flat.shape)
+        planes = jnp.zeros(plane_shape, dtype=x.dtype)
+        planes = (planes.at[n_idx, flat, c_idx].set(values) if last
+                  else planes.at[n_idx, c_idx, flat].set(values))
+        return planes.reshape(source.shape)
+
+    grad_y = rng.standard_normal(source.shape).astype(dtype)
+    y_jax, gx_jax = _jit_output_and_vjp(jax, forward, (x.astype(np.float64),),
+                                        grad_y.astype(np.float64))
+    description = (f"max_unpool case {index}: {dtype} {data_format} x {x.shape} kernel={kernel} "
+                   f"stride={stride} padding={padding} output_size={output_size}")
+    failures = []
+    try:
+        y = fastdeconv.max_unpool(x, indices, kernel, stride=stride, padding=padding,
+                                  output_size=output_size, data_format=data_format)
+        _compare("output", y, y_jax, dtype, failures)
+    except Exception as error:  # noqa: BLE001
+        failures.append(f"raised {type(error).__name__}: {error}")
+    _record("max_unpool", failures, description)
+    failures = []
+    try:
+        gx = fastdeconv.max_unpool_backward(grad_y, indices, data_format=data_format)
+        _compare("grad_x", gx, gx_jax, dtype, failures)
+    except Exception as error:  # noqa: BLE001
+        failures.append(f"raised {type(error).__name__}: {error}")
+    _record("max_unpool_backward", failures, description)
+    return True
+
+
+def _shuffle_axes(ndim, last, order):
+    """The split of the channel axis and the transposition of pixel_shuffle (written out):
+    ``(x's split shape as letters, the output's axis order)``. ``"CRD"`` splits the channels
+    as ``(C, r_1, ..., r_d)``, ``"DCR"`` as ``(r_1, ..., r_d, C)``; every ``r_i`` then follows
+    its spatial axis ``S_i``."""
+    S = [f"S{i}" for i in range(ndim)]
+    R = [f"r{i}" for i in range(ndim)]
+    channels = ["C"] + R if order == "CRD" else R + ["C"]
+    split = ["N"] + (S + channels if last else channels + S)
+    interleaved = [a for pair in zip(S, R) for a in pair]
+    target = ["N"] + (interleaved + ["C"] if last else ["C"] + interleaved)
+    return split, [split.index(a) for a in target]
+
+
+def _check_pixel_shuffle(jax, rng, index):
+    jnp = jax.numpy
+    ndim = int(rng.integers(1, 4))
+    last, data_format = _draw_layout(rng, ndim)
+    order = str(rng.choice(["CRD", "DCR"]))
+    factors = tuple(int(v) for v in rng.integers(1, 4 if ndim < 3 else 3, ndim))
+    uniform = rng.random() < 0.3
+    if uniform:
+        factors = (factors[0],) * ndim
+    sizes = tuple(int(v) for v in rng.integers(1, 5, ndim))
+    channels = int(rng.integers(1, 4))
+    dtype = str(rng.choice(["float64", "float32"]))
+    product = int(np.prod(factors))
+    x = rng.standard_normal(_data_shape(int(rng.integers(1, 3)), channels * product, sizes,
+                                        last)).astype(dtype)
+    split, axes = _shuffle_axes(ndim, last, order)
+    letter_size = {"N": x.shape[0], "C": channels}
+    letter_size.update({f"S{i}": n for i, n in enumerate(sizes)})
+    letter_size.update({f"r{i}": r for i, r in enumerate(factors)})
+    split_shape = tuple(letter_size[a] for a in split)
+    y_shape = _data_shape(x.shape[0], channels, [n * r for n, r in zip(sizes, factors)], last)
+
+    def shuffle(x):
+        return jnp.transpose(x.reshape(split_shape), axes).reshape(y_shape)
+
+    def unshuffle(y):
+        transposed = tuple(split_shape[a] for a in axes)
+        return jnp.transpose(y.reshape(transposed), np.argsort(axes)).reshape(x.shape)
+
+    y = rng.standard_normal(y_shape).astype(dtype)
+    shuffled, unshuffled = (np.asarray(a) for a in jax.jit(
+        lambda x, y: (shuffle(x), unshuffle(y)))(x, y))
+    factor = factors[0] if uniform else factors
+    description = (f"pixel_shuffle case {index}: {dtype} {data_format} x {x.shape} "
+                   f"factor={factor} order={order!r}")
+    for name, call, want in (
+            ("pixel_shuffle", lambda: fastdeconv.pixel_shuffle(
+                x, factor, order=order, data_format=data_format), shuffled),
+            ("pixel_unshuffle", lambda: fastdeconv.pixel_unshuffle(
+                y, factor, order=order, data_format=data_format), unshuffled)):
+        failures = []
+        try:
+            got = call()
+            _compare(name, got, want, dtype, failures)
+            if not failures and not np.array_equal(got, want):
+                failures.append(f"{name}: not bit-identical (a permutation)")
+        except Exception as error:  # noqa: BLE001
+            failures.append(f"raised {type(error).__name__}: {error}")
+        _record(name, failures, description)
+
+
+_UPSAMPLE_CHECKS = {"resize": (_check_resize, ("resize", "resize_backward")),
+                    "max_pool": (_check_max_pool, ("max_pool", "max_pool_backward")),
+                    "max_unpool": (_check_max_unpool, ("max_unpool", "max_unpool_backward")),
+                    "pixel_shuffle": (_check_pixel_shuffle, ("pixel_shuffle", "pixel_unshuffle"))}
+
+
+def _run_upsample_sweep(jax, op, count, seed):
+    check, operators = _UPSAMPLE_CHECKS[op]
+    rng = np.random.default_rng(seed)
+    done = 0
+    while done < count:
+        if check(jax, rng, done) is not False:   # False: an invalid geometry, drawn again
+            done += 1
+    _assert_no_mismatches(*operators)
+
+
+@pytest.mark.jax
+@pytest.mark.parametrize("op", list(_UPSAMPLE_CHECKS))
+def test_upsampling_operators_in_every_layout_match_jax(jax, op):
+    _run_upsample_sweep(jax, op, N_UPSAMPLE_CASES, seed=200 + list(_UPSAMPLE_CHECKS).index(op))
+
+
+@pytest.mark.jax
+@pytest.mark.slow
+@pytest.mark.parametrize("op", list(_UPSAMPLE_CHECKS))
+def test_long_upsampling_sweep_matches_jax(jax, op):
+    _run_upsample_sweep(jax, op, N_UPSAMPLE_CASES_SLOW,
+                        seed=300 + list(_UPSAMPLE_CHECKS).index(op))
 
 # ------------------------------------------------------------------ the summary table
 def test_oracle_counts():
