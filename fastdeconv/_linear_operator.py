@@ -174,19 +174,23 @@ def linear_operator(op, input_shape, **params):
         raise ValueError(f"op must be one of {linear}, got {op!r}")
     shape = _sample_shape(input_shape)
     params = dict(params)
+    if op not in _CHANNELS_FIRST_PARTS:     # the upsamplers' parts take data_format themselves
+        return FastLinearOperator(op, BY_NAME[op].linear_parts(shape, params))
     layout = _layout(op, shape, params)
     parts = BY_NAME[op].linear_parts(layout.sample_shape_in(shape), params)
     return FastLinearOperator(op, _in_layout(parts, layout))
 
 
+#: operators whose linear parts are channels-first only (the convolutions): linear_operator
+#: moves their samples' axes around them and takes their weight_format
+_CHANNELS_FIRST_PARTS = ("conv", "conv_transpose")
+
+
 def _layout(op, shape, params):
-    """The caller's :class:`Layout` from ``data_format`` (and, for the convolutions,
-    ``weight_format``, whose weight becomes a canonical view in ``params``)."""
+    """The caller's :class:`Layout` from ``data_format`` (and ``weight_format``, whose weight
+    becomes a canonical view in ``params``)."""
     data_format = params.pop("data_format", "channels_first")
     weight_format = params.pop("weight_format", None)
-    if weight_format is not None and op not in ("conv", "conv_transpose"):
-        raise TypeError(f"linear_operator({op!r}, ...) got unexpected keyword weight_format; "
-                        "only 'conv' and 'conv_transpose' have a weight")
     layout = Layout.resolve(data_format, len(shape) - 1)
     if weight_format is not None and "weight" in params:
         weight = as_array(params["weight"], "weight")
