@@ -55,10 +55,10 @@ DEFAULT_KERNEL = next(k for k in KERNELS
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 #: Multiply-adds of one GEMM or convolution at most: above the engine's threshold for
 #: cutting a GEMM into several work items (2**21), so that threads and the split are fuzzed,
-#: when the input asks for a large case (one value in 16 of its "large" byte); else
+#: when the input asks for a large case (one value in 32 of its "large" byte); else
 #: SMALL_MACS, so that most executions take well under a millisecond.
 MAX_MACS = 3 * 2**20
-SMALL_MACS = 2**17
+SMALL_MACS = 2**15
 #: Values are slices of these pools (drawing them anew would cost more than the engine):
 #: small integers (exact products and sums) and standard normal values, as float64.
 _POOL_RNG = np.random.default_rng(20261206)
@@ -267,7 +267,7 @@ def test_one_input(data):
     kernel = KERNELS[fdp.ConsumeIntInRange(0, len(KERNELS) - 1)]
     threads = 2 if fdp.ConsumeIntInRange(0, 3) == 3 else 1
     exact = not fdp.ConsumeBool()
-    limit = MAX_MACS if fdp.ConsumeIntInRange(0, 15) == 15 else SMALL_MACS
+    limit = MAX_MACS if fdp.ConsumeIntInRange(0, 31) == 31 else SMALL_MACS
     seed = fdp.ConsumeIntInRange(0, 2**32 - 1)
     drawn = []
 
