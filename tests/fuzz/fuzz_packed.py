@@ -29,11 +29,14 @@ which kind of size, route, edge was taken), the fastdeconv Python modules (not i
 references; ``atheris.instrument_imports``) and, with ``tests/fuzz/run_native.sh``, the
 compiled extensions themselves (clang's ``-fsanitize=fuzzer-no-link``, with AddressSanitizer).
 
-The documented run (10^6 executions; from the root of a checkout, after the in-place build)::
+The documented run (10^6 executions; from the root of a checkout, after the in-place build;
+the reliability page of the user guide has its result)::
 
-    nice -n 10 python tests/fuzz/fuzz_packed.py -atheris_runs=1000000 -seed=1 \\
+    OMP_WAIT_POLICY=passive PYTHONPATH=$PWD nice -n 10 python tests/fuzz/fuzz_packed.py \\
+        /tmp/fuzz-corpus -atheris_runs=1000000 -seed=1 -max_len=64 -rss_limit_mb=4096 \\
         -artifact_prefix=/tmp/fuzz-packed- -print_final_stats=1
 
+(``bash tests/fuzz/run_native.sh`` with the same arguments: on the instrumented ASan copy.)
 ``tests/test_fuzz_target.py`` runs it for about 20 seconds in CI.
 """
 
