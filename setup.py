@@ -297,6 +297,9 @@ def cached_build_ext():
                 print(f"fastdeconv: {ext.name} unchanged, reusing {cached}")
                 os.makedirs(os.path.dirname(ext_path) or ".", exist_ok=True)
                 shutil.copy2(cached, ext_path)
+                # dated now: --inplace copies build/lib's file only over an older one, and a
+                # cached build is older than the in-place one it replaces after a revert
+                os.utime(ext_path)
                 return
             super().build_extension(ext)
             os.makedirs(os.path.dirname(cached), exist_ok=True)

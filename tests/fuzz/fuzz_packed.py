@@ -1,0 +1,303 @@
+"""Coverage-guided fuzz target of the packed GEMM engine (atheris, i.e. libFuzzer).
+
+Each execution decodes the fuzzer's bytes (``atheris.FuzzedDataProvider``) into a dtype
+(float32 or float64), a kernel (each one this CPU runs), a thread count (1 or 2), a kind of
+values (small integers, whose products and sums are exact in either dtype, so that the result
+must equal the reference to the bit; or standard normal values, held to the classical error
+bound of a sum of ``K`` products), and then
+
+* a GEMM ``C (+)= op(A) op(B) (+ bias)`` through ``_packed_gemm.gemm``: ``m``, ``n``, ``k``
+  small or at / around the kernel's register tiles (MR, NR), cache blocks (MC, KC, NC) and the
+  work-item split, both transposes, ``accumulate``, ``bias``; checked against NumPy's float64
+  matmul (and, when the GEMM is cut into several work items, the same bits for 1 and 2
+  threads);
+* a forward convolution (1-3 spatial dimensions, batch, groups, kernel size, stride,
+  dilation, padding before and after chosen apart, so asymmetric; negative padding, i.e.
+  cropping, on the engine's own entry) either through ``_packed_gemm.conv_forward_packed``
+  with the chosen kernel or through ``fastdeconv.conv`` with the ``packed`` algorithm forced
+  (the Python layer: plan, batch parts, bias); checked against
+  ``fastdeconv.testing.conv_reference``.
+
+Sizes are bounded (at most ``MAX_MACS`` multiply-adds per GEMM or convolution, most far
+fewer) so that an execution takes about a millisecond. A wrong result raises
+``AssertionError`` with the decoded case: atheris reports it like a crash, writes the input to
+``<artifact_prefix>crash-<sha1>`` and exits non-zero. Re-run one input with
+``python tests/fuzz/fuzz_packed.py <that file>``.
+
+Coverage that guides the fuzzer: the decoding functions below (``atheris.instrument_func``:
+which kind of size, route, edge was taken), the fastdeconv Python modules (not its NumPy
+references; ``atheris.instrument_imports``) and, with ``tests/fuzz/run_native.sh``, the
+compiled extensions themselves (clang's ``-fsanitize=fuzzer-no-link``, with AddressSanitizer).
+
+The documented run (10^6 executions; from the root of a checkout, after the in-place build;
+the reliability page of the user guide has its result)::
+
+    OMP_WAIT_POLICY=passive PYTHONPATH=$PWD nice -n 10 python tests/fuzz/fuzz_packed.py \\
+        /tmp/fuzz-corpus -atheris_runs=1000000 -seed=1 -max_len=64 -rss_limit_mb=4096 \\
+        -artifact_prefix=/tmp/fuzz-packed- -print_final_stats=1
+
+(``bash tests/fuzz/run_native.sh`` with the same arguments: on the instrumented ASan copy.)
+``tests/test_fuzz_target.py`` runs it for about 20 seconds in CI.
+"""
+
+import importlib.util
+import pathlib
+import sys
+
+import atheris
+import numpy as np
+
+# atheris excludes modules by their exact names: the references' modules one by one (found
+# without importing fastdeconv, which must be imported under the instrumentation)
+_TESTING = pathlib.Path(importlib.util.find_spec("fastdeconv").submodule_search_locations[0],
+                        "testing")
+REFERENCE_MODULES = ["fastdeconv.testing"] + sorted(
+    f"fastdeconv.testing.{p.stem}" for p in _TESTING.glob("*.py") if p.stem != "__init__")
+
+with atheris.instrument_imports(include=["fastdeconv"], exclude=REFERENCE_MODULES):
+    import fastdeconv
+    from fastdeconv._algorithms import forced_algorithm
+    from fastdeconv._ext import _packed_gemm
+
+from fastdeconv.testing import conv_reference
+
+KERNELS = _packed_gemm.supported_kernels()
+DEFAULT_KERNEL = next(k for k in KERNELS
+                      if _packed_gemm.kernel_info(k)["name"] == _packed_gemm.kernel_info()["name"])
+DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+#: Multiply-adds of one GEMM or convolution at most: above the engine's threshold for
+#: cutting a GEMM into several work items (2**21), so that threads and the split are fuzzed,
+#: when the input asks for a large case (one value in 32 of its "large" byte); else
+#: SMALL_MACS, so that most executions take well under a millisecond.
+MAX_MACS = 3 * 2**20
+SMALL_MACS = 2**15
+#: Values are slices of these pools (drawing them anew would cost more than the engine):
+#: small integers (exact products and sums) and standard normal values, as float64.
+_POOL_RNG = np.random.default_rng(20261206)
+POOL_SIZE = 2**21
+POOLS = {True: _POOL_RNG.integers(-3, 4, size=POOL_SIZE).astype(np.float64),
+         False: _POOL_RNG.standard_normal(POOL_SIZE)}
+#: Largest spatial input size per dimension, for 1, 2 and 3 spatial dimensions.
+MAX_SIZE = {1: 40, 2: 12, 3: 6}
+
+
+def _blocking(kernel, dtype):
+    """(row sizes, column sizes, depths) at which the kernel's blocking changes."""
+    info = _packed_gemm.kernel_info(kernel)[dtype.name]
+    rows, cols = {info["MC"]}, {info["NC"]}
+    for mr, nr in info["tiles"]:
+        rows.update((mr, 2 * mr, 3 * mr))
+        cols.update((nr, 2 * nr, 4 * nr, 5 * nr))
+    depths = {info["KC"], 2 * info["KC"]}
+    return sorted(rows), sorted(cols), sorted(depths)
+
+
+BLOCKING = {(k, d): _blocking(k, d) for k in KERNELS for d in DTYPES}
+
+
+@atheris.instrument_func
+def _size(fdp, edges, small):
+    """(size, at an edge): 0..small at random, or an edge size of the blocking, one below,
+    at or one above it."""
+    if fdp.ConsumeIntInRange(0, 2) < 2:
+        return fdp.ConsumeIntInRange(0, small), False
+    edge = edges[fdp.ConsumeIntInRange(0, len(edges) - 1)]
+    return max(0, edge + fdp.ConsumeIntInRange(-1, 1)), True
+
+
+@atheris.instrument_func
+def _shrink(sizes, at_edge, limit):
+    """Halve the largest size (those not at an edge first) until their product <= limit."""
+    sizes = list(sizes)
+    while np.prod([max(s, 1) for s in sizes]) > limit:
+        order = sorted(range(len(sizes)), key=lambda i: (at_edge[i], -sizes[i]))
+        i = next(i for i in order if sizes[i] > 1)
+        sizes[i] //= 2
+    return sizes
+
+
+def _values(seed, shape, dtype, exact):
+    """Values of a shape from a pool, starting at a place the seed chooses: small integers
+    (|v| <= 3: sums of up to 2**20 products stay exact in float32) or standard normal."""
+    pool, size = POOLS[exact], int(np.prod(shape))
+    start = seed % (POOL_SIZE - min(size, POOL_SIZE - 1))
+    values = pool[start:start + size]
+    if values.size < size:
+        values = np.resize(values, size)
+    return values.reshape(shape).astype(dtype)
+
+
+def _check(actual, expected, scale, terms, dtype, exact, case):
+    """actual == expected (exact values), else within the error bound of sums of ``terms``
+    products of magnitude ``scale`` (gamma_n = n u, u the unit roundoff, both sides)."""
+    assert actual.shape == expected.shape, (actual.shape, expected.shape, case)
+    assert actual.dtype == dtype, (actual.dtype, case)
+    err = np.abs(actual.astype(np.float64) - expected)
+    if exact:
+        bound = 0.0
+    else:
+        bound = 2.0 * (terms + 3) * np.finfo(dtype).eps * np.maximum(scale, 1.0)
+    bad = ~(err <= bound)   # catches NaN too
+    if bad.any():
+        where = tuple(int(i[0]) for i in np.nonzero(bad))
+        raise AssertionError(
+            f"packed engine mismatch: {case}; {int(bad.sum())} of {bad.size} values wrong, "
+            f"first at {where}: got {actual[where]!r}, expected {expected[where]!r}, "
+            f"max error {float(np.max(np.where(np.isnan(err), np.inf, err))):.3g}")
+
+
+@atheris.instrument_func
+def fuzz_gemm(fdp, draw, dtype, kernel, threads, exact, limit):
+    rows, cols, depths = BLOCKING[kernel, dtype]
+    (m, m_edge), (n, n_edge), (k, k_edge) = (_size(fdp, rows, 20), _size(fdp, cols, 60),
+                                             _size(fdp, depths, 40))
+    trans_a, trans_b, accumulate = fdp.ConsumeBool(), fdp.ConsumeBool(), fdp.ConsumeBool()
+    with_bias = fdp.ConsumeBool()
+    m, n, k = _shrink((m, n, k), (m_edge, n_edge, k_edge), limit)
+    case = dict(op="gemm", dtype=dtype.name, kernel=kernel, m=m, n=n, k=k, trans_a=trans_a,
+                trans_b=trans_b, accumulate=accumulate, bias=with_bias, threads=threads,
+                exact=exact)
+    a = draw((k, m) if trans_a else (m, k))
+    b = draw((n, k) if trans_b else (k, n))
+    c0 = draw((m, n))
+    bias = draw((m,)) if with_bias else None
+    c = c0.copy()
+    out = _packed_gemm.gemm(a, b, c, trans_a=trans_a, trans_b=trans_b, accumulate=accumulate,
+                            threads=threads, bias=bias, kernel=kernel)
+    assert out is c, case
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    a64, b64 = (a64.T if trans_a else a64), (b64.T if trans_b else b64)
+    expected = a64 @ b64
+    scale = None if exact else np.abs(a64) @ np.abs(b64)
+    if with_bias:
+        expected += bias[:, None]
+        if not exact:
+            scale += np.abs(bias.astype(np.float64))[:, None]
+    if accumulate:
+        expected += c0
+        if not exact:
+            scale += np.abs(c0.astype(np.float64))
+    _check(c, expected, scale, k, dtype, exact, case)
+    if threads > 1 and m * n * k >= 2**21:   # several work items: the bits of 1 thread
+        one = c0.copy()
+        _packed_gemm.gemm(a, b, one, trans_a=trans_a, trans_b=trans_b, accumulate=accumulate,
+                          threads=1, bias=bias, kernel=kernel)
+        assert np.array_equal(one, c, equal_nan=True), f"threads change the bits: {case}"
+
+
+@atheris.instrument_func
+def _conv_geometry(fdp, direct):
+    """Per spatial dimension: input size, kernel size, stride, dilation, pad before, pad
+    after (negative: crop, on the engine's own entry only); the output has at least one
+    position."""
+    ndim = fdp.ConsumeIntInRange(1, 3)
+    dims = []
+    for _ in range(ndim):
+        size = fdp.ConsumeIntInRange(1, MAX_SIZE[ndim])
+        kernel = fdp.ConsumeIntInRange(1, 4 if ndim < 3 else 3)
+        stride = fdp.ConsumeIntInRange(1, 3)
+        dilation = fdp.ConsumeIntInRange(1, 3)
+        before = fdp.ConsumeIntInRange(-1 if direct else 0, 3)
+        after = fdp.ConsumeIntInRange(-1 if direct else 0, 3)
+        if before < 0 and size + before + min(after, 0) < 1:
+            before = 0
+        short = (kernel - 1) * dilation + 1 - (size + before + after)
+        if short > 0:   # the kernel would not fit: pad after until it does
+            after += short
+        dims.append([size, kernel, stride, dilation, before, after])
+    if ndim == 1 and fdp.ConsumeIntInRange(0, 7) == 7:   # long rows: one GEMM per sample
+        dims[0][0] += fdp.ConsumeIntInRange(500, 2200)
+    return dims
+
+
+@atheris.instrument_func
+def fuzz_conv(fdp, draw, dtype, kernel, threads, exact, limit):
+    direct = kernel != DEFAULT_KERNEL or not fdp.ConsumeBool()
+    dims = _conv_geometry(fdp, direct)
+    batch = fdp.ConsumeIntInRange(1, 3)
+    groups = fdp.ConsumeIntInRange(1, 3)
+    taps = int(np.prod([d[1] for d in dims]))
+    rows, _, depths = BLOCKING[kernel, dtype]
+    cout_g, cout_edge = _size(fdp, rows, 10)
+    cout_g = max(cout_g, 1)
+    cin_edge = fdp.ConsumeIntInRange(0, 3) == 3
+    if cin_edge:   # K = cin_g * taps at / past KC
+        cin_g = max(1, -(-depths[0] // taps) + fdp.ConsumeIntInRange(-1, 1))
+    else:
+        cin_g = fdp.ConsumeIntInRange(1, 5)
+    with_bias = fdp.ConsumeBool()
+    out_size = tuple((n + b + a - (k - 1) * d - 1) // s + 1 for n, k, s, d, b, a in dims)
+    positions = int(np.prod(out_size))
+    cout_g, cin_g, batch, groups = _shrink(
+        (cout_g, cin_g, batch, groups), (cout_edge, cin_edge, False, False),
+        max(limit // (positions * taps), 1))
+    c_in, c_out = cin_g * groups, cout_g * groups
+    in_size = tuple(d[0] for d in dims)
+    kernel_size = tuple(d[1] for d in dims)
+    stride = tuple(d[2] for d in dims)
+    dilation = tuple(d[3] for d in dims)
+    pads = tuple((d[4], d[5]) for d in dims)
+    case = dict(op="conv", route="conv_forward_packed" if direct else "fastdeconv.conv",
+                dtype=dtype.name, kernel=kernel, x=(batch, c_in) + in_size,
+                weight=(c_out, cin_g) + kernel_size, stride=stride, dilation=dilation,
+                padding=pads, groups=groups, bias=with_bias, threads=threads, exact=exact)
+    x = draw((batch, c_in) + in_size)
+    w = draw((c_out, cin_g) + kernel_size)
+    bias = draw((c_out,)) if with_bias else None
+    if direct:
+        y = np.full((batch, c_out) + out_size, np.nan, dtype)
+        out = _packed_gemm.conv_forward_packed(
+            x, w, y, stride=stride, dilation=dilation, padding=tuple(b for b, _ in pads),
+            groups=groups, bias=bias, threads=threads, kernel=kernel)
+        assert out is y, case
+    else:
+        previous = fastdeconv.set_num_threads(threads)
+        try:
+            with forced_algorithm("packed"):
+                y = fastdeconv.conv(x, w, bias, stride=stride, padding=pads,
+                                    dilation=dilation, groups=groups)
+        finally:
+            fastdeconv.set_num_threads(previous)
+    # the reference: negative padding crops the input first
+    crop = tuple(slice(max(-b, 0), n - max(-a, 0)) for n, (b, a) in zip(in_size, pads))
+    ref_pads = tuple((max(b, 0), max(a, 0)) for b, a in pads)
+    x_ref = x[(slice(None), slice(None)) + crop]
+    kw = dict(stride=stride, padding=ref_pads, dilation=dilation, groups=groups)
+    expected = conv_reference(x_ref, w, bias, **kw)
+    scale = None
+    if not exact:
+        scale = conv_reference(np.abs(x_ref), np.abs(w), None if bias is None else np.abs(bias),
+                               **kw)
+    _check(y, expected, scale, cin_g * taps, dtype, exact, case)
+
+
+@atheris.instrument_func
+def test_one_input(data):
+    """One execution: decode a case from ``data``, run it, compare with the reference."""
+    fdp = atheris.FuzzedDataProvider(data)
+    dtype = DTYPES[fdp.ConsumeIntInRange(0, 1)]
+    kernel = KERNELS[fdp.ConsumeIntInRange(0, len(KERNELS) - 1)]
+    threads = 2 if fdp.ConsumeIntInRange(0, 3) == 3 else 1
+    exact = not fdp.ConsumeBool()
+    limit = MAX_MACS if fdp.ConsumeIntInRange(0, 31) == 31 else SMALL_MACS
+    seed = fdp.ConsumeIntInRange(0, 2**32 - 1)
+    drawn = []
+
+    def draw(shape):
+        drawn.append(shape)
+        return _values(seed + 1000003 * len(drawn), shape, dtype, exact)
+
+    if fdp.ConsumeBool():
+        fuzz_conv(fdp, draw, dtype, kernel, threads, exact, limit)
+    else:
+        fuzz_gemm(fdp, draw, dtype, kernel, threads, exact, limit)
+
+
+def main(argv=None):
+    """Run the fuzzer with libFuzzer's (and atheris's) command-line flags."""
+    atheris.Setup(sys.argv if argv is None else argv, test_one_input)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()
