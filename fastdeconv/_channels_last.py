@@ -19,7 +19,7 @@ import numpy as np
 from ._ext import _packed_gemm
 from ._threads import kernel_threads
 
-__all__ = ["is_native", "pointwise_product", "pointwise_weight_grad"]
+__all__ = ["is_native", "pointwise_product", "pointwise_weight_grad", "pointwise_backward"]
 
 _MAX_ROWS = 2**31 - 1
 
@@ -59,3 +59,18 @@ def pointwise_weight_grad(left, right, weight_shape):
     out = np.empty((a.shape[1], b.shape[1]), dtype=a.dtype)
     _packed_gemm.gemm(a, b, out, trans_a=True, threads=kernel_threads())
     return out.reshape(weight_shape)
+
+
+def pointwise_backward(grad_output, x, weight, wanted, *, transpose):
+    """``(grad_x, grad_weight, grad_bias)`` of a native 1x1 call (``transpose``: of
+    conv_transpose), each None unless its name is in ``wanted``; canonical weight layout."""
+    grad_x = grad_weight = grad_bias = None
+    if "x" in wanted:
+        grad_x = pointwise_product(grad_output, weight, transpose_weight=transpose)
+    if "weight" in wanted:
+        left, right = (x, grad_output) if transpose else (grad_output, x)
+        grad_weight = pointwise_weight_grad(left, right, weight.shape)
+    if "bias" in wanted:
+        with np.errstate(invalid="ignore", over="ignore"):   # as the compiled kernels
+            grad_bias = _rows(grad_output).sum(axis=0)
+    return grad_x, grad_weight, grad_bias

@@ -250,10 +250,6 @@ def _bias_grad(grad_output):
         return grad_output.sum(axis=(0,) + tuple(range(2, grad_output.ndim)))
 
 
-def _bias_grad_channels_last(grad_output):
-    with np.errstate(invalid="ignore", over="ignore"):
-        return grad_output.reshape(-1, grad_output.shape[-1]).sum(axis=0)
-
 
 @docfiller
 def conv(x, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
@@ -511,11 +507,9 @@ def conv_backward(grad_output, x, weight, *, stride=1, padding=0, dilation=1, gr
             x_shape, weight_shape, stride=stride, padding=padding, dilation=dilation,
             groups=groups, padding_mode=padding_mode), data_format, weight_format)
     if channels_last.is_native(problem, layout):
-        return (channels_last.pointwise_product(grad_output, weight, transpose_weight=False)
-                if "x" in wanted else None,
-                layout.weight_out(channels_last.pointwise_weight_grad(
-                    grad_output, x, weight.shape)) if "weight" in wanted else None,
-                _bias_grad_channels_last(grad_output) if "bias" in wanted else None)
+        grad_x, grad_weight, grad_bias = channels_last.pointwise_backward(
+            grad_output, x, weight, wanted, transpose=False)
+        return grad_x, layout.weight_out(grad_weight), grad_bias
     padded = _padded_problem(problem)
     grad_x = (_fold_padding(_backward_input(grad_output, weight, padded), problem)
               if "x" in wanted else None)
@@ -583,11 +577,9 @@ def conv_transpose_backward(grad_output, x, weight, *, stride=1, padding=0, outp
             output_size=_output_size_in(output_size, layout, len(x_shape))),
         data_format, weight_format)
     if channels_last.is_native(problem, layout):
-        return (channels_last.pointwise_product(grad_output, weight, transpose_weight=True)
-                if "x" in wanted else None,
-                layout.weight_out(channels_last.pointwise_weight_grad(
-                    x, grad_output, weight.shape)) if "weight" in wanted else None,
-                _bias_grad_channels_last(grad_output) if "bias" in wanted else None)
+        grad_x, grad_weight, grad_bias = channels_last.pointwise_backward(
+            grad_output, x, weight, wanted, transpose=True)
+        return grad_x, layout.weight_out(grad_weight), grad_bias
     grad_x = _forward(grad_output, weight, problem) if "x" in wanted else None
     grad_weight = _backward_weight(grad_output, x, problem) if "weight" in wanted else None
     return (layout.data_out(grad_x), layout.weight_out(grad_weight),

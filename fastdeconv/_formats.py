@@ -111,10 +111,6 @@ def weight_axes(weight_format, spatial_ndim, transpose, name="weight_format"):
     return None if axes == tuple(range(len(axes))) else axes
 
 
-def _inverse(axes):
-    return tuple(int(a) for a in np.argsort(axes))
-
-
 def to_channels_first(array):
     """View of a channels-last array ``(N, *spatial, C)`` as ``(N, C, *spatial)``."""
     return np.moveaxis(array, -1, 1)
@@ -199,6 +195,13 @@ class Layout:
         return cls(last, axes)
 
     @property
+    def weight_axes_out(self):
+        """Axes that take a canonical weight back to the caller's layout (None: canonical)."""
+        if self.weight_axes is None:
+            return None
+        return tuple(int(a) for a in np.argsort(self.weight_axes))
+
+    @property
     def is_canonical(self):
         return not self.channels_last and self.weight_axes is None
 
@@ -242,7 +245,7 @@ class Layout:
         """A canonical weight (gradient) in the caller's layout, C-contiguous."""
         if weight is None or self.weight_axes is None:
             return weight
-        return np.ascontiguousarray(weight.transpose(_inverse(self.weight_axes)))
+        return np.ascontiguousarray(weight.transpose(self.weight_axes_out))
 
     def shape_out(self, shape):
         if not self.channels_last:

@@ -109,7 +109,6 @@ def _moved_out(result, layout, weight):
     if weight:                        # (grad_x, grad_weight, grad_bias)
         grad_x, grad_weight, grad_bias = result
         if grad_weight is not None and layout.weight_axes is not None:
-            grad_weight = grad_weight.transpose(
-                tuple(int(a) for a in np.argsort(layout.weight_axes)))
+            grad_weight = grad_weight.transpose(layout.weight_axes_out)   # lazy, no copy
         return data(grad_x), grad_weight, grad_bias
     return tuple(data(array) for array in result)   # (y, indices) of max_pool
