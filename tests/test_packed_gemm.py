@@ -147,10 +147,23 @@ def test_plan_takes_the_tile_that_pads_least(dtype):
         assert pg.plan_info(64, 3136, 576, dtype, "avx512")["tile"] == 0
 
 
-def test_plan_does_not_depend_on_threads_and_rejects_bad_sizes():
-    assert pg.plan_info(64, 3136, 576) == pg.plan_info(64, 3136, 576)
+def test_plan_is_one_item_per_column_block_on_one_thread_and_four_or_more_on_two():
+    for m, n, k in [(256, 256, 2048), (4096, 256, 512), (64, 3136, 576), (2048, 2048, 2048)]:
+        one = pg.plan_info(m, n, k, threads=1)
+        assert one["items_m"] == 1 and one["m_chunk"] >= m
+        assert one["n_chunk"] == min(n, one["NC"])
+        two = pg.plan_info(m, n, k, threads=2)
+        assert two["items_m"] * two["items_n"] >= 4
+        assert two["items_m"] * two["m_chunk"] >= m and two["items_n"] * two["n_chunk"] >= n
+    small = pg.plan_info(8, 16, 4, threads=2)       # too little work for threads: one item
+    assert small["items_m"] * small["items_n"] == 1
+
+
+def test_plan_rejects_bad_sizes_and_threads():
     with pytest.raises(ValueError, match="n must be an int >= 0"):
         pg.plan_info(3, -1, 2)
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        pg.plan_info(3, 4, 2, threads=0)
 
 
 def test_kernel_name_and_info():

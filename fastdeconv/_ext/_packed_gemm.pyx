@@ -13,9 +13,10 @@ The kernel (``avx512f``, ``avx2+fma`` or ``portable``) is the best the CPU suppo
 named by the environment variable ``FASTDECONV_GEMM_KERNEL`` (``portable``, ``avx2``,
 ``avx512``; read once at import), or the one passed as ``kernel=`` (for tests).
 
-Threads: the output is cut into work items fixed by the shape (``fd_make_plan``), never by the
-thread count, and the reduction is never split, so the result is the same to the bit for any
-``threads``. SciPy's BLAS stays the default path of fastdeconv and the oracle of the tests.
+Threads: the output is cut into work items (``fd_make_plan``: one per NC block of columns on one
+thread, at least four on more); the reduction is never split and every element of the output is
+the same chain of multiply-adds over the same KC slices in any item, so the result is the same to
+the bit for any ``threads``. SciPy's BLAS stays the default path of fastdeconv and the oracle of the tests.
 """
 from cython.parallel cimport parallel, prange
 from libc.stdint cimport uintptr_t
@@ -43,7 +44,8 @@ cdef extern from "gemm/fd_gemm.h" nogil:
     ctypedef struct fd_plan:
         int isa, tile, mr, nr
         Py_ssize_t m, n, k, mc, kc, nc, m_chunk, n_chunk, items_m, items_n
-    fd_plan fd_make_plan(int isa, int is_double, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k)
+    fd_plan fd_make_plan(int isa, int is_double, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                         int threads)
     Py_ssize_t fd_plan_items(const fd_plan* p)
     Py_ssize_t fd_apack_elems(const fd_plan* p)
     int fd_prepack_a(const fd_plan* p)
@@ -172,17 +174,20 @@ def kernel_name(kernel=None):
     return f"{info['name']} ({'; '.join(parts)})"
 
 
-def plan_info(m, n, k, dtype="float32", kernel=None):
+def plan_info(m, n, k, dtype="float32", kernel=None, threads=1):
     """How a GEMM of this shape is cut: register tile, chunks and work items (a dict).
 
     ``m_chunk x n_chunk`` tiles of C are the work items, ``items_m x items_n`` of them; they
-    depend only on the shape, dtype and kernel.
+    depend on the shape, dtype, kernel and ``threads`` (one thread: one item per NC block of
+    columns), but the bits of C do not (each element is the same chain of multiply-adds over
+    the KC slices in any item).
     """
     cdef int isa = _isa_of(kernel, "kernel")
+    threads = _check_threads(threads)
     for name, value in (("m", m), ("n", n), ("k", k)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
             raise ValueError(f"{name} must be an int >= 0, got {value!r}")
-    cdef fd_plan p = fd_make_plan(isa, np.dtype(dtype) == np.float64, m, n, k)
+    cdef fd_plan p = fd_make_plan(isa, np.dtype(dtype) == np.float64, m, n, k, threads)
     return {"tile": p.tile, "MR": p.mr, "NR": p.nr, "MC": p.mc, "KC": p.kc, "NC": p.nc,
             "m_chunk": p.m_chunk, "n_chunk": p.n_chunk, "items_m": p.items_m,
             "items_n": p.items_n, "prepack_a": bool(fd_prepack_a(&p))}
@@ -339,7 +344,7 @@ cdef _run_gemm(a, b, c, bint trans_a, bint trans_b, bint accumulate, int threads
     cdef bint is_double = a.dtype == np.float64
     cdef size_t elem = 8 if is_double else 4
     cdef fd_plan p = fd_make_plan(isa, is_double, c.shape[0], c.shape[1],
-                                  a.shape[0] if trans_a else a.shape[1])
+                                  a.shape[0] if trans_a else a.shape[1], threads)
     if p.m == 0 or p.n == 0:
         return
     cdef fd_gemm_job_f jf
@@ -494,7 +499,7 @@ cdef _run_conv(xp, weight, y, stride, dilation, Py_ssize_t groups, bias, int thr
     cdef Py_ssize_t cout_g = weight.shape[0] // groups, cin_g = weight.shape[1]
     cdef Py_ssize_t P = prod(xp.shape[2:]), L = prod(y.shape[2:]), K = cin_g * taps, g
     cdef Py_ssize_t per_gemm = fd_conv_samples_per_gemm(xp.shape[0], L, pointwise)
-    cdef fd_plan p = fd_make_plan(isa, is_double, cout_g, per_gemm * L, K)
+    cdef fd_plan p = fd_make_plan(isa, is_double, cout_g, per_gemm * L, K, threads)
     cdef fd_conv_src src
     cdef fd_conv_job_f jf
     cdef fd_conv_job_d jd

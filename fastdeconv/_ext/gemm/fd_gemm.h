@@ -40,9 +40,10 @@
  * packs itself when A is not pre-packed (fd_prepack_a). The thread split (4 items, a multiple
  * of 1, 2 and 4 threads) usually makes the items narrower than NC.
  *
- * Determinism: the work items, the KC slices and every micro-kernel's order of operations
- * depend only on the shape and the kernel, never on the number of threads, so C is the same
- * to the bit for any thread count (different kernels round differently).
+ * Determinism: every element of C is one chain of multiply-adds over the KC slices in order,
+ * in whichever work item, register tile or thread it is computed; the KC slices depend only
+ * on the kernel and dtype, so C is the same to the bit for any thread count (the work items
+ * follow the thread count, fd_make_plan; different kernels round differently).
  */
 #ifndef FASTDECONV_GEMM_H
 #define FASTDECONV_GEMM_H
@@ -150,16 +151,23 @@ typedef struct {
     ptrdiff_t m_chunk, n_chunk, items_m, items_n;   /* work items: items_m x items_n tiles */
 } fd_plan;
 
-/* Below this many multiply-adds a GEMM is one work item (threads would not pay). */
+/* Below this many multiply-adds a GEMM is one work item per NC block (threads would not pay). */
 #define FD_PARALLEL_MIN_MACS ((ptrdiff_t)1 << 21)
-/* Work items aimed at: a multiple of 4 balances 1, 2 and 4 threads. */
+/* Work items aimed at on more than one thread: a multiple of 4 balances 2 and 4 threads. */
 #define FD_TARGET_ITEMS 4
 
 static ptrdiff_t fd_round_up(ptrdiff_t v, ptrdiff_t to) { return (v + to - 1) / to * to; }
 static ptrdiff_t fd_ceil_div(ptrdiff_t v, ptrdiff_t by) { return (v + by - 1) / by; }
 
-/* The plan depends only on (isa, dtype, m, n, k): so do the work items and so the bits. */
-static fd_plan fd_make_plan(int isa, int is_double, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
+/* The plan of a GEMM run on `threads` threads. The work items never change a bit of C: each
+ * element is the same chain of multiply-adds over the same KC slices (and the same edge-tile
+ * formula) whichever item, tile or thread computes it, so only (isa, dtype, k) fix the bits.
+ * The items themselves follow the threads: on one thread a single item per NC block of columns
+ * (every micro-panel of A reused across the whole block, as in BLIS); on more, n is cut into
+ * items of at least two NR panels and m too while there are fewer than FD_TARGET_ITEMS (a
+ * multiple of 2 and 4 keeps 2 and 4 threads balanced). */
+static fd_plan fd_make_plan(int isa, int is_double, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                            int threads)
 {
     const fd_blocking *b = &fd_blocking_table[isa][is_double ? 1 : 0][0];
     int tile = 0;
@@ -177,9 +185,7 @@ static fd_plan fd_make_plan(int isa, int is_double, ptrdiff_t m, ptrdiff_t n, pt
     p.m = m; p.n = n; p.k = k;
     p.m_chunk = fd_round_up(m > 0 ? m : 1, p.mr);
     p.n_chunk = n < p.nc ? (n > 0 ? n : 1) : p.nc;
-    if (m * n * (k > 0 ? k : 1) >= FD_PARALLEL_MIN_MACS) {
-        /* cut n into items of at least two NR panels (a thin last item would waste most of
-         * its micro-kernel calls), and cut m too while there are fewer than the target */
+    if (threads > 1 && m * n * (k > 0 ? k : 1) >= FD_PARALLEL_MIN_MACS) {
         ptrdiff_t panels = fd_ceil_div(n, p.nr), items_n = panels / 2;
         if (items_n > FD_TARGET_ITEMS) items_n = FD_TARGET_ITEMS;
         if (items_n < 1) items_n = 1;
