@@ -70,6 +70,37 @@ static void FD_SFX(fd_store_cols)(const FD_SFX(fd_gemm_job) *job, ptrdiff_t i, p
     }
 }
 
+/* Store (or add) the m x nc block v (row stride ldv; rows [i, i + m) of C, the columns of one
+ * work item, whose runs are runs[0, nruns)) at the output positions of a placed convolution
+ * source: value (+ bias[r]) (+ the output, when add), each element once. */
+static void FD_SFX(fd_store_placed)(const FD_SFX(fd_gemm_job) *job, const fd_run *runs,
+                                    ptrdiff_t nruns, ptrdiff_t i, ptrdiff_t m, int nr,
+                                    const FD_T *v, ptrdiff_t ldv, int add, const FD_T *bias)
+{
+    ptrdiff_t step = job->conv->place_step[job->conv->ndim - 1];
+    for (ptrdiff_t r = 0; r < m; ++r) {
+        FD_T *row = job->c + (i + r) * job->ldc;
+        const FD_T *vr = v + r * ldv;
+        FD_T b = bias ? bias[r] : 0;
+        for (ptrdiff_t q = 0; q < nruns; ++q) {
+            FD_T *out = row + runs[q].dst;
+            const FD_T *from = vr + runs[q].panel * nr + runs[q].lane;
+            ptrdiff_t len = runs[q].len;
+            if (!bias && !add) {
+                if (step == 1) memcpy(out, from, (size_t)len * sizeof(FD_T));
+                else for (ptrdiff_t e = 0; e < len; ++e) out[e * step] = from[e];
+            } else {
+                for (ptrdiff_t e = 0; e < len; ++e) {
+                    FD_T val = from[e];
+                    if (bias) val = val + b;
+                    if (add) val = val + out[e * step];
+                    out[e * step] = val;
+                }
+            }
+        }
+    }
+}
+
 /* Run work item `item` of the job; work is the thread's scratch of fd_workspace_elems(plan). */
 static void FD_SFX(fd_gemm_item)(const FD_SFX(fd_gemm_job) *job, ptrdiff_t item, FD_T *work)
 {
@@ -84,17 +115,33 @@ static void FD_SFX(fd_gemm_item)(const FD_SFX(fd_gemm_job) *job, ptrdiff_t item,
     FD_T *ablock = tile + mr * nr;   /* MC x KC block of A packed here when apack is NULL */
     fd_run *runs = (fd_run *)(ablock + (job->apack ? 0 : fd_ablock_elems(p)));
     ptrdiff_t nruns = 0;
+    /* A placed source's item is computed into a block of its own (the whole tiles, rows
+     * and columns rounded up to MR and NR, after the runs in the scratch), then stored once */
+    int placed = !job->b && job->conv->placed;
+    ptrdiff_t ldb_item = fd_round_up(nc, nr);
+    FD_T *block = (FD_T *)(((uintptr_t)(runs + fd_runs_bound(p)) + 63) & ~(uintptr_t)63);
+    if (placed) {
+        nruns = fd_conv_runs(job->conv, j0, nc, (int)nr, runs);
+        if (p->k == 0) {
+            memset(block, 0, (size_t)(i1 - i0) * ldb_item * sizeof(FD_T));
+            if (!job->accumulate || job->bias)
+                FD_SFX(fd_store_placed)(job, runs, nruns, i0, i1 - i0, (int)nr, block,
+                                        ldb_item, job->accumulate,
+                                        job->bias ? job->bias + i0 : NULL);
+            return;
+        }
+    }
     if (p->k == 0) {
         if (!job->accumulate || job->bias)
             FD_SFX(fd_store_cols)(job, i0, i1 - i0, j0, nc, NULL, 0, job->accumulate,
                                   job->bias ? job->bias + i0 : NULL);
         return;
     }
-    if (!job->b) nruns = fd_conv_runs(job->conv, j0, nc, (int)nr, runs);
+    if (!job->b && !placed) nruns = fd_conv_runs(job->conv, j0, nc, (int)nr, runs);
     for (ptrdiff_t k0 = 0; k0 < p->k; k0 += p->kc) {
         ptrdiff_t kc = p->k - k0 < p->kc ? p->k - k0 : p->kc;
-        int add = k0 == 0 ? job->accumulate : 1;
-        const FD_T *bias = k0 == 0 ? job->bias : NULL;
+        int add = k0 == 0 ? (placed ? 0 : job->accumulate) : 1;
+        const FD_T *bias = k0 == 0 && !placed ? job->bias : NULL;
         if (job->b)
             FD_SFX(fd_pack_b_dense)(job->b, job->ldb, job->trans_b, k0, kc, j0, nc, (int)nr, bpack);
         else
@@ -116,7 +163,10 @@ static void FD_SFX(fd_gemm_item)(const FD_SFX(fd_gemm_job) *job, ptrdiff_t item,
                     ptrdiff_t ncols = j1 - jr < nr ? j1 - jr : nr;
                     const FD_T *bias_r = bias ? bias + ir : NULL;
                     ptrdiff_t blk = job->c_block > 0 ? job->c_block : p->n;
-                    if (nrows == mr && ncols == nr && jr / blk == (jr + nr - 1) / blk) {
+                    if (placed) {   /* whole tiles into the item's block */
+                        job->ukr(kc, ap, bp, block + (ir - i0) * ldb_item + (jr - j0),
+                                 ldb_item, add, NULL);
+                    } else if (nrows == mr && ncols == nr && jr / blk == (jr + nr - 1) / blk) {
                         FD_T *cp = job->c + (jr / blk) * job->c_block_stride + jr % blk
                                    + ir * job->ldc;
                         job->ukr(kc, ap, bp, cp, job->ldc, add, bias_r);
@@ -128,6 +178,9 @@ static void FD_SFX(fd_gemm_item)(const FD_SFX(fd_gemm_job) *job, ptrdiff_t item,
             }
         }
     }
+    if (placed)
+        FD_SFX(fd_store_placed)(job, runs, nruns, i0, i1 - i0, (int)nr, block, ldb_item,
+                                job->accumulate, job->bias ? job->bias + i0 : NULL);
 }
 
 /* A forward convolution as GEMMs y[S, g] = W[g] B(x[S, g]) (+ bias[g]), one per group and

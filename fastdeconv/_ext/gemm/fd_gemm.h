@@ -216,18 +216,28 @@ static ptrdiff_t fd_apack_elems(const fd_plan *p) { return fd_round_up(p->m, p->
 
 /* A run of output positions of one work item inside one output row and one NR panel: lane
  * `lane` of panel `panel` on, `len` positions, reading the padded input from `src` (flat,
- * tap 0, channel 0) with the last dimension's stride. */
-typedef struct { ptrdiff_t panel, lane, src, len; } fd_run;
+ * tap 0, channel 0) with the last dimension's stride; for a placed source (below) the run's
+ * first output is at `dst` in y (flat, channel 0), the next ones every place_step_last. */
+typedef struct { ptrdiff_t panel, lane, src, len, dst; } fd_run;
 
 /* Forward convolution of one sample and group as the B of C = W B, over an input padded
  * explicitly (sizes in_size; zero padding is then no longer a special case): B has
- * channels * taps rows (row c * taps + t) and prod(out_size) columns. */
+ * channels * taps rows (row c * taps + t) and prod(out_size) columns.
+ *
+ * Placed (`placed` != 0): output position o of the convolution is stored at position
+ * place_first + place_step * o (per dimension) of a larger output of spatial size place_size,
+ * place_sample_stride elements per sample. A stride phase of a transposed convolution is such
+ * a stride-1 convolution, its outputs every stride-th position of the transposed output:
+ * each phase's GEMM stores straight into the interleaved result (no tile, no scatter pass). */
 typedef struct {
     int ndim;
     ptrdiff_t in_size[FD_MAX_NDIM], out_size[FD_MAX_NDIM], stride[FD_MAX_NDIM];
     ptrdiff_t taps, stride_last, channel_stride;
     ptrdiff_t positions, sample_stride;   /* prod(out_size); input elements per sample */
     const ptrdiff_t *tap_offset;   /* taps values: flat offset of tap t = sum t_d dil_d stride_d */
+    int placed;
+    ptrdiff_t place_size[FD_MAX_NDIM], place_first[FD_MAX_NDIM], place_step[FD_MAX_NDIM];
+    ptrdiff_t place_sample_stride;
 } fd_conv_src;
 
 /* The runs of columns [j0, j0 + nc) (sample j / positions, position j % positions) cut at
@@ -247,6 +257,13 @@ static ptrdiff_t fd_conv_runs(const fd_conv_src *s, ptrdiff_t j0, ptrdiff_t nc, 
         for (int d = 0; d <= last; ++d) flat = flat * s->in_size[d] + idx[d] * s->stride[d];
         runs[count].panel = j / nr; runs[count].lane = j % nr;
         runs[count].src = sample * s->sample_stride + flat; runs[count].len = len;
+        runs[count].dst = 0;
+        if (s->placed) {
+            ptrdiff_t at = 0;
+            for (int d = 0; d <= last; ++d)
+                at = at * s->place_size[d] + s->place_first[d] + idx[d] * s->place_step[d];
+            runs[count].dst = sample * s->place_sample_stride + at;
+        }
         ++count;
         j += len;
         idx[last] += len;
@@ -273,6 +290,28 @@ static ptrdiff_t fd_conv_samples_per_gemm(ptrdiff_t samples, ptrdiff_t positions
 
 static ptrdiff_t fd_runs_bound(const fd_plan *p) { return p->n_chunk + p->n_chunk / p->nr + 2; }
 
+/* Elements of the block of C a work item of a placed convolution source computes before
+ * storing it (its rows and columns rounded up to whole register tiles). */
+static ptrdiff_t fd_placed_block_elems(const fd_plan *p)
+{
+    return fd_round_up(p->m_chunk, p->mr) * fd_round_up(p->n_chunk, p->nr);
+}
+
+/* Rows of a placed convolution's work items at most (bounds the block above: with n_chunk <=
+ * NC, at most 512 x 768 values). */
+#define FD_PLACED_MAX_ROWS 512
+
+/* Cut m into items of at most `rows` rows (a multiple of MR); the bits do not change. */
+static void fd_plan_cap_rows(fd_plan *p, ptrdiff_t rows)
+{
+    rows = rows / p->mr * p->mr;
+    if (rows < p->mr) rows = p->mr;
+    if (p->m_chunk > rows) {
+        p->m_chunk = rows;
+        p->items_m = p->m > 0 ? fd_ceil_div(p->m, p->m_chunk) : 0;
+    }
+}
+
 /* Elements of one MC x KC block of A packed by a work item. */
 static ptrdiff_t fd_ablock_elems(const fd_plan *p) { return p->mc * p->kc; }
 
@@ -281,11 +320,12 @@ static ptrdiff_t fd_ablock_elems(const fd_plan *p) { return p->mc * p->kc; }
 static int fd_prepack_a(const fd_plan *p) { return p->items_n > 1; }
 
 /* Bytes of one thread's scratch: packed B block, an edge tile, a block of A (when A is not
- * pre-packed), the runs of a convolution source. */
-static size_t fd_workspace_bytes(const fd_plan *p, size_t elem)
+ * pre-packed), the runs of a convolution source and, for a placed source, its block of C. */
+static size_t fd_workspace_bytes(const fd_plan *p, size_t elem, int placed)
 {
     return (size_t)(fd_bpack_elems(p) + p->mr * p->nr + fd_ablock_elems(p)) * elem
-           + (size_t)fd_runs_bound(p) * sizeof(fd_run) + 64;
+           + (size_t)fd_runs_bound(p) * sizeof(fd_run)
+           + (placed ? (size_t)fd_placed_block_elems(p) * elem + 64 : 0) + 64;
 }
 
 /* --------------------------------------------------------------- micro-kernels per dtype */
@@ -435,6 +475,13 @@ static void fd_conv_job_init(int is_double, void *cj, const fd_plan *p, const vo
         fd_conv_job_init_f((fd_conv_job_f *)cj, p, apack, apack_group, pointwise, x, ldb, src, y,
                            bias, samples, samples_per_gemm, groups, x_sample, x_group, y_sample,
                            y_group);
+}
+
+/* C's row stride of a convolution job (an untyped job): the channel stride of the output. */
+static void fd_conv_job_set_ldc(int is_double, void *cj, ptrdiff_t ldc)
+{
+    if (is_double) ((fd_conv_job_d *)cj)->gemm.ldc = ldc;
+    else ((fd_conv_job_f *)cj)->gemm.ldc = ldc;
 }
 
 #endif /* FASTDECONV_GEMM_H */
