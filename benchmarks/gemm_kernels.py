@@ -33,6 +33,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 import fastdeconv
 from fastdeconv._dispatch import forced_algorithm
+from fastdeconv._ext import _packed_conv as pc
 from fastdeconv._ext import _packed_gemm as pg
 
 #: (M, K, N): the peak shape, then conv-shaped GEMMs of the layer suite (M = C_out,
@@ -160,7 +161,7 @@ def conv_table(dtypes, threads_list, repeat, cpu):
                 previous = fastdeconv.set_num_threads(threads)
                 try:
                     res = interleaved({
-                        "packed": lambda: pg.conv_forward_packed(
+                        "packed": lambda: pc.conv_forward_packed(
                             x, w, y, stride=s, padding=p, dilation=d, threads=threads),
                         "im2col": im2col,
                         "default": lambda: fastdeconv.conv(x, w, stride=s, padding=p, dilation=d),

@@ -1,4 +1,4 @@
-"""The packed GEMM engine (fastdeconv._ext._packed_gemm) against SciPy's BLAS and the NumPy
+"""The packed GEMM engine (fastdeconv._ext._packed_gemm and _packed_conv) against SciPy's BLAS and the NumPy
 reference convolution: every kernel this CPU runs, both dtypes, odd shapes, flags, threads."""
 
 import os
@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import scipy.linalg.blas as scipy_blas
 
+from fastdeconv._ext import _packed_conv as pc
 from fastdeconv._ext import _packed_gemm as pg
 from fastdeconv.testing._reference import conv_reference
 
@@ -284,7 +285,7 @@ def test_conv_forward_packed_matches_reference(rng, kernel, dtype, case, with_bi
     expected = conv_reference(x, w, bias, stride=stride, padding=padding, dilation=dilation,
                               groups=groups)
     y = np.full(expected.shape, np.nan, dtype)
-    pg.conv_forward_packed(x, w, y, stride=stride, dilation=dilation, padding=padding,
+    pc.conv_forward_packed(x, w, y, stride=stride, dilation=dilation, padding=padding,
                            groups=groups, bias=bias, kernel=kernel, threads=2)
     scale = conv_reference(np.abs(x), np.abs(w), None if bias is None else np.abs(bias),
                            stride=stride, padding=padding, dilation=dilation, groups=groups)
@@ -298,7 +299,7 @@ def test_conv_forward_packed_crops_negative_padding(rng, kernel):
     w = rng.standard_normal((3, 2, 3, 3))
     expected = conv_reference(x[:, :, 2:, 1:], w)     # pad_before -2, -1 crops the start
     y = np.empty(expected.shape)
-    pg.conv_forward_packed(x, w, y, padding=(-2, -1), kernel=kernel)
+    pc.conv_forward_packed(x, w, y, padding=(-2, -1), kernel=kernel)
     np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
 
 
@@ -316,7 +317,7 @@ def test_conv_forward_packed_bit_identical_across_threads(rng, dtype, case):
     results = []
     for threads in (1, 2, 4):
         y = np.empty(shape, dtype)
-        pg.conv_forward_packed(x, w, y, stride=stride, dilation=dilation, padding=padding,
+        pc.conv_forward_packed(x, w, y, stride=stride, dilation=dilation, padding=padding,
                                groups=groups, bias=bias, threads=threads)
         results.append(y)
     assert all(np.array_equal(results[0], r) for r in results[1:])
@@ -324,9 +325,9 @@ def test_conv_forward_packed_bit_identical_across_threads(rng, dtype, case):
 
 def test_conv_forward_packed_empty():
     y = np.zeros((0, 4, 5, 5))
-    pg.conv_forward_packed(np.ones((0, 3, 5, 5)), np.ones((4, 3, 1, 1)), y)
+    pc.conv_forward_packed(np.ones((0, 3, 5, 5)), np.ones((4, 3, 1, 1)), y)
     y = np.full((2, 4, 5, 5), 9.0)
-    pg.conv_forward_packed(np.ones((2, 0, 5, 5)), np.ones((4, 0, 1, 1)), y,
+    pc.conv_forward_packed(np.ones((2, 0, 5, 5)), np.ones((4, 0, 1, 1)), y,
                            bias=np.arange(4.0))
     assert np.array_equal(y, np.broadcast_to(np.arange(4.0)[:, None, None], (2, 4, 5, 5)))
 
@@ -350,7 +351,7 @@ def test_conv_forward_packed_rejects_bad_input(change, error, match):
                   y=np.zeros((2, 4, 8, 8)))
     kwargs.update(change)
     with pytest.raises(error, match=match):
-        pg.conv_forward_packed(**kwargs)
+        pc.conv_forward_packed(**kwargs)
 
 
 def test_show_config_names_the_kernel():

@@ -75,6 +75,9 @@ def test_set_num_threads_rejects_zero_and_non_integers(value, error, match):
 
 ALGORITHM_CASES = [
     ("phases", (3, 16, 12, 12), (16, 8, 3, 3), dict(stride=2, padding=1, output_padding=1)),
+    ("packed_phases", (3, 16, 12, 12), (16, 8, 3, 3), dict(stride=2, padding=1,
+                                                          output_padding=1)),
+    ("packed_phases", (2, 40, 10, 9), (40, 36, 4, 4), dict(stride=2, padding=1, groups=2)),
     ("col2im", (3, 16, 12, 12), (16, 8, 3, 3), dict(stride=2, padding=1, dilation=2)),
     ("depthwise", (2, 32, 24, 24), (32, 2, 4, 4), dict(stride=2, padding=1, groups=32)),
     ("subpixel", (3, 16, 12, 12), (16, 8, 4, 4), dict(stride=2, padding=1)),

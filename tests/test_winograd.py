@@ -549,16 +549,18 @@ def test_stride_phases_are_bit_identical_for_1_2_and_4_threads(rng):
 
 @pytest.mark.parametrize("x_shape, w_shape, kw, expected", [
     ((16, 128, 16, 16), (128, 64, 4, 4), dict(stride=2, padding=1), "winograd"),   # dcgan_g4
-    ((16, 512, 4, 4), (512, 256, 4, 4), dict(stride=2, padding=1), "col2im"),      # 16 tiles a phase
+    ((16, 512, 4, 4), (512, 256, 4, 4), dict(stride=2, padding=1), "packed_phases"),  # 16 tiles
     ((16, 64, 32, 32), (64, 3, 4, 4), dict(stride=2, padding=1), "col2im"),        # 3 channels
-    ((4, 64, 56, 56), (64, 64, 3, 3), dict(stride=2, padding=1, output_padding=1), "col2im"),
+    ((4, 64, 56, 56), (64, 64, 3, 3), dict(stride=2, padding=1, output_padding=1),
+     "packed_phases"),
     ((8, 64, 56, 56), (64, 64, 3, 3), dict(padding=1), "winograd"),                # stride 1
     ((1, 64, 32, 32), (64, 32, 4, 4), dict(stride=2, padding=1), "winograd"),      # 64 tiles
     ((4, 256, 16, 16), (256, 128, 4, 4), dict(stride=2, padding=1), "winograd"),
-    ((16, 32, 32, 32), (32, 16, 4, 4), dict(stride=2, padding=1), "col2im"),       # 16 channels
-    ((4, 256, 8, 8), (256, 128, 4, 4), dict(stride=2, padding=1), "col2im"),       # 16 tiles
+    ((16, 32, 32, 32), (32, 16, 4, 4), dict(stride=2, padding=1), "packed_phases"),  # 16 ch.
+    ((4, 256, 8, 8), (256, 128, 4, 4), dict(stride=2, padding=1), "packed_phases"),  # 16 tiles
 ])
 def test_dispatch_picks_winograd_for_transposed_convolutions_where_it_wins(x_shape, w_shape, kw, expected):
+    """Where Winograd declines, the next rule decides (the packed engine's phases or col2im)."""
     problem = conv_transpose_problem(x_shape, w_shape, **kw)
     # the same rule for float32 and float64
     assert _dispatch.plan("backward_input", problem, 4).algorithm == expected

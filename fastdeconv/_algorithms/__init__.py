@@ -24,6 +24,9 @@ phases              backward_input                    never by rule (forced only
 packed              forward ("packed")                enough output positions per sample,
                                                       enough work, a weight per group that
                                                       stays in cache (the packed engine)
+packed_phases       backward_input                    the packed engine's stride phases:
+                    ("packed_phases")                 enough output channels per group,
+                                                      taps per phase and work
 im2col              forward, backward_weight          any geometry: the catch-all, last
                     ("im2col"); backward_input
                     ("col2im")
@@ -52,8 +55,8 @@ share a tile (one larger GEMM, up to ``target_columns`` columns); otherwise a ti
 of output positions of one sample.
 """
 
-from . import (_chooser, depthwise, im2col, packed, phases, space_to_depth, subpixel,
-               winograd, winograd_phases)
+from . import (_chooser, depthwise, im2col, packed, packed_phases, phases, space_to_depth,
+               subpixel, winograd, winograd_phases)
 from ._budget import DEFAULT_BUDGET, Budget, budget, current_budget
 from ._chooser import ALGORITHMS, forced_algorithm, plan, run_pass
 from ._common import BLAS_INT_MAX, Plan
@@ -63,5 +66,5 @@ __all__ = ["ALGORITHMS", "BLAS_INT_MAX", "Budget", "DEFAULT_BUDGET", "Plan", "RE
 
 #: The algorithms in the order the chooser tries them; the last applies to every geometry.
 REGISTRY = (winograd, winograd_phases, space_to_depth, depthwise, subpixel, phases, packed,
-            im2col)
+            packed_phases, im2col)
 _chooser.install(REGISTRY)

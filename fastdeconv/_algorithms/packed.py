@@ -1,6 +1,6 @@
 """The packed GEMM engine (forward): fastdeconv's own micro-kernels, the weight packed once per
 call and the input packed panel by panel straight from ``x`` (implicit im2col, no column
-matrix; :func:`fastdeconv._ext._packed_gemm.conv_forward_packed`).
+matrix; :func:`fastdeconv._ext._packed_conv.conv_forward_packed`).
 
 Any geometry (n-d, stride, dilation, padding, groups). The engine reads a zero-padded copy of
 the input when any padding is read; that copy is made a part of the batch at a time (at most
@@ -18,7 +18,7 @@ for every algorithm (a pass does not carry the bias).
 import math
 from dataclasses import dataclass
 
-from .._ext import _packed_gemm
+from .._ext import _packed_conv
 from .._threads import kernel_threads
 from ._common import Plan, allocate_output
 
@@ -59,14 +59,23 @@ def plan(pass_name, problem, budget, itemsize):
                           problem=problem, padded=False)
     # the engine copies the input from pad_before on over `extent` positions per dimension
     per_sample = problem.c_in * math.prod(extent)
-    samples = min(batch, budget.workspace_bytes // (per_sample * itemsize))
-    if samples < 1:
-        border = per_sample - problem.c_in * g.input_numel
-        if border * itemsize > budget.workspace_bytes:
-            return None
-        samples = 1
+    samples = padded_samples(batch, per_sample, problem.c_in * g.input_numel, budget, itemsize)
+    if samples is None:
+        return None
     return PackedPlan(NAME, samples, g.output_numel, samples * per_sample, 0,
                       pass_name=pass_name, problem=problem, padded=True)
+
+
+def padded_samples(batch, per_sample, input_per_sample, budget, itemsize):
+    """Samples per engine call whose padded copy (``per_sample`` elements each) fits
+    ``budget.workspace_bytes``; 1 when one sample is larger but its border (beyond the
+    ``input_per_sample`` elements of the input itself) fits; None when not even that does."""
+    samples = min(batch, budget.workspace_bytes // (per_sample * itemsize))
+    if samples < 1:
+        if (per_sample - input_per_sample) * itemsize > budget.workspace_bytes:
+            return None
+        samples = 1
+    return samples
 
 
 def might_pay(pass_name, problem, budget, itemsize):
@@ -105,7 +114,7 @@ def run(the_plan, x, weight):
     step = the_plan.samples_per_tile
     for first in range(0, problem.batch, step):
         last = min(first + step, problem.batch)
-        _packed_gemm.conv_forward_packed(
+        _packed_conv.conv_forward_packed(
             x[first:last], weight, y[first:last], stride=stride, dilation=dilation,
             padding=pad_before, groups=problem.groups, threads=threads)
     return y

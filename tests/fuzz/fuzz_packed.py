@@ -13,7 +13,7 @@ bound of a sum of ``K`` products), and then
   threads);
 * a forward convolution (1-3 spatial dimensions, batch, groups, kernel size, stride,
   dilation, padding before and after chosen apart, so asymmetric; negative padding, i.e.
-  cropping, on the engine's own entry) either through ``_packed_gemm.conv_forward_packed``
+  cropping, on the engine's own entry) either through ``_packed_conv.conv_forward_packed``
   with the chosen kernel or through ``fastdeconv.conv`` with the ``packed`` algorithm forced
   (the Python layer: plan, batch parts, bias); checked against
   ``fastdeconv.testing.conv_reference``.
@@ -57,7 +57,7 @@ REFERENCE_MODULES = ["fastdeconv.testing"] + sorted(
 with atheris.instrument_imports(include=["fastdeconv"], exclude=REFERENCE_MODULES):
     import fastdeconv
     from fastdeconv._algorithms import forced_algorithm
-    from fastdeconv._ext import _packed_gemm
+    from fastdeconv._ext import _packed_conv, _packed_gemm
 
 from fastdeconv.testing import conv_reference
 
@@ -246,7 +246,7 @@ def fuzz_conv(fdp, draw, dtype, kernel, threads, exact, limit):
     bias = draw((c_out,)) if with_bias else None
     if direct:
         y = np.full((batch, c_out) + out_size, np.nan, dtype)
-        out = _packed_gemm.conv_forward_packed(
+        out = _packed_conv.conv_forward_packed(
             x, w, y, stride=stride, dilation=dilation, padding=tuple(b for b, _ in pads),
             groups=groups, bias=bias, threads=threads, kernel=kernel)
         assert out is y, case

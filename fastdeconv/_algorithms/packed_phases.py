@@ -1,0 +1,116 @@
+"""The packed engine's stride phases (backward_input, dilation 1): a transposed convolution
+as one stride-1 forward convolution per phase, no multiplication by inserted zeros and no
+scatter-add (:meth:`ConvGeometry.transpose_phases`;
+:func:`fastdeconv._ext._packed_conv.conv_transpose_phases_packed`).
+
+Each phase's GEMM (M = output channels per group, K = input channels per group x the
+phase's taps, N = positions) reads its B operand straight from one zero-padded copy of the
+input that serves every phase, its A gathered straight from the transposed convolution's
+weight (every phase's in one pass over it), and each work item stores its block of the
+phase's outputs once into every ``stride``-th position of the result; the items of all
+phases are interleaved, so that a region of the output is finished while it is in cache.
+
+Chosen by :func:`rule` where col2im would run (the specialised algorithms before it in the
+registry keep their cases). The padded copy is made a part of the batch at a time, within
+``budget.workspace_bytes`` (as for the forward engine, :func:`packed.padded_samples`).
+"""
+
+import math
+from dataclasses import dataclass
+
+from .._ext import _packed_conv
+from .._threads import kernel_threads
+from .._validation import allocate
+from . import packed
+from ._common import Plan
+from .phases import phase_table, phases_apply
+
+NAME = "packed_phases"
+PASSES = {"backward_input": NAME}
+
+
+@dataclass(frozen=True, kw_only=True)
+class PackedPhasesPlan(Plan):
+    """``phases``: the live stride phases (:func:`phases.phase_table`); ``samples_per_tile``
+    samples per engine call (``col_elements``: their padded copy); ``covered``: whether the
+    phases write every output position (else the output starts zeroed)."""
+
+    phases: list
+    covered: bool
+
+
+def _padded_per_sample(problem, phases):
+    """Elements of one sample's padded input read by every phase (the engine's copy)."""
+    ndim = len(problem.geometry.input_size)
+    low = [max(p["sub_pad"][d] for p in phases) for d in range(ndim)]
+    extent = [max(low[d] - p["sub_pad"][d] + p["sub_out"][d] + p["sub_kernel"][d] - 1
+                  for p in phases) for d in range(ndim)]
+    return problem.c_out * math.prod(extent)
+
+
+def plan(pass_name, problem, budget, itemsize):
+    """The plan, or None without stride phases (dilation) or when one sample's padded copy
+    does not fit (see :func:`packed.padded_samples`)."""
+    if not phases_apply(problem, budget):
+        return None
+    g = problem.geometry
+    phases, _ = phase_table(problem)
+    covered = sum(math.prod(p["sub_out"]) for p in phases) == g.input_numel
+    batch = max(problem.batch, 1)
+    if not phases:
+        return PackedPhasesPlan(NAME, batch, g.input_numel, 0, 0, pass_name=pass_name,
+                                problem=problem, phases=phases, covered=covered)
+    per_sample = _padded_per_sample(problem, phases)
+    samples = packed.padded_samples(batch, per_sample, problem.c_out * g.output_numel, budget,
+                                    itemsize)
+    if samples is None:
+        return None
+    return PackedPhasesPlan(NAME, samples, g.input_numel, samples * per_sample, 0,
+                            pass_name=pass_name, problem=problem, phases=phases,
+                            covered=covered)
+
+
+def might_pay(pass_name, problem, budget, itemsize):
+    """The measured rule, on the problem alone: :func:`rule`."""
+    return phases_apply(problem, budget) and rule(problem, budget, itemsize)
+
+
+def pays(the_plan, budget, itemsize):
+    return True  # might_pay decided on the problem; the plan only bounds the padded copy
+
+
+def rule(problem, budget, itemsize):
+    """Where the engine's stride phases measured faster than col2im (:class:`Budget`
+    ``packed_phases_*`` and ``packed_min_work``).
+
+    The transposed convolution has at least ``packed_phases_min_rows`` output channels per
+    group (each phase's M: the engine's register tile is 8 or 12 rows), on average at least
+    ``packed_phases_min_taps`` taps per phase, at most ``packed_phases_max_phases`` phases
+    and ``packed_min_work`` multiply-adds.
+    """
+    g = problem.geometry
+    rows = problem.c_in // problem.groups          # the transposed convolution's output
+    taps_per_phase = g.kernel_numel / max(g.phase_count, 1)
+    work = (max(problem.batch, 1) * problem.c_out * rows * g.output_numel * g.kernel_numel)
+    return (rows >= budget.packed_phases_min_rows
+            and taps_per_phase >= budget.packed_phases_min_taps
+            and g.phase_count <= budget.packed_phases_max_phases
+            and work >= budget.per_itemsize(budget.packed_min_work, itemsize))
+
+
+def run(the_plan, x, weight):
+    """grad_x = conv^T(x) of the transposed convolution's input ``x``, its ``weight``
+    ``(C_in, C_out / groups, *k)``, ``samples_per_tile`` samples per engine call."""
+    problem = the_plan.problem
+    y = allocate(problem.forward_input_shape, x.dtype, "output", zero=not the_plan.covered)
+    if not the_plan.phases:
+        return y
+    threads = kernel_threads()
+    stride = problem.geometry.as_kernel_args("stride")[0]
+    step = the_plan.samples_per_tile
+    for first in range(0, problem.batch, step):
+        last = min(first + step, problem.batch)
+        _packed_conv.conv_transpose_phases_packed(
+            x[first:last], weight, y[first:last], stride, the_plan.phases,
+            groups=problem.groups, threads=threads)
+    return y

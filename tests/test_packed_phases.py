@@ -1,0 +1,216 @@
+"""The packed engine's stride phases as the "packed_phases" algorithm (backward_input, i.e.
+conv_transpose): forced on every kind of geometry against the NumPy reference, bit identity
+across thread counts, the batch cut for the padded copy, peak memory, the rule, and the
+compiled entry's validation of what it is given."""
+
+import numpy as np
+import pytest
+
+import fastdeconv
+from fastdeconv import _dispatch
+from fastdeconv._algorithms import DEFAULT_BUDGET, current_budget, packed_phases
+from fastdeconv._algorithms.phases import phase_table
+from fastdeconv._ext import _packed_conv, _packed_gemm
+from fastdeconv._problem import conv_transpose_problem
+from fastdeconv.testing import conv_transpose_reference
+
+#: (x shape, weight shape, conv_transpose keywords): 1-3 d, strides 1-4, kernels smaller
+#: than, equal to and not multiples of the stride, asymmetric padding and output_padding,
+#: groups, output channels that are not multiples of the register tile, K over several KC.
+GEOMETRIES = [
+    ((2, 5, 9), (5, 7, 3), dict(stride=2, padding=1, output_padding=1)),
+    ((3, 4, 8), (4, 3, 5), dict(stride=3, padding=2, groups=2)),
+    ((2, 6, 7), (6, 9, 2), dict(stride=4)),                                 # kernel < stride
+    ((2, 3, 5, 6), (3, 5, 4, 4), dict(stride=2, padding=1)),
+    ((2, 4, 6, 5), (4, 6, 3, 3), dict(stride=2, padding=1, output_padding=1)),
+    ((1, 6, 5, 7), (6, 4, 3, 5), dict(stride=(2, 3), padding=((2, 0), (1, 3)))),
+    ((2, 8, 4, 4), (8, 3, 2, 2), dict(stride=2, groups=4)),                 # 1-tap phases
+    ((2, 3, 6, 6), (3, 4, 3, 3), dict(padding=1)),                          # stride 1
+    ((1, 4, 4, 3, 5), (4, 3, 3, 3, 3), dict(stride=2, padding=1, output_padding=1)),
+    ((1, 6, 3, 4, 3), (6, 2, 2, 3, 4), dict(stride=(2, 1, 3), padding=((1, 0), (1, 1), (0, 2)),
+                                           groups=3)),
+    ((2, 37, 6, 5), (37, 45, 4, 4), dict(stride=2, padding=1)),             # edge tiles
+    ((1, 150, 4, 4), (150, 20, 3, 3), dict(stride=2, padding=1)),           # K over KC
+    ((1, 2, 2, 2), (2, 3, 5, 5), dict(stride=3, padding=4, output_padding=2)),  # crops
+]
+
+
+def _forced(x, w, **kw):
+    with _dispatch.forced_algorithm("packed_phases"):
+        return fastdeconv.conv_transpose(x, w, **kw)
+
+
+def _same_bits_for_thread_counts(call, counts=(1, 2, 4, 3)):
+    results = []
+    for threads in counts:
+        previous = fastdeconv.set_num_threads(threads)
+        try:
+            results.append(call())
+        finally:
+            fastdeconv.set_num_threads(previous)
+    return all(np.array_equal(results[0], other) for other in results[1:])
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kw", GEOMETRIES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_forced_packed_phases_match_the_reference(x_shape, w_shape, kw, dtype, with_bias, rng,
+                                                  assert_close):
+    problem = conv_transpose_problem(x_shape, w_shape, **kw)
+    with _dispatch.forced_algorithm("packed_phases"):
+        used = _dispatch.plan("backward_input", problem, np.dtype(dtype).itemsize).algorithm
+    assert used == "packed_phases"
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    bias = rng.standard_normal(w_shape[1] * kw.get("groups", 1)).astype(dtype) if with_bias \
+        else None
+    with _dispatch.forced_algorithm("packed_phases"):
+        y = fastdeconv.conv_transpose(x, w, bias, **kw)
+    assert y.dtype == dtype
+    assert_close(y, conv_transpose_reference(x, w, bias, **kw), dtype)
+
+
+@pytest.mark.parametrize("kernel", _packed_gemm.supported_kernels())
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_kernel_computes_the_phases(kernel, dtype, rng, assert_close):
+    x = rng.standard_normal((2, 19, 5, 6)).astype(dtype)
+    w = rng.standard_normal((19, 13, 4, 3)).astype(dtype)
+    kw = dict(stride=(2, 3), padding=1)
+    problem = conv_transpose_problem(x.shape, w.shape, **kw)
+    phases, _ = phase_table(problem)
+    y = np.zeros(problem.forward_input_shape, dtype)
+    _packed_conv.conv_transpose_phases_packed(x, w, y, (2, 3), phases, kernel=kernel)
+    assert_close(y, conv_transpose_reference(x, w, **kw), dtype)
+
+
+def test_dilation_has_no_stride_phases_and_falls_back():
+    problem = conv_transpose_problem((1, 4, 5, 5), (4, 4, 3, 3), stride=2, dilation=2)
+    assert packed_phases.plan("backward_input", problem, current_budget(), 4) is None
+    with _dispatch.forced_algorithm("packed_phases"):
+        assert _dispatch.plan("backward_input", problem, 4).algorithm == "col2im"
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kw", GEOMETRIES[::2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_packed_phases_are_bit_identical_across_thread_counts(x_shape, w_shape, kw, dtype, rng):
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    assert _same_bits_for_thread_counts(lambda: _forced(x, w, **kw))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_many_work_items_over_phases_are_bit_identical_across_thread_counts(dtype, rng):
+    # several items per phase (rows capped, column blocks), interleaved over four phases
+    x = rng.standard_normal((3, 24, 30, 28)).astype(dtype)
+    w = rng.standard_normal((24, 600, 3, 3)).astype(dtype)
+    kw = dict(stride=2, padding=1, output_padding=1)
+    assert _same_bits_for_thread_counts(lambda: _forced(x, w, **kw), counts=(1, 2, 4, 2))
+    np.testing.assert_allclose(_forced(x[:1], w, **kw), conv_transpose_reference(x[:1], w, **kw),
+                               rtol=1e-4 if dtype == np.float32 else 1e-11, atol=1e-3)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_padded_copy_is_made_a_part_of_the_batch_at_a_time(dtype, replace_budget, rng):
+    x = rng.standard_normal((7, 5, 10, 9)).astype(dtype)
+    w = rng.standard_normal((5, 6, 3, 3)).astype(dtype)
+    kw = dict(stride=2, padding=1)
+    whole = _forced(x, w, **kw)
+    problem = conv_transpose_problem(x.shape, w.shape, **kw)
+    per_sample = packed_phases._padded_per_sample(problem, phase_table(problem)[0])
+    assert per_sample >= 5 * 10 * 9
+    replace_budget(workspace_bytes=3 * per_sample * x.itemsize)
+    the_plan = packed_phases.plan("backward_input", problem, current_budget(), x.itemsize)
+    assert (the_plan.samples_per_tile, the_plan.col_elements) == (3, 3 * per_sample)
+    assert np.array_equal(_forced(x, w, **kw), whole)     # the samples are independent
+
+
+def test_peak_extra_memory_is_within_the_bound(peak_extra_bytes, rng):
+    x = rng.standard_normal((64, 32, 32, 32)).astype(np.float32)      # 8 MiB in, 32 out
+    w = rng.standard_normal((32, 32, 3, 3)).astype(np.float32)
+    kw = dict(stride=2, padding=1, output_padding=1)
+    extra, (y,) = peak_extra_bytes(lambda: _forced(x, w, **kw))
+    assert extra <= max(x.nbytes, y.nbytes) + 32 * 2**20, extra
+    assert extra <= DEFAULT_BUDGET.workspace_bytes + 8 * 2**20, extra
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nan_reaches_exactly_the_outputs_that_read_it(dtype):
+    x = np.ones((1, 2, 5, 5), dtype)
+    x[0, 1, 2, 3] = np.nan
+    w = np.ones((2, 3, 3, 3), dtype)
+    y = _forced(x, w, stride=2, padding=1)
+    expected = conv_transpose_reference(x, w, stride=2, padding=1)
+    assert np.array_equal(np.isnan(y), np.isnan(expected))
+
+
+#: (x shape, weight shape, keywords, itemsize, the algorithm the chooser takes)
+RULE_CASES = [
+    ((4, 64, 56, 56), (64, 64, 3, 3), dict(stride=2, padding=1, output_padding=1), 4,
+     "packed_phases"),                                                      # fcn_k3s2
+    ((1, 32, 16, 16, 16), (32, 16, 3, 3, 3), dict(stride=2, padding=1, output_padding=1), 4,
+     "packed_phases"),                                                      # vnet3d_k3
+    ((16, 64, 32, 32), (64, 3, 4, 4), dict(stride=2, padding=1), 4, "col2im"),  # 3 rows
+    ((1, 256, 32, 32), (256, 128, 2, 2), dict(stride=2), 4, "col2im"),      # 1 tap a phase
+    ((2, 8, 6, 6), (8, 16, 3, 3), dict(stride=2, padding=1), 4, "col2im"),  # little work
+    ((1, 64, 16, 16), (64, 32, 8, 8), dict(stride=5, padding=2), 4, "col2im"),    # 25 phases
+]
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kw, itemsize, expected", RULE_CASES)
+def test_chooser_takes_packed_phases_where_it_measured_faster(x_shape, w_shape, kw, itemsize,
+                                                              expected):
+    problem = conv_transpose_problem(x_shape, w_shape, **kw)
+    assert _dispatch.plan("backward_input", problem, itemsize).algorithm == expected
+
+
+def _phases_args(rng):
+    x = rng.standard_normal((2, 4, 5, 5))
+    w = rng.standard_normal((4, 3, 3, 3))
+    problem = conv_transpose_problem(x.shape, w.shape, stride=2, padding=1)
+    y = np.zeros(problem.forward_input_shape)
+    return x, w, y, phase_table(problem)[0]
+
+
+@pytest.mark.parametrize("change, error, match", [
+    (lambda a: a.update(x=a["x"].astype(np.float32)), TypeError, "weight has dtype float64, expected float32"),
+    (lambda a: a.update(w=a["w"][:, :2].copy()), ValueError, "do not match"),
+    (lambda a: a.update(w=a["w"][:, :2]), ValueError, "weight must be C-contiguous"),
+    (lambda a: a.update(w=a["w"][:3]), ValueError, "do not match"),
+    (lambda a: a.update(y=a["y"][:1]), ValueError, "do not match"),
+    (lambda a: a.update(y=np.asfortranarray(a["y"])), ValueError, "y must be C-contiguous"),
+    (lambda a: a.update(stride=0), ValueError, "stride must be >= 1"),
+    (lambda a: a.update(groups=3), ValueError, "do not match"),
+    (lambda a: a["phases"][0].update(taps=((3,), (0,))), ValueError, r"phases\[0\]\['taps'\]"),
+    (lambda a: a["phases"][0].update(taps=((), (0,))), ValueError, r"phases\[0\]\['taps'\]"),
+    (lambda a: a["phases"][1].update(first=(0, 2)), ValueError, r"phases\[1\]\['first'\]"),
+    (lambda a: a["phases"][1].update(first=a["phases"][0]["first"]), ValueError,
+     r"phases\[1\]\['first'\]"),
+    (lambda a: a["phases"][2].update(sub_pad=(1,)), ValueError, r"phases\[2\]\['sub_pad'\]"),
+    (lambda a: a["phases"].__setitem__(0, 5), ValueError, r"phases\[0\] must be a dict"),
+    (lambda a: a.update(threads=0), ValueError, "threads must be >= 1"),
+])
+def test_compiled_entry_rejects_bad_arguments_naming_them(change, error, match, rng):
+    x, w, y, phases = _phases_args(rng)
+    args = dict(x=x, w=w, y=y, stride=2, groups=1, threads=1,
+                phases=[dict(p) for p in phases])
+    change(args)
+    with pytest.raises(error, match=match):
+        _packed_conv.conv_transpose_phases_packed(
+            args["x"], args["w"], args["y"], args["stride"], args["phases"],
+            groups=args["groups"], threads=args["threads"])
+
+
+def test_compiled_entry_leaves_unwritten_positions_and_rejects_overlap(rng):
+    x, w, y, phases = _phases_args(rng)
+    y[:] = 7.0
+    _packed_conv.conv_transpose_phases_packed(x, w, y, 2, phases[:1])   # one phase only
+    first = phases[0]["first"]
+    mask = np.zeros(y.shape[2:], bool)
+    mask[first[0]::2, first[1]::2] = True
+    assert np.all(y[:, :, ~mask] == 7.0)
+    expected = conv_transpose_reference(x, w, stride=2, padding=1)
+    np.testing.assert_allclose(y[:, :, mask], expected[:, :, mask], rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="y must not overlap"):
+        buffer = np.zeros(y.size + x.size)
+        _packed_conv.conv_transpose_phases_packed(
+            buffer[:x.size].reshape(x.shape), w, buffer[:y.size].reshape(y.shape), 2, phases)
