@@ -152,7 +152,10 @@ RULE_CASES = [
     ((16, 64, 32, 32), (64, 3, 4, 4), dict(stride=2, padding=1), 4, "col2im"),  # 3 rows
     ((1, 256, 32, 32), (256, 128, 2, 2), dict(stride=2), 4, "col2im"),      # 1 tap a phase
     ((2, 8, 6, 6), (8, 16, 3, 3), dict(stride=2, padding=1), 4, "col2im"),  # little work
-    ((1, 64, 16, 16), (64, 32, 8, 8), dict(stride=5, padding=2), 4, "col2im"),    # 25 phases
+    ((1, 64, 16, 16), (64, 32, 8, 8), dict(stride=5, padding=2), 4, "col2im"),    # stride 5
+    ((8, 128, 4096), (128, 64, 16), dict(stride=8, padding=4), 4, "col2im"),  # audio_1d
+    ((4, 64, 56, 56), (64, 64, 3, 3), dict(stride=2, padding=1, output_padding=1), 8,
+     "col2im"),                                                             # float64
 ]
 
 
@@ -172,7 +175,8 @@ def _phases_args(rng):
 
 
 @pytest.mark.parametrize("change, error, match", [
-    (lambda a: a.update(x=a["x"].astype(np.float32)), TypeError, "weight has dtype float64, expected float32"),
+    (lambda a: a.update(x=a["x"].astype(np.float32)), TypeError,
+     "weight has dtype float64, expected float32"),
     (lambda a: a.update(w=a["w"][:, :2].copy()), ValueError, "do not match"),
     (lambda a: a.update(w=a["w"][:, :2]), ValueError, "weight must be C-contiguous"),
     (lambda a: a.update(w=a["w"][:3]), ValueError, "do not match"),

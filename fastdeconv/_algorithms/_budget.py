@@ -74,14 +74,18 @@ class Budget:
         weight is at most ``packed_max_weight_bytes`` (a larger packed weight is read from
         memory again for every sample and group). The first two per itemsize,
         ``((itemsize, value), ...)`` pairs.
-    packed_phases_min_rows, packed_phases_min_taps, packed_phases_max_phases
+    packed_phases_itemsizes, packed_phases_min_rows, packed_phases_min_taps, \
+    packed_phases_max_stride
         Rule of the packed engine's stride phases (backward_input): chosen where col2im would
-        run, when the transposed convolution's output channels per group (the M of every
-        phase's GEMM) are at least ``packed_phases_min_rows``, its phases have on average at
-        least ``packed_phases_min_taps`` kernel taps (a kernel equal to the stride has one tap
-        per phase, and col2im then writes each output once too), there are at most
-        ``packed_phases_max_phases`` phases (each is a GEMM with its own fixed costs) and the
-        work reaches ``packed_min_work``.
+        run, for the itemsizes in ``packed_phases_itemsizes`` (float32: in float64 OpenBLAS's
+        DGEMM under col2im is as fast or faster), when the transposed convolution's output
+        channels per group (the M of every phase's GEMM) are at least
+        ``packed_phases_min_rows``, its phases have on average at least
+        ``packed_phases_min_taps`` kernel taps (a kernel equal to the stride has one tap per
+        phase, and col2im then writes each output once too), no stride exceeds
+        ``packed_phases_max_stride`` (each phase writes every stride-th value of an output row:
+        with larger strides a row is written in too many pieces) and the work reaches
+        ``packed_min_work``.
     space_to_depth_bytes
         The space-to-depth rearrangement of a part of the batch is at most this large (a
         whole sample larger than this: not used).
@@ -117,9 +121,10 @@ class Budget:
     packed_min_positions: tuple = ((4, 128), (8, 128))
     packed_min_work: tuple = ((4, 10_000_000), (8, 5_000_000))
     packed_max_weight_bytes: int = 8 * 2**20
+    packed_phases_itemsizes: tuple = (4,)
     packed_phases_min_rows: int = 16
     packed_phases_min_taps: int = 2
-    packed_phases_max_phases: int = 16
+    packed_phases_max_stride: int = 4
 
     space_to_depth_bytes: int = 16 * 2**20
 

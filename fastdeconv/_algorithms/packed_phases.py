@@ -81,20 +81,22 @@ def pays(the_plan, budget, itemsize):
 
 def rule(problem, budget, itemsize):
     """Where the engine's stride phases measured faster than col2im (:class:`Budget`
-    ``packed_phases_*`` and ``packed_min_work``).
+    ``packed_phases_*`` and ``packed_min_work``; the grid is on the performance page).
 
-    The transposed convolution has at least ``packed_phases_min_rows`` output channels per
-    group (each phase's M: the engine's register tile is 8 or 12 rows), on average at least
-    ``packed_phases_min_taps`` taps per phase, at most ``packed_phases_max_phases`` phases
-    and ``packed_min_work`` multiply-adds.
+    float32 (``packed_phases_itemsizes``); the transposed convolution has at least
+    ``packed_phases_min_rows`` output channels per group (each phase's M: the engine's
+    register tile is 8 or 12 rows), on average at least ``packed_phases_min_taps`` taps per
+    phase, no stride above ``packed_phases_max_stride``, and ``packed_min_work``
+    multiply-adds.
     """
     g = problem.geometry
     rows = problem.c_in // problem.groups          # the transposed convolution's output
     taps_per_phase = g.kernel_numel / max(g.phase_count, 1)
     work = (max(problem.batch, 1) * problem.c_out * rows * g.output_numel * g.kernel_numel)
-    return (rows >= budget.packed_phases_min_rows
+    return (itemsize in budget.packed_phases_itemsizes
+            and rows >= budget.packed_phases_min_rows
             and taps_per_phase >= budget.packed_phases_min_taps
-            and g.phase_count <= budget.packed_phases_max_phases
+            and max(g.stride) <= budget.packed_phases_max_stride
             and work >= budget.per_itemsize(budget.packed_min_work, itemsize))
 
 

@@ -60,8 +60,8 @@ def conv_forward_packed(x, weight, y, stride=1, dilation=1, padding=0, groups=1,
                         threads=1, kernel=None):
     """``y = conv(x, weight) (+ bias)`` through the packed engine, without a column matrix.
 
-    The geometry is that of the ``Geometry`` struct of ``fastdeconv/_ext/_index.pxd``: the spatial sizes come from
-    the arrays, ``padding`` is the zero padding before each dimension (``pad_before``; what the
+    The geometry is that of the ``Geometry`` struct of ``fastdeconv/_ext/_index.pxd``: the
+    spatial sizes come from the arrays, ``padding`` is the zero padding before each dimension (``pad_before``; what the
     output size implies after it is zero too). The input is padded explicitly once when any
     padding is read; the B operand of each group's GEMM is then packed straight from it, its
     columns the positions of one sample or, for small outputs, of several samples one after the

@@ -15,7 +15,8 @@ named by the environment variable ``FASTDECONV_GEMM_KERNEL`` (``portable``, ``av
 Threads: the output is cut into work items (``fd_make_plan``: one per NC block of columns on one
 thread, at least four on more); the reduction is never split and every element of the output is
 the same chain of multiply-adds over the same KC slices in any item, so the result is the same to
-the bit for any ``threads``. SciPy's BLAS stays the default path of fastdeconv and the oracle of the tests.
+the bit for any ``threads``. SciPy's BLAS stays a path of fastdeconv and the oracle of the
+tests.
 """
 from cython.parallel cimport parallel, prange
 from libc.stdint cimport uintptr_t

@@ -16,7 +16,13 @@ bound of a sum of ``K`` products), and then
   cropping, on the engine's own entry) either through ``_packed_conv.conv_forward_packed``
   with the chosen kernel or through ``fastdeconv.conv`` with the ``packed`` algorithm forced
   (the Python layer: plan, batch parts, bias); checked against
-  ``fastdeconv.testing.conv_reference``.
+  ``fastdeconv.testing.conv_reference``;
+* a transposed convolution (1-3 spatial dimensions, batch, groups, kernel size, stride 1-4,
+  padding before and after chosen apart, ``output_padding``) as the engine's stride phases,
+  either through ``_packed_conv.conv_transpose_phases_packed`` with the chosen kernel (the
+  phases from ``ConvGeometry.transpose_phases``) or through ``fastdeconv.conv_transpose`` with
+  the ``packed_phases`` algorithm forced; checked against
+  ``fastdeconv.testing.conv_transpose_reference``.
 
 Sizes are bounded (at most ``MAX_MACS`` multiply-adds per GEMM or convolution, most far
 fewer) so that an execution takes about a millisecond. A wrong result raises
@@ -57,9 +63,11 @@ REFERENCE_MODULES = ["fastdeconv.testing"] + sorted(
 with atheris.instrument_imports(include=["fastdeconv"], exclude=REFERENCE_MODULES):
     import fastdeconv
     from fastdeconv._algorithms import forced_algorithm
+    from fastdeconv._algorithms.phases import phase_table
+    from fastdeconv._problem import conv_transpose_problem
     from fastdeconv._ext import _packed_conv, _packed_gemm
 
-from fastdeconv.testing import conv_reference
+from fastdeconv.testing import conv_reference, conv_transpose_reference
 
 KERNELS = _packed_gemm.supported_kernels()
 DEFAULT_KERNEL = next(k for k in KERNELS
@@ -272,6 +280,68 @@ def fuzz_conv(fdp, draw, dtype, kernel, threads, exact, limit):
 
 
 @atheris.instrument_func
+def fuzz_conv_transpose(fdp, draw, dtype, kernel, threads, exact, limit):
+    direct = kernel != DEFAULT_KERNEL or not fdp.ConsumeBool()
+    ndim = fdp.ConsumeIntInRange(1, 3)
+    in_size, kernel_size, stride, pads, output_padding = [], [], [], [], []
+    for _ in range(ndim):
+        in_size.append(fdp.ConsumeIntInRange(1, MAX_SIZE[ndim]))
+        kernel_size.append(fdp.ConsumeIntInRange(1, 5 if ndim < 3 else 3))
+        stride.append(fdp.ConsumeIntInRange(1, 4))
+        before = fdp.ConsumeIntInRange(0, kernel_size[-1] - 1)
+        after = fdp.ConsumeIntInRange(0, kernel_size[-1] - 1)
+        pads.append((before, after))
+        output_padding.append(fdp.ConsumeIntInRange(0, stride[-1] - 1))
+    out_size = tuple((n - 1) * s + k - b - a + o for n, k, s, (b, a), o in
+                     zip(in_size, kernel_size, stride, pads, output_padding))
+    if min(out_size) < 1:   # nothing to compute: pad less
+        pads = [(0, 0)] * ndim
+        out_size = tuple((n - 1) * s + k + o for n, k, s, o in
+                         zip(in_size, kernel_size, stride, output_padding))
+    batch = fdp.ConsumeIntInRange(1, 3)
+    groups = fdp.ConsumeIntInRange(1, 3)
+    rows, _, depths = BLOCKING[kernel, dtype]
+    cout_g, cout_edge = _size(fdp, rows, 10)
+    cout_g = max(cout_g, 1)
+    cin_g = fdp.ConsumeIntInRange(1, 5)
+    taps = int(np.prod(kernel_size))
+    with_bias = fdp.ConsumeBool()
+    cout_g, cin_g, batch, groups = _shrink(
+        (cout_g, cin_g, batch, groups), (cout_edge, False, False, False),
+        max(limit // (int(np.prod(in_size)) * taps), 1))
+    c_in, c_out = cin_g * groups, cout_g * groups
+    kw = dict(stride=tuple(stride), padding=tuple(pads), output_padding=tuple(output_padding),
+              groups=groups)
+    case = dict(op="conv_transpose", route="conv_transpose_phases_packed" if direct
+                else "fastdeconv.conv_transpose", dtype=dtype.name, kernel=kernel,
+                x=(batch, c_in) + tuple(in_size), weight=(c_in, cout_g) + tuple(kernel_size),
+                bias=with_bias and not direct, threads=threads, exact=exact, **kw)
+    x = draw((batch, c_in) + tuple(in_size))
+    w = draw((c_in, cout_g) + tuple(kernel_size))
+    bias = draw((c_out,)) if with_bias and not direct else None
+    if direct:
+        problem = conv_transpose_problem(x.shape, w.shape, **kw)
+        y = np.zeros(problem.forward_input_shape, dtype)
+        out = _packed_conv.conv_transpose_phases_packed(
+            x, w, y, tuple(stride), phase_table(problem)[0], groups=groups, threads=threads,
+            kernel=kernel)
+        assert out is y, case
+    else:
+        previous = fastdeconv.set_num_threads(threads)
+        try:
+            with forced_algorithm("packed_phases"):
+                y = fastdeconv.conv_transpose(x, w, bias, **kw)
+        finally:
+            fastdeconv.set_num_threads(previous)
+    expected = conv_transpose_reference(x, w, bias, **kw)
+    scale = None
+    if not exact:
+        scale = conv_transpose_reference(np.abs(x), np.abs(w),
+                                         None if bias is None else np.abs(bias), **kw)
+    _check(y, expected, scale, cin_g * taps, dtype, exact, case)
+
+
+@atheris.instrument_func
 def test_one_input(data):
     """One execution: decode a case from ``data``, run it, compare with the reference."""
     fdp = atheris.FuzzedDataProvider(data)
@@ -287,10 +357,13 @@ def test_one_input(data):
         drawn.append(shape)
         return _values(seed + 1000003 * len(drawn), shape, dtype, exact)
 
-    if fdp.ConsumeBool():
+    route = fdp.ConsumeIntInRange(0, 2)
+    if route == 0:
+        fuzz_gemm(fdp, draw, dtype, kernel, threads, exact, limit)
+    elif route == 1:
         fuzz_conv(fdp, draw, dtype, kernel, threads, exact, limit)
     else:
-        fuzz_gemm(fdp, draw, dtype, kernel, threads, exact, limit)
+        fuzz_conv_transpose(fdp, draw, dtype, kernel, threads, exact, limit)
 
 
 def main(argv=None):

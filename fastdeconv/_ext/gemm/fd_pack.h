@@ -8,8 +8,10 @@
  * (m_pad = m rounded up to MR; every slice before k0 is a full KC, so the slice starts at
  * k0 * m_pad). When a GEMM's work items do not split its columns, each item packs its own
  * MC x KC blocks of A instead, into its scratch, just before using them (fd_gemm_item with
- * apack == NULL): A is then read once and never written back out of cache. Packed B (one KC x nc block of one work item, private to a thread): for each
- * NR-column micro-panel p, kc rows of NR values, zero past column n:
+ * apack == NULL): A is then read once and never written back out of cache.
+ *
+ * Packed B (one KC x nc block of one work item, private to a thread): for each NR-column
+ * micro-panel p, kc rows of NR values, zero past column n:
  *
  *     bpack[p * kc * NR + k * NR + j] = B[k0 + k, j0 + p * NR + j]
  *
