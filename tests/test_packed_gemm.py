@@ -149,10 +149,17 @@ def test_plan_takes_the_tile_that_pads_least(dtype):
 
 
 def test_plan_is_one_item_per_column_block_on_one_thread_and_four_or_more_on_two():
-    for m, n, k in [(256, 256, 2048), (4096, 256, 512), (64, 3136, 576), (2048, 2048, 2048)]:
+    for m, n, k in [(256, 256, 2048), (4096, 256, 512), (64, 3136, 576), (2048, 2048, 2048),
+                    (256, 1568, 1152)]:
         one = pg.plan_info(m, n, k, threads=1)
         assert one["items_m"] == 1 and one["m_chunk"] >= m
-        assert one["n_chunk"] == min(n, one["NC"])
+        blocks = -(-n // one["NC"])            # NC blocks of equal width, whole NR panels
+        assert one["items_n"] == blocks
+        if blocks == 1:
+            assert one["n_chunk"] == n
+        else:
+            assert one["n_chunk"] % one["NR"] == 0 and one["n_chunk"] <= one["NC"]
+            assert one["n_chunk"] - one["NR"] < -(-n // blocks) <= one["n_chunk"]
         two = pg.plan_info(m, n, k, threads=2)
         assert two["items_m"] * two["items_n"] >= 4
         assert two["items_m"] * two["m_chunk"] >= m and two["items_n"] * two["n_chunk"] >= n

@@ -163,7 +163,8 @@ static ptrdiff_t fd_ceil_div(ptrdiff_t v, ptrdiff_t by) { return (v + by - 1) / 
  * element is the same chain of multiply-adds over the same KC slices (and the same edge-tile
  * formula) whichever item, tile or thread computes it, so only (isa, dtype, k) fix the bits.
  * The items themselves follow the threads: on one thread a single item per NC block of columns
- * (every micro-panel of A reused across the whole block, as in BLIS); on more, n is cut into
+ * (every micro-panel of A reused across the whole block, as in BLIS; the blocks of equal
+ * width, at most NC); on more, n is cut into
  * items of at least two NR panels and m too while there are fewer than FD_TARGET_ITEMS (a
  * multiple of 2 and 4 keeps 2 and 4 threads balanced). */
 static fd_plan fd_make_plan(int isa, int is_double, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
@@ -185,6 +186,10 @@ static fd_plan fd_make_plan(int isa, int is_double, ptrdiff_t m, ptrdiff_t n, pt
     p.m = m; p.n = n; p.k = k;
     p.m_chunk = fd_round_up(m > 0 ? m : 1, p.mr);
     p.n_chunk = n < p.nc ? (n > 0 ? n : 1) : p.nc;
+    if (n > p.nc) {   /* NC blocks of equal width (whole NR panels): no thin last block */
+        ptrdiff_t blocks = fd_ceil_div(n, p.nc);
+        p.n_chunk = fd_round_up(fd_ceil_div(n, blocks), p.nr);
+    }
     if (threads > 1 && m * n * (k > 0 ? k : 1) >= FD_PARALLEL_MIN_MACS) {
         ptrdiff_t panels = fd_ceil_div(n, p.nr), items_n = panels / 2;
         if (items_n > FD_TARGET_ITEMS) items_n = FD_TARGET_ITEMS;
