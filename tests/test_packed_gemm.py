@@ -1,5 +1,5 @@
-"""The packed GEMM engine (fastdeconv._ext._packed_gemm and _packed_conv) against SciPy's BLAS and the NumPy
-reference convolution: every kernel this CPU runs, both dtypes, odd shapes, flags, threads."""
+"""The packed GEMM engine (fastdeconv._ext._packed_gemm and _packed_conv) against SciPy's BLAS
+and the NumPy reference convolution: every kernel this CPU runs, both dtypes, odd shapes, flags, threads."""
 
 import os
 import subprocess

@@ -10,9 +10,10 @@ the input when any padding is read; that copy is made a part of the batch at a t
 Chosen by :func:`rule` (``might_pay``) where it measured faster than im2col, the algorithm
 it takes cases from (:class:`Budget` fields ``packed_*``; the measured grid is on the
 performance page); the algorithms before it in the registry keep theirs. Threads split
-the output into pieces fixed by the shape, and no reduction is split, so the bits do not
-depend on the thread count. The bias of :func:`fastdeconv.conv` is added after the pass, as
-for every algorithm (a pass does not carry the bias).
+the output into work items and no reduction is split: every output is the same chain of
+multiply-adds in any item, so the bits do not depend on the thread count. The bias of
+:func:`fastdeconv.conv` is added after the pass, as for every algorithm (a pass does not
+carry the bias).
 """
 
 import math
@@ -70,6 +71,8 @@ def padded_samples(batch, per_sample, input_per_sample, budget, itemsize):
     """Samples per engine call whose padded copy (``per_sample`` elements each) fits
     ``budget.workspace_bytes``; 1 when one sample is larger but its border (beyond the
     ``input_per_sample`` elements of the input itself) fits; None when not even that does."""
+    if per_sample == 0:      # nothing to copy (no channels)
+        return batch
     samples = min(batch, budget.workspace_bytes // (per_sample * itemsize))
     if samples < 1:
         if (per_sample - input_per_sample) * itemsize > budget.workspace_bytes:

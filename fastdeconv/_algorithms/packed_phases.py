@@ -55,7 +55,8 @@ def plan(pass_name, problem, budget, itemsize):
         return None
     g = problem.geometry
     phases, _ = phase_table(problem)
-    covered = sum(math.prod(p["sub_out"]) for p in phases) == g.input_numel
+    covered = (problem.c_out > 0    # no input channels: the engine writes nothing
+               and sum(math.prod(p["sub_out"]) for p in phases) == g.input_numel)
     batch = max(problem.batch, 1)
     if not phases:
         return PackedPhasesPlan(NAME, batch, g.input_numel, 0, 0, pass_name=pass_name,
@@ -80,8 +81,9 @@ def pays(the_plan, budget, itemsize):
 
 
 def rule(problem, budget, itemsize):
-    """Where the engine's stride phases measured faster than col2im (:class:`Budget`
-    ``packed_phases_*`` and ``packed_min_work``; the grid is on the performance page).
+    """Where the engine's stride phases measured as fast as col2im or faster (within the noise
+    of the machine: :class:`Budget` ``packed_phases_*`` and ``packed_min_work``; the grid is
+    on the performance page).
 
     float32 (``packed_phases_itemsizes``); the transposed convolution has at least
     ``packed_phases_min_rows`` output channels per group (each phase's M: the engine's

@@ -56,14 +56,32 @@ def _padded_input(x, pad, extent):
     return xp
 
 
+def _check_conv_arrays(x, weight, y, groups):
+    """Validate the arrays and groups of a convolution entry: C-contiguous, one float dtype,
+    the same rank (at most FD_MAX_NDIM spatial dimensions), y writable; ``(ndim, groups)``."""
+    _check_matrix(x, "x", ndim=x.ndim if isinstance(x, np.ndarray) and x.ndim >= 3 else 3)
+    ndim = x.ndim - 2
+    if ndim > FD_MAX_NDIM:
+        raise ValueError(f"x has {ndim} spatial dimensions; at most {FD_MAX_NDIM} are supported")
+    _check_matrix(weight, "weight", ndim=x.ndim)
+    _check_matrix(y, "y", ndim=x.ndim)
+    _check_same_dtype(x.dtype, weight=weight, y=y)
+    if not y.flags.writeable:
+        raise ValueError("y must be writable")
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise ValueError(f"groups must be an int >= 1, got {groups!r}")
+    return ndim, int(groups)
+
+
 def conv_forward_packed(x, weight, y, stride=1, dilation=1, padding=0, groups=1, bias=None,
                         threads=1, kernel=None):
     """``y = conv(x, weight) (+ bias)`` through the packed engine, without a column matrix.
 
     The geometry is that of the ``Geometry`` struct of ``fastdeconv/_ext/_index.pxd``: the
-    spatial sizes come from the arrays, ``padding`` is the zero padding before each dimension (``pad_before``; what the
-    output size implies after it is zero too). The input is padded explicitly once when any
-    padding is read; the B operand of each group's GEMM is then packed straight from it, its
+    spatial sizes come from the arrays, ``padding`` is the zero padding before each dimension
+    (``pad_before``; what the output size implies after it is zero too). The input is padded
+    explicitly once when any padding is read; the B operand of each group's GEMM is then packed
+    straight from it, its
     columns the positions of one sample or, for small outputs, of several samples one after the
     other (a 1x1 stride-1 unpadded convolution reads the rows of x in place).
 
@@ -93,18 +111,7 @@ def conv_forward_packed(x, weight, y, stride=1, dilation=1, padding=0, groups=1,
     numpy.ndarray
         ``y``.
     """
-    _check_matrix(x, "x", ndim=x.ndim if isinstance(x, np.ndarray) and x.ndim >= 3 else 3)
-    ndim = x.ndim - 2
-    if ndim > FD_MAX_NDIM:
-        raise ValueError(f"x has {ndim} spatial dimensions; at most {FD_MAX_NDIM} are supported")
-    _check_matrix(weight, "weight", ndim=x.ndim)
-    _check_matrix(y, "y", ndim=x.ndim)
-    _check_same_dtype(x.dtype, weight=weight, y=y)
-    if not y.flags.writeable:
-        raise ValueError("y must be writable")
-    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
-        raise ValueError(f"groups must be an int >= 1, got {groups!r}")
-    groups = int(groups)
+    ndim, groups = _check_conv_arrays(x, weight, y, groups)
     batch, c_in = x.shape[:2]
     c_out, cin_g = weight.shape[:2]
     if c_in % groups or c_out % groups or cin_g * groups != c_in:
@@ -182,18 +189,7 @@ def conv_transpose_phases_packed(x, weight, y, stride, phases, groups=1, threads
     numpy.ndarray
         ``y``.
     """
-    _check_matrix(x, "x", ndim=x.ndim if isinstance(x, np.ndarray) and x.ndim >= 3 else 3)
-    ndim = x.ndim - 2
-    if ndim > FD_MAX_NDIM:
-        raise ValueError(f"x has {ndim} spatial dimensions; at most {FD_MAX_NDIM} are supported")
-    _check_matrix(weight, "weight", ndim=x.ndim)
-    _check_matrix(y, "y", ndim=x.ndim)
-    _check_same_dtype(x.dtype, weight=weight, y=y)
-    if not y.flags.writeable:
-        raise ValueError("y must be writable")
-    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
-        raise ValueError(f"groups must be an int >= 1, got {groups!r}")
-    groups = int(groups)
+    ndim, groups = _check_conv_arrays(x, weight, y, groups)
     batch, c_x = x.shape[:2]
     c_y = y.shape[1]
     cout_g = weight.shape[1]
@@ -234,6 +230,8 @@ def conv_transpose_phases_packed(x, weight, y, stride, phases, groups=1, threads
     if y.size == 0 or x.shape[1] == 0 or not checked:
         return y
     # one padded copy for every phase: from the most padded phase's start to the furthest read
+    # (the same union as fastdeconv._algorithms.packed_phases._padded_per_sample, which bounds
+    # this copy's memory in the plan)
     low = tuple(max(p[1][d] for p in checked) for d in range(ndim))
     extent = tuple(max(low[d] - p[1][d] + p[3][d] + len(p[0][d]) - 1 for p in checked)
                    for d in range(ndim))
@@ -250,10 +248,9 @@ def conv_transpose_phases_packed(x, weight, y, stride, phases, groups=1, threads
                              for tap in itertools.product(*taps)], dtype=np.intp)
         col_offset = (np.arange(cin_g, dtype=np.intp)[:, None] * (cout_g * k_numel)
                       + tap_flat[None, :]).reshape(-1)
-        gather = (tuple(len(t) for t in taps), cout_g, col_offset, k_numel,
-                  cin_g * cout_g * k_numel)
+        gather = (tuple(len(t) for t in taps), cout_g)
         jobs.append(_conv_job(xp, weight, y, sub_out, (1,) * ndim, (1,) * ndim, groups, None,
-                              threads, isa, False, base, first, stride, gather, False))
+                              threads, isa, False, base, first, stride, gather))
         col_offsets.append(col_offset)
     _pack_phases(jobs, col_offsets, weight, groups, k_numel, cin_g * cout_g * k_numel, threads)
     _run_jobs_interleaved(jobs, threads)
@@ -284,14 +281,13 @@ cdef class _ConvJob:
 
 cdef _ConvJob _conv_job(xp, weight, y, out_size, stride, dilation, Py_ssize_t groups, bias,
                         int threads, int isa, bint pointwise, Py_ssize_t base=0,
-                        place_first=None, place_step=None, gather=None, bint pack=True):
-    """The engine's convolution of the padded xp into y, out_size outputs per dimension, its A
-    packed (on up to ``threads`` threads); every tap reads base elements further on. With
-    place_first and place_step, output o goes to y[..., place_first + place_step * o] (a placed
-    source), else y is (batch, c_out, *out_size). The GEMM's A is weight (c_out, c_in // groups,
-    *kernel_size), or with gather = (kernel_size, cout_g, col_offset, row_stride, group_stride),
-    A[o, kk] of group g is weight.flat[g * group_stride + o * row_stride + col_offset[kk]].
-    Without ``pack`` A is left for the caller to pack (_pack_phases)."""
+                        place_first=None, place_step=None, gather=None):
+    """The engine's convolution of the padded xp into y, out_size outputs per dimension; every
+    tap reads base elements further on. With place_first and place_step, output o goes to
+    y[..., place_first + place_step * o] (a placed source: no bias), else y is (batch, c_out,
+    *out_size). The GEMM's A is weight (c_out, c_in // groups, *kernel_size), packed here (on
+    up to ``threads`` threads), or, with gather = (kernel_size, cout_g), a stride phase's A that
+    the caller packs into the job's buffer (_pack_phases)."""
     cdef _ConvJob cj = _ConvJob()
     cdef bint is_double = xp.dtype == np.float64
     cdef size_t elem = 8 if is_double else 4
@@ -299,14 +295,14 @@ cdef _ConvJob _conv_job(xp, weight, y, out_size, stride, dilation, Py_ssize_t gr
     cdef Py_ssize_t ndim = xp.ndim - 2, d, t, taps = prod(kernel_size)
     cdef Py_ssize_t cout_g = weight.shape[0] // groups if gather is None else gather[1]
     cdef Py_ssize_t cin_g = xp.shape[1] // groups
-    cdef Py_ssize_t[::1] col_offset = None if gather is None else gather[2]
-    cdef Py_ssize_t row_stride = 0 if gather is None else gather[3]
-    cdef Py_ssize_t group_stride = cout_g * cin_g * taps if gather is None else gather[4]
+    cdef Py_ssize_t group_stride = cout_g * cin_g * taps
     cdef Py_ssize_t P = prod(xp.shape[2:]), L = prod(out_size), K = cin_g * taps, g
     cdef Py_ssize_t Y = prod(y.shape[2:])
     cdef Py_ssize_t per_gemm = fd_conv_samples_per_gemm(xp.shape[0], L, pointwise)
     cdef fd_plan p = fd_make_plan(isa, is_double, cout_g, per_gemm * L, K, threads)
     if place_first is not None:
+        if bias is not None:
+            raise ValueError("a placed convolution source adds no bias")
         fd_plan_cap_rows(&p, FD_PLACED_MAX_ROWS)
     cdef void* job = <void*> &cj.jd if is_double else <void*> &cj.jf
     cdef Py_ssize_t apack_group = fd_apack_elems(&p)
@@ -348,16 +344,12 @@ cdef _ConvJob _conv_job(xp, weight, y, out_size, stride, dilation, Py_ssize_t gr
     cj.items = fd_conv_items_d(&cj.jd) if is_double else fd_conv_items_f(&cj.jf)
     cj.work_bytes = fd_workspace_bytes(&p, elem, place_first is not None)
     cj.apack, cj.apack_group, cj.k, cj.kc, cj.m, cj.mr = apack, apack_group, K, p.kc, p.m, p.mr
-    if not pack:
+    if gather is not None:
         return cj
     with nogil:
         for g in range(groups):
-            if col_offset is None:
-                pack_a(pw + g * group_stride * elem, K, False, &p, is_double,
-                       apack + g * apack_group * elem, threads)
-            else:
-                pack_a_gather(pw + g * group_stride * elem, row_stride, &col_offset[0], &p,
-                              is_double, apack + g * apack_group * elem, threads)
+            pack_a(pw + g * group_stride * elem, K, False, &p, is_double,
+                   apack + g * apack_group * elem, threads)
     return cj
 
 

@@ -54,12 +54,6 @@ cdef extern from "gemm/fd_gemm.h" nogil:
                            int trans_a, int mr, Py_ssize_t kc, Py_ssize_t slice, float* apack)
     void fd_pack_a_slice_d(Py_ssize_t m, Py_ssize_t k, const double* a, Py_ssize_t lda,
                            int trans_a, int mr, Py_ssize_t kc, Py_ssize_t slice, double* apack)
-    void fd_pack_a_slice_gather_f(Py_ssize_t m, Py_ssize_t k, const float* a,
-                                  Py_ssize_t row_stride, const Py_ssize_t* col_offset, int mr,
-                                  Py_ssize_t kc, Py_ssize_t slice, float* apack)
-    void fd_pack_a_slice_gather_d(Py_ssize_t m, Py_ssize_t k, const double* a,
-                                  Py_ssize_t row_stride, const Py_ssize_t* col_offset, int mr,
-                                  Py_ssize_t kc, Py_ssize_t slice, double* apack)
     void fd_pack_a_phases_f(Py_ssize_t m, const float* a, Py_ssize_t row_stride,
                             Py_ssize_t phases, const Py_ssize_t* k_of,
                             const Py_ssize_t* const* col_offset_of, const int* mr_of,
@@ -95,6 +89,4 @@ cdef int run_items(void* job, bint is_double, bint conv, Py_ssize_t items, size_
                    int threads) noexcept nogil
 cdef void pack_a(const void* a, Py_ssize_t lda, bint trans_a, const fd_plan* p, bint is_double,
                  void* apack, int threads) noexcept nogil
-cdef void pack_a_gather(const void* a, Py_ssize_t row_stride, const Py_ssize_t* col_offset,
-                        const fd_plan* p, bint is_double, void* apack, int threads) noexcept nogil
 cdef void* malloc_aligned(size_t nbytes, void** raw) noexcept nogil

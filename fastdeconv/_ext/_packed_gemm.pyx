@@ -13,7 +13,7 @@ named by the environment variable ``FASTDECONV_GEMM_KERNEL`` (``portable``, ``av
 ``avx512``; read once at import), or the one passed as ``kernel=`` (for tests).
 
 Threads: the output is cut into work items (``fd_make_plan``: one per NC block of columns on one
-thread, at least four on more); the reduction is never split and every element of the output is
+thread, up to four on more); the reduction is never split and every element of the output is
 the same chain of multiply-adds over the same KC slices in any item, so the result is the same to
 the bit for any ``threads``. SciPy's BLAS stays a path of fastdeconv and the oracle of the
 tests.
@@ -216,22 +216,6 @@ cdef void pack_a(const void* a, Py_ssize_t lda, bint trans_a, const fd_plan* p, 
         else:
             fd_pack_a_slice_f(p.m, p.k, <const float*> a, lda, trans_a, p.mr, p.kc, s,
                               <float*> apack)
-
-
-cdef void pack_a_gather(const void* a, Py_ssize_t row_stride, const Py_ssize_t* col_offset,
-                        const fd_plan* p, bint is_double, void* apack, int threads) noexcept nogil:
-    """Pack the whole of A[i, kk] = a[i * row_stride + col_offset[kk]] (slices in parallel)."""
-    cdef Py_ssize_t slices = (p.k + p.kc - 1) / p.kc if p.k > 0 else 0
-    cdef Py_ssize_t s
-    if slices < 2 or p.m * p.k < 65536:
-        threads = 1
-    for s in prange(slices, num_threads=threads, schedule="static"):
-        if is_double:
-            fd_pack_a_slice_gather_d(p.m, p.k, <const double*> a, row_stride, col_offset, p.mr,
-                                     p.kc, s, <double*> apack)
-        else:
-            fd_pack_a_slice_gather_f(p.m, p.k, <const float*> a, row_stride, col_offset, p.mr,
-                                     p.kc, s, <float*> apack)
 
 
 cdef void* malloc_aligned(size_t nbytes, void** raw) noexcept nogil:

@@ -320,8 +320,13 @@ def fuzz_conv_transpose(fdp, draw, dtype, kernel, threads, exact, limit):
     w = draw((c_in, cout_g) + tuple(kernel_size))
     bias = draw((c_out,)) if with_bias and not direct else None
     if direct:
+        # NaN where a phase writes (a missed write shows), zero where none does (the caller's
+        # job: phases without taps or outputs are not passed)
         problem = conv_transpose_problem(x.shape, w.shape, **kw)
         y = np.zeros(problem.forward_input_shape, dtype)
+        for phase in phase_table(problem)[0]:
+            at = tuple(slice(f, None, s) for f, s in zip(phase["first"], stride))
+            y[(Ellipsis,) + at] = np.nan
         out = _packed_conv.conv_transpose_phases_packed(
             x, w, y, tuple(stride), phase_table(problem)[0], groups=groups, threads=threads,
             kernel=kernel)

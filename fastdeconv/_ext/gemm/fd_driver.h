@@ -1,7 +1,8 @@
 /* The blocked driver, instantiated per dtype by fd_gemm.h (FD_T, FD_SFX(name)).
  *
- * The output C (m x n) is cut into work items of m_chunk x n_chunk (fixed by the shape in
- * fd_plan, never by the thread count); the caller runs the items on any threads. One item:
+ * The output C (m x n) is cut into work items of m_chunk x n_chunk (fd_plan; they follow the
+ * thread count, the bits do not depend on them); the caller runs the items on any threads.
+ * One item:
  *
  *     for each KC slice k0 (in order; the reduction is never split):     BLIS loop 4
  *         pack B[k0:k0+kc, item columns] into the thread's bpack        (L2-resident)
@@ -12,7 +13,10 @@
  *
  * The first slice stores C = AB (+ bias) or adds to C (accumulate); later slices add. Tiles
  * cut by the edges of C are computed whole into a scratch tile (A and B are zero-padded) and
- * their valid part stored with the same formula.
+ * their valid part stored with the same formula. A placed convolution source (a stride phase)
+ * computes the item's whole tiles into a block of the scratch and then stores that block once
+ * at the placed output positions; it neither accumulates nor adds a bias (its caller passes
+ * neither).
  */
 typedef void (*FD_SFX(fd_ukr_fn))(ptrdiff_t, const FD_T *restrict, const FD_T *restrict,
                                   FD_T *restrict, ptrdiff_t, int, const FD_T *restrict);
@@ -70,38 +74,28 @@ static void FD_SFX(fd_store_cols)(const FD_SFX(fd_gemm_job) *job, ptrdiff_t i, p
     }
 }
 
-/* Store (or add) the m x nc block v (row stride ldv; rows [i, i + m) of C, the columns of one
- * work item, whose runs are runs[0, nruns)) at the output positions of a placed convolution
- * source: value (+ bias[r]) (+ the output, when add), each element once. */
+/* Store the m x nc block v (row stride ldv; rows [i, i + m) of C, the columns of one work
+ * item, whose runs are runs[0, nruns)) at the output positions of a placed convolution
+ * source, each element once (v == NULL: zeros). */
 static void FD_SFX(fd_store_placed)(const FD_SFX(fd_gemm_job) *job, const fd_run *runs,
                                     ptrdiff_t nruns, ptrdiff_t i, ptrdiff_t m, int nr,
-                                    const FD_T *v, ptrdiff_t ldv, int add, const FD_T *bias)
+                                    const FD_T *v, ptrdiff_t ldv)
 {
     ptrdiff_t step = job->conv->place_step[job->conv->ndim - 1];
     for (ptrdiff_t r = 0; r < m; ++r) {
         FD_T *row = job->c + (i + r) * job->ldc;
-        const FD_T *vr = v + r * ldv;
-        FD_T b = bias ? bias[r] : 0;
         for (ptrdiff_t q = 0; q < nruns; ++q) {
             FD_T *out = row + runs[q].dst;
-            const FD_T *from = vr + runs[q].panel * nr + runs[q].lane;
+            const FD_T *from = v ? v + r * ldv + runs[q].panel * nr + runs[q].lane : NULL;
             ptrdiff_t len = runs[q].len;
-            if (!bias && !add) {
-                if (step == 1) memcpy(out, from, (size_t)len * sizeof(FD_T));
-                else for (ptrdiff_t e = 0; e < len; ++e) out[e * step] = from[e];
-            } else {
-                for (ptrdiff_t e = 0; e < len; ++e) {
-                    FD_T val = from[e];
-                    if (bias) val = val + b;
-                    if (add) val = val + out[e * step];
-                    out[e * step] = val;
-                }
-            }
+            if (from && step == 1) memcpy(out, from, (size_t)len * sizeof(FD_T));
+            else for (ptrdiff_t e = 0; e < len; ++e) out[e * step] = from ? from[e] : 0;
         }
     }
 }
 
-/* Run work item `item` of the job; work is the thread's scratch of fd_workspace_elems(plan). */
+/* Run work item `item` of the job; work is the thread's scratch of fd_workspace_bytes(plan,
+ * sizeof(FD_T), placed). */
 static void FD_SFX(fd_gemm_item)(const FD_SFX(fd_gemm_job) *job, ptrdiff_t item, FD_T *work)
 {
     const fd_plan *p = &job->plan;
@@ -117,17 +111,13 @@ static void FD_SFX(fd_gemm_item)(const FD_SFX(fd_gemm_job) *job, ptrdiff_t item,
     ptrdiff_t nruns = 0;
     /* A placed source's item is computed into a block of its own (the whole tiles, rows
      * and columns rounded up to MR and NR, after the runs in the scratch), then stored once */
-    int placed = !job->b && job->conv->placed;
+    int placed = !job->b && job->conv && job->conv->placed;
     ptrdiff_t ldb_item = fd_round_up(nc, nr);
     FD_T *block = (FD_T *)(((uintptr_t)(runs + fd_runs_bound(p)) + 63) & ~(uintptr_t)63);
     if (placed) {
         nruns = fd_conv_runs(job->conv, j0, nc, (int)nr, runs);
-        if (p->k == 0) {
-            memset(block, 0, (size_t)(i1 - i0) * ldb_item * sizeof(FD_T));
-            if (!job->accumulate || job->bias)
-                FD_SFX(fd_store_placed)(job, runs, nruns, i0, i1 - i0, (int)nr, block,
-                                        ldb_item, job->accumulate,
-                                        job->bias ? job->bias + i0 : NULL);
+        if (p->k == 0) {   /* no channels: the placed outputs are zero */
+            FD_SFX(fd_store_placed)(job, runs, nruns, i0, i1 - i0, (int)nr, NULL, 0);
             return;
         }
     }
@@ -179,8 +169,7 @@ static void FD_SFX(fd_gemm_item)(const FD_SFX(fd_gemm_job) *job, ptrdiff_t item,
         }
     }
     if (placed)
-        FD_SFX(fd_store_placed)(job, runs, nruns, i0, i1 - i0, (int)nr, block, ldb_item,
-                                job->accumulate, job->bias ? job->bias + i0 : NULL);
+        FD_SFX(fd_store_placed)(job, runs, nruns, i0, i1 - i0, (int)nr, block, ldb_item);
 }
 
 /* A forward convolution as GEMMs y[S, g] = W[g] B(x[S, g]) (+ bias[g]), one per group and

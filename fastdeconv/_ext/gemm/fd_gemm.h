@@ -36,9 +36,9 @@
  * (12-18 KiB) stays in L1 while the KC x NR B micro-panels stream from the KC x NC block of B
  * in L2 (at most 1.1 MiB float32, 0.9 MiB float64); KC = 384 measured best of 128 / 192 /
  * 256 / 384 (fewer loads and stores of the C tile per flop), after moving from the other loop
- * order (B micro-panel in L1), which measured slower on large GEMMs. MC bounds the block of A an item
- * packs itself when A is not pre-packed (fd_prepack_a). The thread split (4 items, a multiple
- * of 1, 2 and 4 threads) usually makes the items narrower than NC.
+ * order (B micro-panel in L1), which measured slower on large GEMMs. MC bounds the block of A
+ * an item packs itself when A is not pre-packed (fd_prepack_a). On more than one thread the
+ * split (up to 4 items, balancing 2 and 4 threads) usually makes the items narrower than NC.
  *
  * Determinism: every element of C is one chain of multiply-adds over the KC slices in order,
  * in whichever work item, register tile or thread it is computed; the KC slices depend only
@@ -284,7 +284,8 @@ static ptrdiff_t fd_conv_runs(const fd_conv_src *s, ptrdiff_t j0, ptrdiff_t nc, 
 
 /* Samples per convolution GEMM: the smallest divisor of `samples` whose positions reach
  * FD_CONV_MIN_COLUMNS (all samples if none does); 1 for a pointwise convolution read in place.
- * A function of the shape only, like the plan. */
+ * A function of the shape only (the bits of the result depend on it: it sets the columns of
+ * the GEMMs, not the order of any sum, but keeping it fixed keeps that obvious). */
 static ptrdiff_t fd_conv_samples_per_gemm(ptrdiff_t samples, ptrdiff_t positions, int pointwise)
 {
     if (pointwise || samples <= 1) return 1;
@@ -303,7 +304,7 @@ static ptrdiff_t fd_placed_block_elems(const fd_plan *p)
 }
 
 /* Rows of a placed convolution's work items at most (bounds the block above: with n_chunk <=
- * NC, at most 512 x 768 values). */
+ * NC, at most 512 x NC values, e.g. 512 x 768 float32 on AVX-512, 512 x 1024 portable). */
 #define FD_PLACED_MAX_ROWS 512
 
 /* Cut m into items of at most `rows` rows (a multiple of MR); the bits do not change. */

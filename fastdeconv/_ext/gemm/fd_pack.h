@@ -56,30 +56,8 @@ static void FD_SFX(fd_pack_a_slice)(ptrdiff_t m, ptrdiff_t k, const FD_T *a, ptr
     FD_SFX(fd_pack_a_block)(m, a, lda, trans_a, mr, k0, kc, apack + k0 * m_pad);
 }
 
-/* KC slice `slice` of the m x k matrix A[i, kk] = a[i * row_stride + col_offset[kk]] into the
- * pre-packed layout: the A of a transposed convolution's stride phase, gathered straight from
- * the transposed convolution's weight (its sub-kernel taps, each channel's rows). */
-static void FD_SFX(fd_pack_a_slice_gather)(ptrdiff_t m, ptrdiff_t k, const FD_T *a,
-                                           ptrdiff_t row_stride, const ptrdiff_t *col_offset,
-                                           int mr, ptrdiff_t kc_block, ptrdiff_t slice,
-                                           FD_T *restrict apack)
-{
-    ptrdiff_t m_pad = (m + mr - 1) / mr * mr, k0 = slice * kc_block;
-    ptrdiff_t kc = k - k0 < kc_block ? k - k0 : kc_block;
-    FD_T *dst = apack + k0 * m_pad;
-    for (ptrdiff_t i0 = 0; i0 < m; i0 += mr, dst += mr * kc) {
-        int n = m - i0 < mr ? (int)(m - i0) : mr;
-        for (ptrdiff_t kk = 0; kk < kc; ++kk) {
-            const FD_T *src = a + i0 * row_stride + col_offset[k0 + kk];
-            int r = 0;
-            for (; r < n; ++r) dst[kk * mr + r] = src[r * row_stride];
-            for (; r < mr; ++r) dst[kk * mr + r] = 0;
-        }
-    }
-}
-
 /* Rows [r0, r1) of the A of several stride phases, each gathered as in
- * fd_pack_a_slice_gather (phase p: k_of[p] columns at col_offset_of[p], register tile rows
+ * A[i, kk] = a[i * row_stride + col_offset_of[p][kk]] (phase p: k_of[p] columns, register tile rows
  * mr_of[p], every KC slice) into its pre-packed layout at apack_of[p]. r0 and r1 are
  * multiples of every phase's MR (or r1 = m): the phases read the same rows of the weight one
  * after the other while those are in cache, so the weight is read from memory once. */
