@@ -8,6 +8,7 @@ joins those pieces. The input is never rechunked as a separate step, so each out
 task depends only on the blocks its halo touches, however many chunks the array has.
 """
 
+import operator
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +17,7 @@ import dask.array as da
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
-__all__ = ["AxisPull", "axis_pull", "region", "data_key", "new_array", "whole", "map_regions"]
+__all__ = ["AxisPull", "axis_pull", "region", "Halos", "data_key", "new_array", "whole", "map_regions"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -138,14 +139,14 @@ def _length(part, size):
     return len(range(*part.indices(size))) if isinstance(part, slice) else len(part)
 
 
-def region(array, axes, graph=None, key=None, pad=None):
+def region(array, axes, halos=None, pad=None):
     """Task that builds the region of ``array`` selected by one :class:`AxisPull` per axis
     (with ``pad``, per axis, ``(before, after)`` zeros around it).
 
-    With ``graph`` and ``key`` (a tuple naming the consumer), the pieces of the neighbouring
-    blocks are cut by tasks of their own, ``(key[0] + "-cut", *key[1:], i)``: a distributed
-    scheduler runs them where the block is, so only the halo travels between workers, not
-    whole blocks. The largest piece is cut by the consumer (which runs where that block is).
+    The largest piece is cut by the task itself (which runs where that block is). With
+    ``halos`` (a :class:`Halos`), the other pieces that are not whole blocks are cut where
+    their blocks live, by the halo tasks ``halos`` adds to the graph, so only the pieces travel
+    between workers, not whole blocks; the task is complete after :meth:`Halos.add_to`.
     """
     grid = tuple(len(a.blocks) for a in axes)
     blocks, parts, sizes = [], [], []
@@ -158,15 +159,84 @@ def region(array, axes, graph=None, key=None, pad=None):
         sizes.append((int(np.prod([_length(p, n) for p, n in zip(block_parts, block_shape)])),
                       int(np.prod(block_shape))))
     cut = [False] * len(blocks)
-    if graph is not None and len(blocks) > 1:
+    if halos is not None and len(blocks) > 1:
         primary = max(range(len(blocks)), key=lambda i: sizes[i][0])
         for i, (piece, whole_block) in enumerate(sizes):
             if i != primary and piece < whole_block:
-                cut_key = (f"{key[0]}-cut", *key[1:], i)
-                graph[cut_key] = (_cut, blocks[i], parts[i])
-                blocks[i], cut[i] = cut_key, True
+                halos.request(blocks[i], parts[i], piece, whole_block, blocks, i)
+                cut[i] = True
     return (_assemble, blocks, _Pulls(tuple(axes), tuple(cut),
                                       None if pad is None else tuple(pad)))
+
+
+def _cut_pieces(block, parts):
+    """The pieces of one block that other blocks' output chunks read, as copies (so that the
+    block itself can be released once its own output chunks are done)."""
+    return tuple(np.array(_cut(block, p), copy=True) for p in parts)
+
+
+def _signature(parts):
+    return tuple((p.start, p.stop, p.step) if isinstance(p, slice) else p.tobytes()
+                 for p in parts)
+
+
+class Halos:
+    """The halo tasks of one layer: the pieces that output chunks read from input blocks
+    other than their primary one, cut where those blocks live.
+
+    Every input block that others read gets **one** task that cuts all of its pieces
+    (``(name + "-halo", source, *block, group)``, ``group`` 0), rather than one task per
+    reading chunk: a distributed scheduler's cost is per task (about a millisecond of a
+    worker's and of the scheduler's time each), and a task that other workers wait for must
+    not queue behind long ones. A reader fetches the block's whole tuple of pieces, so the
+    tuple is kept small: pieces go into it smallest first while the data that readers fetch
+    but do not use stays within a quarter of the block; larger pieces get a task of their
+    own (groups 1, 2, ...), as when neighbouring chunks read most of a block.
+    """
+
+    #: fetched-but-unused data a block's shared halo task may cause, as a fraction of the block
+    WASTE = 0.25
+
+    def __init__(self, name):
+        self.name = f"{name}-halo"
+        self._sources = {}     # array name -> number in the keys
+        self._blocks = {}      # block key -> {signature: [parts, size, [(list, index), ...]]}
+        self._sizes = {}       # block key -> elements of the block
+
+    def request(self, block, parts, size, block_size, cells, index):
+        """Make ``cells[index]`` (now ``block``'s key) the piece ``parts`` of it, once
+        :meth:`add_to` has placed the halo tasks."""
+        self._sources.setdefault(block[0], len(self._sources))
+        pieces = self._blocks.setdefault(block, {})
+        self._sizes[block] = block_size
+        entry = pieces.setdefault(_signature(parts), [parts, size, []])
+        entry[2].append((cells, index))
+
+    def _groups(self, block):
+        """The block's pieces split into the shared group and the ones on their own."""
+        pieces = sorted(self._blocks[block].values(), key=lambda e: e[1])
+        budget = self.WASTE * self._sizes[block]
+        shared, total, readers, used = [], 0, 0, 0
+        for entry in pieces:
+            n = len(entry[2])
+            waste = (readers + n) * (total + entry[1]) - (used + n * entry[1])
+            if shared and waste > budget:
+                break
+            shared.append(entry)
+            total, readers, used = total + entry[1], readers + n, used + n * entry[1]
+        return [shared] + [[entry] for entry in pieces[len(shared):]]
+
+    def add_to(self, graph):
+        """Put the halo tasks into ``graph`` and point every requested cell at its piece."""
+        for block in self._blocks:
+            for group, entries in enumerate(self._groups(block)):
+                key = (self.name, self._sources[block[0]], *block[1:], group)
+                graph[key] = (_cut_pieces, block, tuple(e[0] for e in entries))
+                for position, entry in enumerate(entries):
+                    for cells, index in entry[2]:
+                        cells[index] = (operator.getitem, key, position)
+        self._blocks.clear()
+        return graph
 
 
 def data_key(prefix, value, graph):
@@ -199,15 +269,15 @@ def map_regions(name, func, spec, sources, items, out_chunks, dtype):
     its output keys' name; the caller makes the array (or arrays) with :func:`new_array`.
     """
     graph = {}
+    halos = Halos(name)
     pulls = []
     for array, selects in sources:
         edges = [tuple(int(v) for v in np.cumsum((0,) + c)) for c in array.chunks]
         pulls.append([[axis_pull(e, sel) for sel in axis_selects]
                       for e, axis_selects in zip(edges, selects)])
     for index in np.ndindex(*[len(c) for c in out_chunks]):
-        regions = [region(array, [axis[i] for axis, i in zip(per_axis, index)], graph,
-                          (name, *index, source))
-                   for source, ((array, _), per_axis) in enumerate(zip(sources, pulls))]
+        regions = [region(array, [axis[i] for axis, i in zip(per_axis, index)], halos)
+                   for (array, _), per_axis in zip(sources, pulls)]
         values = _Items(tuple(axis[i] for axis, i in zip(items, index)))
         graph[(name, *index)] = (func, spec, values, *regions)
-    return graph
+    return halos.add_to(graph)
