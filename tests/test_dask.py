@@ -371,6 +371,43 @@ def test_one_halo_task_per_block_when_halos_are_thin():
                                atol=1e-12 * np.abs(x).max() * np.abs(w).sum())
 
 
+def test_halo_priority_runs_the_halo_tasks_first(client, rng):
+    """Submitted within ``dask.annotate(priority=fdd.halo_priority)``, every halo task gets
+    priority 1 on the scheduler (dask's graph optimisation would drop a layer annotation) and
+    every other task keeps 0; the result is unchanged."""
+    import dask
+
+    x = rng.standard_normal((1, 2, 48, 40))
+    w = rng.standard_normal((2, 2, 3, 3))
+    y = fdd.conv(da.from_array(x, chunks=(1, 2, 16, 20)), w, padding=1)
+    halos = [k for k in y.dask.layers[y.name] if k[0] == y.name + "-halo"]
+    assert halos and all(fdd.halo_priority(k) == 1 for k in halos)
+    assert fdd.halo_priority((y.name, 0, 0, 0, 0)) == 0 and fdd.halo_priority("w-3f") == 0
+    def record(dask_scheduler):
+        """Keep the priority of every task that starts (the scheduler forgets done ones)."""
+        from distributed.diagnostics.plugin import SchedulerPlugin
+
+        class Priorities(SchedulerPlugin):
+            name = "test-halo-priorities"
+            seen = {}
+
+            def transition(self, key, start, finish, *args, **kwargs):
+                if finish == "processing":
+                    self.seen[key] = dask_scheduler.tasks[key].priority
+
+        dask_scheduler.add_plugin(Priorities(), idempotent=True)
+
+    client.run_on_scheduler(record)
+    with dask.annotate(priority=fdd.halo_priority):
+        result = client.compute(y).result()
+    seen = client.run_on_scheduler(
+        lambda dask_scheduler: dict(dask_scheduler.plugins["test-halo-priorities"].seen))
+    assert {seen[k][0] for k in halos} == {-1}
+    assert {seen[k][0] for k in seen if k not in halos} == {0}
+    np.testing.assert_allclose(result, fastdeconv.conv(x, w, padding=1), rtol=0,
+                               atol=1e-12 * np.abs(x).max() * np.abs(w).sum())
+
+
 # --------------------------------------------------------------------------- out of core
 def test_zarr_round_trip(tmp_path, rng):
     zarr = pytest.importorskip("zarr", reason="the dask extra installs zarr")
