@@ -4,8 +4,10 @@ input region it needs from the input blocks that hold it.
 An output chunk names, per axis of an input, either a range ``(start, stop)`` or an array of
 input positions (padding modes, channel orders). :func:`axis_pull` turns that into the input
 blocks to read and what to take from each; :func:`region` makes the (nested) task that cuts and
-joins those pieces. The input is never rechunked as a separate step, so each output chunk's
-task depends only on the blocks its halo touches, however many chunks the array has.
+joins those pieces. The pieces of neighbouring blocks are cut where those blocks live, by one
+halo task per input block (:class:`Halos`), so only they travel between workers. The input is
+never rechunked as a separate step, so each output chunk's task depends only on its own block
+and the halo tasks of the blocks its halo touches, however many chunks the array has.
 """
 
 import operator
