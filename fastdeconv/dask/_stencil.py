@@ -61,6 +61,8 @@ def _partial(block, weight, x):
                                       dilation=s.dilation, groups=block.groups)
     if any(before or after for before, after in block.extend):
         y = np.pad(y, ((0, 0), (0, 0)) + block.extend)
+    elif np.may_share_memory(y, x):     # x may be the thread's scratch buffer (._graph)
+        y = y.copy()
     return y
 
 
@@ -150,7 +152,8 @@ def stencil(name, source, weight, bias, spec, plans, out_edges):
                     parts = [(_zeros, shape, spec.dtype)]
                 else:
                     parts = [(_partial, local, wkey,
-                              region(source, [batch_pull, cpull, *spatial], halos, pad))
+                              region(source, [batch_pull, cpull, *spatial], halos, pad,
+                                     scratch=True))
                              for wkey, cpull in zip(wkeys, channels)]
                 graph[(name, b, bi, *index)] = (_finish, parts, bkey)
     chunks = (source.chunks[0], tuple(b.out[1] - b.out[0] for b in blocks),
