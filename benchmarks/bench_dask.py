@@ -3,7 +3,7 @@
 Chunked transposed convolution (2-d) and convolution (3-d) on dask's threaded scheduler with
 2 threads (fastdeconv on 1 thread per chunk, the blocks persisted, not joined), next to the
 in-memory call on 2 threads: the fair pair on 2 cores. Graph construction alone is timed too
-(it must stay cheap: one task per output chunk and one per halo piece). Skipped when dask is
+(it must stay cheap: one task per output chunk and one halo task per input block). Skipped when dask is
 not installed (asv.conf.json's matrix installs it; only ``dask.array`` is needed here). The
 comparison on a ``distributed.LocalCluster`` of 2 single-threaded worker processes (input
 generated and persisted on the workers, result persisted there) is
@@ -62,7 +62,7 @@ class DaskVersusInMemory:
 
     def track_tasks_per_output_chunk(self, case, dtype):
         y = self.dask_op(self.chunked, self.weight, **self.kwargs)
-        # the output chunks' tasks and the tasks that cut halo pieces from neighbouring blocks
+        # the output chunks' tasks and the halo tasks (1 per input block in 2-d, 2 in 3-d)
         layer = y.dask.layers[y.name]
         tasks = sum(1 for k in layer if isinstance(k, tuple) and str(k[0]).startswith(y.name))
         return tasks / y.npartitions

@@ -322,8 +322,11 @@ def test_chunk_rules_pool_windows_and_resize_rows():
 
 
 def test_task_graph_per_output_chunk_does_not_grow():
-    """One task per output chunk plus one per neighbouring block its halo touches (which cuts
-    the halo where the block lives): at most 9 in 2-d, whatever the number of chunks."""
+    """One task per output chunk, plus the halo tasks of the input blocks its halo touches
+    (which cut the pieces where the blocks live): at most 8 per block in 2-d, whatever the
+    number of chunks. Chunks of 16 x 16 have halos that are large next to the block (a
+    1-cell face is 1/16 of it), so a block's faces get tasks of their own and only its small
+    pieces share one: 2, 3 and 5 halo tasks for a corner, edge and interior block."""
     import dask
     from dask.core import get_dependencies
 
@@ -333,17 +336,76 @@ def test_task_graph_per_output_chunk_does_not_grow():
         y = fdd.conv(x, w, padding=1)
         layer = dict(y.dask.layers[y.name])
         outputs = [k for k in layer if isinstance(k, tuple) and k[0] == y.name]
-        cuts = [k for k in layer if isinstance(k, tuple) and k[0] == y.name + "-cut"]
+        halos = [k for k in layer if isinstance(k, tuple) and k[0] == y.name + "-halo"]
         assert len(outputs) == blocks * blocks == math.prod(len(c) for c in y.chunks)
-        assert len(outputs) + len(cuts) <= 9 * len(outputs)
-        assert len(cuts) == 4 * 2 * blocks * (blocks - 1) // 2 + 4 * (blocks - 1) ** 2
+        assert len(outputs) + len(halos) <= 9 * len(outputs)
+        assert len(halos) == 4 * 2 + 4 * (blocks - 2) * 3 + (blocks - 2) ** 2 * 5
         graph = dict(y.__dask_graph__())
         reads = [len([d for d in get_dependencies(graph, k) if isinstance(d, tuple)])
                  for k in outputs]
         assert max(reads) == 9
         (optimized,) = dask.optimize(y)
-        assert sum(1 for k in optimized.__dask_graph__() if "-cut" in str(k)) == len(cuts)
+        assert sum(1 for k in optimized.__dask_graph__() if "-halo" in str(k)) == len(halos)
         assert dask.compute(y.sum())[0] > 0
+
+
+def test_one_halo_task_per_block_when_halos_are_thin():
+    """Where the pieces are small next to the block, each input block has one halo task that
+    cuts all of them: two tasks per output chunk, and the result is unchanged."""
+    from dask.core import get_dependencies
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((1, 1, 512, 384))
+    w = rng.standard_normal((1, 1, 3, 3))
+    y = fdd.conv(da.from_array(x, chunks=(1, 1, 128, 128)), w, padding=1)
+    layer = dict(y.dask.layers[y.name])
+    outputs = [k for k in layer if isinstance(k, tuple) and k[0] == y.name]
+    halos = [k for k in layer if isinstance(k, tuple) and k[0] == y.name + "-halo"]
+    assert len(outputs) == len(halos) == 4 * 3
+    assert all(k[-1] == 0 for k in halos)
+    graph = dict(y.__dask_graph__())
+    halo_reads = [len([d for d in get_dependencies(graph, k) if d in set(halos)])
+                  for k in outputs]
+    assert sorted(set(halo_reads)) == [3, 5, 8]
+    np.testing.assert_allclose(y.compute(), fastdeconv.conv(x, w, padding=1), rtol=0,
+                               atol=1e-12 * np.abs(x).max() * np.abs(w).sum())
+
+
+def test_halo_priority_runs_the_halo_tasks_first(client, rng):
+    """Submitted within ``dask.annotate(priority=fdd.halo_priority)``, every halo task gets
+    priority 1 on the scheduler (dask's graph optimisation would drop a layer annotation) and
+    every other task keeps 0; the result is unchanged."""
+    import dask
+
+    x = rng.standard_normal((1, 2, 48, 40))
+    w = rng.standard_normal((2, 2, 3, 3))
+    y = fdd.conv(da.from_array(x, chunks=(1, 2, 16, 20)), w, padding=1)
+    halos = [k for k in y.dask.layers[y.name] if k[0] == y.name + "-halo"]
+    assert halos and all(fdd.halo_priority(k) == 1 for k in halos)
+    assert fdd.halo_priority((y.name, 0, 0, 0, 0)) == 0 and fdd.halo_priority("w-3f") == 0
+    def record(dask_scheduler):
+        """Keep the priority of every task that starts (the scheduler forgets done ones)."""
+        from distributed.diagnostics.plugin import SchedulerPlugin
+
+        class Priorities(SchedulerPlugin):
+            name = "test-halo-priorities"
+            seen = {}
+
+            def transition(self, key, start, finish, *args, **kwargs):
+                if finish == "processing":
+                    self.seen[key] = dask_scheduler.tasks[key].priority
+
+        dask_scheduler.add_plugin(Priorities(), idempotent=True)
+
+    client.run_on_scheduler(record)
+    with dask.annotate(priority=fdd.halo_priority):
+        result = client.compute(y).result()
+    seen = client.run_on_scheduler(
+        lambda dask_scheduler: dict(dask_scheduler.plugins["test-halo-priorities"].seen))
+    assert {seen[k][0] for k in halos} == {-1}
+    assert {seen[k][0] for k in seen if k not in halos} == {0}
+    np.testing.assert_allclose(result, fastdeconv.conv(x, w, padding=1), rtol=0,
+                               atol=1e-12 * np.abs(x).max() * np.abs(w).sum())
 
 
 # --------------------------------------------------------------------------- out of core

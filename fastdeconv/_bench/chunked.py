@@ -8,7 +8,7 @@ Two cases, float32 by default:
 - ``3d``: :func:`fastdeconv.conv` of a 1 x 4 x 256\\ :sup:`3` input, kernel 3, padding 1,
   chunks of 128\\ :sup:`3`.
 
-Four peers, timed in turn within every round (the order reversed every other round, so that
+Five peers, timed in turn within every round (the order reversed every other round, so that
 a change of the machine's load hits them alike), after one warm-up call each; the table gives
 each one's median:
 
@@ -23,19 +23,27 @@ each one's median:
 ``LocalCluster 2x1``
     The chunked operator on a ``distributed.LocalCluster`` of 2 worker processes with 1 thread
     each, on loopback. The input is generated *on the workers* (``dask.array.random``) and
-    persisted there before the timing, as an input read from zarr by the workers would be;
+    persisted there before the timing, as an input read from zarr by the workers would be
+    (each block on the worker the scheduler put it on; the in-memory peers' copy is made
+    again in the bench's process, not gathered, which would copy every block to one worker);
     the result is persisted on the workers (``Client.persist`` and ``wait``), not gathered:
     with data larger than memory it would be written to zarr or reduced, never sent whole to
     one process. The timed call includes building the task graph. Each run uses a weight
     scaled by ``1 + 1e-3 k`` (new task keys: the scheduler cannot hand back the previous
     run's result).
+``LocalCluster halos first``
+    The same, submitted with ``dask.annotate(priority=fastdeconv.dask.halo_priority)``, the
+    documented way to run fastdeconv.dask on a distributed cluster: every worker cuts the
+    halos that the other one waits for before it starts a long chunk.
 
 ``overhead`` is the LocalCluster's median over the in-memory 2-thread median, minus one (and
-over the faster in-memory median, which on a busy machine can be the 1-thread one). The
-graph columns: tasks of the operator's layer per output chunk (the chunk's own task and the
-tasks that cut halo pieces from its neighbouring blocks where those live), the most input
-blocks one output task reads, and the output chunks. ``max rel diff`` compares one output
-block of each chunked peer with the same part of the in-memory result. The machine's load
+over the faster in-memory median, which on a busy machine can be the 1-thread one);
+``halos first`` the same for the annotated submission. The graph columns: tasks of the
+operator's layer per output chunk (the chunk's own task and the halo tasks, which cut the
+pieces its neighbours read from an input block where the block lives), the most input
+blocks (or their halo tasks) one output task reads, and the output chunks. ``placement``:
+the input blocks on each worker, as the scheduler put them. ``max rel diff`` compares one
+output block of each chunked peer with the same part of the in-memory result. The machine's load
 average is recorded before and after: on a shared machine the in-memory 2-thread time is the
 most sensitive to other jobs (its threads wait for each other).
 
@@ -63,8 +71,9 @@ CASES = {
     "3d": ("3-d conv k3", "conv", (1, 4, 256, 256, 256), (1, 4, 128, 128, 128),
            (4, 4, 3, 3, 3), {"padding": 1}),
 }
-PEERS = ("in-memory 2 threads", "in-memory 1 thread", "dask threads", "LocalCluster 2x1")
-_BASELINE, _CLUSTER, _THREADS = PEERS[0], PEERS[3], PEERS[2]
+PEERS = ("in-memory 2 threads", "in-memory 1 thread", "dask threads", "LocalCluster 2x1",
+         "LocalCluster halos first")
+_BASELINE, _CLUSTER, _THREADS, _FIRST = PEERS[0], PEERS[3], PEERS[2], PEERS[4]
 
 
 def graph_size(y):
@@ -111,7 +120,7 @@ def _block_diff(y, expected, client=None):
 
 
 class _Peers:
-    """The four peers' calls of one case (each returns a result to compare, or None)."""
+    """The five peers' calls of one case (each returns a result to compare, or None)."""
 
     def __init__(self, client, op, x, remote, weight, kwargs, chunks):
         import dask.array as da
@@ -147,19 +156,36 @@ class _Peers:
             fastdeconv.set_num_threads(previous)
         return y
 
-    def cluster(self, check=False):
+    def cluster(self, check=False, halos_first=False):
+        import contextlib
+
+        import dask
         import distributed
+
+        import fastdeconv.dask as fdd
 
         scale = 1 if check else 1 + 1e-3 * (self.runs + 1)
         self.runs += 1
-        y = self.client.persist(self.chunked(self.remote, self.weight * self.weight.dtype.type(
-            scale), **self.kwargs))
+        y = self.chunked(self.remote, self.weight * self.weight.dtype.type(scale),
+                         **self.kwargs)
+        with (dask.annotate(priority=fdd.halo_priority) if halos_first else
+              contextlib.nullcontext()):
+            y = self.client.persist(y)
         with self.client.as_current():          # not the default client: the caller's stays
             distributed.wait(y)
         if check:
             return y
         self.client.cancel(y)
         return None
+
+
+def _placement(client, remote):
+    """Input blocks per worker, most first."""
+    counts = {}
+    for workers in client.who_has(remote).values():
+        for worker in workers:
+            counts[worker] = counts.get(worker, 0) + 1
+    return sorted(counts.values(), reverse=True)
 
 
 def _load():
@@ -191,10 +217,11 @@ def run(*, cases=None, dtype="float32", repeat=5, shrink=1, progress=False, stre
     -------
     list of dict
         Keys: ``case``, ``ms`` (peer -> median ms), ``repeats``, ``skipped``, ``notes``,
-        ``max_rel_diff`` (the worse of the two chunked peers), ``rel_diff`` (peer -> rel
+        ``max_rel_diff`` (the worse of the chunked peers), ``rel_diff`` (peer -> rel
         diff), ``overhead`` (LocalCluster over in-memory 2 threads, minus one),
-        ``overhead_best`` (over the faster in-memory time), ``threads_overhead``,
-        ``tasks_per_chunk``, ``blocks_read``, ``output_chunks``, ``shape``, ``chunks``,
+        ``overhead_best`` (over the faster in-memory time), ``overhead_halos_first``,
+        ``threads_overhead``, ``tasks_per_chunk``, ``blocks_read``, ``output_chunks``,
+        ``placement`` (input blocks per worker), ``shape``, ``chunks``,
         ``load`` (1-minute load average before and after), ``samples``
         (peer -> seconds of every round) and the setup (``dtype``, ``threads``, ``cpu``,
         ``blas``, ...).
@@ -232,16 +259,23 @@ def run(*, cases=None, dtype="float32", repeat=5, shrink=1, progress=False, stre
             remote = client.persist(generated)
             with client.as_current():
                 distributed.wait(remote)
-            x = client.compute(remote).result()
+            # the same values, made again in this process: gathering the persisted blocks
+            # would leave a copy of every block on the worker that joins them, and the
+            # operator's tasks would then find all their input on one worker
+            x = generated.compute(scheduler="threads")
             weight = np.random.default_rng(1).standard_normal(weight_shape).astype(dtype)
             peers = _Peers(client, op, x, remote, weight, kwargs, chunks)
+            placement = _placement(client, remote)
             calls = {PEERS[0]: lambda: peers.memory(2), PEERS[1]: lambda: peers.memory(1),
-                     PEERS[2]: peers.threads, PEERS[3]: peers.cluster}
+                     PEERS[2]: peers.threads, PEERS[3]: peers.cluster,
+                     PEERS[4]: lambda: peers.cluster(halos_first=True)}
             # warm-up, and the check of one output block of each chunked peer
             expected = calls[_BASELINE]()
             calls[PEERS[1]]()
             diffs = {_THREADS: _block_diff(calls[_THREADS](), expected),
-                     _CLUSTER: _block_diff(peers.cluster(check=True), expected, client)}
+                     _CLUSTER: _block_diff(peers.cluster(check=True), expected, client),
+                     _FIRST: _block_diff(peers.cluster(check=True, halos_first=True),
+                                         expected, client)}
             del expected
             bar.step(f"{name} warm-up")
             load_before = _load()
@@ -264,8 +298,10 @@ def run(*, cases=None, dtype="float32", repeat=5, shrink=1, progress=False, stre
                 rel_diff=diffs, max_rel_diff=max(diffs.values()),
                 overhead=ms[_CLUSTER] / ms[_BASELINE] - 1,
                 overhead_best=ms[_CLUSTER] / min(ms[_BASELINE], ms[PEERS[1]]) - 1,
+                overhead_halos_first=ms[_FIRST] / ms[_BASELINE] - 1,
                 threads_overhead=ms[_THREADS] / ms[_BASELINE] - 1,
                 tasks_per_chunk=per_chunk, blocks_read=reads, output_chunks=outputs,
+                placement=placement,
                 shape=list(shape), chunks=list(chunks), load=[load_before, load_after],
                 samples={peer: [round(t, 4) for t in times] for peer, times in samples.items()},
                 versions={"dask": _version("dask"), "distributed": distributed.__version__}))
@@ -297,10 +333,12 @@ def format_table(rows):
         peers=PEERS, columns=[("case", "l", lambda row: row["case"])],
         trailing=[("overhead", "r", lambda row: _percent(row["overhead"])),
                   ("vs faster in-memory", "r", lambda row: _percent(row["overhead_best"])),
+                  ("halos first", "r", lambda row: _percent(row["overhead_halos_first"])),
                   ("threads vs in-memory", "r", lambda row: _percent(row["threads_overhead"])),
                   ("tasks/chunk", "r", lambda row: f"{row['tasks_per_chunk']:.1f}"),
                   ("blocks read", "r", lambda row: str(row["blocks_read"])),
-                  ("chunks", "r", lambda row: str(row["output_chunks"]))],
+                  ("chunks", "r", lambda row: str(row["output_chunks"])),
+                  ("placement", "r", lambda row: "/".join(map(str, row["placement"])))],
         setup=[("cluster", "distributed.LocalCluster, 2 worker processes x 1 thread, "
                            "loopback; input generated and persisted on the workers, result "
                            "persisted there (not gathered)"),
@@ -311,8 +349,12 @@ def format_table(rows):
                 "threads of one process against 2 single-threaded processes on the same "
                 "cores); vs faster in-memory: over the faster of 1 and 2 threads (on a busy "
                 "machine 2 threads can lose to 1: each waits for the other at every barrier); "
-                "threads vs in-memory: dask's threaded scheduler over in-memory 2 threads.",
+                "halos first: LocalCluster halos first (submitted with "
+                "dask.annotate(priority=fastdeconv.dask.halo_priority)) over in-memory 2 "
+                "threads; threads vs in-memory: dask's threaded scheduler over in-memory 2 "
+                "threads.",
                 "tasks/chunk: tasks of the operator's layer per output chunk (its own and the "
-                "cuts of halo pieces from neighbouring blocks); blocks read: the most input "
-                "blocks one output task reads; chunks: output chunks; max rel diff: of one "
-                "output block of each chunked peer."])
+                "halo tasks that cut the pieces its neighbours read from each input block); "
+                "blocks read: the most input blocks (or their halo tasks) one output task "
+                "reads; chunks: output chunks; placement: input blocks per worker; max rel "
+                "diff: of one output block of each chunked peer."])

@@ -28,6 +28,11 @@ zarr).
    max_unpool
    pixel_shuffle
    pixel_unshuffle
+   halo_priority
+
+On a ``distributed`` cluster, submit the graph with
+``dask.annotate(priority=fastdeconv.dask.halo_priority)`` so that every worker cuts the halos
+its neighbours wait for before it starts a long chunk (:func:`halo_priority`).
 
 Examples
 --------
@@ -44,6 +49,7 @@ True
 """
 
 from . import _conv, _upsample
+from ._graph import halo_priority
 from ._layouts import with_layouts
 
 # every function takes the in-memory function's data_format (and weight_format)
@@ -67,4 +73,5 @@ __all__ = [
     "max_unpool",
     "pixel_shuffle",
     "pixel_unshuffle",
+    "halo_priority",
 ]

@@ -4,10 +4,14 @@ input region it needs from the input blocks that hold it.
 An output chunk names, per axis of an input, either a range ``(start, stop)`` or an array of
 input positions (padding modes, channel orders). :func:`axis_pull` turns that into the input
 blocks to read and what to take from each; :func:`region` makes the (nested) task that cuts and
-joins those pieces. The input is never rechunked as a separate step, so each output chunk's
-task depends only on the blocks its halo touches, however many chunks the array has.
+joins those pieces. The pieces of neighbouring blocks are cut where those blocks live, by one
+halo task per input block (:class:`Halos`), so only they travel between workers. The input is
+never rechunked as a separate step, so each output chunk's task depends only on its own block
+and the halo tasks of the blocks its halo touches, however many chunks the array has.
 """
 
+import operator
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +20,11 @@ import dask.array as da
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
-__all__ = ["AxisPull", "axis_pull", "region", "data_key", "new_array", "whole", "map_regions"]
+__all__ = ["AxisPull", "axis_pull", "region", "Halos", "HALO", "halo_priority", "data_key",
+           "new_array", "whole", "map_regions"]
+
+#: how the names of halo tasks end (see :func:`halo_priority`)
+HALO = "-halo"
 
 
 @dataclass(frozen=True, eq=False)
@@ -66,11 +74,13 @@ def axis_pull(edges, select):
 class _Pulls:
     """The per-axis pulls of one region (an opaque object, so dask does not look inside);
     ``cut[flat]`` is True where that block's piece arrives already cut; ``pad``, when not
-    None, the ``(before, after)`` zeros around the region on each axis."""
+    None, the ``(before, after)`` zeros around the region on each axis; ``scratch``: the
+    task only reads the region, which may then live in the thread's scratch buffer."""
 
     axes: tuple
     cut: tuple
     pad: tuple = None
+    scratch: bool = False
 
     @property
     def grid(self):
@@ -109,16 +119,38 @@ def _assemble(blocks, pulls):
             nested[np.unravel_index(flat, grid)] = piece
         out = np.block(nested.tolist()) if len(pieces) > 1 else pieces[0]
     else:
-        return _place(pieces, grid, pad)
+        return _place(pieces, grid, pad, pulls.scratch)
     for axis, pull in enumerate(pulls.axes):
         if pull.reorder is not None:
             out = np.take(out, pull.reorder, axis=axis)
     return out if pad is None else np.pad(out, pad)
 
 
-def _place(pieces, grid, pad):
-    """The pieces of a ``grid`` (C order) copied into one new array, with ``pad`` (or no)
-    zeros around them."""
+#: regions up to this many bytes may be joined in a reused per-thread buffer
+SCRATCH_BYTES = 256 * 2**20
+_scratch = threading.local()
+
+
+def _scratch_array(shape, dtype):
+    """An uninitialised array of ``shape`` in this thread's scratch buffer, which grows as
+    needed and is reused by the next region joined on this thread.
+
+    A fresh array of tens of MiB costs its page faults on every task in a ``distributed``
+    worker (its allocator returns large blocks to the system at once: ~7 ms for 17 MiB
+    against ~1 ms reused, more than the copy into it); only the thread's own next region
+    overwrites it, so it must not outlive the task that reads it.
+    """
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    buffer = getattr(_scratch, "buffer", None)
+    if buffer is None or buffer.size < nbytes:
+        buffer = _scratch.buffer = np.empty(nbytes, dtype=np.uint8)
+    return buffer[:nbytes].view(dtype).reshape(shape)
+
+
+def _place(pieces, grid, pad, scratch=False):
+    """The pieces of a ``grid`` (C order) copied into one array, with ``pad`` (or no) zeros
+    around them; with ``scratch`` (and a region of at most :data:`SCRATCH_BYTES`) the array
+    is the thread's scratch buffer."""
     pad = pad or ((0, 0),) * len(grid)
     strides = np.cumprod((1,) + grid[:0:-1])[::-1]
     starts = []
@@ -126,8 +158,15 @@ def _place(pieces, grid, pad):
         lengths = [pieces[i * strides[axis]].shape[axis] for i in range(count)]
         starts.append(np.cumsum([pad[axis][0]] + lengths))
     shape = tuple(int(s[-1]) + after for s, (_, after) in zip(starts, pad))
-    out = (np.zeros if any(b or a for b, a in pad) else np.empty)(
-        shape, dtype=np.result_type(*pieces))
+    dtype = np.result_type(*pieces)
+    if scratch and int(np.prod(shape)) * dtype.itemsize <= SCRATCH_BYTES:
+        out = _scratch_array(shape, dtype)
+        for axis, (before, after) in enumerate(pad):      # zero only the padding
+            ahead = (slice(None),) * axis
+            out[ahead + (slice(0, before),)] = 0
+            out[ahead + (slice(shape[axis] - after, None),)] = 0
+    else:
+        out = (np.zeros if any(b or a for b, a in pad) else np.empty)(shape, dtype=dtype)
     for flat, piece in enumerate(pieces):
         index = np.unravel_index(flat, grid)
         out[tuple(slice(int(s[i]), int(s[i + 1])) for s, i in zip(starts, index))] = piece
@@ -138,14 +177,16 @@ def _length(part, size):
     return len(range(*part.indices(size))) if isinstance(part, slice) else len(part)
 
 
-def region(array, axes, graph=None, key=None, pad=None):
+def region(array, axes, halos=None, pad=None, scratch=False):
     """Task that builds the region of ``array`` selected by one :class:`AxisPull` per axis
-    (with ``pad``, per axis, ``(before, after)`` zeros around it).
+    (with ``pad``, per axis, ``(before, after)`` zeros around it). ``scratch``: the task that
+    reads the region returns nothing that shares its memory, so the region may be joined in
+    the thread's reused scratch buffer.
 
-    With ``graph`` and ``key`` (a tuple naming the consumer), the pieces of the neighbouring
-    blocks are cut by tasks of their own, ``(key[0] + "-cut", *key[1:], i)``: a distributed
-    scheduler runs them where the block is, so only the halo travels between workers, not
-    whole blocks. The largest piece is cut by the consumer (which runs where that block is).
+    The largest piece is cut by the task itself (which runs where that block is). With
+    ``halos`` (a :class:`Halos`), the other pieces that are not whole blocks are cut where
+    their blocks live, by the halo tasks ``halos`` adds to the graph, so only the pieces travel
+    between workers, not whole blocks; the task is complete after :meth:`Halos.add_to`.
     """
     grid = tuple(len(a.blocks) for a in axes)
     blocks, parts, sizes = [], [], []
@@ -158,15 +199,108 @@ def region(array, axes, graph=None, key=None, pad=None):
         sizes.append((int(np.prod([_length(p, n) for p, n in zip(block_parts, block_shape)])),
                       int(np.prod(block_shape))))
     cut = [False] * len(blocks)
-    if graph is not None and len(blocks) > 1:
+    if halos is not None and len(blocks) > 1:
         primary = max(range(len(blocks)), key=lambda i: sizes[i][0])
         for i, (piece, whole_block) in enumerate(sizes):
             if i != primary and piece < whole_block:
-                cut_key = (f"{key[0]}-cut", *key[1:], i)
-                graph[cut_key] = (_cut, blocks[i], parts[i])
-                blocks[i], cut[i] = cut_key, True
+                halos.request(blocks[i], parts[i], piece, whole_block, blocks, i)
+                cut[i] = True
     return (_assemble, blocks, _Pulls(tuple(axes), tuple(cut),
-                                      None if pad is None else tuple(pad)))
+                                      None if pad is None else tuple(pad), bool(scratch)))
+
+
+def _cut_pieces(block, parts):
+    """The pieces of one block that other blocks' output chunks read, as copies (so that the
+    block itself can be released once its own output chunks are done)."""
+    return tuple(np.array(_cut(block, p), copy=True) for p in parts)
+
+
+def _signature(parts):
+    return tuple((p.start, p.stop, p.step) if isinstance(p, slice) else p.tobytes()
+                 for p in parts)
+
+
+class Halos:
+    """The halo tasks of one layer: the pieces that output chunks read from input blocks
+    other than their primary one, cut where those blocks live.
+
+    Every input block that others read gets **one** task that cuts all of its pieces
+    (``(name + "-halo", source, *block, group)``, ``group`` 0), rather than one task per
+    reading chunk: a distributed scheduler's cost is per task (about a millisecond of a
+    worker's and of the scheduler's time each), and a task that other workers wait for must
+    not queue behind long ones. A reader fetches the block's whole tuple of pieces, so the
+    tuple is kept small: pieces go into it smallest first while the data that readers fetch
+    but do not use stays within a quarter of the block; larger pieces get a task of their
+    own (groups 1, 2, ...), as when neighbouring chunks read most of a block.
+    """
+
+    #: fetched-but-unused data a block's shared halo task may cause, as a fraction of the block
+    WASTE = 0.25
+
+    def __init__(self, name):
+        self.name = name + HALO
+        self._sources = {}     # array name -> number in the keys
+        self._blocks = {}      # block key -> {signature: [parts, size, [(list, index), ...]]}
+        self._sizes = {}       # block key -> elements of the block
+
+    def request(self, block, parts, size, block_size, cells, index):
+        """Make ``cells[index]`` (now ``block``'s key) the piece ``parts`` of it, once
+        :meth:`add_to` has placed the halo tasks."""
+        self._sources.setdefault(block[0], len(self._sources))
+        pieces = self._blocks.setdefault(block, {})
+        self._sizes[block] = block_size
+        entry = pieces.setdefault(_signature(parts), [parts, size, []])
+        entry[2].append((cells, index))
+
+    def _groups(self, block):
+        """The block's pieces split into the shared group and the ones on their own."""
+        pieces = sorted(self._blocks[block].values(), key=lambda e: e[1])
+        budget = self.WASTE * self._sizes[block]
+        shared, total, readers, used = [], 0, 0, 0
+        for entry in pieces:
+            n = len(entry[2])
+            waste = (readers + n) * (total + entry[1]) - (used + n * entry[1])
+            if shared and waste > budget:
+                break
+            shared.append(entry)
+            total, readers, used = total + entry[1], readers + n, used + n * entry[1]
+        return [shared] + [[entry] for entry in pieces[len(shared):]]
+
+    def add_to(self, graph):
+        """Put the halo tasks into ``graph`` and point every requested cell at its piece."""
+        for block in self._blocks:
+            for group, entries in enumerate(self._groups(block)):
+                key = (self.name, self._sources[block[0]], *block[1:], group)
+                graph[key] = (_cut_pieces, block, tuple(e[0] for e in entries))
+                for position, entry in enumerate(entries):
+                    for cells, index in entry[2]:
+                        cells[index] = (operator.getitem, key, position)
+        self._blocks.clear()
+        return graph
+
+
+def halo_priority(key):
+    """``priority`` annotation that makes every worker run the halo tasks of
+    :mod:`fastdeconv.dask` before other tasks: 1 for a halo task's key, 0 (dask's default)
+    for any other key.
+
+    A halo task cuts the few cells of an input block that the neighbouring output chunks read;
+    the worker that holds the block is the one that runs it. With one thread per worker, a
+    halo task that dask's static order places after an output chunk's task waits for it
+    (~0.1 s and more), and so does the worker that needs the cells. dask's graph optimisation
+    drops priorities set on the graph's layers, so the priority is given when the graph is
+    submitted, for the keys this function names::
+
+        with dask.annotate(priority=fastdeconv.dask.halo_priority):
+            y = client.persist(y)           # or y.to_zarr(...), client.compute(y), ...
+
+    The scheduler calls it (it must be able to import fastdeconv, as the workers do).
+
+    >>> halo_priority(("conv-0f3a-halo", 0, 0, 0, 1, 2, 0)), halo_priority(("conv-0f3a", 0))
+    (1, 0)
+    """
+    name = key[0] if isinstance(key, tuple) and key else key
+    return int(isinstance(name, str) and name.endswith(HALO))
 
 
 def data_key(prefix, value, graph):
@@ -199,15 +333,15 @@ def map_regions(name, func, spec, sources, items, out_chunks, dtype):
     its output keys' name; the caller makes the array (or arrays) with :func:`new_array`.
     """
     graph = {}
+    halos = Halos(name)
     pulls = []
     for array, selects in sources:
         edges = [tuple(int(v) for v in np.cumsum((0,) + c)) for c in array.chunks]
         pulls.append([[axis_pull(e, sel) for sel in axis_selects]
                       for e, axis_selects in zip(edges, selects)])
     for index in np.ndindex(*[len(c) for c in out_chunks]):
-        regions = [region(array, [axis[i] for axis, i in zip(per_axis, index)], graph,
-                          (name, *index, source))
-                   for source, ((array, _), per_axis) in enumerate(zip(sources, pulls))]
+        regions = [region(array, [axis[i] for axis, i in zip(per_axis, index)], halos)
+                   for (array, _), per_axis in zip(sources, pulls)]
         values = _Items(tuple(axis[i] for axis, i in zip(items, index)))
         graph[(name, *index)] = (func, spec, values, *regions)
-    return graph
+    return halos.add_to(graph)

@@ -17,7 +17,7 @@ from dask.base import tokenize
 
 import fastdeconv
 from . import _chunks
-from ._graph import axis_pull, data_key, new_array, region, whole
+from ._graph import Halos, axis_pull, data_key, new_array, region, whole
 
 __all__ = ["weight_gradient", "bias_gradient", "SPLIT_EVERY"]
 
@@ -62,6 +62,7 @@ def weight_gradient(grad_output, x, weight, *, transpose, stride, dilation, grou
     name = "grad-weight-" + tokenize(grad_output.name, x.name, weight, transpose, stride,
                                      dilation, groups)
     graph = {}
+    halos = Halos(name)
     wkey = data_key(f"{name}-w", weight, graph)
     batch_edges = _chunks.offsets(driver.chunks[0])
     other_batch = _chunks.offsets(other.chunks[0])
@@ -81,16 +82,16 @@ def weight_gradient(grad_output, x, weight, *, transpose, stride, dilation, grou
                 continue
             own = region(driver, [batch_pull, driver_full,
                                   *[whole(c)[i] for c, i in zip(driver.chunks[2:], index)]],
-                         graph, (f"{name}-own", count))
+                         halos)
             met = region(other, [other_batch_pull, other_full,
                                  *[axis_pull(edges, c[0]) for edges, c in zip(other_spatial,
                                                                               chosen)]],
-                         graph, (f"{name}-met", count))
+                         halos)
             spec = _Partial(transpose, stride, tuple(c[1] for c in chosen), dilation, groups)
             gy, xx = (met, own) if transpose else (own, met)
             graph[key] = (_partial, spec, wkey, gy, xx)
     chunks = ((1,) * count,) + tuple((n,) for n in weight.shape)
-    partials = new_array(name, graph, [grad_output, x], chunks, dtype)
+    partials = new_array(name, halos.add_to(graph), [grad_output, x], chunks, dtype)
     return partials.sum(axis=0, split_every=SPLIT_EVERY)
 
 

@@ -24,7 +24,7 @@ from dask.base import tokenize
 
 import fastdeconv
 from . import _chunks
-from ._graph import axis_pull, data_key, new_array, region, whole
+from ._graph import Halos, axis_pull, data_key, new_array, region, whole
 
 __all__ = ["Stencil", "stencil", "conv_plans", "transposed_plans", "fold_padding"]
 
@@ -61,6 +61,8 @@ def _partial(block, weight, x):
                                       dilation=s.dilation, groups=block.groups)
     if any(before or after for before, after in block.extend):
         y = np.pad(y, ((0, 0), (0, 0)) + block.extend)
+    elif np.may_share_memory(y, x):     # x may be the thread's scratch buffer (._graph)
+        y = y.copy()
     return y
 
 
@@ -122,6 +124,7 @@ def stencil(name, source, weight, bias, spec, plans, out_edges):
                      [[(p[0] if isinstance(p[0], tuple) else tokenize(p[0]), p[1], p[2])
                        for p in dim] for dim in plans])
     name = f"{name}-{token}"
+    halos = Halos(name)
     spatial_edges = [_chunks.offsets(c) for c in source.chunks[2:]]
     batch = whole(source.chunks[0])
     grid = [range(len(dim)) for dim in plans]
@@ -149,13 +152,13 @@ def stencil(name, source, weight, bias, spec, plans, out_edges):
                     parts = [(_zeros, shape, spec.dtype)]
                 else:
                     parts = [(_partial, local, wkey,
-                              region(source, [batch_pull, cpull, *spatial], graph,
-                                     (name, b, bi, *index, p), pad))
-                             for p, (wkey, cpull) in enumerate(zip(wkeys, channels))]
+                              region(source, [batch_pull, cpull, *spatial], halos, pad,
+                                     scratch=True))
+                             for wkey, cpull in zip(wkeys, channels)]
                 graph[(name, b, bi, *index)] = (_finish, parts, bkey)
     chunks = (source.chunks[0], tuple(b.out[1] - b.out[0] for b in blocks),
               *[_chunks.chunks_from_offsets(e) for e in out_edges])
-    return new_array(name, graph, [source], chunks, spec.dtype)
+    return new_array(name, halos.add_to(graph), [source], chunks, spec.dtype)
 
 
 # ---------------------------------------------------------------- padding-mode gradient fold
@@ -183,6 +186,7 @@ def fold_padding(padded, x_chunks, pads, mode):
     padding as its own first and last chunks)."""
     name = "fold-" + tokenize(padded.name, x_chunks, pads, mode)
     graph = {}
+    halos = Halos(name)
     padded_edges = [_chunks.offsets(c) for c in padded.chunks[2:]]
     per_dim = []
     for chunks, (before, after) in zip(x_chunks[2:], pads):
@@ -203,6 +207,6 @@ def fold_padding(padded, x_chunks, pads, mode):
         for (b, batch_pull), (c, channel_pull) in itertools.product(enumerate(batch),
                                                                      enumerate(channels)):
             graph[(name, b, c, *index)] = (_fold, spec, region(
-                padded, [batch_pull, channel_pull, *pulls], graph, (name, b, c, *index)))
+                padded, [batch_pull, channel_pull, *pulls], halos))
     chunks = (padded.chunks[0], padded.chunks[1], *x_chunks[2:])
-    return new_array(name, graph, [padded], chunks, padded.dtype)
+    return new_array(name, halos.add_to(graph), [padded], chunks, padded.dtype)

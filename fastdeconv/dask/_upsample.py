@@ -163,8 +163,9 @@ def max_pool(x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=Fa
     out_chunks = x.chunks[:2] + tuple(_chunks.chunks_from_offsets(e) for e in out_edges)
     graph = map_regions(name + "-both", _pool_block, spec, [(x, selects)], items, out_chunks,
                         y0.dtype)
-    values = {(name, *k[1:]): (operator.getitem, k, 0) for k in list(graph)}
-    switches = {(name + "-indices", *k[1:]): (operator.getitem, k, 1) for k in list(graph)}
+    both = [k for k in graph if k[0] == name + "-both"]
+    values = {(name, *k[1:]): (operator.getitem, k, 0) for k in both}
+    switches = {(name + "-indices", *k[1:]): (operator.getitem, k, 1) for k in both}
     y = new_array(name, {**graph, **values}, [x], out_chunks, y0.dtype)
     if not return_indices:
         return y
