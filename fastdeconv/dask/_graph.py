@@ -296,6 +296,7 @@ def halo_priority(key):
 
     The scheduler calls it (it must be able to import fastdeconv, as the workers do).
 
+    >>> from fastdeconv.dask import halo_priority
     >>> halo_priority(("conv-0f3a-halo", 0, 0, 0, 1, 2, 0)), halo_priority(("conv-0f3a", 0))
     (1, 0)
     """
