@@ -22,6 +22,7 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("FASTDECONV_HYPOTHESIS_PROFILE", "default"))
 
+import fastdeconv
 from fastdeconv.testing import TOLERANCES
 
 #: Tolerance relative to the scale of the expected output, per compute dtype (the rtol of
@@ -181,3 +182,24 @@ def keras():
 
         jax.config.update("jax_enable_x64", True)
     return keras
+
+
+def _assert_same_bits_for_thread_counts(call, counts=(1, 2, 4)):
+    """``call()`` (an array or a tuple of arrays) gives the same bits for every thread count."""
+    results = []
+    for threads in counts:
+        previous = fastdeconv.set_num_threads(threads)
+        try:
+            result = call()
+        finally:
+            fastdeconv.set_num_threads(previous)
+        results.append(result if isinstance(result, tuple) else (result,))
+    for other in results[1:]:
+        assert all(np.array_equal(a, b) for a, b in zip(results[0], other))
+
+
+@pytest.fixture
+def assert_same_bits_for_thread_counts():
+    """``assert_same_bits_for_thread_counts(call, counts=(1, 2, 4))``: the thread-identity
+    tests' check (test modules cannot import conftest)."""
+    return _assert_same_bits_for_thread_counts

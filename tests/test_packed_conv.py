@@ -40,18 +40,6 @@ def _forced_conv(x, w, bias=None, **kw):
         return fastdeconv.conv(x, w, bias, **kw)
 
 
-def _assert_same_bits_for_thread_counts(call, counts=(1, 2, 4)):
-    results = []
-    for threads in counts:
-        previous = fastdeconv.set_num_threads(threads)
-        try:
-            results.append(call())
-        finally:
-            fastdeconv.set_num_threads(previous)
-    for other in results[1:]:
-        assert np.array_equal(results[0], other)
-
-
 @pytest.mark.parametrize("x_shape, w_shape, kw", GEOMETRIES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("with_bias", [False, True])
@@ -70,18 +58,20 @@ def test_forced_packed_matches_reference(x_shape, w_shape, kw, dtype, with_bias,
 
 @pytest.mark.parametrize("x_shape, w_shape, kw", GEOMETRIES[::3])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_packed_is_bit_identical_across_thread_counts(x_shape, w_shape, kw, dtype, rng):
+def test_packed_is_bit_identical_across_thread_counts(x_shape, w_shape, kw, dtype, rng,
+        assert_same_bits_for_thread_counts):
     x = rng.standard_normal(x_shape).astype(dtype)
     w = rng.standard_normal(w_shape).astype(dtype)
-    _assert_same_bits_for_thread_counts(lambda: _forced_conv(x, w, **kw))
+    assert_same_bits_for_thread_counts(lambda: _forced_conv(x, w, **kw))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_packed_is_bit_identical_across_thread_counts_on_many_work_items(dtype, rng):
+def test_packed_is_bit_identical_across_thread_counts_on_many_work_items(dtype, rng,
+        assert_same_bits_for_thread_counts):
     # several MC and NC blocks per GEMM and several GEMMs: many work items to share
     x = rng.standard_normal((3, 48, 40, 36)).astype(dtype)
     w = rng.standard_normal((200, 48, 3, 3)).astype(dtype)
-    _assert_same_bits_for_thread_counts(lambda: _forced_conv(x, w, padding=1),
+    assert_same_bits_for_thread_counts(lambda: _forced_conv(x, w, padding=1),
                                         counts=(1, 2, 4, 3, 2))
 
 

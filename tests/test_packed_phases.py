@@ -40,17 +40,6 @@ def _forced(x, w, **kw):
         return fastdeconv.conv_transpose(x, w, **kw)
 
 
-def _same_bits_for_thread_counts(call, counts=(1, 2, 4, 3)):
-    results = []
-    for threads in counts:
-        previous = fastdeconv.set_num_threads(threads)
-        try:
-            results.append(call())
-        finally:
-            fastdeconv.set_num_threads(previous)
-    return all(np.array_equal(results[0], other) for other in results[1:])
-
-
 @pytest.mark.parametrize("x_shape, w_shape, kw", GEOMETRIES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("with_bias", [False, True])
@@ -92,19 +81,21 @@ def test_dilation_has_no_stride_phases_and_falls_back():
 
 @pytest.mark.parametrize("x_shape, w_shape, kw", GEOMETRIES[::2])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_packed_phases_are_bit_identical_across_thread_counts(x_shape, w_shape, kw, dtype, rng):
+def test_packed_phases_are_bit_identical_across_thread_counts(x_shape, w_shape, kw, dtype, rng,
+        assert_same_bits_for_thread_counts):
     x = rng.standard_normal(x_shape).astype(dtype)
     w = rng.standard_normal(w_shape).astype(dtype)
-    assert _same_bits_for_thread_counts(lambda: _forced(x, w, **kw))
+    assert_same_bits_for_thread_counts(lambda: _forced(x, w, **kw), counts=(1, 2, 4, 3))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_many_work_items_over_phases_are_bit_identical_across_thread_counts(dtype, rng):
+def test_many_work_items_over_phases_are_bit_identical_across_thread_counts(dtype, rng,
+        assert_same_bits_for_thread_counts):
     # several items per phase (rows capped, column blocks), interleaved over four phases
     x = rng.standard_normal((3, 24, 30, 28)).astype(dtype)
     w = rng.standard_normal((24, 600, 3, 3)).astype(dtype)
     kw = dict(stride=2, padding=1, output_padding=1)
-    assert _same_bits_for_thread_counts(lambda: _forced(x, w, **kw), counts=(1, 2, 4, 2))
+    assert_same_bits_for_thread_counts(lambda: _forced(x, w, **kw), counts=(1, 2, 4, 2))
     np.testing.assert_allclose(_forced(x[:1], w, **kw), conv_transpose_reference(x[:1], w, **kw),
                                rtol=1e-4 if dtype == np.float32 else 1e-11, atol=1e-3)
 

@@ -129,20 +129,6 @@ def conv_winograd(x, w, bias=None, **kw):
         return fastdeconv.conv(x, w, bias, **kw)
 
 
-def assert_same_bits_for_thread_counts(call, counts=(1, 2, 4)):
-    """``call()`` (an array or a tuple of arrays) gives the same bits for every thread count."""
-    results = []
-    for threads in counts:
-        previous = fastdeconv.set_num_threads(threads)
-        try:
-            result = call()
-        finally:
-            fastdeconv.set_num_threads(previous)
-        results.append(result if isinstance(result, tuple) else (result,))
-    for other in results[1:]:
-        assert all(np.array_equal(a, b) for a, b in zip(results[0], other))
-
-
 @pytest.fixture
 def small_passes(replace_budget):
     """Passes of a few tiles, so that small problems take several passes."""
@@ -300,7 +286,7 @@ def test_forcing_winograd_where_it_does_not_apply_runs_im2col(x_shape, w_shape, 
 
 @pytest.mark.parametrize("kw", [dict(padding=1), dict(padding=2, dilation=2), dict(padding=1, groups=4)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_winograd_is_bit_identical_for_1_2_and_4_threads(kw, dtype, rng):
+def test_winograd_is_bit_identical_for_1_2_and_4_threads(kw, dtype, rng, assert_same_bits_for_thread_counts):
     x = rng.standard_normal((3, 16, 37, 41)).astype(dtype)    # about 290 tiles: several passes
     w = rng.standard_normal((32, 16 // kw.get("groups", 1), 3, 3)).astype(dtype)
     assert_same_bits_for_thread_counts(lambda: conv_winograd(x, w, **kw))
@@ -539,7 +525,7 @@ def test_stride_phases_with_nonfinite_input_give_the_col2im_result(rng):
         np.testing.assert_array_equal(fastdeconv.conv_transpose(x, w, stride=2, padding=1), direct)
 
 
-def test_stride_phases_are_bit_identical_for_1_2_and_4_threads(rng):
+def test_stride_phases_are_bit_identical_for_1_2_and_4_threads(rng, assert_same_bits_for_thread_counts):
     x = rng.standard_normal((4, 32, 17, 15)).astype(np.float32)
     w = rng.standard_normal((32, 16, 4, 4)).astype(np.float32)
     with _dispatch.forced_algorithm("winograd"):
@@ -684,7 +670,7 @@ def test_weight_gradient_float32_error_of_a_resnet_layer_is_within_a_useful_boun
 
 @pytest.mark.parametrize("kw", [dict(padding=1), dict(padding=2, dilation=2), dict(padding=1, groups=4)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_weight_gradient_by_winograd_is_bit_identical_for_1_2_and_4_threads(kw, dtype, rng):
+def test_weight_gradient_by_winograd_is_bit_identical_for_1_2_and_4_threads(kw, dtype, rng, assert_same_bits_for_thread_counts):
     x, w, gy = _weight_grad_case((3, 16, 37, 41), (32, 16 // kw.get("groups", 1), 3, 3), kw,
                                  dtype, rng)   # about 290 tiles: several passes
     assert_same_bits_for_thread_counts(lambda: winograd_weight_grad(gy, x, w, **kw))
@@ -893,7 +879,7 @@ def test_space_to_depth_over_parts_of_the_batch_and_small_passes_agrees_with_im2
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_space_to_depth_is_bit_identical_for_1_2_and_4_threads(dtype, rng, replace_budget):
+def test_space_to_depth_is_bit_identical_for_1_2_and_4_threads(dtype, rng, replace_budget, assert_same_bits_for_thread_counts):
     kw = dict(stride=2, padding=1)
     x, w, gy, xs, _, _ = _space_to_depth_case((6, 16, 37, 41), (32, 16, 4, 4), kw, dtype, rng)
     replace_budget(space_to_depth_bytes=2 * xs[0].nbytes)  # 3 parts
