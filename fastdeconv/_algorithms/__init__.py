@@ -14,6 +14,9 @@ winograd            forward, backward_input           2-d 3x3, stride 1 (backwar
                     ("winograd")                      tiles, few tiles past the edges
 winograd_phases     backward_input ("winograd")       every stride phase an r x r Winograd
                                                       conv with enough tiles and channels
+packed_wgrad        backward_weight ("packed")        the packed engine over channels-last
+                                                      copies: 2-d or 3-d, >= 2 taps, enough
+                                                      input channels per group and work
 space_to_depth      forward, backward_weight          kernel r x stride (r = 2, 3), the
                                                       Winograd rule of the rearranged problem
 depthwise           backward_input                    one input channel a group, dilation 1,
@@ -55,8 +58,8 @@ share a tile (one larger GEMM, up to ``target_columns`` columns); otherwise a ti
 of output positions of one sample.
 """
 
-from . import (_chooser, depthwise, im2col, packed, packed_phases, phases, space_to_depth,
-               subpixel, winograd, winograd_phases)
+from . import (_chooser, depthwise, im2col, packed, packed_phases, packed_wgrad, phases,
+               space_to_depth, subpixel, winograd, winograd_phases)
 from ._budget import DEFAULT_BUDGET, Budget, budget, current_budget
 from ._chooser import ALGORITHMS, forced_algorithm, plan, run_pass
 from ._common import BLAS_INT_MAX, Plan
@@ -65,6 +68,6 @@ __all__ = ["ALGORITHMS", "BLAS_INT_MAX", "Budget", "DEFAULT_BUDGET", "Plan", "RE
            "budget", "current_budget", "forced_algorithm", "plan", "run_pass"]
 
 #: The algorithms in the order the chooser tries them; the last applies to every geometry.
-REGISTRY = (winograd, winograd_phases, space_to_depth, depthwise, subpixel, phases, packed,
-            packed_phases, im2col)
+REGISTRY = (winograd, winograd_phases, packed_wgrad, space_to_depth, depthwise, subpixel, phases,
+            packed, packed_phases, im2col)
 _chooser.install(REGISTRY)

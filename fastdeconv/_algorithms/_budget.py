@@ -86,6 +86,12 @@ class Budget:
         ``packed_phases_max_stride`` (each phase writes every stride-th value of an output row:
         with larger strides a row is written in too many pieces) and the work reaches
         ``packed_min_work``.
+    packed_wgrad_itemsizes, packed_wgrad_min_ndim, packed_wgrad_min_channels
+        Rule of the packed engine's weight gradient (backward_weight, before space-to-depth
+        and im2col): the itemsizes in ``packed_wgrad_itemsizes``, at least
+        ``packed_wgrad_min_ndim`` spatial dimensions, at least two kernel taps, at least
+        ``packed_wgrad_min_channels`` input channels per group and ``packed_min_work``
+        multiply-adds (:func:`fastdeconv._algorithms.packed_wgrad.rule`).
     space_to_depth_bytes
         The space-to-depth rearrangement of a part of the batch is at most this large (a
         whole sample larger than this: not used).
@@ -125,6 +131,9 @@ class Budget:
     packed_phases_min_rows: int = 16
     packed_phases_min_taps: int = 2
     packed_phases_max_stride: int = 4
+    packed_wgrad_itemsizes: tuple = (4, 8)
+    packed_wgrad_min_ndim: int = 2
+    packed_wgrad_min_channels: int = 16
 
     space_to_depth_bytes: int = 16 * 2**20
 

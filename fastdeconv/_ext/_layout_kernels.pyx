@@ -1,13 +1,19 @@
 # cython: language_level=3
 # Directives (boundscheck, wraparound, initializedcheck off; cdivision on) come from setup.py.
-"""Layout changes: channels-last data to channels-first, in cache blocks.
+"""Layout changes between channels-first and channels-last data, in cache blocks.
 
-``transpose_batched(src, dst, threads)`` writes ``dst[b, j, i] = src[b, i, j]`` for a stack of
-matrices: a channels-last batch ``(N, P, C)`` (P the positions of a sample) becomes the
-channels-first ``(N, C, P)`` that every kernel reads. NumPy's strided copy walks the source
-with a stride of ``C`` elements for every destination element; 32 x 32 blocks keep both sides
-in L1 (measured on the suite's shapes: the performance page). A copy is exact, so the thread
-count (blocks in a fixed split) changes no bit.
+* ``transpose_batched(src, dst, threads)`` writes ``dst[b, j, i] = src[b, i, j]`` for a stack
+  of matrices: a channels-last batch ``(N, P, C)`` (P the positions of a sample) becomes the
+  channels-first ``(N, C, P)`` that every kernel reads, or the other way round.
+* ``channels_last_padded(x, out, pad_before, threads)`` writes a channels-first batch
+  ``(N, C, *spatial)`` into the interior of a zeroed channels-last ``(N, *extent, C)``
+  (the packed engine's weight gradient reads that).
+
+NumPy's strided copy walks the source with a stride of ``C`` elements for every destination
+element; here 32 x 32 blocks keep both sides in L1, and each block is transposed in 8 x 8
+(float32) or 4 x 4 (float64) register tiles with AVX shuffles where the CPU has AVX
+(``fd_transpose.h``; measured on the suite's shapes: the performance page). A copy is exact,
+so neither the thread count (blocks in a fixed split) nor the tiles change a bit.
 """
 from cython cimport floating
 from cython.parallel cimport prange
@@ -15,23 +21,32 @@ from cython.parallel cimport prange
 DEF BLOCK = 32
 
 
-cdef inline void _block(const floating* src, floating* dst, Py_ssize_t rows, Py_ssize_t cols,
-                        Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t j0,
-                        Py_ssize_t j1) noexcept nogil:
-    """One block of one matrix; local pointers so that the compiler keeps them in registers."""
-    cdef Py_ssize_t i, j
-    cdef floating* out
-    cdef const floating* col
-    for j in range(j0, j1):
-        out = dst + j * rows
-        col = src + j
-        for i in range(i0, i1):
-            out[i] = col[i * cols]
+cdef extern from "fd_transpose.h" nogil:
+    void fd_transpose_f(const float* src, Py_ssize_t lds, float* dst, Py_ssize_t ldd,
+                        Py_ssize_t rows, Py_ssize_t cols, int simd)
+    void fd_transpose_d(const double* src, Py_ssize_t lds, double* dst, Py_ssize_t ldd,
+                        Py_ssize_t rows, Py_ssize_t cols, int simd)
+    int fd_transpose_simd()
 
 
-def transpose_batched(const floating[:, :, ::1] src, floating[:, :, ::1] dst, int threads):
+def simd_transpose():
+    """Whether the register-tile (AVX) transposition runs on this CPU."""
+    return bool(fd_transpose_simd())
+
+
+cdef inline void _transpose(const floating* src, Py_ssize_t lds, floating* dst, Py_ssize_t ldd,
+                            Py_ssize_t rows, Py_ssize_t cols, int simd) noexcept nogil:
+    """``dst[j * ldd + i] = src[i * lds + j]`` for ``i < rows``, ``j < cols``."""
+    if floating is float:
+        fd_transpose_f(src, lds, dst, ldd, rows, cols, simd)
+    else:
+        fd_transpose_d(src, lds, dst, ldd, rows, cols, simd)
+
+
+def transpose_batched(const floating[:, :, ::1] src, floating[:, :, ::1] dst, int threads,
+                      bint simd=True):
     """``dst[b, j, i] = src[b, i, j]``; shapes ``(B, R, C)`` and ``(B, C, R)``, validated by
-    the caller."""
+    the caller. ``simd=False`` forces the plain C blocks (for tests)."""
     cdef Py_ssize_t batch = src.shape[0], rows = src.shape[1], cols = src.shape[2]
     cdef Py_ssize_t row_blocks = (rows + BLOCK - 1) // BLOCK
     cdef Py_ssize_t col_blocks = (cols + BLOCK - 1) // BLOCK
@@ -49,6 +64,54 @@ def transpose_batched(const floating[:, :, ::1] src, floating[:, :, ::1] dst, in
             rest = block % per_matrix
             i0 = rest // col_blocks * BLOCK
             j0 = rest % col_blocks * BLOCK
-            _block(s + b * matrix, d + b * matrix, rows, cols, i0,
-                   i0 + BLOCK if i0 + BLOCK < rows else rows, j0,
-                   j0 + BLOCK if j0 + BLOCK < cols else cols)
+            _transpose(s + b * matrix + i0 * cols + j0, cols, d + b * matrix + j0 * rows + i0,
+                       rows, min(BLOCK, rows - i0), min(BLOCK, cols - j0), simd)
+
+
+def channels_last_padded(const floating[:, ::1] x, floating[:, ::1] out, x_spatial, extent,
+                         pad_before, int threads, bint simd=True):
+    """Channels-first ``x`` ``(N, C * prod(x_spatial))`` into the zeroed channels-last ``out``
+    ``(N, prod(extent) * C)``: ``out[n, i + pad_before, c] = x[n, c, i]`` where ``i +
+    pad_before`` lies in ``extent`` (a negative ``pad_before`` crops). Sizes are validated by
+    the caller (at most 8 spatial dimensions)."""
+    cdef Py_ssize_t ndim = len(x_spatial), d, r, rest, task, n, c0, length
+    cdef Py_ssize_t batch = x.shape[0], channels
+    cdef Py_ssize_t positions = 1, cells = 1, lead = 1
+    cdef Py_ssize_t size[8], lo_src[8], lo_dst[8], span[8], src_step[8], dst_step[8]
+    cdef Py_ssize_t src_off, dst_off
+    for d in range(ndim):
+        positions *= x_spatial[d]
+        cells *= extent[d]
+    if batch == 0 or positions == 0 or x.shape[1] == 0:
+        return
+    channels = x.shape[1] // positions
+    for d in range(ndim - 1, -1, -1):
+        lo_src[d] = max(0, -pad_before[d])
+        lo_dst[d] = max(0, pad_before[d])
+        span[d] = max(0, min(x_spatial[d] - lo_src[d], extent[d] - lo_dst[d]))
+        src_step[d] = 1 if d == ndim - 1 else src_step[d + 1] * x_spatial[d + 1]
+        dst_step[d] = 1 if d == ndim - 1 else dst_step[d + 1] * extent[d + 1]
+        if d < ndim - 1:
+            lead *= span[d]
+        if span[d] == 0:
+            return
+    length = span[ndim - 1]
+    cdef const floating* px = &x[0, 0]
+    cdef floating* po = &out[0, 0]
+    if batch * lead * channels * length < 65536:
+        threads = 1
+    with nogil:
+        for task in prange(batch * lead, num_threads=threads, schedule="static"):
+            n = task // lead
+            rest = task % lead
+            src_off = lo_src[ndim - 1]
+            dst_off = lo_dst[ndim - 1]
+            for d in range(ndim - 2, -1, -1):
+                r = rest % span[d]
+                rest = rest // span[d]
+                src_off = src_off + (lo_src[d] + r) * src_step[d]
+                dst_off = dst_off + (lo_dst[d] + r) * dst_step[d]
+            for c0 in range(0, channels, BLOCK):
+                _transpose(px + n * channels * positions + c0 * positions + src_off, positions,
+                           po + (n * cells + dst_off) * channels + c0, channels,
+                           min(BLOCK, channels - c0), length, simd)

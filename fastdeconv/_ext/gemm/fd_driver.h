@@ -36,7 +36,8 @@ typedef struct {
     ptrdiff_t ldb;
     int trans_b;
     const fd_conv_src *conv;      /* convolution B source (b == NULL) */
-    const FD_T *xp;               /* its padded input, already offset to the group's channels */
+    const fd_rows_src *rows;      /* or gathered-rows B source (b == NULL, conv == NULL) */
+    const FD_T *xp;               /* their padded input, already offset to the group's channels */
     FD_T *c;
     ptrdiff_t ldc;
     ptrdiff_t c_block, c_block_stride;  /* if c_block > 0: column j of C is column j % c_block
@@ -127,13 +128,15 @@ static void FD_SFX(fd_gemm_item)(const FD_SFX(fd_gemm_job) *job, ptrdiff_t item,
                                   job->bias ? job->bias + i0 : NULL);
         return;
     }
-    if (!job->b && !placed) nruns = fd_conv_runs(job->conv, j0, nc, (int)nr, runs);
+    if (job->conv && !job->b && !placed) nruns = fd_conv_runs(job->conv, j0, nc, (int)nr, runs);
     for (ptrdiff_t k0 = 0; k0 < p->k; k0 += p->kc) {
         ptrdiff_t kc = p->k - k0 < p->kc ? p->k - k0 : p->kc;
         int add = k0 == 0 ? (placed ? 0 : job->accumulate) : 1;
         const FD_T *bias = k0 == 0 && !placed ? job->bias : NULL;
         if (job->b)
             FD_SFX(fd_pack_b_dense)(job->b, job->ldb, job->trans_b, k0, kc, j0, nc, (int)nr, bpack);
+        else if (job->rows)
+            FD_SFX(fd_pack_b_rows)(job->rows, job->xp, k0, kc, j0, nc, (int)nr, bpack);
         else
             FD_SFX(fd_pack_b_conv)(job->conv, job->xp, runs, nruns, k0, kc, nc, (int)nr, bpack);
         for (ptrdiff_t ic = i0; ic < i1; ic += p->mc) {

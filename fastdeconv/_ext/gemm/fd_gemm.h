@@ -225,6 +225,17 @@ static ptrdiff_t fd_apack_elems(const fd_plan *p) { return fd_round_up(p->m, p->
  * first output is at `dst` in y (flat, channel 0), the next ones every place_step_last. */
 typedef struct { ptrdiff_t panel, lane, src, len, dst; } fd_run;
 
+/* Gathered rows as the B of a weight gradient over channels-last data (fd_pack_b_rows):
+ *
+ *     B[k, j] = base[row_offset[k] + tap_offset[j / width] + j % width]
+ *
+ * rows k: output positions (sample after sample); columns j: (tap, channel) pairs, `width`
+ * channels per tap, contiguous in base (a pixel's channels). */
+typedef struct {
+    const ptrdiff_t *row_offset, *tap_offset;
+    ptrdiff_t width;
+} fd_rows_src;
+
 /* Forward convolution of one sample and group as the B of C = W B, over an input padded
  * explicitly (sizes in_size; zero padding is then no longer a special case): B has
  * channels * taps rows (row c * taps + t) and prod(out_size) columns.
@@ -380,6 +391,7 @@ static size_t fd_workspace_bytes(const fd_plan *p, size_t elem, int placed)
 #endif
 
 #include "fd_pack.h"
+#include "fd_pack_rows.h"
 #include "fd_driver.h"
 
 /* The micro-kernel of a kernel and register tile (fd_plan.tile). */
@@ -436,6 +448,7 @@ static fd_ukr_fn_f fd_ukr_for_f(int isa, int tile)
 #endif
 
 #include "fd_pack.h"
+#include "fd_pack_rows.h"
 #include "fd_driver.h"
 
 /* The micro-kernel of a kernel and register tile (fd_plan.tile). */
@@ -488,6 +501,19 @@ static void fd_conv_job_set_ldc(int is_double, void *cj, ptrdiff_t ldc)
 {
     if (is_double) ((fd_conv_job_d *)cj)->gemm.ldc = ldc;
     else ((fd_conv_job_f *)cj)->gemm.ldc = ldc;
+}
+
+/* Make a GEMM job's B the gathered rows `rows` over `base` (b and conv stay NULL). */
+static void fd_gemm_job_set_rows(int is_double, void *job, const fd_rows_src *rows,
+                                 const void *base)
+{
+    if (is_double) {
+        ((fd_gemm_job_d *)job)->rows = rows;
+        ((fd_gemm_job_d *)job)->xp = (const double *)base;
+    } else {
+        ((fd_gemm_job_f *)job)->rows = rows;
+        ((fd_gemm_job_f *)job)->xp = (const float *)base;
+    }
 }
 
 #endif /* FASTDECONV_GEMM_H */

@@ -1,0 +1,164 @@
+"""The packed engine's weight gradient (backward_weight): one GEMM per group that reduces over
+the output positions, its operands packed straight from channels-last copies of the input
+and of the output gradient (:func:`fastdeconv._ext._packed_wgrad.conv_weight_grad_packed`).
+
+For group ``g``, with ``k`` running over the output positions of every sample::
+
+    gW[g][co, (t, c)] = sum over k of  gy[k, co] * x_padded[pos(k) + tap(t), c]
+
+(``pos(k)`` the first input position that output position ``k`` reads, ``tap(t)`` the offset of
+tap ``t``). In channels-last data a position's channels are contiguous, which is also the
+direction of a row of the engine's packed panels: both operands are packed by straight copies,
+where channels-first data would need a transposition per element (an earlier version that
+read channels-first data measured 2-3x slower than im2col + OpenBLAS). The copies are one
+blocked transpose of each operand per part of the batch; no column matrix exists.
+
+The batch is cut into parts whose copies fit ``budget.workspace_bytes``; the parts' GEMMs
+accumulate in order. A part's positions are the reduction of one GEMM, cut into the kernel's
+KC slices and never split across threads, so the bits do not depend on the thread count (they
+do depend on the part size, which the shape and budget fix). The columns come out in
+``(tap, channel)`` order and are put in the weight's ``(channel, tap)`` order at the end.
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._ext import _layout_kernels, _packed_wgrad
+from .._threads import kernel_threads
+from .._validation import allocate
+from ._common import Plan
+from .packed import _padded_extent
+
+NAME = "packed"
+PASSES = {"backward_weight": NAME}
+
+
+@dataclass(frozen=True, kw_only=True)
+class PackedWeightGradPlan(Plan):
+    """``samples_per_tile`` samples per engine call; ``extent``: the padded input's spatial
+    size the positions read (the channels-last copy's, or the input's when no padding is
+    read: ``padded`` False)."""
+
+    extent: tuple
+    padded: bool
+
+
+def _per_sample(problem, extent, padded):
+    """(workspace elements, row offsets) per sample: the channels-last (padded) input and
+    output gradient; one offset per output position."""
+    g = problem.geometry
+    x_elements = problem.c_in * (math.prod(extent) if padded else g.input_numel)
+    return x_elements + problem.c_out * g.output_numel, g.output_numel
+
+
+def plan(pass_name, problem, budget, itemsize):
+    """The plan, or None when one sample's copies do not fit ``budget.workspace_bytes``.
+
+    As many samples per engine call as keep the copies within ``budget.tile_bytes`` (at least
+    one): a copy written and read again while it is in cache costs a fraction of one that
+    goes to memory and back (a 25 MB transposition: 7 ms; 3 MB: 0.4 ms).
+    """
+    g = problem.geometry
+    extent = _padded_extent(g)
+    padded = any(g.pad_before) or any(e > n for e, n in zip(extent, g.input_size))
+    elements, offsets = _per_sample(problem, extent, padded)
+    per_sample = max(elements * itemsize + offsets * 8, 1)
+    if per_sample > budget.workspace_bytes:
+        return None
+    samples = max(1, min(max(problem.batch, 1), budget.tile_bytes // per_sample))
+    weight = problem.c_out * problem.c_in // problem.groups * g.kernel_numel
+    return PackedWeightGradPlan(NAME, samples, g.output_numel, samples * elements, weight,
+                                pass_name=pass_name, problem=problem,
+                                extent=extent if padded else tuple(g.input_size),
+                                padded=padded)
+
+
+def might_pay(pass_name, problem, budget, itemsize):
+    """The measured rule, on the problem alone: :func:`rule`."""
+    return rule(problem, budget, itemsize)
+
+
+def pays(the_plan, budget, itemsize):
+    return True  # might_pay decided on the problem; the plan only bounds the copies
+
+
+def rule(problem, budget, itemsize):
+    """Where the engine's weight gradient measured faster than the algorithm the chooser took
+    before it (im2col, space-to-depth Winograd; :class:`Budget` ``packed_wgrad_*`` and
+    ``packed_min_work``; the grid is on the performance page).
+
+    An itemsize in ``packed_wgrad_itemsizes``; at least ``packed_wgrad_min_ndim`` spatial
+    dimensions (1-d measured even); at least 2 kernel taps (a 1x1 kernel has no reuse of
+    the input to win back the transposed copies); at least ``packed_wgrad_min_channels``
+    input channels per group (the GEMM's N is taps x channels: 3 channels measured slower);
+    and ``packed_min_work`` multiply-adds.
+    """
+    g = problem.geometry
+    cin_g = problem.c_in // problem.groups
+    work = max(problem.batch, 1) * problem.c_out * cin_g * g.output_numel * g.kernel_numel
+    return (itemsize in budget.packed_wgrad_itemsizes
+            and g.ndim >= budget.packed_wgrad_min_ndim
+            and g.kernel_numel >= 2
+            and cin_g >= budget.packed_wgrad_min_channels
+            and work >= budget.per_itemsize(budget.packed_min_work, itemsize))
+
+
+def _offsets(problem, extent, samples):
+    """(row_offset, tap_offset) in elements of the channels-last copy of ``samples`` samples
+    of spatial size ``extent``."""
+    g = problem.geometry
+    pixel = [math.prod(extent[d + 1:]) for d in range(len(extent))]
+    first = np.zeros((), dtype=np.intp)
+    for d, (o, s) in enumerate(zip(g.output_size, g.stride)):
+        first = np.add.outer(first, np.arange(o, dtype=np.intp) * (s * pixel[d]))
+    taps = np.zeros((), dtype=np.intp)
+    for d, (k, dil) in enumerate(zip(g.kernel_size, g.dilation)):
+        taps = np.add.outer(taps, np.arange(k, dtype=np.intp) * (dil * pixel[d]))
+    sample = np.arange(samples, dtype=np.intp) * math.prod(extent)
+    rows = np.add.outer(sample, first.reshape(-1)).reshape(-1) * problem.c_in
+    return rows, np.ascontiguousarray(taps.reshape(-1) * problem.c_in)
+
+
+def _channels_last(array, extent, pad_before, padded, threads):
+    """``(S, C, *spatial)`` C-contiguous to a new ``(S, *extent, C)`` array: a transposed
+    copy, zero-padded by ``pad_before`` (cropped where negative) when ``padded``."""
+    batch, channels = array.shape[:2]
+    shape = (batch,) + tuple(extent) + (channels,)
+    if not padded:
+        out = allocate(shape, array.dtype, "workspace")
+        _layout_kernels.transpose_batched(array.reshape(batch, channels, -1),
+                                          out.reshape(batch, -1, channels), threads)
+        return out
+    out = allocate(shape, array.dtype, "workspace", zero=True)
+    _layout_kernels.channels_last_padded(array.reshape(batch, -1), out.reshape(batch, -1),
+                                         array.shape[2:], tuple(extent), tuple(pad_before),
+                                         threads)
+    return out
+
+
+def run(the_plan, x, grad_y):
+    """grad_w from ``x`` and ``grad_y``, ``samples_per_tile`` samples per engine call."""
+    problem = the_plan.problem
+    g = problem.geometry
+    threads = kernel_threads()
+    cin_g = problem.c_in // problem.groups
+    if problem.c_out == 0 or cin_g == 0:
+        return allocate(problem.weight_shape, x.dtype, "weight gradient", zero=True)
+    columns = allocate((problem.c_out, g.kernel_numel * cin_g), x.dtype, "weight gradient")
+    step = the_plan.samples_per_tile
+    rows, taps = _offsets(problem, the_plan.extent, step)
+    for first in range(0, problem.batch, step):
+        last = min(first + step, problem.batch)
+        x_last = _channels_last(x[first:last], the_plan.extent, g.pad_before, the_plan.padded,
+                                threads)
+        gy_last = _channels_last(grad_y[first:last], g.output_size, (), False, threads)
+        _packed_wgrad.conv_weight_grad_packed(
+            x_last, gy_last.reshape(-1, problem.c_out), columns,
+            rows[:(last - first) * g.output_numel], taps, groups=problem.groups,
+            accumulate=first > 0, threads=threads)
+    grad_w = allocate(problem.weight_shape, x.dtype, "weight gradient")
+    np.copyto(grad_w.reshape(problem.c_out, cin_g, g.kernel_numel),
+              columns.reshape(problem.c_out, g.kernel_numel, cin_g).transpose(0, 2, 1))
+    return grad_w

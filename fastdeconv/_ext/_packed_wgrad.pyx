@@ -1,0 +1,159 @@
+# cython: language_level=3
+# Directives (boundscheck, wraparound, initializedcheck off; cdivision on) come from setup.py.
+"""The weight gradient of a convolution on the packed GEMM engine (``gemm/fd_gemm.h``;
+kernels, validation and execution helpers shared with :mod:`fastdeconv._ext._packed_gemm`).
+
+One GEMM per group reduces over the output positions::
+
+    gw[g][co, (t, c)] (+)= sum over k of  gy[k, g, co] * x[row_offset[k] + tap_offset[t] + g, c]
+
+with ``gy`` and ``x`` channels-last (a position's channels contiguous), so that the engine packs
+its A (``gy``) and its B (the gathered rows of ``x``) with straight copies of channels and no
+column matrix exists. The reduction is never split: every element of ``gw`` is one chain of
+multiply-adds over the KC slices of positions in order, whatever the threads.
+"""
+from libc.stdint cimport uintptr_t
+from libc.stdlib cimport free
+
+import numpy as np
+
+from ._packed_gemm cimport *
+from ._packed_gemm import (_check_flag, _check_matrix, _check_same_dtype, _check_threads,
+                           _isa_of)
+
+
+cdef extern from "gemm/fd_gemm.h" nogil:
+    ctypedef struct fd_rows_src:
+        const Py_ssize_t* row_offset
+        const Py_ssize_t* tap_offset
+        Py_ssize_t width
+    void fd_gemm_job_set_rows(int is_double, void* job, const fd_rows_src* rows,
+                              const void* base)
+
+
+def _check_offsets(value, name):
+    if not isinstance(value, np.ndarray) or value.dtype != np.intp or value.ndim != 1 \
+            or not value.flags.c_contiguous:
+        raise TypeError(f"{name} must be a 1-d C-contiguous numpy.ndarray of dtype intp, "
+                        f"got {value!r:.80}")
+    return value
+
+
+def conv_weight_grad_packed(x, grad_y, grad_weight, row_offset, tap_offset, groups=1,
+                            accumulate=False, threads=1, kernel=None):
+    """``grad_weight (+)= sum over positions of grad_y x-gathered`` per group, on the engine.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        The channels-last padded input, ``(..., c_in)``, C-contiguous float32 or float64;
+        element ``row_offset[k] + tap_offset[t] + c`` is channel ``c`` of the input that tap
+        ``t`` of output position ``k`` reads.
+    grad_y : numpy.ndarray
+        ``(positions, c_out)``: the output gradient, channels-last, one row per position.
+    grad_weight : numpy.ndarray
+        ``(c_out, taps * c_in // groups)``, writable: column ``t * (c_in // groups) + c``
+        is tap ``t`` of channel ``c`` of the group. Overwritten, or added to when
+        ``accumulate``.
+    row_offset : numpy.ndarray
+        ``(positions,)`` intp, >= 0: where each position's channels start in ``x``.
+    tap_offset : numpy.ndarray
+        ``(taps,)`` intp, >= 0: each tap's offset from the position.
+    groups : int
+        Divides ``c_in`` and ``c_out``.
+    accumulate : bool
+        Add to ``grad_weight`` instead of overwriting it.
+    threads : int
+        Threads to use (>= 1); the result does not depend on it.
+    kernel : {None, 'portable', 'avx2', 'avx512'}
+        Force a kernel (for tests).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``grad_weight``.
+    """
+    _check_matrix(x, "x", ndim=x.ndim if isinstance(x, np.ndarray) and x.ndim >= 1 else 2)
+    _check_matrix(grad_y, "grad_y")
+    _check_matrix(grad_weight, "grad_weight")
+    _check_same_dtype(x.dtype, grad_y=grad_y, grad_weight=grad_weight)
+    if not grad_weight.flags.writeable:
+        raise ValueError("grad_weight must be writable")
+    row_offset = _check_offsets(row_offset, "row_offset")
+    tap_offset = _check_offsets(tap_offset, "tap_offset")
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise ValueError(f"groups must be an int >= 1, got {groups!r}")
+    accumulate = _check_flag(accumulate, "accumulate")
+    threads = _check_threads(threads)
+    cdef int isa = _isa_of(kernel, "kernel")
+    c_in = x.shape[x.ndim - 1]
+    positions, c_out = grad_y.shape
+    taps = tap_offset.shape[0]
+    if c_in % groups or c_out % groups:
+        raise ValueError(f"groups={groups} must divide x's {c_in} and grad_y's {c_out} "
+                         f"channels")
+    cin_g, cout_g = c_in // groups, c_out // groups
+    if grad_weight.shape != (c_out, taps * cin_g):
+        raise ValueError(f"grad_weight must have shape {(c_out, taps * cin_g)}, "
+                         f"got {grad_weight.shape}")
+    if row_offset.shape[0] != positions:
+        raise ValueError(f"row_offset must have {positions} values (grad_y's rows), "
+                         f"got {row_offset.shape[0]}")
+    if np.shares_memory(grad_weight, x) or np.shares_memory(grad_weight, grad_y):
+        raise ValueError("grad_weight must not overlap x or grad_y")
+    if grad_weight.size == 0:
+        return grad_weight
+    if positions and taps and c_in:
+        if row_offset.min() < 0 or tap_offset.min() < 0:
+            raise ValueError("row_offset and tap_offset must be >= 0")
+        last = int(row_offset.max()) + int(tap_offset.max()) + c_in
+        if last > x.size:
+            raise ValueError(f"row_offset and tap_offset read x up to element {last - 1}, "
+                             f"but x has {x.size} elements")
+    _run_weight_grad(x, grad_y, grad_weight, row_offset, tap_offset, groups, accumulate,
+                     threads, isa)
+    return grad_weight
+
+
+cdef _run_weight_grad(x, grad_y, grad_weight, row_offset, tap_offset, Py_ssize_t groups,
+                      bint accumulate, int threads, int isa):
+    cdef bint is_double = x.dtype == np.float64
+    cdef size_t elem = 8 if is_double else 4
+    cdef Py_ssize_t c_in = x.shape[x.ndim - 1], positions = grad_y.shape[0]
+    cdef Py_ssize_t c_out = grad_y.shape[1], taps = tap_offset.shape[0]
+    cdef Py_ssize_t cin_g = c_in // groups, cout_g = c_out // groups, n = taps * cin_g
+    cdef fd_plan p = fd_make_plan(isa, is_double, cout_g, n, positions, threads)
+    cdef fd_rows_src src
+    cdef fd_gemm_job_f jf
+    cdef fd_gemm_job_d jd
+    cdef void* job = <void*> &jd if is_double else <void*> &jf
+    cdef bint prepack = fd_prepack_a(&p)
+    cdef void* raw = NULL
+    cdef void* apack = NULL
+    cdef char* px = <char*> <uintptr_t> x.ctypes.data
+    cdef char* pgy = <char*> <uintptr_t> grad_y.ctypes.data
+    cdef char* pgw = <char*> <uintptr_t> grad_weight.ctypes.data
+    cdef Py_ssize_t g
+    cdef int failed = 0
+    src.row_offset = <const Py_ssize_t*> <uintptr_t> row_offset.ctypes.data
+    src.tap_offset = <const Py_ssize_t*> <uintptr_t> tap_offset.ctypes.data
+    src.width = cin_g
+    if prepack:
+        apack = malloc_aligned(max(fd_apack_elems(&p), 1) * elem, &raw)
+        if apack == NULL:
+            raise MemoryError("conv_weight_grad_packed: cannot allocate the packed grad_y")
+    try:
+        for g in range(groups):
+            fd_gemm_job_init(is_double, job, &p, apack, pgy + g * cout_g * elem, c_out, True,
+                             NULL, 0, False, pgw + g * cout_g * n * elem, n, accumulate, NULL)
+            fd_gemm_job_set_rows(is_double, job, &src, px + g * cin_g * elem)
+            with nogil:
+                if prepack:
+                    pack_a(pgy + g * cout_g * elem, c_out, True, &p, is_double, apack, threads)
+                failed = run_items(job, is_double, False, fd_plan_items(&p),
+                                   fd_workspace_bytes(&p, elem, 0), threads)
+            if failed:
+                raise MemoryError("conv_weight_grad_packed: cannot allocate a thread's "
+                                  "packing buffer")
+    finally:
+        free(raw)

@@ -1,0 +1,240 @@
+"""The packed engine's weight gradient ("packed" on the backward_weight pass): forced on every
+kind of geometry against the NumPy reference, every kernel, bit identity across thread
+counts, the batch cut into cache-sized parts, peak memory, NaN propagation, the rule, the
+compiled entry's validation, and the layout kernels that make its channels-last copies."""
+
+import numpy as np
+import pytest
+
+import fastdeconv
+from fastdeconv import _dispatch
+from fastdeconv._algorithms import DEFAULT_BUDGET, current_budget, packed_wgrad
+from fastdeconv._ext import _layout_kernels, _packed_gemm, _packed_wgrad
+from fastdeconv._problem import conv_problem
+from fastdeconv.testing import conv_weight_grad_reference
+
+#: (x shape, weight shape, conv keywords): 1-3 d, strides 1-3, dilation, asymmetric padding,
+#: groups, channel counts off the register tiles, a reduction over several KC slices.
+GEOMETRIES = [
+    ((2, 5, 11), (7, 5, 3), dict(stride=2, padding=1)),
+    ((3, 4, 12), (6, 2, 4), dict(stride=3, padding=((2, 1),), groups=2)),
+    ((2, 3, 7, 6), (5, 3, 3, 3), dict(padding=1)),
+    ((2, 6, 9, 8), (4, 6, 4, 4), dict(stride=2, padding=1)),
+    ((1, 4, 9, 10), (6, 4, 3, 2), dict(stride=(2, 1), padding=((2, 0), (1, 3)))),
+    ((2, 6, 8, 8), (6, 2, 3, 3), dict(padding=2, dilation=2, groups=3)),
+    ((2, 8, 7, 7), (8, 1, 3, 3), dict(stride=2, padding=1, groups=8)),       # depthwise
+    ((1, 3, 5, 6, 7), (4, 3, 3, 2, 3), dict(stride=(1, 2, 1), padding=1)),
+    ((1, 4, 6, 6, 6), (6, 2, 2, 3, 2), dict(stride=2, groups=2)),
+    ((2, 37, 9, 9), (45, 37, 3, 3), dict(stride=2, padding=1)),              # edge tiles
+    ((3, 20, 30, 30), (16, 20, 3, 3), dict(padding=1)),                      # K over KC
+    ((2, 5, 8, 8), (3, 5, 1, 1), dict()),                                    # 1x1
+    ((2, 64, 6, 6), (8, 64, 3, 3), dict(padding=1)),           # panels of one tap: 8 x 48
+    ((2, 64, 6, 6), (12, 64, 2, 3), dict(stride=2, padding=1)),  # and 12 x 32 tiles
+    ((2, 4, 9, 9), (3, 4, 3, 3), dict(stride=2, padding=1, padding_mode="reflect")),
+]
+
+
+def _forced(gy, x, w, **kw):
+    with _dispatch.forced_algorithm("packed"):
+        return fastdeconv.conv_backward(gy, x, w, grads=("weight",), **kw)[1]
+
+
+def _operands(x_shape, w_shape, kw, dtype, rng):
+    problem = conv_problem(x_shape, w_shape, **kw)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    gy = rng.standard_normal(problem.forward_output_shape).astype(dtype)
+    return problem, x, w, gy
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kw", GEOMETRIES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_forced_packed_weight_gradient_matches_the_reference(x_shape, w_shape, kw, dtype, rng,
+                                                             assert_close):
+    problem, x, w, gy = _operands(x_shape, w_shape, kw, dtype, rng)
+    with _dispatch.forced_algorithm("packed"):
+        used = _dispatch.plan("backward_weight", problem, np.dtype(dtype).itemsize).algorithm
+    assert used == "packed"
+    grad_w = _forced(gy, x, w, **kw)
+    assert grad_w.dtype == dtype and grad_w.shape == w.shape
+    assert_close(grad_w, conv_weight_grad_reference(x, gy, w.shape, **kw), dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_transposed_convolution_weight_gradient_through_the_engine(dtype, rng, assert_close):
+    x = rng.standard_normal((2, 6, 5, 5)).astype(dtype)
+    w = rng.standard_normal((6, 4, 4, 4)).astype(dtype)
+    kw = dict(stride=2, padding=1)
+    gy = rng.standard_normal(fastdeconv.conv_transpose(x, w, **kw).shape).astype(dtype)
+    with _dispatch.forced_algorithm("packed"):
+        got = fastdeconv.conv_transpose_backward(gy, x, w, grads=("weight",), **kw)[1]
+    with _dispatch.forced_algorithm("im2col"):
+        expected = fastdeconv.conv_transpose_backward(gy, x, w, grads=("weight",), **kw)[1]
+    assert_close(got, expected, dtype)
+
+
+def _entry_operands(rng, dtype=np.float64, groups=1):
+    """A small problem in the compiled entry's terms and its gradient by einsum."""
+    problem, x, w, gy = _operands((2, 6, 7, 6), (4, 6 // groups, 3, 2),
+                                  dict(stride=(2, 1), padding=1, groups=groups), dtype, rng)
+    the_plan = packed_wgrad.plan("backward_weight", problem, current_budget(), x.itemsize)
+    x_last = packed_wgrad._channels_last(x, the_plan.extent, problem.geometry.pad_before,
+                                         the_plan.padded, 1)
+    gy_last = np.ascontiguousarray(np.moveaxis(gy, 1, -1)).reshape(-1, 4)
+    rows, taps = packed_wgrad._offsets(problem, the_plan.extent, 2)
+    gathered = x_last.reshape(-1)[rows[:, None, None] + taps[None, :, None]
+                                  + np.arange(6)[None, None, :]]  # (k, t, c)
+    cin_g = 6 // groups
+    expected = np.concatenate([
+        np.einsum("ko,ktc->otc", gy_last[:, g * (4 // groups):(g + 1) * (4 // groups)],
+                  gathered[:, :, g * cin_g:(g + 1) * cin_g]).reshape(4 // groups, -1)
+        for g in range(groups)])
+    return x_last, gy_last, rows, taps, expected
+
+
+@pytest.mark.parametrize("kernel", _packed_gemm.supported_kernels())
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("groups", [1, 2])
+def test_every_kernel_computes_the_weight_gradient(kernel, dtype, groups, rng, assert_close):
+    x_last, gy_last, rows, taps, expected = _entry_operands(rng, dtype, groups)
+    out = np.full(expected.shape, np.nan, dtype)
+    _packed_wgrad.conv_weight_grad_packed(x_last, gy_last, out, rows, taps, groups=groups,
+                                          kernel=kernel)
+    assert_close(out, expected, dtype)
+    _packed_wgrad.conv_weight_grad_packed(x_last, gy_last, out, rows, taps, groups=groups,
+                                          accumulate=True, kernel=kernel)
+    assert_close(out, 2 * expected, dtype)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kw", [GEOMETRIES[3], GEOMETRIES[7], GEOMETRIES[10]])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_packed_weight_gradient_is_bit_identical_across_thread_counts(
+        x_shape, w_shape, kw, dtype, rng, assert_same_bits_for_thread_counts):
+    _, x, w, gy = _operands(x_shape, w_shape, kw, dtype, rng)
+    assert_same_bits_for_thread_counts(lambda: _forced(gy, x, w, **kw), counts=(1, 2, 4, 3))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batch_is_cut_into_cache_sized_parts(dtype, replace_budget, rng, assert_close):
+    kw = dict(stride=2, padding=1)
+    problem, x, w, gy = _operands((7, 5, 10, 9), (6, 5, 3, 3), kw, dtype, rng)
+    whole = _forced(gy, x, w, **kw)
+    elements, offsets = packed_wgrad._per_sample(problem, (11, 11), True)   # 10x9 read as 11x11
+    per_sample = elements * x.itemsize + offsets * 8
+    replace_budget(tile_bytes=3 * per_sample)
+    the_plan = packed_wgrad.plan("backward_weight", problem, current_budget(), x.itemsize)
+    assert the_plan.samples_per_tile == 3 and the_plan.extent == (11, 11)
+    assert_close(_forced(gy, x, w, **kw), whole, dtype)   # parts accumulate in order
+    replace_budget(workspace_bytes=per_sample - 1)
+    assert packed_wgrad.plan("backward_weight", problem, current_budget(), x.itemsize) is None
+
+
+def test_peak_extra_memory_is_within_the_bound(peak_extra_bytes, rng):
+    kw = dict(stride=2, padding=1)
+    _, x, w, gy = _operands((64, 32, 32, 32), (64, 32, 4, 4), kw, np.float32, rng)  # 8 MiB x
+    extra, (grad_w,) = peak_extra_bytes(lambda: _forced(gy, x, w, **kw))
+    assert extra <= max(x.nbytes, gy.nbytes) + 32 * 2**20, extra
+    assert extra <= DEFAULT_BUDGET.tile_bytes + DEFAULT_BUDGET.workspace_bytes, extra
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nan_reaches_exactly_the_weights_that_read_it(dtype):
+    x = np.ones((1, 2, 6, 6), dtype)
+    x[0, 1, 0, 3] = np.nan
+    gy = np.ones((1, 3, 3, 3), dtype)
+    w = np.ones((3, 2, 3, 3), dtype)
+    got = _forced(gy, x, w, stride=2, padding=1)
+    expected = conv_weight_grad_reference(x, gy, w.shape, stride=2, padding=1)
+    assert np.isnan(expected).any() and not np.isnan(expected).all()
+    assert np.array_equal(np.isnan(got), np.isnan(expected))
+
+
+#: (x shape, weight shape, keywords, itemsize, the algorithm the chooser takes)
+RULE_CASES = [
+    ((16, 128, 32, 32), (64, 128, 4, 4), dict(stride=2, padding=1), 4, "packed"),  # wgrad_dcgan
+    ((8, 128, 28, 28), (256, 128, 3, 3), dict(stride=2, padding=1), 4, "packed"),  # resnet_s2
+    ((8, 128, 28, 28), (256, 128, 3, 3), dict(stride=2, padding=1), 8, "packed"),  # float64
+    ((8, 64, 56, 56), (64, 64, 3, 3), dict(padding=1), 4, "winograd"),           # wgrad_3x3
+    ((16, 3, 64, 64), (64, 3, 4, 4), dict(stride=2, padding=1), 4, "space_to_depth"),  # 3 ch.
+    ((8, 256, 56, 56), (64, 256, 1, 1), dict(), 4, "im2col"),                    # 1x1
+    ((8, 128, 4096), (64, 128, 4), dict(stride=2, padding=1), 4, "im2col"),      # 1-d
+    ((2, 16, 8, 8), (16, 16, 3, 3), dict(stride=2, padding=1), 4, "im2col"),     # little work
+]
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kw, itemsize, expected", RULE_CASES)
+def test_chooser_takes_the_packed_weight_gradient_where_it_measured_faster(
+        x_shape, w_shape, kw, itemsize, expected):
+    problem = conv_problem(x_shape, w_shape, **kw)
+    assert _dispatch.plan("backward_weight", problem, itemsize).algorithm == expected
+
+
+@pytest.mark.parametrize("change, error, match", [
+    (lambda a: a.update(x=a["x"].astype(np.float32)), TypeError,
+     "grad_y has dtype float64, expected float32"),
+    (lambda a: a.update(x=[1.0]), TypeError, "x must be a numpy.ndarray"),
+    (lambda a: a.update(gy=a["gy"][:, :3]), ValueError, "grad_y must be C-contiguous"),
+    (lambda a: a.update(gw=a["gw"][:3]), ValueError, r"grad_weight must have shape \(4, 36\)"),
+    (lambda a: a.update(gw=np.asfortranarray(a["gw"])), ValueError,
+     "grad_weight must be C-contiguous"),
+    (lambda a: a.update(rows=a["rows"][:-1]), ValueError, "row_offset must have"),
+    (lambda a: a.update(rows=a["rows"].astype(np.int32)), TypeError, "row_offset must be"),
+    (lambda a: a.update(taps=a["taps"] - 1), ValueError, "must be >= 0"),
+    (lambda a: a.update(rows=a["rows"] + a["x"].size), ValueError, "read x up to element"),
+    (lambda a: a.update(groups=4), ValueError, "groups=4 must divide"),
+    (lambda a: a.update(groups=0), ValueError, "groups must be an int >= 1"),
+    (lambda a: a.update(accumulate=1), TypeError, "accumulate must be a bool"),
+    (lambda a: a.update(threads=0), ValueError, "threads must be >= 1"),
+])
+def test_compiled_entry_rejects_bad_arguments_naming_them(change, error, match, rng):
+    x_last, gy_last, rows, taps, expected = _entry_operands(rng)
+    args = dict(x=x_last, gy=gy_last, gw=np.zeros(expected.shape), rows=rows, taps=taps,
+                groups=1, accumulate=False, threads=1)
+    change(args)
+    with pytest.raises(error, match=match):
+        _packed_wgrad.conv_weight_grad_packed(
+            args["x"], args["gy"], args["gw"], args["rows"], args["taps"],
+            groups=args["groups"], accumulate=args["accumulate"], threads=args["threads"])
+
+
+def test_compiled_entry_rejects_overlap(rng):
+    x_last, gy_last, rows, taps, expected = _entry_operands(rng)
+    buffer = np.zeros(x_last.size + expected.size)
+    x_view = buffer[:x_last.size].reshape(x_last.shape)
+    x_view[...] = x_last
+    with pytest.raises(ValueError, match="grad_weight must not overlap"):
+        _packed_wgrad.conv_weight_grad_packed(
+            x_view, gy_last, buffer[x_last.size - 1:x_last.size - 1 + expected.size]
+            .reshape(expected.shape), rows, taps)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(3, 37, 45), (2, 64, 64), (1, 8, 8), (4, 1, 17), (2, 9, 1)])
+@pytest.mark.parametrize("simd", [True, False])
+def test_transpose_batched_in_register_tiles_and_plain(dtype, shape, simd, rng):
+    a = rng.standard_normal(shape).astype(dtype)
+    out = np.empty((shape[0], shape[2], shape[1]), dtype)
+    _layout_kernels.transpose_batched(a, out, 2, simd)
+    assert np.array_equal(out, a.transpose(0, 2, 1))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("spatial, pad, extent", [
+    ((5, 6), (1, 2), (8, 9)), ((7,), (0,), (7,)), ((4, 5, 6), (1, 0, -1), (6, 4, 5)),
+    ((10, 10), (-2, 3), (6, 15)), ((40, 3), (1, 1), (42, 5)),
+])
+@pytest.mark.parametrize("simd", [True, False])
+def test_channels_last_padded_copy_matches_numpy(dtype, spatial, pad, extent, simd, rng):
+    x = rng.standard_normal((3, 37) + spatial).astype(dtype)
+    out = np.zeros((3,) + extent + (37,), dtype)
+    _layout_kernels.channels_last_padded(x.reshape(3, -1), out.reshape(3, -1), spatial, extent,
+                                         pad, 2, simd)
+    expected = np.zeros_like(out)
+    src, dst = [slice(None)], [slice(None)]
+    for n, p, e in zip(spatial, pad, extent):
+        lo_src, lo_dst = max(0, -p), max(0, p)
+        length = max(0, min(n - lo_src, e - lo_dst))
+        src.append(slice(lo_src, lo_src + length))
+        dst.append(slice(lo_dst, lo_dst + length))
+    expected[tuple(dst)] = np.moveaxis(x, 1, -1)[tuple(src)]
+    assert np.array_equal(out, expected)
