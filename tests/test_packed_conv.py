@@ -7,7 +7,7 @@ import pytest
 
 import fastdeconv
 from fastdeconv import _dispatch
-from fastdeconv._algorithms import DEFAULT_BUDGET, current_budget, packed
+from fastdeconv._algorithms import DEFAULT_BUDGET, current_budget, packed, packed_wgrad
 from fastdeconv._algorithms import budget as replaced_budget
 from fastdeconv._problem import conv_problem
 from fastdeconv.testing import conv_reference
@@ -106,11 +106,12 @@ def test_plan_reads_in_place_without_padding_and_declines_a_border_too_large(rep
         assert _dispatch.plan("forward", padded, 4).algorithm == "im2col"
 
 
-def test_packed_serves_the_forward_pass_only():
+def test_packed_serves_the_forward_pass_and_the_weight_gradient():
     assert packed.PASSES == {"forward": "packed"}
+    assert packed_wgrad.PASSES == {"backward_weight": "packed"}
     assert "packed" in _dispatch.ALGORITHMS["forward"]
-    assert "packed" not in _dispatch.ALGORITHMS["backward_input"]
-    assert "packed" not in _dispatch.ALGORITHMS["backward_weight"]
+    assert "packed" not in _dispatch.ALGORITHMS["backward_input"]   # that is packed_phases
+    assert "packed" in _dispatch.ALGORITHMS["backward_weight"]
 
 
 def test_peak_extra_memory_is_within_the_bound(peak_extra_bytes, rng):

@@ -154,6 +154,10 @@ RULE_CASES = [
     ((16, 128, 32, 32), (64, 128, 4, 4), dict(stride=2, padding=1), 4, "packed"),  # wgrad_dcgan
     ((8, 128, 28, 28), (256, 128, 3, 3), dict(stride=2, padding=1), 4, "packed"),  # resnet_s2
     ((8, 128, 28, 28), (256, 128, 3, 3), dict(stride=2, padding=1), 8, "packed"),  # float64
+    ((16, 128, 32, 32), (64, 128, 4, 4), dict(stride=2, padding=1), 8, "packed"),
+    ((8, 128, 8, 8), (128, 128, 4, 4), dict(stride=2, padding=1), 4, "packed"),    # 1.8x
+    ((1, 512, 14, 14), (512, 512, 3, 3), dict(padding=1), 4, "packed"),  # Winograd's dU too big
+    ((4, 64, 32, 32), (64, 64, 3, 3), dict(padding=32, dilation=32), 4, "packed"),
     ((8, 64, 56, 56), (64, 64, 3, 3), dict(padding=1), 4, "winograd"),           # wgrad_3x3
     ((16, 3, 64, 64), (64, 3, 4, 4), dict(stride=2, padding=1), 4, "space_to_depth"),  # 3 ch.
     ((8, 256, 56, 56), (64, 256, 1, 1), dict(), 4, "im2col"),                    # 1x1
@@ -238,3 +242,15 @@ def test_channels_last_padded_copy_matches_numpy(dtype, spatial, pad, extent, si
         dst.append(slice(lo_dst, lo_dst + length))
     expected[tuple(dst)] = np.moveaxis(x, 1, -1)[tuple(src)]
     assert np.array_equal(out, expected)
+
+
+def test_workspace_is_bounded_whatever_the_batch():
+    for batch in (1, 64, 4096):
+        for channels, itemsize in ((64, 4), (64, 8), (256, 4)):
+            problem = conv_problem((batch, channels, 64, 64), (channels, channels, 4, 4),
+                                   stride=2, padding=1)
+            the_plan = _dispatch.plan("backward_weight", problem, itemsize)
+            assert the_plan.algorithm == "packed"
+            copies = the_plan.workspace_bytes(itemsize) - the_plan.io_elements * itemsize
+            assert copies <= max(DEFAULT_BUDGET.tile_bytes, copies // the_plan.samples_per_tile)
+            assert the_plan.workspace_bytes(itemsize) <= DEFAULT_BUDGET.workspace_bytes

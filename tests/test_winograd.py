@@ -724,7 +724,10 @@ def test_weight_gradient_with_nonfinite_inputs_is_the_im2col_result(where, dtype
     ((8, 64, 56, 56), (64, 2, 3, 3), dict(padding=1, groups=32), 4, "im2col"),
     ((1, 512, 14, 14), (512, 512, 3, 3), dict(padding=1), 4, "im2col"),      # dU > workspace
 ])
-def test_dispatch_picks_winograd_for_the_weight_gradient_where_it_wins(x_shape, w_shape, kw, itemsize, expected):
+def test_dispatch_picks_winograd_for_the_weight_gradient_where_it_wins(x_shape, w_shape, kw, itemsize, expected, replace_budget):
+    # Winograd's rule against im2col alone: the packed engine's weight gradient (whose rule
+    # is tested in test_packed_wgrad.py) is never chosen here
+    replace_budget(packed_wgrad_itemsizes=())
     problem = conv_problem(x_shape, w_shape, **kw)
     assert _dispatch.plan("backward_weight", problem, itemsize).algorithm == expected
     with _dispatch.forced_algorithm("winograd"):
@@ -937,7 +940,8 @@ def test_space_to_depth_workspace_is_bounded_whatever_the_batch(peak_extra_bytes
         for channels, itemsize in ((64, 4), (64, 8), (128, 4)):
             problem = conv_problem((batch, channels, 64, 64), (channels, channels, 4, 4),
                                    stride=2, padding=1)
-            the_plan = _dispatch.plan("backward_weight", problem, itemsize)
+            with _dispatch.forced_algorithm("space_to_depth"):   # the engine comes first
+                the_plan = _dispatch.plan("backward_weight", problem, itemsize)
             assert the_plan.algorithm == "space_to_depth"
             assert the_plan.workspace_bytes(itemsize) <= (_dispatch.WORKSPACE_BYTES
                                                           + _dispatch.SPACE_TO_DEPTH_BYTES)
@@ -964,7 +968,10 @@ def test_space_to_depth_workspace_is_bounded_whatever_the_batch(peak_extra_bytes
     ((8, 4, 32, 32), (4, 4, 4, 4), dict(stride=2, padding=1), 4, "im2col"),      # 4 channels
     ((8, 128, 28, 28), (256, 128, 3, 3), dict(stride=2, padding=1), 4, "im2col"),  # k3 s2
 ])
-def test_dispatch_picks_space_to_depth_where_it_measurably_wins(x_shape, w_shape, kw, itemsize, expected):
+def test_dispatch_picks_space_to_depth_where_it_measurably_wins(x_shape, w_shape, kw, itemsize, expected, replace_budget):
+    # space-to-depth's rule against im2col alone: the packed engine's weight gradient comes
+    # first in the registry (its rule is tested in test_packed_wgrad.py)
+    replace_budget(packed_wgrad_itemsizes=())
     problem = conv_problem(x_shape, w_shape, **kw)
     assert _dispatch.plan("backward_weight", problem, itemsize).algorithm == expected
 
@@ -1044,9 +1051,10 @@ def test_space_to_depth_weight_gradient_peak_memory_is_within_the_bound(x_shape,
     w = np.ones(w_shape, np.float32)
     kw = dict(stride=2, padding=padding)
     problem = conv_problem(x.shape, w.shape, **kw)
-    assert _dispatch.plan("backward_weight", problem, 4).algorithm == "space_to_depth"
     gy = np.ones((x_shape[0], w_shape[0]) + problem.geometry.output_size, np.float32)
-    extra, (gw,) = peak_extra_bytes(
-        lambda: fastdeconv.conv_backward(gy, x, w, grads="weight", **kw)[1])
+    with _dispatch.forced_algorithm("space_to_depth"):   # the packed engine comes first
+        assert _dispatch.plan("backward_weight", problem, 4).algorithm == "space_to_depth"
+        extra, (gw,) = peak_extra_bytes(
+            lambda: fastdeconv.conv_backward(gy, x, w, grads="weight", **kw)[1])
     assert extra <= max(x.nbytes, gy.nbytes, w.nbytes) + 32 * 2**20, extra / 2**20
     assert np.all(np.isfinite(gw))

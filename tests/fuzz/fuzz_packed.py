@@ -22,7 +22,12 @@ bound of a sum of ``K`` products), and then
   either through ``_packed_conv.conv_transpose_phases_packed`` with the chosen kernel (the
   phases from ``ConvGeometry.transpose_phases``) or through ``fastdeconv.conv_transpose`` with
   the ``packed_phases`` algorithm forced; checked against
-  ``fastdeconv.testing.conv_transpose_reference``.
+  ``fastdeconv.testing.conv_transpose_reference``;
+* a weight gradient (1-3 spatial dimensions, batch, groups, kernel size, stride, dilation,
+  asymmetric padding, channel counts at the register tiles) either through
+  ``_packed_wgrad.conv_weight_grad_packed`` with the chosen kernel (on the channels-last copies
+  the plan makes) or through ``fastdeconv.conv_backward`` with ``packed`` forced; checked
+  against ``fastdeconv.testing.conv_weight_grad_reference``.
 
 Sizes are bounded (at most ``MAX_MACS`` multiply-adds per GEMM or convolution, most far
 fewer) so that an execution takes about a millisecond. A wrong result raises
@@ -62,12 +67,13 @@ REFERENCE_MODULES = ["fastdeconv.testing"] + sorted(
 
 with atheris.instrument_imports(include=["fastdeconv"], exclude=REFERENCE_MODULES):
     import fastdeconv
-    from fastdeconv._algorithms import forced_algorithm
+    from fastdeconv._algorithms import current_budget, forced_algorithm, packed_wgrad
     from fastdeconv._algorithms.phases import phase_table
-    from fastdeconv._problem import conv_transpose_problem
-    from fastdeconv._ext import _packed_conv, _packed_gemm
+    from fastdeconv._problem import conv_problem, conv_transpose_problem
+    from fastdeconv._ext import _packed_conv, _packed_gemm, _packed_wgrad
 
-from fastdeconv.testing import conv_reference, conv_transpose_reference
+from fastdeconv.testing import (conv_reference, conv_transpose_reference,
+                                conv_weight_grad_reference)
 
 KERNELS = _packed_gemm.supported_kernels()
 DEFAULT_KERNEL = next(k for k in KERNELS
@@ -347,6 +353,63 @@ def fuzz_conv_transpose(fdp, draw, dtype, kernel, threads, exact, limit):
 
 
 @atheris.instrument_func
+def fuzz_weight_grad(fdp, draw, dtype, kernel, threads, exact, limit):
+    direct = kernel != DEFAULT_KERNEL or not fdp.ConsumeBool()
+    dims = _conv_geometry(fdp, False)
+    batch = fdp.ConsumeIntInRange(1, 3)
+    groups = fdp.ConsumeIntInRange(1, 3)
+    taps = int(np.prod([d[1] for d in dims]))
+    rows, cols, _ = BLOCKING[kernel, dtype]
+    cout_g, cout_edge = _size(fdp, rows, 10)
+    cout_g = max(cout_g, 1)
+    cin_g, cin_edge = _size(fdp, cols, 6)   # the GEMM's N is taps x channels
+    cin_g = max(cin_g, 1)
+    out_size = tuple((n + b + a - (k - 1) * d - 1) // s + 1 for n, k, s, d, b, a in dims)
+    positions = int(np.prod(out_size))
+    cout_g, cin_g, batch, groups = _shrink(
+        (cout_g, cin_g, batch, groups), (cout_edge, cin_edge, False, False),
+        max(limit // (positions * taps), 1))
+    c_in, c_out = cin_g * groups, cout_g * groups
+    in_size = tuple(d[0] for d in dims)
+    kernel_size = tuple(d[1] for d in dims)
+    kw = dict(stride=tuple(d[2] for d in dims), dilation=tuple(d[3] for d in dims),
+              padding=tuple((d[4], d[5]) for d in dims), groups=groups)
+    case = dict(op="weight_grad", route="conv_weight_grad_packed" if direct
+                else "fastdeconv.conv_backward", dtype=dtype.name, kernel=kernel,
+                x=(batch, c_in) + in_size, weight=(c_out, cin_g) + kernel_size,
+                threads=threads, exact=exact, **kw)
+    x = draw((batch, c_in) + in_size)
+    gy = draw((batch, c_out) + out_size)
+    w = np.zeros((c_out, cin_g) + kernel_size, dtype)
+    if direct:   # the engine's entry on the plan's channels-last copies, NaN where it writes
+        problem = conv_problem(x.shape, w.shape, **kw)
+        the_plan = packed_wgrad.plan("backward_weight", problem, current_budget(),
+                                     dtype.itemsize)
+        x_last = packed_wgrad._channels_last(x, the_plan.extent, problem.geometry.pad_before,
+                                             the_plan.padded, threads)
+        gy_last = np.ascontiguousarray(np.moveaxis(gy, 1, -1)).reshape(-1, c_out)
+        row_offset, tap_offset = packed_wgrad._offsets(problem, the_plan.extent, batch)
+        columns = np.full((c_out, taps * cin_g), np.nan, dtype)
+        out = _packed_wgrad.conv_weight_grad_packed(x_last, gy_last, columns, row_offset,
+                                                    tap_offset, groups=groups,
+                                                    threads=threads, kernel=kernel)
+        assert out is columns, case
+        grad_w = columns.reshape(c_out, taps, cin_g).transpose(0, 2, 1).reshape(w.shape)
+    else:
+        previous = fastdeconv.set_num_threads(threads)
+        try:
+            with forced_algorithm("packed"):
+                grad_w = fastdeconv.conv_backward(gy, x, w, grads=("weight",), **kw)[1]
+        finally:
+            fastdeconv.set_num_threads(previous)
+    expected = conv_weight_grad_reference(x, gy, w.shape, **kw)
+    scale = None
+    if not exact:
+        scale = conv_weight_grad_reference(np.abs(x), np.abs(gy), w.shape, **kw)
+    _check(grad_w, expected, scale, batch * positions, dtype, exact, case)
+
+
+@atheris.instrument_func
 def test_one_input(data):
     """One execution: decode a case from ``data``, run it, compare with the reference."""
     fdp = atheris.FuzzedDataProvider(data)
@@ -362,13 +425,15 @@ def test_one_input(data):
         drawn.append(shape)
         return _values(seed + 1000003 * len(drawn), shape, dtype, exact)
 
-    route = fdp.ConsumeIntInRange(0, 2)
+    route = fdp.ConsumeIntInRange(0, 3)
     if route == 0:
         fuzz_gemm(fdp, draw, dtype, kernel, threads, exact, limit)
     elif route == 1:
         fuzz_conv(fdp, draw, dtype, kernel, threads, exact, limit)
-    else:
+    elif route == 2:
         fuzz_conv_transpose(fdp, draw, dtype, kernel, threads, exact, limit)
+    else:
+        fuzz_weight_grad(fdp, draw, dtype, kernel, threads, exact, limit)
 
 
 def main(argv=None):
