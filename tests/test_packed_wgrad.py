@@ -73,9 +73,9 @@ def test_transposed_convolution_weight_gradient_through_the_engine(dtype, rng, a
     assert_close(got, expected, dtype)
 
 
-def _entry_operands(rng, dtype=np.float64, groups=1):
+def _entry_operands(rng, dtype=np.float64, groups=1, channels=6):
     """A small problem in the compiled entry's terms and its gradient by einsum."""
-    problem, x, w, gy = _operands((2, 6, 7, 6), (4, 6 // groups, 3, 2),
+    problem, x, w, gy = _operands((2, channels, 7, 6), (4, channels // groups, 3, 2),
                                   dict(stride=(2, 1), padding=1, groups=groups), dtype, rng)
     the_plan = packed_wgrad.plan("backward_weight", problem, current_budget(), x.itemsize)
     x_last = packed_wgrad._channels_last(x, the_plan.extent, problem.geometry.pad_before,
@@ -83,8 +83,8 @@ def _entry_operands(rng, dtype=np.float64, groups=1):
     gy_last = np.ascontiguousarray(np.moveaxis(gy, 1, -1)).reshape(-1, 4)
     rows, taps = packed_wgrad._offsets(problem, the_plan.extent, 2)
     gathered = x_last.reshape(-1)[rows[:, None, None] + taps[None, :, None]
-                                  + np.arange(6)[None, None, :]]  # (k, t, c)
-    cin_g = 6 // groups
+                                  + np.arange(channels)[None, None, :]]  # (k, t, c)
+    cin_g = channels // groups
     expected = np.concatenate([
         np.einsum("ko,ktc->otc", gy_last[:, g * (4 // groups):(g + 1) * (4 // groups)],
                   gathered[:, :, g * cin_g:(g + 1) * cin_g]).reshape(4 // groups, -1)
@@ -94,9 +94,12 @@ def _entry_operands(rng, dtype=np.float64, groups=1):
 
 @pytest.mark.parametrize("kernel", _packed_gemm.supported_kernels())
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("groups", [1, 2])
-def test_every_kernel_computes_the_weight_gradient(kernel, dtype, groups, rng, assert_close):
-    x_last, gy_last, rows, taps, expected = _entry_operands(rng, dtype, groups)
+@pytest.mark.parametrize("groups, channels", [(1, 6), (2, 6), (1, 64), (2, 96)])
+def test_every_kernel_computes_the_weight_gradient(kernel, dtype, groups, channels, rng,
+                                                   assert_close):
+    # 6 channels: runs of a few channels per panel; 64 and 96 (48 per group): whole panels
+    # of one tap, the packer's one-copy rows, on every register tile
+    x_last, gy_last, rows, taps, expected = _entry_operands(rng, dtype, groups, channels)
     out = np.full(expected.shape, np.nan, dtype)
     _packed_wgrad.conv_weight_grad_packed(x_last, gy_last, out, rows, taps, groups=groups,
                                           kernel=kernel)
@@ -157,7 +160,7 @@ RULE_CASES = [
     ((16, 128, 32, 32), (64, 128, 4, 4), dict(stride=2, padding=1), 8, "packed"),
     ((8, 128, 8, 8), (128, 128, 4, 4), dict(stride=2, padding=1), 4, "packed"),    # 1.8x
     ((1, 512, 14, 14), (512, 512, 3, 3), dict(padding=1), 4, "packed"),  # Winograd's dU too big
-    ((4, 64, 32, 32), (64, 64, 3, 3), dict(padding=32, dilation=32), 4, "packed"),
+    ((4, 64, 32, 32), (64, 64, 3, 3), dict(padding=32, dilation=32), 4, "im2col"),  # 9x pad
     ((8, 64, 56, 56), (64, 64, 3, 3), dict(padding=1), 4, "winograd"),           # wgrad_3x3
     ((16, 3, 64, 64), (64, 3, 4, 4), dict(stride=2, padding=1), 4, "space_to_depth"),  # 3 ch.
     ((8, 256, 56, 56), (64, 256, 1, 1), dict(), 4, "im2col"),                    # 1x1
@@ -201,6 +204,20 @@ def test_compiled_entry_rejects_bad_arguments_naming_them(change, error, match, 
             groups=args["groups"], accumulate=args["accumulate"], threads=args["threads"])
 
 
+@pytest.mark.parametrize("which", ["row_offset", "tap_offset"])
+def test_compiled_entry_rejects_grad_weight_overlapping_the_offsets(which, rng):
+    x_last, gy_last, rows, taps, expected = _entry_operands(rng)
+    buffer = np.zeros(expected.size + rows.size + taps.size)
+    gw = buffer[:expected.size].reshape(expected.shape)
+    offsets = {"row_offset": rows, "tap_offset": taps}
+    shared = buffer.view(np.intp)[expected.size - 1:expected.size - 1 + offsets[which].size]
+    shared[...] = offsets[which]
+    offsets[which] = shared
+    with pytest.raises(ValueError, match="grad_weight must not overlap"):
+        _packed_wgrad.conv_weight_grad_packed(x_last, gy_last, gw, offsets["row_offset"],
+                                              offsets["tap_offset"])
+
+
 def test_compiled_entry_rejects_overlap(rng):
     x_last, gy_last, rows, taps, expected = _entry_operands(rng)
     buffer = np.zeros(x_last.size + expected.size)
@@ -213,7 +230,8 @@ def test_compiled_entry_rejects_overlap(rng):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", [(3, 37, 45), (2, 64, 64), (1, 8, 8), (4, 1, 17), (2, 9, 1)])
+@pytest.mark.parametrize("shape", [(3, 37, 45), (2, 64, 64), (1, 8, 8), (4, 1, 17), (2, 9, 1),
+                                   (2, 301, 299)])   # the last on 2 threads (>= 65536 values)
 @pytest.mark.parametrize("simd", [True, False])
 def test_transpose_batched_in_register_tiles_and_plain(dtype, shape, simd, rng):
     a = rng.standard_normal(shape).astype(dtype)
@@ -226,6 +244,7 @@ def test_transpose_batched_in_register_tiles_and_plain(dtype, shape, simd, rng):
 @pytest.mark.parametrize("spatial, pad, extent", [
     ((5, 6), (1, 2), (8, 9)), ((7,), (0,), (7,)), ((4, 5, 6), (1, 0, -1), (6, 4, 5)),
     ((10, 10), (-2, 3), (6, 15)), ((40, 3), (1, 1), (42, 5)),
+    ((40, 50), (1, -2), (43, 47)),                       # on 2 threads (>= 65536 values)
 ])
 @pytest.mark.parametrize("simd", [True, False])
 def test_channels_last_padded_copy_matches_numpy(dtype, spatial, pad, extent, simd, rng):
@@ -246,11 +265,51 @@ def test_channels_last_padded_copy_matches_numpy(dtype, spatial, pad, extent, si
 
 def test_workspace_is_bounded_whatever_the_batch():
     for batch in (1, 64, 4096):
-        for channels, itemsize in ((64, 4), (64, 8), (256, 4)):
-            problem = conv_problem((batch, channels, 64, 64), (channels, channels, 4, 4),
+        for channels, size, itemsize in ((16, 16, 4), (64, 64, 8), (256, 64, 4)):
+            problem = conv_problem((batch, channels, size, size), (channels, channels, 4, 4),
                                    stride=2, padding=1)
-            the_plan = _dispatch.plan("backward_weight", problem, itemsize)
-            assert the_plan.algorithm == "packed"
-            copies = the_plan.workspace_bytes(itemsize) - the_plan.io_elements * itemsize
-            assert copies <= max(DEFAULT_BUDGET.tile_bytes, copies // the_plan.samples_per_tile)
+            the_plan = packed_wgrad.plan("backward_weight", problem, DEFAULT_BUDGET, itemsize)
+            copies = the_plan.col_elements * itemsize
+            per_sample = copies // the_plan.samples_per_tile
+            if per_sample <= DEFAULT_BUDGET.tile_bytes // 2:   # several samples a part
+                assert 2 <= the_plan.samples_per_tile <= batch or batch == 1
+                assert copies <= DEFAULT_BUDGET.tile_bytes
+            else:                                             # one sample a part
+                assert the_plan.samples_per_tile == 1
             assert the_plan.workspace_bytes(itemsize) <= DEFAULT_BUDGET.workspace_bytes
+
+
+def test_channels_last_data_and_weight_formats_through_the_engine(rng, assert_close):
+    kw = dict(stride=2, padding=1, groups=2)
+    _, x, w, gy = _operands((2, 32, 9, 10), (8, 16, 3, 3), kw, np.float32, rng)
+    expected = conv_weight_grad_reference(x, gy, w.shape, **kw)
+    x_last, gy_last = np.moveaxis(x, 1, -1).copy(), np.moveaxis(gy, 1, -1).copy()
+    w_hwio = np.ascontiguousarray(w.transpose(2, 3, 1, 0))
+    with _dispatch.forced_algorithm("packed"):
+        got = fastdeconv.conv_backward(gy_last, x_last, w_hwio, grads=("weight",),
+                                       data_format="channels_last", weight_format="HWIO",
+                                       **kw)[1]
+    assert_close(got, expected.transpose(2, 3, 1, 0), np.float32)
+
+
+@pytest.mark.parametrize("args, match", [
+    (dict(out=np.zeros((1, 8), np.float32), x_spatial=(64, 64), extent=(200, 200),
+          pad_before=(0, 0)), r"out must have shape \(1, 2560000\)"),
+    (dict(x_spatial=(), extent=(), pad_before=()), "the same 1 to 8 entries"),
+    (dict(x_spatial=(2,) * 9, extent=(2,) * 9, pad_before=(0,) * 9), "the same 1 to 8 entries"),
+    (dict(x_spatial=(64, 64), extent=(64, 64), pad_before=(0,)), "the same 1 to 8 entries"),
+    (dict(x_spatial=(63, 64), extent=(63, 64), pad_before=(0, 0)), "not a multiple"),
+    (dict(x_spatial=(64, 64), extent=(-1, 64), pad_before=(0, 0)), "must be >= 0"),
+])
+def test_channels_last_padded_rejects_sizes_that_do_not_match(args, match):
+    call = dict(x=np.ones((1, 64 * 4096), np.float32), out=np.zeros((1, 64 * 4096), np.float32),
+                x_spatial=(64, 64), extent=(64, 64), pad_before=(0, 0))
+    call.update(args)
+    with pytest.raises(ValueError, match=match):
+        _layout_kernels.channels_last_padded(call["x"], call["out"], call["x_spatial"],
+                                             call["extent"], call["pad_before"], 1)
+
+
+def test_transpose_batched_rejects_a_destination_of_another_shape():
+    with pytest.raises(ValueError, match=r"dst must have shape \(2, 5, 3\)"):
+        _layout_kernels.transpose_batched(np.ones((2, 3, 5)), np.ones((2, 3, 5)), 1)

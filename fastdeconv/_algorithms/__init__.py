@@ -15,8 +15,9 @@ winograd            forward, backward_input           2-d 3x3, stride 1 (backwar
 winograd_phases     backward_input ("winograd")       every stride phase an r x r Winograd
                                                       conv with enough tiles and channels
 packed_wgrad        backward_weight ("packed")        the packed engine over channels-last
-                                                      copies: 2-d or 3-d, >= 2 taps, enough
-                                                      input channels per group and work
+                                                      copies: 2-d and up, >= 2 taps, enough
+                                                      input channels per group and work, a
+                                                      padded input under twice the input
 space_to_depth      forward, backward_weight          kernel r x stride (r = 2, 3), the
                                                       Winograd rule of the rearranged problem
 depthwise           backward_input                    one input channel a group, dilation 1,

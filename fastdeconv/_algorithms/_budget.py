@@ -86,11 +86,13 @@ class Budget:
         ``packed_phases_max_stride`` (each phase writes every stride-th value of an output row:
         with larger strides a row is written in too many pieces) and the work reaches
         ``packed_min_work``.
-    packed_wgrad_itemsizes, packed_wgrad_min_ndim, packed_wgrad_min_channels
+    packed_wgrad_itemsizes, packed_wgrad_min_ndim, packed_wgrad_min_channels, \
+    packed_wgrad_max_padded_ratio
         Rule of the packed engine's weight gradient (backward_weight, before space-to-depth
         and im2col): the itemsizes in ``packed_wgrad_itemsizes``, at least
         ``packed_wgrad_min_ndim`` spatial dimensions, at least two kernel taps, at least
-        ``packed_wgrad_min_channels`` input channels per group and ``packed_min_work``
+        ``packed_wgrad_min_channels`` input channels per group, a padded input at most
+        ``packed_wgrad_max_padded_ratio`` times the input and ``packed_min_work``
         multiply-adds (:func:`fastdeconv._algorithms.packed_wgrad.rule`).
     space_to_depth_bytes
         The space-to-depth rearrangement of a part of the batch is at most this large (a
@@ -134,6 +136,7 @@ class Budget:
     packed_wgrad_itemsizes: tuple = (4, 8)
     packed_wgrad_min_ndim: int = 2
     packed_wgrad_min_channels: int = 16
+    packed_wgrad_max_padded_ratio: float = 2.0
 
     space_to_depth_bytes: int = 16 * 2**20
 

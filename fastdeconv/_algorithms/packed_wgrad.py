@@ -13,8 +13,8 @@ where channels-first data would need a transposition per element (an earlier ver
 read channels-first data measured 2-3x slower than im2col + OpenBLAS). The copies are one
 blocked transpose of each operand per part of the batch; no column matrix exists.
 
-The batch is cut into parts whose copies fit ``budget.workspace_bytes``; the parts' GEMMs
-accumulate in order. A part's positions are the reduction of one GEMM, cut into the kernel's
+The batch is cut into parts whose copies fit ``budget.tile_bytes`` (at least one sample, whose
+copies must fit ``budget.workspace_bytes``); the parts' GEMMs accumulate in order. A part's positions are the reduction of one GEMM, cut into the kernel's
 KC slices and never split across threads, so the bits do not depend on the thread count (they
 do depend on the part size, which the shape and budget fix). The columns come out in
 ``(tap, channel)`` order and are put in the weight's ``(channel, tap)`` order at the end.
@@ -93,15 +93,18 @@ def rule(problem, budget, itemsize):
     dimensions (1-d measured even); at least 2 kernel taps (a 1x1 kernel has no reuse of
     the input to win back the transposed copies); at least ``packed_wgrad_min_channels``
     input channels per group (the GEMM's N is taps x channels: 3 channels measured slower);
-    and ``packed_min_work`` multiply-adds.
+    a padded input at most ``packed_wgrad_max_padded_ratio`` times the input (a copy that is
+    mostly zeros: 9x measured slower); and ``packed_min_work`` multiply-adds.
     """
     g = problem.geometry
     cin_g = problem.c_in // problem.groups
     work = max(problem.batch, 1) * problem.c_out * cin_g * g.output_numel * g.kernel_numel
+    padded_ratio = math.prod(_padded_extent(g)) / max(g.input_numel, 1)
     return (itemsize in budget.packed_wgrad_itemsizes
             and g.ndim >= budget.packed_wgrad_min_ndim
             and g.kernel_numel >= 2
             and cin_g >= budget.packed_wgrad_min_channels
+            and padded_ratio <= budget.packed_wgrad_max_padded_ratio
             and work >= budget.per_itemsize(budget.packed_min_work, itemsize))
 
 

@@ -5,9 +5,9 @@
 * ``transpose_batched(src, dst, threads)`` writes ``dst[b, j, i] = src[b, i, j]`` for a stack
   of matrices: a channels-last batch ``(N, P, C)`` (P the positions of a sample) becomes the
   channels-first ``(N, C, P)`` that every kernel reads, or the other way round.
-* ``channels_last_padded(x, out, pad_before, threads)`` writes a channels-first batch
-  ``(N, C, *spatial)`` into the interior of a zeroed channels-last ``(N, *extent, C)``
-  (the packed engine's weight gradient reads that).
+* ``channels_last_padded(x, out, x_spatial, extent, pad_before, threads)`` writes a
+  channels-first batch ``(N, C, *x_spatial)`` into the interior of a zeroed channels-last
+  ``(N, *extent, C)`` (the packed engine's weight gradient reads that).
 
 NumPy's strided copy walks the source with a stride of ``C`` elements for every destination
 element; here 32 x 32 blocks keep both sides in L1, and each block is transposed in 8 x 8
@@ -34,6 +34,15 @@ def simd_transpose():
     return bool(fd_transpose_simd())
 
 
+simd_transpose()   # the CPU check runs once here, not first inside a parallel region
+
+
+def _check_shape(name, actual, expected):
+    """ValueError unless ``actual == expected`` (both dtypes are one fused type already)."""
+    if tuple(actual) != tuple(expected):
+        raise ValueError(f"{name} must have shape {tuple(expected)}, got {tuple(actual)}")
+
+
 cdef inline void _transpose(const floating* src, Py_ssize_t lds, floating* dst, Py_ssize_t ldd,
                             Py_ssize_t rows, Py_ssize_t cols, int simd) noexcept nogil:
     """``dst[j * ldd + i] = src[i * lds + j]`` for ``i < rows``, ``j < cols``."""
@@ -45,8 +54,10 @@ cdef inline void _transpose(const floating* src, Py_ssize_t lds, floating* dst, 
 
 def transpose_batched(const floating[:, :, ::1] src, floating[:, :, ::1] dst, int threads,
                       bint simd=True):
-    """``dst[b, j, i] = src[b, i, j]``; shapes ``(B, R, C)`` and ``(B, C, R)``, validated by
-    the caller. ``simd=False`` forces the plain C blocks (for tests)."""
+    """``dst[b, j, i] = src[b, i, j]``; shapes ``(B, R, C)`` and ``(B, C, R)`` (ValueError
+    otherwise). ``simd=False`` forces the plain C blocks (for tests)."""
+    _check_shape("dst", (dst.shape[0], dst.shape[1], dst.shape[2]),
+                 (src.shape[0], src.shape[2], src.shape[1]))
     cdef Py_ssize_t batch = src.shape[0], rows = src.shape[1], cols = src.shape[2]
     cdef Py_ssize_t row_blocks = (rows + BLOCK - 1) // BLOCK
     cdef Py_ssize_t col_blocks = (cols + BLOCK - 1) // BLOCK
@@ -72,19 +83,32 @@ def channels_last_padded(const floating[:, ::1] x, floating[:, ::1] out, x_spati
                          pad_before, int threads, bint simd=True):
     """Channels-first ``x`` ``(N, C * prod(x_spatial))`` into the zeroed channels-last ``out``
     ``(N, prod(extent) * C)``: ``out[n, i + pad_before, c] = x[n, c, i]`` where ``i +
-    pad_before`` lies in ``extent`` (a negative ``pad_before`` crops). Sizes are validated by
-    the caller (at most 8 spatial dimensions)."""
+    pad_before`` lies in ``extent`` (a negative ``pad_before`` crops). 1 to 8 spatial
+    dimensions; ValueError for sizes that do not match."""
     cdef Py_ssize_t ndim = len(x_spatial), d, r, rest, task, n, c0, length
     cdef Py_ssize_t batch = x.shape[0], channels
     cdef Py_ssize_t positions = 1, cells = 1, lead = 1
-    cdef Py_ssize_t size[8], lo_src[8], lo_dst[8], span[8], src_step[8], dst_step[8]
+    cdef Py_ssize_t lo_src[8]
+    cdef Py_ssize_t lo_dst[8]
+    cdef Py_ssize_t span[8]
+    cdef Py_ssize_t src_step[8]
+    cdef Py_ssize_t dst_step[8]
     cdef Py_ssize_t src_off, dst_off
+    if not 1 <= ndim <= 8 or len(extent) != ndim or len(pad_before) != ndim:
+        raise ValueError(f"x_spatial, extent and pad_before must have the same 1 to 8 entries, "
+                         f"got {x_spatial!r}, {extent!r}, {pad_before!r}")
+    if any(v < 0 for v in tuple(x_spatial) + tuple(extent)):
+        raise ValueError(f"x_spatial and extent must be >= 0, got {x_spatial!r}, {extent!r}")
     for d in range(ndim):
         positions *= x_spatial[d]
         cells *= extent[d]
-    if batch == 0 or positions == 0 or x.shape[1] == 0:
+    channels = x.shape[1] // positions if positions else 0
+    if x.shape[1] != channels * positions:
+        raise ValueError(f"x has {x.shape[1]} values per sample, not a multiple of "
+                         f"prod(x_spatial) = {positions}")
+    _check_shape("out", (out.shape[0], out.shape[1]), (batch, cells * channels))
+    if batch == 0 or positions == 0 or channels == 0:
         return
-    channels = x.shape[1] // positions
     for d in range(ndim - 1, -1, -1):
         lo_src[d] = max(0, -pad_before[d])
         lo_dst[d] = max(0, pad_before[d])

@@ -5,7 +5,8 @@ kernels, validation and execution helpers shared with :mod:`fastdeconv._ext._pac
 
 One GEMM per group reduces over the output positions::
 
-    gw[g][co, (t, c)] (+)= sum over k of  gy[k, g, co] * x[row_offset[k] + tap_offset[t] + g, c]
+    gw[g][co, (t, c)] (+)= sum over k of  gy[k, g * C_out/g + co]
+                                        * x[row_offset[k] + tap_offset[t] + g * C_in/g + c]
 
 with ``gy`` and ``x`` channels-last (a position's channels contiguous), so that the engine packs
 its A (``gy``) and its B (the gathered rows of ``x``) with straight copies of channels and no
@@ -73,7 +74,10 @@ def conv_weight_grad_packed(x, grad_y, grad_weight, row_offset, tap_offset, grou
     numpy.ndarray
         ``grad_weight``.
     """
-    _check_matrix(x, "x", ndim=x.ndim if isinstance(x, np.ndarray) and x.ndim >= 1 else 2)
+    if isinstance(x, np.ndarray) and x.ndim == 0:
+        raise ValueError("x must have at least 1 dimension (its last: the channels), got a 0-d "
+                         "array")
+    _check_matrix(x, "x", ndim=x.ndim if isinstance(x, np.ndarray) else 1)
     _check_matrix(grad_y, "grad_y")
     _check_matrix(grad_weight, "grad_weight")
     _check_same_dtype(x.dtype, grad_y=grad_y, grad_weight=grad_weight)
@@ -99,13 +103,15 @@ def conv_weight_grad_packed(x, grad_y, grad_weight, row_offset, tap_offset, grou
     if row_offset.shape[0] != positions:
         raise ValueError(f"row_offset must have {positions} values (grad_y's rows), "
                          f"got {row_offset.shape[0]}")
-    if np.shares_memory(grad_weight, x) or np.shares_memory(grad_weight, grad_y):
-        raise ValueError("grad_weight must not overlap x or grad_y")
+    if any(np.shares_memory(grad_weight, other)
+           for other in (x, grad_y, row_offset, tap_offset)):
+        raise ValueError("grad_weight must not overlap x, grad_y, row_offset or tap_offset")
     if grad_weight.size == 0:
         return grad_weight
     if positions and taps and c_in:
-        if row_offset.min() < 0 or tap_offset.min() < 0:
-            raise ValueError("row_offset and tap_offset must be >= 0")
+        for name, offsets in (("row_offset", row_offset), ("tap_offset", tap_offset)):
+            if offsets.min() < 0:
+                raise ValueError(f"{name} must be >= 0, got {int(offsets.min())}")
         last = int(row_offset.max()) + int(tap_offset.max()) + c_in
         if last > x.size:
             raise ValueError(f"row_offset and tap_offset read x up to element {last - 1}, "
