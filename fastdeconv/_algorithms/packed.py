@@ -1,6 +1,12 @@
 """The packed GEMM engine (forward): fastdeconv's own micro-kernels, the weight packed once per
 call and the input packed panel by panel straight from ``x`` (implicit im2col, no column
-matrix; :func:`fastdeconv._ext._packed_conv.conv_forward_packed`).
+matrix; :func:`fastdeconv._ext._packed_conv.conv_forward_run`).
+
+The engine's tables (GEMM plans, tap offsets: everything the shapes alone decide) are made
+once per plan, engine call size and thread count and kept in the plan (:func:`tables`), so
+that a repeated call pays none of that set-up. A prepared layer
+(:class:`fastdeconv.PreparedConv`) also keeps the packed weight (:func:`prepare_weight`) and
+passes it to :func:`run`: the same panels as a call packs, so the same bits.
 
 Any geometry (n-d, stride, dilation, padding, groups). The engine reads a zero-padded copy of
 the input when any padding is read; that copy is made a part of the batch at a time (at most
@@ -17,7 +23,7 @@ carry the bias).
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .._ext import _packed_conv
 from .._threads import kernel_threads
@@ -31,9 +37,11 @@ PASSES = {"forward": NAME}
 class PackedPlan(Plan):
     """``samples_per_tile`` samples per engine call (all of them when the input is read in
     place); ``col_elements`` is the padded copy of that many samples (0: read in place);
-    ``padded``: whether the engine pads a copy."""
+    ``padded``: whether the engine pads a copy; ``tables``: the engine's tables per
+    (samples, threads, dtype) of an engine call, made on first use (:func:`tables`)."""
 
     padded: bool
+    tables: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 def _padded_extent(g):
@@ -107,17 +115,54 @@ def rule(problem, budget, itemsize):
             and weight_per_group * itemsize <= budget.packed_max_weight_bytes)
 
 
-def run(the_plan, x, weight):
-    """y = conv(x, weight), ``samples_per_tile`` samples per engine call."""
+def tables(the_plan, samples, threads, dtype):
+    """The engine's tables of an engine call of ``samples`` samples of ``dtype`` on
+    ``threads`` threads, made once per plan
+    (:func:`fastdeconv._ext._packed_conv.forward_tables`)."""
+    key = (samples, threads, dtype)
+    found = the_plan.tables.get(key)
+    if found is None:
+        problem = the_plan.problem
+        g = problem.geometry
+        stride, dilation, pad_before = g.as_kernel_args("stride", "dilation", "pad_before")
+        found = _packed_conv.forward_tables(
+            (samples, problem.c_in) + g.input_size, problem.weight_shape,
+            (samples, problem.c_out) + g.output_size, dtype, stride=stride,
+            dilation=dilation, padding=pad_before, groups=problem.groups, threads=threads)
+        the_plan.tables[key] = found
+    return found
+
+
+def engine_calls(the_plan):
+    """The sample counts of the engine calls of a run: ``samples_per_tile`` each, the last
+    one what remains."""
+    batch, step = the_plan.problem.batch, the_plan.samples_per_tile
+    return [min(step, batch - first) for first in range(0, batch, step)]
+
+
+def prepare_weight(the_plan, weight):
+    """The prepared-layer hook: ``weight`` packed once for every engine call of a run
+    (:class:`PackedWeight` per tables key), for :func:`run`."""
+    threads = kernel_threads()
+    packed = {}
+    for samples in set(engine_calls(the_plan)):
+        the_tables = tables(the_plan, samples, threads, weight.dtype)
+        if the_tables.packing_key not in packed:
+            packed[the_tables.packing_key] = _packed_conv.pack_forward_weight(the_tables, weight)
+    return packed
+
+
+def run(the_plan, x, weight, prepared=None):
+    """y = conv(x, weight), ``samples_per_tile`` samples per engine call; ``prepared``: the
+    weight as :func:`prepare_weight` packed it for this plan (then ``weight`` is not read)."""
     problem = the_plan.problem
-    g = problem.geometry
     y = allocate_output("forward", problem, x.dtype)
-    stride, dilation, pad_before = g.as_kernel_args("stride", "dilation", "pad_before")
     threads = kernel_threads()
     step = the_plan.samples_per_tile
     for first in range(0, problem.batch, step):
         last = min(first + step, problem.batch)
-        _packed_conv.conv_forward_packed(
-            x[first:last], weight, y[first:last], stride=stride, dilation=dilation,
-            padding=pad_before, groups=problem.groups, threads=threads)
+        the_tables = tables(the_plan, last - first, threads, x.dtype)
+        _packed_conv.conv_forward_run(
+            the_tables, x[first:last],
+            weight if prepared is None else prepared[the_tables.packing_key], y[first:last])
     return y
