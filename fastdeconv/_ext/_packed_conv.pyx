@@ -14,7 +14,7 @@ Each runs in two steps that callers repeating a shape keep apart: the *tables*
 them alone -- GEMM plans, tap offsets, the phases' gather offsets, the order of the work
 items), made once, and a *run* on arrays of those shapes (:func:`conv_forward_run`,
 :func:`conv_transpose_phases_run`). A run takes the weight itself, packed into the GEMM's A
-micro-panels on every run, or a :class:`PackedWeight` packed once for those tables
+micro-panels on every run, or a :class:`~fastdeconv._ext._packed_gemm.PackedWeight` packed once for those tables
 (:func:`pack_forward_weight`, :func:`pack_phases_weight`): the same values in the same panels,
 so the same bits.
 
@@ -30,23 +30,8 @@ from math import gcd, prod
 import numpy as np
 
 from ._packed_gemm cimport *
-from ._packed_gemm import (_check_bias, _check_matrix, _check_same_dtype, _check_threads,
-                           _isa_of)
-
-
-def _check_per_dim(value, ndim, name, minimum):
-    if isinstance(value, (int, np.integer)):
-        values = (value,) * ndim
-    elif isinstance(value, (tuple, list, np.ndarray)):
-        values = tuple(value)
-    else:
-        values = ()
-    if len(values) != ndim or not all(
-            isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
-        raise ValueError(f"{name} must be an int or {ndim} ints, got {value!r}")
-    if minimum is not None and any(v < minimum for v in values):
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return tuple(int(v) for v in values)
+from ._packed_gemm import (_check_bias, _check_conv_arrays, _check_per_dim, _check_shapes,
+                           _check_threads, _isa_of)
 
 
 # ------------------------------------------------------------------------------ validation
@@ -74,65 +59,14 @@ cdef object _padded(x, pad_plan):
     return xp
 
 
-def _check_groups(groups):
-    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
-        raise ValueError(f"groups must be an int >= 1, got {groups!r}")
-    return int(groups)
-
-
-def _check_conv_arrays(x, weight, y, groups):
-    """Validate the arrays and groups of a convolution entry: C-contiguous, one float dtype,
-    the same rank (at most FD_MAX_NDIM spatial dimensions), y writable; ``(ndim, groups)``."""
-    _check_matrix(x, "x", ndim=x.ndim if isinstance(x, np.ndarray) and x.ndim >= 3 else 3)
-    ndim = x.ndim - 2
-    if ndim > FD_MAX_NDIM:
-        raise ValueError(f"x has {ndim} spatial dimensions; at most {FD_MAX_NDIM} are supported")
-    _check_matrix(weight, "weight", ndim=x.ndim)
-    _check_matrix(y, "y", ndim=x.ndim)
-    _check_same_dtype(x.dtype, weight=weight, y=y)
-    if not y.flags.writeable:
-        raise ValueError("y must be writable")
-    return ndim, _check_groups(groups)
-
-
-def _check_shapes(dtype, groups, **shapes):
-    """Validate the shapes of a tables entry (tuples of ints >= 0, one rank of 1 to
-    FD_MAX_NDIM spatial dimensions), dtype (float32 or float64) and groups."""
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
-    ranks = set()
-    for name, shape in shapes.items():
-        if not isinstance(shape, tuple) or not all(
-                isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 0
-                for n in shape):
-            raise ValueError(f"{name}_shape must be a tuple of ints >= 0, got {shape!r}")
-        ranks.add(len(shape))
-    if len(ranks) != 1 or not 3 <= ranks.pop() <= FD_MAX_NDIM + 2:
-        raise ValueError(f"the shapes must have one rank, 3 to {FD_MAX_NDIM + 2}, got {shapes}")
-    return dtype, _check_groups(groups)
-
-
-cdef _check_like(value, name, shape, dtype):
-    """An array of the tables' shape and dtype, C-contiguous."""
-    if not isinstance(value, np.ndarray):
-        raise TypeError(f"{name} must be a numpy.ndarray, got {type(value).__name__}")
-    if value.dtype != dtype:
-        raise TypeError(f"{name} has dtype {value.dtype}, expected {dtype}")
-    if value.shape != shape:
-        raise ValueError(f"{name} must have the tables' shape {shape}, got {value.shape}")
-    if not value.flags.c_contiguous:
-        raise ValueError(f"{name} must be C-contiguous")
-
-
 cdef PackedWeight _check_operands(_Tables tables, x, weight, y):
     """Check a run's arrays against its tables; the PackedWeight passed as ``weight``, or
     None for an array."""
     packed = weight if isinstance(weight, PackedWeight) else None
-    _check_like(x, "x", tables.x_shape, tables.dtype)
-    _check_like(y, "y", tables.y_shape, tables.dtype)
+    check_like(x, "x", tables.x_shape, tables.dtype)
+    check_like(y, "y", tables.y_shape, tables.dtype)
     if packed is None:
-        _check_like(weight, "weight", tables.weight_shape, tables.dtype)
+        check_like(weight, "weight", tables.weight_shape, tables.dtype)
     elif packed.key != tables.packing_key:
         raise ValueError("weight is a PackedWeight packed for other tables (its key "
                          f"{packed.key!r} is not the tables' {tables.packing_key!r})")
@@ -241,36 +175,6 @@ cdef class PhasesTables(_Tables):
     cdef size_t work_bytes
 
 
-cdef class PackedWeight:
-    """A weight packed into the GEMM's A micro-panels (every group; for stride phases every
-    phase's) for the tables whose ``packing_key`` is ``key``; ``nbytes`` of memory, freed
-    with the object. Made by :func:`pack_forward_weight` or :func:`pack_phases_weight`."""
-    cdef void* raw
-    cdef char* data
-    cdef Py_ssize_t[::1] part_offset
-    cdef readonly object key
-    cdef readonly Py_ssize_t nbytes
-
-    def __dealloc__(self):
-        free(self.raw)
-
-
-cdef PackedWeight _new_packed(key, part_bytes):
-    """An unfilled PackedWeight of parts of ``part_bytes`` bytes, each 64-byte aligned."""
-    cdef PackedWeight packed = PackedWeight.__new__(PackedWeight)
-    offsets, total = [], 0
-    for nbytes in part_bytes:
-        offsets.append(total)
-        total += (nbytes + 63) // 64 * 64
-    packed.part_offset = np.array(offsets or [0], dtype=np.intp)
-    packed.data = <char*> malloc_aligned(max(total, 1), &packed.raw)
-    if packed.data == NULL:
-        raise MemoryError(f"packed convolution: cannot allocate the packed weight ({total} "
-                          f"bytes)")
-    packed.key, packed.nbytes = key, total
-    return packed
-
-
 # ------------------------------------------------------------------------ forward entries
 def forward_tables(x_shape, weight_shape, y_shape, dtype, stride=1, dilation=1, padding=0,
                    groups=1, threads=1, kernel=None):
@@ -322,17 +226,17 @@ def _forward_tables(x_shape, weight_shape, y_shape, dtype, stride, dilation, pad
 
 def pack_forward_weight(ForwardTables tables not None, weight):
     """``weight`` (the tables' shape and dtype, C-contiguous) packed for ``tables``: a
-    :class:`PackedWeight` that :func:`conv_forward_run` takes in its place."""
-    _check_like(weight, "weight", tables.weight_shape, tables.dtype)
+    :class:`~fastdeconv._ext._packed_gemm.PackedWeight` that :func:`conv_forward_run` takes in its place."""
+    check_like(weight, "weight", tables.weight_shape, tables.dtype)
     return _pack_forward(tables, weight)
 
 
 cdef PackedWeight _pack_forward(ForwardTables tables, weight):
     cdef ConvTables t = tables.conv
     if t is None:
-        return _new_packed(tables.packing_key, [])
+        return new_packed(tables.packing_key, [])
     cdef size_t elem = 8 if t.is_double else 4
-    cdef PackedWeight packed = _new_packed(tables.packing_key,
+    cdef PackedWeight packed = new_packed(tables.packing_key,
                                            [t.apack_group * t.groups * elem])
     cdef const char* pw = <const char*> <uintptr_t> weight.ctypes.data
     cdef Py_ssize_t g
@@ -346,7 +250,7 @@ cdef PackedWeight _pack_forward(ForwardTables tables, weight):
 
 def conv_forward_run(ForwardTables tables not None, x, weight, y, bias=None):
     """:func:`conv_forward_packed` on arrays of the shapes of ``tables``; ``weight`` is the
-    weight array or a :class:`PackedWeight` packed for these tables. Returns ``y``."""
+    weight array or a :class:`~fastdeconv._ext._packed_gemm.PackedWeight` packed for these tables. Returns ``y``."""
     packed = _check_operands(tables, x, weight, y)
     bias = _check_bias(bias, tables.y_shape[1], tables.dtype)
     if bias is not None and np.shares_memory(y, bias):
@@ -528,9 +432,9 @@ def _phases_tables(x_shape, weight_shape, y_shape, dtype, stride, phases, groups
 
 def pack_phases_weight(PhasesTables tables not None, weight):
     """``weight`` (the tables' shape and dtype, C-contiguous) packed for ``tables``: every
-    phase's A, a :class:`PackedWeight` that :func:`conv_transpose_phases_run` takes in its
+    phase's A, a :class:`~fastdeconv._ext._packed_gemm.PackedWeight` that :func:`conv_transpose_phases_run` takes in its
     place."""
-    _check_like(weight, "weight", tables.weight_shape, tables.dtype)
+    check_like(weight, "weight", tables.weight_shape, tables.dtype)
     return _pack_phases(tables, weight)
 
 
@@ -541,7 +445,7 @@ cdef PackedWeight _pack_phases(PhasesTables tables, weight):
     cdef Py_ssize_t count = len(tables.convs), q, g, block_index, r0, r1
     cdef bint is_double = tables.dtype == np.float64
     cdef size_t elem = 8 if is_double else 4
-    cdef PackedWeight packed = _new_packed(
+    cdef PackedWeight packed = new_packed(
         tables.packing_key, [(<ConvTables> c).apack_group * tables.groups * elem
                              for c in tables.convs])
     if count == 0:
@@ -577,7 +481,7 @@ cdef PackedWeight _pack_phases(PhasesTables tables, weight):
 
 def conv_transpose_phases_run(PhasesTables tables not None, x, weight, y):
     """:func:`conv_transpose_phases_packed` on arrays of the shapes of ``tables``; ``weight``
-    is the weight array or a :class:`PackedWeight` packed for these tables. Returns ``y``."""
+    is the weight array or a :class:`~fastdeconv._ext._packed_gemm.PackedWeight` packed for these tables. Returns ``y``."""
     packed = _check_operands(tables, x, weight, y)
     if tables.empty:
         return y
