@@ -119,50 +119,64 @@ def tables(the_plan, samples, threads, dtype):
     """The engine's tables of an engine call of ``samples`` samples of ``dtype`` on
     ``threads`` threads, made once per plan
     (:func:`fastdeconv._ext._packed_conv.forward_tables`)."""
-    key = (samples, threads, dtype)
-    found = the_plan.tables.get(key)
-    if found is None:
+    def make():
         problem = the_plan.problem
         g = problem.geometry
         stride, dilation, pad_before = g.as_kernel_args("stride", "dilation", "pad_before")
-        found = _packed_conv.forward_tables(
+        return _packed_conv.forward_tables(
             (samples, problem.c_in) + g.input_size, problem.weight_shape,
-            (samples, problem.c_out) + g.output_size, dtype, stride=stride,
-            dilation=dilation, padding=pad_before, groups=problem.groups, threads=threads)
-        the_plan.tables[key] = found
+            (samples, problem.c_out) + g.output_size, dtype, stride=stride, dilation=dilation,
+            padding=pad_before, groups=problem.groups, threads=threads)
+    return cached_tables(the_plan, (samples, threads, dtype), make)
+
+
+def cached_tables(the_plan, key, make):
+    """``the_plan.tables[key]``, made by ``make()`` on first use."""
+    found = the_plan.tables.get(key)
+    if found is None:
+        found = the_plan.tables[key] = make()
     return found
 
 
-def engine_calls(the_plan):
-    """The sample counts of the engine calls of a run: ``samples_per_tile`` each, the last
-    one what remains."""
-    batch, step = the_plan.problem.batch, the_plan.samples_per_tile
-    return [min(step, batch - first) for first in range(0, batch, step)]
+def prepare_weight(the_plan, weight, known=None):
+    """The prepared-layer hook: ``weight`` packed once for every engine call of a run (a
+    :class:`PackedWeight` per tables key), for :func:`run`."""
+    return packed_weights(the_plan, weight, known, tables,
+                          lambda t, w: _packed_conv.pack_forward_weight(t, w))
 
 
-def prepare_weight(the_plan, weight):
-    """The prepared-layer hook: ``weight`` packed once for every engine call of a run
-    (:class:`PackedWeight` per tables key), for :func:`run`."""
+def packed_weights(the_plan, weight, known, tables_of, pack):
+    """``{packing key: pack(tables, weight)}`` for the tables (``tables_of``) of every engine
+    call of a run; the packed weights already in ``known`` (a dict of earlier results'
+    values by key) are taken from it, not packed again."""
     threads = kernel_threads()
     packed = {}
-    for samples in set(engine_calls(the_plan)):
-        the_tables = tables(the_plan, samples, threads, weight.dtype)
-        if the_tables.packing_key not in packed:
-            packed[the_tables.packing_key] = _packed_conv.pack_forward_weight(the_tables, weight)
+    for samples in {min(the_plan.samples_per_tile, the_plan.problem.batch - first)
+                    for first in range(0, the_plan.problem.batch, the_plan.samples_per_tile)}:
+        the_tables = tables_of(the_plan, samples, threads, weight.dtype)
+        key = the_tables.packing_key
+        if key not in packed:
+            found = None if known is None else known.get(key)
+            packed[key] = found if found is not None else pack(the_tables, weight)
     return packed
 
 
 def run(the_plan, x, weight, prepared=None):
     """y = conv(x, weight), ``samples_per_tile`` samples per engine call; ``prepared``: the
     weight as :func:`prepare_weight` packed it for this plan (then ``weight`` is not read)."""
-    problem = the_plan.problem
-    y = allocate_output("forward", problem, x.dtype)
+    y = allocate_output("forward", the_plan.problem, x.dtype)
+    return run_engine(the_plan, x, weight, y, prepared, tables, _packed_conv.conv_forward_run)
+
+
+def run_engine(the_plan, x, weight, y, prepared, tables_of, engine_run):
+    """``engine_run(tables, x, weight, y)`` on ``samples_per_tile`` samples at a time, with
+    the prepared weight of their tables when ``prepared``; returns ``y``."""
     threads = kernel_threads()
-    step = the_plan.samples_per_tile
-    for first in range(0, problem.batch, step):
-        last = min(first + step, problem.batch)
-        the_tables = tables(the_plan, last - first, threads, x.dtype)
-        _packed_conv.conv_forward_run(
-            the_tables, x[first:last],
-            weight if prepared is None else prepared[the_tables.packing_key], y[first:last])
+    batch, step = the_plan.problem.batch, the_plan.samples_per_tile
+    for first in range(0, batch, step):
+        last = min(first + step, batch)
+        the_tables = tables_of(the_plan, last - first, threads, x.dtype)
+        engine_run(the_tables, x[first:last],
+                   weight if prepared is None else prepared[the_tables.packing_key],
+                   y[first:last])
     return y

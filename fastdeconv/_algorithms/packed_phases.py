@@ -24,7 +24,6 @@ import math
 from dataclasses import dataclass, field
 
 from .._ext import _packed_conv
-from .._threads import kernel_threads
 from .._validation import allocate
 from . import packed
 from ._common import Plan
@@ -113,29 +112,22 @@ def tables(the_plan, samples, threads, dtype):
     """The engine's tables of an engine call of ``samples`` samples of ``dtype`` on
     ``threads`` threads, made once per plan
     (:func:`fastdeconv._ext._packed_conv.phases_tables`)."""
-    key = (samples, threads, dtype)
-    found = the_plan.tables.get(key)
-    if found is None:
+    def make():
         problem = the_plan.problem
         g = problem.geometry
-        found = _packed_conv.phases_tables(
+        return _packed_conv.phases_tables(
             (samples, problem.c_out) + g.output_size, problem.weight_shape,
             (samples, problem.c_in) + g.input_size, dtype, g.as_kernel_args("stride")[0],
             the_plan.phases, groups=problem.groups, threads=threads)
-        the_plan.tables[key] = found
-    return found
+    return packed.cached_tables(the_plan, (samples, threads, dtype), make)
 
 
-def prepare_weight(the_plan, weight):
+def prepare_weight(the_plan, weight, known=None):
     """The prepared-layer hook: every phase's A packed once for every engine call of a run
-    (:class:`PackedWeight` per tables key), for :func:`run`."""
-    threads = kernel_threads()
-    packed = {}
-    for samples in set(packed.engine_calls(the_plan)):
-        the_tables = tables(the_plan, samples, threads, weight.dtype)
-        if the_tables.packing_key not in packed:
-            packed[the_tables.packing_key] = _packed_conv.pack_phases_weight(the_tables, weight)
-    return packed
+    (a :class:`PackedWeight` per tables key; see :func:`packed.packed_weights`), for
+    :func:`run`."""
+    return packed.packed_weights(the_plan, weight, known, tables,
+                                 lambda t, w: _packed_conv.pack_phases_weight(t, w))
 
 
 def run(the_plan, x, weight, prepared=None):
@@ -147,12 +139,5 @@ def run(the_plan, x, weight, prepared=None):
     y = allocate(problem.forward_input_shape, x.dtype, "output", zero=not the_plan.covered)
     if not the_plan.phases:
         return y
-    threads = kernel_threads()
-    step = the_plan.samples_per_tile
-    for first in range(0, problem.batch, step):
-        last = min(first + step, problem.batch)
-        the_tables = tables(the_plan, last - first, threads, x.dtype)
-        _packed_conv.conv_transpose_phases_run(
-            the_tables, x[first:last],
-            weight if prepared is None else prepared[the_tables.packing_key], y[first:last])
-    return y
+    return packed.run_engine(the_plan, x, weight, y, prepared, tables,
+                             _packed_conv.conv_transpose_phases_run)
