@@ -9,7 +9,7 @@ import pytest
 import fastdeconv
 from fastdeconv import _dispatch
 from fastdeconv._algorithms import ALGORITHMS, _chooser
-from fastdeconv._ext import _packed_conv
+from fastdeconv._ext import _packed_conv, _winograd_kernels
 
 #: (op, x shape, weight shape, keywords): 1-3 d, groups, strides, padding (asymmetric and
 #: strings), output_padding, dilation, padding modes.
@@ -205,24 +205,26 @@ def _counting(monkeypatch, module, name):
     return calls
 
 
-@pytest.mark.parametrize("op, algorithm, pack", [
-    ("conv", "packed", "pack_forward_weight"),
-    ("conv_transpose", "packed_phases", "pack_phases_weight"),
+@pytest.mark.parametrize("op, algorithm, module, pack, kernel", [
+    ("conv", "packed", _packed_conv, "pack_forward_weight", (4, 4)),
+    ("conv_transpose", "packed_phases", _packed_conv, "pack_phases_weight", (4, 4)),
+    ("conv", "winograd", _winograd_kernels, "winograd_weight", (3, 3)),
+    ("conv_transpose", "winograd", _winograd_kernels, "winograd_weight", (3, 3)),
 ])
-def test_the_weight_is_packed_once_and_reused(op, algorithm, pack, monkeypatch, rng):
-    packs = _counting(monkeypatch, _packed_conv, pack)
-    x, w, bias = _operands(rng, op, (3, 8, 9, 9), (8, 8, 4, 4), dict(stride=2), np.float32)
-    layer = LAYERS[op](w, bias, stride=2)
+def test_the_weight_is_prepared_once_and_reused(op, algorithm, module, pack, kernel,
+                                                monkeypatch, rng):
+    packs = _counting(monkeypatch, module, pack)
+    stride = 2 if kernel == (4, 4) else 1
+    x, w, bias = _operands(rng, op, (3, 8, 9, 9), (8, 8) + kernel, {}, np.float32)
+    layer = LAYERS[op](w, bias, stride=stride)
     with _dispatch.forced_algorithm(algorithm):
         for _ in range(4):
             layer(x)
         assert len(packs) == 1
         size = layer.nbytes
-        assert size > w.nbytes + bias.nbytes           # the packed weight is held
-        layer(x[:2])                                     # another batch: the same panels
+        assert size > w.nbytes + bias.nbytes           # the prepared weight is held
+        layer(x[:2])                                     # another batch: the same form
         assert len(packs) == 1 and layer.nbytes == size
-        getattr(fastdeconv, op)(x, w, bias, stride=2)   # a plain call packs for itself
-        assert len(packs) == 1
     layer.clear_cache()
     assert layer.nbytes == w.nbytes + bias.nbytes
 
