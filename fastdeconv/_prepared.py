@@ -4,10 +4,11 @@ and prepared once, for inference loops that call the same layer many times.
 A call of a prepared layer runs exactly what :func:`fastdeconv.conv` /
 :func:`fastdeconv.conv_transpose` run (the same validation functions, the same chooser and
 plans, the same kernels) and skips what repeats: per input shape and dtype it keeps the
-validated problem, and for an algorithm with a prepared form of the weight (the packed
-engine's A micro-panels, ``prepare_weight`` in its module) that form, made once. The
-prepared form holds the values the plain call packs on every call, so the results are the
-same to the bit.
+validated problem, and for an algorithm with a prepared form of the weight
+(``prepare_weight`` in its module: the packed engine's A micro-panels, Winograd's transformed
+weight) that form, made once. The prepared form holds the values the plain call makes on
+every call, so the results are the same to the bit. Prepared forms are kept by the key their
+algorithm gives them, so that shapes whose forms are equal share one.
 """
 
 from collections import OrderedDict
@@ -206,7 +207,7 @@ class PreparedConv(_PreparedLayer):
     caller's arrays do not affect it). For each input shape and dtype it has seen (the
     ``cache_size`` most recent) the layer keeps the validated problem and, when the algorithm
     chosen for it has one, the weight in the algorithm's prepared form (the packed engine's
-    micro-panels), made on the first call of that shape.
+    micro-panels, Winograd's transformed weight), made on the first call of that shape.
 
     Parameters
     ----------
@@ -311,8 +312,8 @@ class PreparedConvTranspose(_PreparedLayer):
     caller's arrays do not affect it). For each input shape and dtype it has seen (the
     ``cache_size`` most recent) the layer keeps the validated problem and, when the algorithm
     chosen for it has one, the weight in the algorithm's prepared form (for the packed
-    engine's stride phases: every phase's packed micro-panels), made on the first call of
-    that shape.
+    engine's stride phases every phase's packed micro-panels; Winograd's transformed
+    weight), made on the first call of that shape.
 
     Parameters
     ----------
