@@ -308,12 +308,9 @@ class PreparedConvTranspose(_PreparedLayer):
     ``fastdeconv.conv_transpose(x, weight, bias, **params)``, bit for bit, faster when called
     again.
 
-    The weight and bias are validated and copied when the layer is made (later changes to the
-    caller's arrays do not affect it). For each input shape and dtype it has seen (the
-    ``cache_size`` most recent) the layer keeps the validated problem and, when the algorithm
-    chosen for it has one, the weight in the algorithm's prepared form (for the packed
-    engine's stride phases every phase's packed micro-panels; Winograd's transformed
-    weight), made on the first call of that shape.
+    Made and cached as :class:`PreparedConv` (the weight and bias copied: later changes to the
+    caller's arrays do not affect the layer); the prepared form of the packed engine's stride
+    phases is every phase's packed micro-panels.
 
     Parameters
     ----------
