@@ -210,21 +210,23 @@ def _counting(monkeypatch, module, name):
     ("conv_transpose", "packed_phases", _packed_conv, "pack_phases_weight", (4, 4)),
     ("conv", "winograd", _winograd_kernels, "winograd_weight", (3, 3)),
     ("conv_transpose", "winograd", _winograd_kernels, "winograd_weight", (3, 3)),
+    ("conv_transpose", "winograd", _winograd_kernels, "winograd_weight", (4, 4)),  # phases
 ])
 def test_the_weight_is_prepared_once_and_reused(op, algorithm, module, pack, kernel,
                                                 monkeypatch, rng):
     packs = _counting(monkeypatch, module, pack)
     stride = 2 if kernel == (4, 4) else 1
+    phases = 4 if algorithm == "winograd" and stride == 2 else 1      # a U per phase
     x, w, bias = _operands(rng, op, (3, 8, 9, 9), (8, 8) + kernel, {}, np.float32)
     layer = LAYERS[op](w, bias, stride=stride)
     with _dispatch.forced_algorithm(algorithm):
         for _ in range(4):
             layer(x)
-        assert len(packs) == 1
+        assert len(packs) == phases
         size = layer.nbytes
         assert size > w.nbytes + bias.nbytes           # the prepared weight is held
         layer(x[:2])                                     # another batch: the same form
-        assert len(packs) == 1 and layer.nbytes == size
+        assert len(packs) == phases and layer.nbytes == size
     layer.clear_cache()
     assert layer.nbytes == w.nbytes + bias.nbytes
 
@@ -289,3 +291,16 @@ def test_compiled_runs_reject_a_weight_packed_for_other_tables(rng):
         _packed_conv.forward_tables([1, 4, 6, 6], w.shape, (1, 5, 4, 4), np.float32)
     with pytest.raises(TypeError, match="dtype must be float32 or float64"):
         _packed_conv.forward_tables(x.shape, w.shape, (1, 5, 4, 4), np.int32)
+
+
+@pytest.mark.parametrize("op, kernel, stride", [("conv", (3, 3), 1),
+                                                ("conv_transpose", (3, 3), 1),
+                                                ("conv_transpose", (4, 4), 2)])
+def test_winograd_with_a_nan_input_falls_back_as_the_plain_call(op, kernel, stride, rng):
+    x, w, bias = _operands(rng, op, (2, 8, 9, 9), (8, 8) + kernel, {}, np.float64)
+    x[1, 3, 4, 4] = np.nan
+    layer = LAYERS[op](w, bias, stride=stride)
+    with _dispatch.forced_algorithm("winograd"):
+        expected = getattr(fastdeconv, op)(x, w, bias, stride=stride)
+        assert np.isnan(expected).any() and not np.isnan(expected[0]).any()
+        assert _same_bits(layer(x), expected) and _same_bits(layer(x), expected)

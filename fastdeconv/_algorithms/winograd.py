@@ -163,8 +163,7 @@ def prepare_weight(the_plan, weight, known=None):
     problem = the_plan.problem
     forward = (_transpose_weight(weight, problem.groups) if the_plan.weight_transposed
                else weight)
-    alpha = _winograd.matrices(the_plan.output_tile, problem.geometry.kernel_size[0]).alpha
-    u = np.empty(alpha ** 2 * problem.c_out * (problem.c_in // problem.groups), weight.dtype)
+    u = np.empty(transformed_size(problem, the_plan), weight.dtype)
     transformed_weight(forward, problem, the_plan, u)
     return {key: u}
 
@@ -209,11 +208,17 @@ def convolve(x, weight, y, problem, the_plan, col, io, placement=None):
     return transformed_pass(x, u, y, problem, the_plan, v, io, placement)
 
 
+def transformed_size(problem, the_plan):
+    """Elements of U (alpha^2 x C_out x C_in / groups)."""
+    alpha = _winograd.matrices(the_plan.output_tile, problem.geometry.kernel_size[0]).alpha
+    return alpha ** 2 * problem.c_out * (problem.c_in // problem.groups)
+
+
 def transformed_weight(weight, problem, the_plan, col):
     """U = G w G^T written to the front of ``col``; returns U and the rest of ``col`` (V)."""
     mats = _winograd.matrices(the_plan.output_tile, problem.geometry.kernel_size[0])
     cin_g = problem.c_in // problem.groups
-    u_elements = mats.alpha ** 2 * problem.c_out * cin_g
+    u_elements = transformed_size(problem, the_plan)
     u, v = col[:u_elements], col[u_elements:]
     _winograd_kernels.winograd_weight(weight.reshape(-1), u, problem.c_out, cin_g, mats.G,
                                       kernel_threads())
