@@ -11,6 +11,7 @@ every call, so the results are the same to the bit. Prepared forms are kept by t
 algorithm gives them, so that shapes whose forms are equal share one.
 """
 
+import threading
 from collections import OrderedDict
 
 import numpy as np
@@ -63,8 +64,9 @@ class _PreparedLayer:
         self._data_format, self._weight_format = data_format, weight_format
         probe = self._problem(self._probe_shape(), None)
         _check_bias(self._bias, probe.c_out if not self._TRANSPOSE else probe.c_in)
-        self._entries = OrderedDict()
+        self._entries = OrderedDict()      # (shape, dtype, output_size) -> _Entry, LRU
         self._compute = {}                 # compute dtype -> (weight, bias) of that dtype
+        self._lock = threading.Lock()      # the caches may be used from several threads
 
     # ------------------------------------------------------------------------- public
     @property
@@ -98,8 +100,9 @@ class _PreparedLayer:
 
     def clear_cache(self):
         """Forget the shapes seen and every prepared weight (the weight copy stays)."""
-        self._entries.clear()
-        self._compute.clear()
+        with self._lock:
+            self._entries.clear()
+            self._compute.clear()
 
     # ----------------------------------------------------------------------- internals
     def _probe_shape(self):
@@ -114,17 +117,21 @@ class _PreparedLayer:
 
     def _prepared_weights(self):
         """Every prepared weight the entries hold, by key (shared between entries)."""
+        with self._lock:
+            entries = list(self._entries.values())
         known = {}
-        for entry in self._entries.values():
+        for entry in entries:
             if entry.prepared:
                 known.update(entry.prepared)
         return known
 
     def _entry(self, x, key, output_size):
-        entry = self._entries.get(key)
-        if entry is not None:
-            self._entries.move_to_end(key)
-            return entry
+        """The entry of ``key`` (None: not cached), made from ``x`` when new."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+                return entry
         dtype = result_dtype((x, "x"), (self._weight, "weight"), (self._bias, "bias"))
         x = self._layout.data_in(x)
         problem = self._problem(x.shape, output_size)
@@ -133,9 +140,11 @@ class _PreparedLayer:
         check_kernel_dims(pass_problem)
         entry = _Entry(dtype, problem, pass_problem,
                        channels_last.is_native(problem, self._layout))
-        self._entries[key] = entry
-        while len(self._entries) > self._cache_size:
-            self._entries.popitem(last=False)
+        if key is not None:
+            with self._lock:
+                self._entries[key] = entry
+                while len(self._entries) > self._cache_size:
+                    self._entries.popitem(last=False)
         return entry
 
     def _weights(self, dtype):
@@ -152,8 +161,6 @@ class _PreparedLayer:
         except TypeError:   # an unhashable output_size: validated (and rejected) below
             key = None
         entry = self._entry(x, key, output_size)
-        if key is None:
-            self._entries.pop(None, None)
         weight, bias = self._weights(entry.dtype)
         x = self._layout.data_in(x)
         if entry.native:
