@@ -16,6 +16,17 @@ Convolution
    conv_backward
    conv_transpose_backward
 
+Prepared layers
+---------------
+
+A layer called many times (an inference loop) keeps its weight checked, copied and packed:
+
+.. autosummary::
+   :toctree: generated/
+
+   PreparedConv
+   PreparedConvTranspose
+
 Upsampling
 ----------
 
@@ -103,6 +114,7 @@ __version__ = "0.1.0"
 from ._config import show_config
 from ._conv import conv, conv_backward, conv_transpose, conv_transpose_backward
 from ._deconvolve import DeconvolutionResult, deconvolve
+from ._prepared import PreparedConv, PreparedConvTranspose
 from ._pool import max_pool, max_pool_backward, max_unpool, max_unpool_backward
 from ._resize import resize, resize_backward
 from ._shuffle import pixel_shuffle, pixel_unshuffle
@@ -114,6 +126,8 @@ __all__ = [
     "conv_transpose",
     "conv_backward",
     "conv_transpose_backward",
+    "PreparedConv",
+    "PreparedConvTranspose",
     "resize",
     "resize_backward",
     "max_pool",

@@ -49,6 +49,11 @@ Every algorithm module has the same interface:
     made in vain), then the rule on the plan. Forcing skips both.
 ``run(plan, first, second)``
     Allocate the pass's output and compute it from the plan alone.
+``prepare_weight(plan, weight, known=None)`` (optional)
+    For prepared layers (:class:`fastdeconv.PreparedConv`): the weight in the form ``run``
+    makes of it on every call, as ``{key: array-like with nbytes}`` (equal keys, equal forms;
+    those in ``known`` are reused); ``run(plan, first, second, prepared)`` then takes it and
+    must give the same bits. packed, packed_phases, winograd and winograd_phases have it.
 
 Adding an algorithm: a module with this interface (and its kernel), one entry in
 :data:`REGISTRY`, its thresholds as fields of :class:`Budget`.

@@ -1,6 +1,12 @@
 """The packed GEMM engine (forward): fastdeconv's own micro-kernels, the weight packed once per
 call and the input packed panel by panel straight from ``x`` (implicit im2col, no column
-matrix; :func:`fastdeconv._ext._packed_conv.conv_forward_packed`).
+matrix; :func:`fastdeconv._ext._packed_conv.conv_forward_run`).
+
+The engine's tables (GEMM plans, tap offsets: everything the shapes alone decide) are made
+once per plan, engine call size and thread count and kept in the plan (:func:`tables`), so
+that a repeated call pays none of that set-up. A prepared layer
+(:class:`fastdeconv.PreparedConv`) also keeps the packed weight (:func:`prepare_weight`) and
+passes it to :func:`run`: the same panels as a call packs, so the same bits.
 
 Any geometry (n-d, stride, dilation, padding, groups). The engine reads a zero-padded copy of
 the input when any padding is read; that copy is made a part of the batch at a time (at most
@@ -17,7 +23,7 @@ carry the bias).
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .._ext import _packed_conv
 from .._threads import kernel_threads
@@ -31,9 +37,11 @@ PASSES = {"forward": NAME}
 class PackedPlan(Plan):
     """``samples_per_tile`` samples per engine call (all of them when the input is read in
     place); ``col_elements`` is the padded copy of that many samples (0: read in place);
-    ``padded``: whether the engine pads a copy."""
+    ``padded``: whether the engine pads a copy; ``tables``: the engine's tables per
+    (samples, threads, dtype) of an engine call, made on first use (:func:`tables`)."""
 
     padded: bool
+    tables: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 def _padded_extent(g):
@@ -107,17 +115,68 @@ def rule(problem, budget, itemsize):
             and weight_per_group * itemsize <= budget.packed_max_weight_bytes)
 
 
-def run(the_plan, x, weight):
-    """y = conv(x, weight), ``samples_per_tile`` samples per engine call."""
-    problem = the_plan.problem
-    g = problem.geometry
-    y = allocate_output("forward", problem, x.dtype)
-    stride, dilation, pad_before = g.as_kernel_args("stride", "dilation", "pad_before")
-    threads = kernel_threads()
-    step = the_plan.samples_per_tile
-    for first in range(0, problem.batch, step):
-        last = min(first + step, problem.batch)
-        _packed_conv.conv_forward_packed(
-            x[first:last], weight, y[first:last], stride=stride, dilation=dilation,
+def tables(the_plan, samples, threads, dtype):
+    """The engine's tables of an engine call of ``samples`` samples of ``dtype`` on
+    ``threads`` threads, made once per plan
+    (:func:`fastdeconv._ext._packed_conv.forward_tables`)."""
+    def make():
+        problem = the_plan.problem
+        g = problem.geometry
+        stride, dilation, pad_before = g.as_kernel_args("stride", "dilation", "pad_before")
+        return _packed_conv.forward_tables(
+            (samples, problem.c_in) + g.input_size, problem.weight_shape,
+            (samples, problem.c_out) + g.output_size, dtype, stride=stride, dilation=dilation,
             padding=pad_before, groups=problem.groups, threads=threads)
+    return cached_tables(the_plan, (samples, threads, dtype), make)
+
+
+def cached_tables(the_plan, key, make):
+    """``the_plan.tables[key]``, made by ``make()`` on first use."""
+    found = the_plan.tables.get(key)
+    if found is None:
+        found = the_plan.tables[key] = make()
+    return found
+
+
+def prepare_weight(the_plan, weight, known=None):
+    """The prepared-layer hook: ``weight`` packed once for every engine call of a run (a
+    :class:`PackedWeight` per tables key), for :func:`run`."""
+    return packed_weights(the_plan, weight, known, tables,
+                          lambda t, w: _packed_conv.pack_forward_weight(t, w))
+
+
+def packed_weights(the_plan, weight, known, tables_of, pack):
+    """``{packing key: pack(tables, weight)}`` for the tables (``tables_of``) of every engine
+    call of a run; the packed weights already in ``known`` (a dict of earlier results'
+    values by key) are taken from it, not packed again."""
+    threads = kernel_threads()
+    packed = {}
+    for samples in {min(the_plan.samples_per_tile, the_plan.problem.batch - first)
+                    for first in range(0, the_plan.problem.batch, the_plan.samples_per_tile)}:
+        the_tables = tables_of(the_plan, samples, threads, weight.dtype)
+        key = the_tables.packing_key
+        if key not in packed:
+            found = None if known is None else known.get(key)
+            packed[key] = found if found is not None else pack(the_tables, weight)
+    return packed
+
+
+def run(the_plan, x, weight, prepared=None):
+    """y = conv(x, weight), ``samples_per_tile`` samples per engine call; ``prepared``: the
+    weight as :func:`prepare_weight` packed it for this plan (then ``weight`` is not read)."""
+    y = allocate_output("forward", the_plan.problem, x.dtype)
+    return run_engine(the_plan, x, weight, y, prepared, tables, _packed_conv.conv_forward_run)
+
+
+def run_engine(the_plan, x, weight, y, prepared, tables_of, engine_run):
+    """``engine_run(tables, x, weight, y)`` on ``samples_per_tile`` samples at a time, with
+    the prepared weight of their tables when ``prepared``; returns ``y``."""
+    threads = kernel_threads()
+    batch, step = the_plan.problem.batch, the_plan.samples_per_tile
+    for first in range(0, batch, step):
+        last = min(first + step, batch)
+        the_tables = tables_of(the_plan, last - first, threads, x.dtype)
+        engine_run(the_tables, x[first:last],
+                   weight if prepared is None else prepared[the_tables.packing_key],
+                   y[first:last])
     return y

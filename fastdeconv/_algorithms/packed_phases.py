@@ -1,7 +1,7 @@
 """The packed engine's stride phases (backward_input, dilation 1): a transposed convolution
 as one stride-1 forward convolution per phase, no multiplication by inserted zeros and no
 scatter-add (:meth:`ConvGeometry.transpose_phases`;
-:func:`fastdeconv._ext._packed_conv.conv_transpose_phases_packed`).
+:func:`fastdeconv._ext._packed_conv.conv_transpose_phases_run`).
 
 Each phase's GEMM (M = output channels per group, K = input channels per group x the
 phase's taps, N = positions) reads its B operand straight from one zero-padded copy of the
@@ -13,13 +13,17 @@ phases are interleaved, so that a region of the output is finished while it is i
 Chosen by :func:`rule` where col2im would run (the specialised algorithms before it in the
 registry keep their cases). The padded copy is made a part of the batch at a time, within
 ``budget.workspace_bytes`` (as for the forward engine, :func:`packed.padded_samples`).
+
+As for the forward engine, the tables (every phase's GEMM plan, tap and gather offsets, the
+interleaved order of the items) are made once per plan, engine call size and thread count
+(:func:`tables`), and a prepared layer (:class:`fastdeconv.PreparedConvTranspose`) keeps
+every phase's packed A (:func:`prepare_weight`).
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .._ext import _packed_conv
-from .._threads import kernel_threads
 from .._validation import allocate
 from . import packed
 from ._common import Plan
@@ -33,10 +37,12 @@ PASSES = {"backward_input": NAME}
 class PackedPhasesPlan(Plan):
     """``phases``: the live stride phases (:func:`phases.phase_table`); ``samples_per_tile``
     samples per engine call (``col_elements``: their padded copy); ``covered``: whether the
-    phases write every output position (else the output starts zeroed)."""
+    phases write every output position (else the output starts zeroed); ``tables``: the
+    engine's tables per (samples, threads, dtype) of an engine call (:func:`tables`)."""
 
     phases: list
     covered: bool
+    tables: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 def _padded_per_sample(problem, phases):
@@ -102,19 +108,36 @@ def rule(problem, budget, itemsize):
             and work >= budget.per_itemsize(budget.packed_min_work, itemsize))
 
 
-def run(the_plan, x, weight):
+def tables(the_plan, samples, threads, dtype):
+    """The engine's tables of an engine call of ``samples`` samples of ``dtype`` on
+    ``threads`` threads, made once per plan
+    (:func:`fastdeconv._ext._packed_conv.phases_tables`)."""
+    def make():
+        problem = the_plan.problem
+        g = problem.geometry
+        return _packed_conv.phases_tables(
+            (samples, problem.c_out) + g.output_size, problem.weight_shape,
+            (samples, problem.c_in) + g.input_size, dtype, g.as_kernel_args("stride")[0],
+            the_plan.phases, groups=problem.groups, threads=threads)
+    return packed.cached_tables(the_plan, (samples, threads, dtype), make)
+
+
+def prepare_weight(the_plan, weight, known=None):
+    """The prepared-layer hook: every phase's A packed once for every engine call of a run
+    (a :class:`PackedWeight` per tables key; see :func:`packed.packed_weights`), for
+    :func:`run`."""
+    return packed.packed_weights(the_plan, weight, known, tables,
+                                 lambda t, w: _packed_conv.pack_phases_weight(t, w))
+
+
+def run(the_plan, x, weight, prepared=None):
     """grad_x = conv^T(x) of the transposed convolution's input ``x``, its ``weight``
-    ``(C_in, C_out / groups, *k)``, ``samples_per_tile`` samples per engine call."""
+    ``(C_in, C_out / groups, *k)``, ``samples_per_tile`` samples per engine call;
+    ``prepared``: the weight as :func:`prepare_weight` packed it (then ``weight`` is not
+    read)."""
     problem = the_plan.problem
     y = allocate(problem.forward_input_shape, x.dtype, "output", zero=not the_plan.covered)
     if not the_plan.phases:
         return y
-    threads = kernel_threads()
-    stride = problem.geometry.as_kernel_args("stride")[0]
-    step = the_plan.samples_per_tile
-    for first in range(0, problem.batch, step):
-        last = min(first + step, problem.batch)
-        _packed_conv.conv_transpose_phases_packed(
-            x[first:last], weight, y[first:last], stride, the_plan.phases,
-            groups=problem.groups, threads=threads)
-    return y
+    return packed.run_engine(the_plan, x, weight, y, prepared, tables,
+                             _packed_conv.conv_transpose_phases_run)

@@ -151,17 +151,48 @@ def _transpose_weight(weight, groups):
         (groups * cin_g, c_out // groups) + weight.shape[2:])
 
 
-def run(the_plan, first, second):
+def prepare_weight(the_plan, weight, known=None):
+    """The prepared-layer hook (forward and backward_input): ``{key: U}``, the transformed
+    weight made once (the transposed convolution's kernel flipped first), or the U of that
+    key in ``known`` (a dict of earlier results' values by key); for :func:`run`."""
+    if the_plan.pass_name == "backward_weight":
+        return {}
+    key = _u_key(the_plan, weight.dtype)
+    if known is not None and key in known:
+        return {key: known[key]}
+    problem = the_plan.problem
+    forward = (_transpose_weight(weight, problem.groups) if the_plan.weight_transposed
+               else weight)
+    u = np.empty(transformed_size(problem, the_plan), weight.dtype)
+    transformed_weight(forward, problem, the_plan, u)
+    return {key: u}
+
+
+def _u_key(the_plan, dtype):
+    """What U depends on besides the weight: dtype, F(m, r) and the flip."""
+    return (NAME, np.dtype(dtype).str, the_plan.output_tile,
+            the_plan.problem.geometry.kernel_size, the_plan.weight_transposed)
+
+
+def run(the_plan, first, second, prepared=None):
+    """The pass; ``prepared``: what :func:`prepare_weight` made (U is then not made again)."""
     if the_plan.pass_name == "backward_weight":
         return _run_weight(first, second, the_plan)
-    weight = (_transpose_weight(second, the_plan.problem.groups) if the_plan.weight_transposed
-              else second)
     y = allocate_output("forward", the_plan.problem, first.dtype)
     check_blas_dims(the_plan.problem, the_plan)
     col, io = workspaces(the_plan, y.dtype)
-    nonfinite = convolve(first, weight, y, the_plan.problem, the_plan, col, io)
-    del col, io  # the fallback allocates its own workspace: one at a time
+    if prepared is None:
+        weight = (_transpose_weight(second, the_plan.problem.groups)
+                  if the_plan.weight_transposed else second)
+        u, v = transformed_weight(weight, the_plan.problem, the_plan, col)
+    else:
+        u = prepared[_u_key(the_plan, y.dtype)]
+        v = col[u.size:]
+    nonfinite = transformed_pass(first, u, y, the_plan.problem, the_plan, v, io)
+    del col, io, u, v  # the fallback allocates its own workspace: one at a time
     if nonfinite:
+        weight = (_transpose_weight(second, the_plan.problem.groups)
+                  if the_plan.weight_transposed else second)
         return im2col.run(the_plan.fallback, first, weight, y)
     return y
 
@@ -177,11 +208,17 @@ def convolve(x, weight, y, problem, the_plan, col, io, placement=None):
     return transformed_pass(x, u, y, problem, the_plan, v, io, placement)
 
 
+def transformed_size(problem, the_plan):
+    """Elements of U (alpha^2 x C_out x C_in / groups)."""
+    alpha = _winograd.matrices(the_plan.output_tile, problem.geometry.kernel_size[0]).alpha
+    return alpha ** 2 * problem.c_out * (problem.c_in // problem.groups)
+
+
 def transformed_weight(weight, problem, the_plan, col):
     """U = G w G^T written to the front of ``col``; returns U and the rest of ``col`` (V)."""
     mats = _winograd.matrices(the_plan.output_tile, problem.geometry.kernel_size[0])
     cin_g = problem.c_in // problem.groups
-    u_elements = mats.alpha ** 2 * problem.c_out * cin_g
+    u_elements = transformed_size(problem, the_plan)
     u, v = col[:u_elements], col[u_elements:]
     _winograd_kernels.winograd_weight(weight.reshape(-1), u, problem.c_out, cin_g, mats.G,
                                       kernel_threads())

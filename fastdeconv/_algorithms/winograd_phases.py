@@ -89,21 +89,66 @@ def pays(the_plan, budget, itemsize):
                for _, sub, _ in the_plan.phase_plans)
 
 
-def run(the_plan, x, weight):
-    """Each phase a Winograd convolution written to its positions; NaN or inf: col2im."""
+def prepare_weight(the_plan, weight, known=None):
+    """The prepared-layer hook: ``{key: U}``, every phase's transformed weight made once
+    (one array, the phases' U one after the other), or the U of that key in ``known``; for
+    :func:`run`."""
+    key = _u_key(the_plan, weight.dtype)
+    if known is not None and key in known:
+        return {key: known[key]}
+    sizes = _u_sizes(the_plan)
+    u = np.empty(sum(sizes), weight.dtype)
+    start = 0
+    for (phase, sub, sub_plan), sub_weight, size in zip(the_plan.phase_plans,
+                                                         _sub_weights(the_plan, weight), sizes):
+        winograd.transformed_weight(sub_weight, sub, sub_plan, u[start:start + size])
+        start += size
+    return {key: u}
+
+
+def _u_key(the_plan, dtype):
+    """What the phases' U depend on besides the weight: dtype, their taps and F(m, r)."""
+    return (NAME + "_phases", np.dtype(dtype).str,
+            tuple((tuple(map(tuple, phase["taps"])), sub_plan.output_tile)
+                  for phase, _, sub_plan in the_plan.phase_plans))
+
+
+def _u_sizes(the_plan):
+    """Elements of each phase's U."""
+    return [winograd.transformed_size(sub, sub_plan) for _, sub, sub_plan in the_plan.phase_plans]
+
+
+def _sub_weights(the_plan, weight):
+    """Each phase's forward weight, in the order of ``phase_plans``."""
     problem = the_plan.problem
-    y = allocate_output(the_plan.pass_name, problem, x.dtype)
     weights, offsets = phase_weights(weight, [p for p, _, _ in the_plan.phase_plans],
                                      problem.groups)
+    return [weights[offset:offset + int(np.prod(sub.weight_shape))].reshape(sub.weight_shape)
+            for (_, sub, _), offset in zip(the_plan.phase_plans, offsets)]
+
+
+def run(the_plan, x, weight, prepared=None):
+    """Each phase a Winograd convolution written to its positions; NaN or inf: col2im.
+    ``prepared``: what :func:`prepare_weight` made (the phases' U are then not made again)."""
+    problem = the_plan.problem
+    y = allocate_output(the_plan.pass_name, problem, x.dtype)
     col, io = workspaces(the_plan, y.dtype)
+    if prepared is None:
+        sub_weights = _sub_weights(the_plan, weight)
+    else:
+        u_all, start = prepared[_u_key(the_plan, y.dtype)], 0
     nonfinite = 0
-    for (phase, sub, sub_plan), offset in zip(the_plan.phase_plans, offsets):
+    for q, ((phase, sub, sub_plan), size) in enumerate(zip(the_plan.phase_plans,
+                                                           _u_sizes(the_plan))):
         check_blas_dims(sub, sub_plan)
-        size = int(np.prod(sub.weight_shape))
-        sub_weight = weights[offset:offset + size].reshape(sub.weight_shape)
-        nonfinite += winograd.convolve(x, sub_weight, y, sub, sub_plan, col, io,
-                                       (problem.geometry.input_size, phase["first"],
-                                        problem.geometry.stride))
+        placement = (problem.geometry.input_size, phase["first"], problem.geometry.stride)
+        if prepared is None:
+            nonfinite += winograd.convolve(x, sub_weights[q], y, sub, sub_plan, col, io,
+                                           placement)
+        else:
+            nonfinite += winograd.transformed_pass(x, u_all[start:start + size], y, sub,
+                                                   sub_plan, col[size:], io, placement)
+            start += size
     del col, io  # the fallback allocates its own workspace: one at a time
     if nonfinite:
         y[...] = 0

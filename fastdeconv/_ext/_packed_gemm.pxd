@@ -90,3 +90,13 @@ cdef int run_items(void* job, bint is_double, bint conv, Py_ssize_t items, size_
 cdef void pack_a(const void* a, Py_ssize_t lda, bint trans_a, const fd_plan* p, bint is_double,
                  void* apack, int threads) noexcept nogil
 cdef void* malloc_aligned(size_t nbytes, void** raw) noexcept nogil
+
+cdef class PackedWeight:
+    cdef void* raw
+    cdef char* data
+    cdef Py_ssize_t[::1] part_offset
+    cdef readonly object key
+    cdef readonly Py_ssize_t nbytes
+
+cdef PackedWeight new_packed(key, part_bytes)
+cdef check_like(value, name, shape, dtype)

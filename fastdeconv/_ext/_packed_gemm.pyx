@@ -173,6 +173,72 @@ def _check_bias(bias, rows, dtype):
     return bias
 
 
+def _check_per_dim(value, ndim, name, minimum):
+    if isinstance(value, (int, np.integer)):
+        values = (value,) * ndim
+    elif isinstance(value, (tuple, list, np.ndarray)):
+        values = tuple(value)
+    else:
+        values = ()
+    if len(values) != ndim or not all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
+        raise ValueError(f"{name} must be an int or {ndim} ints, got {value!r}")
+    if minimum is not None and any(v < minimum for v in values):
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return tuple(int(v) for v in values)
+
+
+def _check_groups(groups):
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise ValueError(f"groups must be an int >= 1, got {groups!r}")
+    return int(groups)
+
+
+def _check_conv_arrays(x, weight, y, groups):
+    """Validate the arrays and groups of a convolution entry: C-contiguous, one float dtype,
+    the same rank (at most FD_MAX_NDIM spatial dimensions), y writable; ``(ndim, groups)``."""
+    _check_matrix(x, "x", ndim=x.ndim if isinstance(x, np.ndarray) and x.ndim >= 3 else 3)
+    ndim = x.ndim - 2
+    if ndim > FD_MAX_NDIM:
+        raise ValueError(f"x has {ndim} spatial dimensions; at most {FD_MAX_NDIM} are supported")
+    _check_matrix(weight, "weight", ndim=x.ndim)
+    _check_matrix(y, "y", ndim=x.ndim)
+    _check_same_dtype(x.dtype, weight=weight, y=y)
+    if not y.flags.writeable:
+        raise ValueError("y must be writable")
+    return ndim, _check_groups(groups)
+
+
+def _check_shapes(dtype, groups, **shapes):
+    """Validate the shapes of a tables entry (tuples of ints >= 0, one rank of 1 to
+    FD_MAX_NDIM spatial dimensions), dtype (float32 or float64) and groups."""
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+    ranks = set()
+    for name, shape in shapes.items():
+        if not isinstance(shape, tuple) or not all(
+                isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 0
+                for n in shape):
+            raise ValueError(f"{name}_shape must be a tuple of ints >= 0, got {shape!r}")
+        ranks.add(len(shape))
+    if len(ranks) != 1 or not 3 <= ranks.pop() <= FD_MAX_NDIM + 2:
+        raise ValueError(f"the shapes must have one rank, 3 to {FD_MAX_NDIM + 2}, got {shapes}")
+    return dtype, _check_groups(groups)
+
+
+cdef check_like(value, name, shape, dtype):
+    """An array of the tables' shape and dtype, C-contiguous."""
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(value).__name__}")
+    if value.dtype != dtype:
+        raise TypeError(f"{name} has dtype {value.dtype}, expected {dtype}")
+    if value.shape != shape:
+        raise ValueError(f"{name} must have the tables' shape {shape}, got {value.shape}")
+    if not value.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous")
+
+
 # ---------------------------------------------------------------------------- execution
 cdef int run_items(void* job, bint is_double, bint conv, Py_ssize_t items, size_t work_bytes,
                    int threads) noexcept nogil:
@@ -221,6 +287,31 @@ cdef void pack_a(const void* a, Py_ssize_t lda, bint trans_a, const fd_plan* p, 
 cdef void* malloc_aligned(size_t nbytes, void** raw) noexcept nogil:
     raw[0] = malloc(nbytes + 64)
     return NULL if raw[0] == NULL else <void*> aligned(raw[0])
+
+
+# ------------------------------------------------------------------------ packed weights
+cdef class PackedWeight:
+    """A weight packed into the GEMM's A micro-panels (every group; for stride phases every
+    phase's) for the tables whose ``packing_key`` is ``key``; ``nbytes`` of memory, freed
+    with the object. Made by :func:`pack_forward_weight` or :func:`pack_phases_weight`."""
+    def __dealloc__(self):
+        free(self.raw)
+
+
+cdef PackedWeight new_packed(key, part_bytes):
+    """An unfilled PackedWeight of parts of ``part_bytes`` bytes, each 64-byte aligned."""
+    cdef PackedWeight packed = PackedWeight.__new__(PackedWeight)
+    offsets, total = [], 0
+    for nbytes in part_bytes:
+        offsets.append(total)
+        total += (nbytes + 63) // 64 * 64
+    packed.part_offset = np.array(offsets or [0], dtype=np.intp)
+    packed.data = <char*> malloc_aligned(max(total, 1), &packed.raw)
+    if packed.data == NULL:
+        raise MemoryError(f"packed convolution: cannot allocate the packed weight ({total} "
+                          f"bytes)")
+    packed.key, packed.nbytes = key, total
+    return packed
 
 
 def gemm(a, b, c, trans_a=False, trans_b=False, accumulate=False, threads=1, bias=None,
