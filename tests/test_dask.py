@@ -465,6 +465,12 @@ def test_halo_tasks_run_first_with_no_annotation(client, rng, tmp_path):
         assert {seen[k][0] for k in seen if k not in halos} == {0}, how
         np.testing.assert_allclose(result, expected, **tolerance)
 
+    # a priority annotated around the submission: the halo tasks get one more
+    with dask.annotate(priority=5):
+        _, seen = _priorities_on_the_scheduler(client, lambda: client.compute(y).result())
+    assert {seen[k][0] for k in halos} == {-6}
+    assert {seen[k][0] for k in seen if k not in halos} == {-5}
+
     derived = y[:, :, :-1] + 1
     assert type(derived) is da.Array
     _, seen = _priorities_on_the_scheduler(client, lambda: client.compute(derived).result())

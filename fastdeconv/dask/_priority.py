@@ -22,7 +22,6 @@ plain dask array again. Arrays derived from the result (slicing, arithmetic, ...
 dask arrays; for them, submit within that annotation.
 """
 
-import contextlib
 import functools
 from dataclasses import dataclass
 
@@ -32,8 +31,8 @@ from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 
 from ._graph import HALO
 
-__all__ = ["HALO_PRIORITY", "halo_priority", "is_halo_key", "HaloFirst", "HaloFirstArray",
-           "halo_first", "returning_halo_first"]
+__all__ = ["HALO_PRIORITY", "halo_priority", "is_halo_key", "HaloPriority", "ranked",
+           "HaloFirst", "HaloFirstArray", "halo_first", "returning_halo_first"]
 
 #: the scheduler priority of a halo task (any other task: dask's default, 0)
 HALO_PRIORITY = 1
@@ -85,27 +84,48 @@ def halo_priority(key):
     return HALO_PRIORITY if is_halo_key(key) else 0
 
 
-def _split(mapping, annotations):
-    """``mapping`` as its non-halo layer (``annotations`` kept) and its halo layer (also
-    annotated ``priority`` unless ``annotations`` already give one), or None without
-    halo tasks."""
+@dataclass(frozen=True)
+class HaloPriority:
+    """The priority of a task: ``base``'s (a number, a function of the key, or None for dask's
+    default 0), plus :data:`HALO_PRIORITY` for a halo task. Picklable: the scheduler calls
+    it."""
+
+    base: object = None
+
+    def __call__(self, key):
+        base = self.base(key) if callable(self.base) else (self.base or 0)
+        return base + halo_priority(key)
+
+
+def ranked(base):
+    """The priority annotation that puts the halo tasks first within ``base`` (the priority
+    annotation in force, or None): ``base`` itself when it already does."""
+    return base if base is halo_priority or isinstance(base, HaloPriority) else HaloPriority(base)
+
+
+def _split(mapping, annotations, priority):
+    """``mapping`` as its non-halo layer (``annotations`` kept) and its halo layer, annotated
+    with ``priority``, or above the layer's own priority when ``annotations`` give one; None
+    without halo tasks."""
     halo = {k: v for k, v in mapping.items() if is_halo_key(k)}
     if not halo:
         return None
     rest = {k: v for k, v in mapping.items() if k not in halo}
-    halo_annotations = {"priority": HALO_PRIORITY, **(annotations or {})}
-    return MaterializedLayer(rest, annotations=annotations), MaterializedLayer(
-        halo, annotations=halo_annotations)
+    annotations = annotations or {}
+    if "priority" in annotations:
+        priority = ranked(annotations["priority"])
+    return MaterializedLayer(rest, annotations=annotations or None), MaterializedLayer(
+        halo, annotations={**annotations, "priority": priority})
 
 
-def _with_halo_layers(graph):
+def _with_halo_layers(graph, priority):
     """The optimised ``graph`` (a dict, or a HighLevelGraph when dask did not fuse) with the
-    halo tasks in layers of their own that carry their priority."""
+    halo tasks in layers of their own, annotated with ``priority``."""
     if not isinstance(graph, HighLevelGraph):
         graph = HighLevelGraph.from_collections("halo-first-tasks", dict(graph))
     layers, dependencies = {}, {}
     for name, layer in graph.layers.items():
-        parts = (_split(layer.mapping, layer.annotations)
+        parts = (_split(layer.mapping, layer.annotations, priority)
                  if isinstance(layer, MaterializedLayer) else None)
         deps = set(graph.dependencies.get(name, ()))
         if parts is None:
@@ -122,35 +142,34 @@ def _with_halo_layers(graph):
 class HaloFirst:
     """The graph optimisation of a :class:`HaloFirstArray`: ``optimize`` (dask's array
     optimisation, or the one the user's dask configuration names), then the halo tasks in
-    layers annotated with their priority (:func:`halo_priority`).
+    layers annotated with ``priority`` (a :class:`HaloPriority`).
 
     Picklable (dask sends it to the scheduler with the graph) and comparable (dask
     optimises together the collections that share an optimisation).
     """
 
     optimize: object
+    priority: object = HaloPriority()
 
     def __call__(self, dsk, keys, **kwargs):
-        return _with_halo_layers(self.optimize(dsk, keys, **kwargs))
+        return _with_halo_layers(self.optimize(dsk, keys, **kwargs), self.priority)
 
 
 class _HaloFirstOptimize:
     """``__dask_optimize__`` of :class:`HaloFirstArray`: :class:`HaloFirst` around the
-    optimisation a plain :class:`dask.array.Array` has at the time of the call."""
+    optimisation a plain :class:`dask.array.Array` has at the time of the call. dask reads it
+    when the array is submitted, so a priority annotated around the submission is known:
+    the halo tasks get one more (:func:`ranked`)."""
 
     def __get__(self, instance, owner=None):
-        return HaloFirst(da.Array.__dask_optimize__)
+        return HaloFirst(da.Array.__dask_optimize__,
+                         ranked(dask.get_annotations().get("priority")))
 
 
-@contextlib.contextmanager
 def halo_priority_annotation():
-    """Within: ``dask.annotate(priority=halo_priority)``, unless a priority is already
-    annotated (the caller's choice stands)."""
-    if "priority" in dask.get_annotations():
-        yield
-    else:
-        with dask.annotate(priority=halo_priority):
-            yield
+    """``dask.annotate`` with the priority that puts the halo tasks first within the one in
+    force (:func:`ranked`)."""
+    return dask.annotate(priority=ranked(dask.get_annotations().get("priority")))
 
 
 class HaloFirstArray(da.Array):
