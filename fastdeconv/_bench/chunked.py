@@ -30,11 +30,13 @@ each one's median:
     with data larger than memory it would be written to zarr or reduced, never sent whole to
     one process. The timed call includes building the task graph. Each run uses a weight
     scaled by ``1 + 1e-3 k`` (new task keys: the scheduler cannot hand back the previous
-    run's result).
+    run's result). The result is a :class:`fastdeconv.dask.HaloFirstArray`, so every worker
+    cuts the halos that the other one waits for before it starts a long chunk, with no
+    annotation.
 ``LocalCluster halos first``
-    The same, submitted with ``dask.annotate(priority=fastdeconv.dask.halo_priority)``, the
-    documented way to run fastdeconv.dask on a distributed cluster: every worker cuts the
-    halos that the other one waits for before it starts a long chunk.
+    The same, submitted within ``dask.annotate(priority=fastdeconv.dask.halo_priority)``, the
+    way for arrays derived from a result; for the result itself the scheduler gets the same
+    priorities as without it.
 
 ``overhead`` is the LocalCluster's median over the in-memory 2-thread median, minus one (and
 over the faster in-memory median, which on a busy machine can be the 1-thread one);
@@ -349,10 +351,10 @@ def format_table(rows):
                 "threads of one process against 2 single-threaded processes on the same "
                 "cores); vs faster in-memory: over the faster of 1 and 2 threads (on a busy "
                 "machine 2 threads can lose to 1: each waits for the other at every barrier); "
-                "halos first: LocalCluster halos first (submitted with "
-                "dask.annotate(priority=fastdeconv.dask.halo_priority)) over in-memory 2 "
-                "threads; threads vs in-memory: dask's threaded scheduler over in-memory 2 "
-                "threads.",
+                "halos first: LocalCluster halos first (submitted within "
+                "dask.annotate(priority=fastdeconv.dask.halo_priority); the plain submission "
+                "already runs the halo tasks first) over in-memory 2 threads; threads vs "
+                "in-memory: dask's threaded scheduler over in-memory 2 threads.",
                 "tasks/chunk: tasks of the operator's layer per output chunk (its own and the "
                 "halo tasks that cut the pieces its neighbours read from each input block); "
                 "blocks read: the most input blocks (or their halo tasks) one output task "

@@ -29,10 +29,13 @@ zarr).
    pixel_shuffle
    pixel_unshuffle
    halo_priority
+   HaloFirstArray
 
-On a ``distributed`` cluster, submit the graph with
-``dask.annotate(priority=fastdeconv.dask.halo_priority)`` so that every worker cuts the halos
-its neighbours wait for before it starts a long chunk (:func:`halo_priority`).
+The arrays returned are :class:`HaloFirstArray`: on a ``distributed`` cluster, a plain
+``client.persist(y)``, ``client.compute(y)``, ``y.compute()`` or ``y.to_zarr(...)`` makes every
+worker cut the halos its neighbours wait for before it starts a long chunk. Arrays derived
+from a result are plain dask arrays: submit them within
+``dask.annotate(priority=fastdeconv.dask.halo_priority)`` (:func:`halo_priority`).
 
 Examples
 --------
