@@ -176,9 +176,19 @@ class HaloFirstArray(da.Array):
     """The :class:`dask.array.Array` that :mod:`fastdeconv.dask` returns: its halo tasks run
     first on a ``distributed`` cluster, with no annotation (:func:`halo_priority`).
 
-    It is a dask array in every other way; operations on it return plain dask arrays (the
+    It is a dask array in every other way. Operations on it return plain dask arrays (the
     priority then needs ``dask.annotate(priority=fastdeconv.dask.halo_priority)`` at
-    submission).
+    submission), except :meth:`rechunk` and :meth:`store`, which :func:`dask.array.to_zarr`
+    calls.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da
+    >>> import fastdeconv.dask
+    >>> x = da.ones((1, 2, 64, 64), chunks=(1, 2, 32, 32))
+    >>> y = fastdeconv.dask.conv(x, np.ones((2, 2, 3, 3)), padding=1)
+    >>> type(y).__name__, type(y + 1).__name__
+    ('HaloFirstArray', 'Array')
     """
 
     __dask_optimize__ = _HaloFirstOptimize()
