@@ -427,8 +427,8 @@ def test_halo_priority_runs_the_halo_tasks_first(client, rng):
 
 
 def test_halo_tasks_run_first_with_no_annotation(client, rng, tmp_path):
-    """A plain ``client.persist(y)``, ``client.compute(y)``, ``y.compute()`` and
-    ``y.to_zarr(...)`` (no annotation) give every halo task priority 1 on the scheduler, above
+    """A plain ``client.persist(y)``, ``client.compute(y)``, ``y.compute()``, ``y.persist()``
+    and ``y.to_zarr(...)`` (no annotation) give every halo task priority 1 on the scheduler, above
     every other task's 0, though dask's graph optimisation fuses the graph
     (:class:`fdd.HaloFirstArray`); the results are unchanged. An array derived from a result
     is a plain dask array (its halo tasks get the priority within ``dask.annotate``)."""
@@ -456,6 +456,7 @@ def test_halo_tasks_run_first_with_no_annotation(client, rng, tmp_path):
     submissions = {"client.persist": persist,
                    "client.compute": lambda: client.compute(y).result(),
                    "compute": lambda: y.compute(scheduler=client),
+                   "persist": lambda: client.compute(y.persist(scheduler=client)).result(),
                    "to_zarr": to_zarr}
     for how, submit in submissions.items():
         result, seen = _priorities_on_the_scheduler(client, submit)
