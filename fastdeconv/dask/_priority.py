@@ -13,13 +13,15 @@ So the arrays that :mod:`fastdeconv.dask` returns are :class:`HaloFirstArray`: a
 :class:`dask.array.Array` whose ``__dask_optimize__`` (the optimisation hook of dask's
 collection protocol; dask calls it, on the scheduler, with the graph and the output keys)
 runs dask's own array optimisation and then puts the halo tasks that remain into a layer of
-their own, annotated ``priority=1``. Nothing else changes: the same tasks, the same fusion,
-the user's dask configuration untouched (an ``array_optimize`` set in it is the optimisation
-that runs), and no barrier: a halo task still becomes ready only once its block is in
-memory. Its :meth:`~HaloFirstArray.store` (which :func:`dask.array.to_zarr` calls) submits
-the store within ``dask.annotate(priority=halo_priority)``, since the stored array is a
-plain dask array again. Arrays derived from the result (slicing, arithmetic, ...) are plain
-dask arrays; for them, submit within that annotation.
+their own, annotated ``priority=1`` (one more than a priority annotated around the
+submission: :class:`HaloPriority`; the ``priority=`` keyword of ``compute``/``persist`` is
+not seen there). Nothing else changes: the same tasks, the same fusion, the user's dask
+configuration untouched (an ``array_optimize`` set in it is the optimisation that runs), and
+no barrier: a halo task still becomes ready only once its block is in memory. Its
+:meth:`~HaloFirstArray.store` (which :func:`dask.array.to_zarr` calls) submits the store
+within ``dask.annotate(priority=HaloPriority(...))``, since the stored array is a plain dask
+array again. Arrays derived from the result (slicing, arithmetic, ...) are plain dask arrays;
+for them, submit within ``dask.annotate(priority=halo_priority)``.
 """
 
 import functools
@@ -62,8 +64,9 @@ def halo_priority(key):
             z = client.persist(y + 1)           # or z.to_zarr(...), client.compute(z), ...
 
     which gives the same priorities to the keys of the submitted graph (the scheduler calls
-    this function: it must be able to import fastdeconv, as the workers do). Within it, or
-    around a result itself, it does what the result already does.
+    this function: it must be able to import fastdeconv, as it must to read the graph's
+    tasks). Around the submission of a result itself, it gives the priorities the result
+    already has.
 
     Parameters
     ----------
