@@ -371,6 +371,37 @@ def test_one_halo_task_per_block_when_halos_are_thin():
                                atol=1e-12 * np.abs(x).max() * np.abs(w).sum())
 
 
+def _priorities_on_the_scheduler(client, submit):
+    """``submit()``'s result, and the priority the scheduler gave every task that started
+    meanwhile (recorded as each one starts: the scheduler forgets done tasks)."""
+    def record(dask_scheduler):
+        from distributed.diagnostics.plugin import SchedulerPlugin
+
+        class Priorities(SchedulerPlugin):
+            name = "test-halo-priorities"
+
+            def __init__(self):
+                self.seen = {}
+
+            def transition(self, key, start, finish, *args, **kwargs):
+                if finish == "processing":
+                    self.seen[key] = dask_scheduler.tasks[key].priority
+
+        dask_scheduler.add_plugin(Priorities(), idempotent=False)
+
+    def collect(dask_scheduler):
+        seen = dict(dask_scheduler.plugins["test-halo-priorities"].seen)
+        dask_scheduler.remove_plugin(name="test-halo-priorities")
+        return seen
+
+    client.run_on_scheduler(record)
+    try:
+        result = submit()
+    finally:
+        seen = client.run_on_scheduler(collect)
+    return result, seen
+
+
 def test_halo_priority_runs_the_halo_tasks_first(client, rng):
     """Submitted within ``dask.annotate(priority=fdd.halo_priority)``, every halo task gets
     priority 1 on the scheduler (dask's graph optimisation would drop a layer annotation) and
@@ -383,29 +414,72 @@ def test_halo_priority_runs_the_halo_tasks_first(client, rng):
     halos = [k for k in y.dask.layers[y.name] if k[0] == y.name + "-halo"]
     assert halos and all(fdd.halo_priority(k) == 1 for k in halos)
     assert fdd.halo_priority((y.name, 0, 0, 0, 0)) == 0 and fdd.halo_priority("w-3f") == 0
-    def record(dask_scheduler):
-        """Keep the priority of every task that starts (the scheduler forgets done ones)."""
-        from distributed.diagnostics.plugin import SchedulerPlugin
 
-        class Priorities(SchedulerPlugin):
-            name = "test-halo-priorities"
-            seen = {}
+    def submit():
+        with dask.annotate(priority=fdd.halo_priority):
+            return client.compute(y).result()
 
-            def transition(self, key, start, finish, *args, **kwargs):
-                if finish == "processing":
-                    self.seen[key] = dask_scheduler.tasks[key].priority
-
-        dask_scheduler.add_plugin(Priorities(), idempotent=True)
-
-    client.run_on_scheduler(record)
-    with dask.annotate(priority=fdd.halo_priority):
-        result = client.compute(y).result()
-    seen = client.run_on_scheduler(
-        lambda dask_scheduler: dict(dask_scheduler.plugins["test-halo-priorities"].seen))
+    result, seen = _priorities_on_the_scheduler(client, submit)
     assert {seen[k][0] for k in halos} == {-1}
     assert {seen[k][0] for k in seen if k not in halos} == {0}
     np.testing.assert_allclose(result, fastdeconv.conv(x, w, padding=1), rtol=0,
                                atol=1e-12 * np.abs(x).max() * np.abs(w).sum())
+
+
+def test_halo_tasks_run_first_with_no_annotation(client, rng, tmp_path):
+    """A plain ``client.persist(y)``, ``client.compute(y)``, ``y.compute()``, ``y.persist()``
+    and ``y.to_zarr(...)`` (no annotation) give every halo task priority 1 on the scheduler, above
+    every other task's 0, though dask's graph optimisation fuses the graph
+    (:class:`fdd.HaloFirstArray`); the results are unchanged. An array derived from a result
+    is a plain dask array (its halo tasks get the priority within ``dask.annotate``)."""
+    import dask
+
+    x = rng.standard_normal((1, 2, 48, 40))
+    w = rng.standard_normal((2, 3, 4, 4))
+    y = fdd.conv_transpose(da.from_array(x, chunks=(1, 2, 16, 20)), w, stride=2, padding=1)
+    expected = fastdeconv.conv_transpose(x, w, stride=2, padding=1)
+    tolerance = dict(rtol=0, atol=1e-12 * np.abs(x).max() * np.abs(w).sum())
+    assert isinstance(y, fdd.HaloFirstArray)
+    halos = {k for k in y.dask.layers[y.name] if k[0] == y.name + "-halo"}
+    assert halos
+
+    def persist():
+        persisted = client.persist(y)
+        client.gather(client.futures_of(persisted))
+        return client.compute(persisted).result()
+
+    def to_zarr():
+        with client.as_current():
+            y.to_zarr(str(tmp_path / "y.zarr"))
+        return np.asarray(da.from_zarr(str(tmp_path / "y.zarr")).compute(scheduler="threads"))
+
+    submissions = {"client.persist": persist,
+                   "client.compute": lambda: client.compute(y).result(),
+                   "compute": lambda: y.compute(scheduler=client),
+                   "persist": lambda: client.compute(y.persist(scheduler=client)).result(),
+                   "to_zarr": to_zarr}
+    for how, submit in submissions.items():
+        result, seen = _priorities_on_the_scheduler(client, submit)
+        ran = halos & set(seen)
+        assert ran == halos, how
+        assert {seen[k][0] for k in ran} == {-1}, how
+        assert {seen[k][0] for k in seen if k not in halos} == {0}, how
+        np.testing.assert_allclose(result, expected, **tolerance)
+
+    # a priority annotated around the submission: the halo tasks get one more
+    with dask.annotate(priority=5):
+        _, seen = _priorities_on_the_scheduler(client, lambda: client.compute(y).result())
+    assert {seen[k][0] for k in halos} == {-6}
+    assert {seen[k][0] for k in seen if k not in halos} == {-5}
+
+    derived = y[:, :, :-1] + 1
+    assert type(derived) is da.Array
+    _, seen = _priorities_on_the_scheduler(client, lambda: client.compute(derived).result())
+    assert {seen[k][0] for k in seen} == {0}
+    with dask.annotate(priority=fdd.halo_priority):
+        _, seen = _priorities_on_the_scheduler(client,
+                                               lambda: client.compute(derived).result())
+    assert {seen[k][0] for k in halos & set(seen)} == {-1}
 
 
 # --------------------------------------------------------------------------- out of core

@@ -8,7 +8,7 @@ Two cases, float32 by default:
 - ``3d``: :func:`fastdeconv.conv` of a 1 x 4 x 256\\ :sup:`3` input, kernel 3, padding 1,
   chunks of 128\\ :sup:`3`.
 
-Five peers, timed in turn within every round (the order reversed every other round, so that
+Six peers, timed in turn within every round (the order reversed every other round, so that
 a change of the machine's load hits them alike), after one warm-up call each; the table gives
 each one's median:
 
@@ -30,15 +30,22 @@ each one's median:
     with data larger than memory it would be written to zarr or reduced, never sent whole to
     one process. The timed call includes building the task graph. Each run uses a weight
     scaled by ``1 + 1e-3 k`` (new task keys: the scheduler cannot hand back the previous
-    run's result).
+    run's result). The result is a :class:`fastdeconv.dask.HaloFirstArray`, so every worker
+    cuts the halos that the other one waits for before it starts a long chunk, with no
+    annotation.
 ``LocalCluster halos first``
-    The same, submitted with ``dask.annotate(priority=fastdeconv.dask.halo_priority)``, the
-    documented way to run fastdeconv.dask on a distributed cluster: every worker cuts the
-    halos that the other one waits for before it starts a long chunk.
+    The same, submitted within ``dask.annotate(priority=fastdeconv.dask.halo_priority)``, the
+    way for arrays derived from a result; for the result itself the scheduler gets the same
+    priorities as without it.
+``LocalCluster no priority``
+    The same with the result made a plain :class:`dask.array.Array` first, as a derived
+    array is (and as every result was before :class:`~fastdeconv.dask.HaloFirstArray`):
+    dask's static order alone decides when the halo tasks run.
 
 ``overhead`` is the LocalCluster's median over the in-memory 2-thread median, minus one (and
 over the faster in-memory median, which on a busy machine can be the 1-thread one);
-``halos first`` the same for the annotated submission. The graph columns: tasks of the
+``halos first`` and ``no priority`` the same for the annotated submission and the plain
+array. The graph columns: tasks of the
 operator's layer per output chunk (the chunk's own task and the halo tasks, which cut the
 pieces its neighbours read from an input block where the block lives), the most input
 blocks (or their halo tasks) one output task reads, and the output chunks. ``placement``:
@@ -72,8 +79,8 @@ CASES = {
            (4, 4, 3, 3, 3), {"padding": 1}),
 }
 PEERS = ("in-memory 2 threads", "in-memory 1 thread", "dask threads", "LocalCluster 2x1",
-         "LocalCluster halos first")
-_BASELINE, _CLUSTER, _THREADS, _FIRST = PEERS[0], PEERS[3], PEERS[2], PEERS[4]
+         "LocalCluster halos first", "LocalCluster no priority")
+_BASELINE, _CLUSTER, _THREADS, _FIRST, _PLAIN = PEERS[0], PEERS[3], PEERS[2], PEERS[4], PEERS[5]
 
 
 def graph_size(y):
@@ -120,7 +127,7 @@ def _block_diff(y, expected, client=None):
 
 
 class _Peers:
-    """The five peers' calls of one case (each returns a result to compare, or None)."""
+    """The six peers' calls of one case (each returns a result to compare, or None)."""
 
     def __init__(self, client, op, x, remote, weight, kwargs, chunks):
         import dask.array as da
@@ -156,10 +163,11 @@ class _Peers:
             fastdeconv.set_num_threads(previous)
         return y
 
-    def cluster(self, check=False, halos_first=False):
+    def cluster(self, check=False, halos_first=False, plain_array=False):
         import contextlib
 
         import dask
+        import dask.array as da
         import distributed
 
         import fastdeconv.dask as fdd
@@ -168,6 +176,8 @@ class _Peers:
         self.runs += 1
         y = self.chunked(self.remote, self.weight * self.weight.dtype.type(scale),
                          **self.kwargs)
+        if plain_array:
+            y = da.Array(y.dask, y.name, y.chunks, meta=y._meta)
         with (dask.annotate(priority=fdd.halo_priority) if halos_first else
               contextlib.nullcontext()):
             y = self.client.persist(y)
@@ -220,6 +230,7 @@ def run(*, cases=None, dtype="float32", repeat=5, shrink=1, progress=False, stre
         ``max_rel_diff`` (the worse of the chunked peers), ``rel_diff`` (peer -> rel
         diff), ``overhead`` (LocalCluster over in-memory 2 threads, minus one),
         ``overhead_best`` (over the faster in-memory time), ``overhead_halos_first``,
+        ``overhead_no_priority``,
         ``threads_overhead``, ``tasks_per_chunk``, ``blocks_read``, ``output_chunks``,
         ``placement`` (input blocks per worker), ``shape``, ``chunks``,
         ``load`` (1-minute load average before and after), ``samples``
@@ -268,13 +279,16 @@ def run(*, cases=None, dtype="float32", repeat=5, shrink=1, progress=False, stre
             placement = _placement(client, remote)
             calls = {PEERS[0]: lambda: peers.memory(2), PEERS[1]: lambda: peers.memory(1),
                      PEERS[2]: peers.threads, PEERS[3]: peers.cluster,
-                     PEERS[4]: lambda: peers.cluster(halos_first=True)}
+                     PEERS[4]: lambda: peers.cluster(halos_first=True),
+                     PEERS[5]: lambda: peers.cluster(plain_array=True)}
             # warm-up, and the check of one output block of each chunked peer
             expected = calls[_BASELINE]()
             calls[PEERS[1]]()
             diffs = {_THREADS: _block_diff(calls[_THREADS](), expected),
                      _CLUSTER: _block_diff(peers.cluster(check=True), expected, client),
                      _FIRST: _block_diff(peers.cluster(check=True, halos_first=True),
+                                         expected, client),
+                     _PLAIN: _block_diff(peers.cluster(check=True, plain_array=True),
                                          expected, client)}
             del expected
             bar.step(f"{name} warm-up")
@@ -299,6 +313,7 @@ def run(*, cases=None, dtype="float32", repeat=5, shrink=1, progress=False, stre
                 overhead=ms[_CLUSTER] / ms[_BASELINE] - 1,
                 overhead_best=ms[_CLUSTER] / min(ms[_BASELINE], ms[PEERS[1]]) - 1,
                 overhead_halos_first=ms[_FIRST] / ms[_BASELINE] - 1,
+                overhead_no_priority=ms[_PLAIN] / ms[_BASELINE] - 1,
                 threads_overhead=ms[_THREADS] / ms[_BASELINE] - 1,
                 tasks_per_chunk=per_chunk, blocks_read=reads, output_chunks=outputs,
                 placement=placement,
@@ -334,6 +349,7 @@ def format_table(rows):
         trailing=[("overhead", "r", lambda row: _percent(row["overhead"])),
                   ("vs faster in-memory", "r", lambda row: _percent(row["overhead_best"])),
                   ("halos first", "r", lambda row: _percent(row["overhead_halos_first"])),
+                  ("no priority", "r", lambda row: _percent(row["overhead_no_priority"])),
                   ("threads vs in-memory", "r", lambda row: _percent(row["threads_overhead"])),
                   ("tasks/chunk", "r", lambda row: f"{row['tasks_per_chunk']:.1f}"),
                   ("blocks read", "r", lambda row: str(row["blocks_read"])),
@@ -349,10 +365,12 @@ def format_table(rows):
                 "threads of one process against 2 single-threaded processes on the same "
                 "cores); vs faster in-memory: over the faster of 1 and 2 threads (on a busy "
                 "machine 2 threads can lose to 1: each waits for the other at every barrier); "
-                "halos first: LocalCluster halos first (submitted with "
-                "dask.annotate(priority=fastdeconv.dask.halo_priority)) over in-memory 2 "
-                "threads; threads vs in-memory: dask's threaded scheduler over in-memory 2 "
-                "threads.",
+                "halos first: LocalCluster halos first (submitted within "
+                "dask.annotate(priority=fastdeconv.dask.halo_priority); the plain submission "
+                "already runs the halo tasks first) over in-memory 2 threads; no priority: "
+                "LocalCluster no priority (the result as a plain dask array, as a derived "
+                "array is: no halo priority) over in-memory 2 threads; threads vs "
+                "in-memory: dask's threaded scheduler over in-memory 2 threads.",
                 "tasks/chunk: tasks of the operator's layer per output chunk (its own and the "
                 "halo tasks that cut the pieces its neighbours read from each input block); "
                 "blocks read: the most input blocks (or their halo tasks) one output task "

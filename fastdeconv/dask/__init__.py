@@ -29,10 +29,13 @@ zarr).
    pixel_shuffle
    pixel_unshuffle
    halo_priority
+   HaloFirstArray
 
-On a ``distributed`` cluster, submit the graph with
-``dask.annotate(priority=fastdeconv.dask.halo_priority)`` so that every worker cuts the halos
-its neighbours wait for before it starts a long chunk (:func:`halo_priority`).
+The arrays returned are :class:`HaloFirstArray`: on a ``distributed`` cluster, a plain
+``client.persist(y)``, ``client.compute(y)``, ``y.compute()`` or ``y.to_zarr(...)`` makes every
+worker cut the halos its neighbours wait for before it starts a long chunk. Arrays derived
+from a result are plain dask arrays: submit them within
+``dask.annotate(priority=fastdeconv.dask.halo_priority)`` (:func:`halo_priority`).
 
 Examples
 --------
@@ -49,19 +52,26 @@ True
 """
 
 from . import _conv, _upsample
-from ._graph import halo_priority
 from ._layouts import with_layouts
+from ._priority import HaloFirstArray, halo_priority, returning_halo_first
+
+
+def _public(function, weight=None):
+    """The public function: the in-memory layouts (:mod:`._layouts`), and dask arrays
+    returned as :class:`HaloFirstArray` (:mod:`._priority`)."""
+    return returning_halo_first(with_layouts(function, weight=weight))
+
 
 # every function takes the in-memory function's data_format (and weight_format)
-conv = with_layouts(_conv.conv, weight="conv")
-conv_transpose = with_layouts(_conv.conv_transpose, weight="conv_transpose")
-conv_backward = with_layouts(_conv.conv_backward, weight="conv")
-conv_transpose_backward = with_layouts(_conv.conv_transpose_backward, weight="conv_transpose")
-resize = with_layouts(_upsample.resize)
-max_pool = with_layouts(_upsample.max_pool)
-max_unpool = with_layouts(_upsample.max_unpool)
-pixel_shuffle = with_layouts(_upsample.pixel_shuffle)
-pixel_unshuffle = with_layouts(_upsample.pixel_unshuffle)
+conv = _public(_conv.conv, weight="conv")
+conv_transpose = _public(_conv.conv_transpose, weight="conv_transpose")
+conv_backward = _public(_conv.conv_backward, weight="conv")
+conv_transpose_backward = _public(_conv.conv_transpose_backward, weight="conv_transpose")
+resize = _public(_upsample.resize)
+max_pool = _public(_upsample.max_pool)
+max_unpool = _public(_upsample.max_unpool)
+pixel_shuffle = _public(_upsample.pixel_shuffle)
+pixel_unshuffle = _public(_upsample.pixel_unshuffle)
 
 __all__ = [
     "conv",
@@ -74,4 +84,5 @@ __all__ = [
     "pixel_shuffle",
     "pixel_unshuffle",
     "halo_priority",
+    "HaloFirstArray",
 ]

@@ -20,10 +20,10 @@ import dask.array as da
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
-__all__ = ["AxisPull", "axis_pull", "region", "Halos", "HALO", "halo_priority", "data_key",
+__all__ = ["AxisPull", "axis_pull", "region", "Halos", "HALO", "data_key",
            "new_array", "whole", "map_regions"]
 
-#: how the names of halo tasks end (see :func:`halo_priority`)
+#: how the names of halo tasks end (their priority: :mod:`._priority`)
 HALO = "-halo"
 
 
@@ -277,31 +277,6 @@ class Halos:
                         cells[index] = (operator.getitem, key, position)
         self._blocks.clear()
         return graph
-
-
-def halo_priority(key):
-    """``priority`` annotation that makes every worker run the halo tasks of
-    :mod:`fastdeconv.dask` before other tasks: 1 for a halo task's key, 0 (dask's default)
-    for any other key.
-
-    A halo task cuts the few cells of an input block that the neighbouring output chunks read;
-    the worker that holds the block is the one that runs it. With one thread per worker, a
-    halo task that dask's static order places after an output chunk's task waits for it
-    (~0.1 s and more), and so does the worker that needs the cells. dask's graph optimisation
-    drops priorities set on the graph's layers, so the priority is given when the graph is
-    submitted, for the keys this function names::
-
-        with dask.annotate(priority=fastdeconv.dask.halo_priority):
-            y = client.persist(y)           # or y.to_zarr(...), client.compute(y), ...
-
-    The scheduler calls it (it must be able to import fastdeconv, as the workers do).
-
-    >>> from fastdeconv.dask import halo_priority
-    >>> halo_priority(("conv-0f3a-halo", 0, 0, 0, 1, 2, 0)), halo_priority(("conv-0f3a", 0))
-    (1, 0)
-    """
-    name = key[0] if isinstance(key, tuple) and key else key
-    return int(isinstance(name, str) and name.endswith(HALO))
 
 
 def data_key(prefix, value, graph):
