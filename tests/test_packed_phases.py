@@ -141,7 +141,9 @@ RULE_CASES = [
     ((1, 32, 16, 16, 16), (32, 16, 3, 3, 3), dict(stride=2, padding=1, output_padding=1), 4,
      "packed_phases"),                                                      # vnet3d_k3
     ((16, 64, 32, 32), (64, 3, 4, 4), dict(stride=2, padding=1), 4, "col2im"),  # 3 rows
-    ((1, 256, 32, 32), (256, 128, 2, 2), dict(stride=2), 4, "col2im"),      # 1 tap a phase
+    ((1, 256, 32, 32), (256, 128, 2, 2), dict(stride=2), 4, "packed_phases"),  # unet_up: 1 tap
+    ((1, 64, 16, 16, 16), (64, 32, 2, 2, 2), dict(stride=2), 4, "col2im"),  # 1 tap, 32 rows
+    ((1, 32, 32, 32, 32), (32, 16, 2, 2, 2), dict(stride=2), 4, "col2im"),  # 1 tap, 16 rows
     ((2, 8, 6, 6), (8, 16, 3, 3), dict(stride=2, padding=1), 4, "col2im"),  # little work
     ((1, 64, 16, 16), (64, 32, 8, 8), dict(stride=5, padding=2), 4, "col2im"),    # stride 5
     ((8, 128, 4096), (128, 64, 16), dict(stride=8, padding=4), 4, "col2im"),  # audio_1d

@@ -75,14 +75,15 @@ class Budget:
         memory again for every sample and group). The first two per itemsize,
         ``((itemsize, value), ...)`` pairs.
     packed_phases_itemsizes, packed_phases_min_rows, packed_phases_min_taps, \
-    packed_phases_max_stride
+    packed_phases_one_tap_min_rows, packed_phases_max_stride
         Rule of the packed engine's stride phases (backward_input): chosen where col2im would
         run, for the itemsizes in ``packed_phases_itemsizes`` (float32: in float64 OpenBLAS's
         DGEMM under col2im is as fast or faster), when the transposed convolution's output
         channels per group (the M of every phase's GEMM) are at least
         ``packed_phases_min_rows``, its phases have on average at least
         ``packed_phases_min_taps`` kernel taps (a kernel equal to the stride has one tap per
-        phase, and col2im then writes each output once too), no stride exceeds
+        phase, and col2im then writes each output once too: such a kernel needs
+        ``packed_phases_one_tap_min_rows`` output channels per group), no stride exceeds
         ``packed_phases_max_stride`` (each phase writes every stride-th value of an output row:
         with larger strides a row is written in too many pieces) and the work reaches
         ``packed_min_work``.
@@ -132,6 +133,7 @@ class Budget:
     packed_phases_itemsizes: tuple = (4,)
     packed_phases_min_rows: int = 16
     packed_phases_min_taps: int = 2
+    packed_phases_one_tap_min_rows: int = 64
     packed_phases_max_stride: int = 4
     packed_wgrad_itemsizes: tuple = (4, 8)
     packed_wgrad_min_ndim: int = 2
