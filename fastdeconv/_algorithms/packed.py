@@ -50,6 +50,13 @@ def _padded_extent(g):
                  zip(g.output_size, g.stride, g.kernel_size, g.dilation))
 
 
+def padded_read(g):
+    """``(extent, padded)``: :func:`_padded_extent` and whether the output reads any padding
+    (then the engine reads a zero-padded copy instead of the input itself)."""
+    extent = _padded_extent(g)
+    return extent, any(g.pad_before) or any(e > n for e, n in zip(extent, g.input_size))
+
+
 def plan(pass_name, problem, budget, itemsize):
     """The plan, or None when one sample's padded copy exceeds both
     ``budget.workspace_bytes`` and one input sample plus ``budget.workspace_bytes``.
@@ -61,8 +68,7 @@ def plan(pass_name, problem, budget, itemsize):
     """
     g = problem.geometry
     batch = max(problem.batch, 1)
-    extent = _padded_extent(g)
-    padded = any(g.pad_before) or any(e > n for e, n in zip(extent, g.input_size))
+    extent, padded = padded_read(g)
     if not padded:
         return PackedPlan(NAME, batch, g.output_numel, 0, 0, pass_name=pass_name,
                           problem=problem, padded=False)

@@ -29,7 +29,7 @@ from .._ext import _layout_kernels, _packed_wgrad
 from .._threads import kernel_threads
 from .._validation import allocate
 from ._common import Plan
-from .packed import _padded_extent
+from .packed import _padded_extent, padded_read
 
 NAME = "packed"
 PASSES = {"backward_weight": NAME}
@@ -61,8 +61,7 @@ def plan(pass_name, problem, budget, itemsize):
     goes to memory and back (a 25 MB transposition: 7 ms; 3 MB: 0.4 ms).
     """
     g = problem.geometry
-    extent = _padded_extent(g)
-    padded = any(g.pad_before) or any(e > n for e, n in zip(extent, g.input_size))
+    extent, padded = padded_read(g)
     elements, offsets = _per_sample(problem, extent, padded)
     per_sample = max(elements * itemsize + offsets * 8, 1)
     if per_sample > budget.workspace_bytes:
