@@ -381,10 +381,10 @@ def fuzz_weight_grad(fdp, draw, dtype, kernel, threads, exact, limit):
     x = draw((batch, c_in) + in_size)
     gy = draw((batch, c_out) + out_size)
     w = np.zeros((c_out, cin_g) + kernel_size, dtype)
-    if direct:   # the engine's entry on the plan's channels-last copies, NaN where it writes
-        problem = conv_problem(x.shape, w.shape, **kw)
-        the_plan = packed_wgrad.plan("backward_weight", problem, current_budget(),
-                                     dtype.itemsize)
+    problem = conv_problem(x.shape, w.shape, **kw)
+    the_plan = packed_wgrad.plan("backward_weight", problem, current_budget(), dtype.itemsize)
+    if direct and the_plan is not None:   # (None: one sample's copies exceed the workspace)
+        # the engine's entry on the plan's channels-last copies, NaN where it writes
         x_last = packed_wgrad._channels_last(x, the_plan.extent, problem.geometry.pad_before,
                                              the_plan.padded, threads)
         gy_last = np.ascontiguousarray(np.moveaxis(gy, 1, -1)).reshape(-1, c_out)
