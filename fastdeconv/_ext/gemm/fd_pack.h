@@ -86,6 +86,42 @@ static void FD_SFX(fd_pack_a_phases)(ptrdiff_t m, const FD_T *a, ptrdiff_t row_s
     }
 }
 
+/* dst[0:nr] = from[0:nr], one row of a packed micro-panel read from the padded input (in cache).
+ * A copy of run-time length is a call of the C library's memmove; the register tiles' widths
+ * are listed so that each copy is inlined as vector moves (dense B, whose rows come from
+ * memory, keeps the call: there the library's 64-byte copy measured 10 % faster). */
+static inline void FD_SFX(fd_copy_panel_row)(FD_T *restrict dst, const FD_T *restrict from,
+                                             int nr)
+{
+    switch (nr) {
+    case 48: memcpy(dst, from, 48 * sizeof(FD_T)); break;
+    case 32: memcpy(dst, from, 32 * sizeof(FD_T)); break;
+    case 24: memcpy(dst, from, 24 * sizeof(FD_T)); break;
+    case 16: memcpy(dst, from, 16 * sizeof(FD_T)); break;
+    case 8: memcpy(dst, from, 8 * sizeof(FD_T)); break;
+    default: memcpy(dst, from, (size_t)nr * sizeof(FD_T));
+    }
+}
+
+/* dst[0:len] = from[0:len] for a short run of a packed row (an output row of a small map,
+ * inside one NR panel), inlined the same way: 32-byte moves, then at most three shorter ones
+ * (a loop of run-time length would again become a memmove call). */
+static inline void FD_SFX(fd_copy_run)(FD_T *restrict dst, const FD_T *restrict from,
+                                       ptrdiff_t len)
+{
+    enum { W = 32 / sizeof(FD_T) };   /* elements of a 32-byte move: 8 float, 4 double */
+    for (; len >= W; len -= W, dst += W, from += W) memcpy(dst, from, W * sizeof(FD_T));
+    if (len >= W / 2) {
+        memcpy(dst, from, W / 2 * sizeof(FD_T));
+        len -= W / 2, dst += W / 2, from += W / 2;
+    }
+    if (W / 4 >= 2 && len >= W / 4) {   /* float: 2 more */
+        memcpy(dst, from, W / 4 * sizeof(FD_T));
+        len -= W / 4, dst += W / 4, from += W / 4;
+    }
+    if (len) *dst = *from;
+}
+
 /* Dense B: k x n (row stride ldb), or its transpose stored n x k when trans_b. */
 static void FD_SFX(fd_pack_b_dense)(const FD_T *b, ptrdiff_t ldb, int trans_b, ptrdiff_t k0,
                                     ptrdiff_t kc, ptrdiff_t j0, ptrdiff_t nc, int nr,
@@ -103,7 +139,8 @@ static void FD_SFX(fd_pack_b_dense)(const FD_T *b, ptrdiff_t ldb, int trans_b, p
                 for (ptrdiff_t kk = 0; kk < kc; ++kk) dst[kk * nr + j] = 0;
         } else if (cols == nr) {
             const FD_T *src = b + k0 * ldb + j0 + jp;
-            for (ptrdiff_t kk = 0; kk < kc; ++kk)
+            for (ptrdiff_t kk = 0; kk < kc; ++kk)   /* rows of x out of cache: the C library's
+                                                       widest copy is the fastest here */
                 memcpy(dst + kk * nr, src + kk * ldb, (size_t)nr * sizeof(FD_T));
         } else {
             const FD_T *src = b + k0 * ldb + j0 + jp;
@@ -134,8 +171,8 @@ static void FD_SFX(fd_pack_b_conv)(const fd_conv_src *src, const FD_T *xp, const
             const FD_T *from = xrow + runs[q].src;
             ptrdiff_t len = runs[q].len;
             if (s == 1) {
-                if (len == nr) memcpy(dst, from, (size_t)nr * sizeof(FD_T));
-                else for (ptrdiff_t i = 0; i < len; ++i) dst[i] = from[i];
+                if (len == nr) FD_SFX(fd_copy_panel_row)(dst, from, nr);
+                else FD_SFX(fd_copy_run)(dst, from, len);
             } else {
                 for (ptrdiff_t i = 0; i < len; ++i) dst[i] = from[i * s];
             }
