@@ -173,6 +173,8 @@ static void FD_SFX(fd_pack_b_conv)(const fd_conv_src *src, const FD_T *xp, const
             if (s == 1) {
                 if (len == nr) FD_SFX(fd_copy_panel_row)(dst, from, nr);
                 else FD_SFX(fd_copy_run)(dst, from, len);
+            } else if (s == 2) {   /* a constant stride: vectorised with shuffles */
+                for (ptrdiff_t i = 0; i < len; ++i) dst[i] = from[2 * i];
             } else {
                 for (ptrdiff_t i = 0; i < len; ++i) dst[i] = from[i * s];
             }
