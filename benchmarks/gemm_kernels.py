@@ -181,7 +181,8 @@ def conv_table(dtypes, threads_list, repeat, cpu):
 
 
 def microkernel_table(kernels):
-    print("\nMicro-kernel alone (panels in L1, thread CPU time, best of 5) vs a multiply-add "
+    print("\nMicro-kernel alone (panels in L1, thread CPU time, best of 40 short bursts) vs a "
+          "multiply-add "
           "peak loop of the same vector width")
     for kern in kernels:
         for dtype in ("float32", "float64"):

@@ -13,7 +13,8 @@ winograd            forward, backward_input           2-d 3x3, stride 1 (backwar
                     (stride 1), backward_weight       a forward conv), enough channels and
                     ("winograd")                      tiles, few tiles past the edges
 winograd_phases     backward_input ("winograd")       every stride phase an r x r Winograd
-                                                      conv with enough tiles and channels
+                                                      conv with enough tiles and channels,
+                                                      and not packed_phases' rule
 packed_wgrad        backward_weight ("packed")        the packed engine over channels-last
                                                       copies: 2-d and up, >= 2 taps, enough
                                                       input channels per group and work, a
