@@ -9,6 +9,7 @@ import pytest
 
 import fastdeconv
 from fastdeconv import _bench
+from fastdeconv._bench import layers as bench_layers
 from fastdeconv._bench import peers as bench_peers
 from fastdeconv._bench import suite as bench_suite
 
@@ -68,6 +69,42 @@ def test_peers_agree_with_fastdeconv(peer, case, assert_close):
         assert peer == "onnxruntime" and case.op == "conv_wgrad"
         return
     assert_close(np.asarray(call()), _reference(case, operands), dtype=dtype)
+
+
+@pytest.mark.parametrize("data_format", ["channels_first", "channels_last"])
+@pytest.mark.parametrize("case", SMALL_CASES, ids=IDS)
+def test_prepared_peer_gives_the_plain_call_bits_and_no_weight_gradient(case, data_format):
+    operands = bench_layers._operands(case, "float32", data_format)
+    plain = bench_peers.PEER_OPS["fastdeconv"][case.op](case, operands, 1)
+    if case.op == "conv_wgrad":
+        with pytest.raises(bench_peers.PeerUnavailable, match="no weight gradient"):
+            bench_peers.PEER_OPS["fastdeconv_prepared"][case.op](case, operands, 1)
+        return
+    prepared = bench_peers.PEER_OPS["fastdeconv_prepared"][case.op](case, operands, 1)
+    expected = np.asarray(plain())
+    for _ in range(2):           # the first call prepares, the second reuses
+        np.testing.assert_array_equal(np.asarray(prepared()), expected)
+
+
+def test_table_compares_the_prepared_layer_with_onnxruntime(tmp_path):
+    pytest.importorskip("onnxruntime")
+    suite = tmp_path / "suite.json"
+    entries = [dict(vars(case), spatial=list(case.spatial)) for case in SMALL_CASES
+               if case.op == "conv_transpose"][:1]
+    suite.write_text(json.dumps({"cases": entries}))
+    rows = _bench.run(dtype="float32", repeat=1, progress=False, suite=suite,
+                      peers=("fastdeconv", "fastdeconv_prepared", "onnxruntime"))
+    (row,) = rows
+    assert set(row["ms"]) == {"fastdeconv", "fastdeconv_prepared", "onnxruntime"}
+    assert row["best_peer"] == "onnxruntime"   # the prepared layer is not another library
+    assert row["rel_diff"]["fastdeconv_prepared"] == 0
+    table = _bench.format_table(rows)
+    header = next(line for line in table.splitlines() if line.startswith("| case"))
+    ratio = row["ms"]["onnxruntime"] / row["ms"]["fastdeconv_prepared"]
+    assert "onnxruntime / prepared" in header and f"{ratio:.2f}x" in table
+    without = _bench.format_table(_bench.run(dtype="float32", repeat=1, progress=False,
+                                             suite=suite, peers=("fastdeconv", "onnxruntime")))
+    assert "onnxruntime / prepared" not in without
 
 
 def test_run_and_format_table(tmp_path):

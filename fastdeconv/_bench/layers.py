@@ -24,7 +24,7 @@ import sys
 import numpy as np
 
 from .machine import GEMM_SIZE, describe_setup, measure_machine
-from .peers import CHANNELS_LAST_PEERS, PEER_OPS, PEERS, PeerUnavailable, load_peers
+from .peers import ALL_PEERS, CHANNELS_LAST_PEERS, PEER_OPS, PEERS, PeerUnavailable, load_peers
 from .suite import load_suite, make_operands, select_cases
 from .table import format_ms, format_report, is_other_library
 from .timing import DTYPES, Progress, check_options, pinned_threads, time_peers
@@ -101,7 +101,8 @@ def run(cases=None, dtype="float32", threads=1, repeat=5, quick=False, peers=Non
         Timed calls per peer and case, after one warm-up call; the median is reported.
     quick : bool, default False
         At most 3 repetitions and a 2 s budget per peer and case.
-    peers : sequence of str, default ("fastdeconv", "torch", "onnxruntime", "numpy")
+    peers : sequence of str, default :data:`~fastdeconv._bench.peers.PEERS`
+        (``("fastdeconv", "fastdeconv_prepared", "torch", "onnxruntime", "numpy")``)
         Peers to run; the first one that runs a case is the reference for ``rel_diff``.
     progress : bool, default True
         Draw a progress bar on stderr when it is a terminal.
@@ -187,9 +188,12 @@ def format_table(results):
     trailing = [("fastdeconv % of limit" if has_fd else "best % of limit", "r", pct)]
     if layout == "channels_last":
         trailing.insert(0, ("NCHW / NHWC", "r", _layout_ratio))
+    prepared = any(_PREPARED_PAIR <= set(row["ms"]) for row in results)
+    if prepared:
+        trailing.insert(0, ("onnxruntime / prepared", "r", _prepared_ratio))
     return format_report(
         results, title=f"fastdeconv bench: layer suite, {len(results)} case(s), {layout}",
-        peers=PEERS + tuple(p for p in CHANNELS_LAST_PEERS if p not in PEERS),
+        peers=ALL_PEERS,
         columns=[("case", "l", lambda row: row["case"]), ("op", "l", lambda row: row["op"]),
                  ("shape", "l", lambda row: row["shape"]),
                  ("limit", "r", lambda row: format_ms(row["limit_ms"]))],
@@ -200,11 +204,27 @@ def format_table(results):
                 "100 limit / time.",
                 *(["ONNX Runtime runs with thread spinning off."]
                   if any("onnxruntime" in row["ms"] for row in results) else []),
+                *(["fastdeconv_prepared: a PreparedConv / PreparedConvTranspose made once from "
+                   "the weight, then called (its packed weight kept, as ONNX Runtime keeps its "
+                   "pre-packed initializer); onnxruntime / prepared = ONNX Runtime's time / "
+                   "the prepared layer's: the two in an inference loop."] if prepared else []),
                 *(["channels_last: fastdeconv and torch (its channels_last memory format) take "
                    "and return channels-last arrays; fastdeconv_nchw is fastdeconv's "
                    "channels-first call on channels-first copies; NCHW / NHWC = "
                    "fastdeconv_nchw time / fastdeconv time."] if layout == "channels_last"
                   else [])])
+
+
+#: The pair compared in inference loops: both keep their packed weight between calls.
+_PREPARED_PAIR = {"fastdeconv_prepared", "onnxruntime"}
+
+
+def _prepared_ratio(row):
+    """ONNX Runtime's time over the prepared layer's (both with pre-packed weights)."""
+    ms = row["ms"]
+    if _PREPARED_PAIR <= set(ms):
+        return f"{ms['onnxruntime'] / ms['fastdeconv_prepared']:.2f}x"
+    return "-"
 
 
 def _layout_ratio(row):

@@ -9,6 +9,11 @@
     A one-node ``Conv`` / ``ConvTranspose`` model with the weight as an initializer (so ORT can
     pre-pack it, as in deployment), all graph optimizations on. The model is built with the
     ``onnx`` package's helpers (``fastdeconv.testing._onnx``), so this peer needs ``onnx`` too.
+``fastdeconv_prepared``
+    :class:`fastdeconv.PreparedConv` / :class:`fastdeconv.PreparedConvTranspose` made once
+    from the case's weight (its packed or transformed weight kept, as ONNX Runtime keeps its
+    pre-packed initializer), then called: the library in an inference loop. It has no weight
+    gradient. Being fastdeconv, it is left out of the ratio to the fastest other library.
 ``fastdeconv_nchw``
     In the channels-last mode of the bench (``--data-format channels_last``), fastdeconv's
     channels-first call on channels-first copies of the operands: the other layout of the
@@ -23,11 +28,13 @@ import numpy as np
 
 from ..testing._onnx import single_node_model
 
-__all__ = ["PEERS", "CHANNELS_LAST_PEERS", "PEER_OPS", "PeerUnavailable", "load_peers", "require"]
+__all__ = ["PEERS", "CHANNELS_LAST_PEERS", "ALL_PEERS", "PEER_OPS", "PeerUnavailable", "load_peers", "require"]
 
-PEERS = ("fastdeconv", "torch", "onnxruntime", "numpy")
+PEERS = ("fastdeconv", "fastdeconv_prepared", "torch", "onnxruntime", "numpy")
 #: The peers of the channels-last mode: ONNX Runtime and the NumPy peer are channels-first only.
 CHANNELS_LAST_PEERS = ("fastdeconv", "fastdeconv_nchw", "torch")
+#: Every peer, in the order of the table's columns.
+ALL_PEERS = PEERS + tuple(p for p in CHANNELS_LAST_PEERS if p not in PEERS)
 
 
 class PeerUnavailable(Exception):
@@ -69,6 +76,19 @@ def _fastdeconv_conv_transpose(case, operands, threads):
     fd = require("fastdeconv")
     x, weight, layout = operands["x"], operands["weight"], _data_format(operands)
     return lambda: fd.conv_transpose(x, weight, data_format=layout, **case.params)
+
+
+def _fastdeconv_prepared(op):
+    def peer(case, operands, threads):
+        fd = require("fastdeconv")
+        if op == "conv_wgrad":
+            raise PeerUnavailable("a prepared layer has no weight gradient")
+        params = dict(case.params, data_format=_data_format(operands))
+        layer = (fd.PreparedConv(operands["weight"], **params) if op == "conv" else
+                 fd.PreparedConvTranspose(operands["weight"], **params))
+        x = operands["x"]
+        return lambda: layer(x)
+    return peer
 
 
 def _fastdeconv_conv_wgrad(case, operands, threads):
@@ -266,6 +286,8 @@ PEER_OPS = {
                     "conv_wgrad": _onnxruntime_conv_wgrad},
     "fastdeconv_nchw": {op: _fastdeconv_nchw(op) for op in ("conv", "conv_transpose",
                                                              "conv_wgrad")},
+    "fastdeconv_prepared": {op: _fastdeconv_prepared(op) for op in ("conv", "conv_transpose",
+                                                                     "conv_wgrad")},
     "numpy": {"conv": _numpy_conv, "conv_transpose": _numpy_conv_transpose,
               "conv_wgrad": _numpy_conv_wgrad},
 }
@@ -280,7 +302,7 @@ def load_peers(peers):
     versions, unavailable = {}, {}
     for peer in peers:
         if peer not in PEER_OPS:
-            raise ValueError(f"unknown peer {peer!r}; choose from {PEERS}")
+            raise ValueError(f"unknown peer {peer!r}; choose from {ALL_PEERS}")
         try:
             module = require(peer.split("_")[0])
             if peer.startswith("fastdeconv") and not hasattr(module, "conv_transpose"):
