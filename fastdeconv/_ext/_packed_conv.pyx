@@ -170,7 +170,7 @@ cdef class PhasesTables(_Tables):
     cdef Py_ssize_t[::1] k_of, job_of, item_of
     cdef int[::1] mr_of
     cdef size_t[::1] offsets_of
-    cdef Py_ssize_t m, kc, row_stride, group_stride, blocks, block, total
+    cdef Py_ssize_t m, kc, row_stride, group_stride, channels, blocks, block, total
     cdef int pack_threads, run_threads
     cdef size_t work_bytes
 
@@ -408,6 +408,7 @@ def _phases_tables(x_shape, weight_shape, y_shape, dtype, stride, phases, groups
     tables.offsets_of = np.array([c.ctypes.data for c in tables.col_offsets], dtype=np.uintp)
     tables.m, tables.kc = cout_g, (<ConvTables> convs[0]).p.kc
     tables.row_stride, tables.group_stride = k_numel, cin_g * cout_g * k_numel
+    tables.channels = cin_g        # every phase's k is cin_g times its taps (col_offsets)
     # the packing: blocks of rows that every phase's MR divides, in parallel when large
     block = 1
     for c in convs:
@@ -456,7 +457,7 @@ cdef PackedWeight _pack_phases(PhasesTables tables, weight):
     cdef const char* pw = <const char*> <uintptr_t> weight.ctypes.data
     cdef Py_ssize_t m = tables.m, kc = tables.kc, block = tables.block, blocks = tables.blocks
     cdef Py_ssize_t row_stride = tables.row_stride, group_stride = tables.group_stride
-    cdef Py_ssize_t groups = tables.groups
+    cdef Py_ssize_t groups = tables.groups, channels = tables.channels
     cdef int threads = tables.pack_threads
     cdef Py_ssize_t* k_of = &tables.k_of[0]
     cdef int* mr_of = &tables.mr_of[0]
@@ -470,11 +471,11 @@ cdef PackedWeight _pack_phases(PhasesTables tables, weight):
             r1 = r0 + block if r0 + block < m else m
             if is_double:
                 fd_pack_a_phases_d(m, <const double*> (pw + g * group_stride * elem),
-                                   row_stride, count, k_of, offsets_of, mr_of, kc,
+                                   row_stride, channels, count, k_of, offsets_of, mr_of, kc,
                                    <double* const*> &apack_of[0], r0, r1)
             else:
                 fd_pack_a_phases_f(m, <const float*> (pw + g * group_stride * elem),
-                                   row_stride, count, k_of, offsets_of, mr_of, kc,
+                                   row_stride, channels, count, k_of, offsets_of, mr_of, kc,
                                    <float* const*> &apack_of[0], r0, r1)
     return packed
 

@@ -55,11 +55,13 @@ cdef extern from "gemm/fd_gemm.h" nogil:
     void fd_pack_a_slice_d(Py_ssize_t m, Py_ssize_t k, const double* a, Py_ssize_t lda,
                            int trans_a, int mr, Py_ssize_t kc, Py_ssize_t slice, double* apack)
     void fd_pack_a_phases_f(Py_ssize_t m, const float* a, Py_ssize_t row_stride,
+                            Py_ssize_t channels,
                             Py_ssize_t phases, const Py_ssize_t* k_of,
                             const Py_ssize_t* const* col_offset_of, const int* mr_of,
                             Py_ssize_t kc_block, float* const* apack_of, Py_ssize_t r0,
                             Py_ssize_t r1)
     void fd_pack_a_phases_d(Py_ssize_t m, const double* a, Py_ssize_t row_stride,
+                            Py_ssize_t channels,
                             Py_ssize_t phases, const Py_ssize_t* k_of,
                             const Py_ssize_t* const* col_offset_of, const int* mr_of,
                             Py_ssize_t kc_block, double* const* apack_of, Py_ssize_t r0,

@@ -57,29 +57,35 @@ static void FD_SFX(fd_pack_a_slice)(ptrdiff_t m, ptrdiff_t k, const FD_T *a, ptr
 }
 
 /* Rows [r0, r1) of the A of several stride phases, each gathered as in
- * A[i, kk] = a[i * row_stride + col_offset_of[p][kk]] (phase p: k_of[p] columns, register tile rows
+ * A[i, kk] = a[i * row_stride + col_offset_of[p][kk]] (phase p: k_of[p] = channels * T_p
+ * columns, channel-major: column kk = c * T_p + t reads channel c; register tile rows
  * mr_of[p], every KC slice) into its pre-packed layout at apack_of[p]. r0 and r1 are
- * multiples of every phase's MR (or r1 = m): the phases read the same rows of the weight one
- * after the other while those are in cache, so the weight is read from memory once. */
+ * multiples of every phase's MR (or r1 = m). Channel by channel, every phase takes its taps of
+ * the rows [r0, r1) while they are in L1 (a transposed convolution's weight holds one row's
+ * taps of one channel together): each line of the weight is read from memory once, where a
+ * loop over the phases outside read the block again from L2 for every phase (dcgan_g2's 8 MiB
+ * weight: see the performance notes). */
 static void FD_SFX(fd_pack_a_phases)(ptrdiff_t m, const FD_T *a, ptrdiff_t row_stride,
-                                     ptrdiff_t phases, const ptrdiff_t *k_of,
+                                     ptrdiff_t channels, ptrdiff_t phases, const ptrdiff_t *k_of,
                                      const ptrdiff_t *const *col_offset_of, const int *mr_of,
                                      ptrdiff_t kc_block, FD_T *const *apack_of, ptrdiff_t r0,
                                      ptrdiff_t r1)
 {
-    for (ptrdiff_t ph = 0; ph < phases; ++ph) {
-        ptrdiff_t k = k_of[ph], mr = mr_of[ph], m_pad = (m + mr - 1) / mr * mr;
-        const ptrdiff_t *col_offset = col_offset_of[ph];
-        for (ptrdiff_t i0 = r0; i0 < r1; i0 += mr) {
-            int n = m - i0 < mr ? (int)(m - i0) : (int)mr;
-            for (ptrdiff_t k0 = 0; k0 < k; k0 += kc_block) {
+    for (ptrdiff_t c = 0; c < channels; ++c) {
+        for (ptrdiff_t ph = 0; ph < phases; ++ph) {
+            ptrdiff_t k = k_of[ph], taps = k / channels, mr = mr_of[ph];
+            ptrdiff_t m_pad = (m + mr - 1) / mr * mr;
+            const ptrdiff_t *col_offset = col_offset_of[ph];
+            for (ptrdiff_t t = 0; t < taps; ++t) {
+                ptrdiff_t kk = c * taps + t, k0 = kk / kc_block * kc_block;
                 ptrdiff_t kc = k - k0 < kc_block ? k - k0 : kc_block;
-                FD_T *dst = apack_of[ph] + k0 * m_pad + i0 * kc;
-                for (ptrdiff_t kk = 0; kk < kc; ++kk) {
-                    const FD_T *src = a + i0 * row_stride + col_offset[k0 + kk];
+                for (ptrdiff_t i0 = r0; i0 < r1; i0 += mr) {
+                    int n = m - i0 < mr ? (int)(m - i0) : (int)mr;
+                    FD_T *dst = apack_of[ph] + k0 * m_pad + i0 * kc + (kk - k0) * mr;
+                    const FD_T *src = a + i0 * row_stride + col_offset[kk];
                     int r = 0;
-                    for (; r < n; ++r) dst[kk * mr + r] = src[r * row_stride];
-                    for (; r < mr; ++r) dst[kk * mr + r] = 0;
+                    for (; r < n; ++r) dst[r] = src[r * row_stride];
+                    for (; r < mr; ++r) dst[r] = 0;
                 }
             }
         }
