@@ -421,7 +421,9 @@ def microkernel_gflops(kernel=None, dtype="float32", tile=0, seconds=0.2, bursts
     Short bursts and the best of many: on a virtual machine the host takes the CPU away for
     tens of milliseconds at a time, and the thread's CPU clock still runs; a few long runs
     then measure the host's load rather than the kernel (best of 5 runs of 0.1 s gave the
-    kernel 68-74 % of the peak where 40 bursts of 2.5 ms give 96-99 %).
+    kernel 68-74 % of the peak where 40 bursts of 2.5 ms gave 96-99.8 % on a quiet core).
+    While another tenant shares the physical core, the ratio itself moves (68-98 % in the
+    same session): the kernel's loads compete with the other thread, the peak loop has none.
     """
     import time
     cdef int isa = _isa_of(kernel, "kernel")
