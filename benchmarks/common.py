@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-__all__ = ["CaseSuite", "DTYPES", "SUITE_ENV", "case_names", "load_suite", "safe_import"]
+__all__ = ["CaseSuite", "DTYPES", "SUITE_ENV", "alternate_medians", "case_names", "load_suite",
+           "safe_import"]
 
 SUITE_ENV = "FASTDECONV_BENCH_SUITE"
 #: The suite in the checkout the benchmarks come from (the same file as the package data).
@@ -139,3 +140,22 @@ class CaseSuite(abc.ABC):
                                dtype=self.dtype, **self.kwargs)
 
     track_workspace_bytes.unit = "bytes"
+
+
+def alternate_medians(first, second, reps):
+    """Median thread CPU milliseconds of two zero-argument calls, run in turn ``reps`` times
+    (their order reversed every other round) after one warm-up call each: the timing of the
+    rule grids (``packed_phases_grid.py``, ``packed_wgrad_grid.py``). Thread CPU time leaves
+    out the time a shared machine takes the core away (one thread)."""
+    import statistics
+    import time
+
+    first(), second()
+    times = ([], [])
+    for r in range(reps):
+        for i in ((0, 1) if r % 2 == 0 else (1, 0)):
+            call = (first, second)[i]
+            start = time.thread_time()
+            call()
+            times[i].append(time.thread_time() - start)
+    return tuple(1e3 * statistics.median(t) for t in times)

@@ -6,17 +6,16 @@ Run from a built checkout (not an asv benchmark)::
     PYTHONPATH=$PWD python benchmarks/packed_phases_grid.py float32 7
     PYTHONPATH=$PWD python benchmarks/packed_phases_grid.py float64 7
 
-Cases: the transposed convolutions of the layer suite and 15 more (k3/k4/k5/k6, strides 2 and
-3, 1-d, 3-d, grouped). "without" is the chooser with ``packed_phases_min_rows`` out of reach;
+Cases: the transposed convolutions of the layer suite and 22 more (k3/k4/k5/k6, strides 2 and
+3, 1-d, 3-d, grouped, and the shapes that Winograd's stride phases took before they deferred to
+the engine in float32). "without" is the chooser with ``packed_phases_min_rows`` out of reach;
 the two calls alternate (their order reversed every other round), timed with
 ``time.thread_time`` (CPU time of the calling thread: with one thread, the descheduled time
 of a shared machine is left out). The table is Markdown: median ms, the speedup and whether
 the rule takes the case.
 """
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,8 @@ from fastdeconv import _dispatch
 from fastdeconv._algorithms import budget
 from fastdeconv._problem import conv_transpose_problem
 from threadpoolctl import threadpool_limits
+
+from common import alternate_medians
 
 threadpool_limits(1)
 fastdeconv.set_num_threads(1)
@@ -58,6 +59,14 @@ CASES += [
     ("3d k3s2 c64->32", (2, 64, 8, 8, 8), (64, 32, 3, 3, 3), K3S2),
     ("g2 k4s2 c64->64", (4, 64, 32, 32), (64, 32, 4, 4), dict(stride=2, padding=1, groups=2)),
     ("g8 k3s2 c64->64", (4, 64, 32, 32), (64, 8, 3, 3), dict(K3S2, groups=8)),
+    # shapes Winograd's stride phases took before they deferred to the engine in float32
+    ("k4s2 c128->128 32", (4, 128, 32, 32), (128, 128, 4, 4), K4S2),
+    ("k4s2 c256->128 16", (8, 256, 16, 16), (256, 128, 4, 4), K4S2),
+    ("k4s2 c64->64 64", (2, 64, 64, 64), (64, 64, 4, 4), K4S2),
+    ("k4s2 c32->32 128", (1, 32, 128, 128), (32, 32, 4, 4), K4S2),
+    ("k4s2 c256->256 32", (2, 256, 32, 32), (256, 256, 4, 4), K4S2),
+    ("k6s3 c32->32 64", (2, 32, 64, 64), (32, 32, 6, 6), dict(stride=3, padding=1)),
+    ("g4 k4s2 c128->128 32", (4, 128, 32, 32), (128, 32, 4, 4), dict(K4S2, groups=4)),
 ]
 rng = np.random.default_rng(0)
 print(f"dtype {dtype}, 1 thread, thread CPU ms, median of {reps}, interleaved")
@@ -75,11 +84,6 @@ for name, xs, ws, kw in CASES:
     def b():
         with _dispatch.forced_algorithm("packed_phases"):
             return fastdeconv.conv_transpose(x, w, **kw)
-    a(); b()
-    ta, tb = [], []
-    for r in range(reps):
-        for f, t in ((a, ta), (b, tb)) if r % 2 == 0 else ((b, tb), (a, ta)):
-            s = time.thread_time(); f(); t.append(time.thread_time() - s)
-    ma, mb = statistics.median(ta) * 1e3, statistics.median(tb) * 1e3
+    ma, mb = alternate_medians(a, b, reps)
     taken = "yes" if chosen == "packed_phases" else "no"
     print(f"| {name} | {other} | {ma:.2f} | {mb:.2f} | {ma / mb:.2f} | {taken} |", flush=True)

@@ -14,9 +14,7 @@ round), timed with ``time.thread_time``. The table is Markdown: median ms, the s
 whether the rule takes the case.
 """
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +23,8 @@ from fastdeconv import _dispatch
 from fastdeconv._algorithms import budget
 from fastdeconv._problem import conv_problem
 from threadpoolctl import threadpool_limits
+
+from common import alternate_medians
 
 threadpool_limits(1)
 fastdeconv.set_num_threads(1)
@@ -74,11 +74,6 @@ for name, xs, ws, kw in CASES:
     def b():
         with _dispatch.forced_algorithm("packed"):
             return fastdeconv.conv_backward(gy, x, w, grads=("weight",), **kw)[1]
-    a(); b()
-    ta, tb = [], []
-    for r in range(reps):
-        for f, t in ((a, ta), (b, tb)) if r % 2 == 0 else ((b, tb), (a, ta)):
-            s = time.thread_time(); f(); t.append(time.thread_time() - s)
-    ma, mb = statistics.median(ta) * 1e3, statistics.median(tb) * 1e3
+    ma, mb = alternate_medians(a, b, reps)
     taken = "yes" if chosen == "packed" else "no"
     print(f"| {name} | {other} | {ma:.2f} | {mb:.2f} | {ma / mb:.2f} | {taken} |", flush=True)
