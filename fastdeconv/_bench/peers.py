@@ -28,7 +28,8 @@ import numpy as np
 
 from ..testing._onnx import single_node_model
 
-__all__ = ["PEERS", "CHANNELS_LAST_PEERS", "ALL_PEERS", "PEER_OPS", "PeerUnavailable", "load_peers", "require"]
+__all__ = ["PEERS", "CHANNELS_LAST_PEERS", "ALL_PEERS", "PEER_OPS", "PeerUnavailable", "load_peers",
+           "require"]
 
 PEERS = ("fastdeconv", "fastdeconv_prepared", "torch", "onnxruntime", "numpy")
 #: The peers of the channels-last mode: ONNX Runtime and the NumPy peer are channels-first only.
