@@ -9,12 +9,14 @@
  * transposition. The packed layout is fd_pack.h's: bpack[p * kc * NR + k * NR + j].
  */
 
-/* dst[kk * nr + e] = from[rows[kk] + e], e < nr, kk < kc (inlined with a constant nr). */
+/* dst[kk * nr + e] = from[rows[kk] + e], e < nr, kk < kc: each row one fd_copy_panel_row
+ * (inlined vector moves for the tiles' widths; the switch on nr is loop-invariant, and -O3
+ * takes it out of the loop). */
 static inline void FD_SFX(fd_copy_rows)(
     const FD_T *from, const ptrdiff_t *rows, ptrdiff_t kc, FD_T *restrict dst, int nr)
 {
     for (ptrdiff_t kk = 0; kk < kc; ++kk)
-        memcpy(dst + kk * nr, from + rows[kk], (size_t)nr * sizeof(FD_T));
+        FD_SFX(fd_copy_panel_row)(dst + kk * nr, from + rows[kk], nr);
 }
 
 /* Rows [k0, k0 + kc) and columns [j0, j0 + nc) of the gathered-rows B into NR-column
@@ -30,14 +32,7 @@ static void FD_SFX(fd_pack_b_rows)(const fd_rows_src *src, const FD_T *base, ptr
         int cols = nc - jp < nr ? (int)(nc - jp) : nr;
         ptrdiff_t col = j0 + jp, tap = col / width, c = col % width;
         if (width - c >= nr && cols == nr) {   /* the panel is one run: one copy per row */
-            const FD_T *from = base + src->tap_offset[tap] + c;
-            switch (nr) {   /* copies of a constant size are inlined as vector moves */
-            case 48: FD_SFX(fd_copy_rows)(from, rows, kc, dst, 48); break;
-            case 32: FD_SFX(fd_copy_rows)(from, rows, kc, dst, 32); break;
-            case 24: FD_SFX(fd_copy_rows)(from, rows, kc, dst, 24); break;
-            case 16: FD_SFX(fd_copy_rows)(from, rows, kc, dst, 16); break;
-            default: FD_SFX(fd_copy_rows)(from, rows, kc, dst, nr);
-            }
+            FD_SFX(fd_copy_rows)(base + src->tap_offset[tap] + c, rows, kc, dst, nr);
             continue;
         }
         for (ptrdiff_t kk = 0; kk < kc; ++kk) {   /* runs of one tap each, then zeros */
