@@ -143,10 +143,23 @@ class CaseSuite(abc.ABC):
 
 
 def alternate_medians(first, second, reps):
-    """Median thread CPU milliseconds of two zero-argument calls, run in turn ``reps`` times
-    (their order reversed every other round) after one warm-up call each: the timing of the
-    rule grids (``packed_phases_grid.py``, ``packed_wgrad_grid.py``). Thread CPU time leaves
-    out the time a shared machine takes the core away (one thread)."""
+    """Median thread CPU milliseconds of two calls timed in turn: the rule grids' timing
+    (``packed_phases_grid.py``, ``packed_wgrad_grid.py``).
+
+    Parameters
+    ----------
+    first, second : callable
+        Zero-argument calls; each is called once to warm up, then ``reps`` times, the two in
+        turn (their order reversed every other round).
+    reps : int
+        Timed calls of each.
+
+    Returns
+    -------
+    (float, float)
+        The median milliseconds of ``first`` and of ``second``, thread CPU time (with one
+        thread it leaves out the time a shared machine takes the core away).
+    """
     import statistics
     import time
 

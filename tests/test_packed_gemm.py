@@ -365,3 +365,19 @@ def test_show_config_names_the_kernel():
     from fastdeconv._config import config
 
     assert config()["packed gemm"]["kernel"] == pg.kernel_name()
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_microkernel_measurement_returns_for_every_kernel(kernel):
+    """The benchmark's micro-kernel timing ends (the portable kernel has no peak loop: its
+    calibration once never stopped) and reports a peak for the vector kernels only."""
+    for dtype in ("float32", "float64"):
+        ukr, peak = pg.microkernel_gflops(kernel, dtype, 0, seconds=0.02, bursts=2)
+        assert ukr > 0
+        assert (peak == 0) == (kernel == "portable")
+
+
+@pytest.mark.parametrize("bursts", [0, -1, True, 1.5, "4"])
+def test_microkernel_measurement_rejects_bad_bursts(bursts):
+    with pytest.raises(ValueError, match="bursts must be a positive int"):
+        pg.microkernel_gflops(KERNELS[0], "float32", 0, seconds=0.01, bursts=bursts)

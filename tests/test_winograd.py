@@ -17,7 +17,6 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 import fastdeconv
 from fastdeconv import _dispatch, _winograd
-from fastdeconv._algorithms import budget as replaced_budget
 from fastdeconv._algorithms import current_budget
 from fastdeconv._algorithms import winograd as winograd_algorithm
 from fastdeconv._problem import conv_problem, conv_transpose_problem
@@ -550,23 +549,28 @@ def test_stride_phases_are_bit_identical_for_1_2_and_4_threads(rng, assert_same_
      "packed_phases", "col2im"),
     ((4, 256, 8, 8), (256, 128, 4, 4), dict(stride=2, padding=1),     # 16 tiles
      "packed_phases", "col2im"),
+    # sub-pixel's rule would take these before the engine: Winograd keeps them
+    ((4, 64, 16, 16), (64, 64, 9, 9), dict(stride=3), "winograd", "winograd"),
+    ((4, 64, 16, 16), (64, 64, 8, 8), dict(stride=4), "winograd", "winograd"),
+    # stride 5: beyond the engine's phases (packed_phases_max_stride)
+    ((2, 64, 40, 40), (64, 64, 10, 10), dict(stride=5), "winograd", "winograd"),
 ])
-def test_dispatch_picks_winograd_for_transposed_convolutions_where_it_wins(
+def test_dispatch_picks_the_stride_phase_algorithm_per_dtype(
         x_shape, w_shape, kw, in_float32, in_float64):
     """Where Winograd declines, the next rule decides (the packed engine's phases or col2im);
-    in float32 Winograd's stride phases defer to the engine's wherever the engine's rule
-    holds (measured faster on every shape Winograd took), in float64 the engine's phases do
-    not run."""
+    in float32 Winograd's stride phases defer to the engine's wherever the chooser would
+    give the case to them (measured faster on every shape Winograd took), in float64 the
+    engine's phases do not run."""
     problem = conv_transpose_problem(x_shape, w_shape, **kw)
     assert _dispatch.plan("backward_input", problem, 4).algorithm == in_float32
     assert _dispatch.plan("backward_input", problem, 8).algorithm == in_float64
 
 
-def test_winograd_stride_phases_keep_float32_where_the_engine_declines():
+def test_winograd_stride_phases_keep_float32_where_the_engine_declines(replace_budget):
     """With the engine's phases out of reach, the float32 rule is Winograd's own again."""
     problem = conv_transpose_problem((16, 128, 16, 16), (128, 64, 4, 4), stride=2, padding=1)
-    with replaced_budget(packed_phases_min_rows=10**9):
-        assert _dispatch.plan("backward_input", problem, 4).algorithm == "winograd"
+    replace_budget(packed_phases_min_rows=10**9)
+    assert _dispatch.plan("backward_input", problem, 4).algorithm == "winograd"
 
 
 def test_a_large_dilation_keeps_transposed_convolutions_off_winograd():

@@ -7,19 +7,21 @@ than its taps for r = 2).
 Rule: each phase has at least ``budget.winograd_phase_min_tiles`` tiles and the groups at
 least ``budget.winograd_phase_min_channels`` input and output channels (with fewer, the
 transforms outweigh the GEMMs saved), and every phase passes the forward Winograd rule.
-Where the packed engine's stride phases apply by their own rule (float32:
-:func:`packed_phases.rule`), Winograd defers to them: with its tables made once per plan
+Where the chooser would otherwise give the case to the packed engine's stride phases
+(float32: :func:`fastdeconv._algorithms.packed_phases.rule`, and no algorithm between the
+two takes it), Winograd defers to them: with its tables made once per plan
 and its packers inlined, the engine measured 1.01-1.48x faster on all 11 float32 shapes of
 the grid that this rule took (``dcgan_g4`` 1.26x, k6s3 1.48x, grouped 1.38-1.45x; the
 performance page has the table). In float64 the engine's phases do not run (OpenBLAS's
 GEMMs win there), and Winograd keeps its cases.
 """
 
+import sys
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import im2col, packed_phases, winograd
+from . import _chooser, im2col, packed_phases, winograd
 from ._common import Plan, allocate_output, check_blas_dims, workspaces
 from .phases import phase_weights
 
@@ -87,7 +89,27 @@ def might_pay(pass_name, problem, budget, itemsize):
     return (_phase_tiles_bound(problem, budget) >= budget.winograd_phase_min_tiles
             and min(problem.c_in, problem.c_out) // problem.groups
             >= budget.winograd_phase_min_channels
-            and not packed_phases.might_pay(pass_name, problem, budget, itemsize))
+            and not _engine_takes_it(pass_name, problem, budget, itemsize))
+
+
+def _engine_takes_it(pass_name, problem, budget, itemsize):
+    """Would the chooser, without this algorithm, give the case to the packed engine's
+    phases? Their rule holds and no algorithm between the two in the registry (sub-pixel)
+    takes it first, by the chooser's own steps (``might_pay``, ``plan``, ``pays``); else
+    Winograd keeps the case (a kernel 8 or 9 with stride 4 or 3 stays Winograd's rather
+    than going to sub-pixel, which was not measured against it)."""
+    if not packed_phases.might_pay(pass_name, problem, budget, itemsize):
+        return False
+    serving = [m for m in _chooser.REGISTRY if pass_name in m.PASSES]
+    this = sys.modules[__name__]
+    if this not in serving or packed_phases not in serving:
+        return False
+    for module in serving[serving.index(this) + 1:serving.index(packed_phases)]:
+        if module.might_pay(pass_name, problem, budget, itemsize):
+            the_plan = module.plan(pass_name, problem, budget, itemsize)
+            if the_plan is not None and module.pays(the_plan, budget, itemsize):
+                return False
+    return packed_phases.plan(pass_name, problem, budget, itemsize) is not None
 
 
 def pays(the_plan, budget, itemsize):

@@ -101,9 +101,11 @@ def run(cases=None, dtype="float32", threads=1, repeat=5, quick=False, peers=Non
         Timed calls per peer and case, after one warm-up call; the median is reported.
     quick : bool, default False
         At most 3 repetitions and a 2 s budget per peer and case.
-    peers : sequence of str, default :data:`~fastdeconv._bench.peers.PEERS`
-        (``("fastdeconv", "fastdeconv_prepared", "torch", "onnxruntime", "numpy")``)
+    peers : sequence of str, optional
         Peers to run; the first one that runs a case is the reference for ``rel_diff``.
+        Default :data:`~fastdeconv._bench.peers.PEERS` (``fastdeconv``,
+        ``fastdeconv_prepared``, ``torch``, ``onnxruntime``, ``numpy``), or
+        ``CHANNELS_LAST_PEERS`` in the channels-last mode (no prepared layer there).
     progress : bool, default True
         Draw a progress bar on stderr when it is a terminal.
     budget : float, optional

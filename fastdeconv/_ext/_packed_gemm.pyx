@@ -414,14 +414,15 @@ def microkernel_gflops(kernel=None, dtype="float32", tile=0, seconds=0.2, bursts
     """GFLOP/s of one micro-kernel alone (panels in L1) and of a multiply-add peak loop.
 
     For benchmarks: ``(kernel GFLOP/s, peak GFLOP/s)``, each the best of ``bursts`` short
-    runs (together about ``seconds`` of thread CPU time), the kernel's and the peak loop's in
-    turn, over the kernel's KC; ``tile`` indexes ``kernel_info()[dtype]['tiles']``. The peak
-    is float32's (halve it for float64) and 0 for the portable kernel.
+    runs (together about ``seconds`` of thread CPU time, so ``seconds / (2 bursts)`` each:
+    2.5 ms by default), the kernel's and the peak loop's in turn, over the kernel's KC;
+    ``tile`` indexes ``kernel_info()[dtype]['tiles']``. The peak is float32's (halve it for
+    float64) and 0 for the portable kernel, which has no peak loop.
 
     Short bursts and the best of many: on a virtual machine the host takes the CPU away for
     tens of milliseconds at a time, and the thread's CPU clock still runs; a few long runs
     then measure the host's load rather than the kernel (best of 5 runs of 0.1 s gave the
-    kernel 68-74 % of the peak where 40 bursts of 2.5 ms gave 96-99.8 % on a quiet core).
+    kernel 68-74 % of the peak where 40 bursts of a few ms gave 96-99.8 % on a quiet core).
     While another tenant shares the physical core, the ratio itself moves (68-98 % in the
     same session): the kernel's loads compete with the other thread, the peak loop has none.
     """
@@ -431,30 +432,34 @@ def microkernel_gflops(kernel=None, dtype="float32", tile=0, seconds=0.2, bursts
     cdef int which = int(tile)
     if not 0 <= which < FD_TILES:
         raise ValueError(f"tile must be in [0, {FD_TILES}), got {tile!r}")
-    if not (isinstance(bursts, int) and bursts >= 1):
+    if isinstance(bursts, bool) or not isinstance(bursts, (int, np.integer)) or bursts < 1:
         raise ValueError(f"bursts must be a positive int, got {bursts!r}")
     b = fd_blocking_table[isa][is_double][which]
     scratch = np.empty((b.mr + b.nr + 1) * (b.kc + b.nr) * 8 + 64, np.uint8)
     cdef void* ptr = aligned(<void*> <uintptr_t> scratch.ctypes.data)
     cdef Py_ssize_t calls = 16, iters = 2000, depth = b.kc
     cdef double flops
+    cdef bint has_peak = fd_time_peak(isa, 1) > 0      # the portable kernel has no peak loop
     burst = seconds / (2 * bursts)
     best_ukr = best_peak = 0.0
-    done = 0
+    done = doublings = 0
     while done < bursts:
         t = time.thread_time()
         with nogil:
             flops = fd_time_ukr(isa, is_double, which, depth, calls, ptr)
         elapsed = time.thread_time() - t
         ukr = flops / max(elapsed, 1e-9) / 1e9
-        t = time.thread_time()
-        with nogil:
-            flops = fd_time_peak(isa, iters)
-        elapsed_peak = time.thread_time() - t
-        peak = flops / max(elapsed_peak, 1e-9) / 1e9
-        if elapsed < burst / 2 or elapsed_peak < burst / 2:    # still calibrating
-            calls *= 2 if elapsed < burst / 2 else 1
+        elapsed_peak, peak = burst, 0.0
+        if has_peak:
+            t = time.thread_time()
+            with nogil:
+                flops = fd_time_peak(isa, iters)
+            elapsed_peak = time.thread_time() - t
+            peak = flops / max(elapsed_peak, 1e-9) / 1e9
+        if doublings < 40 and (elapsed < burst / 2 or elapsed_peak < burst / 2):
+            calls *= 2 if elapsed < burst / 2 else 1          # still calibrating
             iters *= 2 if elapsed_peak < burst / 2 else 1
+            doublings += 1
             continue
         best_ukr, best_peak = max(best_ukr, ukr), max(best_peak, peak)
         done += 1
