@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-__all__ = ["CaseSuite", "DTYPES", "SUITE_ENV", "alternate_medians", "case_names", "load_suite",
-           "safe_import"]
+__all__ = ["CaseSuite", "DTYPES", "SUITE_ENV", "alternate_medians", "case_names", "grid_setup",
+           "load_suite", "safe_import"]
 
 SUITE_ENV = "FASTDECONV_BENCH_SUITE"
 #: The suite in the checkout the benchmarks come from (the same file as the package data).
@@ -172,3 +172,27 @@ def alternate_medians(first, second, reps):
             call()
             times[i].append(time.thread_time() - start)
     return tuple(1e3 * statistics.median(t) for t in times)
+
+
+def grid_setup(argv):
+    """The rule grids' common start: one thread everywhere, and their arguments.
+
+    Parameters
+    ----------
+    argv : list of str
+        ``[dtype [repetitions]]`` (default ``float32`` and 7).
+
+    Returns
+    -------
+    (numpy.dtype, int, list of dict)
+        The dtype, the repetitions and the cases of the layer suite packaged with the
+        fastdeconv being measured (``suite.json``), as written there.
+    """
+    import fastdeconv
+
+    threadpool_limits(1)
+    fastdeconv.set_num_threads(1)
+    suite = Path(fastdeconv.__file__).parent / "_bench" / "suite.json"
+    dtype = np.dtype(argv[0] if argv else "float32")
+    reps = int(argv[1]) if len(argv) > 1 else 7
+    return dtype, reps, json.loads(suite.read_text())["cases"]

@@ -13,28 +13,21 @@ Cases: the convolutions of the layer suite (forward cases taken as weight gradie
 round), timed with ``time.thread_time``. The table is Markdown: median ms, the speedup and
 whether the rule takes the case.
 """
-import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import fastdeconv
 from fastdeconv import _dispatch
 from fastdeconv._algorithms import budget
 from fastdeconv._problem import conv_problem
-from threadpoolctl import threadpool_limits
 
 
 def main():
-    from common import alternate_medians   # run as a script from benchmarks/
+    from common import alternate_medians, grid_setup   # run as a script from benchmarks/
 
-    threadpool_limits(1)
-    fastdeconv.set_num_threads(1)
-    SUITE = Path(fastdeconv.__file__).parent / "_bench" / "suite.json"
-    dtype = np.dtype(sys.argv[1] if len(sys.argv) > 1 else "float32")
-    reps = int(sys.argv[2]) if len(sys.argv) > 2 else 7
+    dtype, reps, suite = grid_setup(sys.argv[1:])
     CASES = []
-    for c in json.loads(SUITE.read_text())['cases']:
+    for c in suite:
         if c['op'] in ('conv', 'conv_wgrad'):
             nd = len(c['spatial'])
             CASES.append((c['name'], (c['N'], c['Cin']) + tuple(c['spatial']),
