@@ -32,24 +32,10 @@ import numpy as np
 from ._packed_gemm cimport *
 from ._packed_gemm import (_check_bias, _check_conv_arrays, _check_per_dim, _check_shapes,
                            _check_threads, _isa_of)
+from ._packed_shapes import apack_destinations, checked_phases, pad_plan
 
 
 # ------------------------------------------------------------------------------ validation
-def _pad_plan(spatial, pad, extent):
-    """How a run pads x: None when it reads x in place (no padding before any dimension and
-    no read past its end), else ``(extent, dst, src)``: a zeroed copy of spatial size
-    ``extent`` whose ``dst`` slices take x's ``src`` slices (negative padding crops)."""
-    if all(p == 0 for p in pad) and all(e <= n for e, n in zip(extent, spatial)):
-        return None
-    src, dst = [slice(None)] * 2, [slice(None)] * 2
-    for n, p, e in zip(spatial, pad, extent):
-        lo_src, lo_dst = max(0, -p), max(0, p)
-        length = max(0, min(n - lo_src, e - lo_dst))
-        src.append(slice(lo_src, lo_src + length))
-        dst.append(slice(lo_dst, lo_dst + length))
-    return tuple(extent), tuple(dst), tuple(src)
-
-
 cdef object _padded(x, pad_plan):
     if pad_plan is None:
         return x
@@ -166,10 +152,10 @@ cdef class ForwardTables(_Tables):
 cdef class PhasesTables(_Tables):
     """The tables of a transposed convolution's stride phases (:func:`phases_tables`): one
     ConvTables per live phase, the gather offsets of their A, the order of their items."""
-    cdef list convs, col_offsets
-    cdef Py_ssize_t[::1] k_of, job_of, item_of
+    cdef list convs, col_offsets, dst_offsets
+    cdef Py_ssize_t[::1] k_of, taps_of, job_of, item_of
     cdef int[::1] mr_of
-    cdef size_t[::1] offsets_of
+    cdef size_t[::1] offsets_of, dsts_of
     cdef Py_ssize_t m, kc, row_stride, group_stride, channels, blocks, block, total
     cdef int pack_threads, run_threads
     cdef size_t work_bytes
@@ -213,7 +199,7 @@ def _forward_tables(x_shape, weight_shape, y_shape, dtype, stride, dilation, pad
                    for o, s, k, d in zip(out_size, stride, kernel_size, dilation))
     pointwise = (all(k == 1 for k in kernel_size) and all(s == 1 for s in stride)
                  and all(p == 0 for p in padding) and out_size == tuple(x_shape[2:]))
-    tables.pad = None if pointwise else _pad_plan(x_shape[2:], padding, extent)
+    tables.pad = None if pointwise else pad_plan(x_shape[2:], padding, extent)
     xp_shape = tuple(x_shape) if tables.pad is None else tuple(x_shape[:2]) + extent
     if not tables.empty:
         tables.conv = _conv_tables(xp_shape, kernel_size, c_out // groups, tuple(y_shape),
@@ -330,33 +316,6 @@ def phases_tables(x_shape, weight_shape, y_shape, dtype, stride, phases, groups=
                           threads, kernel)
 
 
-def _checked_phases(phases, ndim, kernel_size, stride, out_size):
-    """The phases as (taps, sub_pad, first, sub_out) tuples, validated."""
-    checked, seen = [], set()
-    for index, phase in enumerate(phases):
-        try:
-            taps, pad, first = phase["taps"], phase["sub_pad"], phase["first"]
-        except (TypeError, KeyError):
-            raise ValueError(f"phases[{index}] must be a dict with taps, sub_pad and first, "
-                             f"got {phase!r}") from None
-        pad = _check_per_dim(pad, ndim, f"phases[{index}]['sub_pad']", None)
-        first = _check_per_dim(first, ndim, f"phases[{index}]['first']", 0)
-        if (not isinstance(taps, (tuple, list)) or len(taps) != ndim
-                or not all(isinstance(t, (tuple, list)) and len(t) > 0 and all(
-                    isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= v < k
-                    for v in t) for t, k in zip(taps, kernel_size))):
-            raise ValueError(f"phases[{index}]['taps'] must hold, per dimension, a non-empty "
-                             f"tuple of taps in [0, {kernel_size}), got {taps!r}")
-        if any(f >= s for f, s in zip(first, stride)) or first in seen:
-            raise ValueError(f"phases[{index}]['first'] must be below the stride {stride} and "
-                             f"differ from every other phase's, got {first}")
-        seen.add(first)
-        sub_out = tuple(max(0, -(-(n - f) // s)) for n, f, s in zip(out_size, first, stride))
-        taps = tuple(tuple(int(v) for v in t) for t in taps)
-        checked.append((taps, pad, first, sub_out))
-    return checked
-
-
 def _phases_tables(x_shape, weight_shape, y_shape, dtype, stride, phases, groups, threads,
                    kernel):
     ndim = len(x_shape) - 2
@@ -370,7 +329,7 @@ def _phases_tables(x_shape, weight_shape, y_shape, dtype, stride, phases, groups
     stride = _check_per_dim(stride, ndim, "stride", 1)
     cdef PhasesTables tables = PhasesTables.__new__(PhasesTables)
     tables.threads = _check_threads(threads)
-    checked = _checked_phases(phases, ndim, kernel_size, stride, tuple(y_shape[2:]))
+    checked = checked_phases(phases, ndim, kernel_size, stride, tuple(y_shape[2:]))
     cdef int isa = _isa_of(kernel, "kernel")
     checked = [p for p in checked if 0 not in p[3]]
     tables.x_shape, tables.weight_shape, tables.y_shape = x_shape, weight_shape, y_shape
@@ -384,7 +343,7 @@ def _phases_tables(x_shape, weight_shape, y_shape, dtype, stride, phases, groups
     low = tuple(max(p[1][d] for p in checked) for d in range(ndim))
     extent = tuple(max(low[d] - p[1][d] + p[3][d] + len(p[0][d]) - 1 for p in checked)
                    for d in range(ndim))
-    tables.pad = _pad_plan(x_shape[2:], low, extent)
+    tables.pad = pad_plan(x_shape[2:], low, extent)
     xp_shape = tuple(x_shape) if tables.pad is None else tuple(x_shape[:2]) + extent
     in_strides = np.cumprod((xp_shape[2:] + (1,))[::-1])[::-1][1:]
     k_strides = np.cumprod((kernel_size + (1,))[::-1])[::-1][1:]
@@ -407,6 +366,10 @@ def _phases_tables(x_shape, weight_shape, y_shape, dtype, stride, phases, groups
     tables.mr_of = np.array([(<ConvTables> c).p.mr for c in convs], dtype=np.intc)
     tables.offsets_of = np.array([c.ctypes.data for c in tables.col_offsets], dtype=np.uintp)
     tables.m, tables.kc = cout_g, (<ConvTables> convs[0]).p.kc
+    tables.taps_of = np.array([(<ConvTables> c).k // cin_g for c in convs], dtype=np.intp)
+    tables.dst_offsets = [apack_destinations((<ConvTables> c).k, cout_g, (<ConvTables> c).p.mr,
+                                              tables.kc) for c in convs]
+    tables.dsts_of = np.array([d.ctypes.data for d in tables.dst_offsets], dtype=np.uintp)
     tables.row_stride, tables.group_stride = k_numel, cin_g * cout_g * k_numel
     tables.channels = cin_g        # every phase's k is cin_g times its taps (col_offsets)
     # the packing: blocks of rows that every phase's MR divides, in parallel when large
@@ -455,13 +418,14 @@ cdef PackedWeight _pack_phases(PhasesTables tables, weight):
         [(<ConvTables> c).apack_group for c in tables.convs], dtype=np.intp)
     cdef size_t[::1] apack_of = np.empty(count, dtype=np.uintp)
     cdef const char* pw = <const char*> <uintptr_t> weight.ctypes.data
-    cdef Py_ssize_t m = tables.m, kc = tables.kc, block = tables.block, blocks = tables.blocks
+    cdef Py_ssize_t m = tables.m, block = tables.block, blocks = tables.blocks
     cdef Py_ssize_t row_stride = tables.row_stride, group_stride = tables.group_stride
     cdef Py_ssize_t groups = tables.groups, channels = tables.channels
     cdef int threads = tables.pack_threads
-    cdef Py_ssize_t* k_of = &tables.k_of[0]
+    cdef Py_ssize_t* taps_of = &tables.taps_of[0]
     cdef int* mr_of = &tables.mr_of[0]
     cdef const Py_ssize_t* const* offsets_of = <const Py_ssize_t* const*> &tables.offsets_of[0]
+    cdef const Py_ssize_t* const* dsts_of = <const Py_ssize_t* const*> &tables.dsts_of[0]
     for g in range(groups):
         for q in range(count):
             apack_of[q] = <size_t> (packed.data + packed.part_offset[q]
@@ -471,12 +435,12 @@ cdef PackedWeight _pack_phases(PhasesTables tables, weight):
             r1 = r0 + block if r0 + block < m else m
             if is_double:
                 fd_pack_a_phases_d(m, <const double*> (pw + g * group_stride * elem),
-                                   row_stride, channels, count, k_of, offsets_of, mr_of, kc,
-                                   <double* const*> &apack_of[0], r0, r1)
+                                   row_stride, channels, count, taps_of, offsets_of, dsts_of,
+                                   mr_of, <double* const*> &apack_of[0], r0, r1)
             else:
                 fd_pack_a_phases_f(m, <const float*> (pw + g * group_stride * elem),
-                                   row_stride, channels, count, k_of, offsets_of, mr_of, kc,
-                                   <float* const*> &apack_of[0], r0, r1)
+                                   row_stride, channels, count, taps_of, offsets_of, dsts_of,
+                                   mr_of, <float* const*> &apack_of[0], r0, r1)
     return packed
 
 

@@ -56,36 +56,59 @@ static void FD_SFX(fd_pack_a_slice)(ptrdiff_t m, ptrdiff_t k, const FD_T *a, ptr
     FD_SFX(fd_pack_a_block)(m, a, lda, trans_a, mr, k0, kc, apack + k0 * m_pad);
 }
 
+/* d[r] = s[r * stride] for r < n, the n <= mr rows of one column of an MR-row micro-panel,
+ * zero for r in [n, mr). The usual tile heights are listed so that the full panels' loops have
+ * a constant length (unrolled). */
+static inline void FD_SFX(fd_gather_column)(FD_T *restrict d, const FD_T *restrict s,
+                                            ptrdiff_t stride, int n, int mr)
+{
+    if (n == mr) {
+        switch (mr) {
+        case 12: for (int r = 0; r < 12; ++r) d[r] = s[r * stride]; return;
+        case 8: for (int r = 0; r < 8; ++r) d[r] = s[r * stride]; return;
+        case 6: for (int r = 0; r < 6; ++r) d[r] = s[r * stride]; return;
+        case 4: for (int r = 0; r < 4; ++r) d[r] = s[r * stride]; return;
+        default: break;
+        }
+    }
+    int r = 0;
+    for (; r < n; ++r) d[r] = s[r * stride];
+    for (; r < mr; ++r) d[r] = 0;
+}
+
 /* Rows [r0, r1) of the A of several stride phases, each gathered as in
- * A[i, kk] = a[i * row_stride + col_offset_of[p][kk]] (phase p: k_of[p] = channels * T_p
- * columns, channel-major: column kk = c * T_p + t reads channel c; register tile rows
- * mr_of[p], every KC slice) into its pre-packed layout at apack_of[p]. r0 and r1 are
- * multiples of every phase's MR (or r1 = m). Channel by channel, every phase takes its taps of
- * the rows [r0, r1) while they are in L1 (a transposed convolution's weight holds one row's
- * taps of one channel together): each line of the weight is read from memory once, where a
- * loop over the phases outside read the block again from L2 for every phase (dcgan_g2's 8 MiB
- * weight: see the performance notes). */
+ * A[i, kk] = a[i * row_stride + col_offset_of[p][kk]] (phase p: channels * taps_of[p]
+ * columns, channel-major: column kk = c * taps_of[p] + t reads channel c; register tile rows
+ * mr_of[p], every KC slice) into its pre-packed layout at apack_of[p]: column kk of the
+ * micro-panel of rows [i0, i0 + MR) lands at apack_of[p] + dst_of[p][2 kk] + i0 * dst_of[p][2 kk + 1],
+ * the first number being k0 * m_pad + (kk - k0) * MR and the second the width kc of the KC
+ * slice [k0, k0 + kc) that holds kk (the tables compute both once per shape: no division
+ * here). r0 and r1 are multiples of every phase's MR (or r1 = m). Channel by channel, every
+ * phase takes its taps of the rows [r0, r1) while they are in L1 (a transposed
+ * convolution's weight holds one row's taps of one channel together): each line of the
+ * weight is read from memory once, where a loop over the phases outside read the block again
+ * from L2 for every phase (dcgan_g2's 8 MiB weight: see the performance notes). */
 static void FD_SFX(fd_pack_a_phases)(ptrdiff_t m, const FD_T *a, ptrdiff_t row_stride,
-                                     ptrdiff_t channels, ptrdiff_t phases, const ptrdiff_t *k_of,
-                                     const ptrdiff_t *const *col_offset_of, const int *mr_of,
-                                     ptrdiff_t kc_block, FD_T *const *apack_of, ptrdiff_t r0,
-                                     ptrdiff_t r1)
+                                     ptrdiff_t channels, ptrdiff_t phases,
+                                     const ptrdiff_t *taps_of,
+                                     const ptrdiff_t *const *col_offset_of,
+                                     const ptrdiff_t *const *dst_of, const int *mr_of,
+                                     FD_T *const *apack_of, ptrdiff_t r0, ptrdiff_t r1)
 {
     for (ptrdiff_t c = 0; c < channels; ++c) {
         for (ptrdiff_t ph = 0; ph < phases; ++ph) {
-            ptrdiff_t k = k_of[ph], taps = k / channels, mr = mr_of[ph];
-            ptrdiff_t m_pad = (m + mr - 1) / mr * mr;
-            const ptrdiff_t *col_offset = col_offset_of[ph];
+            ptrdiff_t taps = taps_of[ph];
+            int mr = mr_of[ph];
+            const ptrdiff_t *col = col_offset_of[ph] + c * taps;
+            const ptrdiff_t *dst = dst_of[ph] + 2 * c * taps;
             for (ptrdiff_t t = 0; t < taps; ++t) {
-                ptrdiff_t kk = c * taps + t, k0 = kk / kc_block * kc_block;
-                ptrdiff_t kc = k - k0 < kc_block ? k - k0 : kc_block;
+                FD_T *d = apack_of[ph] + dst[2 * t];
+                ptrdiff_t kc = dst[2 * t + 1];
+                const FD_T *src = a + col[t];
                 for (ptrdiff_t i0 = r0; i0 < r1; i0 += mr) {
-                    int n = m - i0 < mr ? (int)(m - i0) : (int)mr;
-                    FD_T *dst = apack_of[ph] + k0 * m_pad + i0 * kc + (kk - k0) * mr;
-                    const FD_T *src = a + i0 * row_stride + col_offset[kk];
-                    int r = 0;
-                    for (; r < n; ++r) dst[r] = src[r * row_stride];
-                    for (; r < mr; ++r) dst[r] = 0;
+                    int n = m - i0 < mr ? (int)(m - i0) : mr;
+                    FD_SFX(fd_gather_column)(d + i0 * kc, src + i0 * row_stride, row_stride,
+                                             n, mr);
                 }
             }
         }

@@ -1,0 +1,60 @@
+"""The packed engine's shape arithmetic that needs no C (used by
+:mod:`fastdeconv._ext._packed_conv` when it makes its tables): how a run pads ``x``, the
+validated stride phases, and where each column of a pre-packed A lands."""
+import numpy as np
+
+from ._packed_gemm import _check_per_dim
+
+__all__ = ["apack_destinations", "checked_phases", "pad_plan"]
+
+
+def pad_plan(spatial, pad, extent):
+    """How a run pads x: None when it reads x in place (no padding before any dimension and
+    no read past its end), else ``(extent, dst, src)``: a zeroed copy of spatial size
+    ``extent`` whose ``dst`` slices take x's ``src`` slices (negative padding crops)."""
+    if all(p == 0 for p in pad) and all(e <= n for e, n in zip(extent, spatial)):
+        return None
+    src, dst = [slice(None)] * 2, [slice(None)] * 2
+    for n, p, e in zip(spatial, pad, extent):
+        lo_src, lo_dst = max(0, -p), max(0, p)
+        length = max(0, min(n - lo_src, e - lo_dst))
+        src.append(slice(lo_src, lo_src + length))
+        dst.append(slice(lo_dst, lo_dst + length))
+    return tuple(extent), tuple(dst), tuple(src)
+
+
+def checked_phases(phases, ndim, kernel_size, stride, out_size):
+    """The phases as (taps, sub_pad, first, sub_out) tuples, validated."""
+    checked, seen = [], set()
+    for index, phase in enumerate(phases):
+        try:
+            taps, pad, first = phase["taps"], phase["sub_pad"], phase["first"]
+        except (TypeError, KeyError):
+            raise ValueError(f"phases[{index}] must be a dict with taps, sub_pad and first, "
+                             f"got {phase!r}") from None
+        pad = _check_per_dim(pad, ndim, f"phases[{index}]['sub_pad']", None)
+        first = _check_per_dim(first, ndim, f"phases[{index}]['first']", 0)
+        if (not isinstance(taps, (tuple, list)) or len(taps) != ndim
+                or not all(isinstance(t, (tuple, list)) and len(t) > 0 and all(
+                    isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= v < k
+                    for v in t) for t, k in zip(taps, kernel_size))):
+            raise ValueError(f"phases[{index}]['taps'] must hold, per dimension, a non-empty "
+                             f"tuple of taps in [0, {kernel_size}), got {taps!r}")
+        if any(f >= s for f, s in zip(first, stride)) or first in seen:
+            raise ValueError(f"phases[{index}]['first'] must be below the stride {stride} and "
+                             f"differ from every other phase's, got {first}")
+        seen.add(first)
+        sub_out = tuple(max(0, -(-(n - f) // s)) for n, f, s in zip(out_size, first, stride))
+        taps = tuple(tuple(int(v) for v in t) for t in taps)
+        checked.append((taps, pad, first, sub_out))
+    return checked
+
+
+def apack_destinations(k, m, mr, kc):
+    """Where column kk of a pre-packed A (m x k, MR = mr, KC slices of kc) starts, and the
+    width of its slice: ``out[2 kk] = k0 * m_pad + (kk - k0) * mr``, ``out[2 kk + 1] =
+    min(kc, k - k0)`` with ``k0 = kk // kc * kc`` (the layout of fd_pack.h)."""
+    kk = np.arange(k, dtype=np.intp)
+    k0 = kk // kc * kc
+    m_pad = -(-m // mr) * mr
+    return np.stack([k0 * m_pad + (kk - k0) * mr, np.minimum(kc, k - k0)], axis=1).reshape(-1)
