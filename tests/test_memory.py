@@ -3,13 +3,14 @@ index arithmetic."""
 
 import gc
 import os
+import sys
 import tracemalloc
 
 import numpy as np
 import pytest
 
 import fastdeconv
-from fastdeconv import _dispatch
+from fastdeconv import _dispatch, _validation
 from fastdeconv._algorithms import current_budget, depthwise, phases
 from fastdeconv._operators import OPERATORS
 from fastdeconv.testing import conv_backward_reference, conv_transpose_reference
@@ -244,3 +245,36 @@ def test_more_than_2_31_positions_per_sample_is_a_named_limit_or_a_memoryerror(
     monkeypatch.setattr(_validation, "available_memory_bytes", lambda: 2**30)
     with pytest.raises(MemoryError, match=r"the output of shape .* would need about 8 GiB"):
         call()
+
+
+# ------------------------------------------------------------- results on huge-page boundaries
+_ON_LINUX = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                               reason="the alignment is made on Linux only")
+
+
+@_ON_LINUX
+@pytest.mark.parametrize("zero", [False, True])
+def test_a_large_result_starts_on_a_huge_page_boundary(zero):
+    shape = (3, 5, 4096, 29)    # 6.8 MiB of float32: not a multiple of 2 MiB
+    y = _validation.allocate(shape, np.float32, "output", zero=zero)
+    assert y.ctypes.data % 2**21 == 0
+    assert y.shape == shape and y.dtype == np.float32
+    assert y.flags.c_contiguous and y.flags.writeable
+    if zero:
+        assert not y.any()
+    y[...] = 1.5     # every byte is the array's own
+    assert y.sum(dtype=np.float64) == 1.5 * y.size
+
+
+@_ON_LINUX
+def test_an_operator_result_of_4_mib_is_aligned_and_a_workspace_or_small_result_is_not(rng):
+    x = rng.standard_normal((1, 64, 16, 16, 16)).astype(np.float32)
+    w = rng.standard_normal((64, 32, 2, 2, 2)).astype(np.float32)
+    y = fastdeconv.conv_transpose(x, w, stride=2)       # 1 x 32 x 32^3 float32: 4 MiB
+    assert y.nbytes == _validation.HUGE_PAGE_ALIGN_FROM
+    assert y.ctypes.data % 2**21 == 0
+    np.testing.assert_allclose(y, conv_transpose_reference(x.astype(np.float64), w, stride=2),
+                               rtol=1e-4, atol=1e-4)
+    small = _validation.allocate((_validation.HUGE_PAGE_ALIGN_FROM // 4 - 1,), np.float32, "output")
+    work = _validation.allocate((2**21,), np.float32, "workspace", result=False)
+    assert small.base is None and work.base is None     # NumPy's own allocations

@@ -122,8 +122,8 @@ def thread_counts():
 
 def workspaces(the_plan, dtype):
     """The plan's two workspaces (column tile or transformed data, gathered rows)."""
-    col = allocate((max(the_plan.col_elements, 1),), dtype, "workspace")
-    io = allocate((max(the_plan.io_elements, 1),), dtype, "workspace")
+    col = allocate((max(the_plan.col_elements, 1),), dtype, "workspace", result=False)
+    io = allocate((max(the_plan.io_elements, 1),), dtype, "workspace", result=False)
     return col, io
 
 

@@ -129,11 +129,11 @@ def _channels_last(array, extent, pad_before, padded, threads):
     batch, channels = array.shape[:2]
     shape = (batch,) + tuple(extent) + (channels,)
     if not padded:
-        out = allocate(shape, array.dtype, "workspace")
+        out = allocate(shape, array.dtype, "workspace", result=False)
         _layout_kernels.transpose_batched(array.reshape(batch, channels, -1),
                                           out.reshape(batch, -1, channels), threads)
         return out
-    out = allocate(shape, array.dtype, "workspace", zero=True)
+    out = allocate(shape, array.dtype, "workspace", zero=True, result=False)
     _layout_kernels.channels_last_padded(array.reshape(batch, -1), out.reshape(batch, -1),
                                          array.shape[2:], tuple(extent), tuple(pad_before),
                                          threads)
@@ -148,7 +148,8 @@ def run(the_plan, x, grad_y):
     cin_g = problem.c_in // problem.groups
     if problem.c_out == 0 or cin_g == 0:
         return allocate(problem.weight_shape, x.dtype, "weight gradient", zero=True)
-    columns = allocate((problem.c_out, g.kernel_numel * cin_g), x.dtype, "weight gradient")
+    columns = allocate((problem.c_out, g.kernel_numel * cin_g), x.dtype, "weight gradient",
+                       result=False)
     step = the_plan.samples_per_tile
     rows, taps = _offsets(problem, the_plan.extent, step)
     for first in range(0, problem.batch, step):

@@ -94,12 +94,12 @@ def _first_workspace(the_plan, dtype):
     """U (or dU) and V of the Winograd pass; the second workspace (:func:`_second_workspace`)
     is allocated only once the first is in use (the rearranged weight comes between)."""
     check_blas_dims(the_plan.rearranged, the_plan.inner)
-    return allocate((max(the_plan.inner.col_elements, 1),), dtype, "workspace")
+    return allocate((max(the_plan.inner.col_elements, 1),), dtype, "workspace", result=False)
 
 
 def _second_workspace(the_plan, dtype):
     """M (the GEMM results) and the buffer of a rearranged part."""
-    io = allocate((max(the_plan.io_elements, 1),), dtype, "workspace")
+    io = allocate((max(the_plan.io_elements, 1),), dtype, "workspace", result=False)
     return io[:the_plan.inner.io_elements], io[the_plan.inner.io_elements:]
 
 
@@ -140,7 +140,7 @@ def _run_weight(x, grad_y, the_plan):
         du, v = winograd.gradient_of_u(part, grad_y[n0:n0 + n], replace(s2d, batch=n), inner,
                                        col, m_ws, accumulate=n0 > 0)
     del m_ws, buffer, part  # the second workspace is not needed for G^T dU G
-    grad_s2d = allocate(s2d.weight_shape, grad_w.dtype, "weight gradient")
+    grad_s2d = allocate(s2d.weight_shape, grad_w.dtype, "weight gradient", result=False)
     nonfinite = winograd.weight_from_du(du, grad_s2d, s2d, inner)
     del col, du, v
     # rearranged back in place (no second temporary): the inverse of _rearranged_weight
