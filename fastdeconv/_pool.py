@@ -306,7 +306,7 @@ def max_pool(x, kernel_size, *, stride=None, padding=0, dilation=1, ceil_mode=Fa
     x = as_compute_array(x, dtype)
     y = allocate(layout.data_shape(*layout.batch_and_channels(x.shape), out_size), dtype,
                  "output")
-    indices = allocate(y.shape, np.int64, "indices")
+    indices = allocate(y.shape, np.int64, "indices", result=bool(return_indices))
     planes, channels = layout.planes(x.shape)
     if planes * channels:
         _pool_kernels.max_pool_forward(

@@ -202,15 +202,17 @@ _HUGE_PAGE = 2**21
 _ALIGN_HUGE_PAGES = sys.platform.startswith("linux")
 
 
-def _huge_page_aligned(shape, dtype, zero):
-    """An array of ``shape`` whose data starts on a 2 MiB boundary, a view of a buffer 2 MiB
-    longer (the part before it is never touched, so never resident). NumPy asks the kernel
-    for transparent huge pages for its large buffers, but a buffer that does not start on a
-    huge page's boundary gets 4 KiB pages for its first and last partial 2 MiB: about 512
-    page faults of a few microseconds each, which dominate the first call of a process on a
-    few-MiB output (a later call reuses the C library's memory, without faults)."""
-    nbytes = prod(shape) * np.dtype(dtype).itemsize
-    buffer = (np.zeros if zero else np.empty)(nbytes + _HUGE_PAGE, dtype=np.uint8)
+def _huge_page_aligned(shape, dtype, nbytes, zero):
+    """An array of ``shape`` (``nbytes`` bytes) whose data starts on a 2 MiB boundary: a view
+    of a buffer of ``nbytes`` rounded up to 2 MiB, plus 2 MiB, so that every 2 MiB range the
+    data touches lies inside the buffer. NumPy asks the kernel for transparent huge pages for
+    its large buffers, but only whole, aligned 2 MiB ranges inside a buffer get them: a
+    buffer that starts or ends inside one gets 4 KiB pages there, up to about 512 page faults
+    of a few microseconds each at either end, which dominate the first call of a process on
+    a few-MiB output (a later call reuses the C library's memory, without faults). The
+    untouched head of a freshly mapped buffer is never resident."""
+    padded = -(-nbytes // _HUGE_PAGE) * _HUGE_PAGE + _HUGE_PAGE
+    buffer = (np.zeros if zero else np.empty)(padded, dtype=np.uint8)
     start = -buffer.ctypes.data % _HUGE_PAGE
     return buffer[start:start + nbytes].view(dtype).reshape(shape)
 
@@ -218,14 +220,14 @@ def _huge_page_aligned(shape, dtype, zero):
 def allocate(shape, dtype, what, *, zero=False, result=True):
     """``numpy.empty`` / ``numpy.zeros`` with a MemoryError that says what and how large.
 
-    A ``result`` (an array returned to the caller, not a workspace freed within the call) of
-    at least :data:`HUGE_PAGE_ALIGN_FROM` bytes starts on a huge-page boundary
-    (:func:`_huge_page_aligned`); workspaces keep NumPy's allocation, whose size the
+    A ``result`` (an array returned to the caller, not a temporary freed within the call) of
+    at least :data:`HUGE_PAGE_ALIGN_FROM` bytes starts on a huge-page boundary on Linux
+    (:func:`_huge_page_aligned`); temporaries keep NumPy's allocation, whose size the
     workspace budget counts exactly."""
     try:
-        if (result and _ALIGN_HUGE_PAGES and np.dtype(dtype).itemsize
-                and prod(shape) * np.dtype(dtype).itemsize >= HUGE_PAGE_ALIGN_FROM):
-            return _huge_page_aligned(tuple(shape), dtype, zero)
+        nbytes = prod(operator.index(n) for n in shape) * np.dtype(dtype).itemsize
+        if result and _ALIGN_HUGE_PAGES and nbytes >= HUGE_PAGE_ALIGN_FROM:
+            return _huge_page_aligned(tuple(shape), dtype, nbytes, zero)
         return (np.zeros if zero else np.empty)(shape, dtype=dtype)
     except (MemoryError, ValueError) as exc:  # ValueError: larger than numpy's index range
         nbytes = float(np.prod(shape, dtype=np.float64)) * np.dtype(dtype).itemsize

@@ -162,7 +162,6 @@ def test_conv_backward_and_conv_transpose_with_overflowing_stride_products(monke
 def test_resize_tables_that_cannot_fit_raise_memoryerror_before_they_are_built(monkeypatch):
     # 2 -> 2**24 outputs of a linear stencil: about 2 GiB of tables (the output is 64 MiB);
     # pretend only 1 GiB is available
-    from fastdeconv import _validation
     monkeypatch.setattr(_validation, "available_memory_bytes", lambda: 2**30)
     with pytest.raises(MemoryError, match=r"interpolation tables of resize from \(2,\) to "
                                           r"\(16777216,\) "
@@ -238,7 +237,6 @@ def test_peak_extra_memory_is_within_the_larger_operand_plus_32_mib(name, thread
 def test_more_than_2_31_positions_per_sample_is_a_named_limit_or_a_memoryerror(
         monkeypatch, call, name):
     # (the x above is 8 GiB of lazily zeroed pages: never touched, the check comes first)
-    from fastdeconv import _validation
     monkeypatch.setattr(_validation, "available_memory_bytes", lambda: 2**40)
     with pytest.raises(ValueError, match=name + r" per sample.*32-bit BLAS"):
         call()
@@ -253,17 +251,21 @@ _ON_LINUX = pytest.mark.skipif(not sys.platform.startswith("linux"),
 
 
 @_ON_LINUX
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
 @pytest.mark.parametrize("zero", [False, True])
-def test_a_large_result_starts_on_a_huge_page_boundary(zero):
+def test_a_large_result_starts_on_a_huge_page_boundary_and_its_last_one_is_in_the_buffer(
+        zero, dtype):
     shape = (3, 5, 4096, 29)    # 6.8 MiB of float32: not a multiple of 2 MiB
-    y = _validation.allocate(shape, np.float32, "output", zero=zero)
+    y = _validation.allocate(shape, dtype, "output", zero=zero)
     assert y.ctypes.data % 2**21 == 0
-    assert y.shape == shape and y.dtype == np.float32
+    buffer_end = y.base.ctypes.data + y.base.nbytes
+    assert buffer_end >= y.ctypes.data + -(-y.nbytes // 2**21) * 2**21
+    assert y.shape == shape and y.dtype == dtype
     assert y.flags.c_contiguous and y.flags.writeable
     if zero:
         assert not y.any()
-    y[...] = 1.5     # every byte is the array's own
-    assert y.sum(dtype=np.float64) == 1.5 * y.size
+    y[...] = 3     # every byte is the array's own
+    assert y.sum(dtype=np.float64) == 3 * y.size
 
 
 @_ON_LINUX

@@ -211,3 +211,28 @@ def test_compiled_entry_leaves_unwritten_positions_and_rejects_overlap(rng):
         buffer = np.zeros(y.size + x.size)
         _packed_conv.conv_transpose_phases_packed(
             buffer[:x.size].reshape(x.shape), w, buffer[:y.size].reshape(y.shape), 2, phases)
+
+
+@pytest.mark.parametrize("k, m, mr, kc", [(1, 1, 8, 384), (20, 13, 8, 7), (50, 24, 12, 16),
+                                          (384, 64, 8, 384), (800, 37, 6, 384), (9, 5, 4, 4)])
+def test_apack_destinations_place_every_column_as_the_packed_layout_says(k, m, mr, kc):
+    # the layout at the top of gemm/fd_pack.h, element by element:
+    # apack[k0 * m_pad + (i // mr) * mr * kc_s + (kk - k0) * mr + i % mr] = A[i, kk]
+    from fastdeconv._ext._packed_shapes import apack_destinations
+    m_pad = -(-m // mr) * mr
+    a = np.arange(1, m * k + 1, dtype=np.float64).reshape(m, k)
+    expected = np.zeros(m_pad * k)
+    for k0 in range(0, k, kc):
+        kc_s = min(kc, k - k0)
+        for i in range(m):
+            for kk in range(k0, k0 + kc_s):
+                expected[k0 * m_pad + i // mr * mr * kc_s + (kk - k0) * mr + i % mr] = a[i, kk]
+    dst = apack_destinations(k, m, mr, kc)
+    assert dst.dtype == np.intp and dst.shape == (2 * k,) and dst.flags.c_contiguous
+    packed = np.zeros(m_pad * k)
+    for kk in range(k):
+        for i0 in range(0, m, mr):
+            rows = min(mr, m - i0)
+            start = dst[2 * kk] + i0 * dst[2 * kk + 1]
+            packed[start:start + rows] = a[i0:i0 + rows, kk]
+    np.testing.assert_array_equal(packed, expected)

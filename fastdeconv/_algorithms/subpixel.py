@@ -119,7 +119,8 @@ def _subpixel_weight(weight, stride, groups):
     kernel = weight.shape[2:]
     sub = tuple(k // s for k, s in zip(kernel, stride))
     cin_g = c_in // groups
-    out = allocate((groups * cout_g * math.prod(stride), cin_g) + sub, weight.dtype, "weight", result=False)
+    out = allocate((groups * cout_g * math.prod(stride), cin_g) + sub, weight.dtype, "weight",
+                   result=False)
     _phase_kernels.scatter_kernel_taps(
         np.ascontiguousarray(weight).reshape(-1), out.reshape(-1), groups, cin_g, cout_g,
         _tap_offsets(kernel, tuple(stride), cin_g), math.prod(sub), kernel_threads())

@@ -368,7 +368,7 @@ def _phases_tables(x_shape, weight_shape, y_shape, dtype, stride, phases, groups
     tables.m, tables.kc = cout_g, (<ConvTables> convs[0]).p.kc
     tables.taps_of = np.array([(<ConvTables> c).k // cin_g for c in convs], dtype=np.intp)
     tables.dst_offsets = [apack_destinations((<ConvTables> c).k, cout_g, (<ConvTables> c).p.mr,
-                                              tables.kc) for c in convs]
+                                             (<ConvTables> c).p.kc) for c in convs]
     tables.dsts_of = np.array([d.ctypes.data for d in tables.dst_offsets], dtype=np.uintp)
     tables.row_stride, tables.group_stride = k_numel, cin_g * cout_g * k_numel
     tables.channels = cin_g        # every phase's k is cin_g times its taps (col_offsets)

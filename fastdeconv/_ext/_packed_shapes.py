@@ -1,4 +1,4 @@
-"""The packed engine's shape arithmetic that needs no C (used by
+"""The packed engine's shape arithmetic done in Python and NumPy (used by
 :mod:`fastdeconv._ext._packed_conv` when it makes its tables): how a run pads ``x``, the
 validated stride phases, and where each column of a pre-packed A lands."""
 import numpy as np
@@ -51,9 +51,24 @@ def checked_phases(phases, ndim, kernel_size, stride, out_size):
 
 
 def apack_destinations(k, m, mr, kc):
-    """Where column kk of a pre-packed A (m x k, MR = mr, KC slices of kc) starts, and the
-    width of its slice: ``out[2 kk] = k0 * m_pad + (kk - k0) * mr``, ``out[2 kk + 1] =
-    min(kc, k - k0)`` with ``k0 = kk // kc * kc`` (the layout of fd_pack.h)."""
+    """Where each column of a pre-packed A starts, and the width of its KC slice.
+
+    Parameters
+    ----------
+    k, m : int
+        Columns and rows of A.
+    mr, kc : int
+        Rows of a register tile (MR) and columns of a full KC slice.
+
+    Returns
+    -------
+    numpy.ndarray
+        C-contiguous intp array of shape ``(2 k,)`` (the layout ``fd_pack_a_phases`` reads):
+        ``out[2 kk] = k0 * m_pad + (kk - k0) * mr`` and ``out[2 kk + 1] = min(kc, k - k0)``
+        with ``k0 = kk // kc * kc`` and ``m_pad`` = m rounded up to mr, so that column kk of
+        the micro-panel of rows ``[i0, i0 + mr)`` starts at ``out[2 kk] + i0 * out[2 kk + 1]``
+        (the layout at the top of ``gemm/fd_pack.h``).
+    """
     kk = np.arange(k, dtype=np.intp)
     k0 = kk // kc * kc
     m_pad = -(-m // mr) * mr

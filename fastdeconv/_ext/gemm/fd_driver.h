@@ -129,6 +129,12 @@ static void FD_SFX(fd_gemm_item)(const FD_SFX(fd_gemm_job) *job, ptrdiff_t item,
         return;
     }
     if (job->conv && !job->b && !placed) nruns = fd_conv_runs(job->conv, j0, nc, (int)nr, runs);
+    /* C's blocks of columns: when the item's columns lie in one block (the usual case: one
+     * sample's positions), column jr is at c + block_shift + jr, with no division per tile */
+    ptrdiff_t blk = job->c_block > 0 ? job->c_block : (p->n > 0 ? p->n : 1);
+    ptrdiff_t first_block = j0 / blk;
+    int one_block = nc > 0 && (j1 - 1) / blk == first_block;
+    ptrdiff_t block_shift = first_block * (job->c_block_stride - blk);
     for (ptrdiff_t k0 = 0; k0 < p->k; k0 += p->kc) {
         ptrdiff_t kc = p->k - k0 < p->kc ? p->k - k0 : p->kc;
         int add = k0 == 0 ? (placed ? 0 : job->accumulate) : 1;
@@ -155,13 +161,14 @@ static void FD_SFX(fd_gemm_item)(const FD_SFX(fd_gemm_job) *job, ptrdiff_t item,
                     ptrdiff_t nrows = ie - ir < mr ? ie - ir : mr;
                     ptrdiff_t ncols = j1 - jr < nr ? j1 - jr : nr;
                     const FD_T *bias_r = bias ? bias + ir : NULL;
-                    ptrdiff_t blk = job->c_block > 0 ? job->c_block : p->n;
                     if (placed) {   /* whole tiles into the item's block */
                         job->ukr(kc, ap, bp, block + (ir - i0) * ldb_item + (jr - j0),
                                  ldb_item, add, NULL);
-                    } else if (nrows == mr && ncols == nr && jr / blk == (jr + nr - 1) / blk) {
-                        FD_T *cp = job->c + (jr / blk) * job->c_block_stride + jr % blk
-                                   + ir * job->ldc;
+                    } else if (nrows == mr && ncols == nr
+                               && (one_block || jr / blk == (jr + nr - 1) / blk)) {
+                        ptrdiff_t at = one_block ? block_shift + jr
+                                                 : (jr / blk) * job->c_block_stride + jr % blk;
+                        FD_T *cp = job->c + at + ir * job->ldc;
                         job->ukr(kc, ap, bp, cp, job->ldc, add, bias_r);
                     } else {   /* an edge of C, or a tile across two blocks of columns */
                         job->ukr(kc, ap, bp, tile, nr, 0, NULL);

@@ -80,8 +80,8 @@ static inline void FD_SFX(fd_gather_column)(FD_T *restrict d, const FD_T *restri
  * A[i, kk] = a[i * row_stride + col_offset_of[p][kk]] (phase p: channels * taps_of[p]
  * columns, channel-major: column kk = c * taps_of[p] + t reads channel c; register tile rows
  * mr_of[p], every KC slice) into its pre-packed layout at apack_of[p]: column kk of the
- * micro-panel of rows [i0, i0 + MR) lands at apack_of[p] + dst_of[p][2 kk] + i0 * dst_of[p][2 kk + 1],
- * the first number being k0 * m_pad + (kk - k0) * MR and the second the width kc of the KC
+ * micro-panel of rows [i0, i0 + MR) lands at
+ * apack_of[p] + dst_of[p][2 kk] + i0 * dst_of[p][2 kk + 1], the first number being k0 * m_pad + (kk - k0) * MR and the second the width kc of the KC
  * slice [k0, k0 + kc) that holds kk (the tables compute both once per shape: no division
  * here). r0 and r1 are multiples of every phase's MR (or r1 = m). Channel by channel, every
  * phase takes its taps of the rows [r0, r1) while they are in L1 (a transposed
