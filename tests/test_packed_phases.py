@@ -32,6 +32,12 @@ GEOMETRIES = [
     ((2, 37, 6, 5), (37, 45, 4, 4), dict(stride=2, padding=1)),             # edge tiles
     ((1, 150, 4, 4), (150, 20, 3, 3), dict(stride=2, padding=1)),           # K over KC
     ((1, 2, 2, 2), (2, 3, 5, 5), dict(stride=3, padding=4, output_padding=2)),  # crops
+    # kernel = stride: the one-tap phases stacked into one GEMM (rows: channel x tap)
+    ((2, 5, 7), (5, 3, 3), dict(stride=3)),                                 # 9 rows
+    ((1, 6, 3, 4, 3), (6, 4, 2, 2, 2), dict(stride=2, groups=2)),           # 3-d, 8 phases
+    ((3, 20, 5, 4), (20, 70, 2, 2), dict(stride=2)),                        # 280 rows
+    ((1, 9, 3, 3), (9, 130, 2, 2), dict(stride=2)),                         # 520: capped rows
+    ((2, 4, 3, 5), (4, 2, 2, 3), dict(stride=(2, 3), output_padding=(1, 2))),
 ]
 
 
@@ -142,8 +148,12 @@ RULE_CASES = [
      "packed_phases"),                                                      # vnet3d_k3
     ((16, 64, 32, 32), (64, 3, 4, 4), dict(stride=2, padding=1), 4, "col2im"),  # 3 rows
     ((1, 256, 32, 32), (256, 128, 2, 2), dict(stride=2), 4, "packed_phases"),  # unet_up: 1 tap
-    ((1, 64, 16, 16, 16), (64, 32, 2, 2, 2), dict(stride=2), 4, "col2im"),  # 1 tap, 32 rows
-    ((1, 32, 32, 32, 32), (32, 16, 2, 2, 2), dict(stride=2), 4, "col2im"),  # 1 tap, 16 rows
+    ((1, 64, 16, 16, 16), (64, 32, 2, 2, 2), dict(stride=2), 4,
+     "packed_phases"),                                  # unet3d_up: 1 tap, stacked, 32 rows
+    ((1, 32, 32, 32, 32), (32, 16, 2, 2, 2), dict(stride=2), 4,
+     "packed_phases"),                                  # 1 tap, stacked, 16 rows
+    ((4, 32, 1024), (32, 32, 3), dict(stride=2), 4, "col2im"),  # 1.5 taps, not stacked
+    ((1, 64, 16, 16, 16), (64, 8, 2, 2, 2), dict(stride=2), 4, "col2im"),  # stacked, 8 rows
     ((2, 8, 6, 6), (8, 16, 3, 3), dict(stride=2, padding=1), 4, "col2im"),  # little work
     ((1, 64, 16, 16), (64, 32, 8, 8), dict(stride=5, padding=2), 4, "col2im"),    # stride 5
     ((8, 128, 4096), (128, 64, 16), dict(stride=8, padding=4), 4, "col2im"),  # audio_1d
@@ -236,3 +246,30 @@ def test_apack_destinations_place_every_column_as_the_packed_layout_says(k, m, m
             start = dst[2 * kk] + i0 * dst[2 * kk + 1]
             packed[start:start + rows] = a[i0:i0 + rows, kk]
     np.testing.assert_array_equal(packed, expected)
+
+
+@pytest.mark.parametrize("w_shape, kw, stacked", [
+    ((4, 3, 2, 2), dict(stride=2), True),
+    ((4, 3, 3), dict(stride=3), True),
+    ((4, 3, 2, 3), dict(stride=(2, 3)), True),
+    ((4, 3, 2, 2), dict(stride=3), True),                 # kernel < stride: zeros between
+    ((4, 3, 3), dict(stride=3, output_padding=1), False),  # one phase has one more output
+    ((4, 3, 2, 2), dict(stride=2, padding=1), False),     # the phases read shifted inputs
+    ((4, 3, 4, 4), dict(stride=2, padding=1), False),     # four taps a phase
+])
+def test_one_tap_phases_are_stacked_into_one_gemm_only_when_they_share_their_input(
+        w_shape, kw, stacked, rng, assert_close):
+    x_shape = (2, 4) + (5,) * (len(w_shape) - 2)
+    problem = conv_transpose_problem(x_shape, w_shape, **kw)
+    phases, _ = phase_table(problem)
+    stride = problem.geometry.stride
+    tables = _packed_conv.phases_tables(x_shape, w_shape, problem.forward_input_shape,
+                                        np.dtype(np.float32), stride, phases)
+    assert tables.packing_key[6] is stacked
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    # NaN where the phases write every position (each written once), else zeros between
+    covered = sum(np.prod(p["sub_out"]) for p in phases) == np.prod(problem.geometry.output_size)
+    y = np.full(problem.forward_input_shape, np.nan if covered else 0, np.float32)
+    _packed_conv.conv_transpose_phases_run(tables, x, w, y)
+    assert_close(y, conv_transpose_reference(x, w, **kw), np.float32)

@@ -81,9 +81,10 @@ class Budget:
         DGEMM under col2im is as fast or faster), when the transposed convolution's output
         channels per group (the M of every phase's GEMM) are at least
         ``packed_phases_min_rows``, its phases have on average at least
-        ``packed_phases_min_taps`` kernel taps (a kernel equal to the stride has one tap per
-        phase, and col2im then writes each output once too: such a kernel needs
-        ``packed_phases_one_tap_min_rows`` output channels per group), no stride exceeds
+        ``packed_phases_min_taps`` kernel taps or are stacked into one GEMM by the engine
+        (one tap each, a kernel equal to the stride: ``packed_phases.stacked_phases``; else
+        one tap a phase on average needs ``packed_phases_one_tap_min_rows`` output channels
+        per group, since col2im then writes each output once too), no stride exceeds
         ``packed_phases_max_stride`` (each phase writes every stride-th value of an output row:
         with larger strides a row is written in too many pieces) and the work reaches
         ``packed_min_work``.

@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass, field
 
 from .._ext import _packed_conv
+from .._ext._packed_shapes import checked_phases, one_tap_phases
 from .._validation import allocate
 from . import packed
 from ._common import Plan
@@ -94,22 +95,34 @@ def rule(problem, budget, itemsize):
     float32 (``packed_phases_itemsizes``); the transposed convolution has at least
     ``packed_phases_min_rows`` output channels per group (each phase's M: the engine's
     register tile is 8 or 12 rows), on average at least ``packed_phases_min_taps`` taps per
-    phase (or one tap a phase, a kernel equal to the stride, with at least
-    ``packed_phases_one_tap_min_rows`` output channels per group: ``unet_up`` 1.30x, 32
-    channels even, 16 slower), no stride above ``packed_phases_max_stride``, and
-    ``packed_min_work`` multiply-adds.
+    phase, or phases the engine stacks into one GEMM (:func:`stacked_phases`: one tap each,
+    a kernel equal to the stride; 1.07-1.79x col2im from 8 output channels up), or else at
+    least one tap a phase with at least ``packed_phases_one_tap_min_rows`` output channels
+    per group, no stride above ``packed_phases_max_stride``, and ``packed_min_work``
+    multiply-adds.
     """
     g = problem.geometry
     rows = problem.c_in // problem.groups          # the transposed convolution's output
     taps_per_phase = g.kernel_numel / max(g.phase_count, 1)
     work = (max(problem.batch, 1) * problem.c_out * rows * g.output_numel * g.kernel_numel)
     enough_taps = (taps_per_phase >= budget.packed_phases_min_taps
+                   or stacked_phases(problem)
                    or (taps_per_phase >= 1 and rows >= budget.packed_phases_one_tap_min_rows))
     return (itemsize in budget.packed_phases_itemsizes
             and rows >= budget.packed_phases_min_rows
             and enough_taps
             and max(g.stride) <= budget.packed_phases_max_stride
             and work >= budget.per_itemsize(budget.packed_min_work, itemsize))
+
+
+def stacked_phases(problem):
+    """Whether the engine runs the phases of ``problem`` as one GEMM (one tap each, all
+    reading the same input: :func:`fastdeconv._ext._packed_shapes.one_tap_phases`, the test
+    the tables make)."""
+    g = problem.geometry
+    phases, _ = phase_table(problem)
+    checked = checked_phases(phases, g.ndim, g.kernel_size, g.stride, g.input_size)
+    return one_tap_phases(checked, g.kernel_numel)
 
 
 def tables(the_plan, samples, threads, dtype):

@@ -32,7 +32,7 @@ import numpy as np
 from ._packed_gemm cimport *
 from ._packed_gemm import (_check_bias, _check_conv_arrays, _check_per_dim, _check_shapes,
                            _check_threads, _isa_of)
-from ._packed_shapes import apack_destinations, checked_phases, pad_plan
+from ._packed_shapes import apack_destinations, checked_phases, one_tap_phases, pad_plan
 
 
 # ------------------------------------------------------------------------------ validation
@@ -71,6 +71,7 @@ cdef class ConvTables:
     cdef fd_plan p
     cdef fd_conv_src src
     cdef object tap_offset           # the array src.tap_offset points into
+    cdef object place_row            # the array src.place_row points into, or None
     cdef bint is_double, pointwise
     cdef Py_ssize_t groups, samples, per_gemm, k, apack_group, group_stride, items
     cdef Py_ssize_t x_sample, x_group, y_sample, y_group, ldb, ldc
@@ -81,12 +82,14 @@ cdef ConvTables _conv_tables(tuple xp_shape, tuple kernel_size, Py_ssize_t cout_
                              tuple y_shape, tuple out_size, tuple stride, tuple dilation,
                              Py_ssize_t groups, int threads, int isa, bint is_double,
                              bint pointwise, Py_ssize_t base=0, tuple place_first=None,
-                             tuple place_step=None):
+                             tuple place_step=None, place_row=None, Py_ssize_t y_channels=-1):
     """The tables of the engine's convolution of a padded input of shape xp_shape into y,
     out_size outputs per dimension; every tap reads base elements further on. With
     place_first and place_step, output o goes to y[..., place_first + place_step * o] (a
     placed source: no bias), else y is (batch, c_out, *out_size). The GEMM's A is a weight
-    (c_out, c_in // groups, *kernel_size) or a stride phase's, cout_g rows per group."""
+    (c_out, c_in // groups, *kernel_size) or a stride phase's, cout_g rows per group. A
+    placed source may give each row's start in y's group (place_row, an intp array of cout_g
+    offsets in elements) and y_channels, the channels of y per group (default cout_g)."""
     cdef ConvTables t = ConvTables.__new__(ConvTables)
     cdef Py_ssize_t ndim = len(xp_shape) - 2, d, taps = prod(kernel_size)
     cdef Py_ssize_t cin_g = xp_shape[1] // groups
@@ -121,8 +124,14 @@ cdef ConvTables _conv_tables(tuple xp_shape, tuple kernel_size, Py_ssize_t cout_
     t.src.positions, t.src.sample_stride = L, xp_shape[1] * P
     t.src.place_sample_stride = y_shape[1] * Y
     t.src.tap_offset = &tap_offset[0]
+    cdef Py_ssize_t[::1] rows
+    t.place_row = place_row
+    t.src.place_row = NULL
+    if place_row is not None:
+        rows = place_row
+        t.src.place_row = &rows[0]
     t.x_sample, t.x_group, t.y_sample, t.y_group = xp_shape[1] * P, cin_g * P, y_shape[1] * Y, \
-        cout_g * Y
+        (cout_g if y_channels < 0 else y_channels) * Y
     t.ldb, t.ldc = P, Y
     # the job's item count, from a job without operands
     fd_conv_job_init(is_double, <void*> &jd if is_double else <void*> &jf, &t.p, NULL,
@@ -350,7 +359,11 @@ def _phases_tables(x_shape, weight_shape, y_shape, dtype, stride, phases, groups
     k_numel = prod(kernel_size)
     cin_g = c_x // groups
     tables.col_offsets = []
-    for taps, pad, first, sub_out in checked:
+    stacked = one_tap_phases(checked, k_numel)
+    if stacked:
+        _stack_one_tap_phases(tables, checked, xp_shape, y_shape, low, in_strides, k_strides,
+                              k_numel, cin_g, cout_g, stride, groups, isa, dtype)
+    for taps, pad, first, sub_out in ([] if stacked else checked):
         base = sum((lo - p) * int(st) for lo, p, st in zip(low, pad, in_strides))
         # A[o, c * K_p + t] = weight[g * cin_g + c, o, taps[t]]
         tap_flat = np.array([sum(int(i) * int(st) for i, st in zip(tap, k_strides))
@@ -362,23 +375,27 @@ def _phases_tables(x_shape, weight_shape, y_shape, dtype, stride, phases, groups
             (1,) * ndim, (1,) * ndim, groups, tables.threads, isa, dtype == np.float64, False,
             base, first, stride))
     convs = tables.convs
+    # the GEMMs' A: rows of m = cout_g (each phase), or cout_g * k_numel (stacked) rows, row i
+    # at i * row_stride in the weight's group
+    tables.m = cout_g * k_numel if stacked else cout_g
+    tables.row_stride = 1 if stacked else k_numel
     tables.k_of = np.array([(<ConvTables> c).k for c in convs], dtype=np.intp)
     tables.mr_of = np.array([(<ConvTables> c).p.mr for c in convs], dtype=np.intc)
     tables.offsets_of = np.array([c.ctypes.data for c in tables.col_offsets], dtype=np.uintp)
-    tables.m, tables.kc = cout_g, (<ConvTables> convs[0]).p.kc
+    tables.kc = (<ConvTables> convs[0]).p.kc
     tables.taps_of = np.array([(<ConvTables> c).k // cin_g for c in convs], dtype=np.intp)
-    tables.dst_offsets = [apack_destinations((<ConvTables> c).k, cout_g, (<ConvTables> c).p.mr,
+    tables.dst_offsets = [apack_destinations((<ConvTables> c).k, tables.m, (<ConvTables> c).p.mr,
                                              (<ConvTables> c).p.kc) for c in convs]
     tables.dsts_of = np.array([d.ctypes.data for d in tables.dst_offsets], dtype=np.uintp)
-    tables.row_stride, tables.group_stride = k_numel, cin_g * cout_g * k_numel
+    tables.group_stride = cin_g * cout_g * k_numel
     tables.channels = cin_g        # every phase's k is cin_g times its taps (col_offsets)
     # the packing: blocks of rows that every phase's MR divides, in parallel when large
     block = 1
     for c in convs:
         block = block * (<ConvTables> c).p.mr // gcd(block, (<ConvTables> c).p.mr)
-    tables.block, tables.blocks = block, (cout_g + block - 1) // block
+    tables.block, tables.blocks = block, (tables.m + block - 1) // block
     tables.pack_threads = tables.threads
-    if tables.blocks < 2 or cout_g * max(tables.k_of) < 65536:
+    if tables.blocks < 2 or tables.m * max(tables.k_of) < 65536:
         tables.pack_threads = 1
     # the run: item i of every phase before item i + 1 of any (a region of the output is
     # finished while it is in cache)
@@ -390,8 +407,36 @@ def _phases_tables(x_shape, weight_shape, y_shape, dtype, stride, phases, groups
     tables.run_threads = 1 if tables.total < 2 else tables.threads
     tables.work_bytes = max((<ConvTables> c).work_bytes for c in convs)
     tables.packing_key = ("phases", dtype.str, isa, groups, tuple(weight_shape), tables.kc,
-                          tuple((p[0], (<ConvTables> c).p.mr) for p, c in zip(checked, convs)))
+                          stacked, tuple((<ConvTables> c).p.mr for c in convs),
+                          tuple(p[0] for p in checked))
     return tables
+
+
+cdef _stack_one_tap_phases(PhasesTables tables, list checked, tuple xp_shape, tuple y_shape,
+                           tuple low, in_strides, k_strides, Py_ssize_t k_numel,
+                           Py_ssize_t cin_g, Py_ssize_t cout_g, tuple stride, Py_ssize_t groups,
+                           int isa, dtype):
+    """The one GEMM of one-tap phases (:func:`one_tap_phases`): its rows are the pairs
+    (output channel o, tap t), row ``o * k_numel + t``, so that its A is the weight's group
+    read in place, ``A[o * k_numel + t, c] = weight[c, o, t]`` (row stride 1, channel c at
+    ``c * cout_g * k_numel``), and row (o, t) is stored from y's channel o at the first
+    position of the phase of tap t, every stride-th position on."""
+    ndim = len(stride)
+    taps, pad, first, sub_out = checked[0]
+    base = sum((lo - p) * int(st) for lo, p, st in zip(low, pad, in_strides))
+    y_strides = np.cumprod((tuple(y_shape[2:]) + (1,))[::-1])[::-1][1:]
+    first_of_tap = np.zeros(k_numel, dtype=np.intp)
+    for taps, _, first, _ in checked:
+        tap = sum(int(t[0]) * int(st) for t, st in zip(taps, k_strides))
+        first_of_tap[tap] = sum(int(f) * int(st) for f, st in zip(first, y_strides))
+    plane = prod(y_shape[2:])
+    place_row = (np.arange(cout_g, dtype=np.intp)[:, None] * plane
+                 + first_of_tap[None, :]).reshape(-1)
+    tables.col_offsets.append(np.arange(cin_g, dtype=np.intp) * (cout_g * k_numel))
+    tables.convs.append(_conv_tables(
+        xp_shape, (1,) * ndim, cout_g * k_numel, tuple(y_shape), sub_out, (1,) * ndim,
+        (1,) * ndim, groups, tables.threads, isa, dtype == np.float64, False, base,
+        (0,) * ndim, stride, place_row, cout_g))
 
 
 def pack_phases_weight(PhasesTables tables not None, weight):

@@ -39,6 +39,7 @@ cdef extern from "gemm/fd_gemm.h" nogil:
         Py_ssize_t place_first[8]
         Py_ssize_t place_step[8]
         Py_ssize_t place_sample_stride
+        const Py_ssize_t* place_row
 
     # filled by fd_*_job_init; their fields are only read by C
     ctypedef struct fd_gemm_job_f:

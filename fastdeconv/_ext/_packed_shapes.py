@@ -5,7 +5,7 @@ import numpy as np
 
 from ._packed_gemm import _check_per_dim
 
-__all__ = ["apack_destinations", "checked_phases", "pad_plan"]
+__all__ = ["apack_destinations", "checked_phases", "one_tap_phases", "pad_plan"]
 
 
 def pad_plan(spatial, pad, extent):
@@ -48,6 +48,18 @@ def checked_phases(phases, ndim, kernel_size, stride, out_size):
         taps = tuple(tuple(int(v) for v in t) for t in taps)
         checked.append((taps, pad, first, sub_out))
     return checked
+
+
+def one_tap_phases(checked, k_numel):
+    """Whether the live phases (:func:`checked_phases`, those with outputs) each take one tap
+    of the kernel, every tap once, and all read the same B (the same sub-padding and number
+    of outputs: a kernel equal to the stride, or smaller with zeros between, no padding).
+    Then one GEMM of every phase's rows replaces a GEMM per phase, its B packed once instead
+    of once a phase."""
+    live = [p for p in checked if 0 not in p[3]]
+    return (len(live) > 1 and len(live) == k_numel
+            and all(all(len(t) == 1 for t in p[0]) for p in live)
+            and len({(p[1], p[3]) for p in live}) == 1)
 
 
 def apack_destinations(k, m, mr, kc):

@@ -83,8 +83,9 @@ static void FD_SFX(fd_store_placed)(const FD_SFX(fd_gemm_job) *job, const fd_run
                                     const FD_T *v, ptrdiff_t ldv)
 {
     ptrdiff_t step = job->conv->place_step[job->conv->ndim - 1];
+    const ptrdiff_t *place_row = job->conv->place_row;
     for (ptrdiff_t r = 0; r < m; ++r) {
-        FD_T *row = job->c + (i + r) * job->ldc;
+        FD_T *row = job->c + (place_row ? place_row[i + r] : (i + r) * job->ldc);
         for (ptrdiff_t q = 0; q < nruns; ++q) {
             FD_T *out = row + runs[q].dst;
             const FD_T *from = v ? v + r * ldv + runs[q].panel * nr + runs[q].lane : NULL;

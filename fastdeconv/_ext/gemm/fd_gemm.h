@@ -244,7 +244,10 @@ typedef struct {
  * place_first + place_step * o (per dimension) of a larger output of spatial size place_size,
  * place_sample_stride elements per sample. A stride phase of a transposed convolution is such
  * a stride-1 convolution, its outputs every stride-th position of the transposed output:
- * each phase's GEMM stores straight into the interleaved result (no tile, no scatter pass). */
+ * each phase's GEMM stores straight into the interleaved result (no tile, no scatter pass).
+ * With place_row, row r of C starts at c + place_row[r] instead of c + r * ldc: the phases of
+ * a kernel equal to the stride (one tap each, all reading the same B) are then one GEMM whose
+ * rows are (output channel, phase) pairs, each row moved to its phase's first position. */
 typedef struct {
     int ndim;
     ptrdiff_t in_size[FD_MAX_NDIM], out_size[FD_MAX_NDIM], stride[FD_MAX_NDIM];
@@ -254,6 +257,7 @@ typedef struct {
     int placed;
     ptrdiff_t place_size[FD_MAX_NDIM], place_first[FD_MAX_NDIM], place_step[FD_MAX_NDIM];
     ptrdiff_t place_sample_stride;
+    const ptrdiff_t *place_row;    /* placed: NULL, or each row's start (elements from c) */
 } fd_conv_src;
 
 /* The runs of columns [j0, j0 + nc) (sample j / positions, position j % positions) cut at
