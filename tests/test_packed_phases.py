@@ -37,7 +37,8 @@ GEOMETRIES = [
     ((1, 6, 3, 4, 3), (6, 4, 2, 2, 2), dict(stride=2, groups=2)),           # 3-d, 8 phases
     ((3, 20, 5, 4), (20, 70, 2, 2), dict(stride=2)),                        # 280 rows
     ((1, 9, 3, 3), (9, 130, 2, 2), dict(stride=2)),                         # 520: capped rows
-    ((2, 4, 3, 5), (4, 2, 2, 3), dict(stride=(2, 3), output_padding=(1, 2))),
+    ((2, 4, 3, 5), (4, 2, 2, 3), dict(stride=(2, 3))),
+    ((2, 4, 3, 5), (4, 2, 2, 3), dict(stride=(2, 3), output_padding=(1, 2))),  # not stacked
 ]
 
 
@@ -269,7 +270,57 @@ def test_one_tap_phases_are_stacked_into_one_gemm_only_when_they_share_their_inp
     x = rng.standard_normal(x_shape).astype(np.float32)
     w = rng.standard_normal(w_shape).astype(np.float32)
     # NaN where the phases write every position (each written once), else zeros between
-    covered = sum(np.prod(p["sub_out"]) for p in phases) == np.prod(problem.geometry.output_size)
+    covered = sum(np.prod(p["sub_out"]) for p in phases) == problem.geometry.input_numel
     y = np.full(problem.forward_input_shape, np.nan if covered else 0, np.float32)
     _packed_conv.conv_transpose_phases_run(tables, x, w, y)
     assert_close(y, conv_transpose_reference(x, w, **kw), np.float32)
+
+
+def test_phases_that_repeat_a_tap_are_not_stacked_and_each_keeps_its_own_taps(rng):
+    # four phases of a 2x2 kernel at stride 2 that all take tap (0, 0) (the compiled entry
+    # takes any phases; the geometry never makes these): each phase alone, into zeros, summed
+    x = rng.standard_normal((2, 4, 5, 5)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 2, 2)).astype(np.float32)
+    problem = conv_transpose_problem(x.shape, w.shape, stride=2)
+    phases = [dict(p, taps=((0,), (0,))) for p in phase_table(problem)[0]]
+    shape = problem.forward_input_shape
+    y = np.zeros(shape, np.float32)
+    _packed_conv.conv_transpose_phases_packed(x, w, y, (2, 2), phases)
+    expected = np.zeros(shape, np.float32)
+    for phase in phases:
+        alone = np.zeros(shape, np.float32)
+        _packed_conv.conv_transpose_phases_packed(x, w, alone, (2, 2), [phase])
+        expected += alone
+    np.testing.assert_array_equal(y, expected)
+    y_tap = np.einsum("nchw,co->nohw", x, w[:, :, 0, 0])
+    np.testing.assert_allclose(y[:, :, 1::2, 0::2], y_tap, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, stride", [
+    ((2, 32, 24, 24), (32, 160, 2, 2), 2),        # 640 rows: two row items, many columns
+    ((1, 16, 12, 10, 8), (16, 40, 2, 2, 2), 2),   # 320 rows over 8 taps, 3-d
+])
+def test_stacked_phases_prepared_and_threaded_give_the_same_bits(x_shape, w_shape, stride, rng,
+        assert_same_bits_for_thread_counts):
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    problem = conv_transpose_problem(x_shape, w_shape, stride=stride)
+    phases, _ = phase_table(problem)
+    strides = problem.geometry.stride
+
+    def run(weight, threads):
+        tables = _packed_conv.phases_tables(x_shape, w_shape, problem.forward_input_shape,
+                                            np.dtype(np.float32), strides, phases,
+                                            threads=threads)
+        assert tables.packing_key[6] is True
+        if weight is None:
+            weight = _packed_conv.pack_phases_weight(tables, w)
+        y = np.full(problem.forward_input_shape, np.nan, np.float32)
+        return _packed_conv.conv_transpose_phases_run(tables, x, weight, y)
+
+    plain = run(w, 1)
+    np.testing.assert_array_equal(run(None, 1), plain)      # the packed weight of a layer
+    assert_same_bits_for_thread_counts(lambda: run(w, fastdeconv.get_num_threads()),
+                                       counts=(1, 2, 4, 3))
+    np.testing.assert_allclose(plain, conv_transpose_reference(x, w, stride=stride),
+                               rtol=1e-4, atol=1e-4)

@@ -4,7 +4,8 @@ scatter-add (:meth:`ConvGeometry.transpose_phases`;
 :func:`fastdeconv._ext._packed_conv.conv_transpose_phases_run`).
 
 Each phase's GEMM (M = output channels per group, K = input channels per group x the
-phase's taps, N = positions) reads its B operand straight from one zero-padded copy of the
+phase's taps, N = positions; phases of one tap each that read the same input are one GEMM
+of M = output channels per group x taps, :func:`stacked_phases`) reads its B operand straight from one zero-padded copy of the
 input that serves every phase, its A gathered straight from the transposed convolution's
 weight (every phase's in one pass over it), and each work item stores its block of the
 phase's outputs once into every ``stride``-th position of the result; the items of all
@@ -95,8 +96,9 @@ def rule(problem, budget, itemsize):
     float32 (``packed_phases_itemsizes``); the transposed convolution has at least
     ``packed_phases_min_rows`` output channels per group (each phase's M: the engine's
     register tile is 8 or 12 rows), on average at least ``packed_phases_min_taps`` taps per
-    phase, or phases the engine stacks into one GEMM (:func:`stacked_phases`: one tap each,
-    a kernel equal to the stride; 1.07-1.79x col2im from 8 output channels up), or else at
+    phase, or phases the engine stacks into one GEMM (:func:`stacked_phases`: one tap each;
+    taken for a kernel equal to the stride and no padding, where it measured 1.07-1.79x
+    col2im), or else at
     least one tap a phase with at least ``packed_phases_one_tap_min_rows`` output channels
     per group, no stride above ``packed_phases_max_stride``, and ``packed_min_work``
     multiply-adds.
@@ -106,7 +108,7 @@ def rule(problem, budget, itemsize):
     taps_per_phase = g.kernel_numel / max(g.phase_count, 1)
     work = (max(problem.batch, 1) * problem.c_out * rows * g.output_numel * g.kernel_numel)
     enough_taps = (taps_per_phase >= budget.packed_phases_min_taps
-                   or stacked_phases(problem)
+                   or _stacked_as_measured(problem)
                    or (taps_per_phase >= 1 and rows >= budget.packed_phases_one_tap_min_rows))
     return (itemsize in budget.packed_phases_itemsizes
             and rows >= budget.packed_phases_min_rows
@@ -123,6 +125,14 @@ def stacked_phases(problem):
     phases, _ = phase_table(problem)
     checked = checked_phases(phases, g.ndim, g.kernel_size, g.stride, g.input_size)
     return one_tap_phases(checked, g.kernel_numel)
+
+
+def _stacked_as_measured(problem):
+    """Stacked phases of the measured kind: a kernel equal to the stride, no padding."""
+    g = problem.geometry
+    return (tuple(g.kernel_size) == tuple(g.stride)
+            and all(before == 0 and after == 0 for before, after in g.padding)
+            and stacked_phases(problem))
 
 
 def tables(the_plan, samples, threads, dtype):

@@ -417,8 +417,8 @@ cdef _stack_one_tap_phases(PhasesTables tables, list checked, tuple xp_shape, tu
                            Py_ssize_t cin_g, Py_ssize_t cout_g, tuple stride, Py_ssize_t groups,
                            int isa, dtype):
     """The one GEMM of one-tap phases (:func:`one_tap_phases`): its rows are the pairs
-    (output channel o, tap t), row ``o * k_numel + t``, so that its A is the weight's group
-    read in place, ``A[o * k_numel + t, c] = weight[c, o, t]`` (row stride 1, channel c at
+    (output channel o, tap t), row ``o * k_numel + t``, so that its A is gathered from the
+    weight's group with row stride 1, ``A[o * k_numel + t, c] = weight[c, o, t]`` (channel c at
     ``c * cout_g * k_numel``), and row (o, t) is stored from y's channel o at the first
     position of the phase of tap t, every stride-th position on."""
     ndim = len(stride)

@@ -59,6 +59,7 @@ def one_tap_phases(checked, k_numel):
     live = [p for p in checked if 0 not in p[3]]
     return (len(live) > 1 and len(live) == k_numel
             and all(all(len(t) == 1 for t in p[0]) for p in live)
+            and len({p[0] for p in live}) == len(live)      # every tap once
             and len({(p[1], p[3]) for p in live}) == 1)
 
 

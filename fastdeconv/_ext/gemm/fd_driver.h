@@ -85,6 +85,24 @@ static void FD_SFX(fd_store_placed)(const FD_SFX(fd_gemm_job) *job, const fd_run
     ptrdiff_t step = job->conv->place_step[job->conv->ndim - 1];
     const ptrdiff_t *place_row = job->conv->place_row;
     for (ptrdiff_t r = 0; r < m; ++r) {
+        if (v && step == 2 && place_row && r + 1 < m
+                && place_row[i + r + 1] == place_row[i + r] + 1) {
+            /* stacked phases: rows r and r + 1 fill the even and odd positions of the same
+             * output row (taps 0 and 1 of a kernel of 2 at stride 2): written together,
+             * interleaved, each output line once */
+            FD_T *row = job->c + place_row[i + r];
+            for (ptrdiff_t q = 0; q < nruns; ++q) {
+                FD_T *restrict out = row + runs[q].dst;
+                const FD_T *even = v + r * ldv + runs[q].panel * nr + runs[q].lane;
+                const FD_T *odd = even + ldv;
+                for (ptrdiff_t e = 0; e < runs[q].len; ++e) {
+                    out[2 * e] = even[e];
+                    out[2 * e + 1] = odd[e];
+                }
+            }
+            ++r;
+            continue;
+        }
         FD_T *row = job->c + (place_row ? place_row[i + r] : (i + r) * job->ldc);
         for (ptrdiff_t q = 0; q < nruns; ++q) {
             FD_T *out = row + runs[q].dst;
