@@ -18,6 +18,7 @@ distributed = pytest.importorskip(
 import fastdeconv  # noqa: E402
 import fastdeconv.dask as fdd  # noqa: E402
 from fastdeconv.dask import _chunks  # noqa: E402
+from fastdeconv.dask._graph import halo_name  # noqa: E402
 
 DTYPES = [np.float32, np.float64]
 
@@ -336,7 +337,7 @@ def test_task_graph_per_output_chunk_does_not_grow():
         y = fdd.conv(x, w, padding=1)
         layer = dict(y.dask.layers[y.name])
         outputs = [k for k in layer if isinstance(k, tuple) and k[0] == y.name]
-        halos = [k for k in layer if isinstance(k, tuple) and k[0] == y.name + "-halo"]
+        halos = [k for k in layer if isinstance(k, tuple) and k[0] == halo_name(y.name)]
         assert len(outputs) == blocks * blocks == math.prod(len(c) for c in y.chunks)
         assert len(outputs) + len(halos) <= 9 * len(outputs)
         assert len(halos) == 4 * 2 + 4 * (blocks - 2) * 3 + (blocks - 2) ** 2 * 5
@@ -347,6 +348,39 @@ def test_task_graph_per_output_chunk_does_not_grow():
         (optimized,) = dask.optimize(y)
         assert sum(1 for k in optimized.__dask_graph__() if "-halo" in str(k)) == len(halos)
         assert dask.compute(y.sum())[0] > 0
+
+
+def test_halo_tasks_have_a_task_prefix_of_their_own():
+    """A distributed scheduler estimates a task's duration from its prefix (the name before
+    the token); halo tasks (milliseconds) sharing the output chunks' prefix made a chunk look
+    ~100x cheaper to compute than to move, and work stealing never moved one. Every operator
+    whose graph has halo tasks names them apart, and only they are halo keys."""
+    from dask.utils import key_split
+
+    from fastdeconv.dask._priority import is_halo_key
+
+    rng = np.random.default_rng(3)
+    x = da.from_array(rng.standard_normal((2, 2, 24, 24)), chunks=(1, 2, 8, 8))
+    w = rng.standard_normal((2, 2, 3, 3))
+    results = [fdd.conv(x, w, padding=1), fdd.conv_transpose(x, w, stride=2, padding=1),
+               fdd.conv_backward(x, x, w, padding=1)[1],
+               fdd.resize(x, scale_factor=2, mode="bilinear"),
+               fdd.max_pool(x, 3, stride=2, padding=1)]
+    checked = 0
+    for y in results:
+        keys = [k for layer in y.dask.layers.values() for k in layer
+                if isinstance(k, tuple)]
+        halos = [k for k in keys if is_halo_key(k)]
+        if not halos:
+            continue
+        checked += 1
+        halo_prefixes = {key_split(k[0]) for k in halos}
+        other_prefixes = {key_split(k[0]) for k in keys if not is_halo_key(k)}
+        assert all(p.endswith("-halo") for p in halo_prefixes), halo_prefixes
+        assert not halo_prefixes & other_prefixes
+    assert checked >= 4
+    assert not is_halo_key(("conv-0f3a", 0)) and not is_halo_key("halo")
+    assert is_halo_key(("max-pool-halo-0f3a", 0, 1))
 
 
 def test_one_halo_task_per_block_when_halos_are_thin():
@@ -360,7 +394,7 @@ def test_one_halo_task_per_block_when_halos_are_thin():
     y = fdd.conv(da.from_array(x, chunks=(1, 1, 128, 128)), w, padding=1)
     layer = dict(y.dask.layers[y.name])
     outputs = [k for k in layer if isinstance(k, tuple) and k[0] == y.name]
-    halos = [k for k in layer if isinstance(k, tuple) and k[0] == y.name + "-halo"]
+    halos = [k for k in layer if isinstance(k, tuple) and k[0] == halo_name(y.name)]
     assert len(outputs) == len(halos) == 4 * 3
     assert all(k[-1] == 0 for k in halos)
     graph = dict(y.__dask_graph__())
@@ -411,7 +445,7 @@ def test_halo_priority_runs_the_halo_tasks_first(client, rng):
     x = rng.standard_normal((1, 2, 48, 40))
     w = rng.standard_normal((2, 2, 3, 3))
     y = fdd.conv(da.from_array(x, chunks=(1, 2, 16, 20)), w, padding=1)
-    halos = [k for k in y.dask.layers[y.name] if k[0] == y.name + "-halo"]
+    halos = [k for k in y.dask.layers[y.name] if k[0] == halo_name(y.name)]
     assert halos and all(fdd.halo_priority(k) == 1 for k in halos)
     assert fdd.halo_priority((y.name, 0, 0, 0, 0)) == 0 and fdd.halo_priority("w-3f") == 0
 
@@ -440,7 +474,7 @@ def test_halo_tasks_run_first_with_no_annotation(client, rng, tmp_path):
     expected = fastdeconv.conv_transpose(x, w, stride=2, padding=1)
     tolerance = dict(rtol=0, atol=1e-12 * np.abs(x).max() * np.abs(w).sum())
     assert isinstance(y, fdd.HaloFirstArray)
-    halos = {k for k in y.dask.layers[y.name] if k[0] == y.name + "-halo"}
+    halos = {k for k in y.dask.layers[y.name] if k[0] == halo_name(y.name)}
     assert halos
 
     def persist():

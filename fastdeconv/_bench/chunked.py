@@ -92,9 +92,11 @@ def graph_size(y):
     of the operator's layer of the dask array ``y``."""
     from dask.core import get_dependencies
 
+    from fastdeconv.dask._graph import halo_name
+
     layer = dict(y.dask.layers[y.name])
     outputs = [k for k in layer if isinstance(k, tuple) and k[0] == y.name]
-    tasks = [k for k in layer if isinstance(k, tuple) and str(k[0]).startswith(y.name)]
+    tasks = [k for k in layer if isinstance(k, tuple) and k[0] in (y.name, halo_name(y.name))]
     graph = dict(y.__dask_graph__())
     reads = max(len([d for d in get_dependencies(graph, k) if isinstance(d, tuple)])
                 for k in outputs)

@@ -18,13 +18,45 @@ import numpy as np
 
 import dask.array as da
 from dask.base import tokenize
+from dask.utils import key_split
 from dask.highlevelgraph import HighLevelGraph
 
-__all__ = ["AxisPull", "axis_pull", "region", "Halos", "HALO", "data_key",
+__all__ = ["AxisPull", "axis_pull", "region", "Halos", "HALO", "halo_name", "is_halo_name",
+           "data_key",
            "new_array", "whole", "map_regions"]
 
-#: how the names of halo tasks end (their priority: :mod:`._priority`)
-HALO = "-halo"
+#: the word that marks the names of halo tasks (their priority: :mod:`._priority`)
+HALO = "halo"
+
+
+def halo_name(name):
+    """The name of the halo tasks of the layer ``name``: the word :data:`HALO` put before
+    the name's token (``"conv_transpose-0f3a9c"`` -> ``"conv_transpose-halo-0f3a9c"``,
+    ``"max-pool-5116ab-both"`` -> ``"max-pool-halo-5116ab-both"``).
+
+    Before the token, so that the halo tasks get a *task prefix* of their own on a
+    distributed scheduler (the words of a name before its token,
+    :func:`dask.utils.key_split`: ``"conv_transpose-halo"`` against ``"conv_transpose"``).
+    The scheduler estimates a task's duration from the recent durations of its prefix; with
+    a shared prefix the output chunks' estimate was pulled down to the halo tasks'
+    milliseconds, so that moving a chunk to an idle worker looked a hundred times costlier
+    than computing it, and work stealing never moved one.
+
+    >>> halo_name("conv_transpose-0f3a9c")
+    'conv_transpose-halo-0f3a9c'
+    >>> halo_name("max-pool-5116ab-both")
+    'max-pool-halo-5116ab-both'
+    """
+    prefix = key_split(name)
+    if name.startswith(prefix + "-"):
+        return f"{prefix}-{HALO}{name[len(prefix):]}"
+    return f"{name}-{HALO}"
+
+
+def is_halo_name(name):
+    """Whether ``name`` (a task key's name) was made by :func:`halo_name`: its task prefix
+    ends in the word :data:`HALO`."""
+    return key_split(name).endswith("-" + HALO)
 
 
 @dataclass(frozen=True, eq=False)
@@ -225,7 +257,7 @@ class Halos:
     other than their primary one, cut where those blocks live.
 
     Every input block that others read gets **one** task that cuts all of its pieces
-    (``(name + "-halo", source, *block, group)``, ``group`` 0), rather than one task per
+    (``(halo_name(name), source, *block, group)``, ``group`` 0), rather than one task per
     reading chunk: a distributed scheduler's cost is per task (about a millisecond of a
     worker's and of the scheduler's time each), and a task that other workers wait for must
     not queue behind long ones. A reader fetches the block's whole tuple of pieces, so the
@@ -238,7 +270,7 @@ class Halos:
     WASTE = 0.25
 
     def __init__(self, name):
-        self.name = name + HALO
+        self.name = halo_name(name)
         self._sources = {}     # array name -> number in the keys
         self._blocks = {}      # block key -> {signature: [parts, size, [(list, index), ...]]}
         self._sizes = {}       # block key -> elements of the block

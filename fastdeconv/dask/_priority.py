@@ -31,7 +31,7 @@ import dask
 import dask.array as da
 from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 
-from ._graph import HALO
+from ._graph import is_halo_name
 
 __all__ = ["HALO_PRIORITY", "halo_priority", "is_halo_key", "HaloPriority", "ranked",
            "HaloFirst", "HaloFirstArray", "halo_first", "returning_halo_first"]
@@ -41,10 +41,10 @@ HALO_PRIORITY = 1
 
 
 def is_halo_key(key):
-    """Whether ``key`` names a halo task of :mod:`fastdeconv.dask` (its name ends in
-    :data:`._graph.HALO`)."""
+    """Whether ``key`` names a halo task of :mod:`fastdeconv.dask` (its name made by
+    :func:`._graph.halo_name`)."""
     name = key[0] if isinstance(key, tuple) and key else key
-    return isinstance(name, str) and name.endswith(HALO)
+    return isinstance(name, str) and is_halo_name(name)
 
 
 def halo_priority(key):
@@ -81,7 +81,7 @@ def halo_priority(key):
     Examples
     --------
     >>> from fastdeconv.dask import halo_priority
-    >>> halo_priority(("conv-0f3a-halo", 0, 0, 0, 1, 2, 0)), halo_priority(("conv-0f3a", 0))
+    >>> halo_priority(("conv-halo-0f3a", 0, 0, 0, 1, 2, 0)), halo_priority(("conv-0f3a", 0))
     (1, 0)
     """
     return HALO_PRIORITY if is_halo_key(key) else 0
