@@ -110,8 +110,12 @@ def pytest_sessionfinish(session, exitstatus):
 
 def _peak_extra_bytes(call):
     """Peak traced memory of ``call()`` beyond its result's bytes (tracemalloc sees NumPy's
-    allocations), and the results as a tuple."""
+    allocations, the engine's scratch blocks among them), and the results as a tuple. The
+    scratch pool is emptied first, so that the call's blocks are new and counted."""
+    from fastdeconv import _scratch
+
     gc.collect()
+    _scratch.release()
     tracemalloc.start()
     try:
         tracemalloc.reset_peak()
@@ -127,6 +131,17 @@ def _peak_extra_bytes(call):
 def peak_extra_bytes():
     """``peak_extra_bytes(call) -> (extra bytes, results)``: the memory tests' measure."""
     return _peak_extra_bytes
+
+
+@pytest.fixture
+def engine_scratch_allowance():
+    """``engine_scratch_allowance(blocks=3)``: what the packed engine's scratch adds to the
+    workspace (a padded tile) in a memory test's peak: its other blocks (the threads'
+    packing buffers, 4 MiB, and the packed weight) and each block's slack (the rounding up
+    to 2 MiB and the alignment slack, :data:`fastdeconv._scratch.SLACK_PER_BLOCK`)."""
+    from fastdeconv import _scratch
+
+    return lambda blocks=3: blocks * _scratch.SLACK_PER_BLOCK + 4 * 2**20
 
 
 @pytest.fixture

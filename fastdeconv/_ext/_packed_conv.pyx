@@ -20,9 +20,8 @@ so the same bits.
 
 Threads never change a bit of the result (see :mod:`fastdeconv._ext._packed_gemm`).
 """
-from cython.parallel cimport parallel, prange
+from cython.parallel cimport parallel, prange, threadid
 from libc.stdint cimport uintptr_t
-from libc.stdlib cimport free, malloc
 
 import itertools
 from math import gcd, prod
@@ -31,20 +30,12 @@ import numpy as np
 
 from ._packed_gemm cimport *
 from ._packed_gemm import (_check_bias, _check_conv_arrays, _check_per_dim, _check_shapes,
-                           _check_threads, _isa_of)
-from ._packed_shapes import apack_destinations, checked_phases, one_tap_phases, pad_plan
+                           _check_threads, _isa_of, give_scratch)
+from ._packed_shapes import (apack_destinations, checked_phases, one_tap_phases, pad_plan,
+                             padded)
 
 
 # ------------------------------------------------------------------------------ validation
-cdef object _padded(x, pad_plan):
-    if pad_plan is None:
-        return x
-    extent, dst, src = pad_plan
-    xp = np.zeros(x.shape[:2] + extent, dtype=x.dtype)
-    xp[dst] = x[src]
-    return xp
-
-
 cdef PackedWeight _check_operands(_Tables tables, x, weight, y):
     """Check a run's arrays against its tables; the PackedWeight passed as ``weight``, or
     None for an array."""
@@ -255,19 +246,28 @@ def conv_forward_run(ForwardTables tables not None, x, weight, y, bias=None):
     if packed is None:
         packed = _pack_forward(tables, weight)
     cdef ConvTables t = tables.conv
-    xp = _padded(x, tables.pad)
     cdef const void* pbias = NULL
+    cdef char* work = NULL
+    cdef size_t work_stride
+    cdef int threads = tables.threads
     if bias is not None:
         pbias = <const void*> <uintptr_t> bias.ctypes.data
-    cdef _ConvJob cj = _conv_job(t, <const void*> <uintptr_t> xp.ctypes.data,
-                                 <void*> <uintptr_t> y.ctypes.data, pbias, packed.data)
-    cdef void* job = cj.job()
-    cdef int failed, threads = tables.threads
-    with nogil:
-        failed = run_items(job, t.is_double, True, t.items, t.work_bytes, threads)
-    if failed:
-        raise MemoryError("conv_forward_packed: cannot allocate a thread's packing buffer")
+    xp, pad_block = padded(x, tables.pad)
+    try:
+        work_block = take_work(t.work_bytes, threads, &work, &work_stride)
+        cj = _conv_job(t, <const void*> <uintptr_t> xp.ctypes.data,
+                       <void*> <uintptr_t> y.ctypes.data, pbias, packed.data)
+        _run_conv_items(cj, t, work, work_stride, threads)
+        give_scratch(work_block)
+    finally:
+        give_scratch(pad_block)
     return y
+
+
+cdef _run_conv_items(_ConvJob cj, ConvTables t, char* work, size_t work_stride, int threads):
+    cdef void* job = cj.job()
+    with nogil:
+        run_items(job, t.is_double, True, t.items, work, work_stride, threads)
 
 
 def conv_forward_packed(x, weight, y, stride=1, dilation=1, padding=0, groups=1, bias=None,
@@ -497,7 +497,16 @@ def conv_transpose_phases_run(PhasesTables tables not None, x, weight, y):
         return y
     if packed is None:
         packed = _pack_phases(tables, weight)
-    xp = _padded(x, tables.pad)
+    xp, pad_block = padded(x, tables.pad)
+    try:
+        _run_phases(tables, xp, y, packed)
+    finally:
+        give_scratch(pad_block)
+    return y
+
+
+cdef _run_phases(PhasesTables tables, xp, y, PackedWeight packed):
+    """Every phase's work items of one run, on ``tables.run_threads`` threads."""
     cdef const void* px = <const void*> <uintptr_t> xp.ctypes.data
     cdef void* py = <void*> <uintptr_t> y.ctypes.data
     cdef Py_ssize_t count = len(tables.convs), q, i
@@ -508,25 +517,20 @@ def conv_transpose_phases_run(PhasesTables tables not None, x, weight, y):
     cdef Py_ssize_t* job_of = &tables.job_of[0]
     cdef Py_ssize_t* item_of = &tables.item_of[0]
     cdef bint is_double = tables.dtype == np.float64
-    cdef void* raw = NULL
     cdef char* work = NULL
-    cdef int failed = 0, threads = tables.run_threads
-    cdef size_t work_bytes = tables.work_bytes
+    cdef char* mine
+    cdef size_t work_stride
+    cdef int threads = tables.run_threads
     cdef Py_ssize_t total = tables.total
+    work_block = take_work(tables.work_bytes, threads, &work, &work_stride)
     with nogil, parallel(num_threads=threads):
-        raw = malloc(work_bytes)
-        work = aligned(raw)
+        mine = work + <size_t> threadid() * work_stride
         for i in prange(total, schedule="dynamic"):
-            if raw == NULL:
-                failed += 1
-            elif is_double:
-                fd_conv_item_d(<fd_conv_job_d*> pointers[job_of[i]], item_of[i], <double*> work)
+            if is_double:
+                fd_conv_item_d(<fd_conv_job_d*> pointers[job_of[i]], item_of[i], <double*> mine)
             else:
-                fd_conv_item_f(<fd_conv_job_f*> pointers[job_of[i]], item_of[i], <float*> work)
-        free(raw)
-    if failed:
-        raise MemoryError("conv_transpose_phases_packed: cannot allocate a thread's buffer")
-    return y
+                fd_conv_item_f(<fd_conv_job_f*> pointers[job_of[i]], item_of[i], <float*> mine)
+    give_scratch(work_block)
 
 
 def conv_transpose_phases_packed(x, weight, y, stride, phases, groups=1, threads=1,

@@ -86,14 +86,15 @@ cdef extern from "gemm/fd_gemm.h" nogil:
 cdef inline char* aligned(void* raw) noexcept nogil:
     return <char*> ((<uintptr_t> raw + 63) & ~(<uintptr_t> 63))
 
-cdef int run_items(void* job, bint is_double, bint conv, Py_ssize_t items, size_t work_bytes,
-                   int threads) noexcept nogil
+cdef void run_items(void* job, bint is_double, bint conv, Py_ssize_t items, char* work,
+                    size_t work_stride, int threads) noexcept nogil
 cdef void pack_a(const void* a, Py_ssize_t lda, bint trans_a, const fd_plan* p, bint is_double,
                  void* apack, int threads) noexcept nogil
-cdef void* malloc_aligned(size_t nbytes, void** raw) noexcept nogil
+cdef object take_scratch(size_t nbytes, char** data, what)
+cdef object take_work(size_t work_bytes, int threads, char** work, size_t* work_stride)
 
 cdef class PackedWeight:
-    cdef void* raw
+    cdef object block
     cdef char* data
     cdef Py_ssize_t[::1] part_offset
     cdef readonly object key

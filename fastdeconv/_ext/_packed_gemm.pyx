@@ -18,13 +18,14 @@ the same chain of multiply-adds over the same KC slices in any item, so the resu
 the bit for any ``threads``. SciPy's BLAS stays a path of fastdeconv and the oracle of the
 tests.
 """
-from cython.parallel cimport parallel, prange
+from cython.parallel cimport parallel, prange, threadid
 from libc.stdint cimport uintptr_t
-from libc.stdlib cimport free, malloc
 
 import os
 
 import numpy as np
+
+from .. import _scratch
 
 from ._openmp cimport FASTDECONV_HAVE_OPENMP
 
@@ -240,32 +241,45 @@ cdef check_like(value, name, shape, dtype):
 
 
 # ---------------------------------------------------------------------------- execution
-cdef int run_items(void* job, bint is_double, bint conv, Py_ssize_t items, size_t work_bytes,
-                   int threads) noexcept nogil:
-    """Run work items [0, items) of a GEMM or convolution job on up to ``threads`` threads,
-    each with its own scratch; return the number of threads whose scratch failed to allocate."""
+cdef void run_items(void* job, bint is_double, bint conv, Py_ssize_t items, char* work,
+                    size_t work_stride, int threads) noexcept nogil:
+    """Run work items [0, items) of a GEMM or convolution job on up to ``threads`` threads;
+    thread ``t`` packs into ``work + t * work_stride`` (:func:`take_work`)."""
     cdef Py_ssize_t item
-    cdef void* raw = NULL
-    cdef char* work = NULL
-    cdef int failed = 0
+    cdef char* mine
     if items < 2:
         threads = 1
     with parallel(num_threads=threads):
-        raw = malloc(work_bytes)
-        work = aligned(raw)
+        mine = work + <size_t> threadid() * work_stride
         for item in prange(items, schedule="dynamic"):
-            if raw == NULL:
-                failed += 1
-            elif conv and is_double:
-                fd_conv_item_d(<fd_conv_job_d*> job, item, <double*> work)
+            if conv and is_double:
+                fd_conv_item_d(<fd_conv_job_d*> job, item, <double*> mine)
             elif conv:
-                fd_conv_item_f(<fd_conv_job_f*> job, item, <float*> work)
+                fd_conv_item_f(<fd_conv_job_f*> job, item, <float*> mine)
             elif is_double:
-                fd_gemm_item_d(<fd_gemm_job_d*> job, item, <double*> work)
+                fd_gemm_item_d(<fd_gemm_job_d*> job, item, <double*> mine)
             else:
-                fd_gemm_item_f(<fd_gemm_job_f*> job, item, <float*> work)
-        free(raw)
-    return failed
+                fd_gemm_item_f(<fd_gemm_job_f*> job, item, <float*> mine)
+
+
+cdef object take_scratch(size_t nbytes, char** data, what):
+    """A block of the engine's scratch pool (:mod:`fastdeconv._scratch`) with ``nbytes`` bytes
+    from ``data[0]``, a 64-byte boundary; give it back with :func:`give_scratch`."""
+    block = _scratch.take(nbytes + 64, what)
+    data[0] = aligned(<void*> <uintptr_t> block.ctypes.data)
+    return block
+
+
+cdef object take_work(size_t work_bytes, int threads, char** work, size_t* work_stride):
+    """The packing buffers of ``threads`` threads (:func:`run_items`), one block of the pool:
+    each ``work_stride`` bytes (``work_bytes`` rounded up to 4 KiB) from ``work[0]``."""
+    work_stride[0] = (work_bytes + 4095) // 4096 * 4096
+    return take_scratch(work_stride[0] * max(threads, 1), work, "packing buffers")
+
+
+def give_scratch(block):
+    """Give a block of :func:`take_scratch` or :func:`take_work` back to the pool."""
+    _scratch.give(block)
 
 
 cdef void pack_a(const void* a, Py_ssize_t lda, bint trans_a, const fd_plan* p, bint is_double,
@@ -284,18 +298,18 @@ cdef void pack_a(const void* a, Py_ssize_t lda, bint trans_a, const fd_plan* p, 
                               <float*> apack)
 
 
-cdef void* malloc_aligned(size_t nbytes, void** raw) noexcept nogil:
-    raw[0] = malloc(nbytes + 64)
-    return NULL if raw[0] == NULL else <void*> aligned(raw[0])
-
-
 # ------------------------------------------------------------------------ packed weights
 cdef class PackedWeight:
     """A weight packed into the GEMM's A micro-panels (every group; for stride phases every
     phase's) for the tables whose ``packing_key`` is ``key``; ``nbytes`` of memory, freed
-    with the object. Made by :func:`pack_forward_weight` or :func:`pack_phases_weight`."""
+    with the object (its block goes back to the engine's scratch pool). Made by
+    :func:`pack_forward_weight` or :func:`pack_phases_weight`."""
     def __dealloc__(self):
-        free(self.raw)
+        block, self.block = self.block, None
+        try:
+            _scratch.give(block)
+        except Exception:       # the interpreter is shutting down: the block is freed
+            pass
 
 
 cdef PackedWeight new_packed(key, part_bytes):
@@ -306,10 +320,7 @@ cdef PackedWeight new_packed(key, part_bytes):
         offsets.append(total)
         total += (nbytes + 63) // 64 * 64
     packed.part_offset = np.array(offsets or [0], dtype=np.intp)
-    packed.data = <char*> malloc_aligned(max(total, 1), &packed.raw)
-    if packed.data == NULL:
-        raise MemoryError(f"packed convolution: cannot allocate the packed weight ({total} "
-                          f"bytes)")
+    packed.block = take_scratch(max(total, 1), &packed.data, "packed weight")
     packed.key, packed.nbytes = key, total
     return packed
 
@@ -376,31 +387,29 @@ cdef _run_gemm(a, b, c, bint trans_a, bint trans_b, bint accumulate, int threads
     cdef fd_gemm_job_d jd
     cdef void* job = <void*> &jd if is_double else <void*> &jf
     cdef bint prepack = fd_prepack_a(&p)
-    cdef void* raw = NULL
-    cdef void* apack = NULL
+    cdef char* apack = NULL
+    cdef char* work = NULL
+    cdef size_t work_stride
     cdef const void* pa = <const void*> <uintptr_t> a.ctypes.data
     cdef const void* pb = <const void*> <uintptr_t> b.ctypes.data
     cdef void* pc = <void*> <uintptr_t> c.ctypes.data
     cdef const void* pbias = NULL
     cdef Py_ssize_t lda = a.shape[1], ldb = b.shape[1], ldc = c.shape[1]
-    cdef int failed
     if bias is not None:
         pbias = <const void*> <uintptr_t> bias.ctypes.data
-    if prepack:
-        apack = malloc_aligned(max(fd_apack_elems(&p), 1) * elem, &raw)
-        if apack == NULL:
-            raise MemoryError("gemm: cannot allocate the packed copy of a")
-    fd_gemm_job_init(is_double, job, &p, apack, pa, lda, trans_a, pb, ldb, trans_b, pc, ldc,
-                     accumulate, pbias)
-    with nogil:
-        if prepack:
-            pack_a(pa, lda, trans_a, &p, is_double, apack, threads)
-        failed = run_items(job, is_double, False, fd_plan_items(&p),
-                           fd_workspace_bytes(&p, elem, 0), threads)
-        free(raw)
-    if failed:
-        raise MemoryError("gemm: cannot allocate a thread's packing buffer")
-
+    apack_block = (take_scratch(max(fd_apack_elems(&p), 1) * elem, &apack,
+                                "packed copy of a") if prepack else None)
+    try:
+        work_block = take_work(fd_workspace_bytes(&p, elem, 0), threads, &work, &work_stride)
+        fd_gemm_job_init(is_double, job, &p, apack, pa, lda, trans_a, pb, ldb, trans_b, pc,
+                         ldc, accumulate, pbias)
+        with nogil:
+            if prepack:
+                pack_a(pa, lda, trans_a, &p, is_double, apack, threads)
+            run_items(job, is_double, False, fd_plan_items(&p), work, work_stride, threads)
+        give_scratch(work_block)
+    finally:
+        give_scratch(apack_block)
 
 
 # --------------------------------------------------------------------------- measurement

@@ -3,9 +3,10 @@
 validated stride phases, and where each column of a pre-packed A lands."""
 import numpy as np
 
+from .. import _scratch
 from ._packed_gemm import _check_per_dim
 
-__all__ = ["apack_destinations", "checked_phases", "one_tap_phases", "pad_plan"]
+__all__ = ["apack_destinations", "checked_phases", "one_tap_phases", "pad_plan", "padded"]
 
 
 def pad_plan(spatial, pad, extent):
@@ -21,6 +22,27 @@ def pad_plan(spatial, pad, extent):
         src.append(slice(lo_src, lo_src + length))
         dst.append(slice(lo_dst, lo_dst + length))
     return tuple(extent), tuple(dst), tuple(src)
+
+
+def padded(x, plan):
+    """``(xp, block)``: ``x`` padded as :func:`pad_plan` says, in a block of the engine's
+    scratch pool (:mod:`fastdeconv._scratch`; give ``block`` back when the run ends), or
+    ``(x, None)`` when the plan reads ``x`` in place. Only the cells that ``x`` does not fill
+    are zeroed (a block holds what its last user left)."""
+    if plan is None:
+        return x, None
+    extent, dst, src = plan
+    shape = x.shape[:2] + extent
+    nbytes = int(np.prod(shape, dtype=np.int64)) * x.itemsize
+    block = _scratch.take(nbytes + 64, "padded copy of x")
+    start = -block.ctypes.data % 64
+    xp = block[start:start + nbytes].view(x.dtype).reshape(shape)
+    for axis in range(2, len(shape)):
+        before = (slice(None),) * axis
+        xp[before + (slice(0, dst[axis].start),)] = 0
+        xp[before + (slice(dst[axis].stop, None),)] = 0
+    xp[dst] = x[src]
+    return xp, block
 
 
 def checked_phases(phases, ndim, kernel_size, stride, out_size):

@@ -14,13 +14,12 @@ column matrix exists. The reduction is never split: every element of ``gw`` is o
 multiply-adds over the KC slices of positions in order, whatever the threads.
 """
 from libc.stdint cimport uintptr_t
-from libc.stdlib cimport free
 
 import numpy as np
 
 from ._packed_gemm cimport *
 from ._packed_gemm import (_check_flag, _check_matrix, _check_same_dtype, _check_threads,
-                           _isa_of)
+                           _isa_of, give_scratch)
 
 
 cdef extern from "gemm/fd_gemm.h" nogil:
@@ -134,21 +133,20 @@ cdef _run_weight_grad(x, grad_y, grad_weight, row_offset, tap_offset, Py_ssize_t
     cdef fd_gemm_job_d jd
     cdef void* job = <void*> &jd if is_double else <void*> &jf
     cdef bint prepack = fd_prepack_a(&p)
-    cdef void* raw = NULL
-    cdef void* apack = NULL
+    cdef char* apack = NULL
+    cdef char* work = NULL
+    cdef size_t work_stride
     cdef char* px = <char*> <uintptr_t> x.ctypes.data
     cdef char* pgy = <char*> <uintptr_t> grad_y.ctypes.data
     cdef char* pgw = <char*> <uintptr_t> grad_weight.ctypes.data
     cdef Py_ssize_t g
-    cdef int failed = 0
     src.row_offset = <const Py_ssize_t*> <uintptr_t> row_offset.ctypes.data
     src.tap_offset = <const Py_ssize_t*> <uintptr_t> tap_offset.ctypes.data
     src.width = cin_g
-    if prepack:
-        apack = malloc_aligned(max(fd_apack_elems(&p), 1) * elem, &raw)
-        if apack == NULL:
-            raise MemoryError("conv_weight_grad_packed: cannot allocate the packed grad_y")
+    apack_block = (take_scratch(max(fd_apack_elems(&p), 1) * elem, &apack, "packed grad_y")
+                   if prepack else None)
     try:
+        work_block = take_work(fd_workspace_bytes(&p, elem, 0), threads, &work, &work_stride)
         for g in range(groups):
             fd_gemm_job_init(is_double, job, &p, apack, pgy + g * cout_g * elem, c_out, True,
                              NULL, 0, False, pgw + g * cout_g * n * elem, n, accumulate, NULL)
@@ -156,10 +154,7 @@ cdef _run_weight_grad(x, grad_y, grad_weight, row_offset, tap_offset, Py_ssize_t
             with nogil:
                 if prepack:
                     pack_a(pgy + g * cout_g * elem, c_out, True, &p, is_double, apack, threads)
-                failed = run_items(job, is_double, False, fd_plan_items(&p),
-                                   fd_workspace_bytes(&p, elem, 0), threads)
-            if failed:
-                raise MemoryError("conv_weight_grad_packed: cannot allocate a thread's "
-                                  "packing buffer")
+                run_items(job, is_double, False, fd_plan_items(&p), work, work_stride, threads)
+        give_scratch(work_block)
     finally:
-        free(raw)
+        give_scratch(apack_block)
