@@ -304,7 +304,8 @@ def test_the_workspace_is_bounded_whatever_the_batch():
     assert winograd_algorithm.sized_plan(huge, current_budget(), 4) is None
     # stride phases (F(4x4, 2x2): 25 elements) of a large batch
     phases = conv_transpose_problem((4096, 128, 16, 16), (128, 64, 4, 4), stride=2, padding=1)
-    the_plan = _dispatch.plan("backward_input", phases, 8)   # float32 takes the engine's phases
+    with _dispatch.forced_algorithm("winograd"):   # the chooser takes the engine's phases
+        the_plan = _dispatch.plan("backward_input", phases, 8)
     assert the_plan.algorithm == "winograd"
     assert the_plan.workspace_bytes(8) <= _dispatch.WORKSPACE_BYTES
     assert the_plan.col_elements == 25 * 64 * 128 + 25 * 128 * the_plan.tile
@@ -533,37 +534,32 @@ def test_stride_phases_are_bit_identical_for_1_2_and_4_threads(rng, assert_same_
             lambda: fastdeconv.conv_transpose(x, w, stride=2, padding=1))
 
 
-@pytest.mark.parametrize("x_shape, w_shape, kw, in_float32, in_float64", [
-    ((16, 128, 16, 16), (128, 64, 4, 4), dict(stride=2, padding=1),   # dcgan_g4
-     "packed_phases", "winograd"),
-    ((16, 512, 4, 4), (512, 256, 4, 4), dict(stride=2, padding=1),    # 16 tiles
-     "packed_phases", "col2im"),
-    ((16, 64, 32, 32), (64, 3, 4, 4), dict(stride=2, padding=1), "col2im", "col2im"),  # 3 ch.
+@pytest.mark.parametrize("x_shape, w_shape, kw, expected", [
+    ((16, 128, 16, 16), (128, 64, 4, 4), dict(stride=2, padding=1), "packed_phases"),  # dcgan_g4
+    ((16, 512, 4, 4), (512, 256, 4, 4), dict(stride=2, padding=1), "packed_phases"),  # 16 tiles
+    ((16, 64, 32, 32), (64, 3, 4, 4), dict(stride=2, padding=1), "col2im"),  # 3 channels
     ((4, 64, 56, 56), (64, 64, 3, 3), dict(stride=2, padding=1, output_padding=1),
-     "packed_phases", "col2im"),
-    ((8, 64, 56, 56), (64, 64, 3, 3), dict(padding=1), "winograd", "winograd"),  # stride 1
-    ((1, 64, 32, 32), (64, 32, 4, 4), dict(stride=2, padding=1),      # 64 tiles
-     "packed_phases", "winograd"),
-    ((4, 256, 16, 16), (256, 128, 4, 4), dict(stride=2, padding=1), "packed_phases", "winograd"),
-    ((16, 32, 32, 32), (32, 16, 4, 4), dict(stride=2, padding=1),     # 16 channels
-     "packed_phases", "col2im"),
-    ((4, 256, 8, 8), (256, 128, 4, 4), dict(stride=2, padding=1),     # 16 tiles
-     "packed_phases", "col2im"),
+     "packed_phases"),
+    ((8, 64, 56, 56), (64, 64, 3, 3), dict(padding=1), "winograd"),  # stride 1
+    ((1, 64, 32, 32), (64, 32, 4, 4), dict(stride=2, padding=1), "packed_phases"),  # 64 tiles
+    ((4, 256, 16, 16), (256, 128, 4, 4), dict(stride=2, padding=1), "packed_phases"),
+    ((16, 32, 32, 32), (32, 16, 4, 4), dict(stride=2, padding=1), "packed_phases"),  # 16 ch.
+    ((4, 256, 8, 8), (256, 128, 4, 4), dict(stride=2, padding=1), "packed_phases"),  # 16 tiles
     # sub-pixel's rule would take these before the engine: Winograd keeps them
-    ((4, 64, 16, 16), (64, 64, 9, 9), dict(stride=3), "winograd", "winograd"),
-    ((4, 64, 16, 16), (64, 64, 8, 8), dict(stride=4), "winograd", "winograd"),
+    ((4, 64, 16, 16), (64, 64, 9, 9), dict(stride=3), "winograd"),
+    ((4, 64, 16, 16), (64, 64, 8, 8), dict(stride=4), "winograd"),
     # stride 5: beyond the engine's phases (packed_phases_max_stride)
-    ((2, 64, 40, 40), (64, 64, 10, 10), dict(stride=5), "winograd", "winograd"),
+    ((2, 64, 40, 40), (64, 64, 10, 10), dict(stride=5), "winograd"),
 ])
-def test_dispatch_picks_the_stride_phase_algorithm_per_dtype(
-        x_shape, w_shape, kw, in_float32, in_float64):
+@pytest.mark.parametrize("itemsize", [4, 8])
+def test_dispatch_picks_the_stride_phase_algorithm_in_both_dtypes(x_shape, w_shape, kw,
+                                                                  expected, itemsize):
     """Where Winograd declines, the next rule decides (the packed engine's phases or col2im);
-    in float32 Winograd's stride phases defer to the engine's wherever the chooser would
-    give the case to them (measured faster on every shape Winograd took), in float64 the
-    engine's phases do not run."""
+    Winograd's stride phases defer to the engine's wherever the chooser would give the case to
+    them (measured faster on every float32 shape Winograd took, and on 10 of 11 in float64,
+    the other at 0.95x), in both dtypes."""
     problem = conv_transpose_problem(x_shape, w_shape, **kw)
-    assert _dispatch.plan("backward_input", problem, 4).algorithm == in_float32
-    assert _dispatch.plan("backward_input", problem, 8).algorithm == in_float64
+    assert _dispatch.plan("backward_input", problem, itemsize).algorithm == expected
 
 
 def test_winograd_stride_phases_keep_float32_where_the_engine_declines(replace_budget):

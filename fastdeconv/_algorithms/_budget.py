@@ -77,8 +77,8 @@ class Budget:
     packed_phases_itemsizes, packed_phases_min_rows, packed_phases_min_taps, \
     packed_phases_one_tap_min_rows, packed_phases_max_stride
         Rule of the packed engine's stride phases (backward_input): chosen where col2im would
-        run, for the itemsizes in ``packed_phases_itemsizes`` (float32: in float64 OpenBLAS's
-        DGEMM under col2im is as fast or faster), when the transposed convolution's output
+        run, for the itemsizes in ``packed_phases_itemsizes`` (float32 and float64; float64
+        since the engine's phases measured faster than OpenBLAS's DGEMM under col2im), when the transposed convolution's output
         channels per group (the M of every phase's GEMM) are at least
         ``packed_phases_min_rows``, its phases have on average at least
         ``packed_phases_min_taps`` kernel taps or are stacked into one GEMM by the engine
@@ -131,7 +131,7 @@ class Budget:
     packed_min_positions: tuple = ((4, 128), (8, 128))
     packed_min_work: tuple = ((4, 10_000_000), (8, 5_000_000))
     packed_max_weight_bytes: int = 8 * 2**20
-    packed_phases_itemsizes: tuple = (4,)
+    packed_phases_itemsizes: tuple = (4, 8)
     packed_phases_min_rows: int = 16
     packed_phases_min_taps: int = 2
     packed_phases_one_tap_min_rows: int = 64

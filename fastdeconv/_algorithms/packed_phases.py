@@ -93,7 +93,7 @@ def rule(problem, budget, itemsize):
     of the machine: :class:`Budget` ``packed_phases_*`` and ``packed_min_work``; the grid is
     on the performance page).
 
-    float32 (``packed_phases_itemsizes``); the transposed convolution has at least
+    float32 and float64 (``packed_phases_itemsizes``); the transposed convolution has at least
     ``packed_phases_min_rows`` output channels per group (each phase's M: the engine's
     register tile is 8 or 12 rows), on average at least ``packed_phases_min_taps`` taps per
     phase, or phases the engine stacks into one GEMM (:func:`stacked_phases`: one tap each;
