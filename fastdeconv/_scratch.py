@@ -8,17 +8,21 @@ the first call of a process paid ~2,800 faults (about 4 ms) on ``dcgan_g2`` and 
 as many again, before the C library kept the memory; in a dask worker, whose nanny makes the C
 library hand memory back at once, every call paid them.
 
-So the engine takes its scratch from this pool and gives it back when the call ends. A block
+So the engine takes its scratch from this pool and gives it back when the call ends (a
+packed weight when it is freed: a prepared layer keeps its own). A block
 is a 1-d ``uint8`` array of a whole number of 2 MiB (64 KiB for requests under 1 MiB); blocks
 of 2 MiB or more start on a 2 MiB boundary on Linux, inside a buffer that NumPy asks the kernel
 to back with transparent huge pages (:func:`fastdeconv._validation._huge_page_aligned`): a
-first call takes one fault per 2 MiB, and a later call none. Idle blocks are kept up to
-:data:`KEEP_BYTES` in all (the smallest that fits is handed out; the oldest go first when the
-total would pass it); :func:`release` frees them. Blocks are NumPy arrays, so the memory
-tests (``tracemalloc``) see them.
+first call takes one fault per 2 MiB, and a later call none. Idle blocks are kept while
+their buffers hold at most :data:`KEEP_BYTES` in all (the oldest go first); the smallest that
+fits is handed out (for a packed weight, only if it is at most twice a new block's size);
+:func:`release` frees them.
+Blocks are NumPy arrays, so the memory tests (``tracemalloc``) see them.
 
 Thread safety: :func:`take` and :func:`give` run with the GIL held (before and after the
 compiled code's ``nogil`` section) and under a lock; a block is in one call's hands at a time.
+:func:`give` never waits for the lock (see there): a garbage collection that starts while
+the lock is held and frees a packed weight cannot deadlock.
 """
 
 import threading
@@ -29,7 +33,7 @@ from ._validation import _ALIGN_HUGE_PAGES, _HUGE_PAGE, _huge_page_aligned
 
 __all__ = ["KEEP_BYTES", "SLACK_PER_BLOCK", "take", "give", "release", "idle_bytes"]
 
-#: the most bytes of idle blocks the pool keeps between calls
+#: the most bytes the buffers of idle blocks hold between calls
 KEEP_BYTES = 64 * 2**20
 #: requests from this size on are rounded up to whole huge pages (2 MiB)
 _LARGE = 2**20
@@ -38,7 +42,9 @@ _LARGE = 2**20
 SLACK_PER_BLOCK = 2 * _HUGE_PAGE
 _SMALL_STEP = 64 * 2**10
 
-_idle = []              # idle blocks, oldest first
+_idle = []          # idle blocks, oldest first
+_idle_total = 0     # the bytes of their buffers
+_returned = []      # blocks given back while the pool was busy, not yet idle
 _lock = threading.Lock()
 
 
@@ -53,19 +59,52 @@ def _new_block(size):
     return np.empty(size, dtype=np.uint8)
 
 
-def take(nbytes, what="scratch"):
+def _footprint(block):
+    """The bytes a block holds: its buffer's (a 2 MiB-aligned block is a view of a buffer
+    2 MiB larger)."""
+    base = block.base
+    return base.nbytes if isinstance(base, np.ndarray) else block.nbytes
+
+
+def _drain():
+    """Make the given-back blocks idle and free the oldest beyond :data:`KEEP_BYTES` (with the
+    lock held)."""
+    global _idle_total
+    while _returned:
+        block = _returned.pop()
+        _idle.append(block)
+        _idle_total += _footprint(block)
+    while _idle_total > KEEP_BYTES:
+        _idle_total -= _footprint(_idle.pop(0))
+
+
+def take(nbytes, what="scratch", kept=False):
     """A 1-d ``uint8`` array of at least ``nbytes`` bytes, idle until :func:`give` takes it
     back (its contents are whatever its last user left; it starts on a 64-byte boundary
     only when it is 2 MiB or more: align inside it).
 
-    Raises MemoryError, naming ``what`` and the size, when a new block cannot be allocated.
+    The smallest idle block that fits, else a new block. With ``kept`` (a packed weight,
+    which a prepared layer keeps for its lifetime) an idle block only if it is at most twice
+    the size a new block would have, so that a small weight does not hold on to a large
+    block. Raises MemoryError, naming ``what`` and the size, when a new block cannot be
+    allocated.
     """
+    global _idle_total
     nbytes = int(nbytes)
-    with _lock:
-        fitting = [i for i, block in enumerate(_idle) if block.size >= nbytes]
-        if fitting:
-            return _idle.pop(min(fitting, key=lambda i: _idle[i].size))
     size = _block_bytes(nbytes)
+    limit = 2 * size if kept else None
+    with _lock:
+        _drain()
+        best = -1
+        for i in range(len(_idle)):
+            found = _idle[i].size
+            if (nbytes <= found and (limit is None or found <= limit)
+                    and (best < 0 or found < _idle[best].size)):
+                best = i
+        if best >= 0:
+            block = _idle.pop(best)
+            _idle_total -= _footprint(block)
+            return block
     try:
         return _new_block(size)
     except MemoryError as exc:
@@ -74,26 +113,40 @@ def take(nbytes, what="scratch"):
 
 def give(block):
     """Return ``block`` (from :func:`take`) to the pool; the oldest idle blocks are freed while
-    the idle total would pass :data:`KEEP_BYTES` (a larger block is freed at once)."""
-    if block is None or block.size > KEEP_BYTES:
+    the idle buffers would pass :data:`KEEP_BYTES` (a larger block is freed at once).
+
+    Never waits: when the lock is held (by another thread, or by this one when a garbage
+    collection that started inside the pool frees a packed weight), the block is queued and
+    becomes idle at the next :func:`take` or :func:`give`."""
+    if block is None or _footprint(block) > KEEP_BYTES:
         return
-    with _lock:
-        if any(b is block for b in _idle):
-            raise ValueError("a scratch block was given back twice")
-        _idle.append(block)
-        while sum(b.size for b in _idle) > KEEP_BYTES:
-            _idle.pop(0)
+    if not _lock.acquire(blocking=False):
+        _returned.append(block)
+        return
+    try:
+        for queue in (_idle, _returned):
+            for i in range(len(queue)):
+                if queue[i] is block:
+                    raise ValueError("a scratch block was given back twice")
+        _returned.append(block)
+        _drain()
+    finally:
+        _lock.release()
 
 
 def release():
-    """Free every idle block; returns the bytes released."""
+    """Free every idle block; returns the bytes of their buffers."""
+    global _idle_total
     with _lock:
-        freed = sum(b.size for b in _idle)
+        _drain()
+        freed = _idle_total
         _idle.clear()
+        _idle_total = 0
     return freed
 
 
 def idle_bytes():
-    """Bytes of the idle blocks the pool keeps."""
+    """Bytes of the buffers of the idle blocks the pool keeps."""
     with _lock:
-        return sum(b.size for b in _idle)
+        _drain()
+        return _idle_total

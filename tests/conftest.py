@@ -137,11 +137,13 @@ def peak_extra_bytes():
 def engine_scratch_allowance():
     """``engine_scratch_allowance(blocks=3)``: what the packed engine's scratch adds to the
     workspace (a padded tile) in a memory test's peak: its other blocks (the threads'
-    packing buffers, 4 MiB, and the packed weight) and each block's slack (the rounding up
-    to 2 MiB and the alignment slack, :data:`fastdeconv._scratch.SLACK_PER_BLOCK`)."""
+    packing buffers, under 2 MiB a thread, and the packed weight) and each block's slack
+    (the rounding up to 2 MiB and the alignment slack,
+    :data:`fastdeconv._scratch.SLACK_PER_BLOCK`)."""
     from fastdeconv import _scratch
+    from fastdeconv._threads import kernel_threads
 
-    return lambda blocks=3: blocks * _scratch.SLACK_PER_BLOCK + 4 * 2**20
+    return lambda blocks=3: blocks * _scratch.SLACK_PER_BLOCK + kernel_threads() * 2 * 2**20
 
 
 @pytest.fixture

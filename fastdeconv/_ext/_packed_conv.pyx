@@ -518,7 +518,7 @@ cdef _run_phases(PhasesTables tables, xp, y, PackedWeight packed):
     cdef Py_ssize_t* item_of = &tables.item_of[0]
     cdef bint is_double = tables.dtype == np.float64
     cdef char* work = NULL
-    cdef char* mine
+    cdef char* mine = NULL
     cdef size_t work_stride
     cdef int threads = tables.run_threads
     cdef Py_ssize_t total = tables.total

@@ -90,7 +90,7 @@ cdef void run_items(void* job, bint is_double, bint conv, Py_ssize_t items, char
                     size_t work_stride, int threads) noexcept nogil
 cdef void pack_a(const void* a, Py_ssize_t lda, bint trans_a, const fd_plan* p, bint is_double,
                  void* apack, int threads) noexcept nogil
-cdef object take_scratch(size_t nbytes, char** data, what)
+cdef object take_scratch(size_t nbytes, char** data, what, bint kept=*)
 cdef object take_work(size_t work_bytes, int threads, char** work, size_t* work_stride)
 
 cdef class PackedWeight:

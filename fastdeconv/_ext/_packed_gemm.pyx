@@ -18,6 +18,7 @@ the same chain of multiply-adds over the same KC slices in any item, so the resu
 the bit for any ``threads``. SciPy's BLAS stays a path of fastdeconv and the oracle of the
 tests.
 """
+cimport cython
 from cython.parallel cimport parallel, prange, threadid
 from libc.stdint cimport uintptr_t
 
@@ -246,7 +247,7 @@ cdef void run_items(void* job, bint is_double, bint conv, Py_ssize_t items, char
     """Run work items [0, items) of a GEMM or convolution job on up to ``threads`` threads;
     thread ``t`` packs into ``work + t * work_stride`` (:func:`take_work`)."""
     cdef Py_ssize_t item
-    cdef char* mine
+    cdef char* mine = NULL
     if items < 2:
         threads = 1
     with parallel(num_threads=threads):
@@ -262,10 +263,11 @@ cdef void run_items(void* job, bint is_double, bint conv, Py_ssize_t items, char
                 fd_gemm_item_f(<fd_gemm_job_f*> job, item, <float*> mine)
 
 
-cdef object take_scratch(size_t nbytes, char** data, what):
-    """A block of the engine's scratch pool (:mod:`fastdeconv._scratch`) with ``nbytes`` bytes
-    from ``data[0]``, a 64-byte boundary; give it back with :func:`give_scratch`."""
-    block = _scratch.take(nbytes + 64, what)
+cdef object take_scratch(size_t nbytes, char** data, what, bint kept=False):
+    """A block of the engine's scratch pool (:mod:`fastdeconv._scratch`; ``kept``: by a
+    packed weight) with ``nbytes`` bytes from ``data[0]``, a 64-byte boundary; give it back
+    with :func:`give_scratch`."""
+    block = _scratch.take(nbytes + 64, what, kept)
     data[0] = aligned(<void*> <uintptr_t> block.ctypes.data)
     return block
 
@@ -299,6 +301,7 @@ cdef void pack_a(const void* a, Py_ssize_t lda, bint trans_a, const fd_plan* p, 
 
 
 # ------------------------------------------------------------------------ packed weights
+@cython.no_gc_clear    # __dealloc__ gives the block back, also when a collection frees it
 cdef class PackedWeight:
     """A weight packed into the GEMM's A micro-panels (every group; for stride phases every
     phase's) for the tables whose ``packing_key`` is ``key``; ``nbytes`` of memory, freed
@@ -320,7 +323,7 @@ cdef PackedWeight new_packed(key, part_bytes):
         offsets.append(total)
         total += (nbytes + 63) // 64 * 64
     packed.part_offset = np.array(offsets or [0], dtype=np.intp)
-    packed.block = take_scratch(max(total, 1), &packed.data, "packed weight")
+    packed.block = take_scratch(max(total, 1), &packed.data, "packed weight", True)
     packed.key, packed.nbytes = key, total
     return packed
 
