@@ -300,6 +300,25 @@ def test_phases_that_repeat_a_tap_are_not_stacked_and_each_keeps_its_own_taps(rn
     np.testing.assert_allclose(y[:, :, 1::2, 0::2], y_tap, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("dead_first", [True, False])
+def test_a_phase_without_outputs_takes_no_part_in_stacked_phases(dead_first, rng):
+    # 1-d, kernel 2 at stride 3 into 2 outputs: phases first=0 (tap 0) and first=1 (tap 1) are
+    # stacked; a third phase, first=2, has no output (sub_out 0) but names tap 0 (the compiled
+    # entry takes any phases). It must neither set the stacked GEMM's columns (as the first
+    # phase, 0 of them would write nothing) nor move tap 0's rows to position 2 (as the last,
+    # a write past the end of each output row): the tables drop it (live_phases).
+    x = rng.standard_normal((2, 4, 1)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 2)).astype(np.float32)
+    live = [dict(taps=((0,),), sub_pad=(0,), first=(0,)),
+            dict(taps=((1,),), sub_pad=(0,), first=(1,))]
+    dead = dict(taps=((0,),), sub_pad=(0,), first=(2,))
+    phases = [dead] + live if dead_first else live + [dead]
+    y = np.full((2, 3, 2), np.nan, np.float32)
+    _packed_conv.conv_transpose_phases_packed(x, w, y, (3,), phases)
+    expected = np.stack([np.einsum("nc,co->no", x[:, :, 0], w[:, :, t]) for t in (0, 1)], -1)
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("x_shape, w_shape, stride", [
     ((2, 32, 24, 24), (32, 160, 2, 2), 2),        # 640 rows: two row items, many columns
     ((1, 16, 12, 10, 8), (16, 40, 2, 2, 2), 2),   # 320 rows over 8 taps, 3-d

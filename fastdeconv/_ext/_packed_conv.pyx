@@ -31,8 +31,8 @@ import numpy as np
 from ._packed_gemm cimport *
 from ._packed_gemm import (_check_bias, _check_conv_arrays, _check_per_dim, _check_shapes,
                            _check_threads, _isa_of, give_scratch)
-from ._packed_shapes import (apack_destinations, checked_phases, one_tap_phases, pad_plan,
-                             padded)
+from ._packed_shapes import (apack_destinations, checked_phases, live_phases, one_tap_phases,
+                             pad_plan, padded)
 
 
 # ------------------------------------------------------------------------------ validation
@@ -340,7 +340,7 @@ def _phases_tables(x_shape, weight_shape, y_shape, dtype, stride, phases, groups
     tables.threads = _check_threads(threads)
     checked = checked_phases(phases, ndim, kernel_size, stride, tuple(y_shape[2:]))
     cdef int isa = _isa_of(kernel, "kernel")
-    checked = [p for p in checked if 0 not in p[3]]
+    checked = live_phases(checked)
     tables.x_shape, tables.weight_shape, tables.y_shape = x_shape, weight_shape, y_shape
     tables.dtype, tables.groups, tables.convs = dtype, groups, []
     tables.empty = prod(y_shape) == 0 or c_x == 0 or not checked
@@ -412,21 +412,21 @@ def _phases_tables(x_shape, weight_shape, y_shape, dtype, stride, phases, groups
     return tables
 
 
-cdef _stack_one_tap_phases(PhasesTables tables, list checked, tuple xp_shape, tuple y_shape,
+cdef _stack_one_tap_phases(PhasesTables tables, list live, tuple xp_shape, tuple y_shape,
                            tuple low, in_strides, k_strides, Py_ssize_t k_numel,
                            Py_ssize_t cin_g, Py_ssize_t cout_g, tuple stride, Py_ssize_t groups,
                            int isa, dtype):
-    """The one GEMM of one-tap phases (:func:`one_tap_phases`): its rows are the pairs
+    """The one GEMM of the live one-tap phases (:func:`one_tap_phases`): its rows are the pairs
     (output channel o, tap t), row ``o * k_numel + t``, so that its A is gathered from the
     weight's group with row stride 1, ``A[o * k_numel + t, c] = weight[c, o, t]`` (channel c at
     ``c * cout_g * k_numel``), and row (o, t) is stored from y's channel o at the first
     position of the phase of tap t, every stride-th position on."""
     ndim = len(stride)
-    taps, pad, first, sub_out = checked[0]
+    _, pad, _, sub_out = live[0]            # the same for every live phase
     base = sum((lo - p) * int(st) for lo, p, st in zip(low, pad, in_strides))
     y_strides = np.cumprod((tuple(y_shape[2:]) + (1,))[::-1])[::-1][1:]
     first_of_tap = np.zeros(k_numel, dtype=np.intp)
-    for taps, _, first, _ in checked:
+    for taps, _, first, _ in live:
         tap = sum(int(t[0]) * int(st) for t, st in zip(taps, k_strides))
         first_of_tap[tap] = sum(int(f) * int(st) for f, st in zip(first, y_strides))
     plane = prod(y_shape[2:])

@@ -6,7 +6,8 @@ import numpy as np
 from .. import _scratch
 from ._packed_gemm import _check_per_dim
 
-__all__ = ["apack_destinations", "checked_phases", "one_tap_phases", "pad_plan", "padded"]
+__all__ = ["apack_destinations", "checked_phases", "live_phases", "one_tap_phases", "pad_plan",
+           "padded"]
 
 
 def pad_plan(spatial, pad, extent):
@@ -72,13 +73,18 @@ def checked_phases(phases, ndim, kernel_size, stride, out_size):
     return checked
 
 
+def live_phases(checked):
+    """The phases of :func:`checked_phases` that have outputs (a phase given with none
+    writes nothing)."""
+    return [p for p in checked if 0 not in p[3]]
+
+
 def one_tap_phases(checked, k_numel):
-    """Whether the live phases (:func:`checked_phases`, those with outputs) each take one tap
-    of the kernel, every tap once, and all read the same B (the same sub-padding and number
-    of outputs: a kernel equal to the stride, or smaller with zeros between, no padding).
-    Then one GEMM of every phase's rows replaces a GEMM per phase, its B packed once instead
-    of once a phase."""
-    live = [p for p in checked if 0 not in p[3]]
+    """Whether the live phases (:func:`live_phases`) each take one tap of the kernel, every
+    tap once, and all read the same B (the same sub-padding and number of outputs: a kernel
+    equal to the stride, or smaller with zeros between, no padding). Then one GEMM of every
+    live phase's rows replaces a GEMM per phase, its B packed once instead of once a phase."""
+    live = live_phases(checked)
     return (len(live) > 1 and len(live) == k_numel
             and all(all(len(t) == 1 for t in p[0]) for p in live)
             and len({p[0] for p in live}) == len(live)      # every tap once

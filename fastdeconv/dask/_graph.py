@@ -22,8 +22,7 @@ from dask.utils import key_split
 from dask.highlevelgraph import HighLevelGraph
 
 __all__ = ["AxisPull", "axis_pull", "region", "Halos", "HALO", "halo_name", "is_halo_name",
-           "data_key",
-           "new_array", "whole", "map_regions"]
+           "data_key", "new_array", "whole", "map_regions"]
 
 #: the word that marks the names of halo tasks (their priority: :mod:`._priority`)
 HALO = "halo"
