@@ -304,6 +304,30 @@ def test_chunk_rules_halo_and_windows():
             assert (list(range(t.start, t.stop)) == reach) or (t.empty and not reach)
 
 
+@pytest.mark.parametrize("ndim, kernel, stride, padding, dilation, output_padding", [
+    (2, 4, 2, 1, 1, 0), (2, 3, 2, 0, 2, 1), (1, 5, 3, 2, 1, 2), (3, 2, 2, 0, 1, 0)])
+def test_transposed_chunks_get_interior_crops(ndim, kernel, stride, padding, dilation,
+                                              output_padding, rng, assert_close):
+    """Every chunk of a transposed convolution, at a global edge or not, runs the in-memory
+    operator with crops of at least ``kernel_extent - 1`` on each side (its region joined
+    with the zeros it reads), so that the engine reads the region in place instead of
+    copying it again with zero padding; the result stays that of the in-memory call."""
+    from fastdeconv.dask._stencil import _partial
+
+    x = rng.standard_normal((1, 3) + (11,) * ndim)
+    w = rng.standard_normal((3, 2) + (kernel,) * ndim)
+    kwargs = dict(stride=stride, padding=padding, dilation=dilation,
+                  output_padding=output_padding)
+    y = fdd.conv_transpose(da.from_array(x, chunks=(1, 3) + (4,) * ndim), w, **kwargs)
+    extent = (kernel - 1) * dilation + 1
+    layer = dict(y.dask.layers[y.name])
+    crops = [part[1].padding for key, task in layer.items() if key[0] == y.name
+             for part in task[1] if part[0] is _partial]
+    assert len(crops) == 3 ** ndim
+    assert all(c >= extent - 1 for crop in crops for pair in crop for c in pair), crops
+    assert_close(y.compute(), fastdeconv.conv_transpose(x, w, **kwargs), rtol=1e-12)
+
+
 def test_chunk_rules_pool_windows_and_resize_rows():
     # a pooling chunk's region starts at a multiple of the stride and covers its windows
     n, k_e, s, p = 23, 5, 2, 2

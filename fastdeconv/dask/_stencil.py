@@ -106,6 +106,25 @@ def transposed_plans(in_size, out_edges, kernel_extent, stride, crop_before):
                                                 crop_before)]
 
 
+def _interior_crops(crops, kernel_extents, stride):
+    """``(zeros, crops)`` per spatial dimension for a transposed convolution's region: the
+    ``(before, after)`` zeros to join around it and the crops of the in-memory call on the
+    joined region, each crop at least ``kernel_extent - 1`` (the crops of an interior chunk,
+    whose region the engine reads in place: no zero of the equivalent convolution's padding
+    is left to add). ``s`` zeros more on a side add ``s`` outputs there, so the crop grows by
+    ``s`` per zero.
+
+    >>> _interior_crops(((1, 3), (3, 3)), (4, 4), (2, 2))
+    (((1, 0), (0, 0)), ((3, 3), (3, 3)))
+    """
+    zeros, local = [], []
+    for (before, after), extent, s in zip(crops, kernel_extents, stride):
+        pair = tuple(max(0, -(-(extent - 1 - c) // s)) for c in (before, after))
+        zeros.append(pair)
+        local.append((before + s * pair[0], after + s * pair[1]))
+    return tuple(zeros), tuple(local)
+
+
 def _weight_part(weight, kind, groups, block, part):
     """The rows (and, ungrouped, columns) of the weight that one partial call uses."""
     if kind == "conv":
@@ -128,6 +147,7 @@ def stencil(name, source, weight, bias, spec, plans, out_edges):
     spatial_edges = [_chunks.offsets(c) for c in source.chunks[2:]]
     batch = whole(source.chunks[0])
     grid = [range(len(dim)) for dim in plans]
+    extents = tuple((k - 1) * d + 1 for k, d in zip(weight.shape[2:], spec.dilation))
     for bi, block in enumerate(blocks):
         wkeys = [data_key(f"{name}-w", _weight_part(weight, spec.kind, spec.groups, block, part),
                           graph) for part in block.parts]
@@ -138,12 +158,17 @@ def stencil(name, source, weight, bias, spec, plans, out_edges):
             chosen = [dim[i] for dim, i in zip(plans, index)]
             sizes = tuple(out_edges[d][i + 1] - out_edges[d][i] for d, i in enumerate(index))
             padding = tuple(c[1] for c in chosen)
-            # a convolution's zero padding goes into the region's copy, and the in-memory
-            # call gets none (it is free there, and unpadded calls can take faster paths)
-            pad = ((0, 0), (0, 0)) + padding if spec.kind == "conv" else None
-            local = _Block(spec, block.groups[1] - block.groups[0],
-                           ((0, 0),) * len(padding) if pad else padding,
+            # the zeros a chunk at a global edge reads go into the region's copy, and the
+            # in-memory call reads the region in place (it joins it anyway; a padded call
+            # would copy it again): a convolution gets no padding; a transposed convolution
+            # gets zeros before and after that bring its crop to that of an interior chunk
+            if spec.kind == "conv":
+                pad, padding = padding, ((0, 0),) * len(padding)
+            else:
+                pad, padding = _interior_crops(padding, extents, spec.stride)
+            local = _Block(spec, block.groups[1] - block.groups[0], padding,
                            tuple(c[2] for c in chosen))
+            pad = ((0, 0), (0, 0)) + pad
             spatial = (None if any(c[0] is None for c in chosen) else
                        [axis_pull(edges, c[0]) for edges, c in zip(spatial_edges, chosen)])
             for b, batch_pull in enumerate(batch):
