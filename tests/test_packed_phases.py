@@ -347,3 +347,33 @@ def test_stacked_phases_prepared_and_threaded_give_the_same_bits(x_shape, w_shap
                                        counts=(1, 2, 4, 3))
     np.testing.assert_allclose(plain, conv_transpose_reference(x, w, stride=stride),
                                rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("c_out", [40, 44])
+def test_weight_packed_in_row_ranges_per_thread_gives_the_same_bits(c_out, rng,
+        assert_same_bits_for_thread_counts):
+    """The phases' A is packed in one range of whole row blocks per thread (the weight read
+    channel after channel as one stream); with 5 or 6 blocks of rows on 1-4 threads (ranges
+    that do not divide the rows evenly, a thread with none) every row is packed once: the
+    results match the reference and each other to the bit, with the weight packed per call
+    and packed ahead."""
+    x = rng.standard_normal((2, 512, 3, 3)).astype(np.float32)
+    w = rng.standard_normal((512, c_out, 4, 4)).astype(np.float32)
+    problem = conv_transpose_problem(x.shape, w.shape, stride=2, padding=1)
+    phases, _ = phase_table(problem)
+
+    def run(prepacked, threads):
+        tables = _packed_conv.phases_tables(x.shape, w.shape, problem.forward_input_shape,
+                                            np.dtype(np.float32), (2, 2), phases,
+                                            threads=threads)
+        weight = _packed_conv.pack_phases_weight(tables, w) if prepacked else w
+        y = np.full(problem.forward_input_shape, np.nan, np.float32)
+        return _packed_conv.conv_transpose_phases_run(tables, x, weight, y)
+
+    plain = run(False, 1)
+    for threads in (1, 2, 3, 4):
+        np.testing.assert_array_equal(run(True, threads), plain)
+    assert_same_bits_for_thread_counts(lambda: run(False, fastdeconv.get_num_threads()),
+                                       counts=(1, 2, 4, 3))
+    np.testing.assert_allclose(plain, conv_transpose_reference(x, w, stride=2, padding=1),
+                               rtol=1e-4, atol=1e-3)

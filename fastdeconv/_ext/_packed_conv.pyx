@@ -448,9 +448,9 @@ def pack_phases_weight(PhasesTables tables not None, weight):
 
 
 cdef PackedWeight _pack_phases(PhasesTables tables, weight):
-    """Every phase's A, group by group, in blocks of rows that every phase's MR divides: each
-    block of the weight's rows is read from memory once for all phases (fd_pack_a_phases);
-    the blocks in parallel."""
+    """Every phase's A, group by group, in ranges of whole blocks of rows (a block: rows
+    that every phase's MR divides), one range per thread: each line of the weight is read
+    from memory once for all phases, channel after channel (fd_pack_a_phases)."""
     cdef Py_ssize_t count = len(tables.convs), q, g, block_index, r0, r1
     cdef bint is_double = tables.dtype == np.float64
     cdef size_t elem = 8 if is_double else 4
@@ -471,13 +471,18 @@ cdef PackedWeight _pack_phases(PhasesTables tables, weight):
     cdef int* mr_of = &tables.mr_of[0]
     cdef const Py_ssize_t* const* offsets_of = <const Py_ssize_t* const*> &tables.offsets_of[0]
     cdef const Py_ssize_t* const* dsts_of = <const Py_ssize_t* const*> &tables.dsts_of[0]
+    # one range of whole blocks per thread: within it the weight's rows of one channel are
+    # contiguous, so channel after channel reads it as one stream (a range of one block read
+    # a block's rows of every channel, one stride of the channel apart)
+    cdef Py_ssize_t pieces = threads if threads < blocks else blocks
+    cdef Py_ssize_t per_piece = (blocks + pieces - 1) // pieces * block
     for g in range(groups):
         for q in range(count):
             apack_of[q] = <size_t> (packed.data + packed.part_offset[q]
                                     + g * group_elems[q] * elem)
-        for block_index in prange(blocks, nogil=True, num_threads=threads, schedule="static"):
-            r0 = block_index * block
-            r1 = r0 + block if r0 + block < m else m
+        for block_index in prange(pieces, nogil=True, num_threads=threads, schedule="static"):
+            r0 = block_index * per_piece
+            r1 = r0 + per_piece if r0 + per_piece < m else m
             if is_double:
                 fd_pack_a_phases_d(m, <const double*> (pw + g * group_stride * elem),
                                    row_stride, channels, count, taps_of, offsets_of, dsts_of,
