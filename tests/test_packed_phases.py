@@ -377,3 +377,46 @@ def test_weight_packed_in_row_ranges_per_thread_gives_the_same_bits(c_out, rng,
                                        counts=(1, 2, 4, 3))
     np.testing.assert_allclose(plain, conv_transpose_reference(x, w, stride=2, padding=1),
                                rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape, w_shape, stride, padding, output_padding, groups, pairs", [
+    ((2, 8, 9, 10), (8, 16, 4, 4), 2, 1, 0, 1, 2),              # dcgan-like, 2 x 2 phases
+    ((3, 6, 7, 8), (6, 8, 3, 3), 2, 1, 1, 1, 2),                # fcn_k3s2-like: op 1
+    ((2, 4, 5, 6, 7), (4, 10, 3, 3, 3), 2, 1, 1, 2, 4),         # 3-d, groups
+    ((2, 8, 37), (8, 24, 4), 2, 1, 0, 1, 1),                    # 1-d
+    ((2, 6, 7, 8), (6, 8, 3, 3), 2, 1, 0, 1, 0),                # odd output width: unequal
+    ((2, 6, 7, 8), (6, 8, 4, 6), (2, 3), 1, 0, 1, 0),           # last stride 3: no pairs
+])
+def test_partner_phases_store_interleaved_with_the_same_bits(
+        x_shape, w_shape, stride, padding, output_padding, groups, pairs, dtype, rng,
+        monkeypatch, assert_same_bits_for_thread_counts):
+    """Two phases that fill the even and the odd positions of the same output lines run each
+    work item together and store it interleaved (fd_conv_item_pair). The result is the same
+    to the bit as with every phase stored on its own (the pairing turned off), on 1-4 threads,
+    and matches the reference; phases whose lines differ in length (an odd output width) or
+    whose last stride is not 2 are not paired."""
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    kwargs = dict(stride=stride, padding=padding, output_padding=output_padding, groups=groups)
+    problem = conv_transpose_problem(x_shape, w_shape, **kwargs)
+    phases, _ = phase_table(problem)
+
+    def run(threads):
+        tables = _packed_conv.phases_tables(x_shape, w_shape, problem.forward_input_shape,
+                                            np.dtype(dtype), problem.geometry.stride, phases,
+                                            groups=groups, threads=threads)
+        y = np.full(problem.forward_input_shape, np.nan, dtype)
+        return tables.pairs, _packed_conv.conv_transpose_phases_run(tables, x, w, y)
+
+    found, paired = run(1)
+    assert found == pairs
+    expected = conv_transpose_reference(x, w, **kwargs)
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(paired, expected, **tol)
+    assert_same_bits_for_thread_counts(lambda: run(fastdeconv.get_num_threads())[1],
+                                       counts=(1, 2, 4, 3))
+    monkeypatch.setattr(_packed_conv, "PAIR_BLOCK_BYTES", 0)
+    unpaired, alone = run(1)
+    assert unpaired == 0
+    np.testing.assert_array_equal(paired, alone)

@@ -29,121 +29,14 @@ from math import gcd, prod
 import numpy as np
 
 from ._packed_gemm cimport *
+from ._packed_tables cimport *
 from ._packed_gemm import (_check_bias, _check_conv_arrays, _check_per_dim, _check_shapes,
                            _check_threads, _isa_of, give_scratch)
 from ._packed_shapes import (apack_destinations, checked_phases, live_phases, one_tap_phases,
                              pad_plan, padded)
 
 
-# ------------------------------------------------------------------------------ validation
-cdef PackedWeight _check_operands(_Tables tables, x, weight, y):
-    """Check a run's arrays against its tables; the PackedWeight passed as ``weight``, or
-    None for an array."""
-    packed = weight if isinstance(weight, PackedWeight) else None
-    check_like(x, "x", tables.x_shape, tables.dtype)
-    check_like(y, "y", tables.y_shape, tables.dtype)
-    if packed is None:
-        check_like(weight, "weight", tables.weight_shape, tables.dtype)
-    elif packed.key != tables.packing_key:
-        raise ValueError("weight is a PackedWeight packed for other tables (its key "
-                         f"{packed.key!r} is not the tables' {tables.packing_key!r})")
-    if not y.flags.writeable:
-        raise ValueError("y must be writable")
-    if np.shares_memory(y, x) or (packed is None and np.shares_memory(y, weight)):
-        raise ValueError("y must not overlap x or weight")
-    return packed
-
-
 # ---------------------------------------------------------------------------- the tables
-cdef class ConvTables:
-    """The shape-only set-up of one engine convolution (a GEMM per sample block and group):
-    its plan, its B source (sizes and the tap offsets it points to) and its operands'
-    strides. Read-only once made; a run makes its job (pointers) from it."""
-    cdef fd_plan p
-    cdef fd_conv_src src
-    cdef object tap_offset           # the array src.tap_offset points into
-    cdef object place_row            # the array src.place_row points into, or None
-    cdef bint is_double, pointwise
-    cdef Py_ssize_t groups, samples, per_gemm, k, apack_group, group_stride, items
-    cdef Py_ssize_t x_sample, x_group, y_sample, y_group, ldb, ldc
-    cdef size_t work_bytes
-
-
-cdef ConvTables _conv_tables(tuple xp_shape, tuple kernel_size, Py_ssize_t cout_g,
-                             tuple y_shape, tuple out_size, tuple stride, tuple dilation,
-                             Py_ssize_t groups, int threads, int isa, bint is_double,
-                             bint pointwise, Py_ssize_t base=0, tuple place_first=None,
-                             tuple place_step=None, place_row=None, Py_ssize_t y_channels=-1):
-    """The tables of the engine's convolution of a padded input of shape xp_shape into y,
-    out_size outputs per dimension; every tap reads base elements further on. With
-    place_first and place_step, output o goes to y[..., place_first + place_step * o] (a
-    placed source: no bias), else y is (batch, c_out, *out_size). The GEMM's A is a weight
-    (c_out, c_in // groups, *kernel_size) or a stride phase's, cout_g rows per group. A
-    placed source may give each row's start in y's group (place_row, an intp array of cout_g
-    offsets in elements) and y_channels, the channels of y per group (default cout_g)."""
-    cdef ConvTables t = ConvTables.__new__(ConvTables)
-    cdef Py_ssize_t ndim = len(xp_shape) - 2, d, taps = prod(kernel_size)
-    cdef Py_ssize_t cin_g = xp_shape[1] // groups
-    cdef Py_ssize_t P = prod(xp_shape[2:]), L = prod(out_size), Y = prod(y_shape[2:])
-    cdef Py_ssize_t[::1] tap_offset
-    cdef fd_conv_job_f jf
-    cdef fd_conv_job_d jd
-    t.is_double, t.pointwise, t.groups, t.samples = is_double, pointwise, groups, xp_shape[0]
-    t.k = cin_g * taps
-    t.per_gemm = fd_conv_samples_per_gemm(t.samples, L, pointwise)
-    t.p = fd_make_plan(isa, is_double, cout_g, t.per_gemm * L, t.k, threads)
-    if place_first is not None:
-        fd_plan_cap_rows(&t.p, FD_PLACED_MAX_ROWS)
-    t.apack_group = fd_apack_elems(&t.p)
-    t.group_stride = cout_g * cin_g * taps
-    # tap t (row-major over kernel_size) reads the padded input at flat offset tap_offset[t]
-    in_strides = np.cumprod((xp_shape[2:] + (1,))[::-1])[::-1][1:]
-    t.tap_offset = np.array([base + sum(i * dl * int(st) for i, dl, st in
-                                        zip(tap, dilation, in_strides))
-                             for tap in np.ndindex(*kernel_size)] or [0], dtype=np.intp)
-    tap_offset = t.tap_offset
-    t.src.ndim = <int> ndim
-    t.src.placed = place_first is not None
-    for d in range(ndim):
-        t.src.in_size[d] = xp_shape[2 + d]
-        t.src.out_size[d] = out_size[d]
-        t.src.stride[d] = stride[d]
-        t.src.place_size[d] = y_shape[2 + d]
-        t.src.place_first[d] = place_first[d] if t.src.placed else 0
-        t.src.place_step[d] = place_step[d] if t.src.placed else 1
-    t.src.taps, t.src.stride_last, t.src.channel_stride = taps, stride[ndim - 1], P
-    t.src.positions, t.src.sample_stride = L, xp_shape[1] * P
-    t.src.place_sample_stride = y_shape[1] * Y
-    t.src.tap_offset = &tap_offset[0]
-    cdef Py_ssize_t[::1] rows
-    t.place_row = place_row
-    t.src.place_row = NULL
-    if place_row is not None:
-        rows = place_row
-        t.src.place_row = &rows[0]
-    t.x_sample, t.x_group, t.y_sample, t.y_group = xp_shape[1] * P, cin_g * P, y_shape[1] * Y, \
-        (cout_g if y_channels < 0 else y_channels) * Y
-    t.ldb, t.ldc = P, Y
-    # the job's item count, from a job without operands
-    fd_conv_job_init(is_double, <void*> &jd if is_double else <void*> &jf, &t.p, NULL,
-                     t.apack_group, pointwise, NULL, P, &t.src, NULL, NULL, t.samples,
-                     t.per_gemm, groups, t.x_sample, t.x_group, t.y_sample, t.y_group)
-    t.items = fd_conv_items_d(&jd) if is_double else fd_conv_items_f(&jf)
-    t.work_bytes = fd_workspace_bytes(&t.p, 8 if is_double else 4, t.src.placed)
-    return t
-
-
-cdef class _Tables:
-    """What every tables object has: the shapes and dtype of its runs' arrays, the padding of
-    x, the threads and the key of the weights packed for it."""
-    cdef readonly tuple x_shape, weight_shape, y_shape
-    cdef readonly object dtype, packing_key
-    cdef object pad
-    cdef int threads
-    cdef Py_ssize_t groups
-    cdef bint empty
-
-
 cdef class ForwardTables(_Tables):
     """The tables of a forward convolution (:func:`forward_tables`)."""
     cdef ConvTables conv
@@ -153,12 +46,13 @@ cdef class PhasesTables(_Tables):
     """The tables of a transposed convolution's stride phases (:func:`phases_tables`): one
     ConvTables per live phase, the gather offsets of their A, the order of their items."""
     cdef list convs, col_offsets, dst_offsets
-    cdef Py_ssize_t[::1] k_of, taps_of, job_of, item_of
+    cdef Py_ssize_t[::1] k_of, taps_of, job_of, item_of, partner_of
     cdef int[::1] mr_of
     cdef size_t[::1] offsets_of, dsts_of
     cdef Py_ssize_t m, kc, row_stride, group_stride, channels, blocks, block, total
     cdef int pack_threads, run_threads
-    cdef size_t work_bytes
+    cdef size_t work_bytes, odd_block_offset
+    cdef readonly Py_ssize_t pairs      # phase pairs stored interleaved (fd_conv_item_pair)
 
 
 # ------------------------------------------------------------------------ forward entries
@@ -398,18 +292,68 @@ def _phases_tables(x_shape, weight_shape, y_shape, dtype, stride, phases, groups
     if tables.blocks < 2 or tables.m * max(tables.k_of) < 65536:
         tables.pack_threads = 1
     # the run: item i of every phase before item i + 1 of any (a region of the output is
-    # finished while it is in cache)
+    # finished while it is in cache); a phase and its odd partner (_odd_partners) run each
+    # item together and store it interleaved (fd_conv_item_pair)
     items = [(<ConvTables> c).items for c in convs]
-    order = [(q, i) for i in range(max(items)) for q in range(len(convs)) if i < items[q]]
+    partner = {} if stacked else _odd_partners(checked, convs, stride)
+    odd = set(partner.values())
+    tables.pairs = len(partner)
+    order = [(q, i) for i in range(max(items)) for q in range(len(convs))
+             if i < items[q] and q not in odd]
     tables.total = len(order)
     tables.job_of = np.array([q for q, _ in order] or [0], dtype=np.intp)
     tables.item_of = np.array([i for _, i in order] or [0], dtype=np.intp)
+    tables.partner_of = np.array([partner.get(q, -1) for q, _ in order] or [-1], dtype=np.intp)
     tables.run_threads = 1 if tables.total < 2 else tables.threads
     tables.work_bytes = max((<ConvTables> c).work_bytes for c in convs)
+    # a pair's odd block follows the thread's scratch
+    tables.odd_block_offset = (tables.work_bytes + 63) // 64 * 64
+    cdef ConvTables odd_tables
+    cdef Py_ssize_t odd_elems = 0
+    for q in odd:
+        odd_tables = convs[q]
+        odd_elems = max(odd_elems, fd_placed_block_elems(&odd_tables.p))
+    if partner:
+        tables.work_bytes = tables.odd_block_offset + odd_elems * (8 if dtype == np.float64
+                                                                    else 4)
     tables.packing_key = ("phases", dtype.str, isa, groups, tuple(weight_shape), tables.kc,
                           stacked, tuple((<ConvTables> c).p.mr for c in convs),
                           tuple(p[0] for p in checked))
     return tables
+
+
+#: a pair's odd block is at most this many bytes (two blocks and the packed B stay in L2)
+PAIR_BLOCK_BYTES = 256 * 1024
+
+
+def _odd_partners(checked, convs, stride):
+    """``{even: odd}``: the live phases (indices into ``checked`` and ``convs``) whose outputs
+    are the even positions of output lines of which another phase's are the odd ones (the last
+    dimension's stride 2, the odd one's first output one after the even one's, the same first
+    outputs in the other dimensions and the same output counts), with the same work items (the
+    same plan but for the reduction, whose bits it does not touch) and blocks of at most
+    ``PAIR_BLOCK_BYTES``: each such pair runs an item of both and stores them interleaved."""
+    last = len(stride) - 1
+    if last < 0 or stride[last] != 2:
+        return {}
+    by_first = {tuple(first): q for q, (_, _, first, _) in enumerate(checked)}
+    partners = {}
+    cdef ConvTables a, b
+    for q, (_, _, first, sub_out) in enumerate(checked):
+        if first[last] != 0:
+            continue
+        r = by_first.get(tuple(first[:last]) + (1,))
+        if r is None or checked[r][3] != sub_out:
+            continue
+        a, b = convs[q], convs[r]
+        elem = 8 if a.is_double else 4
+        if (a.p.k > 0 and b.p.k > 0 and a.items == b.items and a.p.mr == b.p.mr
+                and a.p.nr == b.p.nr and a.p.m == b.p.m and a.p.n == b.p.n
+                and a.p.m_chunk == b.p.m_chunk and a.p.n_chunk == b.p.n_chunk
+                and a.place_row is None and b.place_row is None
+                and fd_placed_block_elems(&a.p) * elem <= PAIR_BLOCK_BYTES):
+            partners[q] = r
+    return partners
 
 
 cdef _stack_one_tap_phases(PhasesTables tables, list live, tuple xp_shape, tuple y_shape,
@@ -521,17 +465,27 @@ cdef _run_phases(PhasesTables tables, xp, y, PackedWeight packed):
                                          dtype=np.uintp)
     cdef Py_ssize_t* job_of = &tables.job_of[0]
     cdef Py_ssize_t* item_of = &tables.item_of[0]
+    cdef Py_ssize_t* partner_of = &tables.partner_of[0]
     cdef bint is_double = tables.dtype == np.float64
     cdef char* work = NULL
     cdef char* mine = NULL
-    cdef size_t work_stride
+    cdef size_t work_stride, odd_block = tables.odd_block_offset
     cdef int threads = tables.run_threads
     cdef Py_ssize_t total = tables.total
     work_block = take_work(tables.work_bytes, threads, &work, &work_stride)
     with nogil, parallel(num_threads=threads):
         mine = work + <size_t> threadid() * work_stride
         for i in prange(total, schedule="dynamic"):
-            if is_double:
+            if partner_of[i] >= 0:
+                if is_double:
+                    fd_conv_item_pair_d(<fd_conv_job_d*> pointers[job_of[i]],
+                                        <fd_conv_job_d*> pointers[partner_of[i]], item_of[i],
+                                        <double*> mine, <double*> (mine + odd_block))
+                else:
+                    fd_conv_item_pair_f(<fd_conv_job_f*> pointers[job_of[i]],
+                                        <fd_conv_job_f*> pointers[partner_of[i]], item_of[i],
+                                        <float*> mine, <float*> (mine + odd_block))
+            elif is_double:
                 fd_conv_item_d(<fd_conv_job_d*> pointers[job_of[i]], item_of[i], <double*> mine)
             else:
                 fd_conv_item_f(<fd_conv_job_f*> pointers[job_of[i]], item_of[i], <float*> mine)
@@ -588,29 +542,3 @@ def conv_transpose_phases_packed(x, weight, y, stride, phases, groups=1, threads
     tables = _phases_tables(x.shape, weight.shape, y.shape, x.dtype, stride, phases, groups,
                             threads, kernel)
     return conv_transpose_phases_run(tables, x, weight, y)
-
-
-# ------------------------------------------------------------------------------- the jobs
-cdef class _ConvJob:
-    """One run's job of a ConvTables: the tables' plan and source with the run's pointers."""
-    cdef fd_conv_job_f jf
-    cdef fd_conv_job_d jd
-    cdef bint is_double
-
-    cdef void* job(self) noexcept:
-        return <void*> &self.jd if self.is_double else <void*> &self.jf
-
-
-cdef _ConvJob _conv_job(ConvTables t, const void* px, void* py, const void* pbias,
-                        const char* apack):
-    """The job of ``t`` on the padded input at px, the output at py and the packed A at apack
-    (every group's); t and the arrays must outlive it."""
-    cdef _ConvJob cj = _ConvJob.__new__(_ConvJob)
-    cj.is_double = t.is_double
-    cdef void* job = cj.job()
-    fd_conv_job_init(t.is_double, job, &t.p, apack, t.apack_group, t.pointwise, px, t.ldb,
-                     &t.src, py, pbias, t.samples, t.per_gemm, t.groups, t.x_sample,
-                     t.x_group, t.y_sample, t.y_group)
-    if t.src.placed:
-        fd_conv_job_set_ldc(t.is_double, job, t.ldc)
-    return cj

@@ -71,6 +71,11 @@ cdef extern from "gemm/fd_gemm.h" nogil:
     Py_ssize_t fd_conv_items_d(const fd_conv_job_d* cj)
     void fd_conv_item_f(const fd_conv_job_f* cj, Py_ssize_t item, float* work)
     void fd_conv_item_d(const fd_conv_job_d* cj, Py_ssize_t item, double* work)
+    void fd_conv_item_pair_f(const fd_conv_job_f* even, const fd_conv_job_f* odd,
+                             Py_ssize_t item, float* work, float* odd_block)
+    void fd_conv_item_pair_d(const fd_conv_job_d* even, const fd_conv_job_d* odd,
+                             Py_ssize_t item, double* work, double* odd_block)
+    Py_ssize_t fd_placed_block_elems(const fd_plan* p)
     void fd_gemm_job_init(int is_double, void* job, const fd_plan* p, const void* apack,
                           const void* a, Py_ssize_t lda, int trans_a, const void* b,
                           Py_ssize_t ldb, int trans_b, void* c, Py_ssize_t ldc, int accumulate,

@@ -115,8 +115,11 @@ static void FD_SFX(fd_store_placed)(const FD_SFX(fd_gemm_job) *job, const fd_run
 }
 
 /* Run work item `item` of the job; work is the thread's scratch of fd_workspace_bytes(plan,
- * sizeof(FD_T), placed). */
-static void FD_SFX(fd_gemm_item)(const FD_SFX(fd_gemm_job) *job, ptrdiff_t item, FD_T *work)
+ * sizeof(FD_T), placed). A placed source's item computes its block at `placed_block` (NULL:
+ * in work, after the runs) and stores it only if `store` (fd_conv_item_pair stores two items'
+ * blocks at once); returns the item's runs, which stay in work. */
+static ptrdiff_t FD_SFX(fd_gemm_item_ex)(const FD_SFX(fd_gemm_job) *job, ptrdiff_t item,
+                                         FD_T *work, FD_T *placed_block, int store)
 {
     const fd_plan *p = &job->plan;
     ptrdiff_t im = item / p->items_n, in = item % p->items_n;
@@ -133,19 +136,21 @@ static void FD_SFX(fd_gemm_item)(const FD_SFX(fd_gemm_job) *job, ptrdiff_t item,
      * and columns rounded up to MR and NR, after the runs in the scratch), then stored once */
     int placed = !job->b && job->conv && job->conv->placed;
     ptrdiff_t ldb_item = fd_round_up(nc, nr);
-    FD_T *block = (FD_T *)(((uintptr_t)(runs + fd_runs_bound(p)) + 63) & ~(uintptr_t)63);
+    FD_T *block = placed_block ? placed_block
+                               : (FD_T *)(((uintptr_t)(runs + fd_runs_bound(p)) + 63)
+                                          & ~(uintptr_t)63);
     if (placed) {
         nruns = fd_conv_runs(job->conv, j0, nc, (int)nr, runs);
         if (p->k == 0) {   /* no channels: the placed outputs are zero */
             FD_SFX(fd_store_placed)(job, runs, nruns, i0, i1 - i0, (int)nr, NULL, 0);
-            return;
+            return nruns;
         }
     }
     if (p->k == 0) {
         if (!job->accumulate || job->bias)
             FD_SFX(fd_store_cols)(job, i0, i1 - i0, j0, nc, NULL, 0, job->accumulate,
                                   job->bias ? job->bias + i0 : NULL);
-        return;
+        return nruns;
     }
     if (job->conv && !job->b && !placed) nruns = fd_conv_runs(job->conv, j0, nc, (int)nr, runs);
     /* C's blocks of columns: when the item's columns lie in one block (the usual case: one
@@ -197,8 +202,14 @@ static void FD_SFX(fd_gemm_item)(const FD_SFX(fd_gemm_job) *job, ptrdiff_t item,
             }
         }
     }
-    if (placed)
+    if (placed && store)
         FD_SFX(fd_store_placed)(job, runs, nruns, i0, i1 - i0, (int)nr, block, ldb_item);
+    return nruns;
+}
+
+static void FD_SFX(fd_gemm_item)(const FD_SFX(fd_gemm_job) *job, ptrdiff_t item, FD_T *work)
+{
+    FD_SFX(fd_gemm_item_ex)(job, item, work, NULL, 1);
 }
 
 /* A forward convolution as GEMMs y[S, g] = W[g] B(x[S, g]) (+ bias[g]), one per group and
@@ -219,19 +230,69 @@ static ptrdiff_t FD_SFX(fd_conv_items)(const FD_SFX(fd_conv_job) *cj)
     return cj->samples / cj->samples_per_gemm * cj->groups * fd_plan_items(&cj->gemm.plan);
 }
 
-static void FD_SFX(fd_conv_item)(const FD_SFX(fd_conv_job) *cj, ptrdiff_t item, FD_T *work)
+/* The GEMM job of the sample block and group of conv item `item` (offset copies of the
+ * template's pointers); returns the item's index within that GEMM. */
+static ptrdiff_t FD_SFX(fd_conv_item_job)(const FD_SFX(fd_conv_job) *cj, ptrdiff_t item,
+                                          FD_SFX(fd_gemm_job) *job)
 {
     ptrdiff_t per_gemm = fd_plan_items(&cj->gemm.plan);
     ptrdiff_t gemm_index = item / per_gemm, g = gemm_index % cj->groups;
     ptrdiff_t s = gemm_index / cj->groups * cj->samples_per_gemm;   /* first sample */
-    FD_SFX(fd_gemm_job) job = cj->gemm;
+    *job = cj->gemm;
     ptrdiff_t x_off = s * cj->x_sample + g * cj->x_group;   /* runs add the later samples */
-    if (job.b) job.b += x_off;
-    else job.xp += x_off;
-    job.apack += g * cj->apack_group;
-    job.c += s * cj->y_sample + g * cj->y_group;
-    if (job.bias) job.bias += g * job.plan.m;
-    FD_SFX(fd_gemm_item)(&job, item % per_gemm, work);
+    if (job->b) job->b += x_off;
+    else job->xp += x_off;
+    job->apack += g * cj->apack_group;
+    job->c += s * cj->y_sample + g * cj->y_group;
+    if (job->bias) job->bias += g * job->plan.m;
+    return item % per_gemm;
+}
+
+static void FD_SFX(fd_conv_item)(const FD_SFX(fd_conv_job) *cj, ptrdiff_t item, FD_T *work)
+{
+    FD_SFX(fd_gemm_job) job;
+    ptrdiff_t local = FD_SFX(fd_conv_item_job)(cj, item, &job);
+    FD_SFX(fd_gemm_item)(&job, local, work);
+}
+
+/* Item `item` of two stride phases that fill the even and the odd positions of the same
+ * output lines (last dimension's stride 2, the odd phase's first output one after the
+ * even one's; the same plan but for k, the same runs but for that one position; placed, no
+ * place_row, k > 0: the caller checks): both blocks are computed (the even one in work,
+ * the odd one at odd_block, of fd_placed_block_elems), then stored together, interleaved,
+ * so that each output line is written once with whole vectors instead of twice, every
+ * other element. The values are those of fd_conv_item on each. */
+static void FD_SFX(fd_conv_item_pair)(const FD_SFX(fd_conv_job) *even,
+                                      const FD_SFX(fd_conv_job) *odd, ptrdiff_t item,
+                                      FD_T *work, FD_T *odd_block)
+{
+    FD_SFX(fd_gemm_job) je, jo;
+    ptrdiff_t local = FD_SFX(fd_conv_item_job)(even, item, &je);
+    FD_SFX(fd_conv_item_job)(odd, item, &jo);
+    const fd_plan *p = &je.plan;
+    ptrdiff_t nr = p->nr, i0 = local / p->items_n * p->m_chunk;
+    ptrdiff_t j0 = local % p->items_n * p->n_chunk;
+    ptrdiff_t rows = p->m - i0 < p->m_chunk ? p->m - i0 : p->m_chunk;
+    ptrdiff_t nc = p->n - j0 < p->n_chunk ? p->n - j0 : p->n_chunk;
+    ptrdiff_t ldv = fd_round_up(nc, nr);
+    FD_SFX(fd_gemm_item_ex)(&je, local, work, NULL, 0);
+    fd_run *runs = (fd_run *)(work + fd_bpack_elems(p) + p->mr * p->nr
+                              + (je.apack ? 0 : fd_ablock_elems(p)));
+    FD_T *even_block = (FD_T *)(((uintptr_t)(runs + fd_runs_bound(p)) + 63) & ~(uintptr_t)63);
+    /* the odd item's runs overwrite the even one's: each is one position further on */
+    ptrdiff_t nruns = FD_SFX(fd_gemm_item_ex)(&jo, local, work, odd_block, 0);
+    for (ptrdiff_t r = 0; r < rows; ++r) {
+        FD_T *line = jo.c + (i0 + r) * jo.ldc - 1;
+        for (ptrdiff_t q = 0; q < nruns; ++q) {
+            FD_T *restrict out = line + runs[q].dst;
+            ptrdiff_t at = r * ldv + runs[q].panel * nr + runs[q].lane;
+            const FD_T *e = even_block + at, *o = odd_block + at;
+            for (ptrdiff_t i = 0; i < runs[q].len; ++i) {
+                out[2 * i] = e[i];
+                out[2 * i + 1] = o[i];
+            }
+        }
+    }
 }
 
 /* Fill a GEMM job (pointers untyped so that one call site serves both dtypes). */
