@@ -193,16 +193,35 @@ static void FD_SFX(fd_pack_b_conv)(const fd_conv_src *src, const FD_T *xp, const
     ptrdiff_t taps = src->taps, s = src->stride_last;
     ptrdiff_t panels = (nc + nr - 1) / nr;
     ptrdiff_t c = k0 / taps, t = k0 % taps;
+    if (s == 1) {
+        /* run by run, every row of B for it: a run's panel, lane and length are read once
+         * per slice, not once per row (the runs of a small map are a row of it: 16 values
+         * of dcgan_g4's phases, where the bookkeeping per run cost as much as the copy) */
+        for (ptrdiff_t q = 0; q < nruns; ++q) {
+            FD_T *dst = bpack + runs[q].panel * kc * nr + runs[q].lane;
+            const FD_T *from = xp + runs[q].src;
+            ptrdiff_t len = runs[q].len, cc = c, tt = t;
+            for (ptrdiff_t kk = 0; kk < kc; ++kk, dst += nr) {
+                const FD_T *row = from + cc * src->channel_stride + src->tap_offset[tt];
+                if (len == nr) FD_SFX(fd_copy_panel_row)(dst, row, nr);
+                else FD_SFX(fd_copy_run)(dst, row, len);
+                if (++tt == taps) { tt = 0; ++cc; }
+            }
+        }
+        if (nc % nr)   /* zero the columns past nc of the last panel */
+            for (ptrdiff_t kk = 0; kk < kc; ++kk) {
+                FD_T *dst = bpack + (panels - 1) * kc * nr + kk * nr;
+                for (ptrdiff_t j = nc % nr; j < nr; ++j) dst[j] = 0;
+            }
+        return;
+    }
     for (ptrdiff_t kk = 0; kk < kc; ++kk) {
         const FD_T *xrow = xp + c * src->channel_stride + src->tap_offset[t];
         for (ptrdiff_t q = 0; q < nruns; ++q) {
             FD_T *dst = bpack + runs[q].panel * kc * nr + kk * nr + runs[q].lane;
             const FD_T *from = xrow + runs[q].src;
             ptrdiff_t len = runs[q].len;
-            if (s == 1) {
-                if (len == nr) FD_SFX(fd_copy_panel_row)(dst, from, nr);
-                else FD_SFX(fd_copy_run)(dst, from, len);
-            } else if (s == 2) {   /* a constant stride: vectorised with shuffles */
+            if (s == 2) {   /* a constant stride: vectorised with shuffles */
                 for (ptrdiff_t i = 0; i < len; ++i) dst[i] = from[2 * i];
             } else {
                 for (ptrdiff_t i = 0; i < len; ++i) dst[i] = from[i * s];
