@@ -117,9 +117,11 @@ static void FD_SFX(fd_store_placed)(const FD_SFX(fd_gemm_job) *job, const fd_run
 /* Run work item `item` of the job; work is the thread's scratch of fd_workspace_bytes(plan,
  * sizeof(FD_T), placed). A placed source's item computes its block at `placed_block` (NULL:
  * in work, after the runs) and stores it only if `store` (fd_conv_item_pair stores two items'
- * blocks at once); returns the item's runs, which stay in work. */
+ * blocks at once); returns the item's runs, which stay in work (at *runs_at, and its block at
+ * *block_at, when those are given). */
 static ptrdiff_t FD_SFX(fd_gemm_item_ex)(const FD_SFX(fd_gemm_job) *job, ptrdiff_t item,
-                                         FD_T *work, FD_T *placed_block, int store)
+                                         FD_T *work, FD_T *placed_block, int store,
+                                         const fd_run **runs_at, FD_T **block_at)
 {
     const fd_plan *p = &job->plan;
     ptrdiff_t im = item / p->items_n, in = item % p->items_n;
@@ -139,6 +141,8 @@ static ptrdiff_t FD_SFX(fd_gemm_item_ex)(const FD_SFX(fd_gemm_job) *job, ptrdiff
     FD_T *block = placed_block ? placed_block
                                : (FD_T *)(((uintptr_t)(runs + fd_runs_bound(p)) + 63)
                                           & ~(uintptr_t)63);
+    if (runs_at) *runs_at = runs;
+    if (block_at) *block_at = block;
     if (placed) {
         nruns = fd_conv_runs(job->conv, j0, nc, (int)nr, runs);
         if (p->k == 0) {   /* no channels: the placed outputs are zero */
@@ -209,7 +213,7 @@ static ptrdiff_t FD_SFX(fd_gemm_item_ex)(const FD_SFX(fd_gemm_job) *job, ptrdiff
 
 static void FD_SFX(fd_gemm_item)(const FD_SFX(fd_gemm_job) *job, ptrdiff_t item, FD_T *work)
 {
-    FD_SFX(fd_gemm_item_ex)(job, item, work, NULL, 1);
+    FD_SFX(fd_gemm_item_ex)(job, item, work, NULL, 1, NULL, NULL);
 }
 
 /* A forward convolution as GEMMs y[S, g] = W[g] B(x[S, g]) (+ bias[g]), one per group and
@@ -275,12 +279,11 @@ static void FD_SFX(fd_conv_item_pair)(const FD_SFX(fd_conv_job) *even,
     ptrdiff_t rows = p->m - i0 < p->m_chunk ? p->m - i0 : p->m_chunk;
     ptrdiff_t nc = p->n - j0 < p->n_chunk ? p->n - j0 : p->n_chunk;
     ptrdiff_t ldv = fd_round_up(nc, nr);
-    FD_SFX(fd_gemm_item_ex)(&je, local, work, NULL, 0);
-    fd_run *runs = (fd_run *)(work + fd_bpack_elems(p) + p->mr * p->nr
-                              + (je.apack ? 0 : fd_ablock_elems(p)));
-    FD_T *even_block = (FD_T *)(((uintptr_t)(runs + fd_runs_bound(p)) + 63) & ~(uintptr_t)63);
+    const fd_run *runs;
+    FD_T *even_block;
+    FD_SFX(fd_gemm_item_ex)(&je, local, work, NULL, 0, NULL, &even_block);
     /* the odd item's runs overwrite the even one's: each is one position further on */
-    ptrdiff_t nruns = FD_SFX(fd_gemm_item_ex)(&jo, local, work, odd_block, 0);
+    ptrdiff_t nruns = FD_SFX(fd_gemm_item_ex)(&jo, local, work, odd_block, 0, &runs, NULL);
     for (ptrdiff_t r = 0; r < rows; ++r) {
         FD_T *line = jo.c + (i0 + r) * jo.ldc - 1;
         for (ptrdiff_t q = 0; q < nruns; ++q) {
