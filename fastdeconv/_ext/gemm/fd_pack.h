@@ -156,7 +156,24 @@ static void FD_SFX(fd_pack_b_dense)(const FD_T *b, ptrdiff_t ldb, int trans_b, p
                                     ptrdiff_t kc, ptrdiff_t j0, ptrdiff_t nc, int nr,
                                     FD_T *restrict bpack)
 {
-    for (ptrdiff_t jp = 0; jp < nc; jp += nr) {
+    ptrdiff_t jp = 0;
+    if (!trans_b && nc >= nr) {
+        /* The whole panels row by row: each row of B is read as one contiguous stretch of
+           the block's columns, not as one short piece per panel over every row (hundreds of
+           streams 1 row stride apart, which the prefetcher does not follow), and the row 16
+           rows ahead is prefetched. */
+        ptrdiff_t full = nc / nr * nr;
+        const FD_T *src = b + k0 * ldb + j0;
+        for (ptrdiff_t kk = 0; kk < kc; ++kk)
+            for (ptrdiff_t q = 0; q < full; q += nr) {
+                if (kk + 16 < kc)
+                    for (ptrdiff_t e = 0; e < nr; e += 64 / (ptrdiff_t)sizeof(FD_T))
+                        __builtin_prefetch(src + (kk + 16) * ldb + q + e, 0, 3);
+                memcpy(bpack + q * kc + kk * nr, src + kk * ldb + q, (size_t)nr * sizeof(FD_T));
+            }
+        jp = full;
+    }
+    for (; jp < nc; jp += nr) {
         FD_T *dst = bpack + jp * kc;
         int cols = nc - jp < nr ? (int)(nc - jp) : nr;
         if (trans_b) {
