@@ -31,7 +31,8 @@ import numpy as np
 
 from ._validation import _ALIGN_HUGE_PAGES, _HUGE_PAGE, _huge_page_aligned
 
-__all__ = ["KEEP_BYTES", "SLACK_PER_BLOCK", "take", "give", "release", "idle_bytes"]
+__all__ = ["KEEP_BYTES", "SLACK_PER_BLOCK", "take", "take_array", "give", "release",
+           "idle_bytes"]
 
 #: the most bytes the buffers of idle blocks hold between calls
 KEEP_BYTES = 64 * 2**20
@@ -109,6 +110,17 @@ def take(nbytes, what="scratch", kept=False):
         return _new_block(size)
     except MemoryError as exc:
         raise MemoryError(f"cannot allocate the {what} ({size} bytes)") from exc
+
+
+def take_array(shape, dtype, what="scratch"):
+    """``(array, block)``: an uninitialised C-contiguous array of ``shape`` and ``dtype`` that
+    starts on a 64-byte boundary inside a block from :func:`take` (give ``block`` back, after
+    the last use of ``array``)."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    block = take(nbytes + 64, what)
+    start = -block.ctypes.data % 64
+    return block[start:start + nbytes].view(dtype).reshape(shape), block
 
 
 def give(block):

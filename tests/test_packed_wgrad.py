@@ -132,6 +132,23 @@ def test_batch_is_cut_into_cache_sized_parts(dtype, replace_budget, rng, assert_
     assert packed_wgrad.plan("backward_weight", problem, current_budget(), x.itemsize) is None
 
 
+@pytest.mark.parametrize("x_shape, w_shape, kw", [GEOMETRIES[3], GEOMETRIES[4], GEOMETRIES[7]])
+def test_channels_last_copies_from_a_dirty_scratch_pool_are_zero_padded(x_shape, w_shape, kw,
+                                                                        rng, assert_close):
+    # the copies are blocks of the engine's scratch pool, which hold what their last user
+    # left: fill idle blocks with NaN first, so that a padding cell left unwritten shows
+    from fastdeconv import _scratch
+    _, x, w, gy = _operands(x_shape, w_shape, kw, np.float64, rng)
+    expected = conv_weight_grad_reference(x, gy, w.shape, **kw)
+    _scratch.release()
+    blocks = [_scratch.take(n) for n in (2**12, 2**16, 2**20, 2**22)]
+    for block in blocks:
+        block.view(np.float64)[:] = np.nan
+    for block in blocks:
+        _scratch.give(block)
+    assert_close(_forced(gy, x, w, **kw), expected, np.float64)
+
+
 def test_peak_extra_memory_is_within_the_bound(peak_extra_bytes, rng):
     kw = dict(stride=2, padding=1)
     _, x, w, gy = _operands((64, 32, 32, 32), (64, 32, 4, 4), kw, np.float32, rng)  # 8 MiB x

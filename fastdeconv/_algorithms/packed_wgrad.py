@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import _scratch
 from .._ext import _layout_kernels, _packed_wgrad
 from .._threads import kernel_threads
 from .._validation import allocate
@@ -123,21 +124,36 @@ def _offsets(problem, extent, samples):
     return rows, np.ascontiguousarray(taps.reshape(-1) * problem.c_in)
 
 
-def _channels_last(array, extent, pad_before, padded, threads):
-    """``(S, C, *spatial)`` C-contiguous to a new ``(S, *extent, C)`` array: a transposed
-    copy, zero-padded by ``pad_before`` (cropped where negative) when ``padded``."""
+def _channels_last(array, extent, pad_before, padded, threads, out=None):
+    """``(S, C, *spatial)`` C-contiguous to ``(S, *extent, C)``: a transposed copy, zero-padded
+    by ``pad_before`` (cropped where negative) when ``padded``; into ``out`` (any contents:
+    its padding is zeroed here) or a new array."""
     batch, channels = array.shape[:2]
     shape = (batch,) + tuple(extent) + (channels,)
+    if out is None:
+        out = allocate(shape, array.dtype, "workspace", zero=padded, result=False)
+    elif padded:
+        _zero_outside(out, array.shape[2:], pad_before)
     if not padded:
-        out = allocate(shape, array.dtype, "workspace", result=False)
         _layout_kernels.transpose_batched(array.reshape(batch, channels, -1),
                                           out.reshape(batch, -1, channels), threads)
-        return out
-    out = allocate(shape, array.dtype, "workspace", zero=True, result=False)
-    _layout_kernels.channels_last_padded(array.reshape(batch, -1), out.reshape(batch, -1),
-                                         array.shape[2:], tuple(extent), tuple(pad_before),
-                                         threads)
+    else:
+        _layout_kernels.channels_last_padded(array.reshape(batch, -1), out.reshape(batch, -1),
+                                             array.shape[2:], tuple(extent), tuple(pad_before),
+                                             threads)
     return out
+
+
+def _zero_outside(out, spatial, pad_before):
+    """Zero the cells of the channels-last ``out`` ``(S, *extent, C)`` that a copy of an input
+    of size ``spatial`` placed at ``pad_before`` does not write (its padding)."""
+    for d, (size, before) in enumerate(zip(spatial, pad_before)):
+        extent = out.shape[d + 1]
+        lo = min(max(before, 0), extent)
+        hi = min(max(before + size, lo), extent)
+        lead = (slice(None),) * (d + 1)
+        out[lead + (slice(0, lo),)] = 0
+        out[lead + (slice(hi, extent),)] = 0
 
 
 def run(the_plan, x, grad_y):
@@ -154,13 +170,30 @@ def run(the_plan, x, grad_y):
     rows, taps = _offsets(problem, the_plan.extent, step)
     for first in range(0, problem.batch, step):
         last = min(first + step, problem.batch)
-        x_last = _channels_last(x[first:last], the_plan.extent, g.pad_before, the_plan.padded,
-                                threads)
-        gy_last = _channels_last(grad_y[first:last], g.output_size, (), False, threads)
-        _packed_wgrad.conv_weight_grad_packed(
-            x_last, gy_last.reshape(-1, problem.c_out), columns,
-            rows[:(last - first) * g.output_numel], taps, groups=problem.groups,
-            accumulate=first > 0, threads=threads)
+        part = last - first
+        # the copies come from the engine's scratch pool: taken fresh on every call, a new
+        # mapping of a few MiB costs a page fault per 4 KiB page
+        x_last, x_block = _scratch.take_array((part,) + tuple(the_plan.extent) + (problem.c_in,),
+                                              x.dtype, "channels-last copy of x")
+        try:
+            gy_last, gy_block = _scratch.take_array(
+                (part,) + tuple(g.output_size) + (problem.c_out,), x.dtype,
+                "channels-last copy of grad_y")
+            try:
+                _channels_last(x[first:last], the_plan.extent, g.pad_before, the_plan.padded,
+                               threads, out=x_last)
+                _channels_last(grad_y[first:last], g.output_size, (), False, threads,
+                               out=gy_last)
+                _packed_wgrad.conv_weight_grad_packed(
+                    x_last, gy_last.reshape(-1, problem.c_out), columns,
+                    rows[:part * g.output_numel], taps, groups=problem.groups,
+                    accumulate=first > 0, threads=threads)
+            finally:
+                del gy_last
+                _scratch.give(gy_block)
+        finally:
+            del x_last
+            _scratch.give(x_block)
     grad_w = allocate(problem.weight_shape, x.dtype, "weight gradient")
     np.copyto(grad_w.reshape(problem.c_out, cin_g, g.kernel_numel),
               columns.reshape(problem.c_out, g.kernel_numel, cin_g).transpose(0, 2, 1))

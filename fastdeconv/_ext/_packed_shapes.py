@@ -34,10 +34,7 @@ def padded(x, plan):
         return x, None
     extent, dst, src = plan
     shape = x.shape[:2] + extent
-    nbytes = int(np.prod(shape, dtype=np.int64)) * x.itemsize
-    block = _scratch.take(nbytes + 64, "padded copy of x")
-    start = -block.ctypes.data % 64
-    xp = block[start:start + nbytes].view(x.dtype).reshape(shape)
+    xp, block = _scratch.take_array(shape, x.dtype, "padded copy of x")
     for axis in range(2, len(shape)):
         before = (slice(None),) * axis
         xp[before + (slice(0, dst[axis].start),)] = 0
