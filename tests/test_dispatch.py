@@ -15,7 +15,7 @@ import fastdeconv
 from fastdeconv import _dispatch
 from fastdeconv._algorithms import DEFAULT_BUDGET, _chooser, current_budget, depthwise, phases
 from fastdeconv._algorithms import budget as replaced_budget
-from fastdeconv._algorithms import subpixel, winograd_phases
+from fastdeconv._algorithms import _common, subpixel, winograd_phases
 from fastdeconv._algorithms._common import tiling
 from fastdeconv._geometry import ConvGeometry
 from fastdeconv._problem import conv_problem, conv_transpose_problem
@@ -287,14 +287,43 @@ def _depthwise_geometries():
 DEPTHWISE_GEOMETRIES = list(_depthwise_geometries())
 
 
+@pytest.fixture
+def outputs_start_as_nan(monkeypatch):
+    """Outputs that a kernel is trusted to write whole (not zeroed) start as NaN, not as
+    whatever fresh memory holds (often zeros): a value left unwritten shows."""
+    real = _common.allocate
+
+    def allocate(shape, dtype, what, *, zero=False, result=True):
+        out = real(shape, dtype, what, zero=zero, result=result)
+        if not zero:
+            out[...] = np.nan
+        return out
+
+    monkeypatch.setattr(_common, "allocate", allocate)
+
+
 @pytest.mark.parametrize("x_shape, w_shape, kw", DEPTHWISE_GEOMETRIES)
-def test_depthwise_interleaved_phase_stores_match_reference(x_shape, w_shape, kw, rng, assert_close):
+def test_depthwise_interleaved_phase_stores_match_reference(x_shape, w_shape, kw, rng,
+                                                            assert_close, outputs_start_as_nan):
     problem = conv_transpose_problem(x_shape, w_shape, **kw)
     x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
     with _dispatch.forced_algorithm("depthwise"):
         assert _dispatch.plan("backward_input", problem, 8).algorithm == "depthwise"
         got = fastdeconv.conv_transpose(x, w, **kw)
     assert_close(got, conv_transpose_reference(x, w, **kw), rtol=1e-13)
+
+
+def test_depthwise_output_is_left_unzeroed_only_where_the_phases_cover_it():
+    # the geometries above include kernels shorter than the stride (phases without taps,
+    # whose outputs stay zero) and kernels that reach every output (no zeroing pass)
+    covered = [phases.phases_cover_output(problem, phases.phase_table(problem)[0])
+               for problem in (conv_transpose_problem(x_shape, w_shape, **kw)
+                               for x_shape, w_shape, kw in DEPTHWISE_GEOMETRIES)]
+    assert any(covered) and not all(covered)
+    problem = conv_transpose_problem((1, 2, 4), (2, 1, 1), stride=2, groups=2)   # kernel 1
+    assert not phases.phases_cover_output(problem, phases.phase_table(problem)[0])
+    problem = conv_transpose_problem((1, 2, 4), (2, 1, 4), stride=2, padding=1, groups=2)
+    assert phases.phases_cover_output(problem, phases.phase_table(problem)[0])
 
 
 def test_the_depthwise_geometries_reach_both_pairings_of_phase_counts():

@@ -49,10 +49,11 @@ _OUTPUTS = {
 }
 
 
-def allocate_output(pass_name, problem, dtype):
-    """The output array of one pass of ``problem`` (zeroed where the kernels accumulate)."""
+def allocate_output(pass_name, problem, dtype, *, written_whole=False):
+    """The output array of one pass of ``problem``: zeroed where the kernels accumulate,
+    unless ``written_whole`` (the caller's kernel writes every output value)."""
     shape, what, zero = _OUTPUTS[pass_name]
-    return allocate(getattr(problem, shape), dtype, what, zero=zero)
+    return allocate(getattr(problem, shape), dtype, what, zero=zero and not written_whole)
 
 
 def tiling(rows, length, batch, itemsize, io_rows=0, *, io_always=False, budget):

@@ -109,7 +109,9 @@ def pays(the_plan, budget, itemsize):
 
 def run(the_plan, x, weight):
     problem = the_plan.problem
-    y, weights, phase_args = phase_output_and_args(the_plan, x, weight)
+    # the kernel stores each live phase's plane at every one of its outputs
+    y, weights, phase_args = phase_output_and_args(the_plan, x, weight,
+                                                   stores_every_phase=True)
     if weights is None:  # no phase has outputs and taps: y stays zero
         return y
     _phase_kernels.conv_transpose_depthwise(

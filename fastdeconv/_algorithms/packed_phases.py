@@ -29,7 +29,7 @@ from .._ext._packed_shapes import checked_phases, one_tap_phases
 from .._validation import allocate
 from . import packed
 from ._common import Plan
-from .phases import phase_table, phases_apply
+from .phases import phase_table, phases_apply, phases_cover_output
 
 NAME = "packed_phases"
 PASSES = {"backward_input": NAME}
@@ -63,8 +63,7 @@ def plan(pass_name, problem, budget, itemsize):
         return None
     g = problem.geometry
     phases, _ = phase_table(problem)
-    covered = (problem.c_out > 0    # no input channels: the engine writes nothing
-               and sum(math.prod(p["sub_out"]) for p in phases) == g.input_numel)
+    covered = phases_cover_output(problem, phases)
     batch = max(problem.batch, 1)
     if not phases:
         return PackedPhasesPlan(NAME, batch, g.input_numel, 0, 0, pass_name=pass_name,

@@ -91,11 +91,26 @@ def pays(the_plan, budget, itemsize):
     return False
 
 
-def phase_output_and_args(the_plan, x, weight):
-    """The zeroed output, the per-phase weights and what the phase kernels take after them
-    (output and input size, stride, the phase table, each phase's weight offset); the
-    weights and arguments are None when no phase has outputs and taps."""
-    y = allocate_output(the_plan.pass_name, the_plan.problem, x.dtype)
+def phases_cover_output(problem, phases):
+    """Whether the live ``phases`` (of :func:`phase_table`) write every output of
+    ``problem``'s transposed convolution: each output belongs to one phase (its position
+    modulo the stride), so they do when their outputs add up to all of them, and there are
+    input channels (with none, no kernel writes anything)."""
+    return (problem.c_out > 0
+            and sum(math.prod(p["sub_out"]) for p in phases) == problem.geometry.input_numel)
+
+
+def phase_output_and_args(the_plan, x, weight, *, stores_every_phase=False):
+    """The output, the per-phase weights and what the phase kernels take after them (output
+    and input size, stride, the phase table, each phase's weight offset); the weights and
+    arguments are None when no phase has outputs and taps. The output is zeroed, unless
+    ``stores_every_phase`` (the caller's kernel stores each live phase's every output) and
+    the live phases reach every output (:func:`phases_cover_output`): then it is left
+    uninitialised, as every value of it is written."""
+    written_whole = stores_every_phase and phases_cover_output(the_plan.problem,
+                                                               the_plan.phases)
+    y = allocate_output(the_plan.pass_name, the_plan.problem, x.dtype,
+                        written_whole=written_whole)
     if not the_plan.phases:
         return y, None, None
     weights, offsets = phase_weights(weight, the_plan.phases, the_plan.problem.groups)

@@ -202,7 +202,8 @@ def conv_transpose_depthwise(const floating[::1] x, const floating[::1] phase_we
     stored interleaved in one pass), ``-2`` a phase stored with its partner, ``-1`` a phase
     stored alone. Each output receives its taps in a fixed order, and planes are independent
     (parallel over sample, channel, j), so the result does not depend on the thread count.
-    ``y`` must be zero on entry. Each thread allocates ``prod(padded_size)`` plus one or (with
+    Each live phase's every output is stored (not added to), so ``y`` must be zero on entry
+    only where no live phase writes (phases with outputs but no taps). Each thread allocates ``prod(padded_size)`` plus one or (with
     pairs) two phase planes; the caller bounds that times ``num_threads``.
     """
     cdef Py_ssize_t n_phases = sub_out.shape[0], ndim = x_size.shape[0]
