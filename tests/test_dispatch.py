@@ -385,6 +385,36 @@ def test_subpixel_runs_its_intermediate_in_blocks_of_channels_and_samples(block_
     assert_close(got, conv_transpose_reference(x, w, **kw), rtol=1e-13)
 
 
+def _subpixel_geometries():
+    """Kernels that are multiples of the stride (what sub-pixel takes) in 1-3 dimensions,
+    with paddings that crop phases unevenly, output_padding, groups and a stride of 1 in a
+    leading dimension, so that lines of y are written by some phases, all, or none."""
+    yield (2, 3, 7), (3, 2, 8), dict(stride=4, padding=3)
+    yield (1, 2, 5), (2, 1, 6), dict(stride=3, padding=5, output_padding=2)
+    yield (2, 2, 4, 5), (2, 3, 4, 6), dict(stride=2, padding=(1, 2))
+    yield (1, 4, 3, 4), (4, 1, 6, 4), dict(stride=(3, 2), padding=(4, 0), output_padding=(1, 1),
+                                          groups=2)
+    yield (2, 2, 3, 3), (2, 2, 2, 6), dict(stride=(1, 3), padding=((0, 1), (2, 1)))
+    yield (1, 2, 3, 2, 4), (2, 2, 4, 2, 4), dict(stride=(2, 1, 2), padding=(1, 0, 3))
+    yield (2, 3, 3, 3), (3, 2, 8, 8), dict(stride=4, padding=6)   # most of every phase cropped
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kw", list(_subpixel_geometries()))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_subpixel_depth_to_space_writes_every_phase_line_by_line(x_shape, w_shape, kw, dtype,
+                                                                   rng, assert_close,
+                                                                   assert_same_bits_for_thread_counts):
+    problem = conv_transpose_problem(x_shape, w_shape, **kw)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    with _dispatch.forced_algorithm("subpixel"):
+        assert _dispatch.plan("backward_input", problem, x.itemsize).algorithm == "subpixel"
+        got = fastdeconv.conv_transpose(x, w, **kw)
+        assert_same_bits_for_thread_counts(lambda: fastdeconv.conv_transpose(x, w, **kw),
+                                           counts=(1, 2, 3))
+    assert_close(got, conv_transpose_reference(x, w, **kw), dtype)
+
+
 def test_subpixel_blocks_have_enough_gemm_rows_while_the_workspace_allows():
     # audio_1d: 8 phases of 4097 positions; 2 MiB blocks alone would give 15 channels (120 rows)
     audio = conv_transpose_problem((8, 128, 4096), (128, 64, 16), stride=8, padding=4)

@@ -328,33 +328,74 @@ def depth_to_space_phases(const floating[::1] z, floating[::1] y, Py_ssize_t bat
     ``y[:, y_first_channel + c, first[p] + (u - phase_start[p]) * step]``. The phases of a
     channel are adjacent planes of ``z``, read one after the other (with the phases of a
     channel far apart, the reads of a large ``z`` missed the cache).
-    Phases cover disjoint outputs, so this is a parallel copy with no overlap (over sample,
-    channel, phase).
+    Phases cover disjoint outputs, so this is a parallel copy with no overlap. It runs line
+    by line of ``y`` (the last dimension; parallel over sample, channel and line): the phases
+    whose outputs fall in one line are the ``step[-1]`` consecutive phases of one residue of
+    the leading dimensions (the phases are row-major over the residues), and each writes its
+    row of the line, every ``step[-1]``-th value. A line is then written while it is in L1;
+    phase by phase, the lines ``step`` rows apart that one phase writes fell in the same few
+    L1 sets and every store missed (``fcn32s``, stride 32: a third of the call).
     """
     cdef Py_ssize_t n_phases = phase_start.shape[0]
     cdef int ndim = <int> z_size.shape[0], d
-    cdef Py_ssize_t Z = 1, Y = 1, item, n, ph, c, start
+    cdef Py_ssize_t Z = 1, Y = 1, lines = 1, item, n, c, line, rest, i, u, r, ph, base, zoff
+    cdef Py_ssize_t s_last = step[ndim - 1], width = y_size[ndim - 1], cnt, f, e
     cdef Py_ssize_t z_strides[MAX_NDIM]  # row-major strides of z_size; read-only below
+    cdef Py_ssize_t per_residue[MAX_NDIM]  # phases per step of residue d (row-major)
+    cdef bint inside
+    cdef const floating* src
+    cdef floating* dst
+    if n_phases == 0:
+        return
     z_strides[ndim - 1] = 1
     for d in range(ndim - 2, -1, -1):
         z_strides[d] = z_strides[d + 1] * z_size[d + 1]
+    per_residue[ndim - 1] = 1
+    for d in range(ndim - 2, -1, -1):
+        per_residue[d] = per_residue[d + 1] * step[d + 1]
     for d in range(ndim):
         Z *= z_size[d]
         Y *= y_size[d]
+        if d < ndim - 1:
+            lines *= y_size[d]
     with nogil:
-        for item in prange(batch * channels * n_phases, num_threads=num_threads,
+        for item in prange(batch * channels * lines, num_threads=num_threads,
                            schedule="static"):
-            n = item / (channels * n_phases)
-            c = (item / n_phases) % channels
-            ph = item % n_phases
-            start = 0
-            for d in range(ndim):
-                start = start + phase_start[ph, d] * z_strides[d]
-            # the phase's block of z is a phase plane with rows z_strides apart
-            store_phase_planes(&z[0] + (n * channels * n_phases + c * n_phases + ph) * Z + start,
-                               <floating*> NULL,
-                               &y[0] + (n * y_channels + y_first_channel + c) * Y, ndim,
-                               z_strides, &count[ph, 0], 0, &y_size[0], &first[ph, 0], &step[0])
+            n = item / (channels * lines)
+            c = (item / lines) % channels
+            line = item % lines
+            # the leading residues of the line (phase 0 has residue 0 in every dimension,
+            # and a phase's first output is its residue plus phase 0's, modulo the step),
+            # and the row u of those phases' planes that the line is
+            rest = line
+            base = 0
+            zoff = 0
+            inside = True
+            for d in range(ndim - 2, -1, -1):
+                i = rest % y_size[d]
+                rest = rest / y_size[d]
+                r = i - first[0, d] - floor_div(i - first[0, d], step[d]) * step[d]
+                base = base + r * per_residue[d]
+            rest = line
+            for d in range(ndim - 2, -1, -1):
+                i = rest % y_size[d]
+                rest = rest / y_size[d]
+                u = i - first[base, d]
+                if u < 0 or u % step[d] != 0 or u / step[d] >= count[base, d]:
+                    inside = False
+                zoff = zoff + (u / step[d]) * z_strides[d]
+            if not inside:
+                continue
+            dst = &y[0] + (n * y_channels + y_first_channel + c) * Y + line * width
+            for r in range(s_last):
+                ph = base + r
+                src = &z[0] + (n * channels * n_phases + c * n_phases + ph) * Z + zoff
+                for d in range(ndim):
+                    src = src + phase_start[ph, d] * z_strides[d]
+                cnt = count[ph, ndim - 1]
+                f = first[ph, ndim - 1]
+                for e in range(cnt):
+                    dst[f + e * s_last] = src[e]
 
 
 def scatter_kernel_taps(const floating[::1] weight, floating[::1] out, Py_ssize_t groups,
