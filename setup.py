@@ -150,6 +150,8 @@ def extensions():
     depends = {name: sorted(gemm_headers)
                for name in ("_packed_gemm", "_packed_tables", "_packed_conv", "_packed_wgrad")}
     depends["_layout_kernels"] = [os.path.join("fastdeconv", "_ext", "fd_transpose.h")]
+    depends["_phase_kernels"] = [os.path.join("fastdeconv", "_ext", name)
+                                 for name in ("fd_transpose.h", "_simd.h")]
     exts = [Extension(f"fastdeconv._ext.{name}", [f"fastdeconv/_ext/{name}.pyx"],
                       depends=depends.get(name, []), **common)
             for name in names]

@@ -403,7 +403,8 @@ def _subpixel_geometries():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_subpixel_depth_to_space_writes_every_phase_line_by_line(x_shape, w_shape, kw, dtype,
                                                                    rng, assert_close,
-                                                                   assert_same_bits_for_thread_counts):
+                                                                   assert_same_bits_for_thread_counts,
+                                                                   outputs_start_as_nan):
     problem = conv_transpose_problem(x_shape, w_shape, **kw)
     x = rng.standard_normal(x_shape).astype(dtype)
     w = rng.standard_normal(w_shape).astype(dtype)

@@ -34,7 +34,9 @@ class SubpixelPlan(Plan):
     """The forward convolution of one block (``block_problem``), the algorithm and plan of
     each block shape (``block_plans``: ``((samples, channels), (module, plan))`` pairs), the block
     sizes, the intermediate's overhead over the output positions and the phase tables of the
-    depth-to-space step (``tables``: common grid, output size, stride, start, count, first)."""
+    depth-to-space step (``tables``: common grid, output size, stride, start, count, first);
+    ``covered``: whether the phases' outputs are all of the output (each output belongs to
+    one phase; then the output is not zeroed first, as every value of it is written)."""
 
     block_problem: ConvProblem
     block_plans: tuple
@@ -42,6 +44,7 @@ class SubpixelPlan(Plan):
     channels_per_block: int
     overhead: float
     tables: tuple
+    covered: bool
 
 
 def plan(pass_name, problem, budget, itemsize):
@@ -74,13 +77,15 @@ def plan(pass_name, problem, budget, itemsize):
                 "forward", replace(z_problem, batch=samples, c_out=channels * n_phases),
                 itemsize, budget)
     inner = block_plans[chunk, block][1]
+    table = _phase_table(g, u_min)
     block_plans = tuple(block_plans.items())
     return SubpixelPlan(
         NAME, chunk, inner.tile, inner.col_elements,
         inner.io_elements + chunk * block * per_channel, pass_name=pass_name, problem=problem,
         block_problem=z_problem, block_plans=block_plans, samples_per_chunk=chunk, channels_per_block=block,
         overhead=n_phases * math.prod(common) / g.input_numel,
-        tables=(*intp_arrays(common, g.input_size, g.stride), *_phase_table(g, u_min)))
+        tables=(*intp_arrays(common, g.input_size, g.stride), *table),
+        covered=problem.c_out > 0 and int(np.prod(table[1], axis=1).sum()) == g.input_numel)
 
 
 def might_pay(pass_name, problem, budget, itemsize):
@@ -148,7 +153,7 @@ def _tap_offsets(kernel, stride, cin_g):
 
 def run(the_plan, x, weight):
     problem = the_plan.problem
-    y = allocate_output(the_plan.pass_name, problem, x.dtype)
+    y = allocate_output(the_plan.pass_name, problem, x.dtype, written_whole=the_plan.covered)
     g = problem.geometry
     z_weight = _subpixel_weight(weight, g.stride, problem.groups)
     chunk, block = the_plan.samples_per_chunk, the_plan.channels_per_block

@@ -313,6 +313,40 @@ def conv_transpose_depthwise(const floating[::1] x, const floating[::1] phase_we
         raise MemoryError("cannot allocate a plane buffer of the depthwise kernel")
 
 
+cdef extern from "fd_transpose.h" nogil:
+    void fd_transpose_f(const float* src, Py_ssize_t lds, float* dst, Py_ssize_t ldd,
+                        Py_ssize_t rows, Py_ssize_t cols, int simd)
+    void fd_transpose_d(const double* src, Py_ssize_t lds, double* dst, Py_ssize_t ldd,
+                        Py_ssize_t rows, Py_ssize_t cols, int simd)
+
+
+cdef inline void _transpose(const floating* src, Py_ssize_t lds, floating* dst, Py_ssize_t ldd,
+                            Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
+    """``dst[j * ldd + i] = src[i * lds + j]`` for ``i < rows``, ``j < cols`` (a copy: the
+    register tiles and the plain loop give the same bits)."""
+    if floating is float:
+        fd_transpose_f(src, lds, dst, ldd, rows, cols, 1)
+    else:
+        fd_transpose_d(src, lds, dst, ldd, rows, cols, 1)
+
+
+cdef inline bint _aligned_phases(const Py_ssize_t[:, ::1] phase_start,
+                                 const Py_ssize_t[:, ::1] count,
+                                 const Py_ssize_t[:, ::1] first, Py_ssize_t base,
+                                 Py_ssize_t s_last, int ndim) noexcept nogil:
+    """Whether phases ``base .. base + s_last - 1`` have the same start and count and first
+    outputs one apart in the last dimension (their rows then interleave as a transpose)."""
+    cdef Py_ssize_t r, d
+    for r in range(1, s_last):
+        if (count[base + r, ndim - 1] != count[base, ndim - 1]
+                or first[base + r, ndim - 1] != first[base, ndim - 1] + r):
+            return False
+        for d in range(ndim):
+            if phase_start[base + r, d] != phase_start[base, d]:
+                return False
+    return True
+
+
 def depth_to_space_phases(const floating[::1] z, floating[::1] y, Py_ssize_t batch,
                           Py_ssize_t channels, Py_ssize_t y_channels, Py_ssize_t y_first_channel,
                           const Py_ssize_t[::1] z_size,
@@ -387,6 +421,15 @@ def depth_to_space_phases(const floating[::1] z, floating[::1] y, Py_ssize_t bat
             if not inside:
                 continue
             dst = &y[0] + (n * y_channels + y_first_channel + c) * Y + line * width
+            # the usual case, every phase of the line with the same count and start and first
+            # outputs one apart: the line is their rows transposed (register tiles)
+            src = &z[0] + (n * channels * n_phases + c * n_phases + base) * Z + zoff
+            for d in range(ndim):
+                src = src + phase_start[base, d] * z_strides[d]
+            if _aligned_phases(phase_start, count, first, base, s_last, ndim):
+                _transpose(src, Z, dst + first[base, ndim - 1], s_last, s_last,
+                           count[base, ndim - 1])
+                continue
             for r in range(s_last):
                 ph = base + r
                 src = &z[0] + (n * channels * n_phases + c * n_phases + ph) * Z + zoff
