@@ -237,6 +237,22 @@ def test_subpixel_is_chosen_for_large_kernels_only_while_its_intermediate_is_sma
     assert _dispatch.plan("backward_input", depthwise, 4).algorithm == "depthwise"
 
 
+@pytest.mark.parametrize("itemsize", [4, 8])
+def test_subpixel_takes_mid_sized_kernels_only_where_the_engine_phases_do_not(itemsize):
+    # audio_1d (16 taps, 1-d): the engine's phases do not take it, col2im would; sub-pixel
+    # measured faster there (the performance page)
+    audio = conv_transpose_problem((8, 128, 4096), (128, 64, 16), stride=8, padding=4)
+    assert _dispatch.plan("backward_input", audio, itemsize).algorithm == "subpixel"
+    with replaced_budget(subpixel_min_kernel_col2im=17):
+        assert _dispatch.plan("backward_input", audio, itemsize).algorithm == "col2im"
+    # dcgan_g2 (16 taps, 2-d): the engine's phases take it and stay
+    dcgan_g2 = conv_transpose_problem((16, 512, 4, 4), (512, 256, 4, 4), stride=2, padding=1)
+    assert _dispatch.plan("backward_input", dcgan_g2, itemsize).algorithm == "packed_phases"
+    # 8 taps: below the minimum
+    short = conv_transpose_problem((2, 64, 512), (64, 64, 8), stride=8)
+    assert _dispatch.plan("backward_input", short, itemsize).algorithm != "subpixel"
+
+
 def test_many_stride_phases_are_not_enumerated_when_winograd_cannot_pay(monkeypatch):
     # fcn32s: 1024 phases of 16 tiles each; enumerating them took 46 ms of Python per call
     # before the arithmetic bound (_phase_tiles_bound) was checked first

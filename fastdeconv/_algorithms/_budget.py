@@ -36,11 +36,13 @@ class Budget:
     max_phases
         Stride-phase algorithms enumerate every phase (prod(stride) of them) in Python;
         beyond this many they are not used (col2im has no such cost).
-    subpixel_max_overhead, subpixel_min_channels, subpixel_min_kernel
+    subpixel_max_overhead, subpixel_min_channels, subpixel_min_kernel, subpixel_min_kernel_col2im
         Sub-pixel is chosen when its intermediate (all phases on a common grid) has at most
         ``subpixel_max_overhead`` times the output's positions, the groups have at least
         ``subpixel_min_channels`` output channels and the kernel at least
-        ``subpixel_min_kernel`` taps (it ties or loses on small kernels).
+        ``subpixel_min_kernel`` taps (it ties or loses on small kernels), or at least
+        ``subpixel_min_kernel_col2im`` taps where the engine's stride phases do not take the
+        problem (col2im would: sub-pixel measured faster there from 16 taps).
     subpixel_block_bytes, subpixel_min_rows
         The intermediate is computed a block of output channels (and samples) at a time,
         about ``subpixel_block_bytes``, so that the depth-to-space step reads it from cache;
@@ -111,6 +113,7 @@ class Budget:
     subpixel_max_overhead: float = 1.15
     subpixel_min_channels: int = 8
     subpixel_min_kernel: int = 64
+    subpixel_min_kernel_col2im: int = 16
 
     subpixel_block_bytes: int = 2 * 2**20
     subpixel_min_rows: int = 512

@@ -22,7 +22,7 @@ from .._geometry import intp_arrays
 from .._problem import ConvProblem
 from .._threads import kernel_threads
 from .._validation import allocate
-from . import _chooser
+from . import _chooser, packed_phases
 from ._common import Plan, allocate_output
 
 NAME = "subpixel"
@@ -89,9 +89,15 @@ def plan(pass_name, problem, budget, itemsize):
 
 
 def might_pay(pass_name, problem, budget, itemsize):
-    """Large kernels with enough channels (small kernels tie or lose against col2im)."""
-    return (problem.c_in // problem.groups >= budget.subpixel_min_channels
-            and problem.geometry.kernel_numel >= budget.subpixel_min_kernel)
+    """Large kernels with enough channels (small kernels tie or lose against col2im), and
+    kernels of ``subpixel_min_kernel_col2im`` taps or more that the engine's stride phases
+    do not take (col2im would; sub-pixel measured faster there: the performance page)."""
+    if problem.c_in // problem.groups < budget.subpixel_min_channels:
+        return False
+    taps = problem.geometry.kernel_numel
+    return taps >= budget.subpixel_min_kernel or (
+        taps >= budget.subpixel_min_kernel_col2im
+        and not packed_phases.might_pay(pass_name, problem, budget, itemsize))
 
 
 def pays(the_plan, budget, itemsize):
