@@ -2,7 +2,7 @@
 
 Every call of the packed engine needs scratch: the weight packed into micro-panels, each
 thread's packing buffer, the zero-padded copy of the input, a packed operand of the weight
-gradient. Taken fresh from the C library every call, a buffer of a few MiB comes from a new
+gradient and the weight gradient's channels-last copies. Taken fresh from the C library every call, a buffer of a few MiB comes from a new
 memory mapping, and each of its 4 KiB pages costs a page fault on first touch (1-2.5 us here):
 the first call of a process paid ~2,800 faults (about 4 ms) on ``dcgan_g2`` and its second call
 as many again, before the C library kept the memory; in a dask worker, whose nanny makes the C

@@ -413,6 +413,11 @@ def _subpixel_geometries():
     yield (2, 2, 3, 3), (2, 2, 2, 6), dict(stride=(1, 3), padding=((0, 1), (2, 1)))
     yield (1, 2, 3, 2, 4), (2, 2, 4, 2, 4), dict(stride=(2, 1, 2), padding=(1, 0, 3))
     yield (2, 3, 3, 3), (3, 2, 8, 8), dict(stride=4, padding=6)   # most of every phase cropped
+    # a line's phases in runs long enough for the register tiles (8 x 8 float32, 4 x 4
+    # float64): one run of 8 (padding a multiple of the stride), runs of 12 and 4, of 4 and 4
+    yield (1, 2, 10), (2, 3, 16), dict(stride=8)
+    yield (1, 2, 2, 10), (2, 3, 32, 32), dict(stride=16, padding=4)
+    yield (2, 2, 12), (2, 3, 16), dict(stride=8, padding=4, output_padding=3)
 
 
 @pytest.mark.parametrize("x_shape, w_shape, kw", list(_subpixel_geometries()))

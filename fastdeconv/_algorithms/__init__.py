@@ -24,7 +24,8 @@ space_to_depth      forward, backward_weight          kernel r x stride (r = 2, 
 depthwise           backward_input                    one input channel a group, dilation 1,
                                                       its buffer fits
 subpixel            backward_input                    kernel a multiple of the stride, large
-                                                      kernels, small intermediate
+                                                      kernels (or 16 taps where packed_phases
+                                                      does not apply), small intermediate
 phases              backward_input                    never by rule (forced only)
 packed              forward ("packed")                enough output positions per sample,
                                                       enough work, a weight per group that

@@ -203,8 +203,9 @@ def conv_transpose_depthwise(const floating[::1] x, const floating[::1] phase_we
     stored alone. Each output receives its taps in a fixed order, and planes are independent
     (parallel over sample, channel, j), so the result does not depend on the thread count.
     Each live phase's every output is stored (not added to), so ``y`` must be zero on entry
-    only where no live phase writes (phases with outputs but no taps). Each thread allocates ``prod(padded_size)`` plus one or (with
-    pairs) two phase planes; the caller bounds that times ``num_threads``.
+    only where no live phase writes (phases with outputs but no taps). Each thread allocates
+    ``prod(padded_size)`` plus one or (with pairs) two phase planes; the caller bounds that
+    times ``num_threads``.
     """
     cdef Py_ssize_t n_phases = sub_out.shape[0], ndim = x_size.shape[0]
     cdef Py_ssize_t P = 1, Y = 1, E = 1, ph, d, item, n, c, j, t, rem, r, rows_x, other
@@ -318,6 +319,10 @@ cdef extern from "fd_transpose.h" nogil:
                         Py_ssize_t rows, Py_ssize_t cols, int simd)
     void fd_transpose_d(const double* src, Py_ssize_t lds, double* dst, Py_ssize_t ldd,
                         Py_ssize_t rows, Py_ssize_t cols, int simd)
+    int fd_transpose_simd()
+
+
+fd_transpose_simd()   # the CPU check runs once here, not first inside a parallel region
 
 
 cdef inline void _transpose(const floating* src, Py_ssize_t lds, floating* dst, Py_ssize_t ldd,
@@ -330,21 +335,19 @@ cdef inline void _transpose(const floating* src, Py_ssize_t lds, floating* dst, 
         fd_transpose_d(src, lds, dst, ldd, rows, cols, 1)
 
 
-cdef inline bint _aligned_phases(const Py_ssize_t[:, ::1] phase_start,
-                                 const Py_ssize_t[:, ::1] count,
-                                 const Py_ssize_t[:, ::1] first, Py_ssize_t base,
-                                 Py_ssize_t s_last, int ndim) noexcept nogil:
-    """Whether phases ``base .. base + s_last - 1`` have the same start and count and first
-    outputs one apart in the last dimension (their rows then interleave as a transpose)."""
-    cdef Py_ssize_t r, d
-    for r in range(1, s_last):
-        if (count[base + r, ndim - 1] != count[base, ndim - 1]
-                or first[base + r, ndim - 1] != first[base, ndim - 1] + r):
-            return False
+cdef inline Py_ssize_t _phase_run(const Py_ssize_t[:, ::1] phase_start,
+                                  const Py_ssize_t[:, ::1] first, Py_ssize_t ph,
+                                  Py_ssize_t end, int ndim) noexcept nogil:
+    """How many phases from ``ph`` (before ``end``) have first outputs one apart in the last
+    dimension and the same start in the intermediate (their rows of a line then interleave as
+    a transpose)."""
+    cdef Py_ssize_t run = 1, d
+    while ph + run < end and first[ph + run, ndim - 1] == first[ph, ndim - 1] + run:
         for d in range(ndim):
-            if phase_start[base + r, d] != phase_start[base, d]:
-                return False
-    return True
+            if phase_start[ph + run, d] != phase_start[ph, d]:
+                return run
+        run += 1
+    return run
 
 
 def depth_to_space_phases(const floating[::1] z, floating[::1] y, Py_ssize_t batch,
@@ -373,7 +376,7 @@ def depth_to_space_phases(const floating[::1] z, floating[::1] y, Py_ssize_t bat
     cdef Py_ssize_t n_phases = phase_start.shape[0]
     cdef int ndim = <int> z_size.shape[0], d
     cdef Py_ssize_t Z = 1, Y = 1, lines = 1, item, n, c, line, rest, i, u, r, ph, base, zoff
-    cdef Py_ssize_t s_last = step[ndim - 1], width = y_size[ndim - 1], cnt, f, e
+    cdef Py_ssize_t s_last = step[ndim - 1], width = y_size[ndim - 1], cnt, f, e, j, run
     cdef Py_ssize_t z_strides[MAX_NDIM]  # row-major strides of z_size; read-only below
     cdef Py_ssize_t per_residue[MAX_NDIM]  # phases per step of residue d (row-major)
     cdef bint inside
@@ -421,24 +424,31 @@ def depth_to_space_phases(const floating[::1] z, floating[::1] y, Py_ssize_t bat
             if not inside:
                 continue
             dst = &y[0] + (n * y_channels + y_first_channel + c) * Y + line * width
-            # the usual case, every phase of the line with the same count and start and first
-            # outputs one apart: the line is their rows transposed (register tiles)
-            src = &z[0] + (n * channels * n_phases + c * n_phases + base) * Z + zoff
-            for d in range(ndim):
-                src = src + phase_start[base, d] * z_strides[d]
-            if _aligned_phases(phase_start, count, first, base, s_last, ndim):
-                _transpose(src, Z, dst + first[base, ndim - 1], s_last, s_last,
-                           count[base, ndim - 1])
-                continue
-            for r in range(s_last):
+            # the line's phases in runs whose first outputs are one apart and whose rows start
+            # at the same place in the intermediate (a stride phase's residue r writes first
+            # output (r - pad) mod step: two runs a line, or one when the padding is a
+            # multiple of the step); a run's rows interleave as their transpose (register
+            # tiles, up to the run's shortest count), the values past it one by one
+            r = 0
+            while r < s_last:
                 ph = base + r
+                run = _phase_run(phase_start, first, ph, base + s_last, ndim)
+                cnt = count[ph, ndim - 1]
+                for j in range(ph + 1, ph + run):
+                    if count[j, ndim - 1] < cnt:
+                        cnt = count[j, ndim - 1]
                 src = &z[0] + (n * channels * n_phases + c * n_phases + ph) * Z + zoff
                 for d in range(ndim):
                     src = src + phase_start[ph, d] * z_strides[d]
-                cnt = count[ph, ndim - 1]
-                f = first[ph, ndim - 1]
-                for e in range(cnt):
-                    dst[f + e * s_last] = src[e]
+                if run > 1:
+                    _transpose(src, Z, dst + first[ph, ndim - 1], s_last, run, cnt)
+                else:
+                    cnt = 0
+                for j in range(run):
+                    f = first[ph + j, ndim - 1]
+                    for e in range(cnt, count[ph + j, ndim - 1]):
+                        dst[f + e * s_last] = src[j * Z + e]
+                r = r + run
 
 
 def scatter_kernel_taps(const floating[::1] weight, floating[::1] out, Py_ssize_t groups,
