@@ -149,9 +149,10 @@ def extensions():
     gemm_headers = glob.glob(os.path.join(HERE, "fastdeconv", "_ext", "gemm", "*.h"))
     depends = {name: sorted(gemm_headers)
                for name in ("_packed_gemm", "_packed_tables", "_packed_conv", "_packed_wgrad")}
-    depends["_layout_kernels"] = [os.path.join("fastdeconv", "_ext", "fd_transpose.h")]
+    depends["_layout_kernels"] = [os.path.join("fastdeconv", "_ext", name)
+                                  for name in ("fd_transpose.h", "_transpose.pxd")]
     depends["_phase_kernels"] = [os.path.join("fastdeconv", "_ext", name)
-                                 for name in ("fd_transpose.h", "_simd.h")]
+                                 for name in ("fd_transpose.h", "_transpose.pxd", "_simd.h")]
     exts = [Extension(f"fastdeconv._ext.{name}", [f"fastdeconv/_ext/{name}.pyx"],
                       depends=depends.get(name, []), **common)
             for name in names]

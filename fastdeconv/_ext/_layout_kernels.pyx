@@ -18,15 +18,9 @@ so neither the thread count (blocks in a fixed split) nor the tiles change a bit
 from cython cimport floating
 from cython.parallel cimport prange
 
+from ._transpose cimport fd_transpose_simd, transpose
+
 DEF BLOCK = 32
-
-
-cdef extern from "fd_transpose.h" nogil:
-    void fd_transpose_f(const float* src, Py_ssize_t lds, float* dst, Py_ssize_t ldd,
-                        Py_ssize_t rows, Py_ssize_t cols, int simd)
-    void fd_transpose_d(const double* src, Py_ssize_t lds, double* dst, Py_ssize_t ldd,
-                        Py_ssize_t rows, Py_ssize_t cols, int simd)
-    int fd_transpose_simd()
 
 
 def simd_transpose():
@@ -41,15 +35,6 @@ def _check_shape(name, actual, expected):
     """ValueError unless ``actual == expected`` (both dtypes are one fused type already)."""
     if tuple(actual) != tuple(expected):
         raise ValueError(f"{name} must have shape {tuple(expected)}, got {tuple(actual)}")
-
-
-cdef inline void _transpose(const floating* src, Py_ssize_t lds, floating* dst, Py_ssize_t ldd,
-                            Py_ssize_t rows, Py_ssize_t cols, int simd) noexcept nogil:
-    """``dst[j * ldd + i] = src[i * lds + j]`` for ``i < rows``, ``j < cols``."""
-    if floating is float:
-        fd_transpose_f(src, lds, dst, ldd, rows, cols, simd)
-    else:
-        fd_transpose_d(src, lds, dst, ldd, rows, cols, simd)
 
 
 def transpose_batched(const floating[:, :, ::1] src, floating[:, :, ::1] dst, int threads,
@@ -75,7 +60,7 @@ def transpose_batched(const floating[:, :, ::1] src, floating[:, :, ::1] dst, in
             rest = block % per_matrix
             i0 = rest // col_blocks * BLOCK
             j0 = rest % col_blocks * BLOCK
-            _transpose(s + b * matrix + i0 * cols + j0, cols, d + b * matrix + j0 * rows + i0,
+            transpose(s + b * matrix + i0 * cols + j0, cols, d + b * matrix + j0 * rows + i0,
                        rows, min(BLOCK, rows - i0), min(BLOCK, cols - j0), simd)
 
 
@@ -136,6 +121,6 @@ def channels_last_padded(const floating[:, ::1] x, floating[:, ::1] out, x_spati
                 src_off = src_off + (lo_src[d] + r) * src_step[d]
                 dst_off = dst_off + (lo_dst[d] + r) * dst_step[d]
             for c0 in range(0, channels, BLOCK):
-                _transpose(px + n * channels * positions + c0 * positions + src_off, positions,
+                transpose(px + n * channels * positions + c0 * positions + src_off, positions,
                            po + (n * cells + dst_off) * channels + c0, channels,
                            min(BLOCK, channels - c0), length, simd)

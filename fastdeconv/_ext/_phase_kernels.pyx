@@ -26,6 +26,7 @@ from ._gemm cimport PARALLEL_MIN_ELEMENTS, parallel_gemm
 from ._im2col_kernels cimport im2col_batch
 from ._index cimport MAX_NDIM, Geometry, Tiles, floor_div, next_row, next_tile, tiles_of, unravel
 from ._simd cimport store_pair, taps
+from ._transpose cimport fd_transpose_simd, transpose
 
 
 cdef void scatter_phase_row(const floating* src, floating* dst, const Geometry* g,
@@ -314,25 +315,7 @@ def conv_transpose_depthwise(const floating[::1] x, const floating[::1] phase_we
         raise MemoryError("cannot allocate a plane buffer of the depthwise kernel")
 
 
-cdef extern from "fd_transpose.h" nogil:
-    void fd_transpose_f(const float* src, Py_ssize_t lds, float* dst, Py_ssize_t ldd,
-                        Py_ssize_t rows, Py_ssize_t cols, int simd)
-    void fd_transpose_d(const double* src, Py_ssize_t lds, double* dst, Py_ssize_t ldd,
-                        Py_ssize_t rows, Py_ssize_t cols, int simd)
-    int fd_transpose_simd()
-
-
 fd_transpose_simd()   # the CPU check runs once here, not first inside a parallel region
-
-
-cdef inline void _transpose(const floating* src, Py_ssize_t lds, floating* dst, Py_ssize_t ldd,
-                            Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
-    """``dst[j * ldd + i] = src[i * lds + j]`` for ``i < rows``, ``j < cols`` (a copy: the
-    register tiles and the plain loop give the same bits)."""
-    if floating is float:
-        fd_transpose_f(src, lds, dst, ldd, rows, cols, 1)
-    else:
-        fd_transpose_d(src, lds, dst, ldd, rows, cols, 1)
 
 
 cdef inline Py_ssize_t _phase_run(const Py_ssize_t[:, ::1] phase_start,
@@ -441,7 +424,7 @@ def depth_to_space_phases(const floating[::1] z, floating[::1] y, Py_ssize_t bat
                 for d in range(ndim):
                     src = src + phase_start[ph, d] * z_strides[d]
                 if run > 1:
-                    _transpose(src, Z, dst + first[ph, ndim - 1], s_last, run, cnt)
+                    transpose(src, Z, dst + first[ph, ndim - 1], s_last, run, cnt, 1)
                 else:
                     cnt = 0
                 for j in range(run):
