@@ -401,6 +401,8 @@ def depth_to_space_phases(const floating[::1] z, floating[::1] y, Py_ssize_t bat
                 i = rest % y_size[d]
                 rest = rest / y_size[d]
                 u = i - first[base, d]
+                # never true for the sub-pixel tables (every line of y is in its phases'
+                # range); kept so that other tables cannot make it read outside z
                 if u < 0 or u % step[d] != 0 or u / step[d] >= count[base, d]:
                     inside = False
                 zoff = zoff + (u / step[d]) * z_strides[d]
