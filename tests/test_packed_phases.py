@@ -157,12 +157,14 @@ RULE_CASES = [
     ((1, 64, 16, 16, 16), (64, 8, 2, 2, 2), dict(stride=2), 4, "col2im"),  # stacked, 8 rows
     ((2, 8, 6, 6), (8, 16, 3, 3), dict(stride=2, padding=1), 4, "col2im"),  # little work
     ((1, 64, 16, 16), (64, 32, 8, 8), dict(stride=5, padding=2), 4, "col2im"),    # stride 5
-    ((8, 128, 4096), (128, 64, 16), dict(stride=8, padding=4), 4, "col2im"),  # audio_1d
+    # audio_1d: not the engine's; col2im's until sub-pixel took 16-tap kernels the engine's
+    # phases do not (Budget.subpixel_min_kernel_col2im)
+    ((8, 128, 4096), (128, 64, 16), dict(stride=8, padding=4), 4, "subpixel"),
     ((4, 64, 56, 56), (64, 64, 3, 3), dict(stride=2, padding=1, output_padding=1), 8,
      "packed_phases"),                                          # float64 (1.20-1.21x col2im)
     ((1, 64, 16, 16, 16), (64, 32, 2, 2, 2), dict(stride=2), 8,
      "packed_phases"),                                          # unet3d_up, float64: stacked
-    ((8, 128, 4096), (128, 64, 16), dict(stride=8, padding=4), 8, "col2im"),  # float64, s 8
+    ((8, 128, 4096), (128, 64, 16), dict(stride=8, padding=4), 8, "subpixel"),  # float64
     ((16, 64, 32, 32), (64, 3, 4, 4), dict(stride=2, padding=1), 8, "col2im"),  # f64, 3 rows
 ]
 
