@@ -27,6 +27,7 @@ import numpy as np
 
 from .. import _scratch
 from .._ext import _layout_kernels, _packed_wgrad
+from .._ext._packed_shapes import pad_plan, zero_border
 from .._threads import kernel_threads
 from .._validation import allocate
 from ._common import Plan
@@ -147,13 +148,9 @@ def _channels_last(array, extent, pad_before, padded, threads, out=None):
 def _zero_outside(out, spatial, pad_before):
     """Zero the cells of the channels-last ``out`` ``(S, *extent, C)`` that a copy of an input
     of size ``spatial`` placed at ``pad_before`` does not write (its padding)."""
-    for d, (size, before) in enumerate(zip(spatial, pad_before)):
-        extent = out.shape[d + 1]
-        lo = min(max(before, 0), extent)
-        hi = min(max(before + size, lo), extent)
-        lead = (slice(None),) * (d + 1)
-        out[lead + (slice(0, lo),)] = 0
-        out[lead + (slice(hi, extent),)] = 0
+    plan = pad_plan(spatial, pad_before, out.shape[1:-1])
+    if plan is not None:
+        zero_border(out, plan[1][2:], 1)
 
 
 def run(the_plan, x, grad_y):

@@ -7,7 +7,7 @@ from .. import _scratch
 from ._packed_gemm import _check_per_dim
 
 __all__ = ["apack_destinations", "checked_phases", "live_phases", "one_tap_phases", "pad_plan",
-           "padded"]
+           "padded", "zero_border"]
 
 
 def pad_plan(spatial, pad, extent):
@@ -35,12 +35,19 @@ def padded(x, plan):
     extent, dst, src = plan
     shape = x.shape[:2] + extent
     xp, block = _scratch.take_array(shape, x.dtype, "padded copy of x")
-    for axis in range(2, len(shape)):
-        before = (slice(None),) * axis
-        xp[before + (slice(0, dst[axis].start),)] = 0
-        xp[before + (slice(dst[axis].stop, None),)] = 0
+    zero_border(xp, dst[2:], 2)
     xp[dst] = x[src]
     return xp, block
+
+
+def zero_border(array, boxes, first_axis):
+    """Zero the cells of ``array`` outside ``boxes`` (:func:`pad_plan`'s ``dst`` slices of
+    the spatial axes, which start at ``first_axis``): the border of a padded copy, whatever
+    its block held before."""
+    for i, box in enumerate(boxes):
+        before = (slice(None),) * (first_axis + i)
+        array[before + (slice(0, box.start),)] = 0
+        array[before + (slice(box.stop, None),)] = 0
 
 
 def checked_phases(phases, ndim, kernel_size, stride, out_size):
