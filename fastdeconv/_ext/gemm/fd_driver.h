@@ -19,7 +19,8 @@
  * neither).
  */
 typedef void (*FD_SFX(fd_ukr_fn))(ptrdiff_t, const FD_T *restrict, const FD_T *restrict,
-                                  FD_T *restrict, ptrdiff_t, int, const FD_T *restrict);
+                                  FD_T *restrict, ptrdiff_t, int, const FD_T *restrict,
+                                  fd_prefetch *restrict);
 
 /* The micro-kernel of a kernel and register tile (defined in fd_gemm.h). */
 static FD_SFX(fd_ukr_fn) FD_SFX(fd_ukr_for)(int isa, int tile);
@@ -45,6 +46,42 @@ typedef struct {
     int accumulate;
     const FD_T *bias;             /* m values or NULL */
 } FD_SFX(fd_gemm_job);
+
+/* The dense B block a thread is expected to pack next: columns [j0, j0 + nc) of b (NULL:
+ * none known). */
+typedef struct {
+    const FD_T *b;
+    ptrdiff_t j0, nc;
+} FD_SFX(fd_next_block);
+
+/* What the micro-kernels prefetch while slice [k0, k0 + kc) of an item (columns [j0, j0 +
+ * nc)) computes: the rows of a dense B that the next packing reads, those of the item's next
+ * slice or of the next item's first. NULL: nothing (the last item, a transposed B, or a B
+ * that is not dense: their packing measured no faster with the planes of x prefetched). */
+static fd_prefetch *FD_SFX(fd_next_prefetch)(const FD_SFX(fd_gemm_job) *job, ptrdiff_t k0,
+                                             ptrdiff_t kc, ptrdiff_t j0, ptrdiff_t nc,
+                                             const FD_SFX(fd_next_block) *next,
+                                             fd_prefetch *pf)
+{
+    const fd_plan *p = &job->plan;
+    if (!job->b || job->trans_b) return NULL;
+    const FD_T *b = job->b;
+    if (k0 + kc < p->k) {   /* the next slice of this item */
+        k0 += kc;
+    } else {                /* the first slice of the next item */
+        if (!next || !next->b) return NULL;
+        b = next->b;
+        k0 = 0;
+        j0 = next->j0;
+        nc = next->nc;
+    }
+    pf->row = (const char *)(b + k0 * job->ldb + j0);
+    pf->ld = job->ldb * (ptrdiff_t)sizeof(FD_T);
+    pf->row_bytes = nc * (ptrdiff_t)sizeof(FD_T);
+    pf->off = 0;
+    pf->rows = p->k - k0 < p->kc ? p->k - k0 : p->kc;
+    return pf;
+}
 
 /* Store (or add) one m x n tile of values v (row stride ldv) with the micro-kernel's formula. */
 static void FD_SFX(fd_store_edge)(ptrdiff_t m, ptrdiff_t n, const FD_T *v, ptrdiff_t ldv,
@@ -121,7 +158,8 @@ static void FD_SFX(fd_store_placed)(const FD_SFX(fd_gemm_job) *job, const fd_run
  * *block_at, when those are given). */
 static ptrdiff_t FD_SFX(fd_gemm_item_ex)(const FD_SFX(fd_gemm_job) *job, ptrdiff_t item,
                                          FD_T *work, FD_T *placed_block, int store,
-                                         const fd_run **runs_at, FD_T **block_at)
+                                         const fd_run **runs_at, FD_T **block_at,
+                                         const FD_SFX(fd_next_block) *next)
 {
     const fd_plan *p = &job->plan;
     ptrdiff_t im = item / p->items_n, in = item % p->items_n;
@@ -163,16 +201,20 @@ static ptrdiff_t FD_SFX(fd_gemm_item_ex)(const FD_SFX(fd_gemm_job) *job, ptrdiff
     ptrdiff_t first_block = j0 / blk;
     int one_block = nc > 0 && (j1 - 1) / blk == first_block;
     ptrdiff_t block_shift = first_block * (job->c_block_stride - blk);
+    fd_prefetch pf_state, *pf = NULL;
     for (ptrdiff_t k0 = 0; k0 < p->k; k0 += p->kc) {
         ptrdiff_t kc = p->k - k0 < p->kc ? p->k - k0 : p->kc;
         int add = k0 == 0 ? (placed ? 0 : job->accumulate) : 1;
+        pf = FD_SFX(fd_next_prefetch)(job, k0, kc, j0, nc, next, &pf_state);
         const FD_T *bias = k0 == 0 && !placed ? job->bias : NULL;
         if (job->b)
-            FD_SFX(fd_pack_b_dense)(job->b, job->ldb, job->trans_b, k0, kc, j0, nc, (int)nr, bpack);
+            FD_SFX(fd_pack_b_dense)(job->b, job->ldb, job->trans_b, k0, kc, j0, nc, (int)nr, bpack,
+                                    p->isa);
         else if (job->rows)
             FD_SFX(fd_pack_b_rows)(job->rows, job->xp, k0, kc, j0, nc, (int)nr, bpack);
         else
-            FD_SFX(fd_pack_b_conv)(job->conv, job->xp, runs, nruns, k0, kc, nc, (int)nr, bpack);
+            FD_SFX(fd_pack_b_conv)(job->conv, job->xp, runs, nruns, k0, kc, nc, (int)nr, bpack,
+                                   p->isa);
         for (ptrdiff_t ic = i0; ic < i1; ic += p->mc) {
             ptrdiff_t ie = ic + p->mc < i1 ? ic + p->mc : i1;
             if (!job->apack)
@@ -191,15 +233,15 @@ static ptrdiff_t FD_SFX(fd_gemm_item_ex)(const FD_SFX(fd_gemm_job) *job, ptrdiff
                     const FD_T *bias_r = bias ? bias + ir : NULL;
                     if (placed) {   /* whole tiles into the item's block */
                         job->ukr(kc, ap, bp, block + (ir - i0) * ldb_item + (jr - j0),
-                                 ldb_item, add, NULL);
+                                 ldb_item, add, NULL, pf);
                     } else if (nrows == mr && ncols == nr
                                && (one_block || jr / blk == (jr + nr - 1) / blk)) {
                         ptrdiff_t at = one_block ? block_shift + jr
                                                  : (jr / blk) * job->c_block_stride + jr % blk;
                         FD_T *cp = job->c + at + ir * job->ldc;
-                        job->ukr(kc, ap, bp, cp, job->ldc, add, bias_r);
+                        job->ukr(kc, ap, bp, cp, job->ldc, add, bias_r, pf);
                     } else {   /* an edge of C, or a tile across two blocks of columns */
-                        job->ukr(kc, ap, bp, tile, nr, 0, NULL);
+                        job->ukr(kc, ap, bp, tile, nr, 0, NULL, pf);
                         FD_SFX(fd_store_cols)(job, ir, nrows, jr, ncols, tile, nr, add, bias_r);
                     }
                 }
@@ -213,7 +255,12 @@ static ptrdiff_t FD_SFX(fd_gemm_item_ex)(const FD_SFX(fd_gemm_job) *job, ptrdiff
 
 static void FD_SFX(fd_gemm_item)(const FD_SFX(fd_gemm_job) *job, ptrdiff_t item, FD_T *work)
 {
-    FD_SFX(fd_gemm_item_ex)(job, item, work, NULL, 1, NULL, NULL);
+    FD_SFX(fd_next_block) next = {NULL, 0, 0};
+    if (job->b && item + 1 < fd_plan_items(&job->plan)) {
+        next.b = job->b;
+        fd_plan_item_columns(&job->plan, item + 1, &next.j0, &next.nc);
+    }
+    FD_SFX(fd_gemm_item_ex)(job, item, work, NULL, 1, NULL, NULL, &next);
 }
 
 /* A forward convolution as GEMMs y[S, g] = W[g] B(x[S, g]) (+ bias[g]), one per group and
@@ -256,7 +303,14 @@ static void FD_SFX(fd_conv_item)(const FD_SFX(fd_conv_job) *cj, ptrdiff_t item, 
 {
     FD_SFX(fd_gemm_job) job;
     ptrdiff_t local = FD_SFX(fd_conv_item_job)(cj, item, &job);
-    FD_SFX(fd_gemm_item)(&job, local, work);
+    FD_SFX(fd_next_block) next = {NULL, 0, 0};
+    if (job.b && item + 1 < FD_SFX(fd_conv_items)(cj)) {   /* the next item's dense B */
+        FD_SFX(fd_gemm_job) after;
+        ptrdiff_t next_local = FD_SFX(fd_conv_item_job)(cj, item + 1, &after);
+        next.b = after.b;
+        fd_plan_item_columns(&after.plan, next_local, &next.j0, &next.nc);
+    }
+    FD_SFX(fd_gemm_item_ex)(&job, local, work, NULL, 1, NULL, NULL, &next);
 }
 
 /* Item `item` of two stride phases that fill the even and the odd positions of the same
@@ -281,9 +335,9 @@ static void FD_SFX(fd_conv_item_pair)(const FD_SFX(fd_conv_job) *even,
     ptrdiff_t ldv = fd_round_up(nc, nr);
     const fd_run *runs;
     FD_T *even_block;
-    FD_SFX(fd_gemm_item_ex)(&je, local, work, NULL, 0, NULL, &even_block);
+    FD_SFX(fd_gemm_item_ex)(&je, local, work, NULL, 0, NULL, &even_block, NULL);
     /* the odd item's runs overwrite the even one's: each is one position further on */
-    ptrdiff_t nruns = FD_SFX(fd_gemm_item_ex)(&jo, local, work, odd_block, 0, &runs, NULL);
+    ptrdiff_t nruns = FD_SFX(fd_gemm_item_ex)(&jo, local, work, odd_block, 0, &runs, NULL, NULL);
     for (ptrdiff_t r = 0; r < rows; ++r) {
         FD_T *line = jo.c + (i0 + r) * jo.ldc - 1;
         for (ptrdiff_t q = 0; q < nruns; ++q) {

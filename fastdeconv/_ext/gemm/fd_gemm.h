@@ -104,6 +104,18 @@ typedef struct { int mr, nr; ptrdiff_t mc, kc, nc; } fd_blocking;
 #define FD_NC_D 480
 #endif
 
+/* Packing (fd_pack.h, fd_pack_conv.h; measured in the performance notes): a convolution's
+ * block of B is packed row by row over the runs of a panel, instead of run by run over the
+ * rows, when its panels hold more than this many runs on average (short output rows: 4x4 and
+ * 6x6 maps in float32); while a slice of a dense B computes, the micro-kernels prefetch the
+ * next block into L2 (the hint's level: __builtin_prefetch's locality). */
+#ifndef FD_GROUP_RUNS_PER_PANEL
+#define FD_GROUP_RUNS_PER_PANEL 6
+#endif
+#ifndef FD_PREFETCH_LOCALITY
+#define FD_PREFETCH_LOCALITY 2
+#endif
+
 #define FD_TILES 2
 #define FD_BLOCK(mr, nr, kc, nc) {mr, nr, FD_MC / (mr) * (mr), kc, nc}
 
@@ -209,6 +221,14 @@ static fd_plan fd_make_plan(int isa, int is_double, ptrdiff_t m, ptrdiff_t n, pt
 }
 
 static ptrdiff_t fd_plan_items(const fd_plan *p) { return p->items_m * p->items_n; }
+
+/* The columns [j0, j0 + nc) of item `item`'s block of C. */
+static void fd_plan_item_columns(const fd_plan *p, ptrdiff_t item, ptrdiff_t *j0, ptrdiff_t *nc)
+{
+    *j0 = item % p->items_n * p->n_chunk;
+    *nc = p->n - *j0 < p->n_chunk ? p->n - *j0 : p->n_chunk;
+}
+
 
 /* Elements of one packed KC x n_chunk block of B. */
 static ptrdiff_t fd_bpack_elems(const fd_plan *p) { return p->kc * fd_round_up(p->n_chunk, p->nr); }
@@ -348,6 +368,61 @@ static size_t fd_workspace_bytes(const fd_plan *p, size_t elem, int placed)
            + (size_t)fd_runs_bound(p) * sizeof(fd_run)
            + (placed ? (size_t)fd_placed_block_elems(p) * elem + 64 : 0) + 64;
 }
+
+/* ------------------------------------------------- prefetching while the micro-kernel runs */
+/* A stream of cache lines that a micro-kernel prefetches into L2 while it computes, one line
+ * every other k: `rows` rows of `row_bytes` bytes, `ld` bytes apart, starting `off` bytes into
+ * the row at `row`. The driver points it at the next block of B it will pack, so that the
+ * packing copies from cache instead of waiting on memory (fd_gemm_item_ex). */
+typedef struct {
+    const char *row;
+    ptrdiff_t ld, row_bytes, off, rows;
+} fd_prefetch;
+
+static inline void fd_prefetch_step(fd_prefetch *pf)
+{
+    __builtin_prefetch(pf->row + pf->off, 0, FD_PREFETCH_LOCALITY);
+    pf->off += 64;
+    if (pf->off >= pf->row_bytes) {
+        pf->off = 0;
+        pf->row += pf->ld;
+        --pf->rows;
+    }
+}
+
+/* The whole NR-wide panels of a dense block of B, row by row, in 64-byte vector moves: row kk
+ * of B (from src + kk * ld_bytes) holds `panels` panel rows of panel_bytes (a multiple of 64:
+ * the AVX-512 tiles' 128 or 192 bytes), each copied to bpack + q * panel_stride + kk *
+ * panel_bytes (2 or 3 lines); the row 16 ahead is prefetched. A copy of run-time length is a call of the C
+ * library's memmove, whose cost per call is most of a 192-byte copy from L2. */
+#if FD_GEMM_X86
+__attribute__((target("avx512f"))) static void fd_pack_panels_avx512(
+    const char *src, ptrdiff_t ld_bytes, ptrdiff_t kc, ptrdiff_t panels, ptrdiff_t panel_bytes,
+    char *restrict bpack)
+{
+    ptrdiff_t panel_stride = kc * panel_bytes, lines = panel_bytes / 64;
+    for (ptrdiff_t kk = 0; kk < kc; ++kk) {
+        const char *row = src + kk * ld_bytes;
+        char *dst = bpack + kk * panel_bytes;
+        for (ptrdiff_t q = 0; q < panels; ++q) {
+            const char *from = row + q * panel_bytes;
+            char *to = dst + q * panel_stride;
+            if (kk + 16 < kc)
+                for (ptrdiff_t e = 0; e < lines; ++e)
+                    __builtin_prefetch(from + 16 * ld_bytes + 64 * e, 0, 3);
+            /* a constant count of moves (a loop of run-time length is turned back into a
+             * memcpy call by the compiler) */
+            __m512i v0 = _mm512_loadu_si512((const void *)from);
+            __m512i v1 = _mm512_loadu_si512((const void *)(from + 64));
+            _mm512_storeu_si512((void *)to, v0);
+            _mm512_storeu_si512((void *)(to + 64), v1);
+            if (lines == 3)
+                _mm512_storeu_si512((void *)(to + 128),
+                                    _mm512_loadu_si512((const void *)(from + 128)));
+        }
+    }
+}
+#endif
 
 /* --------------------------------------------------------------- micro-kernels per dtype */
 #define FD_CAT3_(a, b, c) a##b##c

@@ -117,8 +117,8 @@ static void FD_SFX(fd_pack_a_phases)(ptrdiff_t m, const FD_T *a, ptrdiff_t row_s
 
 /* dst[0:nr] = from[0:nr], one row of a packed micro-panel read from the padded input (in cache).
  * A copy of run-time length is a call of the C library's memmove; the register tiles' widths
- * are listed so that each copy is inlined as vector moves (dense B, whose rows come from
- * memory, keeps the call: there the library's 64-byte copy measured 10 % faster). */
+ * are listed so that each copy is inlined as vector moves (16-byte ones in the baseline build,
+ * 64-byte ones in the AVX-512 builds of the packers). */
 static inline void FD_SFX(fd_copy_panel_row)(FD_T *restrict dst, const FD_T *restrict from,
                                              int nr)
 {
@@ -154,15 +154,29 @@ static inline void FD_SFX(fd_copy_run)(FD_T *restrict dst, const FD_T *restrict 
 /* Dense B: k x n (row stride ldb), or its transpose stored n x k when trans_b. */
 static void FD_SFX(fd_pack_b_dense)(const FD_T *b, ptrdiff_t ldb, int trans_b, ptrdiff_t k0,
                                     ptrdiff_t kc, ptrdiff_t j0, ptrdiff_t nc, int nr,
-                                    FD_T *restrict bpack)
+                                    FD_T *restrict bpack, int isa)
 {
     ptrdiff_t jp = 0;
-    if (!trans_b && nc >= nr) {
+#if FD_GEMM_X86
+    /* AVX-512 tiles: the whole panels in 64-byte moves of our own (the library's copy below,
+     * a call per panel row, measured 1.06x slower on pointwise's rows once they were
+     * prefetched into L2) */
+    if (!trans_b && nc >= nr && isa == FD_ISA_AVX512
+            && (nr * sizeof(FD_T) == 128 || nr * sizeof(FD_T) == 192)) {
+        ptrdiff_t full = nc / nr * nr;
+        fd_pack_panels_avx512((const char *)(b + k0 * ldb + j0), ldb * (ptrdiff_t)sizeof(FD_T),
+                              kc, full / nr, nr * (ptrdiff_t)sizeof(FD_T), (char *)bpack);
+        jp = full;
+    }
+#else
+    (void)isa;
+#endif
+    if (!trans_b && nc - jp >= nr) {
         /* The whole panels row by row: each row of B is read as one contiguous stretch of
            the block's columns, not as one short piece per panel over every row (hundreds of
            streams 1 row stride apart, which the prefetcher does not follow), and the row 16
            rows ahead is prefetched. */
-        ptrdiff_t full = nc / nr * nr;
+        ptrdiff_t full = nc / nr * nr;   /* jp == 0 here */
         const FD_T *src = b + k0 * ldb + j0;
         for (ptrdiff_t kk = 0; kk < kc; ++kk)
             for (ptrdiff_t q = 0; q < full; q += nr) {
@@ -199,55 +213,27 @@ static void FD_SFX(fd_pack_b_dense)(const FD_T *b, ptrdiff_t ldb, int trans_b, p
     }
 }
 
-/* Convolution B: B[c * taps + t, l] = xp[c, o(l) * stride + t * dilation] over the padded input
- * xp (zero padding already applied, so every read is in bounds). The runs of positions that
- * share one output row and one NR panel are listed once per block (fd_conv_runs); each row of
- * B then copies every run with one strided (or, for stride 1, contiguous) loop. */
+#define FD_PACK_NAME FD_SFX(fd_pack_b_conv_base)
+#define FD_PACK_TARGET
+#include "fd_pack_conv.h"
+#if FD_GEMM_X86
+#define FD_PACK_NAME FD_SFX(fd_pack_b_conv_avx512)
+#define FD_PACK_TARGET __attribute__((target("avx512f")))
+#include "fd_pack_conv.h"
+#endif
+
+/* The convolution's B (fd_pack_conv.h), packed by the AVX-512 build of the copies when the
+ * kernel is AVX-512's. */
 static void FD_SFX(fd_pack_b_conv)(const fd_conv_src *src, const FD_T *xp, const fd_run *runs,
                                    ptrdiff_t nruns, ptrdiff_t k0, ptrdiff_t kc, ptrdiff_t nc,
-                                   int nr, FD_T *restrict bpack)
+                                   int nr, FD_T *restrict bpack, int isa)
 {
-    ptrdiff_t taps = src->taps, s = src->stride_last;
-    ptrdiff_t panels = (nc + nr - 1) / nr;
-    ptrdiff_t c = k0 / taps, t = k0 % taps;
-    if (s == 1) {
-        /* run by run, every row of B for it: a run's panel, lane and length are read once
-         * per slice, not once per row (the runs of a small map are a row of it: 16 values
-         * of dcgan_g4's phases, where the bookkeeping per run cost as much as the copy) */
-        for (ptrdiff_t q = 0; q < nruns; ++q) {
-            FD_T *dst = bpack + runs[q].panel * kc * nr + runs[q].lane;
-            const FD_T *from = xp + runs[q].src;
-            ptrdiff_t len = runs[q].len, cc = c, tt = t;
-            for (ptrdiff_t kk = 0; kk < kc; ++kk, dst += nr) {
-                const FD_T *row = from + cc * src->channel_stride + src->tap_offset[tt];
-                if (len == nr) FD_SFX(fd_copy_panel_row)(dst, row, nr);
-                else FD_SFX(fd_copy_run)(dst, row, len);
-                if (++tt == taps) { tt = 0; ++cc; }
-            }
-        }
-        if (nc % nr)   /* zero the columns past nc of the last panel */
-            for (ptrdiff_t kk = 0; kk < kc; ++kk) {
-                FD_T *dst = bpack + (panels - 1) * kc * nr + kk * nr;
-                for (ptrdiff_t j = nc % nr; j < nr; ++j) dst[j] = 0;
-            }
+#if FD_GEMM_X86
+    if (isa == FD_ISA_AVX512) {
+        FD_SFX(fd_pack_b_conv_avx512)(src, xp, runs, nruns, k0, kc, nc, nr, bpack);
         return;
     }
-    for (ptrdiff_t kk = 0; kk < kc; ++kk) {
-        const FD_T *xrow = xp + c * src->channel_stride + src->tap_offset[t];
-        for (ptrdiff_t q = 0; q < nruns; ++q) {
-            FD_T *dst = bpack + runs[q].panel * kc * nr + kk * nr + runs[q].lane;
-            const FD_T *from = xrow + runs[q].src;
-            ptrdiff_t len = runs[q].len;
-            if (s == 2) {   /* a constant stride: vectorised with shuffles */
-                for (ptrdiff_t i = 0; i < len; ++i) dst[i] = from[2 * i];
-            } else {
-                for (ptrdiff_t i = 0; i < len; ++i) dst[i] = from[i * s];
-            }
-        }
-        if (nc % nr) {   /* zero the columns past nc of the last panel */
-            FD_T *dst = bpack + (panels - 1) * kc * nr + kk * nr;
-            for (ptrdiff_t j = nc % nr; j < nr; ++j) dst[j] = 0;
-        }
-        if (++t == taps) { t = 0; ++c; }
-    }
+#endif
+    (void)isa;
+    FD_SFX(fd_pack_b_conv_base)(src, xp, runs, nruns, k0, kc, nc, nr, bpack);
 }

@@ -7,7 +7,9 @@
  * accumulators stay in registers for the whole kc loop; each C element is the same sequence
  * of fused multiply-adds over k whatever thread or tile computes it.
  *
- * Store: v = acc (+ bias[r]) (+ C), written with ldc. Parameters before inclusion:
+ * Store: v = acc (+ bias[r]) (+ C), written with ldc. pf (or NULL): a stream of cache lines
+ * to prefetch, one every other k while the stream lasts (fd_prefetch_step; the driver points
+ * it at the next block of B it will pack). Parameters before inclusion:
  *   FD_UKR_NAME, FD_T, FD_MR, FD_NV (vectors per row), FD_TARGET (function attribute), and the
  *   intrinsics family: FD_V (vector type), FD_VLEN (lanes), FD_PFX / FD_SFX_OP (_mm512_ / _ps:
  *   the intrinsics are FD_PFX##name##FD_SFX_OP). Everything is #undef'd at the end.
@@ -21,7 +23,7 @@
 
 FD_TARGET static void FD_UKR_NAME(ptrdiff_t kc, const FD_T *restrict a, const FD_T *restrict b,
                                   FD_T *restrict c, ptrdiff_t ldc, int add,
-                                  const FD_T *restrict bias)
+                                  const FD_T *restrict bias, fd_prefetch *restrict pf)
 {
     FD_V acc[FD_MR][FD_NV];
 #pragma GCC unroll 32
@@ -34,19 +36,30 @@ FD_TARGET static void FD_UKR_NAME(ptrdiff_t kc, const FD_T *restrict a, const FD
 #pragma GCC unroll 8
         for (int v = 0; v < FD_NV; ++v) acc[r][v] = FD_VZERO();
     }
-    for (ptrdiff_t k = 0; k < kc; ++k) {
-        FD_V bv[FD_NV];
-#pragma GCC unroll 8
-        for (int v = 0; v < FD_NV; ++v) bv[v] = FD_VLOAD(b + v * FD_VLEN);
-#pragma GCC unroll 32
-        for (int r = 0; r < FD_MR; ++r) {
-            FD_V av = FD_VSET1(a[r]);
-#pragma GCC unroll 8
-            for (int v = 0; v < FD_NV; ++v) acc[r][v] = FD_VFMA(av, bv[v], acc[r][v]);
+#define FD_UKR_STEP()                                                                      \
+    do {                                                                                  \
+        FD_V bv[FD_NV];                                                                   \
+        _Pragma("GCC unroll 8")                                                           \
+        for (int v = 0; v < FD_NV; ++v) bv[v] = FD_VLOAD(b + v * FD_VLEN);               \
+        _Pragma("GCC unroll 32")                                                          \
+        for (int r = 0; r < FD_MR; ++r) {                                                 \
+            FD_V av = FD_VSET1(a[r]);                                                     \
+            _Pragma("GCC unroll 8")                                                       \
+            for (int v = 0; v < FD_NV; ++v) acc[r][v] = FD_VFMA(av, bv[v], acc[r][v]);    \
+        }                                                                                 \
+        a += FD_MR;                                                                       \
+        b += FD_NV * FD_VLEN;                                                             \
+    } while (0)
+    ptrdiff_t k = 0;
+    if (pf) {   /* a line of the next block of B every other k, while the FMAs run */
+        for (; k + 1 < kc && pf->rows > 0; k += 2) {
+            FD_UKR_STEP();
+            FD_UKR_STEP();
+            fd_prefetch_step(pf);
         }
-        a += FD_MR;
-        b += FD_NV * FD_VLEN;
     }
+    for (; k < kc; ++k) FD_UKR_STEP();
+#undef FD_UKR_STEP
 #pragma GCC unroll 32
     for (int r = 0; r < FD_MR; ++r) {
         FD_T *cr = c + r * ldc;

@@ -2,8 +2,10 @@
  * SSE2 on x86-64, NEON on aarch64), instantiated per dtype by fd_gemm.h with FD_UKR_NAME,
  * FD_T, FD_MR, FD_NR. Same contract and store formula as fd_ukernel.h. */
 static void FD_UKR_NAME(ptrdiff_t kc, const FD_T *restrict a, const FD_T *restrict b,
-                        FD_T *restrict c, ptrdiff_t ldc, int add, const FD_T *restrict bias)
+                        FD_T *restrict c, ptrdiff_t ldc, int add, const FD_T *restrict bias,
+                        fd_prefetch *restrict pf)
 {
+    (void)pf;   /* the portable kernel does not prefetch */
     FD_T acc[FD_MR][FD_NR];
     for (int r = 0; r < FD_MR; ++r)
         for (int j = 0; j < FD_NR; ++j) acc[r][j] = 0;
