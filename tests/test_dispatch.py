@@ -484,3 +484,70 @@ def test_depthwise_threads_times_buffer_stay_within_the_workspace(monkeypatch, r
         fastdeconv.set_num_threads(previous)
     assert seen == [2]
     assert_close(got, conv_transpose_reference(x, w, **kw), rtol=1e-13)
+
+
+#: (pass, algorithm, x shape, weight shape, keywords): every algorithm whose workspaces come
+#: from ``_common.workspaces`` (the BLAS paths and Winograd)
+POOLED_WORKSPACE_CASES = [
+    ("forward", "im2col", (2, 3, 9, 9), (4, 3, 3, 3), dict(padding=1)),
+    ("forward", "winograd", (2, 3, 9, 9), (4, 3, 3, 3), dict(padding=1)),
+    ("backward_input", "col2im", (2, 3, 5, 5), (3, 4, 4, 4), dict(stride=2, padding=1)),
+    ("backward_input", "phases", (2, 3, 5, 5), (3, 4, 4, 4), dict(stride=2, padding=1)),
+    ("backward_input", "winograd", (2, 3, 5, 5), (3, 4, 4, 4), dict(stride=2, padding=1)),
+    ("backward_weight", "im2col", (2, 3, 9, 9), (4, 3, 3, 3), dict(padding=1)),
+    ("backward_weight", "winograd", (2, 3, 9, 9), (4, 3, 3, 3), dict(padding=1)),
+]
+
+
+@pytest.mark.parametrize("pass_name, name, x_shape, w_shape, kw", POOLED_WORKSPACE_CASES)
+def test_workspaces_are_scratch_pool_blocks_reused_by_the_next_call(pass_name, name, x_shape,
+                                                                     w_shape, kw, rng,
+                                                                     assert_close, monkeypatch):
+    # fresh workspaces cost a page fault per page whenever the C library has handed their
+    # memory back; pooled ones are whatever their last user left: fill idle blocks with NaN
+    # first, so that a workspace read before it is written shows
+    from fastdeconv import _scratch
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    if pass_name == "forward":
+        problem = conv_problem(x_shape, w_shape, **kw)
+        expected = conv_reference(x, w, **kw)
+
+        def run():
+            return fastdeconv.conv(x, w, **kw)
+    elif pass_name == "backward_input":
+        problem = conv_transpose_problem(x_shape, w_shape, **kw)
+        expected = conv_transpose_reference(x, w, **kw)
+
+        def run():
+            return fastdeconv.conv_transpose(x, w, **kw)
+    else:
+        problem = conv_problem(x_shape, w_shape, **kw)
+        gy = rng.standard_normal(conv_reference(x, w, **kw).shape)
+        expected = conv_backward_reference(x, w, gy, **kw)[1]
+
+        def run():
+            return fastdeconv.conv_backward(gy, x, w, grads="weight", **kw)[1]
+    _scratch.release()
+    blocks = [_scratch.take(n) for n in (2**12, 2**16, 2**20)]
+    for block in blocks:
+        block.view(np.float64)[:] = np.nan
+    for block in blocks:
+        _scratch.give(block)
+    idle = _scratch.idle_bytes()
+    new_blocks, taken_for = [], []
+    real_new_block, real_take = _scratch._new_block, _scratch.take
+    monkeypatch.setattr(_scratch, "_new_block",
+                        lambda size: new_blocks.append(size) or real_new_block(size))
+    monkeypatch.setattr(_scratch, "take",
+                        lambda nbytes, what="scratch", kept=False:
+                        taken_for.append(what) or real_take(nbytes, what, kept))
+    with _dispatch.forced_algorithm(name):
+        assert _dispatch.plan(pass_name, problem, 8).algorithm == name
+        first = run()
+        taken = len(new_blocks)
+        second = run()
+    assert_close(first, expected, rtol=1e-12)
+    assert np.array_equal(first, second)
+    assert taken_for.count("workspace") == 2   # one block per call
+    assert len(new_blocks) == taken   # the second call took the first call's block again
+    assert _scratch.idle_bytes() >= idle + sum(new_blocks)   # and every block came back

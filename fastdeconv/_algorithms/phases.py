@@ -126,9 +126,8 @@ def run(the_plan, x, weight):
     if weights is None:  # no phase has outputs and taps: y stays zero
         return y
     check_blas_dims(problem, the_plan)
-    col, io = workspaces(the_plan, y.dtype)
     threads, gemm_threads = thread_counts()
-    with _blas_threads.single_threaded_blas():
+    with workspaces(the_plan, y.dtype) as (col, io), _blas_threads.single_threaded_blas():
         _phase_kernels.conv_transpose_phases(
             x.reshape(-1), weights, y.reshape(-1),
             problem.batch, problem.c_out, problem.c_in, problem.groups, *phase_args,

@@ -180,16 +180,17 @@ def run(the_plan, first, second, prepared=None):
         return _run_weight(first, second, the_plan)
     y = allocate_output("forward", the_plan.problem, first.dtype)
     check_blas_dims(the_plan.problem, the_plan)
-    col, io = workspaces(the_plan, y.dtype)
-    if prepared is None:
-        weight = (_transpose_weight(second, the_plan.problem.groups)
-                  if the_plan.weight_transposed else second)
-        u, v = transformed_weight(weight, the_plan.problem, the_plan, col)
-    else:
-        u = prepared[_u_key(the_plan, y.dtype)]
-        v = col[u.size:]
-    nonfinite = transformed_pass(first, u, y, the_plan.problem, the_plan, v, io)
-    del col, io, u, v  # the fallback allocates its own workspace: one at a time
+    with workspaces(the_plan, y.dtype) as (col, io):
+        if prepared is None:
+            weight = (_transpose_weight(second, the_plan.problem.groups)
+                      if the_plan.weight_transposed else second)
+            u, v = transformed_weight(weight, the_plan.problem, the_plan, col)
+        else:
+            u = prepared[_u_key(the_plan, y.dtype)]
+            v = col[u.size:]
+        nonfinite = transformed_pass(first, u, y, the_plan.problem, the_plan, v, io)
+        del u, v  # views of the workspaces, which go back to the pool here
+    # the fallback takes its own workspace: one at a time
     if nonfinite:
         weight = (_transpose_weight(second, the_plan.problem.groups)
                   if the_plan.weight_transposed else second)
@@ -247,10 +248,11 @@ def _run_weight(x, grad_y, the_plan):
     problem = the_plan.problem
     grad_w = allocate_output("backward_weight", problem, x.dtype)
     check_blas_dims(problem, the_plan)
-    col, io = workspaces(the_plan, grad_w.dtype)
-    du, v = gradient_of_u(x, grad_y, problem, the_plan, col, io)
-    nonfinite = weight_from_du(du, grad_w, problem, the_plan)
-    del col, io, du, v  # the fallback allocates its own workspace: one at a time
+    with workspaces(the_plan, grad_w.dtype) as (col, io):
+        du, v = gradient_of_u(x, grad_y, problem, the_plan, col, io)
+        nonfinite = weight_from_du(du, grad_w, problem, the_plan)
+        del du, v  # views of the workspaces, which go back to the pool here
+    # the fallback takes its own workspace: one at a time
     if nonfinite:
         grad_w[...] = 0
         return im2col.run(the_plan.fallback, x, grad_y, grad_w)

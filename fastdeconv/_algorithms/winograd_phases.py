@@ -162,24 +162,24 @@ def run(the_plan, x, weight, prepared=None):
     ``prepared``: what :func:`prepare_weight` made (the phases' U are then not made again)."""
     problem = the_plan.problem
     y = allocate_output(the_plan.pass_name, problem, x.dtype)
-    col, io = workspaces(the_plan, y.dtype)
     if prepared is None:
         sub_weights = _sub_weights(the_plan, weight)
     else:
         u_all, start = prepared[_u_key(the_plan, y.dtype)], 0
     nonfinite = 0
-    for q, ((phase, sub, sub_plan), size) in enumerate(zip(the_plan.phase_plans,
-                                                           _u_sizes(the_plan))):
-        check_blas_dims(sub, sub_plan)
-        placement = (problem.geometry.input_size, phase["first"], problem.geometry.stride)
-        if prepared is None:
-            nonfinite += winograd.convolve(x, sub_weights[q], y, sub, sub_plan, col, io,
-                                           placement)
-        else:
-            nonfinite += winograd.transformed_pass(x, u_all[start:start + size], y, sub,
-                                                   sub_plan, col[size:], io, placement)
-            start += size
-    del col, io  # the fallback allocates its own workspace: one at a time
+    with workspaces(the_plan, y.dtype) as (col, io):
+        for q, ((phase, sub, sub_plan), size) in enumerate(zip(the_plan.phase_plans,
+                                                               _u_sizes(the_plan))):
+            check_blas_dims(sub, sub_plan)
+            placement = (problem.geometry.input_size, phase["first"], problem.geometry.stride)
+            if prepared is None:
+                nonfinite += winograd.convolve(x, sub_weights[q], y, sub, sub_plan, col, io,
+                                               placement)
+            else:
+                nonfinite += winograd.transformed_pass(x, u_all[start:start + size], y, sub,
+                                                       sub_plan, col[size:], io, placement)
+                start += size
+    # the fallback takes its own workspace: one at a time
     if nonfinite:
         y[...] = 0
         return im2col.run(the_plan.fallback, x, weight, y)
