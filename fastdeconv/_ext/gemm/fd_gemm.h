@@ -373,10 +373,14 @@ static size_t fd_workspace_bytes(const fd_plan *p, size_t elem, int placed)
 /* A stream of cache lines that a micro-kernel prefetches into L2 while it computes, one line
  * every other k: `rows` rows of `row_bytes` bytes, `ld` bytes apart, starting `off` bytes into
  * the row at `row`. The driver points it at the next block of B it will pack, so that the
- * packing copies from cache instead of waiting on memory (fd_gemm_item_ex). */
+ * packing copies from cache instead of waiting on memory (fd_gemm_item_ex).
+ * With copy_to, the stream is instead one packed panel of a dense B that the micro-kernel
+ * copies while it computes: for each of its kc values of k, the NR values at row + k * ld go
+ * to copy_to + k * NR (elements). */
 typedef struct {
     const char *row;
     ptrdiff_t ld, row_bytes, off, rows;
+    char *copy_to;   /* not NULL: a copy instead (fd_gemm_item_ex) */
 } fd_prefetch;
 
 static inline void fd_prefetch_step(fd_prefetch *pf)
