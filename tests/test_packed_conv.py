@@ -75,6 +75,29 @@ def test_packed_is_bit_identical_across_thread_counts_on_many_work_items(dtype, 
                                         counts=(1, 2, 4, 3, 2))
 
 
+#: output rows of whole vectors (16 floats or 8 doubles, or a multiple): the micro-kernels of
+#: a work item's first row panel copy its whole panels after the first (fd_vector_panels);
+#: several KC slices, a second MC block, a part panel at the end, 1-d, 3-d, groups
+VECTOR_ROW_GEOMETRIES = [
+    ((2, 64, 16, 16), (16, 64, 3, 3), dict(padding=1)),       # K = 576: 2 or 3 slices
+    ((1, 8, 20, 32), (300, 8, 3, 3), dict(padding=1)),        # M = 300; 640 columns
+    ((3, 16, 96), (8, 16, 5), dict(padding=2)),                # 1-d, rows of 96
+    ((1, 4, 6, 8, 16), (8, 4, 3, 3, 3), dict(padding=1)),     # 3-d, rows of 16
+    ((2, 8, 16, 32), (8, 4, 3, 3), dict(padding=1, groups=2)),
+    ((2, 6, 18, 34), (5, 6, 3, 3), {}),                        # rows of 32 read from 34
+]
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kw", VECTOR_ROW_GEOMETRIES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_panels_copied_by_the_micro_kernels_match_the_reference_on_any_thread_count(
+        x_shape, w_shape, kw, dtype, rng, assert_close, assert_same_bits_for_thread_counts):
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    assert_close(_forced_conv(x, w, **kw), conv_reference(x, w, **kw), dtype)
+    assert_same_bits_for_thread_counts(lambda: _forced_conv(x, w, **kw), counts=(1, 2, 3))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_padded_copy_is_made_a_part_of_the_batch_at_a_time(dtype, replace_budget, rng):
     x = rng.standard_normal((7, 5, 10, 9)).astype(dtype)

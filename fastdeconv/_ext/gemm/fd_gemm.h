@@ -236,100 +236,7 @@ static ptrdiff_t fd_bpack_elems(const fd_plan *p) { return p->kc * fd_round_up(p
 /* Elements of packed A. */
 static ptrdiff_t fd_apack_elems(const fd_plan *p) { return fd_round_up(p->m, p->mr) * p->k; }
 
-/* ------------------------------------------------------------ the convolution B source */
-#define FD_MAX_NDIM 8
-
-/* A run of output positions of one work item inside one output row and one NR panel: lane
- * `lane` of panel `panel` on, `len` positions, reading the padded input from `src` (flat,
- * tap 0, channel 0) with the last dimension's stride; for a placed source (below) the run's
- * first output is at `dst` in y (flat, channel 0), the next ones every place_step_last. */
-typedef struct { ptrdiff_t panel, lane, src, len, dst; } fd_run;
-
-/* Gathered rows as the B of a weight gradient over channels-last data (fd_pack_b_rows):
- *
- *     B[k, j] = base[row_offset[k] + tap_offset[j / width] + j % width]
- *
- * rows k: output positions (sample after sample); columns j: (tap, channel) pairs, `width`
- * channels per tap, contiguous in base (a pixel's channels). */
-typedef struct {
-    const ptrdiff_t *row_offset, *tap_offset;
-    ptrdiff_t width;
-} fd_rows_src;
-
-/* Forward convolution of one sample and group as the B of C = W B, over an input padded
- * explicitly (sizes in_size; zero padding is then no longer a special case): B has
- * channels * taps rows (row c * taps + t) and prod(out_size) columns.
- *
- * Placed (`placed` != 0): output position o of the convolution is stored at position
- * place_first + place_step * o (per dimension) of a larger output of spatial size place_size,
- * place_sample_stride elements per sample. A stride phase of a transposed convolution is such
- * a stride-1 convolution, its outputs every stride-th position of the transposed output:
- * each phase's GEMM stores straight into the interleaved result (no tile, no scatter pass).
- * With place_row, row r of C starts at c + place_row[r] instead of c + r * ldc: the phases of
- * a kernel equal to the stride (one tap each, all reading the same B) are then one GEMM whose
- * rows are (output channel, phase) pairs, each row moved to its phase's first position. */
-typedef struct {
-    int ndim;
-    ptrdiff_t in_size[FD_MAX_NDIM], out_size[FD_MAX_NDIM], stride[FD_MAX_NDIM];
-    ptrdiff_t taps, stride_last, channel_stride;
-    ptrdiff_t positions, sample_stride;   /* prod(out_size); input elements per sample */
-    const ptrdiff_t *tap_offset;   /* taps values: flat offset of tap t = sum t_d dil_d stride_d */
-    int placed;
-    ptrdiff_t place_size[FD_MAX_NDIM], place_first[FD_MAX_NDIM], place_step[FD_MAX_NDIM];
-    ptrdiff_t place_sample_stride;
-    const ptrdiff_t *place_row;    /* placed: NULL, or each row's start (elements from c) */
-} fd_conv_src;
-
-/* The runs of columns [j0, j0 + nc) (sample j / positions, position j % positions) cut at
- * output rows and NR panels; at most
- * nc + nc / nr + 2 of them (fd_runs_bound). */
-static ptrdiff_t fd_conv_runs(const fd_conv_src *s, ptrdiff_t j0, ptrdiff_t nc, int nr,
-                              fd_run *runs)
-{
-    ptrdiff_t idx[FD_MAX_NDIM], sample = j0 / s->positions, rem = j0 % s->positions;
-    ptrdiff_t count = 0, j = 0;
-    int last = s->ndim - 1;
-    for (int d = last; d >= 0; --d) { idx[d] = rem % s->out_size[d]; rem /= s->out_size[d]; }
-    while (j < nc) {
-        ptrdiff_t len = s->out_size[last] - idx[last], flat = 0;
-        if (len > nr - j % nr) len = nr - j % nr;
-        if (len > nc - j) len = nc - j;
-        for (int d = 0; d <= last; ++d) flat = flat * s->in_size[d] + idx[d] * s->stride[d];
-        runs[count].panel = j / nr; runs[count].lane = j % nr;
-        runs[count].src = sample * s->sample_stride + flat; runs[count].len = len;
-        runs[count].dst = 0;
-        if (s->placed) {
-            ptrdiff_t at = 0;
-            for (int d = 0; d <= last; ++d)
-                at = at * s->place_size[d] + s->place_first[d] + idx[d] * s->place_step[d];
-            runs[count].dst = sample * s->place_sample_stride + at;
-        }
-        ++count;
-        j += len;
-        idx[last] += len;
-        for (int d = last; d > 0 && idx[d] == s->out_size[d]; --d) { idx[d] = 0; ++idx[d - 1]; }
-        if (idx[0] == s->out_size[0]) { idx[0] = 0; ++sample; }   /* the next sample */
-    }
-    return count;
-}
-
-/* Columns a convolution GEMM should have at least: below, the GEMMs of several samples are
- * joined (NR-wide tiles waste less of a 7x7 or 14x14 output, items get wider). */
-#define FD_CONV_MIN_COLUMNS 2048
-
-/* Samples per convolution GEMM: the smallest divisor of `samples` whose positions reach
- * FD_CONV_MIN_COLUMNS (all samples if none does); 1 for a pointwise convolution read in place.
- * A function of the shape only (the bits of the result depend on it: it sets the columns of
- * the GEMMs, not the order of any sum, but keeping it fixed keeps that obvious). */
-static ptrdiff_t fd_conv_samples_per_gemm(ptrdiff_t samples, ptrdiff_t positions, int pointwise)
-{
-    if (pointwise || samples <= 1) return 1;
-    for (ptrdiff_t d = 1; d < samples; ++d)
-        if (samples % d == 0 && d * positions >= FD_CONV_MIN_COLUMNS) return d;
-    return samples;
-}
-
-static ptrdiff_t fd_runs_bound(const fd_plan *p) { return p->n_chunk + p->n_chunk / p->nr + 2; }
+#include "fd_conv_src.h"
 
 /* Elements of the block of C a work item of a placed convolution source computes before
  * storing it (its rows and columns rounded up to whole register tiles). */
@@ -360,12 +267,21 @@ static ptrdiff_t fd_ablock_elems(const fd_plan *p) { return p->mc * p->kc; }
  * Pre-packing pays when several items use the same rows of A, i.e. when n is split. */
 static int fd_prepack_a(const fd_plan *p) { return p->items_n > 1; }
 
+/* Entries of a work item's tables for the panels its micro-kernels copy (fd_vector_panels):
+ * a slice's row offsets, then each panel's vector sources. */
+static ptrdiff_t fd_copy_table_entries(const fd_plan *p)
+{
+    return p->kc + (p->n_chunk + p->nr - 1) / p->nr * FD_MAX_NV;
+}
+
 /* Bytes of one thread's scratch: packed B block, an edge tile, a block of A (when A is not
- * pre-packed), the runs of a convolution source and, for a placed source, its block of C. */
+ * pre-packed), the runs of a convolution source and the tables of its copied panels, and,
+ * for a placed source, its block of C. */
 static size_t fd_workspace_bytes(const fd_plan *p, size_t elem, int placed)
 {
     return (size_t)(fd_bpack_elems(p) + p->mr * p->nr + fd_ablock_elems(p)) * elem
            + (size_t)fd_runs_bound(p) * sizeof(fd_run)
+           + (size_t)fd_copy_table_entries(p) * sizeof(ptrdiff_t)
            + (placed ? (size_t)fd_placed_block_elems(p) * elem + 64 : 0) + 64;
 }
 
@@ -374,13 +290,17 @@ static size_t fd_workspace_bytes(const fd_plan *p, size_t elem, int placed)
  * every other k: `rows` rows of `row_bytes` bytes, `ld` bytes apart, starting `off` bytes into
  * the row at `row`. The driver points it at the next block of B it will pack, so that the
  * packing copies from cache instead of waiting on memory (fd_gemm_item_ex).
- * With copy_to, the stream is instead one packed panel of a dense B that the micro-kernel
- * copies while it computes: for each of its kc values of k, the NR values at row + k * ld go
- * to copy_to + k * NR (elements). */
+ * With copy_to, the stream is instead one packed panel of B that the micro-kernel copies
+ * while it computes, one row of NR values per k to copy_to + k * NR (elements): of a dense
+ * B, the NR values at row + k * ld; of a convolution, vector v of the row (VLEN values) from
+ * row + row_offset[k] + vec_src[v] (elements; every vector of such a panel's rows lies in one
+ * run, fd_vector_panels). */
 typedef struct {
     const char *row;
     ptrdiff_t ld, row_bytes, off, rows;
-    char *copy_to;   /* not NULL: a copy instead (fd_gemm_item_ex) */
+    char *copy_to;                 /* not NULL: a copy instead (fd_gemm_item_ex) */
+    const ptrdiff_t *row_offset;   /* and not NULL: a convolution's panel (below) */
+    const ptrdiff_t *vec_src;
 } fd_prefetch;
 
 static inline void fd_prefetch_step(fd_prefetch *pf)

@@ -52,7 +52,22 @@ FD_TARGET static void FD_UKR_NAME(ptrdiff_t kc, const FD_T *restrict a, const FD
         b += FD_NV * FD_VLEN;                                                             \
     } while (0)
     ptrdiff_t k = 0;
-    if (pf && pf->copy_to) {   /* copy the next panel of a dense B while the FMAs run */
+    if (pf && pf->copy_to && pf->row_offset) {   /* a convolution's next panel, likewise */
+        const FD_T *from = (const FD_T *)pf->row;
+        const ptrdiff_t *row_offset = pf->row_offset;
+        ptrdiff_t vec_src[FD_NV];
+        FD_T *to = (FD_T *)pf->copy_to;
+#pragma GCC unroll 8
+        for (int v = 0; v < FD_NV; ++v) vec_src[v] = pf->vec_src[v];
+        for (; k < kc; ++k) {
+            FD_UKR_STEP();
+            const FD_T *row = from + row_offset[k];
+#pragma GCC unroll 8
+            for (int v = 0; v < FD_NV; ++v)
+                FD_VSTORE(to + v * FD_VLEN, FD_VLOAD(row + vec_src[v]));
+            to += FD_NV * FD_VLEN;
+        }
+    } else if (pf && pf->copy_to) {   /* copy the next panel of a dense B while the FMAs run */
         const char *from = pf->row;
         FD_T *to = (FD_T *)pf->copy_to;
         for (; k < kc; ++k) {
