@@ -119,6 +119,34 @@ def test_conv_transpose_in_small_tiles_matches_one_tile(rng, replace_budget):
             np.testing.assert_allclose(fastdeconv.conv_transpose(x, w, **kw), whole, rtol=1e-13, atol=1e-13)
 
 
+#: col2im tiles of several samples whose GEMM has at most 48 rows (output channels per group
+#: times taps) and 256 positions or more per sample: one GEMM per sample reads grad_y in place
+#: (no gathered rows), the samples over the threads
+PER_SAMPLE_GEMM_CASES = [
+    ((6, 16, 16, 16), (16, 3, 4, 4), dict(stride=2, padding=1)),                # 48 rows
+    ((5, 8, 20, 18), (8, 2, 3, 3), dict(stride=2, padding=1, output_padding=1)),
+    ((4, 6, 24, 24), (6, 2, 4, 4), dict(stride=2, padding=1, groups=2)),       # 2 groups
+    ((3, 4, 300), (4, 2, 8), dict(stride=4, padding=2)),                        # 1-d
+]
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kw", PER_SAMPLE_GEMM_CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_col2im_tiles_of_several_samples_with_one_gemm_per_sample(
+        x_shape, w_shape, kw, dtype, rng, assert_close, assert_same_bits_for_thread_counts):
+    problem = conv_transpose_problem(x_shape, w_shape, **kw)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    with _dispatch.forced_algorithm("col2im"):
+        the_plan = _dispatch.plan("backward_input", problem, np.dtype(dtype).itemsize)
+        assert the_plan.algorithm == "col2im" and the_plan.samples_per_tile > 1
+        assert w_shape[1] * np.prod(w_shape[2:]) <= 48 and np.prod(x_shape[2:]) >= 256
+        assert_close(fastdeconv.conv_transpose(x, w, **kw), conv_transpose_reference(x, w, **kw),
+                     dtype)
+        assert_same_bits_for_thread_counts(lambda: fastdeconv.conv_transpose(x, w, **kw),
+                                           counts=(1, 2, 3))
+
+
 def test_conv_transpose_accepts_any_layout(rng):
     x = rng.standard_normal((2, 3, 5, 4))
     w = rng.standard_normal((3, 2, 3, 3))

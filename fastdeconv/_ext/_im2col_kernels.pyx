@@ -298,6 +298,11 @@ cdef void forward_tiles(const ConvPass* p, Tiles* t, const floating* x, const fl
                          p.c_out * L, L, p.num_threads)
 
 
+cdef enum:
+    PER_SAMPLE_MIN_WIDTH = 256
+    PER_SAMPLE_MAX_ROWS = 48
+
+
 cdef void backward_input_tiles(const ConvPass* p, Tiles* t, const floating* grad_y,
                                const floating* weight, floating* grad_x, floating* wcol,
                                floating* wio) noexcept nogil:
@@ -306,13 +311,31 @@ cdef void backward_input_tiles(const ConvPass* p, Tiles* t, const floating* grad
     cdef Py_ssize_t ldb, ldc, grp
     cdef const floating* b
     cdef floating* dst
+    cdef Py_ssize_t s, width, item
+    # A tile of several samples gathers their grad_y rows into wio for one GEMM, except when
+    # each sample has PER_SAMPLE_MIN_WIDTH positions or more and the GEMM at most
+    # PER_SAMPLE_MAX_ROWS rows (few output channels times taps): then one GEMM per sample
+    # reads grad_y in place, the samples over the threads. The GEMMs' pieces, and so the
+    # bits, are the same (parallel_gemm cuts by shape); the gather was 13 % of dcgan_rgb's
+    # time. Measured: dcgan_rgb 0.96x (1 thread), 0.93x (2), 0.85x (float64); with 256
+    # rows or more the per-sample GEMMs, repacking the weight each time, were 6-33 % slower.
     while next_tile(t):
-        b = output_rows(grad_y, p.c_out, L, t.n0, t.nbt, t.l0, t.l1, wio, &ldb, p.num_threads)
+        width = t.l1 - t.l0
         if p.pointwise and t.nbt == 1:   # 1x1 (rows == cin_g): straight into grad_x
             dst, ldc = grad_x + t.n0 * p.c_in * P + t.l0, P
         else:
             dst, ldc = wcol, t.ncols
-        for grp in range(p.groups):
+        if t.nbt > 1 and width >= PER_SAMPLE_MIN_WIDTH and rows <= PER_SAMPLE_MAX_ROWS:
+            for item in prange(t.nbt * p.groups, num_threads=p.gemm_threads, schedule="static"):
+                s = item // p.groups
+                grp = item % p.groups
+                parallel_gemm(True, False, rows, width, p.cout_g, <floating> 1,
+                              weight + grp * p.cout_g * rows, rows,
+                              grad_y + (t.n0 + s) * p.c_out * L + t.l0 + grp * p.cout_g * L, L,
+                              <floating> 0, dst + s * width + grp * rows * ldc, ldc, 1)
+        else:
+          b = output_rows(grad_y, p.c_out, L, t.n0, t.nbt, t.l0, t.l1, wio, &ldb, p.num_threads)
+          for grp in range(p.groups):
             parallel_gemm(True, False, rows, t.ncols, p.cout_g, <floating> 1,
                           weight + grp * p.cout_g * rows, rows, b + grp * p.cout_g * ldb, ldb,
                           <floating> 0, dst + grp * rows * ldc, ldc, p.gemm_threads)
