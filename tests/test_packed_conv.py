@@ -75,9 +75,10 @@ def test_packed_is_bit_identical_across_thread_counts_on_many_work_items(dtype, 
                                         counts=(1, 2, 4, 3, 2))
 
 
-#: output rows of whole vectors (16 floats or 8 doubles, or a multiple): the micro-kernels of
-#: a work item's first row panel copy its whole panels after the first (fd_vector_panels);
-#: several KC slices, a second MC block, a part panel at the end, 1-d, 3-d, groups
+#: output rows of whole vectors (16 floats or 8 doubles, or a multiple) or of whole 16-byte
+#: pieces: the micro-kernels of a work item's first row panel copy its whole panels after the
+#: first (fd_vector_panels); several KC slices, a second MC block, a part panel at the end,
+#: 1-d, 3-d, groups
 VECTOR_ROW_GEOMETRIES = [
     ((2, 64, 16, 16), (16, 64, 3, 3), dict(padding=1)),       # K = 576: 2 or 3 slices
     ((1, 8, 20, 32), (300, 8, 3, 3), dict(padding=1)),        # M = 300; 640 columns
@@ -85,6 +86,11 @@ VECTOR_ROW_GEOMETRIES = [
     ((1, 4, 6, 8, 16), (8, 4, 3, 3, 3), dict(padding=1)),     # 3-d, rows of 16
     ((2, 8, 16, 32), (8, 4, 3, 3), dict(padding=1, groups=2)),
     ((2, 6, 18, 34), (5, 6, 3, 3), {}),                        # rows of 32 read from 34
+    # rows of whole 16-byte pieces, not vectors: copied piece by piece
+    ((4, 16, 8, 8), (8, 16, 3, 3), dict(padding=1)),          # rows of 8
+    ((3, 8, 12, 12), (300, 8, 3, 3), dict(padding=1)),        # rows of 12, M = 300
+    ((8, 32, 4, 4), (16, 32, 3, 3), dict(padding=1)),         # rows of 4, K = 288
+    ((4, 4, 6, 6), (8, 2, 3, 3), dict(padding=1, groups=2)),  # rows of 6 (float64 pieces)
 ]
 
 

@@ -99,8 +99,9 @@ static ptrdiff_t fd_conv_samples_per_gemm(ptrdiff_t samples, ptrdiff_t positions
 
 static ptrdiff_t fd_runs_bound(const fd_plan *p) { return p->n_chunk + p->n_chunk / p->nr + 2; }
 
-/* Vectors per register tile row at most (AVX-512 float32 8x48: 3). */
-#define FD_MAX_NV 3
+/* Pieces of a register tile's row that a micro-kernel copies at most: 16-byte pieces of an
+ * AVX-512 float32 row of 48 (192 bytes). */
+#define FD_MAX_NV 12
 
 /* The runs [0, nruns) of a block of nc columns (fd_conv_runs) when every vector of `vlen`
  * lanes of its whole panels' rows lies inside one run (runs that start and end on vector

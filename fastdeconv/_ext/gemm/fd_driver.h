@@ -82,6 +82,7 @@ static fd_prefetch *FD_SFX(fd_next_prefetch)(const FD_SFX(fd_gemm_job) *job, ptr
     pf->rows = p->k - k0 < p->kc ? p->k - k0 : p->kc;
     pf->copy_to = NULL;
     pf->row_offset = NULL;
+    pf->pieces = 0;
     return pf;
 }
 
@@ -202,12 +203,22 @@ static ptrdiff_t FD_SFX(fd_gemm_item_ex)(const FD_SFX(fd_gemm_job) *job, ptrdiff
     /* A convolution's whole panels whose rows are whole vectors of x (output rows of a
      * multiple of 16 floats) are copied by the micro-kernels of the item's first row panel,
      * like a dense B's (below): dcgan_g4 0.89x the time, vnet3d_k3 0.80x, float64 0.95x and
-     * 0.90x; forward 5x5 and 7x7 convolutions on 32x32 and 64x64 maps 0.96x */
+     * 0.90x; forward 5x5 and 7x7 convolutions on 32x32 and 64x64 maps 0.96x. Rows of whole
+     * 16-byte pieces (a multiple of 4 floats or 2 doubles) are copied piece by piece:
+     * dcgan_g2 0.92x (2 threads 0.96x, float64 0.98x), k4 s2 phases on 8x8 and 12x12 maps
+     * 0.95x and 0.87x */
     ptrdiff_t conv_panels = 0, nv = 0, first_runs = 0, last_runs = nruns;
+    int pieces = 0;
     if (nruns && job->conv->stride_last == 1 && p->isa != FD_ISA_PORTABLE) {
         int vlen = (int)((p->isa == FD_ISA_AVX512 ? 64 : 32) / sizeof(FD_T));
         conv_panels = fd_vector_panels(runs, nruns, nc, (int)nr, vlen, vec_src);
         nv = nr / vlen;
+        if (!conv_panels) {   /* runs of whole 16-byte pieces: 4x4, 8x8, 12x12 maps */
+            vlen = (int)(16 / sizeof(FD_T));
+            conv_panels = fd_vector_panels(runs, nruns, nc, (int)nr, vlen, vec_src);
+            nv = nr / vlen;
+            pieces = 1;
+        }
         while (first_runs < nruns && runs[first_runs].panel == 0) ++first_runs;
         while (last_runs > 0 && runs[last_runs - 1].panel >= conv_panels) --last_runs;
     }
@@ -282,6 +293,7 @@ static ptrdiff_t FD_SFX(fd_gemm_item_ex)(const FD_SFX(fd_gemm_job) *job, ptrdiff
                         copy.row = (const char *)job->xp;
                         copy.row_offset = row_offset;
                         copy.vec_src = vec_src + (panel + 1) * nv;
+                        copy.pieces = pieces;
                         copy.copy_to = (char *)(bpack + (jr - j0 + nr) * kc);
                         stream = &copy;
                     }

@@ -52,7 +52,24 @@ FD_TARGET static void FD_UKR_NAME(ptrdiff_t kc, const FD_T *restrict a, const FD
         b += FD_NV * FD_VLEN;                                                             \
     } while (0)
     ptrdiff_t k = 0;
-    if (pf && pf->copy_to && pf->row_offset) {   /* a convolution's next panel, likewise */
+    if (pf && pf->copy_to && pf->row_offset && pf->pieces) {   /* in 16-byte pieces */
+        enum { PIECES = FD_NV * FD_VLEN * (int)sizeof(FD_T) / 16 };
+        const char *from = pf->row;
+        const ptrdiff_t *row_offset = pf->row_offset;
+        ptrdiff_t piece_src[PIECES];
+        char *to = pf->copy_to;
+#pragma GCC unroll 16
+        for (int q = 0; q < PIECES; ++q) piece_src[q] = pf->vec_src[q] * (ptrdiff_t)sizeof(FD_T);
+        for (; k < kc; ++k) {
+            FD_UKR_STEP();
+            const char *row = from + row_offset[k] * (ptrdiff_t)sizeof(FD_T);
+#pragma GCC unroll 16
+            for (int q = 0; q < PIECES; ++q)
+                _mm_storeu_si128((__m128i *)(to + 16 * q),
+                                 _mm_loadu_si128((const __m128i *)(row + piece_src[q])));
+            to += PIECES * 16;
+        }
+    } else if (pf && pf->copy_to && pf->row_offset) {   /* a convolution's next panel */
         const FD_T *from = (const FD_T *)pf->row;
         const ptrdiff_t *row_offset = pf->row_offset;
         ptrdiff_t vec_src[FD_NV];
