@@ -315,10 +315,13 @@ cdef void backward_input_tiles(const ConvPass* p, Tiles* t, const floating* grad
     # A tile of several samples gathers their grad_y rows into wio for one GEMM, except when
     # each sample has PER_SAMPLE_MIN_WIDTH positions or more and the GEMM at most
     # PER_SAMPLE_MAX_ROWS rows (few output channels times taps): then one GEMM per sample
-    # reads grad_y in place, the samples over the threads. The GEMMs' pieces, and so the
-    # bits, are the same (parallel_gemm cuts by shape); the gather was 13 % of dcgan_rgb's
-    # time. Measured: dcgan_rgb 0.96x (1 thread), 0.93x (2), 0.85x (float64); with 256
-    # rows or more the per-sample GEMMs, repacking the weight each time, were 6-33 % slower.
+    # reads grad_y in place, the samples over the threads. The choice depends on the shape
+    # only, so the bits do not depend on the thread count (each GEMM's pieces are cut by its
+    # shape); against the gathered GEMM the results measured identical here, which BLAS does
+    # not promise (its pieces are narrower). The gather was 13 % of dcgan_rgb's time.
+    # Measured: dcgan_rgb 0.96x (1 thread), 0.93x (2), 0.85x (float64); with 256 rows or
+    # more the per-sample GEMMs, repacking the weight each time, were 6-33 % slower. Beyond
+    # 2 threads a tile of fewer samples than threads leaves threads idle (not measured).
     while next_tile(t):
         width = t.l1 - t.l0
         if p.pointwise and t.nbt == 1:   # 1x1 (rows == cin_g): straight into grad_x
