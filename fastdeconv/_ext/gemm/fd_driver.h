@@ -81,8 +81,6 @@ static fd_prefetch *FD_SFX(fd_next_prefetch)(const FD_SFX(fd_gemm_job) *job, ptr
     pf->off = 0;
     pf->rows = p->k - k0 < p->kc ? p->k - k0 : p->kc;
     pf->copy_to = NULL;
-    pf->row_offset = NULL;
-    pf->pieces = 0;
     return pf;
 }
 
@@ -200,27 +198,36 @@ static ptrdiff_t FD_SFX(fd_gemm_item_ex)(const FD_SFX(fd_gemm_job) *job, ptrdiff
         return nruns;
     }
     if (job->conv && !job->b && !placed) nruns = fd_conv_runs(job->conv, j0, nc, (int)nr, runs);
-    /* A convolution's whole panels whose rows are whole vectors of x (output rows of a
-     * multiple of 16 floats) are copied by the micro-kernels of the item's first row panel,
-     * like a dense B's (below): dcgan_g4 0.89x the time, vnet3d_k3 0.80x, float64 0.95x and
-     * 0.90x; forward 5x5 and 7x7 convolutions on 32x32 and 64x64 maps 0.96x. Rows of whole
-     * 16-byte pieces (a multiple of 4 floats or 2 doubles) are copied piece by piece:
-     * dcgan_g2 0.92x (2 threads 0.96x, float64 0.98x), k4 s2 phases on 8x8 and 12x12 maps
-     * 0.95x and 0.87x */
-    ptrdiff_t conv_panels = 0, nv = 0, first_runs = 0, last_runs = nruns;
+    /* The whole panels after the first are copied by the micro-kernels of the item's first
+     * row panel, each copying the next panel between its multiply-adds instead of a packing
+     * pass before them (the portable kernel does not copy), when every vector of their rows
+     * lies in one place: a dense B's (pointwise 0.96x the time, float64 0.92x), and a
+     * convolution's whose output rows are whole vectors (a multiple of 16 floats: dcgan_g4
+     * 0.89x, vnet3d_k3 0.80x, float64 0.95x and 0.90x; forward 5x5 and 7x7 convolutions on
+     * 32x32 and 64x64 maps 0.96x) or else whole 16-byte pieces (a multiple of 4 floats or 2
+     * doubles, copied piece by piece: dcgan_g2 0.92x, 2 threads 0.96x, float64 0.98x; k4 s2
+     * phases on 8x8 and 12x12 maps 0.95x and 0.87x). row_offset (per slice, below) and
+     * vec_src locate each row and vector from copy_base. */
+    ptrdiff_t copied_panels = 0, nv = 0, first_runs = 0, last_runs = nruns;
     int pieces = 0;
-    if (nruns && job->conv->stride_last == 1 && p->isa != FD_ISA_PORTABLE) {
+    const FD_T *copy_base = job->b ? job->b : job->xp;
+    if (p->isa != FD_ISA_PORTABLE) {
         int vlen = (int)((p->isa == FD_ISA_AVX512 ? 64 : 32) / sizeof(FD_T));
-        conv_panels = fd_vector_panels(runs, nruns, nc, (int)nr, vlen, vec_src);
         nv = nr / vlen;
-        if (!conv_panels) {   /* runs of whole 16-byte pieces: 4x4, 8x8, 12x12 maps */
-            vlen = (int)(16 / sizeof(FD_T));
-            conv_panels = fd_vector_panels(runs, nruns, nc, (int)nr, vlen, vec_src);
-            nv = nr / vlen;
-            pieces = 1;
+        if (job->b && !job->trans_b) {
+            copied_panels = nc / nr;
+            for (ptrdiff_t q = 0; q < copied_panels * nv; ++q) vec_src[q] = j0 + q * vlen;
+        } else if (nruns && job->conv->stride_last == 1) {
+            copied_panels = fd_vector_panels(runs, nruns, nc, (int)nr, vlen, vec_src);
+            if (!copied_panels) {   /* runs of whole 16-byte pieces: 4x4, 8x8, 12x12 maps */
+                vlen = (int)(16 / sizeof(FD_T));
+                copied_panels = fd_vector_panels(runs, nruns, nc, (int)nr, vlen, vec_src);
+                nv = nr / vlen;
+                pieces = 1;
+            }
+            while (first_runs < nruns && runs[first_runs].panel == 0) ++first_runs;
+            while (last_runs > 0 && runs[last_runs - 1].panel >= copied_panels) --last_runs;
         }
-        while (first_runs < nruns && runs[first_runs].panel == 0) ++first_runs;
-        while (last_runs > 0 && runs[last_runs - 1].panel >= conv_panels) --last_runs;
     }
     /* C's blocks of columns: when the item's columns lie in one block (the usual case: one
      * sample's positions), column jr is at c + block_shift + jr, with no division per tile */
@@ -234,24 +241,19 @@ static ptrdiff_t FD_SFX(fd_gemm_item_ex)(const FD_SFX(fd_gemm_job) *job, ptrdiff
         int add = k0 == 0 ? (placed ? 0 : job->accumulate) : 1;
         pf = FD_SFX(fd_next_prefetch)(job, k0, kc, j0, nc, next, &pf_state);
         const FD_T *bias = k0 == 0 && !placed ? job->bias : NULL;
-        /* A dense B's whole panels after the first are packed by the micro-kernels of the
-         * item's first row panel, each copying the next panel while it computes on its own:
-         * the copies run between the multiply-adds instead of before them (pointwise 0.96x
-         * the time, float64 0.92x). The portable kernel does not copy. */
-        ptrdiff_t fused_panels = job->b && !job->trans_b && p->isa != FD_ISA_PORTABLE
-                                 ? nc / nr : 0;
-        if (fused_panels > 1) {
+        if (copied_panels > 1 && job->b) {   /* the first panel, and a part panel at the end */
             FD_SFX(fd_pack_b_dense)(job->b, job->ldb, 0, k0, kc, j0, nr, (int)nr, bpack, p->isa);
-            if (nc > fused_panels * nr)
-                FD_SFX(fd_pack_b_dense)(job->b, job->ldb, 0, k0, kc, j0 + fused_panels * nr,
-                                        nc - fused_panels * nr, (int)nr,
-                                        bpack + fused_panels * nr * kc, p->isa);
+            if (nc > copied_panels * nr)
+                FD_SFX(fd_pack_b_dense)(job->b, job->ldb, 0, k0, kc, j0 + copied_panels * nr,
+                                        nc - copied_panels * nr, (int)nr,
+                                        bpack + copied_panels * nr * kc, p->isa);
+            for (ptrdiff_t kk = 0; kk < kc; ++kk) row_offset[kk] = (k0 + kk) * job->ldb;
         } else if (job->b)
             FD_SFX(fd_pack_b_dense)(job->b, job->ldb, job->trans_b, k0, kc, j0, nc, (int)nr, bpack,
                                     p->isa);
         else if (job->rows)
             FD_SFX(fd_pack_b_rows)(job->rows, job->xp, k0, kc, j0, nc, (int)nr, bpack);
-        else if (conv_panels > 1) {   /* the first panel, and a part panel at the end */
+        else if (copied_panels > 1) {   /* the first panel, and a part panel at the end */
             FD_SFX(fd_pack_b_conv)(job->conv, job->xp, runs, first_runs, k0, kc, nc, (int)nr,
                                    bpack, p->isa);
             if (last_runs < nruns)
@@ -283,14 +285,8 @@ static ptrdiff_t FD_SFX(fd_gemm_item_ex)(const FD_SFX(fd_gemm_job) *job, ptrdiff
                     const FD_T *bias_r = bias ? bias + ir : NULL;
                     fd_prefetch copy, *stream = pf;
                     ptrdiff_t panel = (jr - j0) / nr;
-                    if (fused_panels > 1 && ir == i0 && panel + 1 < fused_panels) {
-                        copy.row = (const char *)(job->b + k0 * job->ldb + jr + nr);
-                        copy.ld = job->ldb * (ptrdiff_t)sizeof(FD_T);
-                        copy.copy_to = (char *)(bpack + (jr - j0 + nr) * kc);
-                        copy.row_offset = NULL;
-                        stream = &copy;
-                    } else if (conv_panels > 1 && ir == i0 && panel + 1 < conv_panels) {
-                        copy.row = (const char *)job->xp;
+                    if (copied_panels > 1 && ir == i0 && panel + 1 < copied_panels) {
+                        copy.row = (const char *)copy_base;
                         copy.row_offset = row_offset;
                         copy.vec_src = vec_src + (panel + 1) * nv;
                         copy.pieces = pieces;

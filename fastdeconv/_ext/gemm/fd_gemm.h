@@ -291,16 +291,15 @@ static size_t fd_workspace_bytes(const fd_plan *p, size_t elem, int placed)
  * the row at `row`. The driver points it at the next block of B it will pack, so that the
  * packing copies from cache instead of waiting on memory (fd_gemm_item_ex).
  * With copy_to, the stream is instead one packed panel of B that the micro-kernel copies
- * while it computes, one row of NR values per k to copy_to + k * NR (elements): of a dense
- * B, the NR values at row + k * ld; of a convolution, vector v of the row (VLEN values) from
- * row + row_offset[k] + vec_src[v] (elements; every vector of such a panel's rows lies in one
- * run, fd_vector_panels), or with `pieces`, each 16-byte piece of the row so. */
+ * while it computes, one row of NR values per k to copy_to + k * NR (elements): vector v of
+ * the row (VLEN values) from row + row_offset[k] + vec_src[v] (elements: a dense B's rows, or
+ * a convolution's whose every vector lies in one run, fd_vector_panels), or with `pieces`,
+ * each 16-byte piece of the row so. */
 typedef struct {
     const char *row;
     ptrdiff_t ld, row_bytes, off, rows;
     char *copy_to;                 /* not NULL: a copy instead (fd_gemm_item_ex) */
-    const ptrdiff_t *row_offset;   /* and not NULL: a convolution's panel (below) */
-    const ptrdiff_t *vec_src;
+    const ptrdiff_t *row_offset, *vec_src;
     int pieces;                    /* 0: vec_src are vectors; else 16-byte pieces */
 } fd_prefetch;
 

@@ -9,8 +9,8 @@
  *
  * Store: v = acc (+ bias[r]) (+ C), written with ldc. pf (or NULL): a stream of cache lines
  * to prefetch, one every other k while the stream lasts (fd_prefetch_step; the driver points
- * it at the next block of B it will pack), or, with pf->copy_to, the next panel of a dense B
- * to copy, one row per k. Parameters before inclusion:
+ * it at the next block of B it will pack), or, with pf->copy_to, the next panel of B to copy,
+ * one row per k (vector by vector, or in 16-byte pieces). Parameters before inclusion:
  *   FD_UKR_NAME, FD_T, FD_MR, FD_NV (vectors per row), FD_TARGET (function attribute), and the
  *   intrinsics family: FD_V (vector type), FD_VLEN (lanes), FD_PFX / FD_SFX_OP (_mm512_ / _ps:
  *   the intrinsics are FD_PFX##name##FD_SFX_OP). Everything is #undef'd at the end.
@@ -52,7 +52,7 @@ FD_TARGET static void FD_UKR_NAME(ptrdiff_t kc, const FD_T *restrict a, const FD
         b += FD_NV * FD_VLEN;                                                             \
     } while (0)
     ptrdiff_t k = 0;
-    if (pf && pf->copy_to && pf->row_offset && pf->pieces) {   /* in 16-byte pieces */
+    if (pf && pf->copy_to && pf->pieces) {   /* the next panel, in 16-byte pieces */
         enum { PIECES = FD_NV * FD_VLEN * (int)sizeof(FD_T) / 16 };
         const char *from = pf->row;
         const ptrdiff_t *row_offset = pf->row_offset;
@@ -69,7 +69,7 @@ FD_TARGET static void FD_UKR_NAME(ptrdiff_t kc, const FD_T *restrict a, const FD
                                  _mm_loadu_si128((const __m128i *)(row + piece_src[q])));
             to += PIECES * 16;
         }
-    } else if (pf && pf->copy_to && pf->row_offset) {   /* a convolution's next panel */
+    } else if (pf && pf->copy_to) {   /* the next panel, vector by vector */
         const FD_T *from = (const FD_T *)pf->row;
         const ptrdiff_t *row_offset = pf->row_offset;
         ptrdiff_t vec_src[FD_NV];
@@ -82,17 +82,6 @@ FD_TARGET static void FD_UKR_NAME(ptrdiff_t kc, const FD_T *restrict a, const FD
 #pragma GCC unroll 8
             for (int v = 0; v < FD_NV; ++v)
                 FD_VSTORE(to + v * FD_VLEN, FD_VLOAD(row + vec_src[v]));
-            to += FD_NV * FD_VLEN;
-        }
-    } else if (pf && pf->copy_to) {   /* copy the next panel of a dense B while the FMAs run */
-        const char *from = pf->row;
-        FD_T *to = (FD_T *)pf->copy_to;
-        for (; k < kc; ++k) {
-            FD_UKR_STEP();
-#pragma GCC unroll 8
-            for (int v = 0; v < FD_NV; ++v)
-                FD_VSTORE(to + v * FD_VLEN, FD_VLOAD((const FD_T *)from + v * FD_VLEN));
-            from += pf->ld;
             to += FD_NV * FD_VLEN;
         }
     } else if (pf) {   /* a line of the next block of B every other k, while the FMAs run */
