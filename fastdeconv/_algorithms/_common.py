@@ -134,8 +134,9 @@ def workspaces(the_plan, dtype):
 
     Fresh arrays cost a page fault per 4 KiB page whenever the C library has handed their
     memory back to the system between calls: ``dcgan_rgb`` paid 542 of them per call on its
-    col2im path (1.69 ms a call against 1.14 ms without them); with pooled workspaces it
-    measured 0.90x the time, calls alternating with fresh ones in one process.
+    col2im path (1.69 ms a call against 1.14 ms without them); pooled workspaces measured
+    0.78x the time, calls alternating with fresh ones in one process (0.91x with PyTorch and
+    ONNX Runtime calls in between, see the performance notes).
     """
     dtype = np.dtype(dtype)
     col_bytes = -(-max(the_plan.col_elements, 1) * dtype.itemsize // 64) * 64
