@@ -109,7 +109,73 @@ def test_every_kernel_computes_the_weight_gradient(kernel, dtype, groups, channe
     assert_close(out, 2 * expected, dtype)
 
 
-@pytest.mark.parametrize("x_shape, w_shape, kw", [GEOMETRIES[3], GEOMETRIES[7], GEOMETRIES[10]])
+@pytest.mark.parametrize("kernel", _packed_gemm.supported_kernels())
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("groups, channels", [(1, 6), (1, 13), (2, 26), (1, 64), (2, 96)])
+def test_every_kernel_computes_the_transposed_weight_gradient(kernel, dtype, groups, channels,
+                                                              rng, assert_close):
+    # x read in place, whole MR panels per tap: 13 channels leave a last panel moved back
+    # over the one before on every tile (MR 4, 6, 8, 12), 6 on the portable one (MR 4)
+    x_last, gy_last, rows, taps, expected = _entry_operands(rng, dtype, groups, channels)
+    cin_g, cout_g = channels // groups, 4 // groups
+    layout = _packed_wgrad.transposed_rows(channels, 4, taps.size, groups, dtype, kernel)
+    if layout is None:   # 6 channels on the tiles of 8 and 12 rows
+        assert cin_g < 8 and kernel == "avx512"
+        with pytest.raises(ValueError, match="needs at least as many channels per group"):
+            _packed_wgrad.conv_weight_grad_packed(
+                x_last, gy_last, np.zeros((groups, 36, cout_g), dtype), rows, taps,
+                groups=groups, kernel=kernel, transposed=True)
+        return
+    n_rows, row_of = layout
+    assert row_of.shape == (taps.size, cin_g) and n_rows % taps.size == 0
+    out = np.full((groups, n_rows, cout_g), np.nan, dtype)
+    _packed_wgrad.conv_weight_grad_packed(x_last, gy_last, out, rows, taps, groups=groups,
+                                          kernel=kernel, transposed=True)
+    got = out[:, row_of.reshape(-1), :].transpose(0, 2, 1).reshape(expected.shape)
+    assert_close(got, expected, dtype)
+    _packed_wgrad.conv_weight_grad_packed(x_last, gy_last, out, rows, taps, groups=groups,
+                                          accumulate=True, kernel=kernel, transposed=True)
+    got = out[:, row_of.reshape(-1), :].transpose(0, 2, 1).reshape(expected.shape)
+    assert_close(got, 2 * expected, dtype)
+
+
+@pytest.mark.parametrize("kernel, channels, mr, rows_per_tap, moved", [
+    ("portable", 13, 4, 16, 3),      # panels at 0, 4, 8 and the last at 9, not 12
+    ("portable", 12, 4, 12, 0),
+    ("portable", 4, 4, 4, 0),
+])
+def test_transposed_rows_places_each_tap_in_whole_panels(kernel, channels, mr, rows_per_tap,
+                                                         moved):
+    n_rows, row_of = _packed_wgrad.transposed_rows(channels, 8, 3, kernel=kernel)
+    assert n_rows == 3 * rows_per_tap
+    c = np.arange(channels)
+    expected = np.where(c >= rows_per_tap - mr, c + moved, c)
+    assert np.array_equal(row_of, np.arange(3)[:, None] * rows_per_tap + expected)
+
+
+def test_transposed_rows_is_none_below_the_tile_rows():
+    assert _packed_wgrad.transposed_rows(3, 8, 9, kernel="portable") is None      # MR 4
+    assert _packed_wgrad.transposed_rows(8, 8, 9, groups=4, kernel="portable") is None
+    assert _packed_wgrad.transposed_rows(0, 8, 9, kernel="portable") is None
+
+
+@pytest.mark.parametrize("args, error, match", [
+    (dict(c_in=6, groups=4), ValueError, "groups=4 must divide"),
+    (dict(taps=0), ValueError, "taps must be an int >= 1"),
+    (dict(c_out=-1), ValueError, "c_out must be an int >= 0"),
+    (dict(groups=True), ValueError, "groups must be an int >= 1"),
+    (dict(dtype=np.int32), TypeError, "dtype must be float32 or float64"),
+    (dict(kernel="sse"), ValueError, "kernel must be one of"),
+])
+def test_transposed_rows_rejects_bad_arguments_naming_them(args, error, match):
+    call = dict(c_in=8, c_out=8, taps=9, groups=1, dtype=np.float32, kernel=None)
+    call.update(args)
+    with pytest.raises(error, match=match):
+        _packed_wgrad.transposed_rows(**call)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, kw", [GEOMETRIES[3], GEOMETRIES[7], GEOMETRIES[10],
+                                                  GEOMETRIES[13]])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_packed_weight_gradient_is_bit_identical_across_thread_counts(
         x_shape, w_shape, kw, dtype, rng, assert_same_bits_for_thread_counts):
@@ -118,15 +184,20 @@ def test_packed_weight_gradient_is_bit_identical_across_thread_counts(
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_batch_is_cut_into_cache_sized_parts(dtype, replace_budget, rng, assert_close):
+@pytest.mark.parametrize("channels", [5, 24])   # the gathered and the transposed GEMM
+def test_batch_is_cut_into_parts_that_fit_the_workspace(dtype, channels, replace_budget, rng,
+                                                        assert_close):
     kw = dict(stride=2, padding=1)
-    problem, x, w, gy = _operands((7, 5, 10, 9), (6, 5, 3, 3), kw, dtype, rng)
+    problem, x, w, gy = _operands((7, channels, 10, 9), (6, channels, 3, 3), kw, dtype, rng)
     whole = _forced(gy, x, w, **kw)
     elements, offsets = packed_wgrad._per_sample(problem, (11, 11), True)   # 10x9 read as 11x11
     per_sample = elements * x.itemsize + offsets * 8
-    replace_budget(tile_bytes=3 * per_sample)
+    result = packed_wgrad.plan("backward_weight", problem, current_budget(),
+                               x.itemsize).io_elements * x.itemsize   # the GEMM's result
+    replace_budget(workspace_bytes=3 * per_sample + result)
     the_plan = packed_wgrad.plan("backward_weight", problem, current_budget(), x.itemsize)
     assert the_plan.samples_per_tile == 3 and the_plan.extent == (11, 11)
+    assert the_plan.transposed == (channels == 24)
     assert_close(_forced(gy, x, w, **kw), whole, dtype)   # parts accumulate in order
     replace_budget(workspace_bytes=per_sample - 1)
     assert packed_wgrad.plan("backward_weight", problem, current_budget(), x.itemsize) is None
@@ -154,7 +225,7 @@ def test_peak_extra_memory_is_within_the_bound(peak_extra_bytes, rng):
     _, x, w, gy = _operands((64, 32, 32, 32), (64, 32, 4, 4), kw, np.float32, rng)  # 8 MiB x
     extra, (grad_w,) = peak_extra_bytes(lambda: _forced(gy, x, w, **kw))
     assert extra <= max(x.nbytes, gy.nbytes) + 32 * 2**20, extra
-    assert extra <= DEFAULT_BUDGET.tile_bytes + DEFAULT_BUDGET.workspace_bytes, extra
+    assert extra <= 2 * DEFAULT_BUDGET.workspace_bytes, extra
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -186,6 +257,21 @@ RULE_CASES = [
 ]
 
 
+@pytest.mark.parametrize("w_shape, groups, itemsize, expected", [
+    ((64, 128, 4, 4), 1, 4, True),       # wgrad_dcgan: 64 output channels
+    ((64, 128, 4, 4), 1, 8, True),
+    ((96, 128, 4, 4), 1, 4, True),
+    ((128, 128, 4, 4), 1, 4, False),     # measured slower on 2 threads
+    ((256, 128, 4, 4), 1, 4, False),
+    ((256, 32, 4, 4), 4, 4, True),       # 64 a group
+])
+def test_transposed_gemm_is_planned_for_few_output_channels_per_group(w_shape, groups,
+                                                                     itemsize, expected):
+    problem = conv_problem((16, 128, 32, 32), w_shape, stride=2, padding=1, groups=groups)
+    the_plan = packed_wgrad.plan("backward_weight", problem, DEFAULT_BUDGET, itemsize)
+    assert the_plan.transposed is expected
+
+
 @pytest.mark.parametrize("x_shape, w_shape, kw, itemsize, expected", RULE_CASES)
 def test_chooser_takes_the_packed_weight_gradient_where_it_measured_faster(
         x_shape, w_shape, kw, itemsize, expected):
@@ -209,16 +295,21 @@ def test_chooser_takes_the_packed_weight_gradient_where_it_measured_faster(
     (lambda a: a.update(groups=0), ValueError, "groups must be an int >= 1"),
     (lambda a: a.update(accumulate=1), TypeError, "accumulate must be a bool"),
     (lambda a: a.update(threads=0), ValueError, "threads must be >= 1"),
+    (lambda a: a.update(transposed=True), ValueError, "grad_weight must have 3 dimensions"),
+    (lambda a: a.update(transposed=True, groups=2, gw=np.zeros((2, 36, 2)), kernel="portable"),
+     ValueError, "transposed=True needs at least as many channels per group"),   # 3 < MR 4
+    (lambda a: a.update(transposed="yes"), TypeError, "transposed must be a bool"),
 ])
 def test_compiled_entry_rejects_bad_arguments_naming_them(change, error, match, rng):
     x_last, gy_last, rows, taps, expected = _entry_operands(rng)
     args = dict(x=x_last, gy=gy_last, gw=np.zeros(expected.shape), rows=rows, taps=taps,
-                groups=1, accumulate=False, threads=1)
+                groups=1, accumulate=False, threads=1, transposed=False, kernel=None)
     change(args)
     with pytest.raises(error, match=match):
         _packed_wgrad.conv_weight_grad_packed(
             args["x"], args["gy"], args["gw"], args["rows"], args["taps"],
-            groups=args["groups"], accumulate=args["accumulate"], threads=args["threads"])
+            groups=args["groups"], accumulate=args["accumulate"], threads=args["threads"],
+            kernel=args["kernel"], transposed=args["transposed"])
 
 
 @pytest.mark.parametrize("which", ["row_offset", "tap_offset"])
@@ -288,9 +379,9 @@ def test_workspace_is_bounded_whatever_the_batch():
             the_plan = packed_wgrad.plan("backward_weight", problem, DEFAULT_BUDGET, itemsize)
             copies = the_plan.col_elements * itemsize
             per_sample = copies // the_plan.samples_per_tile
-            if per_sample <= DEFAULT_BUDGET.tile_bytes // 2:   # several samples a part
+            if per_sample <= DEFAULT_BUDGET.workspace_bytes // 2:   # several samples a part
                 assert 2 <= the_plan.samples_per_tile <= batch or batch == 1
-                assert copies <= DEFAULT_BUDGET.tile_bytes
+                assert copies <= DEFAULT_BUDGET.workspace_bytes
             else:                                             # one sample a part
                 assert the_plan.samples_per_tile == 1
             assert the_plan.workspace_bytes(itemsize) <= DEFAULT_BUDGET.workspace_bytes

@@ -1,23 +1,27 @@
 """The packed engine's weight gradient (backward_weight): one GEMM per group that reduces over
-the output positions, its operands packed straight from channels-last copies of the input
-and of the output gradient (:func:`fastdeconv._ext._packed_wgrad.conv_weight_grad_packed`).
+the output positions, read straight from channels-last copies of the input and of the output
+gradient (:func:`fastdeconv._ext._packed_wgrad.conv_weight_grad_packed`).
 
 For group ``g``, with ``k`` running over the output positions of every sample::
 
     gW[g][co, (t, c)] = sum over k of  gy[k, co] * x_padded[pos(k) + tap(t), c]
 
 (``pos(k)`` the first input position that output position ``k`` reads, ``tap(t)`` the offset of
-tap ``t``). In channels-last data a position's channels are contiguous, which is also the
-direction of a row of the engine's packed panels: both operands are packed by straight copies,
-where channels-first data would need a transposition per element (an earlier version that
-read channels-first data measured 2-3x slower than im2col + OpenBLAS). The copies are one
-blocked transpose of each operand per part of the batch; no column matrix exists.
+tap ``t``). In channels-last data a position's channels are contiguous. The engine computes the
+transposed product ``gW[g]^T = X^T gy[g]``: its micro-kernels broadcast MR channels of one tap
+of ``x`` at each position, read where the copy holds them, against packed rows of ``gy``, so
+that nothing is gathered (0.88x the time of packing the gathered rows of ``x`` as the B of
+``gy^T X`` on wgrad_dcgan; that form remains for fewer channels per group than MR). The
+result has whole MR panels per tap (:func:`~fastdeconv._ext._packed_wgrad.transposed_rows`)
+and is put in the weight's ``(channel, tap)`` order at the end. Channels-first data would
+need a transposition per element (an earlier version that read it measured 2-3x slower than
+im2col + OpenBLAS); the copies are one blocked transpose of each operand per part of the
+batch; no column matrix exists.
 
-The batch is cut into parts whose copies fit ``budget.tile_bytes`` (at least one sample, whose
-copies must fit ``budget.workspace_bytes``); the parts' GEMMs accumulate in order. A part's positions are the reduction of one GEMM, cut into the kernel's
-KC slices and never split across threads, so the bits do not depend on the thread count (they
-do depend on the part size, which the shape and budget fix). The columns come out in
-``(tap, channel)`` order and are put in the weight's ``(channel, tap)`` order at the end.
+The batch is cut into parts whose copies fit ``budget.workspace_bytes`` (at least one
+sample); the parts' GEMMs accumulate in order. A part's positions are the reduction of one
+GEMM, cut into the kernel's KC slices and never split across threads, so the bits do not
+depend on the thread count (they do depend on the part size, which the shape and budget fix).
 """
 
 import math
@@ -41,10 +45,11 @@ PASSES = {"backward_weight": NAME}
 class PackedWeightGradPlan(Plan):
     """``samples_per_tile`` samples per engine call; ``extent``: the padded input's spatial
     size the positions read (the channels-last copy's, or the input's when no padding is
-    read: ``padded`` False)."""
+    read: ``padded`` False); ``transposed``: the GEMM's form (:func:`_transposed_layout`)."""
 
     extent: tuple
     padded: bool
+    transposed: bool
 
 
 def _per_sample(problem, extent, padded):
@@ -56,24 +61,44 @@ def _per_sample(problem, extent, padded):
 
 
 def plan(pass_name, problem, budget, itemsize):
-    """The plan, or None when one sample's copies do not fit ``budget.workspace_bytes``.
+    """The plan, or None when one sample's copies and the result do not fit
+    ``budget.workspace_bytes``.
 
-    As many samples per engine call as keep the copies within ``budget.tile_bytes`` (at least
-    one): a copy written and read again while it is in cache costs a fraction of one that
-    goes to memory and back (a 25 MB transposition: 7 ms; 3 MB: 0.4 ms).
+    As many samples per engine call as fit ``budget.workspace_bytes`` with the GEMM's result:
+    fewer, larger parts measured faster than parts that stay in cache, 0.83-0.98x the time
+    of 2 MiB parts for 16 MiB ones (float32 and float64, 1 and 2 threads; the GEMM reads the
+    copies panel by panel, each position's lines once into L2 for all its taps).
     """
     g = problem.geometry
     extent, padded = padded_read(g)
     elements, offsets = _per_sample(problem, extent, padded)
     per_sample = max(elements * itemsize + offsets * 8, 1)
-    if per_sample > budget.workspace_bytes:
+    layout = _transposed_layout(problem, budget, itemsize)
+    if layout is None:   # (c_out, (tap, channel))
+        result = problem.c_out * problem.c_in // problem.groups * g.kernel_numel
+    else:                # (groups, rows, c_out / groups)
+        result = problem.c_out * layout[0]
+    room = budget.workspace_bytes - result * itemsize
+    if per_sample > room:
         return None
-    samples = max(1, min(max(problem.batch, 1), budget.tile_bytes // per_sample))
-    weight = problem.c_out * problem.c_in // problem.groups * g.kernel_numel
-    return PackedWeightGradPlan(NAME, samples, g.output_numel, samples * elements, weight,
+    samples = max(1, min(max(problem.batch, 1), room // per_sample))
+    return PackedWeightGradPlan(NAME, samples, g.output_numel, samples * elements, result,
                                 pass_name=pass_name, problem=problem,
                                 extent=extent if padded else tuple(g.input_size),
-                                padded=padded)
+                                padded=padded, transposed=layout is not None)
+
+
+def _transposed_layout(problem, budget, itemsize):
+    """The layout of the transposed GEMM ``gW^T = X^T gy`` (``x`` read in place; the
+    (rows, row_of) of :func:`~fastdeconv._ext._packed_wgrad.transposed_rows`), or None for
+    the gathered one: transposed for at most ``budget.packed_wgrad_transposed_max_cout``
+    output channels per group (where it measured faster) and at least the register tile's
+    MR input channels per group."""
+    if problem.c_out // problem.groups > budget.packed_wgrad_transposed_max_cout:
+        return None
+    return _packed_wgrad.transposed_rows(problem.c_in, problem.c_out,
+                                         problem.geometry.kernel_numel, problem.groups,
+                                         np.float64 if itemsize == 8 else np.float32)
 
 
 def might_pay(pass_name, problem, budget, itemsize):
@@ -161,8 +186,16 @@ def run(the_plan, x, grad_y):
     cin_g = problem.c_in // problem.groups
     if problem.c_out == 0 or cin_g == 0:
         return allocate(problem.weight_shape, x.dtype, "weight gradient", zero=True)
-    columns = allocate((problem.c_out, g.kernel_numel * cin_g), x.dtype, "weight gradient",
-                       result=False)
+    cout_g = problem.c_out // problem.groups
+    layout = (_packed_wgrad.transposed_rows(problem.c_in, problem.c_out, g.kernel_numel,
+                                            problem.groups, x.dtype)
+              if the_plan.transposed else None)
+    if layout is None:
+        columns = allocate((problem.c_out, g.kernel_numel * cin_g), x.dtype, "weight gradient",
+                           result=False)
+    else:
+        columns = allocate((problem.groups, layout[0], cout_g), x.dtype, "weight gradient",
+                           result=False)
     step = the_plan.samples_per_tile
     rows, taps = _offsets(problem, the_plan.extent, step)
     for first in range(0, problem.batch, step):
@@ -184,7 +217,7 @@ def run(the_plan, x, grad_y):
                 _packed_wgrad.conv_weight_grad_packed(
                     x_last, gy_last.reshape(-1, problem.c_out), columns,
                     rows[:part * g.output_numel], taps, groups=problem.groups,
-                    accumulate=first > 0, threads=threads)
+                    accumulate=first > 0, threads=threads, transposed=layout is not None)
             finally:
                 del gy_last
                 _scratch.give(gy_block)
@@ -192,6 +225,12 @@ def run(the_plan, x, grad_y):
             del x_last
             _scratch.give(x_block)
     grad_w = allocate(problem.weight_shape, x.dtype, "weight gradient")
-    np.copyto(grad_w.reshape(problem.c_out, cin_g, g.kernel_numel),
-              columns.reshape(problem.c_out, g.kernel_numel, cin_g).transpose(0, 2, 1))
+    if layout is None:   # (c_out, (tap, channel))
+        np.copyto(grad_w.reshape(problem.c_out, cin_g, g.kernel_numel),
+                  columns.reshape(problem.c_out, g.kernel_numel, cin_g).transpose(0, 2, 1))
+    else:                # (groups, rows, cout_g), tap t of channel c in row row_of[t, c]
+        picked = np.take(columns, layout[1].reshape(-1), axis=1)
+        np.copyto(grad_w.reshape(problem.groups, cout_g, cin_g, g.kernel_numel),
+                  picked.reshape(problem.groups, g.kernel_numel, cin_g, cout_g)
+                  .transpose(0, 3, 2, 1))
     return grad_w

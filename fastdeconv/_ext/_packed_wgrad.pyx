@@ -8,10 +8,16 @@ One GEMM per group reduces over the output positions::
     gw[g][co, (t, c)] (+)= sum over k of  gy[k, g * C_out/g + co]
                                         * x[row_offset[k] + tap_offset[t] + g * C_in/g + c]
 
-with ``gy`` and ``x`` channels-last (a position's channels contiguous), so that the engine packs
-its A (``gy``) and its B (the gathered rows of ``x``) with straight copies of channels and no
-column matrix exists. The reduction is never split: every element of ``gw`` is one chain of
-multiply-adds over the KC slices of positions in order, whatever the threads.
+with ``gy`` and ``x`` channels-last (a position's channels contiguous). Two forms:
+
+- transposed (:func:`transposed_rows` is not None: at least MR channels per group), the
+  GEMM ``gw[g]^T = X^T gy[g]`` whose A, the gathered rows of ``x``, is read in place by the
+  micro-kernels (MR channels of one tap at each position) and whose B, ``gy``, is a dense
+  packed matrix: nothing is gathered. The result is in a layout of whole MR panels per tap;
+- otherwise ``gw[g] = gy[g]^T X`` with B, the gathered rows of ``x``, packed row by row.
+
+The reduction is never split: every element of ``gw`` is one chain of multiply-adds over the
+KC slices of positions in order, whatever the threads.
 """
 from libc.stdint cimport uintptr_t
 
@@ -29,6 +35,11 @@ cdef extern from "gemm/fd_gemm.h" nogil:
         Py_ssize_t width
     void fd_gemm_job_set_rows(int is_double, void* job, const fd_rows_src* rows,
                               const void* base)
+    void fd_gemm_job_set_a_rows(int is_double, void* job, const fd_rows_src* rows,
+                                const void* base)
+    fd_plan fd_make_plan_a_rows(int isa, int is_double, Py_ssize_t width,
+                                Py_ssize_t groups_of_rows, Py_ssize_t n, Py_ssize_t k,
+                                int threads)
 
 
 def _check_offsets(value, name):
@@ -39,8 +50,64 @@ def _check_offsets(value, name):
     return value
 
 
+def _check_count(value, name, minimum):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def transposed_rows(c_in, c_out, taps, groups=1, dtype=np.float32, kernel=None):
+    """The layout of the transposed weight gradient, or None where it does not apply.
+
+    Parameters
+    ----------
+    c_in, c_out : int
+        Channels of ``x`` and ``grad_y`` (multiples of ``groups``).
+    taps : int
+        Kernel taps (>= 1).
+    groups : int
+    dtype : {numpy.float32, numpy.float64}
+    kernel : {None, 'portable', 'avx2', 'avx512'}
+        The kernel the GEMM will run on (None: the default).
+
+    Returns
+    -------
+    (rows, row_of) or None
+        ``rows``: the rows per group of :func:`conv_weight_grad_packed`'s ``transposed``
+        output ``(groups, rows, c_out // groups)``; ``row_of``: ``(taps, c_in // groups)``
+        intp, the row that holds tap ``t`` of channel ``c``. Each tap's channels are
+        whole panels of the register tile's MR rows, the last moved back to end with the
+        channels (its first rows repeat channels of the panel before). None when a group
+        has fewer channels than MR.
+
+    Examples
+    --------
+    >>> rows, row_of = transposed_rows(20, 64, 2, kernel="portable")   # MR = 4
+    >>> rows, row_of.shape
+    (40, (2, 20))
+    """
+    c_in, c_out = _check_count(c_in, "c_in", 0), _check_count(c_out, "c_out", 0)
+    taps, groups = _check_count(taps, "taps", 1), _check_count(groups, "groups", 1)
+    if c_in % groups or c_out % groups:
+        raise ValueError(f"groups={groups} must divide c_in={c_in} and c_out={c_out}")
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+    cdef int isa = _isa_of(kernel, "kernel")
+    cdef Py_ssize_t cin_g = c_in // groups
+    cdef fd_plan p = fd_make_plan_a_rows(isa, dtype == np.float64, cin_g, taps,
+                                         max(c_out // groups, 1), 1, 1)
+    if p.m == 0:
+        return None
+    run = p.m // taps
+    channel_row = np.arange(cin_g, dtype=np.intp)
+    channel_row[run - p.mr:] += run - cin_g   # the last panel, moved back
+    row_of = np.arange(taps, dtype=np.intp)[:, None] * run + channel_row
+    return int(p.m), row_of
+
+
 def conv_weight_grad_packed(x, grad_y, grad_weight, row_offset, tap_offset, groups=1,
-                            accumulate=False, threads=1, kernel=None):
+                            accumulate=False, threads=1, kernel=None, transposed=False):
     """``grad_weight (+)= sum over positions of grad_y x-gathered`` per group, on the engine.
 
     Parameters
@@ -53,8 +120,10 @@ def conv_weight_grad_packed(x, grad_y, grad_weight, row_offset, tap_offset, grou
         ``(positions, c_out)``: the output gradient, channels-last, one row per position.
     grad_weight : numpy.ndarray
         ``(c_out, taps * c_in // groups)``, writable: column ``t * (c_in // groups) + c``
-        is tap ``t`` of channel ``c`` of the group. Overwritten, or added to when
-        ``accumulate``.
+        is tap ``t`` of channel ``c`` of the group; with ``transposed``, ``(groups, rows,
+        c_out // groups)`` with ``rows, row_of = transposed_rows(...)``: row ``row_of[t, c]``
+        of group ``g`` holds tap ``t`` of channel ``c`` (the other rows: any values).
+        Overwritten, or added to when ``accumulate``.
     row_offset : numpy.ndarray
         ``(positions,)`` intp, >= 0: where each position's channels start in ``x``.
     tap_offset : numpy.ndarray
@@ -67,6 +136,9 @@ def conv_weight_grad_packed(x, grad_y, grad_weight, row_offset, tap_offset, grou
         Threads to use (>= 1); the result does not depend on it.
     kernel : {None, 'portable', 'avx2', 'avx512'}
         Force a kernel (for tests).
+    transposed : bool
+        Compute the transposed form (``x`` read in place; :func:`transposed_rows` must not
+        be None).
 
     Returns
     -------
@@ -78,7 +150,8 @@ def conv_weight_grad_packed(x, grad_y, grad_weight, row_offset, tap_offset, grou
                          "array")
     _check_matrix(x, "x", ndim=x.ndim if isinstance(x, np.ndarray) else 1)
     _check_matrix(grad_y, "grad_y")
-    _check_matrix(grad_weight, "grad_weight")
+    transposed = _check_flag(transposed, "transposed")
+    _check_matrix(grad_weight, "grad_weight", ndim=3 if transposed else 2)
     _check_same_dtype(x.dtype, grad_y=grad_y, grad_weight=grad_weight)
     if not grad_weight.flags.writeable:
         raise ValueError("grad_weight must be writable")
@@ -96,9 +169,16 @@ def conv_weight_grad_packed(x, grad_y, grad_weight, row_offset, tap_offset, grou
         raise ValueError(f"groups={groups} must divide x's {c_in} and grad_y's {c_out} "
                          f"channels")
     cin_g, cout_g = c_in // groups, c_out // groups
-    if grad_weight.shape != (c_out, taps * cin_g):
-        raise ValueError(f"grad_weight must have shape {(c_out, taps * cin_g)}, "
-                         f"got {grad_weight.shape}")
+    expected = (c_out, taps * cin_g)
+    if transposed:
+        layout = transposed_rows(c_in, c_out, taps, groups, x.dtype, kernel) if taps else None
+        if layout is None:
+            raise ValueError(f"transposed=True needs at least as many channels per group as "
+                             f"the kernel's register tile has rows, got {cin_g} "
+                             f"(transposed_rows is None)")
+        expected = (groups, layout[0], cout_g)
+    if grad_weight.shape != expected:
+        raise ValueError(f"grad_weight must have shape {expected}, got {grad_weight.shape}")
     if row_offset.shape[0] != positions:
         raise ValueError(f"row_offset must have {positions} values (grad_y's rows), "
                          f"got {row_offset.shape[0]}")
@@ -112,12 +192,53 @@ def conv_weight_grad_packed(x, grad_y, grad_weight, row_offset, tap_offset, grou
             if offsets.min() < 0:
                 raise ValueError(f"{name} must be >= 0, got {int(offsets.min())}")
         last = int(row_offset.max()) + int(tap_offset.max()) + c_in
-        if last > x.size:
+        if last > x.size:   # (the transposed form reads the same elements)
             raise ValueError(f"row_offset and tap_offset read x up to element {last - 1}, "
                              f"but x has {x.size} elements")
-    _run_weight_grad(x, grad_y, grad_weight, row_offset, tap_offset, groups, accumulate,
-                     threads, isa)
+    if transposed:
+        _run_transposed(x, grad_y, grad_weight, row_offset, tap_offset, groups, accumulate,
+                        threads, isa)
+    else:
+        _run_weight_grad(x, grad_y, grad_weight, row_offset, tap_offset, groups, accumulate,
+                         threads, isa)
     return grad_weight
+
+
+cdef _run_transposed(x, grad_y, grad_weight, row_offset, tap_offset, Py_ssize_t groups,
+                     bint accumulate, int threads, int isa):
+    """gw[g]^T (+)= X^T gy[g] per group: A read in place from x (fd_gemm_job_set_a_rows),
+    B = the group's columns of grad_y, C = grad_weight[g] (rows x cout_g)."""
+    cdef bint is_double = x.dtype == np.float64
+    cdef size_t elem = 8 if is_double else 4
+    cdef Py_ssize_t c_in = x.shape[x.ndim - 1], positions = grad_y.shape[0]
+    cdef Py_ssize_t c_out = grad_y.shape[1], taps = tap_offset.shape[0]
+    cdef Py_ssize_t cin_g = c_in // groups, cout_g = c_out // groups
+    cdef fd_plan p = fd_make_plan_a_rows(isa, is_double, cin_g, taps, cout_g, positions,
+                                         threads)
+    cdef fd_rows_src src
+    cdef fd_gemm_job_f jf
+    cdef fd_gemm_job_d jd
+    cdef void* job = <void*> &jd if is_double else <void*> &jf
+    cdef char* work = NULL
+    cdef size_t work_stride
+    cdef char* px = <char*> <uintptr_t> x.ctypes.data
+    cdef char* pgy = <char*> <uintptr_t> grad_y.ctypes.data
+    cdef char* pgw = <char*> <uintptr_t> grad_weight.ctypes.data
+    cdef Py_ssize_t g
+    src.row_offset = <const Py_ssize_t*> <uintptr_t> row_offset.ctypes.data
+    src.tap_offset = <const Py_ssize_t*> <uintptr_t> tap_offset.ctypes.data
+    src.width = cin_g
+    work_block = take_work(fd_workspace_bytes(&p, elem, 0), threads, &work, &work_stride)
+    try:
+        for g in range(groups):
+            fd_gemm_job_init(is_double, job, &p, NULL, NULL, 0, False, pgy + g * cout_g * elem,
+                             c_out, False, pgw + g * p.m * cout_g * elem, cout_g, accumulate,
+                             NULL)
+            fd_gemm_job_set_a_rows(is_double, job, &src, px + g * cin_g * elem)
+            with nogil:
+                run_items(job, is_double, False, fd_plan_items(&p), work, work_stride, threads)
+    finally:
+        give_scratch(work_block)
 
 
 cdef _run_weight_grad(x, grad_y, grad_weight, row_offset, tap_offset, Py_ssize_t groups,
@@ -158,3 +279,4 @@ cdef _run_weight_grad(x, grad_y, grad_weight, row_offset, tap_offset, Py_ssize_t
         give_scratch(work_block)
     finally:
         give_scratch(apack_block)
+

@@ -26,8 +26,9 @@ bound of a sum of ``K`` products), and then
 * a weight gradient (1-3 spatial dimensions, batch, groups, kernel size, stride, dilation,
   asymmetric padding, channel counts at the register tiles) either through
   ``_packed_wgrad.conv_weight_grad_packed`` with the chosen kernel (on the channels-last copies
-  the plan makes) or through ``fastdeconv.conv_backward`` with ``packed`` forced; checked
-  against ``fastdeconv.testing.conv_weight_grad_reference``.
+  the plan makes; the gathered or, where ``transposed_rows`` allows, the transposed form) or
+  through ``fastdeconv.conv_backward`` with ``packed`` forced; checked against
+  ``fastdeconv.testing.conv_weight_grad_reference``.
 
 Sizes are bounded (at most ``MAX_MACS`` multiply-adds per GEMM or convolution, most far
 fewer) so that an execution takes about a millisecond. A wrong result raises
@@ -389,11 +390,21 @@ def fuzz_weight_grad(fdp, draw, dtype, kernel, threads, exact, limit):
                                              the_plan.padded, threads)
         gy_last = np.ascontiguousarray(np.moveaxis(gy, 1, -1)).reshape(-1, c_out)
         row_offset, tap_offset = packed_wgrad._offsets(problem, the_plan.extent, batch)
-        columns = np.full((c_out, taps * cin_g), np.nan, dtype)
+        layout = _packed_wgrad.transposed_rows(c_in, c_out, taps, groups, dtype, kernel)
+        transposed = layout is not None and fdp.ConsumeBool()
+        case["transposed"] = transposed
+        if transposed:   # x read in place: (groups, rows, cout_g), row_of[t, c] per (t, c)
+            columns = np.full((groups, layout[0], cout_g), np.nan, dtype)
+        else:
+            columns = np.full((c_out, taps * cin_g), np.nan, dtype)
         out = _packed_wgrad.conv_weight_grad_packed(x_last, gy_last, columns, row_offset,
                                                     tap_offset, groups=groups,
-                                                    threads=threads, kernel=kernel)
+                                                    threads=threads, kernel=kernel,
+                                                    transposed=transposed)
         assert out is columns, case
+        if transposed:
+            columns = (columns[:, layout[1].reshape(-1), :].transpose(0, 2, 1)
+                       .reshape(c_out, taps * cin_g))
         grad_w = columns.reshape(c_out, taps, cin_g).transpose(0, 2, 1).reshape(w.shape)
     else:
         previous = fastdeconv.set_num_threads(threads)

@@ -39,6 +39,11 @@ typedef struct {
     const fd_conv_src *conv;      /* convolution B source (b == NULL) */
     const fd_rows_src *rows;      /* or gathered-rows B source (b == NULL, conv == NULL) */
     const FD_T *xp;               /* their padded input, already offset to the group's channels */
+    const fd_rows_src *a_rows;    /* not NULL: A read in place from ax (no apack, no a), row
+                                     (t, c) of A, column k at ax + row_offset[k] +
+                                     tap_offset[t] + c, rows in runs of round_up(width, MR)
+                                     (fd_make_plan_a_rows) */
+    const FD_T *ax;
     FD_T *c;
     ptrdiff_t ldc;
     ptrdiff_t c_block, c_block_stride;  /* if c_block > 0: column j of C is column j % c_block
@@ -81,6 +86,7 @@ static fd_prefetch *FD_SFX(fd_next_prefetch)(const FD_SFX(fd_gemm_job) *job, ptr
     pf->off = 0;
     pf->rows = p->k - k0 < p->kc ? p->k - k0 : p->kc;
     pf->copy_to = NULL;
+    pf->a_offset = NULL;
     return pf;
 }
 
@@ -211,7 +217,9 @@ static ptrdiff_t FD_SFX(fd_gemm_item_ex)(const FD_SFX(fd_gemm_job) *job, ptrdiff
     ptrdiff_t copied_panels = 0, nv = 0, first_runs = 0, last_runs = nruns;
     int pieces = 0;
     const FD_T *copy_base = job->b ? job->b : job->xp;
-    if (p->isa != FD_ISA_PORTABLE) {
+    const fd_rows_src *a_rows = job->a_rows;
+    ptrdiff_t a_run = a_rows ? fd_round_up(a_rows->width, mr) : 0;
+    if (p->isa != FD_ISA_PORTABLE && !a_rows) {
         int vlen = (int)((p->isa == FD_ISA_AVX512 ? 64 : 32) / sizeof(FD_T));
         nv = nr / vlen;
         if (job->b && !job->trans_b) {
@@ -239,7 +247,7 @@ static ptrdiff_t FD_SFX(fd_gemm_item_ex)(const FD_SFX(fd_gemm_job) *job, ptrdiff
     for (ptrdiff_t k0 = 0; k0 < p->k; k0 += p->kc) {
         ptrdiff_t kc = p->k - k0 < p->kc ? p->k - k0 : p->kc;
         int add = k0 == 0 ? (placed ? 0 : job->accumulate) : 1;
-        pf = FD_SFX(fd_next_prefetch)(job, k0, kc, j0, nc, next, &pf_state);
+        pf = a_rows ? NULL : FD_SFX(fd_next_prefetch)(job, k0, kc, j0, nc, next, &pf_state);
         const FD_T *bias = k0 == 0 && !placed ? job->bias : NULL;
         if (copied_panels > 1 && job->b) {   /* the first panel, and a part panel at the end */
             FD_SFX(fd_pack_b_dense)(job->b, job->ldb, 0, k0, kc, j0, nr, (int)nr, bpack, p->isa);
@@ -269,7 +277,7 @@ static ptrdiff_t FD_SFX(fd_gemm_item_ex)(const FD_SFX(fd_gemm_job) *job, ptrdiff
                                    p->isa);
         for (ptrdiff_t ic = i0; ic < i1; ic += p->mc) {
             ptrdiff_t ie = ic + p->mc < i1 ? ic + p->mc : i1;
-            if (!job->apack)
+            if (!job->apack && !a_rows)
                 FD_SFX(fd_pack_a_block)(ie - ic, job->a + (job->trans_a ? ic : ic * job->lda),
                                         job->lda, job->trans_a, (int)mr, k0, kc, ablock);
             ptrdiff_t a_panels = fd_ceil_div(ie - ic, mr), b_panels = fd_ceil_div(j1 - j0, nr);
@@ -280,12 +288,21 @@ static ptrdiff_t FD_SFX(fd_gemm_item_ex)(const FD_SFX(fd_gemm_job) *job, ptrdiff
                     const FD_T *bp = bpack + (jr - j0) * kc;
                     const FD_T *ap = job->apack ? job->apack + k0 * m_pad + ir * kc
                                                 : ablock + (ir - ic) * kc;
+                    fd_prefetch copy, *stream = pf;
+                    if (a_rows) {   /* the panel's rows: MR channels of one tap, in place */
+                        ptrdiff_t t = ir / a_run, c0 = ir % a_run;
+                        if (c0 + mr > a_rows->width) c0 = a_rows->width - mr;
+                        ap = job->ax + a_rows->tap_offset[t] + c0;
+                        memset(&copy, 0, sizeof(copy));
+                        copy.a_offset = a_rows->row_offset + k0;
+                        stream = &copy;
+                    }
                     ptrdiff_t nrows = ie - ir < mr ? ie - ir : mr;
                     ptrdiff_t ncols = j1 - jr < nr ? j1 - jr : nr;
                     const FD_T *bias_r = bias ? bias + ir : NULL;
-                    fd_prefetch copy, *stream = pf;
                     ptrdiff_t panel = (jr - j0) / nr;
                     if (copied_panels > 1 && ir == i0 && panel + 1 < copied_panels) {
+                        copy.a_offset = NULL;
                         copy.row = (const char *)copy_base;
                         copy.row_offset = row_offset;
                         copy.vec_src = vec_src + (panel + 1) * nv;

@@ -52,7 +52,21 @@ FD_TARGET static void FD_UKR_NAME(ptrdiff_t kc, const FD_T *restrict a, const FD
         b += FD_NV * FD_VLEN;                                                             \
     } while (0)
     ptrdiff_t k = 0;
-    if (pf && pf->copy_to && pf->pieces) {   /* the next panel, in 16-byte pieces */
+    if (pf && pf->a_offset) {   /* A read in place: row k of the panel at a + a_offset[k] */
+        const ptrdiff_t *a_offset = pf->a_offset;
+        const FD_T *a0 = a;
+        for (; k + FD_A_PREFETCH_AHEAD < kc; ++k) {   /* its two ends: a row may cross a line */
+            const FD_T *ahead = a0 + a_offset[k + FD_A_PREFETCH_AHEAD];
+            __builtin_prefetch(ahead, 0, 3);
+            __builtin_prefetch(ahead + FD_MR - 1, 0, 3);
+            a = a0 + a_offset[k];
+            FD_UKR_STEP();
+        }
+        for (; k < kc; ++k) {
+            a = a0 + a_offset[k];
+            FD_UKR_STEP();
+        }
+    } else if (pf && pf->copy_to && pf->pieces) {   /* the next panel, in 16-byte pieces */
         enum { PIECES = FD_NV * FD_VLEN * (int)sizeof(FD_T) / 16 };
         const char *from = pf->row;
         const ptrdiff_t *row_offset = pf->row_offset;

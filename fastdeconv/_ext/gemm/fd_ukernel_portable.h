@@ -5,11 +5,14 @@ static void FD_UKR_NAME(ptrdiff_t kc, const FD_T *restrict a, const FD_T *restri
                         FD_T *restrict c, ptrdiff_t ldc, int add, const FD_T *restrict bias,
                         fd_prefetch *restrict pf)
 {
-    (void)pf;   /* the portable kernel does not prefetch */
+    /* the portable kernel neither prefetches nor copies; it reads A in place (a_offset) */
+    const ptrdiff_t *a_offset = pf ? pf->a_offset : NULL;
+    const FD_T *a0 = a;
     FD_T acc[FD_MR][FD_NR];
     for (int r = 0; r < FD_MR; ++r)
         for (int j = 0; j < FD_NR; ++j) acc[r][j] = 0;
     for (ptrdiff_t k = 0; k < kc; ++k) {
+        if (a_offset) a = a0 + a_offset[k];
         for (int r = 0; r < FD_MR; ++r) {
             FD_T ar = a[r];
             for (int j = 0; j < FD_NR; ++j) acc[r][j] += ar * b[j];
