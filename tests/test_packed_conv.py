@@ -9,6 +9,7 @@ import fastdeconv
 from fastdeconv import _dispatch
 from fastdeconv._algorithms import DEFAULT_BUDGET, current_budget, packed, packed_wgrad
 from fastdeconv._algorithms import budget as replaced_budget
+from fastdeconv._ext import _layout_kernels
 from fastdeconv._problem import conv_problem
 from fastdeconv.testing import conv_reference
 
@@ -217,3 +218,65 @@ def test_the_backward_passes_never_take_packed():
     problem = conv_problem((8, 256, 56, 56), (64, 256, 1, 1))
     assert _dispatch.plan("backward_input", problem, 4).algorithm != "packed"
     assert _dispatch.plan("backward_weight", problem, 4).algorithm != "packed"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("spatial, pad, extent", [
+    ((5, 6), (1, 2), (8, 9)), ((7,), (0,), (9,)), ((4, 5, 6), (1, 0, -1), (6, 4, 5)),
+    ((10, 10), (-2, 3), (6, 15)), ((40, 50), (1, 1), (42, 52)),   # rows of 52: memset per row
+    ((28, 28), (1, 1), (29, 29)), ((3, 3), (4, 4), (2, 2)),      # nothing copied: all zeros
+    ((300, 300), (1, 1), (302, 302)),                  # on 2 threads (>= 65536 values)
+])
+def test_channels_first_padded_copy_writes_every_cell_of_a_dirty_output(dtype, spatial, pad,
+                                                                      extent, rng):
+    x = rng.standard_normal((3,) + spatial).astype(dtype)
+    out = np.full((3,) + extent, np.nan, dtype)   # what a scratch block may hold
+    _layout_kernels.channels_first_padded(x.reshape(3, -1), out.reshape(3, -1), spatial,
+                                          extent, pad, 2)
+    expected = np.zeros_like(out)
+    src, dst = [slice(None)], [slice(None)]
+    for n, p, e in zip(spatial, pad, extent):
+        lo_src, lo_dst = max(0, -p), max(0, p)
+        length = max(0, min(n - lo_src, e - lo_dst))
+        src.append(slice(lo_src, lo_src + length))
+        dst.append(slice(lo_dst, lo_dst + length))
+    expected[tuple(dst)] = x[tuple(src)]
+    assert np.array_equal(out, expected)
+
+
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_engine_padded_copy_from_a_dirty_pool_matches_numpy_padding(contiguous, rng):
+    from fastdeconv import _scratch
+    from fastdeconv._ext._packed_shapes import pad_plan, padded
+    x = rng.standard_normal((2, 3, 9, 20))
+    if not contiguous:   # the NumPy route
+        x = rng.standard_normal((2, 3, 9, 40))[..., ::2]
+    _scratch.release()
+    blocks = [_scratch.take(n) for n in (2**12, 2**16, 2**20)]
+    for block in blocks:
+        block.view(np.float64)[:] = np.nan
+    for block in blocks:
+        _scratch.give(block)
+    xp, block = padded(x, pad_plan((9, 20), (1, 2), (11, 23)), 2)
+    try:
+        expected = np.pad(x, ((0, 0), (0, 0), (1, 1), (2, 1)))
+        assert np.array_equal(xp, expected)
+    finally:
+        del xp
+        _scratch.give(block)
+
+
+@pytest.mark.parametrize("args, match", [
+    (dict(out=np.zeros((2, 8))), r"out must have shape \(2, 64\)"),
+    (dict(x=np.zeros((2, 63))), r"x must have shape \(2, 64\)"),
+    (dict(x_spatial=(), extent=(), pad_before=()), "the same 1 to 8 entries"),
+    (dict(pad_before=(0,)), "the same 1 to 8 entries"),
+    (dict(extent=(-1, 64), out=np.zeros((2, 0))), "must be >= 0"),
+])
+def test_channels_first_padded_rejects_sizes_that_do_not_match(args, match):
+    call = dict(x=np.ones((2, 64)), out=np.zeros((2, 64)), x_spatial=(8, 8), extent=(8, 8),
+                pad_before=(0, 0))
+    call.update(args)
+    with pytest.raises(ValueError, match=match):
+        _layout_kernels.channels_first_padded(call["x"], call["out"], call["x_spatial"],
+                                              call["extent"], call["pad_before"], 1)

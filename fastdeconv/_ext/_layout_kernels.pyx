@@ -8,6 +8,9 @@
 * ``channels_last_padded(x, out, x_spatial, extent, pad_before, threads)`` writes a
   channels-first batch ``(N, C, *x_spatial)`` into the interior of a zeroed channels-last
   ``(N, *extent, C)`` (the packed engine's weight gradient reads that).
+* ``channels_first_padded(x, out, x_spatial, extent, pad_before, threads)`` writes planes
+  ``(P, *x_spatial)`` into planes ``(P, *extent)``, zeros around them, in one pass over
+  ``out`` (the packed engine's zero-padded copy of the input).
 
 NumPy's strided copy walks the source with a stride of ``C`` elements for every destination
 element; here 32 x 32 blocks keep both sides in L1, and each block is transposed in 8 x 8
@@ -16,11 +19,13 @@ element; here 32 x 32 blocks keep both sides in L1, and each block is transposed
 so neither the thread count (blocks in a fixed split) nor the tiles change a bit.
 """
 from cython cimport floating
+from libc.string cimport memcpy, memset
 from cython.parallel cimport prange
 
 from ._transpose cimport fd_transpose_simd, transpose
 
 DEF BLOCK = 32
+DEF SMALL_ROW_BYTES = 128   # rows shorter than this: channels_first_padded zeroes whole planes
 
 
 def simd_transpose():
@@ -124,3 +129,75 @@ def channels_last_padded(const floating[:, ::1] x, floating[:, ::1] out, x_spati
                 transpose(px + n * channels * positions + c0 * positions + src_off, positions,
                            po + (n * cells + dst_off) * channels + c0, channels,
                            min(BLOCK, channels - c0), length, simd)
+
+
+def channels_first_padded(const floating[:, ::1] x, floating[:, ::1] out, x_spatial, extent,
+                          pad_before, int threads):
+    """Planes ``x`` ``(P, prod(x_spatial))`` into ``out`` ``(P, prod(extent))``: ``out[p, i +
+    pad_before] = x[p, i]`` where ``i + pad_before`` lies in ``extent`` (a negative
+    ``pad_before`` crops), every other cell of ``out`` zero, whatever it held. Each output
+    row is written once, left to right (zeros, the copied run, zeros): one pass over ``out``
+    instead of zeroing its border and then assigning its interior. 1 to 8 spatial
+    dimensions; ValueError for sizes that do not match."""
+    cdef Py_ssize_t ndim = len(x_spatial), d, r, rest, plane, row, rows = 1
+    cdef Py_ssize_t planes = x.shape[0], positions = 1, cells = 1
+    cdef Py_ssize_t lo_src[8]
+    cdef Py_ssize_t lo_dst[8]
+    cdef Py_ssize_t span[8]
+    cdef Py_ssize_t src_step[8]
+    cdef Py_ssize_t ext[8]
+    cdef Py_ssize_t src_off, width, head, length
+    cdef bint inside, small
+    if not 1 <= ndim <= 8 or len(extent) != ndim or len(pad_before) != ndim:
+        raise ValueError(f"x_spatial, extent and pad_before must have the same 1 to 8 entries, "
+                         f"got {x_spatial!r}, {extent!r}, {pad_before!r}")
+    if any(v < 0 for v in tuple(x_spatial) + tuple(extent)):
+        raise ValueError(f"x_spatial and extent must be >= 0, got {x_spatial!r}, {extent!r}")
+    for d in range(ndim):
+        positions *= x_spatial[d]
+        cells *= extent[d]
+    _check_shape("x", (x.shape[0], x.shape[1]), (planes, positions))
+    _check_shape("out", (out.shape[0], out.shape[1]), (planes, cells))
+    if planes == 0 or cells == 0:
+        return
+    for d in range(ndim - 1, -1, -1):
+        ext[d] = extent[d]
+        lo_src[d] = max(0, -pad_before[d])
+        lo_dst[d] = max(0, pad_before[d])
+        span[d] = max(0, min(x_spatial[d] - lo_src[d], extent[d] - lo_dst[d]))
+        src_step[d] = 1 if d == ndim - 1 else src_step[d + 1] * x_spatial[d + 1]
+        if d < ndim - 1:
+            rows *= extent[d]
+    width = extent[ndim - 1]
+    small = width * sizeof(floating) < SMALL_ROW_BYTES
+    head = min(lo_dst[ndim - 1], width)
+    length = span[ndim - 1]
+    cdef const floating* px = &x[0, 0] if x.size else NULL
+    cdef floating* po = &out[0, 0]
+    if planes * cells < 65536:
+        threads = 1
+    with nogil:
+        for plane in prange(planes, num_threads=threads, schedule="static"):
+            if small:   # short rows: the plane zeroed at once, then only the copies
+                memset(po + plane * cells, 0, cells * sizeof(floating))
+            for row in range(rows):
+                rest = row
+                inside = length > 0
+                src_off = lo_src[ndim - 1]
+                for d in range(ndim - 2, -1, -1):
+                    r = rest % ext[d] - lo_dst[d]
+                    rest = rest // ext[d]
+                    if r < 0 or r >= span[d]:
+                        inside = False
+                    src_off = src_off + (lo_src[d] + r) * src_step[d]
+                if not inside:
+                    if not small:
+                        memset(po + plane * cells + row * width, 0, width * sizeof(floating))
+                    continue
+                if not small:
+                    memset(po + plane * cells + row * width, 0, head * sizeof(floating))
+                memcpy(po + plane * cells + row * width + head,
+                       px + plane * positions + src_off, length * sizeof(floating))
+                if not small:
+                    memset(po + plane * cells + row * width + head + length, 0,
+                           (width - head - length) * sizeof(floating))

@@ -146,7 +146,7 @@ def conv_forward_run(ForwardTables tables not None, x, weight, y, bias=None):
     cdef int threads = tables.threads
     if bias is not None:
         pbias = <const void*> <uintptr_t> bias.ctypes.data
-    xp, pad_block = padded(x, tables.pad)
+    xp, pad_block = padded(x, tables.pad, threads)
     try:
         work_block = take_work(t.work_bytes, threads, &work, &work_stride)
         cj = _conv_job(t, <const void*> <uintptr_t> xp.ctypes.data,
@@ -446,7 +446,7 @@ def conv_transpose_phases_run(PhasesTables tables not None, x, weight, y):
         return y
     if packed is None:
         packed = _pack_phases(tables, weight)
-    xp, pad_block = padded(x, tables.pad)
+    xp, pad_block = padded(x, tables.pad, tables.threads)
     try:
         _run_phases(tables, xp, y, packed)
     finally:
