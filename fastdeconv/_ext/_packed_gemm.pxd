@@ -20,6 +20,7 @@ cdef extern from "gemm/fd_gemm.h" nogil:
     fd_plan fd_make_plan(int isa, int is_double, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                          int threads)
     Py_ssize_t fd_plan_items(const fd_plan* p)
+    void fd_plan_item_columns(const fd_plan* p, Py_ssize_t item, Py_ssize_t* j0, Py_ssize_t* nc)
     Py_ssize_t fd_apack_elems(const fd_plan* p)
     int fd_prepack_a(const fd_plan* p)
     size_t fd_workspace_bytes(const fd_plan* p, size_t elem, int placed)

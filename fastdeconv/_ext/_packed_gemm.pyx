@@ -117,7 +117,9 @@ def kernel_name(kernel=None):
 def plan_info(m, n, k, dtype="float32", kernel=None, threads=1):
     """How a GEMM of this shape is cut: register tile, chunks and work items (a dict).
 
-    ``m_chunk x n_chunk`` tiles of C are the work items, ``items_m x items_n`` of them; they
+    ``m_chunk x n_chunk`` tiles of C are the work items, ``items_m x items_n`` of them
+    (``n_chunk``: at least the widest, less than a panel more; ``item_columns``: the
+    first column and width of each); they
     depend on the shape, dtype, kernel and ``threads`` (one thread: one item per NC block of
     columns), but the bits of C do not (each element is the same chain of multiply-adds over
     the KC slices in any item).
@@ -128,9 +130,15 @@ def plan_info(m, n, k, dtype="float32", kernel=None, threads=1):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
             raise ValueError(f"{name} must be an int >= 0, got {value!r}")
     cdef fd_plan p = fd_make_plan(isa, np.dtype(dtype) == np.float64, m, n, k, threads)
+    cdef Py_ssize_t item, j0, nc
+    columns = []
+    for item in range(p.items_n):
+        fd_plan_item_columns(&p, item, &j0, &nc)
+        columns.append((j0, nc))
     return {"tile": p.tile, "MR": p.mr, "NR": p.nr, "MC": p.mc, "KC": p.kc, "NC": p.nc,
             "m_chunk": p.m_chunk, "n_chunk": p.n_chunk, "items_m": p.items_m,
-            "items_n": p.items_n, "prepack_a": bool(fd_prepack_a(&p))}
+            "items_n": p.items_n, "item_columns": columns,
+            "prepack_a": bool(fd_prepack_a(&p))}
 
 
 # ------------------------------------------------------------------------------ validation

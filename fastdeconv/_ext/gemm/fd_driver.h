@@ -171,8 +171,9 @@ static ptrdiff_t FD_SFX(fd_gemm_item_ex)(const FD_SFX(fd_gemm_job) *job, ptrdiff
     const fd_plan *p = &job->plan;
     ptrdiff_t im = item / p->items_n, in = item % p->items_n;
     ptrdiff_t i0 = im * p->m_chunk, i1 = i0 + p->m_chunk < p->m ? i0 + p->m_chunk : p->m;
-    ptrdiff_t j0 = in * p->n_chunk, j1 = j0 + p->n_chunk < p->n ? j0 + p->n_chunk : p->n;
-    ptrdiff_t nc = j1 - j0, mr = p->mr, nr = p->nr;
+    ptrdiff_t j0, nc;
+    fd_plan_item_columns(p, in, &j0, &nc);
+    ptrdiff_t j1 = j0 + nc, mr = p->mr, nr = p->nr;
     ptrdiff_t m_pad = (p->m + mr - 1) / mr * mr;
     FD_T *bpack = work;
     FD_T *tile = work + fd_bpack_elems(p);
@@ -408,9 +409,9 @@ static void FD_SFX(fd_conv_item_pair)(const FD_SFX(fd_conv_job) *even,
     FD_SFX(fd_conv_item_job)(odd, item, &jo);
     const fd_plan *p = &je.plan;
     ptrdiff_t nr = p->nr, i0 = local / p->items_n * p->m_chunk;
-    ptrdiff_t j0 = local % p->items_n * p->n_chunk;
+    ptrdiff_t j0, nc;
+    fd_plan_item_columns(p, local, &j0, &nc);
     ptrdiff_t rows = p->m - i0 < p->m_chunk ? p->m - i0 : p->m_chunk;
-    ptrdiff_t nc = p->n - j0 < p->n_chunk ? p->n - j0 : p->n_chunk;
     ptrdiff_t ldv = fd_round_up(nc, nr);
     const fd_run *runs;
     FD_T *even_block;

@@ -181,8 +181,8 @@ static ptrdiff_t fd_ceil_div(ptrdiff_t v, ptrdiff_t by) { return (v + by - 1) / 
  * element is the same chain of multiply-adds over the same KC slices (and the same edge-tile
  * formula) whichever item, tile or thread computes it, so only (isa, dtype, k) fix the bits.
  * The items themselves follow the threads: on one thread a single item per NC block of columns
- * (every micro-panel of A reused across the whole block, as in BLIS; the blocks of equal
- * width, at most NC); on more, n is cut into
+ * (every micro-panel of A reused across the whole block, as in BLIS; the blocks as wide as
+ * one another to a panel, fd_plan_item_columns, at most NC); on more, n is cut into
  * items of at least two NR panels and m too while there are fewer than FD_TARGET_ITEMS (a
  * multiple of 2 and 4 keeps 2 and 4 threads balanced). */
 static fd_plan fd_make_plan_tile(int isa, int is_double, int tile, ptrdiff_t m, ptrdiff_t n,
@@ -214,6 +214,10 @@ static fd_plan fd_make_plan_tile(int isa, int is_double, int tile, ptrdiff_t m, 
     }
     p.items_m = m > 0 ? fd_ceil_div(m, p.m_chunk) : 0;
     p.items_n = n > 0 ? fd_ceil_div(n, p.n_chunk) : 0;
+    if (p.items_n > 0) {   /* the widest item of fd_plan_item_columns (at most as wide) */
+        p.n_chunk = fd_ceil_div(fd_ceil_div(n, p.nr), p.items_n) * p.nr;
+        if (p.n_chunk > n) p.n_chunk = n;
+    }
     return p;
 }
 
@@ -260,11 +264,16 @@ static fd_plan fd_make_plan_a_rows(int isa, int is_double, ptrdiff_t width,
 
 static ptrdiff_t fd_plan_items(const fd_plan *p) { return p->items_m * p->items_n; }
 
-/* The columns [j0, j0 + nc) of item `item`'s block of C. */
+/* The columns [j0, j0 + nc) of item `item`'s block of C: the n columns' NR panels dealt out to
+ * the items_n items in runs whose lengths differ by at most one panel, so that no item is
+ * thinner than the others by more than a panel (resnet_s2 on 2 threads: 33 panels in items
+ * of 8, 8, 8 and 9 panels, 0.956x the time of 9, 9, 9 and 6). */
 static void fd_plan_item_columns(const fd_plan *p, ptrdiff_t item, ptrdiff_t *j0, ptrdiff_t *nc)
 {
-    *j0 = item % p->items_n * p->n_chunk;
-    *nc = p->n - *j0 < p->n_chunk ? p->n - *j0 : p->n_chunk;
+    ptrdiff_t in = item % p->items_n, panels = fd_ceil_div(p->n, p->nr);
+    ptrdiff_t j1 = (in + 1) * panels / p->items_n * p->nr;
+    *j0 = in * panels / p->items_n * p->nr;
+    *nc = (j1 < p->n ? j1 : p->n) - *j0;
 }
 
 
