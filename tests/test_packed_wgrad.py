@@ -73,21 +73,21 @@ def test_transposed_convolution_weight_gradient_through_the_engine(dtype, rng, a
     assert_close(got, expected, dtype)
 
 
-def _entry_operands(rng, dtype=np.float64, groups=1, channels=6):
+def _entry_operands(rng, dtype=np.float64, groups=1, channels=6, c_out=4):
     """A small problem in the compiled entry's terms and its gradient by einsum."""
-    problem, x, w, gy = _operands((2, channels, 7, 6), (4, channels // groups, 3, 2),
+    problem, x, w, gy = _operands((2, channels, 7, 6), (c_out, channels // groups, 3, 2),
                                   dict(stride=(2, 1), padding=1, groups=groups), dtype, rng)
     the_plan = packed_wgrad.plan("backward_weight", problem, current_budget(), x.itemsize)
     x_last = packed_wgrad._channels_last(x, the_plan.extent, problem.geometry.pad_before,
                                          the_plan.padded, 1)
-    gy_last = np.ascontiguousarray(np.moveaxis(gy, 1, -1)).reshape(-1, 4)
+    gy_last = np.ascontiguousarray(np.moveaxis(gy, 1, -1)).reshape(-1, c_out)
     rows, taps = packed_wgrad._offsets(problem, the_plan.extent, 2)
     gathered = x_last.reshape(-1)[rows[:, None, None] + taps[None, :, None]
                                   + np.arange(channels)[None, None, :]]  # (k, t, c)
-    cin_g = channels // groups
+    cin_g, cout_g = channels // groups, c_out // groups
     expected = np.concatenate([
-        np.einsum("ko,ktc->otc", gy_last[:, g * (4 // groups):(g + 1) * (4 // groups)],
-                  gathered[:, :, g * cin_g:(g + 1) * cin_g]).reshape(4 // groups, -1)
+        np.einsum("ko,ktc->otc", gy_last[:, g * cout_g:(g + 1) * cout_g],
+                  gathered[:, :, g * cin_g:(g + 1) * cin_g]).reshape(cout_g, -1)
         for g in range(groups)])
     return x_last, gy_last, rows, taps, expected
 
@@ -111,14 +111,17 @@ def test_every_kernel_computes_the_weight_gradient(kernel, dtype, groups, channe
 
 @pytest.mark.parametrize("kernel", _packed_gemm.supported_kernels())
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("groups, channels", [(1, 6), (1, 13), (2, 26), (1, 64), (2, 96)])
+@pytest.mark.parametrize("groups, channels, c_out", [
+    (1, 6, 4), (1, 13, 4), (2, 26, 4), (1, 64, 4), (2, 96, 4),
+    (1, 16, 40), (2, 32, 200), (1, 12, 96)])   # several NR panels of grad_y, a part one
 def test_every_kernel_computes_the_transposed_weight_gradient(kernel, dtype, groups, channels,
-                                                              rng, assert_close):
+                                                              c_out, rng, assert_close):
     # x read in place, whole MR panels per tap: 13 channels leave a last panel moved back
     # over the one before on every tile (MR 4, 6, 8, 12), 6 on the portable one (MR 4)
-    x_last, gy_last, rows, taps, expected = _entry_operands(rng, dtype, groups, channels)
-    cin_g, cout_g = channels // groups, 4 // groups
-    layout = _packed_wgrad.transposed_rows(channels, 4, taps.size, groups, dtype, kernel)
+    x_last, gy_last, rows, taps, expected = _entry_operands(rng, dtype, groups, channels,
+                                                            c_out)
+    cin_g, cout_g = channels // groups, c_out // groups
+    layout = _packed_wgrad.transposed_rows(channels, c_out, taps.size, groups, dtype, kernel)
     if layout is None:   # 6 channels on the tiles of 8 and 12 rows
         assert cin_g < 8 and kernel == "avx512"
         with pytest.raises(ValueError, match="needs at least as many channels per group"):
