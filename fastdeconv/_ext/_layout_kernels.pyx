@@ -42,6 +42,22 @@ def _check_shape(name, actual, expected):
         raise ValueError(f"{name} must have shape {tuple(expected)}, got {tuple(actual)}")
 
 
+def _spatial_sizes(x_spatial, extent, pad_before):
+    """``(prod(x_spatial), prod(extent))`` after checking that the three have the same 1 to 8
+    entries and the sizes are >= 0 (ValueError naming them otherwise)."""
+    ndim = len(x_spatial)
+    if not 1 <= ndim <= 8 or len(extent) != ndim or len(pad_before) != ndim:
+        raise ValueError(f"x_spatial, extent and pad_before must have the same 1 to 8 entries, "
+                         f"got {x_spatial!r}, {extent!r}, {pad_before!r}")
+    if any(v < 0 for v in tuple(x_spatial) + tuple(extent)):
+        raise ValueError(f"x_spatial and extent must be >= 0, got {x_spatial!r}, {extent!r}")
+    positions = cells = 1
+    for d in range(ndim):
+        positions *= x_spatial[d]
+        cells *= extent[d]
+    return positions, cells
+
+
 def transpose_batched(const floating[:, :, ::1] src, floating[:, :, ::1] dst, int threads,
                       bint simd=True):
     """``dst[b, j, i] = src[b, i, j]``; shapes ``(B, R, C)`` and ``(B, C, R)`` (ValueError
@@ -84,14 +100,7 @@ def channels_last_padded(const floating[:, ::1] x, floating[:, ::1] out, x_spati
     cdef Py_ssize_t src_step[8]
     cdef Py_ssize_t dst_step[8]
     cdef Py_ssize_t src_off, dst_off
-    if not 1 <= ndim <= 8 or len(extent) != ndim or len(pad_before) != ndim:
-        raise ValueError(f"x_spatial, extent and pad_before must have the same 1 to 8 entries, "
-                         f"got {x_spatial!r}, {extent!r}, {pad_before!r}")
-    if any(v < 0 for v in tuple(x_spatial) + tuple(extent)):
-        raise ValueError(f"x_spatial and extent must be >= 0, got {x_spatial!r}, {extent!r}")
-    for d in range(ndim):
-        positions *= x_spatial[d]
-        cells *= extent[d]
+    positions, cells = _spatial_sizes(x_spatial, extent, pad_before)
     channels = x.shape[1] // positions if positions else 0
     if x.shape[1] != channels * positions:
         raise ValueError(f"x has {x.shape[1]} values per sample, not a multiple of "
@@ -148,14 +157,7 @@ def channels_first_padded(const floating[:, ::1] x, floating[:, ::1] out, x_spat
     cdef Py_ssize_t ext[8]
     cdef Py_ssize_t src_off, width, head, length
     cdef bint inside, small
-    if not 1 <= ndim <= 8 or len(extent) != ndim or len(pad_before) != ndim:
-        raise ValueError(f"x_spatial, extent and pad_before must have the same 1 to 8 entries, "
-                         f"got {x_spatial!r}, {extent!r}, {pad_before!r}")
-    if any(v < 0 for v in tuple(x_spatial) + tuple(extent)):
-        raise ValueError(f"x_spatial and extent must be >= 0, got {x_spatial!r}, {extent!r}")
-    for d in range(ndim):
-        positions *= x_spatial[d]
-        cells *= extent[d]
+    positions, cells = _spatial_sizes(x_spatial, extent, pad_before)
     _check_shape("x", (x.shape[0], x.shape[1]), (planes, positions))
     _check_shape("out", (out.shape[0], out.shape[1]), (planes, cells))
     if planes == 0 or cells == 0:

@@ -204,6 +204,15 @@ def conv_weight_grad_packed(x, grad_y, grad_weight, row_offset, tap_offset, grou
     return grad_weight
 
 
+cdef fd_rows_src _rows_source(row_offset, tap_offset, Py_ssize_t width):
+    """The gathered rows of ``x`` (fd_rows_src) over validated offset arrays."""
+    cdef fd_rows_src src
+    src.row_offset = <const Py_ssize_t*> <uintptr_t> row_offset.ctypes.data
+    src.tap_offset = <const Py_ssize_t*> <uintptr_t> tap_offset.ctypes.data
+    src.width = width
+    return src
+
+
 cdef _run_transposed(x, grad_y, grad_weight, row_offset, tap_offset, Py_ssize_t groups,
                      bint accumulate, int threads, int isa):
     """gw[g]^T (+)= X^T gy[g] per group: A read in place from x (fd_gemm_job_set_a_rows),
@@ -225,9 +234,7 @@ cdef _run_transposed(x, grad_y, grad_weight, row_offset, tap_offset, Py_ssize_t 
     cdef char* pgy = <char*> <uintptr_t> grad_y.ctypes.data
     cdef char* pgw = <char*> <uintptr_t> grad_weight.ctypes.data
     cdef Py_ssize_t g
-    src.row_offset = <const Py_ssize_t*> <uintptr_t> row_offset.ctypes.data
-    src.tap_offset = <const Py_ssize_t*> <uintptr_t> tap_offset.ctypes.data
-    src.width = cin_g
+    src = _rows_source(row_offset, tap_offset, cin_g)
     work_block = take_work(fd_workspace_bytes(&p, elem, 0), threads, &work, &work_stride)
     try:
         for g in range(groups):
@@ -261,9 +268,7 @@ cdef _run_weight_grad(x, grad_y, grad_weight, row_offset, tap_offset, Py_ssize_t
     cdef char* pgy = <char*> <uintptr_t> grad_y.ctypes.data
     cdef char* pgw = <char*> <uintptr_t> grad_weight.ctypes.data
     cdef Py_ssize_t g
-    src.row_offset = <const Py_ssize_t*> <uintptr_t> row_offset.ctypes.data
-    src.tap_offset = <const Py_ssize_t*> <uintptr_t> tap_offset.ctypes.data
-    src.width = cin_g
+    src = _rows_source(row_offset, tap_offset, cin_g)
     apack_block = (take_scratch(max(fd_apack_elems(&p), 1) * elem, &apack, "packed grad_y")
                    if prepack else None)
     try:
