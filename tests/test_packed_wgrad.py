@@ -187,7 +187,8 @@ def test_packed_weight_gradient_is_bit_identical_across_thread_counts(
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("channels", [5, 24])   # the gathered and the transposed GEMM
+@pytest.mark.parametrize("channels", [3, 24])   # the gathered and the transposed GEMM (3 <
+#                                                 every tile's MR, 24 >= every tile's MR)
 def test_batch_is_cut_into_parts_that_fit_the_workspace(dtype, channels, replace_budget, rng,
                                                         assert_close):
     kw = dict(stride=2, padding=1)
@@ -302,6 +303,8 @@ def test_chooser_takes_the_packed_weight_gradient_where_it_measured_faster(
     (lambda a: a.update(transposed=True, groups=2, gw=np.zeros((2, 36, 2)), kernel="portable"),
      ValueError, "transposed=True needs at least as many channels per group"),   # 3 < MR 4
     (lambda a: a.update(transposed="yes"), TypeError, "transposed must be a bool"),
+    (lambda a: a.update(transposed=True, taps=np.zeros(0, np.intp), gw=np.zeros((1, 0, 4))),
+     ValueError, "transposed=True needs at least one tap"),
 ])
 def test_compiled_entry_rejects_bad_arguments_naming_them(change, error, match, rng):
     x_last, gy_last, rows, taps, expected = _entry_operands(rng)

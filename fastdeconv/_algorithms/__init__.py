@@ -63,7 +63,8 @@ Adding an algorithm: a module with this interface (and its kernel), one entry in
 Tiles are cache-sized (``Budget.tile_bytes``) and never larger than
 ``Budget.workspace_bytes``: when one sample has few output positions, several whole samples
 share a tile (one larger GEMM, up to ``target_columns`` columns); otherwise a tile is a range
-of output positions of one sample.
+of output positions of one sample. (The packed engine's weight gradient cuts the batch into
+parts that fill ``Budget.workspace_bytes`` instead: larger parts measured faster there.)
 """
 
 from . import (_chooser, depthwise, im2col, packed, packed_phases, packed_wgrad, phases,

@@ -10,8 +10,10 @@ For group ``g``, with ``k`` running over the output positions of every sample::
 tap ``t``). In channels-last data a position's channels are contiguous. The engine computes the
 transposed product ``gW[g]^T = X^T gy[g]``: its micro-kernels broadcast MR channels of one tap
 of ``x`` at each position, read where the copy holds them, against packed rows of ``gy``, so
-that nothing is gathered (0.88x the time of packing the gathered rows of ``x`` as the B of
-``gy^T X`` on wgrad_dcgan; that form remains for fewer channels per group than MR). The
+that nothing is gathered (0.84x the time of packing the gathered rows of ``x`` as the B of
+``gy^T X`` on wgrad_dcgan). That gathered form remains for more than
+``Budget.packed_wgrad_transposed_max_cout`` (96) output channels per group, where its packed
+panels serve enough rows of C to win, and for fewer input channels per group than MR. The
 result has whole MR panels per tap (:func:`~fastdeconv._ext._packed_wgrad.transposed_rows`)
 and is put in the weight's ``(channel, tap)`` order at the end. Channels-first data would
 need a transposition per element (an earlier version that read it measured 2-3x slower than

@@ -146,6 +146,7 @@ def channels_first_padded(const floating[:, ::1] x, floating[:, ::1] out, x_spat
     pad_before] = x[p, i]`` where ``i + pad_before`` lies in ``extent`` (a negative
     ``pad_before`` crops), every other cell of ``out`` zero, whatever it held. Each output
     row is written once, left to right (zeros, the copied run, zeros): one pass over ``out``
+    (rows shorter than SMALL_ROW_BYTES: the plane is zeroed at once, then the runs copied)
     instead of zeroing its border and then assigning its interior. 1 to 8 spatial
     dimensions; ValueError for sizes that do not match."""
     cdef Py_ssize_t ndim = len(x_spatial), d, r, rest, plane, row, rows = 1

@@ -171,7 +171,9 @@ def conv_weight_grad_packed(x, grad_y, grad_weight, row_offset, tap_offset, grou
     cin_g, cout_g = c_in // groups, c_out // groups
     expected = (c_out, taps * cin_g)
     if transposed:
-        layout = transposed_rows(c_in, c_out, taps, groups, x.dtype, kernel) if taps else None
+        if taps == 0:
+            raise ValueError("transposed=True needs at least one tap (tap_offset is empty)")
+        layout = transposed_rows(c_in, c_out, taps, groups, x.dtype, kernel)
         if layout is None:
             raise ValueError(f"transposed=True needs at least as many channels per group as "
                              f"the kernel's register tile has rows, got {cin_g} "

@@ -1,6 +1,7 @@
 /* The blocked driver, instantiated per dtype by fd_gemm.h (FD_T, FD_SFX(name)).
  *
- * The output C (m x n) is cut into work items of m_chunk x n_chunk (fd_plan; they follow the
+ * The output C (m x n) is cut into work items of at most m_chunk x n_chunk (fd_plan,
+ * fd_plan_item_columns; they follow the
  * thread count, the bits do not depend on them); the caller runs the items on any threads.
  * One item:
  *

@@ -214,7 +214,8 @@ static fd_plan fd_make_plan_tile(int isa, int is_double, int tile, ptrdiff_t m, 
     }
     p.items_m = m > 0 ? fd_ceil_div(m, p.m_chunk) : 0;
     p.items_n = n > 0 ? fd_ceil_div(n, p.n_chunk) : 0;
-    if (p.items_n > 0) {   /* the widest item of fd_plan_item_columns (at most as wide) */
+    if (p.items_n > 0) {   /* at least the widest item of fd_plan_item_columns, less than a
+                              panel more (its last panel may be a part one) */
         p.n_chunk = fd_ceil_div(fd_ceil_div(n, p.nr), p.items_n) * p.nr;
         if (p.n_chunk > n) p.n_chunk = n;
     }

@@ -10,7 +10,9 @@
  * Store: v = acc (+ bias[r]) (+ C), written with ldc. pf (or NULL): a stream of cache lines
  * to prefetch, one every other k while the stream lasts (fd_prefetch_step; the driver points
  * it at the next block of B it will pack), or, with pf->copy_to, the next panel of B to copy,
- * one row per k (vector by vector, or in 16-byte pieces). Parameters before inclusion:
+ * one row per k (vector by vector, or in 16-byte pieces), or, with pf->a_offset, the rows of
+ * A in place: row k of the panel at a + a_offset[k] (nothing prefetched or copied, but that
+ * row FD_A_PREFETCH_AHEAD positions ahead into L1). Parameters before inclusion:
  *   FD_UKR_NAME, FD_T, FD_MR, FD_NV (vectors per row), FD_TARGET (function attribute), and the
  *   intrinsics family: FD_V (vector type), FD_VLEN (lanes), FD_PFX / FD_SFX_OP (_mm512_ / _ps:
  *   the intrinsics are FD_PFX##name##FD_SFX_OP). Everything is #undef'd at the end.
