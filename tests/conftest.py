@@ -133,6 +133,46 @@ def peak_extra_bytes():
     return _peak_extra_bytes
 
 
+def _dirty_scratch_pool(sizes=(2**12, 2**16, 2**20, 2**22)):
+    """Empty the engine's scratch pool, then leave idle blocks of ``sizes`` bytes in it that
+    hold NaN: what a block holds after its last user, so that a cell a kernel should have
+    written (a padding cell, a workspace entry) and did not shows in the result."""
+    from fastdeconv import _scratch
+
+    _scratch.release()
+    blocks = [_scratch.take(n) for n in sizes]
+    for block in blocks:
+        block.view(np.float64)[:] = np.nan
+    for block in blocks:
+        _scratch.give(block)
+
+
+@pytest.fixture
+def dirty_scratch_pool():
+    """``dirty_scratch_pool(sizes=...)``: :func:`_dirty_scratch_pool`."""
+    return _dirty_scratch_pool
+
+
+def _padding_boxes(spatial, pad, extent, lead=1):
+    """``(src, dst)`` index tuples (``lead`` whole axes, then one slice per spatial axis; any
+    later axes whole) of an input of size ``spatial`` placed at ``pad`` (negative: cropped)
+    in a padded array of size ``extent``: ``padded[dst] = x[src]``, the rest zeros. The
+    tests' own arithmetic, apart from the engine's ``pad_plan``."""
+    src, dst = [slice(None)] * lead, [slice(None)] * lead
+    for n, p, e in zip(spatial, pad, extent):
+        lo_src, lo_dst = max(0, -p), max(0, p)
+        length = max(0, min(n - lo_src, e - lo_dst))
+        src.append(slice(lo_src, lo_src + length))
+        dst.append(slice(lo_dst, lo_dst + length))
+    return tuple(src), tuple(dst)
+
+
+@pytest.fixture
+def padding_boxes():
+    """``padding_boxes(spatial, pad, extent, lead=1)``: :func:`_padding_boxes`."""
+    return _padding_boxes
+
+
 @pytest.fixture
 def engine_scratch_allowance():
     """``engine_scratch_allowance(blocks=3)``: what the packed engine's scratch adds to the

@@ -502,7 +502,8 @@ POOLED_WORKSPACE_CASES = [
 @pytest.mark.parametrize("pass_name, name, x_shape, w_shape, kw", POOLED_WORKSPACE_CASES)
 def test_workspaces_are_scratch_pool_blocks_reused_by_the_next_call(pass_name, name, x_shape,
                                                                      w_shape, kw, rng,
-                                                                     assert_close, monkeypatch):
+                                                                     assert_close, monkeypatch,
+                                                                     dirty_scratch_pool):
     # fresh workspaces cost a page fault per page whenever the C library has handed their
     # memory back; pooled ones are whatever their last user left: fill idle blocks with NaN
     # first, so that a workspace read before it is written shows
@@ -527,12 +528,7 @@ def test_workspaces_are_scratch_pool_blocks_reused_by_the_next_call(pass_name, n
 
         def run():
             return fastdeconv.conv_backward(gy, x, w, grads="weight", **kw)[1]
-    _scratch.release()
-    blocks = [_scratch.take(n) for n in (2**12, 2**16, 2**20)]
-    for block in blocks:
-        block.view(np.float64)[:] = np.nan
-    for block in blocks:
-        _scratch.give(block)
+    dirty_scratch_pool((2**12, 2**16, 2**20))
     idle = _scratch.idle_bytes()
     new_blocks, taken_for = [], []
     real_new_block, real_take = _scratch._new_block, _scratch.take

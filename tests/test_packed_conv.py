@@ -228,35 +228,27 @@ def test_the_backward_passes_never_take_packed():
     ((300, 300), (1, 1), (302, 302)),                  # on 2 threads (>= 65536 values)
 ])
 def test_channels_first_padded_copy_writes_every_cell_of_a_dirty_output(dtype, spatial, pad,
-                                                                      extent, rng):
+                                                                      extent, rng,
+                                                                      padding_boxes):
     x = rng.standard_normal((3,) + spatial).astype(dtype)
     out = np.full((3,) + extent, np.nan, dtype)   # what a scratch block may hold
     _layout_kernels.channels_first_padded(x.reshape(3, -1), out.reshape(3, -1), spatial,
                                           extent, pad, 2)
     expected = np.zeros_like(out)
-    src, dst = [slice(None)], [slice(None)]
-    for n, p, e in zip(spatial, pad, extent):
-        lo_src, lo_dst = max(0, -p), max(0, p)
-        length = max(0, min(n - lo_src, e - lo_dst))
-        src.append(slice(lo_src, lo_src + length))
-        dst.append(slice(lo_dst, lo_dst + length))
-    expected[tuple(dst)] = x[tuple(src)]
+    src, dst = padding_boxes(spatial, pad, extent)
+    expected[dst] = x[src]
     assert np.array_equal(out, expected)
 
 
 @pytest.mark.parametrize("contiguous", [True, False])
-def test_engine_padded_copy_from_a_dirty_pool_matches_numpy_padding(contiguous, rng):
+def test_engine_padded_copy_from_a_dirty_pool_matches_numpy_padding(contiguous, rng,
+                                                                    dirty_scratch_pool):
     from fastdeconv import _scratch
     from fastdeconv._ext._packed_shapes import pad_plan, padded
     x = rng.standard_normal((2, 3, 9, 20))
     if not contiguous:   # the NumPy route
         x = rng.standard_normal((2, 3, 9, 40))[..., ::2]
-    _scratch.release()
-    blocks = [_scratch.take(n) for n in (2**12, 2**16, 2**20)]
-    for block in blocks:
-        block.view(np.float64)[:] = np.nan
-    for block in blocks:
-        _scratch.give(block)
+    dirty_scratch_pool((2**12, 2**16, 2**20))
     xp, block = padded(x, pad_plan((9, 20), (1, 2), (11, 23)), 2)
     try:
         expected = np.pad(x, ((0, 0), (0, 0), (1, 1), (2, 1)))

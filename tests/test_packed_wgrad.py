@@ -209,18 +209,13 @@ def test_batch_is_cut_into_parts_that_fit_the_workspace(dtype, channels, replace
 
 @pytest.mark.parametrize("x_shape, w_shape, kw", [GEOMETRIES[3], GEOMETRIES[4], GEOMETRIES[7]])
 def test_channels_last_copies_from_a_dirty_scratch_pool_are_zero_padded(x_shape, w_shape, kw,
-                                                                        rng, assert_close):
+                                                                        rng, assert_close,
+                                                                        dirty_scratch_pool):
     # the copies are blocks of the engine's scratch pool, which hold what their last user
     # left: fill idle blocks with NaN first, so that a padding cell left unwritten shows
-    from fastdeconv import _scratch
     _, x, w, gy = _operands(x_shape, w_shape, kw, np.float64, rng)
     expected = conv_weight_grad_reference(x, gy, w.shape, **kw)
-    _scratch.release()
-    blocks = [_scratch.take(n) for n in (2**12, 2**16, 2**20, 2**22)]
-    for block in blocks:
-        block.view(np.float64)[:] = np.nan
-    for block in blocks:
-        _scratch.give(block)
+    dirty_scratch_pool()
     assert_close(_forced(gy, x, w, **kw), expected, np.float64)
 
 
@@ -361,19 +356,15 @@ def test_transpose_batched_in_register_tiles_and_plain(dtype, shape, simd, rng):
     ((40, 50), (1, -2), (43, 47)),                       # on 2 threads (>= 65536 values)
 ])
 @pytest.mark.parametrize("simd", [True, False])
-def test_channels_last_padded_copy_matches_numpy(dtype, spatial, pad, extent, simd, rng):
+def test_channels_last_padded_copy_matches_numpy(dtype, spatial, pad, extent, simd, rng,
+                                                 padding_boxes):
     x = rng.standard_normal((3, 37) + spatial).astype(dtype)
     out = np.zeros((3,) + extent + (37,), dtype)
     _layout_kernels.channels_last_padded(x.reshape(3, -1), out.reshape(3, -1), spatial, extent,
                                          pad, 2, simd)
     expected = np.zeros_like(out)
-    src, dst = [slice(None)], [slice(None)]
-    for n, p, e in zip(spatial, pad, extent):
-        lo_src, lo_dst = max(0, -p), max(0, p)
-        length = max(0, min(n - lo_src, e - lo_dst))
-        src.append(slice(lo_src, lo_src + length))
-        dst.append(slice(lo_dst, lo_dst + length))
-    expected[tuple(dst)] = np.moveaxis(x, 1, -1)[tuple(src)]
+    src, dst = padding_boxes(spatial, pad, extent)   # (the channels: the last axis, whole)
+    expected[dst] = np.moveaxis(x, 1, -1)[src]
     assert np.array_equal(out, expected)
 
 

@@ -27,7 +27,7 @@ depend on the thread count (they do depend on the part size, which the shape and
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -47,11 +47,16 @@ PASSES = {"backward_weight": NAME}
 class PackedWeightGradPlan(Plan):
     """``samples_per_tile`` samples per engine call; ``extent``: the padded input's spatial
     size the positions read (the channels-last copy's, or the input's when no padding is
-    read: ``padded`` False); ``transposed``: the GEMM's form (:func:`_transposed_layout`)."""
+    read: ``padded`` False); ``layout``: the transposed GEMM's ``(rows, row_of)``
+    (:func:`_transposed_layout`), or None for the gathered one."""
 
     extent: tuple
     padded: bool
-    transposed: bool
+    layout: object = field(default=None, compare=False, repr=False)
+
+    @property
+    def transposed(self):
+        return self.layout is not None
 
 
 def _per_sample(problem, extent, padded):
@@ -87,7 +92,7 @@ def plan(pass_name, problem, budget, itemsize):
     return PackedWeightGradPlan(NAME, samples, g.output_numel, samples * elements, result,
                                 pass_name=pass_name, problem=problem,
                                 extent=extent if padded else tuple(g.input_size),
-                                padded=padded, transposed=layout is not None)
+                                padded=padded, layout=layout)
 
 
 def _transposed_layout(problem, budget, itemsize):
@@ -98,9 +103,12 @@ def _transposed_layout(problem, budget, itemsize):
     MR input channels per group."""
     if problem.c_out // problem.groups > budget.packed_wgrad_transposed_max_cout:
         return None
-    return _packed_wgrad.transposed_rows(problem.c_in, problem.c_out,
-                                         problem.geometry.kernel_numel, problem.groups,
-                                         np.float64 if itemsize == 8 else np.float32)
+    layout = _packed_wgrad.transposed_rows(problem.c_in, problem.c_out,
+                                           problem.geometry.kernel_numel, problem.groups,
+                                           np.float64 if itemsize == 8 else np.float32)
+    if layout is not None:   # kept by the plan, shared by its calls: read-only
+        layout[1].flags.writeable = False
+    return layout
 
 
 def might_pay(pass_name, problem, budget, itemsize):
@@ -189,9 +197,7 @@ def run(the_plan, x, grad_y):
     if problem.c_out == 0 or cin_g == 0:
         return allocate(problem.weight_shape, x.dtype, "weight gradient", zero=True)
     cout_g = problem.c_out // problem.groups
-    layout = (_packed_wgrad.transposed_rows(problem.c_in, problem.c_out, g.kernel_numel,
-                                            problem.groups, x.dtype)
-              if the_plan.transposed else None)
+    layout = the_plan.layout
     if layout is None:
         columns = allocate((problem.c_out, g.kernel_numel * cin_g), x.dtype, "weight gradient",
                            result=False)
