@@ -333,6 +333,28 @@ cdef inline Py_ssize_t _phase_run(const Py_ssize_t[:, ::1] phase_start,
     return run
 
 
+cdef int _line_runs(const Py_ssize_t[:, ::1] phase_start, const Py_ssize_t[:, ::1] count,
+                    const Py_ssize_t[:, ::1] first, Py_ssize_t base, Py_ssize_t s_last,
+                    int ndim, Py_ssize_t* runs) noexcept nogil:
+    """The runs of the ``s_last`` phases from ``base`` (the phases of one line of ``y``, see
+    :func:`_phase_run`): ``runs[3 * q + (0, 1, 2)]`` = first phase, length and how many
+    values of each row run ``q`` transposes in register tiles (the shortest count in the last
+    dimension; 0 for a run of one phase). Returns the number of runs."""
+    cdef Py_ssize_t r = 0, ph, run, cnt, j
+    cdef int q = 0
+    while r < s_last:
+        ph = base + r
+        run = _phase_run(phase_start, first, ph, base + s_last, ndim)
+        cnt = count[ph, ndim - 1]
+        for j in range(ph + 1, ph + run):
+            if count[j, ndim - 1] < cnt:
+                cnt = count[j, ndim - 1]
+        runs[3 * q], runs[3 * q + 1], runs[3 * q + 2] = ph, run, cnt if run > 1 else 0
+        q += 1
+        r = r + run
+    return q
+
+
 def depth_to_space_phases(const floating[::1] z, floating[::1] y, Py_ssize_t batch,
                           Py_ssize_t channels, Py_ssize_t y_channels, Py_ssize_t y_first_channel,
                           const Py_ssize_t[::1] z_size,
@@ -354,86 +376,99 @@ def depth_to_space_phases(const floating[::1] z, floating[::1] y, Py_ssize_t bat
     the leading dimensions (the phases are row-major over the residues), and each writes its
     row of the line, every ``step[-1]``-th value. A line is then written while it is in L1;
     phase by phase, the lines ``step`` rows apart that one phase writes fell in the same few
-    L1 sets and every store missed (``fcn32s``, stride 32: a third of the call).
+    L1 sets and every store missed (``fcn32s``, stride 32: a third of the call). Those
+    phases are cut into runs whose first
+    outputs are one apart and whose rows start at the same place in the intermediate (a
+    stride phase's residue r writes first output (r - pad) mod step: two runs a line, or one
+    when the padding is a multiple of the step); a run's rows interleave as their transpose
+    (register tiles, up to the run's shortest count), the values past it one by one. The runs
+    of each residue are found once per call (:func:`_line_runs`), not once per line.
     """
     cdef Py_ssize_t n_phases = phase_start.shape[0]
-    cdef int ndim = <int> z_size.shape[0], d
-    cdef Py_ssize_t Z = 1, Y = 1, lines = 1, item, n, c, line, rest, i, u, r, ph, base, zoff
+    cdef int ndim = <int> z_size.shape[0], d, q, nq
+    cdef Py_ssize_t Z = 1, Y = 1, item, n, c, line, rest, i, u, r, ph, base, zoff
     cdef Py_ssize_t s_last = step[ndim - 1], width = y_size[ndim - 1], cnt, f, e, j, run
-    cdef Py_ssize_t z_strides[MAX_NDIM]  # row-major strides of z_size; read-only below
+    cdef Py_ssize_t n_res, res, lines = 1
     cdef Py_ssize_t per_residue[MAX_NDIM]  # phases per step of residue d (row-major)
+    cdef Py_ssize_t z_strides[MAX_NDIM]  # row-major strides of z_size; read-only below
+    cdef Py_ssize_t* runs = NULL   # per residue: s_last triples (_line_runs), read-only below
+    cdef int* nruns = NULL
     cdef bint inside
     cdef const floating* src
     cdef floating* dst
     if n_phases == 0:
         return
+    n_res = n_phases / s_last
+    runs = <Py_ssize_t*> malloc(n_phases * 3 * sizeof(Py_ssize_t))
+    nruns = <int*> malloc(n_res * sizeof(int))
+    if runs == NULL or nruns == NULL:
+        free(runs)
+        free(nruns)
+        raise MemoryError("cannot allocate the run table of depth_to_space_phases")
     z_strides[ndim - 1] = 1
     for d in range(ndim - 2, -1, -1):
         z_strides[d] = z_strides[d + 1] * z_size[d + 1]
-    per_residue[ndim - 1] = 1
-    for d in range(ndim - 2, -1, -1):
-        per_residue[d] = per_residue[d + 1] * step[d + 1]
     for d in range(ndim):
         Z *= z_size[d]
         Y *= y_size[d]
         if d < ndim - 1:
             lines *= y_size[d]
-    with nogil:
-        for item in prange(batch * channels * lines, num_threads=num_threads,
-                           schedule="static"):
-            n = item / (channels * lines)
-            c = (item / lines) % channels
-            line = item % lines
-            # the leading residues of the line (phase 0 has residue 0 in every dimension,
-            # and a phase's first output is its residue plus phase 0's, modulo the step),
-            # and the row u of those phases' planes that the line is
-            rest = line
-            base = 0
-            zoff = 0
-            inside = True
-            for d in range(ndim - 2, -1, -1):
-                i = rest % y_size[d]
-                rest = rest / y_size[d]
-                r = i - first[0, d] - floor_div(i - first[0, d], step[d]) * step[d]
-                base = base + r * per_residue[d]
-            rest = line
-            for d in range(ndim - 2, -1, -1):
-                i = rest % y_size[d]
-                rest = rest / y_size[d]
-                u = i - first[base, d]
-                # never true for the sub-pixel tables (every line of y is in its phases'
-                # range); kept so that other tables cannot make it read outside z
-                if u < 0 or u % step[d] != 0 or u / step[d] >= count[base, d]:
-                    inside = False
-                zoff = zoff + (u / step[d]) * z_strides[d]
-            if not inside:
-                continue
-            dst = &y[0] + (n * y_channels + y_first_channel + c) * Y + line * width
-            # the line's phases in runs whose first outputs are one apart and whose rows start
-            # at the same place in the intermediate (a stride phase's residue r writes first
-            # output (r - pad) mod step: two runs a line, or one when the padding is a
-            # multiple of the step); a run's rows interleave as their transpose (register
-            # tiles, up to the run's shortest count), the values past it one by one
-            r = 0
-            while r < s_last:
-                ph = base + r
-                run = _phase_run(phase_start, first, ph, base + s_last, ndim)
-                cnt = count[ph, ndim - 1]
-                for j in range(ph + 1, ph + run):
-                    if count[j, ndim - 1] < cnt:
-                        cnt = count[j, ndim - 1]
-                src = &z[0] + (n * channels * n_phases + c * n_phases + ph) * Z + zoff
-                for d in range(ndim):
-                    src = src + phase_start[ph, d] * z_strides[d]
-                if run > 1:
-                    transpose(src, Z, dst + first[ph, ndim - 1], s_last, run, cnt, 1)
-                else:
-                    cnt = 0
-                for j in range(run):
-                    f = first[ph + j, ndim - 1]
-                    for e in range(cnt, count[ph + j, ndim - 1]):
-                        dst[f + e * s_last] = src[j * Z + e]
-                r = r + run
+    per_residue[ndim - 1] = 1
+    for d in range(ndim - 2, -1, -1):
+        per_residue[d] = per_residue[d + 1] * step[d + 1]
+    for res in range(n_res):
+        nruns[res] = _line_runs(phase_start, count, first, res * s_last, s_last, ndim,
+                                runs + 3 * res * s_last)
+    try:
+        with nogil:
+            for item in prange(batch * channels * lines, num_threads=num_threads,
+                               schedule="static"):
+                n = item / (channels * lines)
+                c = (item / lines) % channels
+                line = item % lines
+                # the leading residues of the line (phase 0 has residue 0 in every dimension,
+                # and a phase's first output is its residue plus phase 0's, modulo the step),
+                # and the row u of those phases' planes that the line is
+                rest = line
+                base = 0
+                zoff = 0
+                inside = True
+                for d in range(ndim - 2, -1, -1):
+                    i = rest % y_size[d]
+                    rest = rest / y_size[d]
+                    r = i - first[0, d] - floor_div(i - first[0, d], step[d]) * step[d]
+                    base = base + r * per_residue[d]
+                rest = line
+                for d in range(ndim - 2, -1, -1):
+                    i = rest % y_size[d]
+                    rest = rest / y_size[d]
+                    u = i - first[base, d]
+                    # never true for the sub-pixel tables (every line of y is in its phases'
+                    # range); kept so that other tables cannot make it read outside z
+                    if u < 0 or u % step[d] != 0 or u / step[d] >= count[base, d]:
+                        inside = False
+                    zoff = zoff + (u / step[d]) * z_strides[d]
+                if not inside:
+                    continue
+                dst = &y[0] + (n * y_channels + y_first_channel + c) * Y + line * width
+                res = base / s_last
+                nq = nruns[res]
+                for q in range(nq):
+                    ph = runs[3 * (res * s_last + q)]
+                    run = runs[3 * (res * s_last + q) + 1]
+                    cnt = runs[3 * (res * s_last + q) + 2]
+                    src = &z[0] + (n * channels * n_phases + c * n_phases + ph) * Z + zoff
+                    for d in range(ndim):
+                        src = src + phase_start[ph, d] * z_strides[d]
+                    if cnt > 0:
+                        transpose(src, Z, dst + first[ph, ndim - 1], s_last, run, cnt, 1)
+                    for j in range(run):
+                        f = first[ph + j, ndim - 1]
+                        for e in range(cnt, count[ph + j, ndim - 1]):
+                            dst[f + e * s_last] = src[j * Z + e]
+    finally:
+        free(runs)
+        free(nruns)
 
 
 def scatter_kernel_taps(const floating[::1] weight, floating[::1] out, Py_ssize_t groups,

@@ -2,7 +2,8 @@
  *
  *     dst[j * ldd + i] = src[i * lds + j]      for i < rows, j < cols
  *
- * in 8 x 8 (float) and 4 x 4 (double) register tiles with AVX shuffles where the CPU has
+ * in 8 x 8 (float; 4 x 4 for the last four rows) and 4 x 4 (double) register tiles with AVX
+ * shuffles where the CPU has
  * AVX (function attribute target("avx"), chosen at run time: no -march flag), in plain C
  * otherwise and for the edges (any CPU, aarch64 included; -DFD_GEMM_PORTABLE_ONLY forces
  * it). A copy is exact: both versions give the same bits.
@@ -61,7 +62,23 @@ __attribute__((target("avx"))) static void fd_transpose_avx_f(const float *src, 
             _mm256_storeu_ps(d + 7 * ldd, _mm256_permute2f128_ps(u3, u7, 0x31));
         }
     fd_transpose_plain_f(src, lds, dst, ldd, 0, rows8, cols8, cols);
-    fd_transpose_plain_f(src, lds, dst, ldd, rows8, rows, 0, cols);
+    /* four rows left (a run of 4 phases: stride 8 with half of it padding): 4 x 4 tiles */
+    ptrdiff_t rows4 = rows8 + (rows - rows8) / 4 * 4, cols4 = cols / 4 * 4;
+    for (ptrdiff_t i = rows8; i < rows4; i += 4) {
+        for (ptrdiff_t j = 0; j < cols4; j += 4) {
+            const float *s = src + i * lds + j;
+            __m128 r0 = _mm_loadu_ps(s), r1 = _mm_loadu_ps(s + lds);
+            __m128 r2 = _mm_loadu_ps(s + 2 * lds), r3 = _mm_loadu_ps(s + 3 * lds);
+            _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+            float *d = dst + j * ldd + i;
+            _mm_storeu_ps(d, r0);
+            _mm_storeu_ps(d + ldd, r1);
+            _mm_storeu_ps(d + 2 * ldd, r2);
+            _mm_storeu_ps(d + 3 * ldd, r3);
+        }
+        fd_transpose_plain_f(src, lds, dst, ldd, i, i + 4, cols4, cols);
+    }
+    fd_transpose_plain_f(src, lds, dst, ldd, rows4, rows, 0, cols);
 }
 
 __attribute__((target("avx"))) static void fd_transpose_avx_d(const double *src, ptrdiff_t lds,
