@@ -25,7 +25,7 @@ from libc.string cimport memset, memcpy
 from ._gemm cimport PARALLEL_MIN_ELEMENTS, parallel_gemm
 from ._im2col_kernels cimport im2col_batch
 from ._index cimport MAX_NDIM, Geometry, Tiles, floor_div, next_row, next_tile, tiles_of, unravel
-from ._simd cimport store_pair, taps
+from ._simd cimport store_pair, taps, taps_pair_rows
 from ._transpose cimport fd_transpose_simd, transpose
 
 
@@ -197,7 +197,8 @@ def conv_transpose_depthwise(const floating[::1] x, const floating[::1] phase_we
         z[u] = 0 + w[0] * xpad[u + base(phase) + offset(0)] + w[1] * ...  (u over the padded rows)
 
     long vectorised loops, four taps a pass (``taps`` in ``_simd.h``); the phase plane ``z``
-    is then written to every ``step``-th output. Every phase table entry is live (no zero
+    is then written to every ``step``-th output. A 2-d pair of phases (below) is computed and
+    stored row by row instead (``taps_pair_rows``: the same sums), so that the rows stay in L1. Every phase table entry is live (no zero
     count or sub-kernel). ``partner[ph]`` pairs the phases of a last-dimension stride of 2:
     ``>= 0`` is the phase whose outputs follow ``ph``'s by one position (the two planes are
     stored interleaved in one pass), ``-2`` a phase stored with its partner, ``-1`` a phase
@@ -289,14 +290,29 @@ def conv_transpose_depthwise(const floating[::1] x, const floating[::1] phase_we
                     other = partner[ph]
                     if other == -2:
                         continue  # stored with the phase it follows
-                    taps(span[ph], ks[ph],
-                         &phase_weight[0] + weight_offset[ph] + (c * multiplier + j) * ks[ph],
-                         tap_offset + tap_start[ph], xpad + base[ph], za)
                     if other < 0:
+                        taps(span[ph], ks[ph],
+                             &phase_weight[0] + weight_offset[ph]
+                             + (c * multiplier + j) * ks[ph],
+                             tap_offset + tap_start[ph], xpad + base[ph], za)
                         store_phase_planes(za, <floating*> NULL, dst, <int> ndim, strides,
                                            &sub_out[ph, 0], 0, &y_size[0], &first[ph, 0],
                                            &step[0])
                         continue
+                    if ndim == 2:   # row by row (each row of both phases in L1)
+                        taps_pair_rows(
+                            sub_out[ph, 0], sub_out[ph, 1], sub_out[other, 1], ks[ph],
+                            &phase_weight[0] + weight_offset[ph] + (c * multiplier + j) * ks[ph],
+                            tap_offset + tap_start[ph], xpad + base[ph], ks[other],
+                            &phase_weight[0] + weight_offset[other]
+                            + (c * multiplier + j) * ks[other],
+                            tap_offset + tap_start[other], xpad + base[other], strides[0],
+                            dst + first[ph, 0] * y_size[1] + first[ph, 1], step[0] * y_size[1],
+                            za, zb)
+                        continue
+                    taps(span[ph], ks[ph],
+                         &phase_weight[0] + weight_offset[ph] + (c * multiplier + j) * ks[ph],
+                         tap_offset + tap_start[ph], xpad + base[ph], za)
                     taps(span[other], ks[other],
                          &phase_weight[0] + weight_offset[other]
                          + (c * multiplier + j) * ks[other],

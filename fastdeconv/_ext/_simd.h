@@ -136,4 +136,44 @@ FD_CLONES static void fd_taps_d(ptrdiff_t n, ptrdiff_t k, const double *restrict
     FD_TAPS_BODY(double)
 }
 
+/* Two stride phases of a depthwise layer whose outputs interleave in the last dimension
+ * (stride 2), row by row: for each of `rows` rows, za[:n] and zb[:nb] as fd_taps computes
+ * them (phase a from xa with ka taps, phase b from xb with kb taps; the rows of both xstride
+ * apart), then stored interleaved, y[2i] = za[i] and y[2i + 1] = zb[i] for i < nb (and
+ * y[2 nb] = za[nb] when n = nb + 1), the rows of y ystride apart. The same values as the
+ * planes computed whole and then stored (fd_taps, fd_store_pair), with one row of each
+ * phase in za and zb (L1) instead of a plane, and no call per row. */
+#define FD_TAPS_PAIR_ROWS(T, NAME)                                                           \
+FD_CLONES static void NAME(ptrdiff_t rows, ptrdiff_t n, ptrdiff_t nb, ptrdiff_t ka,         \
+                           const T *restrict wa, const ptrdiff_t *restrict offa, const T *xa, \
+                           ptrdiff_t kb, const T *restrict wb,                               \
+                           const ptrdiff_t *restrict offb, const T *xb, ptrdiff_t xstride,   \
+                           T *restrict y, ptrdiff_t ystride, T *restrict za,                 \
+                           T *restrict zb)                                                   \
+{                                                                                            \
+    const ptrdiff_t na = n;                                                                  \
+    for (ptrdiff_t r = 0; r < rows; ++r) {                                                   \
+        {                                                                                    \
+            const T *x = xa + r * xstride, *restrict w = wa;                                 \
+            const ptrdiff_t *restrict off = offa, k = ka;                                    \
+            T *restrict z = za;                                                              \
+            FD_TAPS_BODY(T)                                                                  \
+        }                                                                                    \
+        {                                                                                    \
+            const T *x = xb + r * xstride, *restrict w = wb;                                 \
+            const ptrdiff_t *restrict off = offb, k = kb, n = nb;                            \
+            T *restrict z = zb;                                                              \
+            FD_TAPS_BODY(T)                                                                  \
+        }                                                                                    \
+        T *restrict yr = y + r * ystride;                                                    \
+        for (ptrdiff_t i = 0; i < nb; ++i) {                                                 \
+            yr[2 * i] = za[i];                                                               \
+            yr[2 * i + 1] = zb[i];                                                           \
+        }                                                                                    \
+        if (na > nb) yr[2 * nb] = za[nb];                                                    \
+    }                                                                                        \
+}
+FD_TAPS_PAIR_ROWS(float, fd_taps_pair_rows_f)
+FD_TAPS_PAIR_ROWS(double, fd_taps_pair_rows_d)
+
 #endif

@@ -15,6 +15,16 @@ cdef extern from "_simd.h" nogil:
                    const float* x, float* z)
     void fd_taps_d(Py_ssize_t n, Py_ssize_t k, const double* w, const Py_ssize_t* off,
                    const double* x, double* z)
+    void fd_taps_pair_rows_f(Py_ssize_t rows, Py_ssize_t n, Py_ssize_t nb, Py_ssize_t ka,
+                             const float* wa, const Py_ssize_t* offa, const float* xa,
+                             Py_ssize_t kb, const float* wb, const Py_ssize_t* offb,
+                             const float* xb, Py_ssize_t xstride, float* y,
+                             Py_ssize_t ystride, float* za, float* zb)
+    void fd_taps_pair_rows_d(Py_ssize_t rows, Py_ssize_t n, Py_ssize_t nb, Py_ssize_t ka,
+                             const double* wa, const Py_ssize_t* offa, const double* xa,
+                             Py_ssize_t kb, const double* wb, const Py_ssize_t* offb,
+                             const double* xb, Py_ssize_t xstride, double* y,
+                             Py_ssize_t ystride, double* za, double* zb)
 
 
 cdef inline void add_pair(Py_ssize_t n, const floating* a, const floating* b,
@@ -59,3 +69,17 @@ cdef inline void add(Py_ssize_t n, const floating* x, floating* y) noexcept nogi
         fd_add_f(n, x, y)
     else:
         fd_add_d(n, x, y)
+
+
+cdef inline void taps_pair_rows(Py_ssize_t rows, Py_ssize_t n, Py_ssize_t nb, Py_ssize_t ka,
+                                const floating* wa, const Py_ssize_t* offa, const floating* xa,
+                                Py_ssize_t kb, const floating* wb, const Py_ssize_t* offb,
+                                const floating* xb, Py_ssize_t xstride, floating* y,
+                                Py_ssize_t ystride, floating* za, floating* zb) noexcept nogil:
+    """Two interleaving stride phases computed and stored row by row (see _simd.h)."""
+    if floating is float:
+        fd_taps_pair_rows_f(rows, n, nb, ka, wa, offa, xa, kb, wb, offb, xb, xstride, y,
+                            ystride, za, zb)
+    else:
+        fd_taps_pair_rows_d(rows, n, nb, ka, wa, offa, xa, kb, wb, offb, xb, xstride, y,
+                            ystride, za, zb)
