@@ -18,7 +18,7 @@ order, so the results do not depend on the thread count. Everything here trusts 
 (``fastdeconv._algorithms`` validated the geometry and built the phase tables).
 """
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset, memcpy
 
@@ -263,21 +263,23 @@ def conv_transpose_depthwise(const floating[::1] x, const floating[::1] phase_we
         if partner[ph] >= 0:
             planes = 2  # a second phase plane for the partner
     try:
-        with nogil:
-            for item in prange(batch * channels * multiplier, num_threads=num_threads,
-                               schedule="static"):
-                n = item / (channels * multiplier)
-                c = (item / multiplier) % channels
-                j = item % multiplier
-                xpad = <floating*> malloc((E + planes * span_max) * sizeof(floating))
+        with nogil, parallel(num_threads=num_threads):
+            # the thread's buffer; its zero border stays zero (each plane's copy writes the
+            # same interior positions), so it is zeroed once, not once per plane
+            xpad = <floating*> malloc((E + planes * span_max) * sizeof(floating))
+            if xpad != NULL:
+                memset(xpad, 0, E * sizeof(floating))
+            for item in prange(batch * channels * multiplier, schedule="static"):
                 if xpad == NULL:
                     failed_flag[0] = 1
                     continue
+                n = item / (channels * multiplier)
+                c = (item / multiplier) % channels
+                j = item % multiplier
                 za = xpad + E
                 zb = za + span_max  # used (allocated) only with planes == 2
                 dst = &y[0] + (n * channels * multiplier + c * multiplier + j) * Y
-                # the zero-padded copy of input plane (n, c)
-                memset(xpad, 0, E * sizeof(floating))
+                # the interior of the zero-padded copy of input plane (n, c)
                 for r in range(rows_x):
                     rem = r
                     xoff = halo[ndim - 1]
@@ -320,7 +322,7 @@ def conv_transpose_depthwise(const floating[::1] x, const floating[::1] phase_we
                     store_phase_planes(za, zb, dst, <int> ndim, strides, &sub_out[ph, 0],
                                        sub_out[other, ndim - 1], &y_size[0], &first[ph, 0],
                                        &step[0])
-                free(xpad)
+            free(xpad)
     finally:
         free(base)
         free(span)
