@@ -198,16 +198,17 @@ def conv_transpose_depthwise(const floating[::1] x, const floating[::1] phase_we
 
     long vectorised loops, four taps a pass (``taps`` in ``_simd.h``); the phase plane ``z``
     is then written to every ``step``-th output. A 2-d pair of phases (below) is computed and
-    stored row by row instead (``taps_pair_rows``: the same sums), so that the rows stay in L1. Every phase table entry is live (no zero
-    count or sub-kernel). ``partner[ph]`` pairs the phases of a last-dimension stride of 2:
+    stored row by row instead (``taps_pair_rows``: the same sums), so that the rows stay in
+    L1. Every phase table entry is live (no zero count or sub-kernel). ``partner[ph]`` pairs the phases of a last-dimension stride of 2:
     ``>= 0`` is the phase whose outputs follow ``ph``'s by one position (the two planes are
     stored interleaved in one pass), ``-2`` a phase stored with its partner, ``-1`` a phase
     stored alone. Each output receives its taps in a fixed order, and planes are independent
     (parallel over sample, channel, j), so the result does not depend on the thread count.
     Each live phase's every output is stored (not added to), so ``y`` must be zero on entry
     only where no live phase writes (phases with outputs but no taps). Each thread allocates
-    ``prod(padded_size)`` plus one or (with pairs) two phase planes; the caller bounds that
-    times ``num_threads``.
+    ``prod(padded_size)`` plus one or (with pairs) two phase planes once per call (zeroing
+    the padded plane once: every input plane's copy then writes the same interior); the
+    caller bounds that times ``num_threads``.
     """
     cdef Py_ssize_t n_phases = sub_out.shape[0], ndim = x_size.shape[0]
     cdef Py_ssize_t P = 1, Y = 1, E = 1, ph, d, item, n, c, j, t, rem, r, rows_x, other
