@@ -329,6 +329,28 @@ def test_depthwise_interleaved_phase_stores_match_reference(x_shape, w_shape, kw
     assert_close(got, conv_transpose_reference(x, w, **kw), rtol=1e-13)
 
 
+@pytest.mark.parametrize("n, k, pad", [(5, 4, 1), (6, 3, 1), (4, 10, 3), (7, 2, 0)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_depthwise_2d_pairs_computed_row_by_row_match_reference_for_any_thread_count(
+        n, k, pad, dtype, rng, assert_close, assert_same_bits_for_thread_counts,
+        outputs_start_as_nan):
+    # 2-d pairs run row by row (taps_pair_rows): a multiplier of 2 (two output channels per
+    # input channel), pairs of equal counts and of one more (k = 3: odd output rows), more
+    # than four taps a phase (k = 10: 25), a kernel of one tap a phase (k = 2); 5 planes
+    # over 1-3 threads, each thread's buffer reused plane after plane
+    x_shape, w_shape = (1, 5, n, n + 1), (5, 2, k, k)
+    kw = dict(stride=2, padding=pad, groups=5)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    problem = conv_transpose_problem(x_shape, w_shape, **kw)
+    with _dispatch.forced_algorithm("depthwise"):
+        assert _dispatch.plan("backward_input", problem, x.itemsize).algorithm == "depthwise"
+        got = fastdeconv.conv_transpose(x, w, **kw)
+        assert_same_bits_for_thread_counts(lambda: fastdeconv.conv_transpose(x, w, **kw),
+                                           counts=(1, 2, 3))
+    assert_close(got, conv_transpose_reference(x, w, **kw), dtype)
+
+
 def test_depthwise_output_is_left_unzeroed_only_where_the_phases_cover_it():
     # the geometries above include kernels shorter than the stride (phases without taps,
     # whose outputs stay zero) and kernels that reach every output (no zeroing pass)

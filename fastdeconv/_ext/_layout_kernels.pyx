@@ -14,9 +14,10 @@
 
 NumPy's strided copy walks the source with a stride of ``C`` elements for every destination
 element; here 32 x 32 blocks keep both sides in L1, and each block is transposed in 8 x 8
-(float32) or 4 x 4 (float64) register tiles with AVX shuffles where the CPU has AVX
-(``fd_transpose.h``; measured on the suite's shapes: the performance page). A copy is exact,
-so neither the thread count (blocks in a fixed split) nor the tiles change a bit.
+(float32; 4 x 4 for 4-7 rows left over) or 4 x 4 (float64) register tiles with AVX shuffles
+where the CPU has AVX (``fd_transpose.h``; measured on the suite's shapes: the performance
+page). A copy is exact, so neither the thread count (blocks in a fixed split) nor the tiles
+change a bit.
 """
 from cython cimport floating
 from libc.string cimport memcpy, memset

@@ -197,13 +197,14 @@ def conv_transpose_depthwise(const floating[::1] x, const floating[::1] phase_we
         z[u] = 0 + w[0] * xpad[u + base(phase) + offset(0)] + w[1] * ...  (u over the padded rows)
 
     long vectorised loops, four taps a pass (``taps`` in ``_simd.h``); the phase plane ``z``
-    is then written to every ``step``-th output. A 2-d pair of phases (below) is computed and
-    stored row by row instead (``taps_pair_rows``: the same sums), so that the rows stay in
-    L1. Every phase table entry is live (no zero count or sub-kernel). ``partner[ph]`` pairs the phases of a last-dimension stride of 2:
+    is then written to every ``step``-th output. Every phase table entry is live (no zero
+    count or sub-kernel). ``partner[ph]`` pairs the phases of a last-dimension stride of 2:
     ``>= 0`` is the phase whose outputs follow ``ph``'s by one position (the two planes are
-    stored interleaved in one pass), ``-2`` a phase stored with its partner, ``-1`` a phase
-    stored alone. Each output receives its taps in a fixed order, and planes are independent
-    (parallel over sample, channel, j), so the result does not depend on the thread count.
+    stored interleaved in one pass; in 2-d the pair is computed and stored row by row
+    instead, ``taps_pair_rows``: the same sums, one row of each phase at a time in L1),
+    ``-2`` a phase stored with its partner, ``-1`` a phase stored alone. Each output
+    receives its taps in a fixed order, and planes are independent (parallel over sample,
+    channel, j), so the result does not depend on the thread count.
     Each live phase's every output is stored (not added to), so ``y`` must be zero on entry
     only where no live phase writes (phases with outputs but no taps). Each thread allocates
     ``prod(padded_size)`` plus one or (with pairs) two phase planes once per call (zeroing
@@ -419,7 +420,7 @@ def depth_to_space_phases(const floating[::1] z, floating[::1] y, Py_ssize_t bat
         return
     n_res = n_phases / s_last
     runs = <Py_ssize_t*> malloc(n_phases * 3 * sizeof(Py_ssize_t))
-    nruns = <int*> malloc(n_res * sizeof(int))
+    nruns = <int*> malloc(max(n_res, 1) * sizeof(int))
     if runs == NULL or nruns == NULL:
         free(runs)
         free(nruns)

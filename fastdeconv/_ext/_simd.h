@@ -140,7 +140,8 @@ FD_CLONES static void fd_taps_d(ptrdiff_t n, ptrdiff_t k, const double *restrict
  * (stride 2), row by row: for each of `rows` rows, za[:n] and zb[:nb] as fd_taps computes
  * them (phase a from xa with ka taps, phase b from xb with kb taps; the rows of both xstride
  * apart), then stored interleaved, y[2i] = za[i] and y[2i + 1] = zb[i] for i < nb (and
- * y[2 nb] = za[nb] when n = nb + 1), the rows of y ystride apart. The same values as the
+ * y[2 nb] = za[nb] when n = nb + 1; the caller pairs only phases with n - nb = 0 or 1,
+ * depthwise._phase_partners), the rows of y ystride apart. The same values as the
  * planes computed whole and then stored (fd_taps, fd_store_pair), with one row of each
  * phase in za and zb (L1) instead of a plane, and no call per row. */
 #define FD_TAPS_PAIR_ROWS(T, NAME)                                                           \

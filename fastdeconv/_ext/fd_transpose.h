@@ -2,9 +2,9 @@
  *
  *     dst[j * ldd + i] = src[i * lds + j]      for i < rows, j < cols
  *
- * in 8 x 8 (float; 4 x 4 for the last four rows) and 4 x 4 (double) register tiles with AVX
- * shuffles where the CPU has
- * AVX (function attribute target("avx"), chosen at run time: no -march flag), in plain C
+ * in 8 x 8 (float; 4 x 4 SSE tiles for the first four of 4-7 rows left over) and 4 x 4
+ * (double) register tiles with AVX shuffles where the CPU has AVX (function attribute
+ * target("avx"), chosen at run time: no -march flag), in plain C
  * otherwise and for the edges (any CPU, aarch64 included; -DFD_GEMM_PORTABLE_ONLY forces
  * it). A copy is exact: both versions give the same bits.
  */
@@ -62,7 +62,8 @@ __attribute__((target("avx"))) static void fd_transpose_avx_f(const float *src, 
             _mm256_storeu_ps(d + 7 * ldd, _mm256_permute2f128_ps(u3, u7, 0x31));
         }
     fd_transpose_plain_f(src, lds, dst, ldd, 0, rows8, cols8, cols);
-    /* four rows left (a run of 4 phases: stride 8 with half of it padding): 4 x 4 tiles */
+    /* the first four of 4-7 rows left over in 4 x 4 tiles (e.g. a depth-to-space run of 4
+     * phases: stride 8 with half of it padding), then the rest value by value */
     ptrdiff_t rows4 = rows8 + (rows - rows8) / 4 * 4, cols4 = cols / 4 * 4;
     for (ptrdiff_t i = rows8; i < rows4; i += 4) {
         for (ptrdiff_t j = 0; j < cols4; j += 4) {
