@@ -329,6 +329,21 @@ def test_depthwise_interleaved_phase_stores_match_reference(x_shape, w_shape, kw
     assert_close(got, conv_transpose_reference(x, w, **kw), rtol=1e-13)
 
 
+def _forced_transpose_matches_reference(algorithm, x_shape, w_shape, kw, dtype, rng,
+                                        assert_close, assert_same_bits_for_thread_counts):
+    """conv_transpose forced to ``algorithm``: that plan is chosen, the result matches the
+    reference and has the same bits on 1, 2 and 3 threads."""
+    problem = conv_transpose_problem(x_shape, w_shape, **kw)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    with _dispatch.forced_algorithm(algorithm):
+        assert _dispatch.plan("backward_input", problem, x.itemsize).algorithm == algorithm
+        got = fastdeconv.conv_transpose(x, w, **kw)
+        assert_same_bits_for_thread_counts(lambda: fastdeconv.conv_transpose(x, w, **kw),
+                                           counts=(1, 2, 3))
+    assert_close(got, conv_transpose_reference(x, w, **kw), dtype)
+
+
 @pytest.mark.parametrize("n, k, pad", [(5, 4, 1), (6, 3, 1), (4, 10, 3), (7, 2, 0)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_depthwise_2d_pairs_computed_row_by_row_match_reference_for_any_thread_count(
@@ -338,17 +353,9 @@ def test_depthwise_2d_pairs_computed_row_by_row_match_reference_for_any_thread_c
     # input channel), pairs of equal counts and of one more (k = 3: odd output rows), more
     # than four taps a phase (k = 10: 25), a kernel of one tap a phase (k = 2); 5 planes
     # over 1-3 threads, each thread's buffer reused plane after plane
-    x_shape, w_shape = (1, 5, n, n + 1), (5, 2, k, k)
-    kw = dict(stride=2, padding=pad, groups=5)
-    x = rng.standard_normal(x_shape).astype(dtype)
-    w = rng.standard_normal(w_shape).astype(dtype)
-    problem = conv_transpose_problem(x_shape, w_shape, **kw)
-    with _dispatch.forced_algorithm("depthwise"):
-        assert _dispatch.plan("backward_input", problem, x.itemsize).algorithm == "depthwise"
-        got = fastdeconv.conv_transpose(x, w, **kw)
-        assert_same_bits_for_thread_counts(lambda: fastdeconv.conv_transpose(x, w, **kw),
-                                           counts=(1, 2, 3))
-    assert_close(got, conv_transpose_reference(x, w, **kw), dtype)
+    _forced_transpose_matches_reference(
+        "depthwise", (1, 5, n, n + 1), (5, 2, k, k), dict(stride=2, padding=pad, groups=5),
+        dtype, rng, assert_close, assert_same_bits_for_thread_counts)
 
 
 def test_depthwise_output_is_left_unzeroed_only_where_the_phases_cover_it():
@@ -448,15 +455,8 @@ def test_subpixel_depth_to_space_writes_every_phase_line_by_line(x_shape, w_shap
                                                                    rng, assert_close,
                                                                    assert_same_bits_for_thread_counts,
                                                                    outputs_start_as_nan):
-    problem = conv_transpose_problem(x_shape, w_shape, **kw)
-    x = rng.standard_normal(x_shape).astype(dtype)
-    w = rng.standard_normal(w_shape).astype(dtype)
-    with _dispatch.forced_algorithm("subpixel"):
-        assert _dispatch.plan("backward_input", problem, x.itemsize).algorithm == "subpixel"
-        got = fastdeconv.conv_transpose(x, w, **kw)
-        assert_same_bits_for_thread_counts(lambda: fastdeconv.conv_transpose(x, w, **kw),
-                                           counts=(1, 2, 3))
-    assert_close(got, conv_transpose_reference(x, w, **kw), dtype)
+    _forced_transpose_matches_reference("subpixel", x_shape, w_shape, kw, dtype, rng,
+                                        assert_close, assert_same_bits_for_thread_counts)
 
 
 def test_subpixel_blocks_have_enough_gemm_rows_while_the_workspace_allows():
