@@ -20,15 +20,15 @@
  * neither).
  */
 typedef void (*FD_SFX(fd_ukr_fn))(ptrdiff_t, const FD_T *restrict, const FD_T *restrict,
-                                  FD_T *restrict, ptrdiff_t, int, const FD_T *restrict,
+                                  ptrdiff_t, FD_T *restrict, ptrdiff_t, int, const FD_T *restrict,
                                   fd_prefetch *restrict);
 
 /* The micro-kernel of a kernel and register tile (defined in fd_gemm.h). */
-static FD_SFX(fd_ukr_fn) FD_SFX(fd_ukr_for)(int isa, int tile);
+static FD_SFX(fd_ukr_fn) FD_SFX(fd_ukr_for)(int isa, int tile, int b_rows);
 
 typedef struct {
     fd_plan plan;
-    FD_SFX(fd_ukr_fn) ukr;
+    FD_SFX(fd_ukr_fn) ukr, ukr_rows;   /* on packed panels of B; on a dense B in place */
     const FD_T *apack;            /* A packed by fd_pack_a_slice with plan.mr, plan.kc, or NULL:
                                      each item packs blocks of a itself (fd_pack_a_block) */
     const FD_T *a;                /* A, when apack is NULL */
@@ -221,7 +221,10 @@ static ptrdiff_t FD_SFX(fd_gemm_item_ex)(const FD_SFX(fd_gemm_job) *job, ptrdiff
     const FD_T *copy_base = job->b ? job->b : job->xp;
     const fd_rows_src *a_rows = job->a_rows;
     ptrdiff_t a_run = a_rows ? fd_round_up(a_rows->width, mr) : 0;
-    if (p->isa != FD_ISA_PORTABLE && !a_rows) {
+    int b_in_place = job->b && !job->trans_b && !a_rows
+                     && fd_ceil_div(i1 - i0, mr) <= FD_B_IN_PLACE_PANELS;
+    ptrdiff_t whole_panels = nc / nr;
+    if (p->isa != FD_ISA_PORTABLE && !a_rows && !b_in_place) {
         int vlen = (int)((p->isa == FD_ISA_AVX512 ? 64 : 32) / sizeof(FD_T));
         nv = nr / vlen;
         if (job->b && !job->trans_b) {
@@ -251,7 +254,12 @@ static ptrdiff_t FD_SFX(fd_gemm_item_ex)(const FD_SFX(fd_gemm_job) *job, ptrdiff
         int add = k0 == 0 ? (placed ? 0 : job->accumulate) : 1;
         pf = a_rows ? NULL : FD_SFX(fd_next_prefetch)(job, k0, kc, j0, nc, next, &pf_state);
         const FD_T *bias = k0 == 0 && !placed ? job->bias : NULL;
-        if (copied_panels > 1 && job->b) {   /* the first panel, and a part panel at the end */
+        if (b_in_place) {   /* only a part panel at the end is packed */
+            if (nc > whole_panels * nr)
+                FD_SFX(fd_pack_b_dense)(job->b, job->ldb, 0, k0, kc, j0 + whole_panels * nr,
+                                        nc - whole_panels * nr, (int)nr,
+                                        bpack + whole_panels * nr * kc, p->isa);
+        } else if (copied_panels > 1 && job->b) {   /* the first panel, and a part panel at the end */
             FD_SFX(fd_pack_b_dense)(job->b, job->ldb, 0, k0, kc, j0, nr, (int)nr, bpack, p->isa);
             if (nc > copied_panels * nr)
                 FD_SFX(fd_pack_b_dense)(job->b, job->ldb, 0, k0, kc, j0 + copied_panels * nr,
@@ -288,6 +296,13 @@ static ptrdiff_t FD_SFX(fd_gemm_item_ex)(const FD_SFX(fd_gemm_job) *job, ptrdiff
                     ptrdiff_t ir = ic + (FD_IR_OUTER ? u : v) * mr;
                     ptrdiff_t jr = j0 + (FD_IR_OUTER ? v : u) * nr;
                     const FD_T *bp = bpack + (jr - j0) * kc;
+                    ptrdiff_t ldb_k = nr;
+                    FD_SFX(fd_ukr_fn) ukr = job->ukr;
+                    if (b_in_place && jr + nr <= j1) {   /* a whole panel of B, in place */
+                        bp = job->b + k0 * job->ldb + jr;
+                        ldb_k = job->ldb;
+                        ukr = job->ukr_rows;
+                    }
                     const FD_T *ap = job->apack ? job->apack + k0 * m_pad + ir * kc
                                                 : ablock + (ir - ic) * kc;
                     fd_prefetch copy, *stream = pf;
@@ -313,16 +328,16 @@ static ptrdiff_t FD_SFX(fd_gemm_item_ex)(const FD_SFX(fd_gemm_job) *job, ptrdiff
                         stream = &copy;
                     }
                     if (placed) {   /* whole tiles into the item's block */
-                        job->ukr(kc, ap, bp, block + (ir - i0) * ldb_item + (jr - j0),
+                        ukr(kc, ap, bp, ldb_k, block + (ir - i0) * ldb_item + (jr - j0),
                                  ldb_item, add, NULL, stream);
                     } else if (nrows == mr && ncols == nr
                                && (one_block || jr / blk == (jr + nr - 1) / blk)) {
                         ptrdiff_t at = one_block ? block_shift + jr
                                                  : (jr / blk) * job->c_block_stride + jr % blk;
                         FD_T *cp = job->c + at + ir * job->ldc;
-                        job->ukr(kc, ap, bp, cp, job->ldc, add, bias_r, stream);
+                        ukr(kc, ap, bp, ldb_k, cp, job->ldc, add, bias_r, stream);
                     } else {   /* an edge of C, or a tile across two blocks of columns */
-                        job->ukr(kc, ap, bp, tile, nr, 0, NULL, stream);
+                        ukr(kc, ap, bp, ldb_k, tile, nr, 0, NULL, stream);
                         FD_SFX(fd_store_cols)(job, ir, nrows, jr, ncols, tile, nr, add, bias_r);
                     }
                 }
@@ -441,7 +456,8 @@ static void FD_SFX(fd_gemm_job_init)(FD_SFX(fd_gemm_job) *job, const fd_plan *p,
 {
     memset(job, 0, sizeof(*job));
     job->plan = *p;
-    job->ukr = FD_SFX(fd_ukr_for)(p->isa, p->tile);
+    job->ukr = FD_SFX(fd_ukr_for)(p->isa, p->tile, 0);
+    job->ukr_rows = FD_SFX(fd_ukr_for)(p->isa, p->tile, 1);
     job->apack = (const FD_T *)apack;
     job->a = (const FD_T *)a; job->lda = lda; job->trans_a = trans_a;
     job->b = (const FD_T *)b; job->ldb = ldb; job->trans_b = trans_b;

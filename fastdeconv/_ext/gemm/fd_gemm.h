@@ -121,6 +121,27 @@ typedef struct { int mr, nr; ptrdiff_t mc, kc, nc; } fd_blocking;
 #ifndef FD_A_PREFETCH_AHEAD
 #define FD_A_PREFETCH_AHEAD 8
 #endif
+#ifndef FD_B_PREFETCH_AHEAD
+#define FD_B_PREFETCH_AHEAD 8
+#endif
+#ifndef FD_B_IN_PLACE_PANELS
+#define FD_B_IN_PLACE_PANELS 8
+#endif
+/* The micro-kernels' copying loops must stay one loop: GCC's loop distribution (-O3) splits
+ * each into a copying loop and then a multiply-add loop, so that the copy no longer runs
+ * between the multiply-adds (where the out-of-order core hides it) but before them. (A
+ * compiler barrier in the loop keeps it whole too, but then GCC keeps an accumulator on the
+ * stack.) */
+#if defined(__GNUC__) && !defined(__clang__)
+#define FD_ONE_LOOP __attribute__((optimize("no-tree-loop-distribution")))
+#else
+#define FD_ONE_LOOP
+#endif
+#if defined(__GNUC__)
+#define FD_NOINLINE __attribute__((noinline))
+#else
+#define FD_NOINLINE
+#endif
 
 #define FD_TILES 2
 #define FD_BLOCK(mr, nr, kc, nc) {mr, nr, FD_MC / (mr) * (mr), kc, nc}
@@ -399,6 +420,8 @@ __attribute__((target("avx512f"))) static void fd_pack_panels_avx512(
 #endif
 
 /* --------------------------------------------------------------- micro-kernels per dtype */
+#define FD_CAT2_(a, b) a##b
+#define FD_CAT2(a, b) FD_CAT2_(a, b)
 #define FD_CAT3_(a, b, c) a##b##c
 #define FD_CAT3(a, b, c) FD_CAT3_(a, b, c)
 #define FD_VOP(name) FD_CAT3(FD_PFX, name, FD_SFX_OP)
@@ -447,14 +470,16 @@ __attribute__((target("avx512f"))) static void fd_pack_panels_avx512(
 #include "fd_pack_rows.h"
 #include "fd_driver.h"
 
-/* The micro-kernel of a kernel and register tile (fd_plan.tile). */
-static fd_ukr_fn_f fd_ukr_for_f(int isa, int tile)
+/* The micro-kernel of a kernel and register tile (fd_plan.tile), on packed panels of B or
+ * (b_rows) on the rows of B in place (the portable kernel does both). */
+static fd_ukr_fn_f fd_ukr_for_f(int isa, int tile, int b_rows)
 {
 #if FD_GEMM_X86
+    if (isa == FD_ISA_AVX512 && b_rows) return tile ? fd_ukr_avx512_1_f_rows : fd_ukr_avx512_0_f_rows;
     if (isa == FD_ISA_AVX512) return tile ? fd_ukr_avx512_1_f : fd_ukr_avx512_0_f;
-    if (isa == FD_ISA_AVX2) return fd_ukr_avx2_f;
+    if (isa == FD_ISA_AVX2) return b_rows ? fd_ukr_avx2_f_rows : fd_ukr_avx2_f;
 #endif
-    (void)isa; (void)tile;
+    (void)isa; (void)tile; (void)b_rows;
     return fd_ukr_portable_f;
 }
 
@@ -504,14 +529,16 @@ static fd_ukr_fn_f fd_ukr_for_f(int isa, int tile)
 #include "fd_pack_rows.h"
 #include "fd_driver.h"
 
-/* The micro-kernel of a kernel and register tile (fd_plan.tile). */
-static fd_ukr_fn_d fd_ukr_for_d(int isa, int tile)
+/* The micro-kernel of a kernel and register tile (fd_plan.tile), on packed panels of B or
+ * (b_rows) on the rows of B in place (the portable kernel does both). */
+static fd_ukr_fn_d fd_ukr_for_d(int isa, int tile, int b_rows)
 {
 #if FD_GEMM_X86
+    if (isa == FD_ISA_AVX512 && b_rows) return tile ? fd_ukr_avx512_1_d_rows : fd_ukr_avx512_0_d_rows;
     if (isa == FD_ISA_AVX512) return tile ? fd_ukr_avx512_1_d : fd_ukr_avx512_0_d;
-    if (isa == FD_ISA_AVX2) return fd_ukr_avx2_d;
+    if (isa == FD_ISA_AVX2) return b_rows ? fd_ukr_avx2_d_rows : fd_ukr_avx2_d;
 #endif
-    (void)isa; (void)tile;
+    (void)isa; (void)tile; (void)b_rows;
     return fd_ukr_portable_d;
 }
 

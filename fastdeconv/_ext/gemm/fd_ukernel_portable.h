@@ -2,7 +2,7 @@
  * SSE2 on x86-64, NEON on aarch64), instantiated per dtype by fd_gemm.h with FD_UKR_NAME,
  * FD_T, FD_MR, FD_NR. Same contract and store formula as fd_ukernel.h. */
 static void FD_UKR_NAME(ptrdiff_t kc, const FD_T *restrict a, const FD_T *restrict b,
-                        FD_T *restrict c, ptrdiff_t ldc, int add, const FD_T *restrict bias,
+                        ptrdiff_t ldb, FD_T *restrict c, ptrdiff_t ldc, int add, const FD_T *restrict bias,
                         fd_prefetch *restrict pf)
 {
     /* the portable kernel neither prefetches nor copies; it reads A in place (a_offset) */
@@ -18,7 +18,7 @@ static void FD_UKR_NAME(ptrdiff_t kc, const FD_T *restrict a, const FD_T *restri
             for (int j = 0; j < FD_NR; ++j) acc[r][j] += ar * b[j];
         }
         a += FD_MR;
-        b += FD_NR;
+        b += ldb;
     }
     for (int r = 0; r < FD_MR; ++r)
         for (int j = 0; j < FD_NR; ++j) {
