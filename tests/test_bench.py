@@ -153,6 +153,20 @@ def test_channels_last_mode_runs_every_op_in_both_layouts(tmp_path):
     assert "channels-first data only" in only_first[0]["skipped"]["numpy"]
 
 
+def test_each_repetition_starts_one_peer_further_on():
+    """No peer always runs right after the same other one (what a call leaves in the caches and
+    the allocator slows the next); each peer is still timed `repeat` times, after its warm-up."""
+    from fastdeconv._bench.timing import Progress, time_peers
+
+    log = []
+    calls = {name: (lambda name=name: log.append(name) or np.zeros(1)) for name in "abc"}
+    timed = time_peers(calls, repeat=4, budget=None, threads=1,
+                       progress=Progress(0, stream=None), label="t")
+    assert log[:3] == list("abc")                           # the warm-ups, in the given order
+    assert log[3:] == list("abc" "bca" "cab" "abc")         # then one peer further on each time
+    assert timed["repeats"] == {"a": 4, "b": 4, "c": 4}
+
+
 def test_unknown_case_or_peer_is_a_value_error():
     with pytest.raises(ValueError, match="unknown case or op"):
         _bench.run(cases="no_such_case", progress=False)
