@@ -320,6 +320,23 @@ def test_conv_forward_packed_matches_reference(rng, kernel, dtype, case, with_bi
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("out_width", [1, 2, 7, 8, 9, 15, 16, 17, 24, 31, 33, 47, 50])
+def test_stride_2_rows_of_every_run_length_match_reference(rng, kernel, dtype, out_width):
+    """A stride-2 convolution's packed rows are runs of every length: shorter than one vector
+    step (16 float32 or 8 float64 values), one step, across steps, cut by the end of a panel."""
+    x = rng.standard_normal((1, 3, 3, 2 * out_width - 1)).astype(dtype)
+    w = rng.standard_normal((5, 3, 3, 3)).astype(dtype)
+    expected = conv_reference(x, w, stride=2, padding=1)
+    assert expected.shape[-1] == out_width
+    y = np.full(expected.shape, np.nan, dtype)
+    pc.conv_forward_packed(x, w, y, stride=2, padding=1, kernel=kernel)
+    scale = conv_reference(np.abs(x), np.abs(w), stride=2, padding=1)
+    err = float(np.max(np.abs(y.astype(np.float64) - expected)))
+    assert err <= RTOL[np.dtype(dtype)] * max(1.0, float(scale.max()))
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
 def test_conv_forward_packed_crops_negative_padding(rng, kernel):
     x = rng.standard_normal((1, 2, 9, 9))
     w = rng.standard_normal((3, 2, 3, 3))

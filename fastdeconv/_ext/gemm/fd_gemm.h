@@ -417,6 +417,28 @@ __attribute__((target("avx512f"))) static void fd_pack_panels_avx512(
         }
     }
 }
+
+/* dst[0:len] = from[0:2 len:2], the run of a stride-2 convolution's packed row (float32): per
+ * 16 values, two masked loads of exactly the values read, their even elements picked by one
+ * two-source permute, and one masked store; masked-out elements are not read, so nothing past
+ * the run's last value is touched. Measured on resnet_s2 (runs of 14): the packing's share
+ * 9.2 -> 7.8 %, 0.99x the time end to end; the same for float64 (8 a step) was 1.025x slower
+ * than the compiler's loop, which float64 keeps. */
+__attribute__((target("avx512f"))) static inline void fd_gather2_avx512_f(
+    float *restrict dst, const float *restrict from, ptrdiff_t len)
+{
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                           28, 30);
+    for (; len > 0; len -= 16, dst += 16, from += 32) {
+        int n = len < 16 ? (int)len : 16, span = 2 * n - 1;
+        __mmask16 lo_mask = (__mmask16)(span >= 16 ? 0xFFFFu : (1u << span) - 1);
+        __mmask16 hi_mask = (__mmask16)(span > 16 ? (1u << (span - 16)) - 1 : 0u);
+        __m512 lo = _mm512_maskz_loadu_ps(lo_mask, from);
+        __m512 hi = _mm512_maskz_loadu_ps(hi_mask, from + 16);
+        _mm512_mask_storeu_ps(dst, (__mmask16)(n == 16 ? 0xFFFFu : (1u << n) - 1),
+                              _mm512_permutex2var_ps(lo, even, hi));
+    }
+}
 #endif
 
 /* --------------------------------------------------------------- micro-kernels per dtype */
@@ -427,6 +449,7 @@ __attribute__((target("avx512f"))) static void fd_pack_panels_avx512(
 #define FD_VOP(name) FD_CAT3(FD_PFX, name, FD_SFX_OP)
 
 #define FD_T float
+#define FD_IS_FLOAT 1
 #define FD_SFX(name) name##_f
 
 #define FD_UKR_NAME fd_ukr_portable_f
@@ -484,8 +507,10 @@ static fd_ukr_fn_f fd_ukr_for_f(int isa, int tile, int b_rows)
 }
 
 #undef FD_T
+#undef FD_IS_FLOAT
 #undef FD_SFX
 #define FD_T double
+#define FD_IS_FLOAT 0
 #define FD_SFX(name) name##_d
 
 #define FD_UKR_NAME fd_ukr_portable_d
@@ -543,6 +568,7 @@ static fd_ukr_fn_d fd_ukr_for_d(int isa, int tile, int b_rows)
 }
 
 #undef FD_T
+#undef FD_IS_FLOAT
 #undef FD_SFX
 
 /* fd_gemm_job_init_f / _d on an untyped job (one call site for both dtypes). */

@@ -219,6 +219,9 @@ static void FD_SFX(fd_pack_b_dense)(const FD_T *b, ptrdiff_t ldb, int trans_b, p
 #if FD_GEMM_X86
 #define FD_PACK_NAME FD_SFX(fd_pack_b_conv_avx512)
 #define FD_PACK_TARGET __attribute__((target("avx512f")))
+#if FD_IS_FLOAT
+#define FD_PACK_GATHER2 fd_gather2_avx512_f
+#endif
 #include "fd_pack_conv.h"
 #endif
 

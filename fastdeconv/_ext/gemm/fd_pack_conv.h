@@ -1,5 +1,6 @@
 /* The convolution's B packer, instantiated per dtype and per instruction set by fd_pack.h
- * (FD_T, FD_SFX(name), FD_PACK_NAME, FD_PACK_TARGET): the same copies, compiled once for the
+ * (FD_T, FD_SFX(name), FD_PACK_NAME, FD_PACK_TARGET, and optionally FD_PACK_GATHER2: a
+ * vectorised run of a stride-2 row, fd_gather2_avx512_*): the same copies, compiled once for the
  * build's baseline and once for AVX-512, where a panel row of 48 floats is three 64-byte
  * moves instead of twelve 16-byte ones and a run of 16 one move instead of two. The values
  * packed are the same.
@@ -64,7 +65,11 @@ FD_PACK_TARGET static void FD_PACK_NAME(const fd_conv_src *src, const FD_T *xp,
             const FD_T *from = xrow + runs[q].src;
             ptrdiff_t len = runs[q].len;
             if (s == 2) {   /* a constant stride: vectorised with shuffles */
+#ifdef FD_PACK_GATHER2
+                FD_PACK_GATHER2(dst, from, len);
+#else
                 for (ptrdiff_t i = 0; i < len; ++i) dst[i] = from[2 * i];
+#endif
             } else {
                 for (ptrdiff_t i = 0; i < len; ++i) dst[i] = from[i * s];
             }
@@ -79,3 +84,4 @@ FD_PACK_TARGET static void FD_PACK_NAME(const fd_conv_src *src, const FD_T *xp,
 
 #undef FD_PACK_NAME
 #undef FD_PACK_TARGET
+#undef FD_PACK_GATHER2
