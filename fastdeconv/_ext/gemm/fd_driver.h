@@ -221,6 +221,8 @@ static ptrdiff_t FD_SFX(fd_gemm_item_ex)(const FD_SFX(fd_gemm_job) *job, ptrdiff
     const FD_T *copy_base = job->b ? job->b : job->xp;
     const fd_rows_src *a_rows = job->a_rows;
     ptrdiff_t a_run = a_rows ? fd_round_up(a_rows->width, mr) : 0;
+    /* a dense B of an item of few row panels is read in place (FD_B_IN_PLACE_PANELS): its
+     * whole panels by the _rows micro-kernel, only a part panel at the end packed */
     int b_in_place = job->b && !job->trans_b && !a_rows
                      && fd_ceil_div(i1 - i0, mr) <= FD_B_IN_PLACE_PANELS;
     ptrdiff_t whole_panels = nc / nr;
