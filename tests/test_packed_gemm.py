@@ -289,6 +289,8 @@ CONV_CASES = [
     ((2, 3, 4, 4), (5, 3, 4, 4), 1, 2, 1, 1),                 # padding wider than the input
     ((6, 4, 9, 7), (6, 2, 3, 3), 2, 1, 1, 2),                 # 6 samples' columns in one GEMM
     ((4, 3, 32, 32), (5, 3, 3, 3), 1, 1, 1, 1),               # 2 samples per GEMM, 2 GEMMs
+    ((3, 400, 20, 21), (24, 400, 1, 1), 1, 0, 1, 1),          # pointwise: whole panels of x
+                                                              # read in place, 2 KC slices
 ]
 
 
@@ -348,8 +350,9 @@ def test_conv_forward_packed_crops_negative_padding(rng, kernel):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", [CONV_CASES[1], CONV_CASES[3], CONV_CASES[8], CONV_CASES[10],
-                                  CONV_CASES[11]],
-                         ids=["strided", "pointwise", "items", "samples", "sample-blocks"])
+                                  CONV_CASES[11], CONV_CASES[12]],
+                         ids=["strided", "pointwise", "items", "samples", "sample-blocks",
+                              "pointwise-in-place"])
 def test_conv_forward_packed_bit_identical_across_threads(rng, dtype, case):
     xs, ws, stride, padding, dilation, groups = _conv_args(case)
     x = rng.standard_normal(xs).astype(dtype)
