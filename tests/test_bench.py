@@ -153,18 +153,34 @@ def test_channels_last_mode_runs_every_op_in_both_layouts(tmp_path):
     assert "channels-first data only" in only_first[0]["skipped"]["numpy"]
 
 
-def test_each_repetition_starts_one_peer_further_on():
-    """No peer always runs right after the same other one (what a call leaves in the caches and
-    the allocator slows the next); each peer is still timed `repeat` times, after its warm-up."""
-    from fastdeconv._bench.timing import Progress, time_peers
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 6])
+def test_peer_orders_are_balanced(n):
+    """Each peer directly follows each other one equally often over the orders, and in the
+    first five no peer follows the same other one more than twice (what a call leaves in the
+    caches and the allocator slows the next; a median of five must not be set by it)."""
+    from collections import Counter
+
+    from fastdeconv._bench.timing import balanced_orders
+
+    orders = balanced_orders(n)
+    assert all(sorted(order) == list(range(n)) for order in orders)
+    pairs = Counter((a, b) for order in orders for a, b in zip(order, order[1:]))
+    assert len(pairs) == n * (n - 1) and len(set(pairs.values())) <= 1
+    first_five = Counter((a, b) for order in (orders * 5)[:5] for a, b in zip(order, order[1:]))
+    assert n <= 2 or max(first_five.values()) <= 2
+
+
+def test_each_repetition_times_every_peer_in_a_balanced_order():
+    from fastdeconv._bench.timing import Progress, balanced_orders, time_peers
 
     log = []
     calls = {name: (lambda name=name: log.append(name) or np.zeros(1)) for name in "abc"}
-    timed = time_peers(calls, repeat=4, budget=None, threads=1,
+    timed = time_peers(calls, repeat=7, budget=None, threads=1,
                        progress=Progress(0, stream=None), label="t")
-    assert log[:3] == list("abc")                           # the warm-ups, in the given order
-    assert log[3:] == list("abc" "bca" "cab" "abc")         # then one peer further on each time
-    assert timed["repeats"] == {"a": 4, "b": 4, "c": 4}
+    assert log[:3] == list("abc")                                    # the warm-ups, in order
+    orders = balanced_orders(3)
+    assert log[3:] == ["abc"[i] for r in range(7) for i in orders[r % len(orders)]]
+    assert timed["repeats"] == {"a": 7, "b": 7, "c": 7}
 
 
 def test_unknown_case_or_peer_is_a_value_error():

@@ -20,7 +20,8 @@ RTOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-12}
 
 # M, N, K: 1, below / at / past the register tile (MR x NR: 8x48, 8x24, 6x16, 6x8, 4x8, 4x4),
 # at / past KC (384 for float32, 256 for float64 with AVX-512), and past the work-item split (m * n * k >= 2**21 cuts n, or m when n is
-# small).
+# small). A dense B is read in place by items of at most 8 row panels, packed by larger ones
+# ((96, 90, 300) takes one path on one thread, the other on more).
 SHAPES = [
     (1, 1, 1), (1, 17, 5), (13, 1, 300), (8, 48, 384), (9, 49, 385), (12, 32, 256),
     (14, 33, 257), (25, 65, 513),
@@ -119,7 +120,7 @@ def test_gemm_empty_output(dtype, shape):
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(64, 700, 300), (300, 40, 600), (5, 3000, 200),
-                                   (120, 256, 700)],
+                                   (120, 256, 700), (96, 90, 300)],
                          ids=lambda s: "x".join(map(str, s)))
 def test_gemm_bit_identical_across_threads(rng, kernel, dtype, shape):
     m, n, k = shape
@@ -323,10 +324,11 @@ def test_conv_forward_packed_matches_reference(rng, kernel, dtype, case, with_bi
 
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("out_width", [1, 2, 7, 8, 9, 15, 16, 17, 24, 31, 33, 47, 50])
+@pytest.mark.parametrize("out_width", range(1, 51))
 def test_stride_2_rows_of_every_run_length_match_reference(rng, kernel, dtype, out_width):
-    """A stride-2 convolution's packed rows are runs of every length: shorter than one vector
-    step (16 float32 or 8 float64 values), one step, across steps, cut by the end of a panel."""
+    """A stride-2 convolution's packed rows are runs of every length up to 50: shorter than
+    one vector step (16 float32 or 8 float64 values), one step, across steps, cut by the end of
+    a panel."""
     x = rng.standard_normal((1, 3, 3, 2 * out_width - 1)).astype(dtype)
     w = rng.standard_normal((5, 3, 3, 3)).astype(dtype)
     expected = conv_reference(x, w, stride=2, padding=1)

@@ -2,9 +2,9 @@
 
 Every peer's call runs once (warm-up, whose result is also compared with the first peer's),
 then each repetition times every peer in turn, so that machine noise hits all of them alike,
-starting one peer further on each time, so that no peer always follows the same other one (what
-a call leaves behind, in the caches and the allocator, slows the next); the reported time is
-the median of a peer's timed calls.
+in a balanced order (:func:`balanced_orders`), so that no peer keeps following the same other
+one (what a call leaves behind, in the caches and the allocator, slows the next); the reported
+time is the median of a peer's timed calls.
 """
 
 import contextlib
@@ -15,8 +15,8 @@ import time
 
 import numpy as np
 
-__all__ = ["DTYPES", "TRANSITION_CALLS", "Progress", "check_options", "pinned_threads",
-           "rel_diff", "time_peers"]
+__all__ = ["DTYPES", "TRANSITION_CALLS", "Progress", "balanced_orders", "check_options",
+           "pinned_threads", "rel_diff", "time_peers"]
 
 DTYPES = ("float32", "float64")
 
@@ -110,6 +110,26 @@ class Progress:
             self.stream.flush()
 
 
+def balanced_orders(n):
+    """Orders of ``n`` peers (lists of their indices) in which each peer directly follows
+    each other one equally often: a Williams design, ``n`` orders for an even ``n`` (each
+    ordered pair once), ``2 n`` for an odd one (twice); repetition ``r`` takes order
+    ``r % len``. In the first five orders no peer follows the same other one more than
+    twice, so that one neighbour never sets a median of five.
+    """
+    first, low, high = [0], 1, n - 1
+    while len(first) < n:
+        first.append(low)
+        low += 1
+        if len(first) < n:
+            first.append(high)
+            high -= 1
+    orders = [[(i + shift) % n for i in first] for shift in range(n)] if n else [[]]
+    if n % 2:
+        orders += [order[::-1] for order in orders]
+    return orders
+
+
 def time_peers(calls, *, repeat, budget, threads, progress, label):
     """Warm up, compare and time zero-argument callables, interleaved.
 
@@ -158,13 +178,12 @@ def time_peers(calls, *, repeat, budget, threads, progress, label):
 
     samples = {peer: [] for peer in calls}
     transition = TRANSITION_CALLS if threads > 1 else 0
-    order = list(calls)
+    names = list(calls)
+    orders = balanced_orders(len(names))
     for rep in range(repeat):
-        # each repetition starts one peer further on, so that no peer always runs right after
-        # the same other one (the call after plain NumPy's measured 0.4 ms slower, whichever
-        # peer made it)
-        shift = rep % len(order) if order else 0
-        for peer in order[shift:] + order[:shift]:
+        # a balanced order, so that no peer keeps running right after the same other one (the
+        # call right after plain NumPy's measured 0.4 ms slower, whichever peer made it)
+        for peer in (names[i] for i in orders[rep % len(orders)]):
             fn = calls[peer]
             if len(samples[peer]) < repeats[peer]:
                 for _ in range(transition):

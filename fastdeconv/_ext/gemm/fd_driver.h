@@ -6,7 +6,8 @@
  * One item:
  *
  *     for each KC slice k0 (in order; the reduction is never split):     BLIS loop 4
- *         pack B[k0:k0+kc, item columns] into the thread's bpack        (L2-resident)
+ *         pack B[k0:k0+kc, item columns] into the thread's bpack        (L2-resident;
+ *             a dense B of an item of few row panels is read in place instead)
  *         for each MC block of the item's rows:                          loop 3
  *             for each NR micro-panel of B:                              loop 2 (B panel in L1)
  *                 for each MR micro-panel of the pre-packed A:           loop 1
@@ -222,8 +223,9 @@ static ptrdiff_t FD_SFX(fd_gemm_item_ex)(const FD_SFX(fd_gemm_job) *job, ptrdiff
     const fd_rows_src *a_rows = job->a_rows;
     ptrdiff_t a_run = a_rows ? fd_round_up(a_rows->width, mr) : 0;
     /* a dense B of an item of few row panels is read in place (FD_B_IN_PLACE_PANELS): its
-     * whole panels by the _rows micro-kernel, only a part panel at the end packed */
-    int b_in_place = job->b && !job->trans_b && !a_rows
+     * whole panels by the _rows micro-kernel, only a part panel at the end packed (measured
+     * with the AVX-512 kernels; the portable kernel keeps packing) */
+    int b_in_place = p->isa != FD_ISA_PORTABLE && job->b && !job->trans_b && !a_rows
                      && fd_ceil_div(i1 - i0, mr) <= FD_B_IN_PLACE_PANELS;
     ptrdiff_t whole_panels = nc / nr;
     if (p->isa != FD_ISA_PORTABLE && !a_rows && !b_in_place) {

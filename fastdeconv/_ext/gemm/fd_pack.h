@@ -151,6 +151,62 @@ static inline void FD_SFX(fd_copy_run)(FD_T *restrict dst, const FD_T *restrict 
     if (len) *dst = *from;
 }
 
+#if FD_GEMM_X86 && FD_IS_FLOAT   /* once: the float instantiation comes first */
+/* The whole NR-wide panels of a dense block of B, row by row, in 64-byte vector moves: row kk
+ * of B (from src + kk * ld_bytes) holds `panels` panel rows of panel_bytes (a multiple of 64:
+ * the AVX-512 tiles' 128 or 192 bytes), each copied to bpack + q * panel_stride + kk *
+ * panel_bytes (2 or 3 lines); the row 16 ahead is prefetched. A copy of run-time length is a call of the C
+ * library's memmove, whose cost per call is most of a 192-byte copy from L2. */
+__attribute__((target("avx512f"))) static void fd_pack_panels_avx512(
+    const char *src, ptrdiff_t ld_bytes, ptrdiff_t kc, ptrdiff_t panels, ptrdiff_t panel_bytes,
+    char *restrict bpack)
+{
+    ptrdiff_t panel_stride = kc * panel_bytes, lines = panel_bytes / 64;
+    for (ptrdiff_t kk = 0; kk < kc; ++kk) {
+        const char *row = src + kk * ld_bytes;
+        char *dst = bpack + kk * panel_bytes;
+        for (ptrdiff_t q = 0; q < panels; ++q) {
+            const char *from = row + q * panel_bytes;
+            char *to = dst + q * panel_stride;
+            if (kk + 16 < kc)
+                for (ptrdiff_t e = 0; e < lines; ++e)
+                    __builtin_prefetch(from + 16 * ld_bytes + 64 * e, 0, 3);
+            /* a constant count of moves (a loop of run-time length is turned back into a
+             * memcpy call by the compiler) */
+            __m512i v0 = _mm512_loadu_si512((const void *)from);
+            __m512i v1 = _mm512_loadu_si512((const void *)(from + 64));
+            _mm512_storeu_si512((void *)to, v0);
+            _mm512_storeu_si512((void *)(to + 64), v1);
+            if (lines == 3)
+                _mm512_storeu_si512((void *)(to + 128),
+                                    _mm512_loadu_si512((const void *)(from + 128)));
+        }
+    }
+}
+
+/* dst[0:len] = from[0:2 len:2], the run of a stride-2 convolution's packed row (float32): per
+ * 16 values, two masked loads of exactly the values read, their even elements picked by one
+ * two-source permute, and one masked store; masked-out elements are not read, so nothing past
+ * the run's last value is touched. Measured on resnet_s2 (runs of 14): the packing's share
+ * 9.2 -> 7.8 %, 0.99x the time end to end; the same for float64 (8 a step) was 1.025x slower
+ * than the compiler's loop, which float64 keeps. */
+__attribute__((target("avx512f"))) static inline void fd_gather2_avx512_f(
+    float *restrict dst, const float *restrict from, ptrdiff_t len)
+{
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                           28, 30);
+    for (; len > 0; len -= 16, dst += 16, from += 32) {
+        int n = len < 16 ? (int)len : 16, span = 2 * n - 1;
+        __mmask16 lo_mask = (__mmask16)(span >= 16 ? 0xFFFFu : (1u << span) - 1);
+        __mmask16 hi_mask = (__mmask16)(span > 16 ? (1u << (span - 16)) - 1 : 0u);
+        __m512 lo = _mm512_maskz_loadu_ps(lo_mask, from);
+        __m512 hi = _mm512_maskz_loadu_ps(hi_mask, from + 16);
+        _mm512_mask_storeu_ps(dst, (__mmask16)(n == 16 ? 0xFFFFu : (1u << n) - 1),
+                              _mm512_permutex2var_ps(lo, even, hi));
+    }
+}
+#endif
+
 /* Dense B: k x n (row stride ldb), or its transpose stored n x k when trans_b. */
 static void FD_SFX(fd_pack_b_dense)(const FD_T *b, ptrdiff_t ldb, int trans_b, ptrdiff_t k0,
                                     ptrdiff_t kc, ptrdiff_t j0, ptrdiff_t nc, int nr,
@@ -212,6 +268,7 @@ static void FD_SFX(fd_pack_b_dense)(const FD_T *b, ptrdiff_t ldb, int trans_b, p
         }
     }
 }
+
 
 #define FD_PACK_NAME FD_SFX(fd_pack_b_conv_base)
 #define FD_PACK_TARGET
