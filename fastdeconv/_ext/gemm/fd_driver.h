@@ -7,7 +7,8 @@
  *
  *     for each KC slice k0 (in order; the reduction is never split):     BLIS loop 4
  *         pack B[k0:k0+kc, item columns] into the thread's bpack        (L2-resident;
- *             a dense B of an item of few row panels is read in place instead)
+ *             with few row panels, a dense B's panels and a convolution's panels of whole
+ *             vectors are read in place instead)
  *         for each MC block of the item's rows:                          loop 3
  *             for each NR micro-panel of B:                              loop 2 (B panel in L1)
  *                 for each MR micro-panel of the pre-packed A:           loop 1
@@ -25,11 +26,11 @@ typedef void (*FD_SFX(fd_ukr_fn))(ptrdiff_t, const FD_T *restrict, const FD_T *r
                                   fd_prefetch *restrict);
 
 /* The micro-kernel of a kernel and register tile (defined in fd_gemm.h). */
-static FD_SFX(fd_ukr_fn) FD_SFX(fd_ukr_for)(int isa, int tile, int b_rows);
+static FD_SFX(fd_ukr_fn) FD_SFX(fd_ukr_for)(int isa, int tile, int b_read);
 
 typedef struct {
     fd_plan plan;
-    FD_SFX(fd_ukr_fn) ukr, ukr_rows;   /* on packed panels of B; on a dense B in place */
+    FD_SFX(fd_ukr_fn) ukr, ukr_rows, ukr_vectors;   /* fd_ukr_for: FD_B_PACKED, _ROWS, _VECTORS */
     const FD_T *apack;            /* A packed by fd_pack_a_slice with plan.mr, plan.kc, or NULL:
                                      each item packs blocks of a itself (fd_pack_a_block) */
     const FD_T *a;                /* A, when apack is NULL */
@@ -246,6 +247,11 @@ static ptrdiff_t FD_SFX(fd_gemm_item_ex)(const FD_SFX(fd_gemm_job) *job, ptrdiff
             while (last_runs > 0 && runs[last_runs - 1].panel >= copied_panels) --last_runs;
         }
     }
+    /* and a convolution's panels whose vectors each lie in one run, when the item has few
+     * row panels (as a dense B's): read in place by the _vectors micro-kernel (the copy's
+     * tables), only the panels after them packed */
+    int conv_in_place = copied_panels >= 1 && !job->b && !pieces
+                        && fd_ceil_div(i1 - i0, mr) <= FD_B_IN_PLACE_PANELS;
     /* C's blocks of columns: when the item's columns lie in one block (the usual case: one
      * sample's positions), column jr is at c + block_shift + jr, with no division per tile */
     ptrdiff_t blk = job->c_block > 0 ? job->c_block : (p->n > 0 ? p->n : 1);
@@ -275,9 +281,11 @@ static ptrdiff_t FD_SFX(fd_gemm_item_ex)(const FD_SFX(fd_gemm_job) *job, ptrdiff
                                     p->isa);
         else if (job->rows)
             FD_SFX(fd_pack_b_rows)(job->rows, job->xp, k0, kc, j0, nc, (int)nr, bpack);
-        else if (copied_panels > 1) {   /* the first panel, and a part panel at the end */
-            FD_SFX(fd_pack_b_conv)(job->conv, job->xp, runs, first_runs, k0, kc, nc, (int)nr,
-                                   bpack, p->isa);
+        else if (copied_panels > 1 || conv_in_place) {   /* the first panel (unless read in
+                                                             place), a part panel at the end */
+            if (!conv_in_place)
+                FD_SFX(fd_pack_b_conv)(job->conv, job->xp, runs, first_runs, k0, kc, nc,
+                                       (int)nr, bpack, p->isa);
             if (last_runs < nruns)
                 FD_SFX(fd_pack_b_conv)(job->conv, job->xp, runs + last_runs, nruns - last_runs,
                                        k0, kc, nc, (int)nr, bpack, p->isa);
@@ -322,7 +330,14 @@ static ptrdiff_t FD_SFX(fd_gemm_item_ex)(const FD_SFX(fd_gemm_job) *job, ptrdiff
                     ptrdiff_t ncols = j1 - jr < nr ? j1 - jr : nr;
                     const FD_T *bias_r = bias ? bias + ir : NULL;
                     ptrdiff_t panel = (jr - j0) / nr;
-                    if (copied_panels > 1 && ir == i0 && panel + 1 < copied_panels) {
+                    if (conv_in_place && panel < copied_panels) {   /* in place, no copy */
+                        bp = copy_base;
+                        ukr = job->ukr_vectors;
+                        memset(&copy, 0, sizeof(copy));
+                        copy.row_offset = row_offset;
+                        copy.vec_src = vec_src + panel * nv;
+                        stream = &copy;
+                    } else if (copied_panels > 1 && ir == i0 && panel + 1 < copied_panels) {
                         copy.a_offset = NULL;
                         copy.row = (const char *)copy_base;
                         copy.row_offset = row_offset;
@@ -460,8 +475,9 @@ static void FD_SFX(fd_gemm_job_init)(FD_SFX(fd_gemm_job) *job, const fd_plan *p,
 {
     memset(job, 0, sizeof(*job));
     job->plan = *p;
-    job->ukr = FD_SFX(fd_ukr_for)(p->isa, p->tile, 0);
-    job->ukr_rows = FD_SFX(fd_ukr_for)(p->isa, p->tile, 1);
+    job->ukr = FD_SFX(fd_ukr_for)(p->isa, p->tile, FD_B_PACKED);
+    job->ukr_rows = FD_SFX(fd_ukr_for)(p->isa, p->tile, FD_B_ROWS);
+    job->ukr_vectors = FD_SFX(fd_ukr_for)(p->isa, p->tile, FD_B_VECTORS);
     job->apack = (const FD_T *)apack;
     job->a = (const FD_T *)a; job->lda = lda; job->trans_a = trans_a;
     job->b = (const FD_T *)b; job->ldb = ldb; job->trans_b = trans_b;

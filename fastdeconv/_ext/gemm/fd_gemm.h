@@ -126,6 +126,7 @@ typedef struct { int mr, nr; ptrdiff_t mc, kc, nc; } fd_blocking;
  * (M, K, N) = (64, 256, 3136) 173 -> 188 GFLOP/s; with 16 and 32 row panels packing measured
  * faster); its micro-kernel prefetches into L1 the row FD_B_PREFETCH_AHEAD k ahead (4 and 16
  * measured 1.003-1.009x slower). */
+enum { FD_B_PACKED = 0, FD_B_ROWS = 1, FD_B_VECTORS = 2 };   /* how a micro-kernel reads B */
 #ifndef FD_B_PREFETCH_AHEAD
 #define FD_B_PREFETCH_AHEAD 8
 #endif
@@ -443,16 +444,23 @@ static inline void fd_prefetch_step(fd_prefetch *pf)
 #include "fd_pack_rows.h"
 #include "fd_driver.h"
 
-/* The micro-kernel of a kernel and register tile (fd_plan.tile), on packed panels of B or
- * (b_rows) on the rows of B in place (the portable kernel does both). */
-static fd_ukr_fn_f fd_ukr_for_f(int isa, int tile, int b_rows)
+/* The micro-kernel of a kernel and register tile (fd_plan.tile), on packed panels of B
+ * (FD_B_PACKED), on a dense B's rows in place (FD_B_ROWS) or on a convolution's panel whose
+ * vectors each lie in one run, in place (FD_B_VECTORS); the portable kernel reads packed
+ * panels and dense rows (its callers never ask it for FD_B_VECTORS). */
+static fd_ukr_fn_f fd_ukr_for_f(int isa, int tile, int b_read)
 {
 #if FD_GEMM_X86
-    if (isa == FD_ISA_AVX512 && b_rows) return tile ? fd_ukr_avx512_1_f_rows : fd_ukr_avx512_0_f_rows;
+    if (isa == FD_ISA_AVX512 && b_read == FD_B_ROWS)
+        return tile ? fd_ukr_avx512_1_f_rows : fd_ukr_avx512_0_f_rows;
+    if (isa == FD_ISA_AVX512 && b_read == FD_B_VECTORS)
+        return tile ? fd_ukr_avx512_1_f_vectors : fd_ukr_avx512_0_f_vectors;
     if (isa == FD_ISA_AVX512) return tile ? fd_ukr_avx512_1_f : fd_ukr_avx512_0_f;
-    if (isa == FD_ISA_AVX2) return b_rows ? fd_ukr_avx2_f_rows : fd_ukr_avx2_f;
+    if (isa == FD_ISA_AVX2 && b_read == FD_B_ROWS) return fd_ukr_avx2_f_rows;
+    if (isa == FD_ISA_AVX2 && b_read == FD_B_VECTORS) return fd_ukr_avx2_f_vectors;
+    if (isa == FD_ISA_AVX2) return fd_ukr_avx2_f;
 #endif
-    (void)isa; (void)tile; (void)b_rows;
+    (void)isa; (void)tile; (void)b_read;
     return fd_ukr_portable_f;
 }
 
@@ -504,16 +512,23 @@ static fd_ukr_fn_f fd_ukr_for_f(int isa, int tile, int b_rows)
 #include "fd_pack_rows.h"
 #include "fd_driver.h"
 
-/* The micro-kernel of a kernel and register tile (fd_plan.tile), on packed panels of B or
- * (b_rows) on the rows of B in place (the portable kernel does both). */
-static fd_ukr_fn_d fd_ukr_for_d(int isa, int tile, int b_rows)
+/* The micro-kernel of a kernel and register tile (fd_plan.tile), on packed panels of B
+ * (FD_B_PACKED), on a dense B's rows in place (FD_B_ROWS) or on a convolution's panel whose
+ * vectors each lie in one run, in place (FD_B_VECTORS); the portable kernel reads packed
+ * panels and dense rows (its callers never ask it for FD_B_VECTORS). */
+static fd_ukr_fn_d fd_ukr_for_d(int isa, int tile, int b_read)
 {
 #if FD_GEMM_X86
-    if (isa == FD_ISA_AVX512 && b_rows) return tile ? fd_ukr_avx512_1_d_rows : fd_ukr_avx512_0_d_rows;
+    if (isa == FD_ISA_AVX512 && b_read == FD_B_ROWS)
+        return tile ? fd_ukr_avx512_1_d_rows : fd_ukr_avx512_0_d_rows;
+    if (isa == FD_ISA_AVX512 && b_read == FD_B_VECTORS)
+        return tile ? fd_ukr_avx512_1_d_vectors : fd_ukr_avx512_0_d_vectors;
     if (isa == FD_ISA_AVX512) return tile ? fd_ukr_avx512_1_d : fd_ukr_avx512_0_d;
-    if (isa == FD_ISA_AVX2) return b_rows ? fd_ukr_avx2_d_rows : fd_ukr_avx2_d;
+    if (isa == FD_ISA_AVX2 && b_read == FD_B_ROWS) return fd_ukr_avx2_d_rows;
+    if (isa == FD_ISA_AVX2 && b_read == FD_B_VECTORS) return fd_ukr_avx2_d_vectors;
+    if (isa == FD_ISA_AVX2) return fd_ukr_avx2_d;
 #endif
-    (void)isa; (void)tile; (void)b_rows;
+    (void)isa; (void)tile; (void)b_read;
     return fd_ukr_portable_d;
 }
 

@@ -17,9 +17,9 @@ static double fd_time_ukr(int isa, int is_double, int tile, ptrdiff_t kc, ptrdif
     memset(scratch, 0, (size_t)(b->mr * kc + b->nr * kc + b->mr * b->nr) * elem);
     for (ptrdiff_t i = 0; i < calls; ++i) {
         if (is_double)
-            fd_ukr_for_d(isa, tile, 0)(kc, (double *)a, (double *)bp, b->nr, (double *)c, b->nr, 1, NULL, NULL);
+            fd_ukr_for_d(isa, tile, FD_B_PACKED)(kc, (double *)a, (double *)bp, b->nr, (double *)c, b->nr, 1, NULL, NULL);
         else
-            fd_ukr_for_f(isa, tile, 0)(kc, (float *)a, (float *)bp, b->nr, (float *)c, b->nr, 1, NULL, NULL);
+            fd_ukr_for_f(isa, tile, FD_B_PACKED)(kc, (float *)a, (float *)bp, b->nr, (float *)c, b->nr, 1, NULL, NULL);
     }
     return 2.0 * b->mr * b->nr * kc * (double)calls;
 }

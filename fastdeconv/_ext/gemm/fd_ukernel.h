@@ -50,6 +50,12 @@
         FD_V bv[FD_NV];                                                                   \
         _Pragma("GCC unroll 8")                                                           \
         for (int v = 0; v < FD_NV; ++v) bv[v] = FD_VLOAD(b + v * FD_VLEN);               \
+        FD_UKR_MUL(bv);                                                                   \
+        b += (B_STEP);                                                                    \
+    } while (0)
+/* The row of B in bv times the column of A (a, then a += MR). */
+#define FD_UKR_MUL(bv)                                                                     \
+    do {                                                                                  \
         _Pragma("GCC unroll 32")                                                          \
         for (int r = 0; r < FD_MR; ++r) {                                                 \
             FD_V av = FD_VSET1(a[r]);                                                     \
@@ -57,7 +63,6 @@
             for (int v = 0; v < FD_NV; ++v) acc[r][v] = FD_VFMA(av, bv[v], acc[r][v]);    \
         }                                                                                 \
         a += FD_MR;                                                                       \
-        b += (B_STEP);                                                                    \
     } while (0)
 /* v = acc (+ bias[r]) (+ C), stored with ldc. */
 #define FD_UKR_END()                                                                       \
@@ -196,10 +201,42 @@ FD_TARGET static void FD_CAT2(FD_UKR_NAME, _rows) FD_UKR_PARAMS
     for (; k < kc; ++k) FD_UKR_STEP_BY(ldb);
     FD_UKR_END()
 }
+/* A convolution's panel of B read in place: vector v of row k at b + row_offset[k] +
+ * vec_src[v] (pf's tables, as for a copy: a panel whose every vector lies in one run of the
+ * padded input), the row FD_B_PREFETCH_AHEAD on prefetched into L1. */
+FD_TARGET static void FD_CAT2(FD_UKR_NAME, _vectors) FD_UKR_PARAMS
+{
+    (void)ldb;
+    FD_UKR_BEGIN()
+    const ptrdiff_t *row_offset = pf->row_offset;
+    ptrdiff_t vec_src[FD_NV];
+#pragma GCC unroll 8
+    for (int v = 0; v < FD_NV; ++v) vec_src[v] = pf->vec_src[v];
+    ptrdiff_t k = 0;
+    for (; k + FD_B_PREFETCH_AHEAD < kc; ++k) {
+        const FD_T *ahead = b + row_offset[k + FD_B_PREFETCH_AHEAD];
+#pragma GCC unroll 8
+        for (int v = 0; v < FD_NV; ++v) __builtin_prefetch(ahead + vec_src[v], 0, 3);
+        const FD_T *row = b + row_offset[k];
+        FD_V bv[FD_NV];
+#pragma GCC unroll 8
+        for (int v = 0; v < FD_NV; ++v) bv[v] = FD_VLOAD(row + vec_src[v]);
+        FD_UKR_MUL(bv);
+    }
+    for (; k < kc; ++k) {
+        const FD_T *row = b + row_offset[k];
+        FD_V bv[FD_NV];
+#pragma GCC unroll 8
+        for (int v = 0; v < FD_NV; ++v) bv[v] = FD_VLOAD(row + vec_src[v]);
+        FD_UKR_MUL(bv);
+    }
+    FD_UKR_END()
+}
 #undef FD_UKR_PARAMS
 #undef FD_UKR_STEP
 #undef FD_UKR_BEGIN
 #undef FD_UKR_STEP_BY
+#undef FD_UKR_MUL
 #undef FD_UKR_END
 
 #undef FD_UKR_NAME
