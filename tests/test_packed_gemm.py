@@ -292,6 +292,8 @@ CONV_CASES = [
     ((4, 3, 32, 32), (5, 3, 3, 3), 1, 1, 1, 1),               # 2 samples per GEMM, 2 GEMMs
     ((3, 400, 20, 21), (24, 400, 1, 1), 1, 0, 1, 1),          # pointwise: whole panels of x
                                                               # read in place, 2 KC slices
+    ((1, 64, 4, 16), (128, 64, 3, 3), 1, 1, 1, 1),            # rows of whole vectors: copied
+                                                              # (1 thread) or read in place
 ]
 
 
@@ -352,9 +354,9 @@ def test_conv_forward_packed_crops_negative_padding(rng, kernel):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", [CONV_CASES[1], CONV_CASES[3], CONV_CASES[8], CONV_CASES[10],
-                                  CONV_CASES[11], CONV_CASES[12]],
+                                  CONV_CASES[11], CONV_CASES[12], CONV_CASES[13]],
                          ids=["strided", "pointwise", "items", "samples", "sample-blocks",
-                              "pointwise-in-place"])
+                              "pointwise-in-place", "vectors-in-place"])
 def test_conv_forward_packed_bit_identical_across_threads(rng, dtype, case):
     xs, ws, stride, padding, dilation, groups = _conv_args(case)
     x = rng.standard_normal(xs).astype(dtype)

@@ -39,6 +39,9 @@ GEOMETRIES = [
     ((1, 9, 3, 3), (9, 130, 2, 2), dict(stride=2)),                         # 520: capped rows
     ((2, 4, 3, 5), (4, 2, 2, 3), dict(stride=(2, 3))),
     ((2, 4, 3, 5), (4, 2, 2, 3), dict(stride=(2, 3), output_padding=(1, 2))),  # not stacked
+    # phase rows of whole vectors (16 floats, 2 x 8 doubles): panels read in place, paired
+    ((2, 16, 16, 16), (16, 8, 4, 4), dict(stride=2, padding=1)),
+    ((1, 16, 16, 16), (16, 128, 4, 4), dict(stride=2, padding=1)),   # 128 rows: copied
 ]
 
 

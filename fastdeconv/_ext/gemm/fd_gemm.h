@@ -121,8 +121,8 @@ typedef struct { int mr, nr; ptrdiff_t mc, kc, nc; } fd_blocking;
 #ifndef FD_A_PREFETCH_AHEAD
 #define FD_A_PREFETCH_AHEAD 8
 #endif
-/* A dense B is read in place, not packed, by a work item of at most FD_B_IN_PLACE_PANELS row
- * panels (few reuses of a packed panel do not pay for packing it: the engine's GEMM on
+/* A dense B (and a convolution's panels of whole vectors) is read in place, not packed, by
+ * a work item of at most FD_B_IN_PLACE_PANELS row panels (few reuses of a packed panel do not pay for packing it: the engine's GEMM on
  * (M, K, N) = (64, 256, 3136) 173 -> 188 GFLOP/s; with 16 and 32 row panels packing measured
  * faster); its micro-kernel prefetches into L1 the row FD_B_PREFETCH_AHEAD k ahead (4 and 16
  * measured 1.003-1.009x slower). */
@@ -447,7 +447,7 @@ static inline void fd_prefetch_step(fd_prefetch *pf)
 /* The micro-kernel of a kernel and register tile (fd_plan.tile), on packed panels of B
  * (FD_B_PACKED), on a dense B's rows in place (FD_B_ROWS) or on a convolution's panel whose
  * vectors each lie in one run, in place (FD_B_VECTORS); the portable kernel reads packed
- * panels and dense rows (its callers never ask it for FD_B_VECTORS). */
+ * panels and dense rows, and the driver reads nothing in place for it (fd_gemm_item_ex). */
 static fd_ukr_fn_f fd_ukr_for_f(int isa, int tile, int b_read)
 {
 #if FD_GEMM_X86
@@ -515,7 +515,7 @@ static fd_ukr_fn_f fd_ukr_for_f(int isa, int tile, int b_read)
 /* The micro-kernel of a kernel and register tile (fd_plan.tile), on packed panels of B
  * (FD_B_PACKED), on a dense B's rows in place (FD_B_ROWS) or on a convolution's panel whose
  * vectors each lie in one run, in place (FD_B_VECTORS); the portable kernel reads packed
- * panels and dense rows (its callers never ask it for FD_B_VECTORS). */
+ * panels and dense rows, and the driver reads nothing in place for it (fd_gemm_item_ex). */
 static fd_ukr_fn_d fd_ukr_for_d(int isa, int tile, int b_read)
 {
 #if FD_GEMM_X86

@@ -17,7 +17,9 @@
  * FD_UKR_NAME##_rows is the same kernel on a B read in place, its rows ldb elements apart
  * (a dense B's whole NR-wide panel, not packed: fd_gemm_item_ex), which prefetches into L1
  * the row it will read FD_B_PREFETCH_AHEAD positions ahead and, with pf, a line of the next
- * block of B every other k; it neither copies nor reads A in place. Both are one function
+ * block of B every other k; it neither copies nor reads A in place. FD_UKR_NAME##_vectors
+ * reads a convolution's panel in place: vector v of row k at b + row_offset[k] + vec_src[v]
+ * (pf's tables, those of a copy). Both are one function
  * each (not one with a branch on ldb): the extra pointers of the other loops made GCC keep
  * an accumulator on the stack. Parameters before inclusion:
  *   FD_UKR_NAME, FD_T, FD_MR, FD_NV (vectors per row), FD_TARGET (function attribute), and the
