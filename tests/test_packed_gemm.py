@@ -294,6 +294,8 @@ CONV_CASES = [
                                                               # read in place, 2 KC slices
     ((1, 64, 4, 16), (128, 64, 3, 3), 1, 1, 1, 1),            # rows of whole vectors: copied
                                                               # (1 thread) or read in place
+    ((2, 1, 17, 17), (8, 1, 2, 2), 1, 0, 1, 1),               # read in place, K = 4 < the
+                                                              # prefetch distance
 ]
 
 
@@ -354,9 +356,9 @@ def test_conv_forward_packed_crops_negative_padding(rng, kernel):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", [CONV_CASES[1], CONV_CASES[3], CONV_CASES[8], CONV_CASES[10],
-                                  CONV_CASES[11], CONV_CASES[12], CONV_CASES[13]],
+                                  CONV_CASES[11], CONV_CASES[12], CONV_CASES[13], CONV_CASES[14]],
                          ids=["strided", "pointwise", "items", "samples", "sample-blocks",
-                              "pointwise-in-place", "vectors-in-place"])
+                              "pointwise-in-place", "vectors-in-place", "vectors-short-k"])
 def test_conv_forward_packed_bit_identical_across_threads(rng, dtype, case):
     xs, ws, stride, padding, dilation, groups = _conv_args(case)
     x = rng.standard_normal(xs).astype(dtype)
