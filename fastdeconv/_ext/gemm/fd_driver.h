@@ -252,6 +252,9 @@ static ptrdiff_t FD_SFX(fd_gemm_item_ex)(const FD_SFX(fd_gemm_job) *job, ptrdiff
      * tables), only the panels after them packed */
     int conv_in_place = copied_panels >= 1 && !job->b && !pieces
                         && fd_ceil_div(i1 - i0, mr) <= FD_B_IN_PLACE_PANELS;
+    fd_prefetch in_place;   /* the _vectors kernel's tables: only vec_src changes per panel */
+    memset(&in_place, 0, sizeof(in_place));
+    in_place.row_offset = row_offset;
     /* C's blocks of columns: when the item's columns lie in one block (the usual case: one
      * sample's positions), column jr is at c + block_shift + jr, with no division per tile */
     ptrdiff_t blk = job->c_block > 0 ? job->c_block : (p->n > 0 ? p->n : 1);
@@ -333,10 +336,8 @@ static ptrdiff_t FD_SFX(fd_gemm_item_ex)(const FD_SFX(fd_gemm_job) *job, ptrdiff
                     if (conv_in_place && panel < copied_panels) {   /* in place, no copy */
                         bp = copy_base;
                         ukr = job->ukr_vectors;
-                        memset(&copy, 0, sizeof(copy));
-                        copy.row_offset = row_offset;
-                        copy.vec_src = vec_src + panel * nv;
-                        stream = &copy;
+                        in_place.vec_src = vec_src + panel * nv;
+                        stream = &in_place;
                     } else if (copied_panels > 1 && ir == i0 && panel + 1 < copied_panels) {
                         copy.a_offset = NULL;
                         copy.row = (const char *)copy_base;

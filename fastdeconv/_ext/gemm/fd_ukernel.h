@@ -214,24 +214,23 @@ FD_TARGET static void FD_CAT2(FD_UKR_NAME, _vectors) FD_UKR_PARAMS
     ptrdiff_t vec_src[FD_NV];
 #pragma GCC unroll 8
     for (int v = 0; v < FD_NV; ++v) vec_src[v] = pf->vec_src[v];
+#define FD_UKR_STEP_VECTORS()                                                              \
+    do {                                                                                  \
+        const FD_T *row = b + row_offset[k];                                              \
+        FD_V bv[FD_NV];                                                                   \
+        _Pragma("GCC unroll 8")                                                           \
+        for (int v = 0; v < FD_NV; ++v) bv[v] = FD_VLOAD(row + vec_src[v]);              \
+        FD_UKR_MUL(bv);                                                                   \
+    } while (0)
     ptrdiff_t k = 0;
     for (; k + FD_B_PREFETCH_AHEAD < kc; ++k) {
         const FD_T *ahead = b + row_offset[k + FD_B_PREFETCH_AHEAD];
 #pragma GCC unroll 8
         for (int v = 0; v < FD_NV; ++v) __builtin_prefetch(ahead + vec_src[v], 0, 3);
-        const FD_T *row = b + row_offset[k];
-        FD_V bv[FD_NV];
-#pragma GCC unroll 8
-        for (int v = 0; v < FD_NV; ++v) bv[v] = FD_VLOAD(row + vec_src[v]);
-        FD_UKR_MUL(bv);
+        FD_UKR_STEP_VECTORS();
     }
-    for (; k < kc; ++k) {
-        const FD_T *row = b + row_offset[k];
-        FD_V bv[FD_NV];
-#pragma GCC unroll 8
-        for (int v = 0; v < FD_NV; ++v) bv[v] = FD_VLOAD(row + vec_src[v]);
-        FD_UKR_MUL(bv);
-    }
+    for (; k < kc; ++k) FD_UKR_STEP_VECTORS();
+#undef FD_UKR_STEP_VECTORS
     FD_UKR_END()
 }
 #undef FD_UKR_PARAMS
