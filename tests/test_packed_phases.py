@@ -42,6 +42,10 @@ GEOMETRIES = [
     # phase rows of whole vectors (16 floats, 2 x 8 doubles): panels read in place, paired
     ((2, 16, 16, 16), (16, 8, 4, 4), dict(stride=2, padding=1)),
     ((1, 16, 16, 16), (16, 128, 4, 4), dict(stride=2, padding=1)),   # 128 rows: copied
+    # the weight packed value by value, not through a transposed tile: 81 taps a channel,
+    # more than the tile holds; phases of 33 and 32 outputs, whose AVX-512 tiles differ in MR
+    ((1, 3, 4, 4), (3, 5, 9, 9), dict(stride=2, padding=3)),
+    ((1, 4, 33), (4, 24, 3), dict(stride=2, padding=1)),
 ]
 
 

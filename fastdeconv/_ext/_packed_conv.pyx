@@ -411,6 +411,7 @@ cdef PackedWeight _pack_phases(PhasesTables tables, weight):
     cdef Py_ssize_t row_stride = tables.row_stride, group_stride = tables.group_stride
     cdef Py_ssize_t groups = tables.groups, channels = tables.channels
     cdef int threads = tables.pack_threads
+    cdef int isa = (<ConvTables> tables.convs[0]).p.isa
     cdef Py_ssize_t* taps_of = &tables.taps_of[0]
     cdef int* mr_of = &tables.mr_of[0]
     cdef const Py_ssize_t* const* offsets_of = <const Py_ssize_t* const*> &tables.offsets_of[0]
@@ -430,11 +431,11 @@ cdef PackedWeight _pack_phases(PhasesTables tables, weight):
             if is_double:
                 fd_pack_a_phases_d(m, <const double*> (pw + g * group_stride * elem),
                                    row_stride, channels, count, taps_of, offsets_of, dsts_of,
-                                   mr_of, <double* const*> &apack_of[0], r0, r1)
+                                   mr_of, <double* const*> &apack_of[0], r0, r1, isa)
             else:
                 fd_pack_a_phases_f(m, <const float*> (pw + g * group_stride * elem),
                                    row_stride, channels, count, taps_of, offsets_of, dsts_of,
-                                   mr_of, <float* const*> &apack_of[0], r0, r1)
+                                   mr_of, <float* const*> &apack_of[0], r0, r1, isa)
     return packed
 
 

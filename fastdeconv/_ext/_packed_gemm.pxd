@@ -53,19 +53,21 @@ cdef extern from "gemm/fd_gemm.h" nogil:
         pass
 
     void fd_pack_a_slice_f(Py_ssize_t m, Py_ssize_t k, const float* a, Py_ssize_t lda,
-                           int trans_a, int mr, Py_ssize_t kc, Py_ssize_t slice, float* apack)
+                           int trans_a, int mr, Py_ssize_t kc, Py_ssize_t slice, float* apack,
+                           int isa)
     void fd_pack_a_slice_d(Py_ssize_t m, Py_ssize_t k, const double* a, Py_ssize_t lda,
-                           int trans_a, int mr, Py_ssize_t kc, Py_ssize_t slice, double* apack)
+                           int trans_a, int mr, Py_ssize_t kc, Py_ssize_t slice, double* apack,
+                           int isa)
     void fd_pack_a_phases_f(Py_ssize_t m, const float* a, Py_ssize_t row_stride,
                             Py_ssize_t channels, Py_ssize_t phases, const Py_ssize_t* taps_of,
                             const Py_ssize_t* const* col_offset_of,
                             const Py_ssize_t* const* dst_of, const int* mr_of,
-                            float* const* apack_of, Py_ssize_t r0, Py_ssize_t r1)
+                            float* const* apack_of, Py_ssize_t r0, Py_ssize_t r1, int isa)
     void fd_pack_a_phases_d(Py_ssize_t m, const double* a, Py_ssize_t row_stride,
                             Py_ssize_t channels, Py_ssize_t phases, const Py_ssize_t* taps_of,
                             const Py_ssize_t* const* col_offset_of,
                             const Py_ssize_t* const* dst_of, const int* mr_of,
-                            double* const* apack_of, Py_ssize_t r0, Py_ssize_t r1)
+                            double* const* apack_of, Py_ssize_t r0, Py_ssize_t r1, int isa)
     void fd_gemm_item_f(const fd_gemm_job_f* job, Py_ssize_t item, float* work)
     void fd_gemm_item_d(const fd_gemm_job_d* job, Py_ssize_t item, double* work)
     Py_ssize_t fd_conv_items_f(const fd_conv_job_f* cj)

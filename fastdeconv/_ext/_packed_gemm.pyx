@@ -302,10 +302,10 @@ cdef void pack_a(const void* a, Py_ssize_t lda, bint trans_a, const fd_plan* p, 
     for s in prange(slices, num_threads=threads, schedule="static"):
         if is_double:
             fd_pack_a_slice_d(p.m, p.k, <const double*> a, lda, trans_a, p.mr, p.kc, s,
-                              <double*> apack)
+                              <double*> apack, p.isa)
         else:
             fd_pack_a_slice_f(p.m, p.k, <const float*> a, lda, trans_a, p.mr, p.kc, s,
-                              <float*> apack)
+                              <float*> apack, p.isa)
 
 
 # ------------------------------------------------------------------------ packed weights

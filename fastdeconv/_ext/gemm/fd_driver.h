@@ -304,7 +304,8 @@ static ptrdiff_t FD_SFX(fd_gemm_item_ex)(const FD_SFX(fd_gemm_job) *job, ptrdiff
             ptrdiff_t ie = ic + p->mc < i1 ? ic + p->mc : i1;
             if (!job->apack && !a_rows)
                 FD_SFX(fd_pack_a_block)(ie - ic, job->a + (job->trans_a ? ic : ic * job->lda),
-                                        job->lda, job->trans_a, (int)mr, k0, kc, ablock);
+                                        job->lda, job->trans_a, (int)mr, k0, kc, ablock,
+                                        p->isa);
             ptrdiff_t a_panels = fd_ceil_div(ie - ic, mr), b_panels = fd_ceil_div(j1 - j0, nr);
             for (ptrdiff_t u = 0; u < (FD_IR_OUTER ? a_panels : b_panels); ++u) {
                 for (ptrdiff_t v = 0; v < (FD_IR_OUTER ? b_panels : a_panels); ++v) {

@@ -312,6 +312,7 @@ static ptrdiff_t fd_bpack_elems(const fd_plan *p) { return p->kc * fd_round_up(p
 static ptrdiff_t fd_apack_elems(const fd_plan *p) { return fd_round_up(p->m, p->mr) * p->k; }
 
 #include "fd_conv_src.h"
+#include "../fd_transpose.h"   /* the row-major A panels' transposition (fd_pack_a_block) */
 
 /* Elements of the block of C a work item of a placed convolution source computes before
  * storing it (its rows and columns rounded up to whole register tiles). */

@@ -21,9 +21,13 @@
 
 /* Columns [k0, k0 + kc) of the `rows` rows of A that start at `a` (row stride lda; or of its
  * transpose stored k x m when trans_a, `a` then pointing at the first of those columns) into
- * MR-row micro-panels at dst, panel p at dst + p * mr * kc, zero past `rows`. */
+ * MR-row micro-panels at dst, panel p at dst + p * mr * kc, zero past `rows`. A row-major
+ * panel is a transposition (column kk of the panel's rows is the panel's kk-th MR values):
+ * the register-tile one of fd_transpose.h where the kernel is not the portable one (the
+ * value-by-value loop before it took 2-3 cycles a value). */
 static void FD_SFX(fd_pack_a_block)(ptrdiff_t rows, const FD_T *a, ptrdiff_t lda, int trans_a,
-                                    int mr, ptrdiff_t k0, ptrdiff_t kc, FD_T *restrict dst)
+                                    int mr, ptrdiff_t k0, ptrdiff_t kc, FD_T *restrict dst,
+                                    int isa)
 {
     for (ptrdiff_t i0 = 0; i0 < rows; i0 += mr, dst += mr * kc) {
         int n = rows - i0 < mr ? (int)(rows - i0) : mr;
@@ -35,10 +39,7 @@ static void FD_SFX(fd_pack_a_block)(ptrdiff_t rows, const FD_T *a, ptrdiff_t lda
                 for (; r < mr; ++r) dst[kk * mr + r] = 0;
             }
         } else {
-            for (int r = 0; r < n; ++r) {
-                const FD_T *src = a + (i0 + r) * lda + k0;
-                for (ptrdiff_t kk = 0; kk < kc; ++kk) dst[kk * mr + r] = src[kk];
-            }
+            FD_SFX(fd_transpose)(a + i0 * lda + k0, lda, dst, mr, n, kc, isa != FD_ISA_PORTABLE);
             for (int r = n; r < mr; ++r)
                 for (ptrdiff_t kk = 0; kk < kc; ++kk) dst[kk * mr + r] = 0;
         }
@@ -49,11 +50,25 @@ static void FD_SFX(fd_pack_a_block)(ptrdiff_t rows, const FD_T *a, ptrdiff_t lda
  * independent: threads may pack them in parallel. */
 static void FD_SFX(fd_pack_a_slice)(ptrdiff_t m, ptrdiff_t k, const FD_T *a, ptrdiff_t lda,
                                     int trans_a, int mr, ptrdiff_t kc_block, ptrdiff_t slice,
-                                    FD_T *restrict apack)
+                                    FD_T *restrict apack, int isa)
 {
     ptrdiff_t m_pad = (m + mr - 1) / mr * mr, k0 = slice * kc_block;
     ptrdiff_t kc = k - k0 < kc_block ? k - k0 : kc_block;
-    FD_SFX(fd_pack_a_block)(m, a, lda, trans_a, mr, k0, kc, apack + k0 * m_pad);
+    FD_SFX(fd_pack_a_block)(m, a, lda, trans_a, mr, k0, kc, apack + k0 * m_pad, isa);
+}
+
+/* dst[0:mr] = from[0:mr] (a column of a packed micro-panel), inlined as vector moves for the
+ * usual tile heights (a copy of run-time length is a call of the C library's memmove). */
+static inline void FD_SFX(fd_copy_column)(FD_T *restrict dst, const FD_T *restrict from,
+                                          int mr)
+{
+    switch (mr) {
+    case 12: memcpy(dst, from, 12 * sizeof(FD_T)); break;
+    case 8: memcpy(dst, from, 8 * sizeof(FD_T)); break;
+    case 6: memcpy(dst, from, 6 * sizeof(FD_T)); break;
+    case 4: memcpy(dst, from, 4 * sizeof(FD_T)); break;
+    default: for (int r = 0; r < mr; ++r) dst[r] = from[r];
+    }
 }
 
 /* d[r] = s[r * stride] for r < n, the n <= mr rows of one column of an MR-row micro-panel,
@@ -62,6 +77,10 @@ static void FD_SFX(fd_pack_a_slice)(ptrdiff_t m, ptrdiff_t k, const FD_T *a, ptr
 static inline void FD_SFX(fd_gather_column)(FD_T *restrict d, const FD_T *restrict s,
                                             ptrdiff_t stride, int n, int mr)
 {
+    if (n == mr && stride == 1) {   /* the stacked one-tap phases' rows (unet_up) */
+        FD_SFX(fd_copy_column)(d, s, mr);
+        return;
+    }
     if (n == mr) {
         switch (mr) {
         case 12: for (int r = 0; r < 12; ++r) d[r] = s[r * stride]; return;
@@ -76,6 +95,40 @@ static inline void FD_SFX(fd_gather_column)(FD_T *restrict d, const FD_T *restri
     for (; r < mr; ++r) d[r] = 0;
 }
 
+#ifndef FD_PHASE_TILE_COLS
+/* Columns (taps) of a channel's rows that fd_pack_a_phases transposes at once, and MR's bound. */
+#define FD_PHASE_TILE_COLS 64
+#define FD_PHASE_TILE_ROWS 16
+#ifndef FD_PHASE_PASS_PANELS
+#define FD_PHASE_PASS_PANELS 8
+#endif
+#endif
+
+/* Channel c of fd_pack_a_phases (below), value by value. */
+static void FD_SFX(fd_pack_a_phases_gather)(ptrdiff_t m, const FD_T *a, ptrdiff_t row_stride,
+                                            ptrdiff_t c, ptrdiff_t phases,
+                                            const ptrdiff_t *taps_of,
+                                            const ptrdiff_t *const *col_offset_of,
+                                            const ptrdiff_t *const *dst_of, const int *mr_of,
+                                            FD_T *const *apack_of, ptrdiff_t r0, ptrdiff_t r1)
+{
+    for (ptrdiff_t ph = 0; ph < phases; ++ph) {
+        ptrdiff_t taps = taps_of[ph];
+        int mr = mr_of[ph];
+        const ptrdiff_t *col = col_offset_of[ph] + c * taps;
+        const ptrdiff_t *dst = dst_of[ph] + 2 * c * taps;
+        for (ptrdiff_t t = 0; t < taps; ++t) {
+            FD_T *d = apack_of[ph] + dst[2 * t];
+            ptrdiff_t kc = dst[2 * t + 1];
+            const FD_T *src = a + col[t];
+            for (ptrdiff_t i0 = r0; i0 < r1; i0 += mr) {
+                int n = m - i0 < mr ? (int)(m - i0) : mr;
+                FD_SFX(fd_gather_column)(d + i0 * kc, src + i0 * row_stride, row_stride, n, mr);
+            }
+        }
+    }
+}
+
 /* Rows [r0, r1) of the A of several stride phases, each gathered as in
  * A[i, kk] = a[i * row_stride + col_offset_of[p][kk]] (phase p: channels * taps_of[p]
  * columns, channel-major: column kk = c * taps_of[p] + t reads channel c; register tile rows
@@ -87,28 +140,64 @@ static inline void FD_SFX(fd_gather_column)(FD_T *restrict d, const FD_T *restri
  * phase takes its taps of the rows [r0, r1) while they are in L1 (a transposed
  * convolution's weight holds one row's taps of one channel together): each line of the
  * weight is read from memory once, where a loop over the phases outside read the block again
- * from L2 for every phase (dcgan_g2's 8 MiB weight: see the performance notes). */
+ * from L2 for every phase (dcgan_g2's 8 MiB weight: see the performance notes).
+ *
+ * When every phase has the same MR and a channel's taps lie within `span` <= row_stride,
+ * FD_PHASE_TILE_COLS columns of its rows, each micro-panel's rows of the channel are
+ * transposed at once (fd_transpose.h, in register tiles unless the kernel is the portable
+ * one) into a tile of span columns of MR values, and each phase's column is copied out of it:
+ * dcgan_g2's 8 MiB weight took 1.24 ms value by value. Otherwise, value by value. */
 static void FD_SFX(fd_pack_a_phases)(ptrdiff_t m, const FD_T *a, ptrdiff_t row_stride,
                                      ptrdiff_t channels, ptrdiff_t phases,
                                      const ptrdiff_t *taps_of,
                                      const ptrdiff_t *const *col_offset_of,
                                      const ptrdiff_t *const *dst_of, const int *mr_of,
-                                     FD_T *const *apack_of, ptrdiff_t r0, ptrdiff_t r1)
+                                     FD_T *const *apack_of, ptrdiff_t r0, ptrdiff_t r1, int isa)
 {
-    for (ptrdiff_t c = 0; c < channels; ++c) {
-        for (ptrdiff_t ph = 0; ph < phases; ++ph) {
-            ptrdiff_t taps = taps_of[ph];
-            int mr = mr_of[ph];
-            const ptrdiff_t *col = col_offset_of[ph] + c * taps;
-            const ptrdiff_t *dst = dst_of[ph] + 2 * c * taps;
-            for (ptrdiff_t t = 0; t < taps; ++t) {
-                FD_T *d = apack_of[ph] + dst[2 * t];
-                ptrdiff_t kc = dst[2 * t + 1];
-                const FD_T *src = a + col[t];
-                for (ptrdiff_t i0 = r0; i0 < r1; i0 += mr) {
-                    int n = m - i0 < mr ? (int)(m - i0) : mr;
-                    FD_SFX(fd_gather_column)(d + i0 * kc, src + i0 * row_stride, row_stride,
-                                             n, mr);
+    int mr = mr_of[0], tiled = row_stride > 1 && mr <= FD_PHASE_TILE_ROWS;
+    ptrdiff_t all_taps = 0;
+    for (ptrdiff_t ph = 0; ph < phases; ++ph) {
+        tiled = tiled && mr_of[ph] == mr;
+        all_taps += taps_of[ph];
+    }
+    tiled = tiled && all_taps <= FD_PHASE_TILE_COLS;
+    FD_T tile[FD_PHASE_TILE_COLS * FD_PHASE_TILE_ROWS];   /* tile[j * mr + r] */
+    ptrdiff_t column_of[FD_PHASE_TILE_COLS];                /* a phase's tap: its tile column */
+    ptrdiff_t rows_per_pass = tiled ? (ptrdiff_t)FD_PHASE_PASS_PANELS * mr : r1 - r0;
+    for (ptrdiff_t p0 = r0; p0 < r1; p0 += rows_per_pass) {
+        ptrdiff_t p1 = p0 + rows_per_pass < r1 ? p0 + rows_per_pass : r1;
+        for (ptrdiff_t c = 0; c < channels; ++c) {
+            ptrdiff_t base = 0, span = 0, q = 0;
+            if (tiled) {
+                base = col_offset_of[0][c * taps_of[0]];
+                for (ptrdiff_t ph = 0; ph < phases; ++ph)
+                    for (ptrdiff_t t = 0; t < taps_of[ph]; ++t) {
+                        ptrdiff_t col = col_offset_of[ph][c * taps_of[ph] + t];
+                        base = col < base ? col : base;
+                    }
+                for (ptrdiff_t ph = 0; ph < phases; ++ph)
+                    for (ptrdiff_t t = 0; t < taps_of[ph]; ++t, ++q) {
+                        column_of[q] = col_offset_of[ph][c * taps_of[ph] + t] - base;
+                        span = column_of[q] + 1 > span ? column_of[q] + 1 : span;
+                    }
+            }
+            if (!tiled || span > row_stride || span > FD_PHASE_TILE_COLS) {
+                FD_SFX(fd_pack_a_phases_gather)(m, a, row_stride, c, phases, taps_of,
+                                                col_offset_of, dst_of, mr_of, apack_of, p0, p1);
+                continue;
+            }
+            for (ptrdiff_t i0 = p0; i0 < p1; i0 += mr) {
+                int n = m - i0 < mr ? (int)(m - i0) : mr;
+                FD_SFX(fd_transpose)(a + i0 * row_stride + base, row_stride, tile, mr, n, span,
+                                     isa != FD_ISA_PORTABLE);
+                for (ptrdiff_t j = 0; j < span; ++j)
+                    for (int r = n; r < mr; ++r) tile[j * mr + r] = 0;
+                q = 0;
+                for (ptrdiff_t ph = 0; ph < phases; ++ph) {
+                    const ptrdiff_t *dst = dst_of[ph] + 2 * c * taps_of[ph];
+                    for (ptrdiff_t t = 0; t < taps_of[ph]; ++t, ++q)
+                        FD_SFX(fd_copy_column)(apack_of[ph] + dst[2 * t] + i0 * dst[2 * t + 1],
+                                               tile + column_of[q] * mr, mr);
                 }
             }
         }
