@@ -146,7 +146,8 @@ def extensions():
              "_resize_kernels", "_pool_kernels", "_packed_gemm", "_packed_tables",
              "_packed_conv", "_layout_kernels", "_packed_wgrad"]
     # the engine's headers, so that editing one rebuilds the extension that includes them
-    gemm_headers = glob.glob(os.path.join(HERE, "fastdeconv", "_ext", "gemm", "*.h"))
+    gemm_headers = glob.glob(os.path.join(HERE, "fastdeconv", "_ext", "gemm", "*.h")) + [
+        os.path.join(HERE, "fastdeconv", "_ext", "fd_transpose.h")]   # the A packers use it
     depends = {name: sorted(gemm_headers)
                for name in ("_packed_gemm", "_packed_tables", "_packed_conv", "_packed_wgrad")}
     depends["_layout_kernels"] = [os.path.join("fastdeconv", "_ext", name)
