@@ -543,3 +543,6 @@ def conv_transpose_phases_packed(x, weight, y, stride, phases, groups=1, threads
     tables = _phases_tables(x.shape, weight.shape, y.shape, x.dtype, stride, phases, groups,
                             threads, kernel)
     return conv_transpose_phases_run(tables, x, weight, y)
+
+
+fd_transpose_simd()   # the CPU check runs once here, not first inside a parallel region

@@ -6,6 +6,7 @@ cdef extern from "gemm/fd_gemm.h" nogil:
     int FD_ISA_PORTABLE, FD_ISA_AVX2, FD_ISA_AVX512, FD_MAX_NDIM
     const char* fd_isa_names[3]
     int fd_isa_supported(int isa)
+    int fd_transpose_simd()   # fd_transpose.h, which the A packers use
     int fd_best_isa()
 
     ctypedef struct fd_blocking:

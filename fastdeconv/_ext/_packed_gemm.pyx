@@ -484,3 +484,6 @@ def microkernel_gflops(kernel=None, dtype="float32", tile=0, seconds=0.2, bursts
         best_ukr, best_peak = max(best_ukr, ukr), max(best_peak, peak)
         done += 1
     return best_ukr, best_peak
+
+
+fd_transpose_simd()   # the CPU check runs once here, not first inside a parallel region

@@ -130,3 +130,6 @@ cdef _ConvJob _conv_job(ConvTables t, const void* px, void* py, const void* pbia
     if t.src.placed:
         fd_conv_job_set_ldc(t.is_double, job, t.ldc)
     return cj
+
+
+fd_transpose_simd()   # the CPU check runs once here, not first inside a parallel region

@@ -287,3 +287,5 @@ cdef _run_weight_grad(x, grad_y, grad_weight, row_offset, tap_offset, Py_ssize_t
     finally:
         give_scratch(apack_block)
 
+
+fd_transpose_simd()   # the CPU check runs once here, not first inside a parallel region
