@@ -46,6 +46,8 @@ GEOMETRIES = [
     # more than the tile holds; phases of 33 and 32 outputs, whose AVX-512 tiles differ in MR
     ((1, 3, 4, 4), (3, 5, 9, 9), dict(stride=2, padding=3)),
     ((1, 4, 33), (4, 24, 3), dict(stride=2, padding=1)),
+    # two live phases of three, 44 taps in all, that span 65 columns of the weight's rows
+    ((1, 2, 1), (2, 3, 66), dict(stride=3, padding=32)),
 ]
 
 
@@ -75,9 +77,10 @@ def test_forced_packed_phases_match_the_reference(x_shape, w_shape, kw, dtype, w
 
 @pytest.mark.parametrize("kernel", _packed_gemm.supported_kernels())
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_every_kernel_computes_the_phases(kernel, dtype, rng, assert_close):
+@pytest.mark.parametrize("c_out", [13, 100])   # 100 rows: the weight packed in several passes
+def test_every_kernel_computes_the_phases(kernel, dtype, c_out, rng, assert_close):
     x = rng.standard_normal((2, 19, 5, 6)).astype(dtype)
-    w = rng.standard_normal((19, 13, 4, 3)).astype(dtype)
+    w = rng.standard_normal((19, c_out, 4, 3)).astype(dtype)
     kw = dict(stride=(2, 3), padding=1)
     problem = conv_transpose_problem(x.shape, w.shape, **kw)
     phases, _ = phase_table(problem)

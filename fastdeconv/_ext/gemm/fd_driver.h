@@ -122,9 +122,6 @@ static void FD_SFX(fd_store_cols)(const FD_SFX(fd_gemm_job) *job, ptrdiff_t i, p
     }
 }
 
-/* Store the m x nc block v (row stride ldv; rows [i, i + m) of C, the columns of one work
- * item, whose runs are runs[0, nruns)) at the output positions of a placed convolution
- * source, each element once (v == NULL: zeros). */
 /* out[2 e] = even[e], out[2 e + 1] = odd[e] for e < len: two stride phases' values of one
  * output line, written together (whole vectors, each line once). An AVX-512 version (two
  * permutes and two stores per 16 pairs) measured no faster on unet_up and dcgan_g4: the
@@ -138,6 +135,9 @@ static inline void FD_SFX(fd_interleave2)(FD_T *restrict out, const FD_T *even, 
     }
 }
 
+/* Store the m x nc block v (row stride ldv; rows [i, i + m) of C, the columns of one work
+ * item, whose runs are runs[0, nruns)) at the output positions of a placed convolution
+ * source, each element once (v == NULL: zeros). */
 static void FD_SFX(fd_store_placed)(const FD_SFX(fd_gemm_job) *job, const fd_run *runs,
                                     ptrdiff_t nruns, ptrdiff_t i, ptrdiff_t m, int nr,
                                     const FD_T *v, ptrdiff_t ldv)

@@ -95,13 +95,16 @@ static inline void FD_SFX(fd_gather_column)(FD_T *restrict d, const FD_T *restri
     for (; r < mr; ++r) d[r] = 0;
 }
 
+/* fd_pack_a_phases' tile: the columns (a channel's taps) it transposes at once, MR's bound,
+ * and the micro-panels of rows per pass over the channels (measured: the performance notes). */
 #ifndef FD_PHASE_TILE_COLS
-/* Columns (taps) of a channel's rows that fd_pack_a_phases transposes at once, and MR's bound. */
 #define FD_PHASE_TILE_COLS 64
+#endif
+#ifndef FD_PHASE_TILE_ROWS
 #define FD_PHASE_TILE_ROWS 16
+#endif
 #ifndef FD_PHASE_PASS_PANELS
 #define FD_PHASE_PASS_PANELS 8
-#endif
 #endif
 
 /* Channel c of fd_pack_a_phases (below), value by value. */
@@ -142,11 +145,13 @@ static void FD_SFX(fd_pack_a_phases_gather)(ptrdiff_t m, const FD_T *a, ptrdiff_
  * weight is read from memory once, where a loop over the phases outside read the block again
  * from L2 for every phase (dcgan_g2's 8 MiB weight: see the performance notes).
  *
- * When every phase has the same MR and a channel's taps lie within `span` <= row_stride,
- * FD_PHASE_TILE_COLS columns of its rows, each micro-panel's rows of the channel are
- * transposed at once (fd_transpose.h, in register tiles unless the kernel is the portable
- * one) into a tile of span columns of MR values, and each phase's column is copied out of it:
- * dcgan_g2's 8 MiB weight took 1.24 ms value by value. Otherwise, value by value. */
+ * When every phase has the same MR, the rows are not stacked taps (row_stride > 1), the
+ * phases take at most FD_PHASE_TILE_COLS taps in all, and a channel's taps lie within `span`
+ * <= min(row_stride, FD_PHASE_TILE_COLS) columns of its rows, each micro-panel's rows of the
+ * channel are transposed at once (fd_transpose.h, in register tiles unless the kernel is the
+ * portable one) into a tile of span columns of MR values, and each phase's column is copied
+ * out of it, the rows in passes of FD_PHASE_PASS_PANELS panels: dcgan_g2's 8 MiB weight took
+ * 1.24 ms value by value. Otherwise, value by value. Every phase has at least one tap. */
 static void FD_SFX(fd_pack_a_phases)(ptrdiff_t m, const FD_T *a, ptrdiff_t row_stride,
                                      ptrdiff_t channels, ptrdiff_t phases,
                                      const ptrdiff_t *taps_of,
