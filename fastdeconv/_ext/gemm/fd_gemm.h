@@ -133,6 +133,15 @@ enum { FD_B_PACKED = 0, FD_B_ROWS = 1, FD_B_VECTORS = 2 };   /* how a micro-kern
 #ifndef FD_B_IN_PLACE_PANELS
 #define FD_B_IN_PLACE_PANELS 8
 #endif
+/* ... and such a GEMM's items, when it has at least half that many row panels (which read
+ * its block of B again from L2, each row prefetched into L1), are at most FD_NC_IN_PLACE_F /
+ * _D columns wide instead of NC: measured in the performance notes. */
+#ifndef FD_NC_IN_PLACE_F
+#define FD_NC_IN_PLACE_F 384
+#endif
+#ifndef FD_NC_IN_PLACE_D
+#define FD_NC_IN_PLACE_D 240
+#endif
 /* The micro-kernels' copying loops must stay one loop: GCC's loop distribution (-O3) splits
  * each into a copying loop and then a multiply-add loop, so that the copy no longer runs
  * between the multiply-adds (where the out-of-order core hides it) but before them. (A
@@ -220,6 +229,11 @@ static fd_plan fd_make_plan_tile(int isa, int is_double, int tile, ptrdiff_t m, 
     p.isa = isa; p.tile = tile;
     p.mr = b->mr; p.nr = b->nr; p.mc = b->mc; p.kc = b->kc; p.nc = b->nc;
     p.m = m; p.n = n; p.k = k;
+    if (isa != FD_ISA_PORTABLE && fd_ceil_div(m, p.mr) <= FD_B_IN_PLACE_PANELS
+            && fd_ceil_div(m, p.mr) >= FD_B_IN_PLACE_PANELS / 2) {
+        ptrdiff_t narrow = is_double ? FD_NC_IN_PLACE_D : FD_NC_IN_PLACE_F;
+        if (narrow < p.nc) p.nc = narrow;
+    }
     p.m_chunk = fd_round_up(m > 0 ? m : 1, p.mr);
     p.n_chunk = n < p.nc ? (n > 0 ? n : 1) : p.nc;
     if (n > p.nc) {   /* NC blocks of equal width (whole NR panels): no thin last block */
