@@ -57,17 +57,23 @@ static void FD_SFX(fd_pack_a_slice)(ptrdiff_t m, ptrdiff_t k, const FD_T *a, ptr
     FD_SFX(fd_pack_a_block)(m, a, lda, trans_a, mr, k0, kc, apack + k0 * m_pad, isa);
 }
 
-/* dst[0:mr] = from[0:mr] (a column of a packed micro-panel), inlined as vector moves for the
- * usual tile heights (a copy of run-time length is a call of the C library's memmove). */
-static inline void FD_SFX(fd_copy_column)(FD_T *restrict dst, const FD_T *restrict from,
-                                          int mr)
+/* dst[0:n] = from[0:n] for n a register tile's width or height: one row of a packed B
+ * micro-panel (NR) or one column of a packed A micro-panel (MR). A copy of run-time length is
+ * a call of the C library's memmove; the usual widths are listed so that each copy is inlined
+ * as vector moves (16-byte ones in the baseline build, 64-byte ones in the AVX-512 builds of
+ * the packers). */
+static inline void FD_SFX(fd_copy_width)(FD_T *restrict dst, const FD_T *restrict from, int n)
 {
-    switch (mr) {
+    switch (n) {
+    case 48: memcpy(dst, from, 48 * sizeof(FD_T)); break;
+    case 32: memcpy(dst, from, 32 * sizeof(FD_T)); break;
+    case 24: memcpy(dst, from, 24 * sizeof(FD_T)); break;
+    case 16: memcpy(dst, from, 16 * sizeof(FD_T)); break;
     case 12: memcpy(dst, from, 12 * sizeof(FD_T)); break;
     case 8: memcpy(dst, from, 8 * sizeof(FD_T)); break;
     case 6: memcpy(dst, from, 6 * sizeof(FD_T)); break;
     case 4: memcpy(dst, from, 4 * sizeof(FD_T)); break;
-    default: for (int r = 0; r < mr; ++r) dst[r] = from[r];
+    default: memcpy(dst, from, (size_t)n * sizeof(FD_T));
     }
 }
 
@@ -78,7 +84,7 @@ static inline void FD_SFX(fd_gather_column)(FD_T *restrict d, const FD_T *restri
                                             ptrdiff_t stride, int n, int mr)
 {
     if (n == mr && stride == 1) {   /* the stacked one-tap phases' rows (unet_up) */
-        FD_SFX(fd_copy_column)(d, s, mr);
+        FD_SFX(fd_copy_width)(d, s, mr);
         return;
     }
     if (n == mr) {
@@ -201,28 +207,11 @@ static void FD_SFX(fd_pack_a_phases)(ptrdiff_t m, const FD_T *a, ptrdiff_t row_s
                 for (ptrdiff_t ph = 0; ph < phases; ++ph) {
                     const ptrdiff_t *dst = dst_of[ph] + 2 * c * taps_of[ph];
                     for (ptrdiff_t t = 0; t < taps_of[ph]; ++t, ++q)
-                        FD_SFX(fd_copy_column)(apack_of[ph] + dst[2 * t] + i0 * dst[2 * t + 1],
-                                               tile + column_of[q] * mr, mr);
+                        FD_SFX(fd_copy_width)(apack_of[ph] + dst[2 * t] + i0 * dst[2 * t + 1],
+                                              tile + column_of[q] * mr, mr);
                 }
             }
         }
-    }
-}
-
-/* dst[0:nr] = from[0:nr], one row of a packed micro-panel read from the padded input (in cache).
- * A copy of run-time length is a call of the C library's memmove; the register tiles' widths
- * are listed so that each copy is inlined as vector moves (16-byte ones in the baseline build,
- * 64-byte ones in the AVX-512 builds of the packers). */
-static inline void FD_SFX(fd_copy_panel_row)(FD_T *restrict dst, const FD_T *restrict from,
-                                             int nr)
-{
-    switch (nr) {
-    case 48: memcpy(dst, from, 48 * sizeof(FD_T)); break;
-    case 32: memcpy(dst, from, 32 * sizeof(FD_T)); break;
-    case 24: memcpy(dst, from, 24 * sizeof(FD_T)); break;
-    case 16: memcpy(dst, from, 16 * sizeof(FD_T)); break;
-    case 8: memcpy(dst, from, 8 * sizeof(FD_T)); break;
-    default: memcpy(dst, from, (size_t)nr * sizeof(FD_T));
     }
 }
 

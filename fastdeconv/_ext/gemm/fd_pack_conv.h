@@ -44,7 +44,7 @@ FD_PACK_TARGET static void FD_PACK_NAME(const fd_conv_src *src, const FD_T *xp,
             ptrdiff_t len = runs[q].len, cc = c, tt = t;
             for (ptrdiff_t kk = 0; kk < kc; ++kk, dst += nr) {
                 const FD_T *row = from + cc * src->channel_stride + src->tap_offset[tt];
-                if (len == nr) FD_SFX(fd_copy_panel_row)(dst, row, nr);
+                if (len == nr) FD_SFX(fd_copy_width)(dst, row, nr);
                 else FD_SFX(fd_copy_run)(dst, row, len);
                 if (++tt == taps) { tt = 0; ++cc; }
             }

@@ -9,14 +9,14 @@
  * transposition. The packed layout is fd_pack.h's: bpack[p * kc * NR + k * NR + j].
  */
 
-/* dst[kk * nr + e] = from[rows[kk] + e], e < nr, kk < kc: each row one fd_copy_panel_row
+/* dst[kk * nr + e] = from[rows[kk] + e], e < nr, kk < kc: each row one fd_copy_width
  * (inlined vector moves for the tiles' widths; the switch on nr is loop-invariant, and -O3
  * takes it out of the loop). */
 static inline void FD_SFX(fd_copy_rows)(
     const FD_T *from, const ptrdiff_t *rows, ptrdiff_t kc, FD_T *restrict dst, int nr)
 {
     for (ptrdiff_t kk = 0; kk < kc; ++kk)
-        FD_SFX(fd_copy_panel_row)(dst + kk * nr, from + rows[kk], nr);
+        FD_SFX(fd_copy_width)(dst + kk * nr, from + rows[kk], nr);
 }
 
 /* Rows [k0, k0 + kc) and columns [j0, j0 + nc) of the gathered-rows B into NR-column
