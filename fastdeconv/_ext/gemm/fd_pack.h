@@ -156,8 +156,10 @@ static void FD_SFX(fd_pack_a_phases_gather)(ptrdiff_t m, const FD_T *a, ptrdiff_
  * <= min(row_stride, FD_PHASE_TILE_COLS) columns of its rows, each micro-panel's rows of the
  * channel are transposed at once (fd_transpose.h, in register tiles unless the kernel is the
  * portable one) into a tile of span columns of MR values, and each phase's column is copied
- * out of it, the rows in passes of FD_PHASE_PASS_PANELS panels: dcgan_g2's 8 MiB weight took
- * 1.24 ms value by value. Otherwise, value by value. Every phase has at least one tap. */
+ * out of it: dcgan_g2's 8 MiB weight took 1.24 ms value by value. Otherwise, value by value.
+ * When every phase has the same MR, the rows go in passes of FD_PHASE_PASS_PANELS panels
+ * over the channels (the stacked one-tap phases' copies too: unet_up 0.051 -> 0.037-0.044 ms).
+ * Every phase has at least one tap. */
 static void FD_SFX(fd_pack_a_phases)(ptrdiff_t m, const FD_T *a, ptrdiff_t row_stride,
                                      ptrdiff_t channels, ptrdiff_t phases,
                                      const ptrdiff_t *taps_of,
@@ -165,16 +167,17 @@ static void FD_SFX(fd_pack_a_phases)(ptrdiff_t m, const FD_T *a, ptrdiff_t row_s
                                      const ptrdiff_t *const *dst_of, const int *mr_of,
                                      FD_T *const *apack_of, ptrdiff_t r0, ptrdiff_t r1, int isa)
 {
-    int mr = mr_of[0], tiled = row_stride > 1 && mr <= FD_PHASE_TILE_ROWS;
+    int mr = mr_of[0], same_mr = 1;
     ptrdiff_t all_taps = 0;
     for (ptrdiff_t ph = 0; ph < phases; ++ph) {
-        tiled = tiled && mr_of[ph] == mr;
+        same_mr = same_mr && mr_of[ph] == mr;
         all_taps += taps_of[ph];
     }
+    int tiled = same_mr && row_stride > 1 && mr <= FD_PHASE_TILE_ROWS;
     tiled = tiled && all_taps <= FD_PHASE_TILE_COLS;
     FD_T tile[FD_PHASE_TILE_COLS * FD_PHASE_TILE_ROWS];   /* tile[j * mr + r] */
     ptrdiff_t column_of[FD_PHASE_TILE_COLS];                /* a phase's tap: its tile column */
-    ptrdiff_t rows_per_pass = tiled ? (ptrdiff_t)FD_PHASE_PASS_PANELS * mr : r1 - r0;
+    ptrdiff_t rows_per_pass = same_mr ? (ptrdiff_t)FD_PHASE_PASS_PANELS * mr : r1 - r0;
     for (ptrdiff_t p0 = r0; p0 < r1; p0 += rows_per_pass) {
         ptrdiff_t p1 = p0 + rows_per_pass < r1 ? p0 + rows_per_pass : r1;
         for (ptrdiff_t c = 0; c < channels; ++c) {
