@@ -235,8 +235,9 @@ static ptrdiff_t FD_SFX(fd_gemm_item_ex)(const FD_SFX(fd_gemm_job) *job, ptrdiff
     /* a dense B of an item of few row panels is read in place (FD_B_IN_PLACE_PANELS): its
      * whole panels by the _rows micro-kernel, only a part panel at the end packed (measured
      * with the AVX-512 kernels; the portable kernel keeps packing) */
+    int few_row_panels = fd_ceil_div(i1 - i0, mr) <= FD_B_IN_PLACE_PANELS;
     int b_in_place = p->isa != FD_ISA_PORTABLE && job->b && !job->trans_b && !a_rows
-                     && fd_ceil_div(i1 - i0, mr) <= FD_B_IN_PLACE_PANELS;
+                     && few_row_panels;
     ptrdiff_t whole_panels = nc / nr;
     if (p->isa != FD_ISA_PORTABLE && !a_rows && !b_in_place) {
         int vlen = (int)((p->isa == FD_ISA_AVX512 ? 64 : 32) / sizeof(FD_T));
@@ -259,8 +260,7 @@ static ptrdiff_t FD_SFX(fd_gemm_item_ex)(const FD_SFX(fd_gemm_job) *job, ptrdiff
     /* and a convolution's panels whose vectors each lie in one run, when the item has few
      * row panels (as a dense B's): read in place by the _vectors micro-kernel (the copy's
      * tables), only the panels after them packed */
-    int conv_in_place = copied_panels >= 1 && !job->b && !pieces
-                        && fd_ceil_div(i1 - i0, mr) <= FD_B_IN_PLACE_PANELS;
+    int conv_in_place = copied_panels >= 1 && !job->b && !pieces && few_row_panels;
     fd_prefetch in_place;   /* the _vectors kernel's tables: only vec_src changes per panel */
     memset(&in_place, 0, sizeof(in_place));
     in_place.row_offset = row_offset;

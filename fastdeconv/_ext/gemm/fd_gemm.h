@@ -122,10 +122,10 @@ typedef struct { int mr, nr; ptrdiff_t mc, kc, nc; } fd_blocking;
 #define FD_A_PREFETCH_AHEAD 8
 #endif
 /* A dense B (and a convolution's panels of whole vectors) is read in place, not packed, by
- * a work item of at most FD_B_IN_PLACE_PANELS row panels (few reuses of a packed panel do not pay for packing it: the engine's GEMM on
- * (M, K, N) = (64, 256, 3136) 173 -> 188 GFLOP/s; with 16 and 32 row panels packing measured
- * faster); its micro-kernel prefetches into L1 the row FD_B_PREFETCH_AHEAD k ahead (4 and 16
- * measured 1.003-1.009x slower). */
+ * a work item of at most FD_B_IN_PLACE_PANELS row panels (few reuses of a packed panel do
+ * not pay for packing it: the engine's GEMM on (M, K, N) = (64, 256, 3136) 173 -> 188
+ * GFLOP/s; with 16 and 32 row panels packing measured faster); its micro-kernel prefetches
+ * into L1 the row FD_B_PREFETCH_AHEAD k ahead (4 and 16 measured 1.003-1.009x slower). */
 enum { FD_B_PACKED = 0, FD_B_ROWS = 1, FD_B_VECTORS = 2 };   /* how a micro-kernel reads B */
 #ifndef FD_B_PREFETCH_AHEAD
 #define FD_B_PREFETCH_AHEAD 8
@@ -229,11 +229,11 @@ static fd_plan fd_make_plan_tile(int isa, int is_double, int tile, ptrdiff_t m, 
     p.isa = isa; p.tile = tile;
     p.mr = b->mr; p.nr = b->nr; p.mc = b->mc; p.kc = b->kc; p.nc = b->nc;
     p.m = m; p.n = n; p.k = k;
-    if (isa != FD_ISA_PORTABLE && fd_ceil_div(m, p.mr) <= FD_B_IN_PLACE_PANELS
-            && fd_ceil_div(m, p.mr) >= FD_B_IN_PLACE_PANELS / 2) {
-        ptrdiff_t narrow = is_double ? FD_NC_IN_PLACE_D : FD_NC_IN_PLACE_F;
-        if (narrow < p.nc) p.nc = narrow;
-    }
+    ptrdiff_t row_panels = fd_ceil_div(m, p.mr), narrow = is_double ? FD_NC_IN_PLACE_D
+                                                                     : FD_NC_IN_PLACE_F;
+    if (isa != FD_ISA_PORTABLE && row_panels <= FD_B_IN_PLACE_PANELS
+            && 2 * row_panels >= FD_B_IN_PLACE_PANELS && narrow < p.nc)
+        p.nc = narrow;
     p.m_chunk = fd_round_up(m > 0 ? m : 1, p.mr);
     p.n_chunk = n < p.nc ? (n > 0 ? n : 1) : p.nc;
     if (n > p.nc) {   /* NC blocks of equal width (whole NR panels): no thin last block */

@@ -19,9 +19,9 @@
  * the row it will read FD_B_PREFETCH_AHEAD positions ahead and, with pf, a line of the next
  * block of B every other k; it neither copies nor reads A in place. FD_UKR_NAME##_vectors
  * reads a convolution's panel in place: vector v of row k at b + row_offset[k] + vec_src[v]
- * (pf's tables, those of a copy). Both are one function
- * each (not one with a branch on ldb): the extra pointers of the other loops made GCC keep
- * an accumulator on the stack. Parameters before inclusion:
+ * (pf's tables, those of a copy). Each is a function of its own (not one with a branch on
+ * ldb): the extra pointers of the other loops made GCC keep an accumulator on the stack.
+ * Parameters before inclusion:
  *   FD_UKR_NAME, FD_T, FD_MR, FD_NV (vectors per row), FD_TARGET (function attribute), and the
  *   intrinsics family: FD_V (vector type), FD_VLEN (lanes), FD_PFX / FD_SFX_OP (_mm512_ / _ps:
  *   the intrinsics are FD_PFX##name##FD_SFX_OP). Everything is #undef'd at the end.
