@@ -177,6 +177,47 @@ def test_transposed_rows_rejects_bad_arguments_naming_them(args, error, match):
         _packed_wgrad.transposed_rows(**call)
 
 
+@pytest.mark.parametrize("kernel, channels, groups, taps", [
+    ("portable", 13, 1, 3),       # the last panel moved back: rows 9-12 repeat 9-11
+    ("portable", 8, 2, 4),
+    (None, 37, 1, 16),           # AVX-512: 12-row panels, 8 x 8 tiles and edges
+    (None, 24, 1, 1),
+])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 3])
+def test_transposed_to_weight_puts_each_tap_of_each_channel_in_the_weights_order(
+        kernel, channels, groups, taps, dtype, threads, rng):
+    c_out = 10 * groups
+    n_rows, row_of = _packed_wgrad.transposed_rows(channels * groups, c_out, taps, groups,
+                                                   dtype, kernel=kernel)
+    columns = rng.standard_normal((groups, n_rows, c_out // groups)).astype(dtype)
+    out = np.full((groups, c_out // groups, channels * taps), np.nan, dtype)
+    _packed_wgrad.transposed_to_weight(columns, row_of, out, threads)
+    expected = columns[:, row_of.reshape(-1), :].reshape(groups, taps, channels, -1)
+    assert np.array_equal(out, expected.transpose(0, 3, 2, 1).reshape(out.shape))
+
+
+@pytest.mark.parametrize("change, error, match", [
+    (lambda c, r, o: (c, r.astype(np.int32), o), TypeError, "row_of must be a 2-d"),
+    (lambda c, r, o: (c, r[0], o), TypeError, "row_of must be a 2-d"),
+    (lambda c, r, o: (c, r + c.shape[1], o), ValueError, r"row_of must hold rows in \[0, "),
+    (lambda c, r, o: (c, r - 1, o), ValueError, r"row_of must hold rows in \[0, "),
+    (lambda c, r, o: (c, r[[1, 0, 2]], o), ValueError, "constant number of rows apart"),
+    (lambda c, r, o: (c, r, o[:, :, 1:].copy()), ValueError, "grad_weight must have shape"),
+    (lambda c, r, o: (c, r, o[:, :, ::2]), ValueError, "grad_weight must be C-contiguous"),
+    (lambda c, r, o: (c, r, o.astype(np.float64)), TypeError, "grad_weight has dtype float64"),
+    (lambda c, r, o: (c.astype(np.int32), r, o), TypeError, "columns must be float32"),
+    (lambda c, r, o: (c, r, c.reshape(-1)[:144].reshape(1, 6, 24)), ValueError,
+     "must not overlap columns"),
+])
+def test_transposed_to_weight_rejects_bad_arguments_naming_them(change, error, match):
+    n_rows, row_of = _packed_wgrad.transposed_rows(8, 6, 3, kernel="portable")
+    columns = np.zeros((1, n_rows, 6), np.float32)
+    out = np.zeros((1, 6, 24), np.float32)
+    with pytest.raises(error, match=match):
+        _packed_wgrad.transposed_to_weight(*change(columns, row_of, out))
+
+
 @pytest.mark.parametrize("x_shape, w_shape, kw", [GEOMETRIES[3], GEOMETRIES[7], GEOMETRIES[10],
                                                   GEOMETRIES[13]])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

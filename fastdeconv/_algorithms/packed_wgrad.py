@@ -198,8 +198,8 @@ def run(the_plan, x, grad_y):
         return allocate(problem.weight_shape, x.dtype, "weight gradient", zero=True)
     cout_g = problem.c_out // problem.groups
     layout = the_plan.layout
-    # the GEMM's result and its rows picked in the weight's order come from the scratch pool
-    # too: fresh, each call paid a page fault per 4 KiB page of them (1.6 % of wgrad_dcgan)
+    # the GEMM's result comes from the scratch pool too: fresh, each call paid a page fault
+    # per 4 KiB page of it (1.6 % of wgrad_dcgan)
     columns, columns_block = _scratch.take_array(
         (problem.c_out, g.kernel_numel * cin_g) if layout is None
         else (problem.groups, layout[0], cout_g), x.dtype, "weight gradient's GEMM result")
@@ -258,14 +258,7 @@ def _in_weight_order(the_plan, columns):
                   columns.reshape(problem.c_out, g.kernel_numel, cin_g).transpose(0, 2, 1))
         return grad_w
     # (groups, rows, cout_g), tap t of channel c in row row_of[t, c]
-    picked, picked_block = _scratch.take_array(
-        (problem.groups, layout[1].size, cout_g), columns.dtype, "weight gradient's rows")
-    try:
-        np.take(columns, layout[1].reshape(-1), axis=1, out=picked, mode="clip")  # unbuffered
-        np.copyto(grad_w.reshape(problem.groups, cout_g, cin_g, g.kernel_numel),
-                  picked.reshape(problem.groups, g.kernel_numel, cin_g, cout_g)
-                  .transpose(0, 3, 2, 1))
-    finally:
-        del picked
-        _scratch.give(picked_block)
+    _packed_wgrad.transposed_to_weight(
+        columns, layout[1], grad_w.reshape(problem.groups, cout_g, cin_g * g.kernel_numel),
+        kernel_threads())
     return grad_w
