@@ -99,6 +99,22 @@ static ptrdiff_t fd_conv_samples_per_gemm(ptrdiff_t samples, ptrdiff_t positions
 
 static ptrdiff_t fd_runs_bound(const fd_plan *p) { return p->n_chunk + p->n_chunk / p->nr + 2; }
 
+/* The runs of panel `panel` among runs[0, nruns) (fd_conv_runs: in the order of their
+ * panels): the first, and their number in *count (a binary search). */
+static const fd_run *fd_panel_runs(const fd_run *runs, ptrdiff_t nruns, ptrdiff_t panel,
+                                   ptrdiff_t *count)
+{
+    ptrdiff_t lo = 0, hi = nruns;
+    while (lo < hi) {   /* the first run of a panel >= panel */
+        ptrdiff_t mid = lo + (hi - lo) / 2;
+        if (runs[mid].panel < panel) lo = mid + 1; else hi = mid;
+    }
+    ptrdiff_t end = lo;
+    while (end < nruns && runs[end].panel == panel) ++end;
+    *count = end - lo;
+    return runs + lo;
+}
+
 /* Pieces of a register tile's row that a micro-kernel copies at most: 16-byte pieces of an
  * AVX-512 float32 row of 48 (192 bytes). */
 #define FD_MAX_NV 12

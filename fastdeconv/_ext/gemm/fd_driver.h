@@ -17,9 +17,10 @@
  * The first slice stores C = AB (+ bias) or adds to C (accumulate); later slices add. Tiles
  * cut by the edges of C are computed whole into a scratch tile (A and B are zero-padded) and
  * their valid part stored with the same formula. A placed convolution source (a stride phase)
- * computes the item's whole tiles into a block of the scratch and then stores that block once
- * at the placed output positions; it neither accumulates nor adds a bias (its caller passes
- * neither).
+ * computes the item's whole tiles into a block of the scratch (or, with one KC slice, each
+ * into the scratch tile) and stores each tile at the placed output positions right after its
+ * last slice, while it is in L1 (the partner phases of fd_conv_item_pair store whole blocks
+ * instead); it neither accumulates nor adds a bias (its caller passes neither).
  */
 typedef void (*FD_SFX(fd_ukr_fn))(ptrdiff_t, const FD_T *restrict, const FD_T *restrict,
                                   ptrdiff_t, FD_T *restrict, ptrdiff_t, int, const FD_T *restrict,
@@ -136,11 +137,11 @@ static inline void FD_SFX(fd_interleave2)(FD_T *restrict out, const FD_T *even, 
 }
 
 /* Store the m x nc block v (row stride ldv; rows [i, i + m) of C, the columns of one work
- * item, whose runs are runs[0, nruns)) at the output positions of a placed convolution
- * source, each element once (v == NULL: zeros). */
+ * item, whose runs are runs[0, nruns), from panel panel0 on) at the output positions of a
+ * placed convolution source, each element once (v == NULL: zeros). */
 static void FD_SFX(fd_store_placed)(const FD_SFX(fd_gemm_job) *job, const fd_run *runs,
                                     ptrdiff_t nruns, ptrdiff_t i, ptrdiff_t m, int nr,
-                                    const FD_T *v, ptrdiff_t ldv)
+                                    const FD_T *v, ptrdiff_t ldv, ptrdiff_t panel0)
 {
     ptrdiff_t step = job->conv->place_step[job->conv->ndim - 1];
     const ptrdiff_t *place_row = job->conv->place_row;
@@ -153,7 +154,7 @@ static void FD_SFX(fd_store_placed)(const FD_SFX(fd_gemm_job) *job, const fd_run
             FD_T *row = job->c + place_row[i + r];
             for (ptrdiff_t q = 0; q < nruns; ++q) {
                 FD_T *restrict out = row + runs[q].dst;
-                const FD_T *even = v + r * ldv + runs[q].panel * nr + runs[q].lane;
+                const FD_T *even = v + r * ldv + (runs[q].panel - panel0) * nr + runs[q].lane;
                 FD_SFX(fd_interleave2)(out, even, even + ldv, runs[q].len);
             }
             ++r;
@@ -162,7 +163,8 @@ static void FD_SFX(fd_store_placed)(const FD_SFX(fd_gemm_job) *job, const fd_run
         FD_T *row = job->c + (place_row ? place_row[i + r] : (i + r) * job->ldc);
         for (ptrdiff_t q = 0; q < nruns; ++q) {
             FD_T *out = row + runs[q].dst;
-            const FD_T *from = v ? v + r * ldv + runs[q].panel * nr + runs[q].lane : NULL;
+            const FD_T *from = v ? v + r * ldv + (runs[q].panel - panel0) * nr + runs[q].lane
+                                 : NULL;
             ptrdiff_t len = runs[q].len;
             if (from && step == 1) memcpy(out, from, (size_t)len * sizeof(FD_T));
             else for (ptrdiff_t e = 0; e < len; ++e) out[e * step] = from ? from[e] : 0;
@@ -172,9 +174,9 @@ static void FD_SFX(fd_store_placed)(const FD_SFX(fd_gemm_job) *job, const fd_run
 
 /* Run work item `item` of the job; work is the thread's scratch of fd_workspace_bytes(plan,
  * sizeof(FD_T), placed). A placed source's item computes its block at `placed_block` (NULL:
- * in work, after the runs) and stores it only if `store` (fd_conv_item_pair stores two items'
- * blocks at once); returns the item's runs, which stay in work (at *runs_at, and its block at
- * *block_at, when those are given). */
+ * in work, after the runs) and stores it tile by tile if `store`, else leaves the whole block
+ * there (fd_conv_item_pair stores two items' blocks at once); returns the item's runs, which
+ * stay in work (at *runs_at, and its block at *block_at, when those are given). */
 static ptrdiff_t FD_SFX(fd_gemm_item_ex)(const FD_SFX(fd_gemm_job) *job, ptrdiff_t item,
                                          FD_T *work, FD_T *placed_block, int store,
                                          const fd_run **runs_at, FD_T **block_at,
@@ -206,10 +208,15 @@ static ptrdiff_t FD_SFX(fd_gemm_item_ex)(const FD_SFX(fd_gemm_job) *job, ptrdiff
     if (placed) {
         nruns = fd_conv_runs(job->conv, j0, nc, (int)nr, runs);
         if (p->k == 0) {   /* no channels: the placed outputs are zero */
-            FD_SFX(fd_store_placed)(job, runs, nruns, i0, i1 - i0, (int)nr, NULL, 0);
+            FD_SFX(fd_store_placed)(job, runs, nruns, i0, i1 - i0, (int)nr, NULL, 0, 0);
             return nruns;
         }
     }
+    /* A placed item that stores its own block stores it tile by tile instead, each tile in
+     * its last KC slice right after the micro-kernel, while it is in L1 (and between the
+     * tiles' multiply-adds); an item of one slice computes its tiles into the scratch tile,
+     * not the block */
+    int tile_by_tile = placed && store;
     if (p->k == 0) {
         if (!job->accumulate || job->bias)
             FD_SFX(fd_store_cols)(job, i0, i1 - i0, j0, nc, NULL, 0, job->accumulate,
@@ -357,9 +364,16 @@ static ptrdiff_t FD_SFX(fd_gemm_item_ex)(const FD_SFX(fd_gemm_job) *job, ptrdiff
                         copy.copy_to = (char *)(bpack + (jr - j0 + nr) * kc);
                         stream = &copy;
                     }
-                    if (placed) {   /* whole tiles into the item's block */
-                        ukr(kc, ap, bp, ldb_k, block + (ir - i0) * ldb_item + (jr - j0),
-                                 ldb_item, add, NULL, stream);
+                    if (placed) {   /* whole tiles into the item's block or the tile */
+                        int one_slice = tile_by_tile && kc == p->k;
+                        FD_T *at = one_slice ? tile : block + (ir - i0) * ldb_item + (jr - j0);
+                        ptrdiff_t ld = one_slice ? nr : ldb_item, count;
+                        ukr(kc, ap, bp, ldb_k, at, ld, add, NULL, stream);
+                        if (tile_by_tile && k0 + kc == p->k) {
+                            const fd_run *first = fd_panel_runs(runs, nruns, panel, &count);
+                            FD_SFX(fd_store_placed)(job, first, count, ir, nrows, (int)nr, at,
+                                                    ld, panel);
+                        }
                     } else if (nrows == mr && ncols == nr
                                && (one_block || jr / blk == (jr + nr - 1) / blk)) {
                         ptrdiff_t at = one_block ? block_shift + jr
@@ -374,8 +388,6 @@ static ptrdiff_t FD_SFX(fd_gemm_item_ex)(const FD_SFX(fd_gemm_job) *job, ptrdiff
             }
         }
     }
-    if (placed && store)
-        FD_SFX(fd_store_placed)(job, runs, nruns, i0, i1 - i0, (int)nr, block, ldb_item);
     return nruns;
 }
 
