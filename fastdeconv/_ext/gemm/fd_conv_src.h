@@ -100,19 +100,21 @@ static ptrdiff_t fd_conv_samples_per_gemm(ptrdiff_t samples, ptrdiff_t positions
 static ptrdiff_t fd_runs_bound(const fd_plan *p) { return p->n_chunk + p->n_chunk / p->nr + 2; }
 
 /* The runs of panel `panel` among runs[0, nruns) (fd_conv_runs: in the order of their
- * panels): the first, and their number in *count (a binary search). */
+ * panels): the first, and their number in *count. The search starts at *cursor (0 at first,
+ * then the first run of the panel asked for before), or at 0 when the run before the cursor is
+ * not of an earlier panel: the panels of a row of tiles, asked in order, are one pass over the
+ * runs (a binary search per tile took 2.9 % of unet_up's profile). */
 static const fd_run *fd_panel_runs(const fd_run *runs, ptrdiff_t nruns, ptrdiff_t panel,
-                                   ptrdiff_t *count)
+                                   ptrdiff_t *cursor, ptrdiff_t *count)
 {
-    ptrdiff_t lo = 0, hi = nruns;
-    while (lo < hi) {   /* the first run of a panel >= panel */
-        ptrdiff_t mid = lo + (hi - lo) / 2;
-        if (runs[mid].panel < panel) lo = mid + 1; else hi = mid;
-    }
-    ptrdiff_t end = lo;
+    ptrdiff_t q = *cursor;
+    if (q > nruns || (q > 0 && runs[q - 1].panel >= panel)) q = 0;   /* an earlier panel */
+    while (q < nruns && runs[q].panel < panel) ++q;
+    ptrdiff_t end = q;
     while (end < nruns && runs[end].panel == panel) ++end;
-    *count = end - lo;
-    return runs + lo;
+    *cursor = q;
+    *count = end - q;
+    return runs + q;
 }
 
 /* Pieces of a register tile's row that a micro-kernel copies at most: 16-byte pieces of an

@@ -217,6 +217,7 @@ static ptrdiff_t FD_SFX(fd_gemm_item_ex)(const FD_SFX(fd_gemm_job) *job, ptrdiff
      * tiles' multiply-adds); an item of one slice computes its tiles into the scratch tile,
      * not the block */
     int tile_by_tile = placed && store;
+    ptrdiff_t run_cursor = 0;   /* fd_panel_runs */
     if (p->k == 0) {
         if (!job->accumulate || job->bias)
             FD_SFX(fd_store_cols)(job, i0, i1 - i0, j0, nc, NULL, 0, job->accumulate,
@@ -370,7 +371,8 @@ static ptrdiff_t FD_SFX(fd_gemm_item_ex)(const FD_SFX(fd_gemm_job) *job, ptrdiff
                         ptrdiff_t ld = one_slice ? nr : ldb_item, count;
                         ukr(kc, ap, bp, ldb_k, at, ld, add, NULL, stream);
                         if (tile_by_tile && k0 + kc == p->k) {
-                            const fd_run *first = fd_panel_runs(runs, nruns, panel, &count);
+                            const fd_run *first = fd_panel_runs(runs, nruns, panel,
+                                                                &run_cursor, &count);
                             FD_SFX(fd_store_placed)(job, first, count, ir, nrows, (int)nr, at,
                                                     ld, panel);
                         }
