@@ -205,7 +205,7 @@ def run(the_plan, x, grad_y):
         else (problem.groups, layout[0], cout_g), x.dtype, "weight gradient's GEMM result")
     try:
         _accumulate_parts(the_plan, x, grad_y, columns, threads)
-        return _in_weight_order(the_plan, columns)
+        return _in_weight_order(the_plan, columns, threads)
     finally:
         del columns
         _scratch.give(columns_block)
@@ -246,7 +246,7 @@ def _accumulate_parts(the_plan, x, grad_y, columns, threads):
             _scratch.give(x_block)
 
 
-def _in_weight_order(the_plan, columns):
+def _in_weight_order(the_plan, columns, threads):
     """The weight gradient ``(c_out, c_in / groups, *k)`` from the GEMM's result."""
     problem = the_plan.problem
     g = problem.geometry
@@ -260,5 +260,5 @@ def _in_weight_order(the_plan, columns):
     # (groups, rows, cout_g), tap t of channel c in row row_of[t, c]
     _packed_wgrad.transposed_to_weight(
         columns, layout[1], grad_w.reshape(problem.groups, cout_g, cin_g * g.kernel_numel),
-        kernel_threads())
+        threads)
     return grad_w

@@ -139,7 +139,7 @@ def transposed_to_weight(columns, row_of, grad_weight, threads=1):
     _check_same_dtype(columns.dtype, grad_weight=grad_weight)
     if not grad_weight.flags.writeable:
         raise ValueError("grad_weight must be writable")
-    row_of = _check_row_of(row_of, columns.shape[1])
+    row_of, step = _check_row_of(row_of, columns.shape[1])
     groups, cout_g = columns.shape[0], columns.shape[2]
     taps, cin_g = row_of.shape
     if grad_weight.shape != (groups, cout_g, cin_g * taps):
@@ -150,16 +150,16 @@ def transposed_to_weight(columns, row_of, grad_weight, threads=1):
     threads = _check_threads(threads)
     if grad_weight.size:
         if columns.dtype == np.float64:
-            _weight_order[double](columns, row_of, grad_weight, threads)
+            _weight_order[double](columns, row_of, step, grad_weight, threads)
         else:
-            _weight_order[float](columns, row_of, grad_weight, threads)
+            _weight_order[float](columns, row_of, step, grad_weight, threads)
 
 
 cdef _weight_order(const floating[:, :, ::1] columns, const Py_ssize_t[:, ::1] rows,
-                   floating[:, :, ::1] grad_weight, int threads):
+                   Py_ssize_t step, floating[:, :, ::1] grad_weight, int threads):
+    """transposed_to_weight on checked arrays; a channel's taps are `step` rows apart."""
     cdef Py_ssize_t groups = columns.shape[0], cout_g = columns.shape[2]
     cdef Py_ssize_t taps = rows.shape[0], cin_g = rows.shape[1], g, c, block, co
-    cdef Py_ssize_t step = rows[1, 0] - rows[0, 0] if taps > 1 else 0
     cdef Py_ssize_t blocks = (cout_g + OUT_BLOCK - 1) // OUT_BLOCK
     with nogil:
         for g in range(groups):
@@ -176,8 +176,9 @@ cdef _weight_order(const floating[:, :, ::1] columns, const Py_ssize_t[:, ::1] r
 
 
 def _check_row_of(row_of, rows):
-    """``row_of`` as :func:`transposed_to_weight` needs it: 2-d intp, at least one tap,
-    values in ``[0, rows)``, each channel's taps the same number of rows apart."""
+    """``(row_of, step)``: ``row_of`` as :func:`transposed_to_weight` needs it (2-d intp, at
+    least one tap, values in ``[0, rows)``) and the number of rows between a channel's taps,
+    the same for every channel (else ValueError)."""
     if not isinstance(row_of, np.ndarray) or row_of.dtype != np.intp or row_of.ndim != 2 \
             or row_of.shape[0] < 1 or not row_of.flags.c_contiguous:
         raise TypeError(f"row_of must be a 2-d C-contiguous numpy.ndarray of dtype intp with "
@@ -190,7 +191,7 @@ def _check_row_of(row_of, rows):
     if not np.array_equal(row_of - row_of[0], np.broadcast_to(apart, row_of.shape)):
         raise ValueError("row_of's taps must be a constant number of rows apart for every "
                          "channel (transposed_rows' layout)")
-    return row_of
+    return row_of, int(step)
 
 
 def conv_weight_grad_packed(x, grad_y, grad_weight, row_offset, tap_offset, groups=1,

@@ -216,7 +216,7 @@ static ptrdiff_t FD_SFX(fd_gemm_item_ex)(const FD_SFX(fd_gemm_job) *job, ptrdiff
      * its last KC slice right after the micro-kernel, while it is in L1 (and between the
      * tiles' multiply-adds); an item of one slice computes its tiles into the scratch tile,
      * not the block */
-    int tile_by_tile = placed && store;
+    int tile_by_tile = placed && store, into_tile = tile_by_tile && p->k <= p->kc;
     ptrdiff_t run_cursor = 0;   /* fd_panel_runs */
     if (p->k == 0) {
         if (!job->accumulate || job->bias)
@@ -366,9 +366,8 @@ static ptrdiff_t FD_SFX(fd_gemm_item_ex)(const FD_SFX(fd_gemm_job) *job, ptrdiff
                         stream = &copy;
                     }
                     if (placed) {   /* whole tiles into the item's block or the tile */
-                        int one_slice = tile_by_tile && kc == p->k;
-                        FD_T *at = one_slice ? tile : block + (ir - i0) * ldb_item + (jr - j0);
-                        ptrdiff_t ld = one_slice ? nr : ldb_item, count;
+                        FD_T *at = into_tile ? tile : block + (ir - i0) * ldb_item + (jr - j0);
+                        ptrdiff_t ld = into_tile ? nr : ldb_item, count;
                         ukr(kc, ap, bp, ldb_k, at, ld, add, NULL, stream);
                         if (tile_by_tile && k0 + kc == p->k) {
                             const fd_run *first = fd_panel_runs(runs, nruns, panel,
