@@ -56,16 +56,26 @@ def test_the_public_modules_are_among_the_doctested_ones():
         assert name in names
 
 
-def _needs_dask(text):
-    """fastdeconv.dask and the pages that use it need the dask extra (skipped, with the reason,
-    without it; CI installs it)."""
-    if "fastdeconv.dask" in text:
-        pytest.importorskip("dask.array", reason="needs the dask extra: pip install 'fastdeconv[dask]'")
+#: What a module's or page's examples need beyond the test extra, by the name that uses it:
+#: (the module to import, the reason shown when it is missing). CI installs them all.
+OPTIONAL_NEEDS = {
+    "fastdeconv.dask": ("dask.array", "needs the dask extra: pip install 'fastdeconv[dask]'"),
+    "fastdeconv.testing._onnx": ("onnx", "needs the optional onnx package: pip install onnx"),
+}
+
+
+def _needs_optional(text):
+    """Skip (with the reason) examples that use an optional package that is not installed:
+    ``fastdeconv.dask`` and the pages that use it need the dask extra, the ONNX test helper's
+    examples the ``onnx`` package."""
+    for user, (module, reason) in OPTIONAL_NEEDS.items():
+        if user in text:
+            pytest.importorskip(module, reason=reason)
 
 
 @pytest.mark.parametrize("name", _module_names())
 def test_docstring_examples(name, capsys):
-    _needs_dask(name)
+    _needs_optional(name)
     module = importlib.import_module(name)
     failed, attempted = doctest.testmod(module, optionflags=OPTIONFLAGS, report=False)
     output = capsys.readouterr().out
@@ -74,7 +84,7 @@ def test_docstring_examples(name, capsys):
 
 @pytest.mark.parametrize("page", _doc_pages(), ids=lambda p: str(p.relative_to(DOCS)))
 def test_documentation_page_examples(page, capsys):
-    _needs_dask(page.read_text(encoding="utf-8"))
+    _needs_optional(page.read_text(encoding="utf-8"))
     failed, attempted = doctest.testfile(
         str(page), module_relative=False, optionflags=OPTIONFLAGS, report=False,
         encoding="utf-8",
