@@ -185,6 +185,8 @@ BOUND_CASES = [
     ("forward", "im2col", (1, 48, 5, 4, 6), (2, 48, 2, 2, 2), dict(stride=2)),
     ("forward", "packed", (2, 64, 9, 8), (6, 64, 3, 3), dict(padding=1)),
     ("forward", "packed", (1, 48, 5, 4, 6), (4, 24, 2, 2, 2), dict(stride=2, groups=2)),
+    ("forward", "direct", (2, 64, 9, 8), (40, 64, 3, 3), dict(stride=2, padding=1)),
+    ("forward", "direct", (1, 64, 5, 4, 6), (36, 32, 3, 3, 3), dict(stride=2, groups=2)),
     ("backward_input", "col2im", (2, 64, 5, 4), (64, 3, 4, 4), dict(stride=2, padding=1)),
     ("backward_input", "col2im", (1, 32, 3, 3, 2), (32, 2, 3, 3, 3),
      dict(stride=2, padding=1, output_padding=1)),

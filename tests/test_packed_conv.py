@@ -171,10 +171,11 @@ def test_nan_and_inf_reach_exactly_the_outputs_that_read_them(dtype):
 RULE_CASES = [
     ((8, 256, 56, 56), (64, 256, 1, 1), {}, 4, "packed"),                     # pointwise
     ((8, 64, 56, 56), (64, 64, 3, 3), dict(padding=1), 4, "winograd"),       # resnet_3x3
-    ((8, 128, 28, 28), (256, 128, 3, 3), dict(stride=2, padding=1), 4, "packed"),  # 196 >= 128
-    ((4, 256, 14, 14), (512, 256, 3, 3), dict(stride=2, padding=1), 4, "im2col"),  # 49 < 128
-    ((8, 128, 28, 28), (256, 128, 3, 3), dict(stride=2, padding=1), 8, "packed"),  # 196 >= 128
-    ((4, 256, 14, 14), (512, 256, 3, 3), dict(stride=2, padding=1), 8, "im2col"),  # 49 < 128
+    ((8, 128, 28, 28), (256, 128, 3, 3), dict(stride=2, padding=1), 4, "direct"),  # resnet_s2
+    ((8, 128, 28, 28), (256, 128, 2, 2), dict(stride=2), 4, "packed"),         # 196 >= 128
+    ((4, 256, 14, 14), (512, 256, 2, 2), dict(stride=2), 4, "im2col"),         # 49 < 128
+    ((8, 128, 28, 28), (256, 128, 2, 2), dict(stride=2), 8, "packed"),         # 196 >= 128
+    ((4, 256, 14, 14), (512, 256, 2, 2), dict(stride=2), 8, "im2col"),         # 49 < 128
     ((1, 512, 14, 14), (512, 512, 3, 3), dict(padding=1), 8, "im2col"),      # 18 MiB weight
     ((1, 3, 224, 224), (64, 3, 7, 7), dict(stride=2, padding=3), 4, "packed"),     # stem
     ((1, 3, 224, 224), (64, 3, 3, 3), dict(padding=1), 4, "packed"),
@@ -186,7 +187,8 @@ RULE_CASES = [
     ((4, 16, 28, 28), (64, 16, 1, 1), {}, 8, "im2col"),                       # 3.2 M < 5 M
     ((4, 256, 28, 28), (256, 256, 1, 1), {}, 8, "packed"),
     ((2, 4, 16, 16), (4, 4, 3, 3), dict(padding=1), 4, "im2col"),
-    ((4, 64, 32, 32), (128, 64, 4, 4), dict(stride=2, padding=1), 4, "space_to_depth"),
+    ((4, 64, 32, 32), (128, 64, 4, 4), dict(stride=2, padding=1), 4, "direct"),
+    ((4, 16, 32, 32), (128, 16, 4, 4), dict(stride=2, padding=1), 4, "space_to_depth"),
 ]
 
 
@@ -197,7 +199,7 @@ def test_chooser_takes_packed_where_it_measured_faster(x_shape, w_shape, kw, ite
     assert _dispatch.plan("forward", problem, itemsize).algorithm == expected
     assert (expected == "packed") == (
         packed.rule(problem, current_budget(), itemsize)
-        and expected not in ("winograd", "space_to_depth"))
+        and expected not in ("winograd", "space_to_depth", "direct"))
 
 
 def test_every_threshold_of_the_rule_decides(replace_budget):

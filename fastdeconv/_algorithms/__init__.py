@@ -19,6 +19,10 @@ packed_wgrad        backward_weight ("packed")        the packed engine over cha
                                                       copies: 2-d and up, >= 2 taps, enough
                                                       input channels per group and work, a
                                                       padded input under twice the input
+direct              forward ("direct")                a stride above 1, enough taps per
+                                                      stride step, channels per group and
+                                                      work, a weight that stays in cache
+                                                      (the input read in place, channels-last)
 space_to_depth      forward, backward_weight          kernel r x stride (r = 2, 3), the
                                                       Winograd rule of the rearranged problem
 depthwise           backward_input                    one input channel a group, dilation 1,
@@ -55,7 +59,8 @@ Every algorithm module has the same interface:
     For prepared layers (:class:`fastdeconv.PreparedConv`): the weight in the form ``run``
     makes of it on every call, as ``{key: array-like with nbytes}`` (equal keys, equal forms;
     those in ``known`` are reused); ``run(plan, first, second, prepared)`` then takes it and
-    must give the same bits. packed, packed_phases, winograd and winograd_phases have it.
+    must give the same bits. direct, packed, packed_phases, winograd and winograd_phases have
+    it.
 
 Adding an algorithm: a module with this interface (and its kernel), one entry in
 :data:`REGISTRY`, its thresholds as fields of :class:`Budget`.
@@ -67,8 +72,8 @@ of output positions of one sample. (The packed engine's weight gradient cuts the
 parts that fill ``Budget.workspace_bytes`` instead: larger parts measured faster there.)
 """
 
-from . import (_chooser, depthwise, im2col, packed, packed_phases, packed_wgrad, phases,
-               space_to_depth, subpixel, winograd, winograd_phases)
+from . import (_chooser, depthwise, direct, im2col, packed, packed_phases, packed_wgrad,
+               phases, space_to_depth, subpixel, winograd, winograd_phases)
 from ._budget import DEFAULT_BUDGET, Budget, budget, current_budget
 from ._chooser import ALGORITHMS, forced_algorithm, plan, run_pass
 from ._common import BLAS_INT_MAX, Plan
@@ -77,6 +82,6 @@ __all__ = ["ALGORITHMS", "BLAS_INT_MAX", "Budget", "DEFAULT_BUDGET", "Plan", "RE
            "budget", "current_budget", "forced_algorithm", "plan", "run_pass"]
 
 #: The algorithms in the order the chooser tries them; the last applies to every geometry.
-REGISTRY = (winograd, winograd_phases, packed_wgrad, space_to_depth, depthwise, subpixel, phases,
-            packed, packed_phases, im2col)
+REGISTRY = (winograd, winograd_phases, packed_wgrad, direct, space_to_depth, depthwise, subpixel,
+            phases, packed, packed_phases, im2col)
 _chooser.install(REGISTRY)

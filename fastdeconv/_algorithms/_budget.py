@@ -104,6 +104,13 @@ class Budget:
         and packs the gathered rows of ``x`` for more: 64 channels measured 0.82-0.89x the
         time, 96 0.89-0.92x, 128 and 192 0.92-0.96x on one thread but 1.03-1.14x on two,
         256 1.01-1.28x.
+    direct_itemsizes, direct_min_taps_per_stride, direct_min_channels, direct_max_weight_bytes
+        Rule of the direct convolution (forward, before space-to-depth and the packed
+        engine): the itemsizes in ``direct_itemsizes``, a stride above 1, at least
+        ``direct_min_taps_per_stride`` kernel taps per prod(stride), at least
+        ``direct_min_channels`` input and output channels per group, one group's weight at
+        most ``direct_max_weight_bytes`` and ``packed_min_work`` multiply-adds
+        (:func:`fastdeconv._algorithms.direct.rule`).
     space_to_depth_bytes
         The space-to-depth rearrangement of a part of the batch is at most this large (a
         whole sample larger than this: not used).
@@ -150,6 +157,11 @@ class Budget:
     packed_wgrad_min_channels: int = 16
     packed_wgrad_max_padded_ratio: float = 2.0
     packed_wgrad_transposed_max_cout: int = 96
+
+    direct_itemsizes: tuple = (4, 8)
+    direct_min_taps_per_stride: float = 2.25
+    direct_min_channels: int = 32
+    direct_max_weight_bytes: int = 8 * 2**20
 
     space_to_depth_bytes: int = 16 * 2**20
 

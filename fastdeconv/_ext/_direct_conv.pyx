@@ -1,0 +1,354 @@
+# cython: language_level=3
+# Directives (boundscheck, wraparound, initializedcheck off; cdivision on) come from setup.py.
+"""The direct convolution (forward pass) on a channels-last copy of the input
+(``gemm/fd_direct.h``): no input packing.
+
+For output position ``o`` of sample ``n`` and output channel ``co`` of group ``g``::
+
+    y[n, co, o] = sum over taps t, channels c of
+                  x[n, g * C_in/g + c, o * stride + t * dilation - padding] * weight[co, c, t]
+
+(zero where the input position lies outside the input) from ``x_last``, the channels-last
+``(N * prod(in_size) + 1, C_in)`` copy of ``x`` whose last row is zeros (every padding tap
+reads it), and ``weight``, the convolution's ``(C_out, C_in / groups, *k)``. The micro-kernels read ``x_last`` in place and
+the weight packed into panels of output channels (:func:`pack_weight`, once per call or
+once for a prepared layer).
+
+Threads: work items are blocks of output positions against one panel, fixed by the shape;
+each output value is one chain of multiply-adds in one kernel call, so the result is the
+same to the bit for any ``threads``.
+"""
+cimport cython
+from cython.parallel cimport parallel, prange, threadid
+from libc.stdint cimport uintptr_t
+
+import numpy as np
+
+from .. import _scratch
+from ._packed_gemm import _check_same_dtype, _check_threads, _isa_of
+
+
+cdef extern from "gemm/fd_direct.h" nogil:
+    const char* fd_isa_names[3]
+    ctypedef struct fd_direct_panel:
+        Py_ssize_t group, first, width, nv, offset
+    int fd_direct_mr(int isa)
+    int fd_direct_vlen(int isa, int is_double)
+    int fd_direct_max_nv(int isa)
+    int FD_DIRECT_MAX_NDIM, FD_DIRECT_MAX_TAPS
+    ctypedef struct fd_direct_geom:
+        int ndim
+        Py_ssize_t in_size[8]
+        Py_ssize_t out_size[8]
+        Py_ssize_t stride[8]
+        Py_ssize_t dilation[8]
+        Py_ssize_t kernel[8]
+        Py_ssize_t pad[8]
+        Py_ssize_t samples, c_in, taps, in_positions, out_positions, zero_row
+        const Py_ssize_t* tap_offset
+    ctypedef struct fd_direct_job_f:
+        int isa
+        const fd_direct_geom* g
+        const float* x
+        Py_ssize_t c_out, channels
+        const float* w
+        const fd_direct_panel* panels
+        Py_ssize_t npanels
+        float* y
+    ctypedef struct fd_direct_job_d:
+        int isa
+        const fd_direct_geom* g
+        const double* x
+        Py_ssize_t c_out, channels
+        const double* w
+        const fd_direct_panel* panels
+        Py_ssize_t npanels
+        double* y
+    Py_ssize_t fd_direct_items_f(const fd_direct_job_f* job)
+    Py_ssize_t fd_direct_items_d(const fd_direct_job_d* job)
+    Py_ssize_t fd_direct_table_elems_f(const fd_direct_job_f* job)
+    Py_ssize_t fd_direct_table_elems_d(const fd_direct_job_d* job)
+    void fd_direct_item_f(const fd_direct_job_f* job, Py_ssize_t item, Py_ssize_t* table,
+                          Py_ssize_t* held)
+    void fd_direct_item_d(const fd_direct_job_d* job, Py_ssize_t item, Py_ssize_t* table,
+                          Py_ssize_t* held)
+    int fd_transpose_simd()
+    void fd_direct_pack_f(const float* weight, Py_ssize_t channels, Py_ssize_t taps,
+                          const fd_direct_panel* pn, Py_ssize_t vlen, float* w)
+    void fd_direct_pack_d(const double* weight, Py_ssize_t channels, Py_ssize_t taps,
+                          const fd_direct_panel* pn, Py_ssize_t vlen, double* w)
+
+
+cdef Py_ssize_t PANEL_FIELDS = 5   # the fields of fd_direct_panel, in its order
+
+fd_transpose_simd()   # the CPU check of the tiles' store runs once here, not in a thread
+
+
+def tile(dtype=np.float32, kernel=None):
+    """The register tile of the direct convolution's kernel for ``dtype``: ``{'kernel': name,
+    'MR': output positions, 'NR': output channels at most (vectors x lanes), 'lanes': of a
+    vector}``."""
+    cdef int isa = _isa_of(kernel, "kernel")
+    cdef bint is_double = _float_dtype(dtype, "dtype") == np.float64
+    lanes = fd_direct_vlen(isa, is_double)
+    return {"kernel": fd_isa_names[isa].decode(), "MR": fd_direct_mr(isa),
+            "NR": lanes * fd_direct_max_nv(isa), "lanes": lanes}
+
+
+def _float_dtype(dtype, name):
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{name} must be float32 or float64, got {dtype!r}") from None
+    if dtype not in (np.float32, np.float64):
+        raise TypeError(f"{name} must be float32 or float64, got {dtype}")
+    return dtype
+
+
+def _check_int(value, name, minimum):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def panels(c_out, groups, dtype=np.float32, kernel=None):
+    """The packed weight's panels: an ``(n, 5)`` intp array of (group, first output channel,
+    width, vectors, element offset) and the packed weight's elements per tap and input
+    channel (its size is that times taps x input channels per group). Each group's output
+    channels are dealt out to panels of at most the kernel's vectors, their vector counts
+    differing by at most one."""
+    cdef int isa = _isa_of(kernel, "kernel")
+    cdef bint is_double = _float_dtype(dtype, "dtype") == np.float64
+    c_out = _check_int(c_out, "c_out", 0)
+    groups = _check_int(groups, "groups", 1)
+    if c_out % groups:
+        raise ValueError(f"c_out must be a multiple of groups, got c_out={c_out}, "
+                         f"groups={groups}")
+    lanes, most = fd_direct_vlen(isa, is_double), fd_direct_max_nv(isa)
+    per_group = c_out // groups
+    vectors = -(-per_group // lanes)
+    count = -(-vectors // most) if vectors else 0
+    rows, offset = [], 0
+    for g in range(groups):
+        done = 0
+        for i in range(count):
+            nv = vectors * (i + 1) // count - vectors * i // count
+            width = min(nv * lanes, per_group - done)
+            rows.append((g, g * per_group + done, width, nv, offset))
+            done += width
+            offset += nv * lanes
+    table = np.array(rows, dtype=np.intp).reshape(-1, PANEL_FIELDS)
+    return table, offset
+
+
+@cython.final
+cdef class DirectWeight:
+    """A convolution weight packed for the direct convolution (:func:`pack_weight`): every
+    group's panels of output channels. ``key`` = (kernel, dtype, weight shape, groups)."""
+    cdef readonly object data, table, key
+    cdef readonly Py_ssize_t taps, channels
+    cdef readonly int isa
+
+    @property
+    def nbytes(self):
+        return self.data.nbytes + self.table.nbytes
+
+
+def pack_weight(weight, groups=1, kernel=None, out=None, threads=1):
+    """``weight`` ``(C_out, C_in / groups, *k)`` (C-contiguous float32 or float64) packed for
+    :func:`conv_direct`, a :class:`DirectWeight`; into ``out`` (an array of the packed size and
+    the weight's dtype on a 64-byte boundary, e.g. in a scratch block) when given. The panels
+    are packed on up to ``threads`` threads."""
+    if not isinstance(weight, np.ndarray):
+        raise TypeError(f"weight must be a numpy.ndarray, got {type(weight).__name__}")
+    _float_dtype(weight.dtype, "weight's dtype")
+    if weight.ndim < 3:
+        raise ValueError(f"weight must be (C_out, C_in / groups, *k), got shape {weight.shape}")
+    if not weight.flags.c_contiguous:
+        raise ValueError("weight must be C-contiguous")
+    cdef int isa = _isa_of(kernel, "kernel")
+    groups = _check_int(groups, "groups", 1)
+    cdef int n_threads = _check_threads(threads)
+    table, per_k = panels(weight.shape[0], groups, weight.dtype, kernel)
+    cdef Py_ssize_t channels = weight.shape[1], taps = 1, i, count = table.shape[0]
+    for size in weight.shape[2:]:
+        taps *= size
+    cdef Py_ssize_t total = max(per_k * taps * channels, 1)
+    if out is None:     # on a 64-byte boundary, as the kernels' vector loads want it
+        raw = np.empty(total * weight.itemsize + 64, dtype=np.uint8)
+        start = -raw.ctypes.data % 64
+        out = raw[start:start + total * weight.itemsize].view(weight.dtype)
+    elif (not isinstance(out, np.ndarray) or out.dtype != weight.dtype or out.ndim != 1
+            or out.shape[0] != total or not out.flags.c_contiguous or out.ctypes.data % 64):
+        raise ValueError(f"out must be a 1-d C-contiguous {weight.dtype} array of {total} "
+                         f"elements on a 64-byte boundary, got {out!r:.80}")
+    # the panel offsets so far count elements per (tap, channel)
+    table[:, 4] *= taps * channels
+    cdef Py_ssize_t[:, ::1] rows = table
+    cdef fd_direct_panel* pn = <fd_direct_panel*> &rows[0, 0] if count else NULL
+    cdef bint is_double = weight.dtype == np.float64
+    cdef Py_ssize_t lanes = fd_direct_vlen(isa, is_double)
+    cdef uintptr_t src = weight.ctypes.data, dst = out.ctypes.data
+    if count < 2 or total < 65536:
+        n_threads = 1
+    with nogil:
+        for i in prange(count, num_threads=n_threads, schedule="static"):
+            if is_double:
+                fd_direct_pack_d(<const double*> src, channels, taps, &pn[i], lanes,
+                                 <double*> dst)
+            else:
+                fd_direct_pack_f(<const float*> src, channels, taps, &pn[i], lanes,
+                                 <float*> dst)
+    cdef DirectWeight packed = DirectWeight.__new__(DirectWeight)
+    packed.data, packed.table, packed.taps, packed.channels = out, table, taps, channels
+    packed.isa = isa
+    packed.key = (fd_isa_names[isa].decode(), weight.dtype.name, weight.shape, groups)
+    return packed
+
+
+def _per_dim(value, ndim, name, minimum):
+    """``value`` (an int or ``ndim`` ints) as a tuple of ``ndim`` ints >= ``minimum``."""
+    values = (value,) * ndim if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(values) != ndim or any(isinstance(v, bool) or not isinstance(v, (int, np.integer))
+                                  or v < minimum for v in values):
+        raise ValueError(f"{name} must be an int or {ndim} ints >= {minimum}, got {value!r}")
+    return tuple(int(v) for v in values)
+
+
+def conv_direct(x_last, in_size, weight, y, stride=1, dilation=1, padding=0, groups=1,
+                threads=1, kernel=None):
+    """``y`` ``(N, C_out, *out_size)`` = the convolution (``stride``, ``dilation``, ``padding``
+    before, per dimension or one int) of the input of spatial size ``in_size`` whose
+    channels-last copy is ``x_last`` ``(N * prod(in_size) + 1, C_in)`` (the last row zeros) by
+    ``weight`` (an array ``(C_out, C_in / groups, *k)``, packed here, or a
+    :class:`DirectWeight` of it). Output positions whose window passes the input read zeros,
+    so any ``out_size`` is safe. Returns ``y``."""
+    for name, value in (("x_last", x_last), ("y", y)):
+        if not isinstance(value, np.ndarray):
+            raise TypeError(f"{name} must be a numpy.ndarray, got {type(value).__name__}")
+        if not value.flags.c_contiguous:
+            raise ValueError(f"{name} must be C-contiguous")
+    _float_dtype(x_last.dtype, "x_last's dtype")
+    _check_same_dtype(x_last.dtype, y=y)
+    threads = _check_threads(threads)
+    groups = _check_int(groups, "groups", 1)
+    cdef int isa = _isa_of(kernel, "kernel")
+    block = None
+    if isinstance(weight, DirectWeight):
+        packed = weight
+        shape = packed.key[2]
+        if (packed.isa != isa or packed.key[1] != x_last.dtype.name
+                or packed.key[3] != groups):
+            raise ValueError(f"weight was packed for {packed.key}, not for kernel {kernel!r}, "
+                             f"dtype {x_last.dtype}, groups {groups}")
+    elif isinstance(weight, np.ndarray):
+        _check_same_dtype(x_last.dtype, weight=weight)
+        shape = weight.shape
+        packed = None
+    else:
+        raise TypeError(f"weight must be a numpy.ndarray or a DirectWeight, got "
+                        f"{type(weight).__name__}")
+    cdef int ndim = len(shape) - 2
+    if not 1 <= ndim <= FD_DIRECT_MAX_NDIM:
+        raise ValueError(f"weight must be (C_out, C_in / groups, *k) with 1 to "
+                         f"{FD_DIRECT_MAX_NDIM} spatial dimensions, got shape {shape}")
+    in_size = _per_dim(in_size, ndim, "in_size", 0)
+    stride = _per_dim(stride, ndim, "stride", 1)
+    dilation = _per_dim(dilation, ndim, "dilation", 1)
+    padding = _per_dim(padding, ndim, "padding", 0)
+    if y.ndim != ndim + 2 or y.shape[1] != shape[0] or shape[0] % groups:
+        raise ValueError(f"y of shape {y.shape} does not fit the weight {shape} and "
+                         f"groups={groups}")
+    cdef fd_direct_geom g
+    cdef Py_ssize_t d
+    g.ndim = ndim
+    g.samples, g.c_in, g.taps, g.in_positions, g.out_positions = y.shape[0], 0, 1, 1, 1
+    for d in range(ndim):
+        g.in_size[d], g.out_size[d] = in_size[d], y.shape[2 + d]
+        g.stride[d], g.dilation[d] = stride[d], dilation[d]
+        g.kernel[d], g.pad[d] = shape[2 + d], padding[d]
+        g.taps *= shape[2 + d]
+        g.in_positions *= in_size[d]
+        g.out_positions *= y.shape[2 + d]
+    cdef Py_ssize_t channels = shape[1]
+    g.c_in = channels * groups
+    if g.taps > FD_DIRECT_MAX_TAPS:
+        raise ValueError(f"the direct convolution takes at most {FD_DIRECT_MAX_TAPS} taps, "
+                         f"got a weight of shape {shape}")
+    rows = g.samples * g.in_positions + 1
+    if x_last.ndim != 2 or x_last.shape[0] != rows or x_last.shape[1] != g.c_in:
+        raise ValueError(f"x_last must have shape ({rows}, {g.c_in}) for {g.samples} samples "
+                         f"of size {in_size}, the weight {shape} and groups={groups}, got "
+                         f"{x_last.shape}")
+    if g.c_in and x_last[rows - 1].any():
+        raise ValueError("x_last's last row must be zeros (the padding taps read it)")
+    g.zero_row = (rows - 1) * g.c_in
+    if y.size == 0:
+        return y
+    # tap t's offset from a window's first position (row-major taps), in elements
+    taps = np.zeros((), dtype=np.intp)
+    step = g.c_in
+    for d in range(ndim - 1, -1, -1):
+        taps = np.add.outer(np.arange(shape[2 + d], dtype=np.intp) * (dilation[d] * step), taps)
+        step *= in_size[d]
+    cdef Py_ssize_t[::1] tap_offset = np.ascontiguousarray(taps.reshape(-1))
+    g.tap_offset = &tap_offset[0]
+    if packed is None:
+        per = panels(shape[0], groups, x_last.dtype, kernel)[1] * g.taps * channels
+        out, block = _scratch.take_array((max(per, 1) * x_last.itemsize + 64,), np.uint8,
+                                         "packed weight")
+        start = -out.ctypes.data % 64
+        out = out[start:start + max(per, 1) * x_last.itemsize].view(x_last.dtype)
+        packed = pack_weight(weight, groups, kernel, out=out, threads=threads)
+    try:
+        _run(packed, &g, x_last, y, channels, threads)
+    finally:
+        del packed
+        if block is not None:
+            _scratch.give(block)
+    return y
+
+
+cdef _run(DirectWeight packed, const fd_direct_geom* g, x_last, y, Py_ssize_t channels,
+          int threads):
+    cdef Py_ssize_t[:, ::1] table = packed.table
+    cdef fd_direct_job_f jf
+    cdef fd_direct_job_d jd
+    cdef bint is_double = x_last.dtype == np.float64
+    cdef Py_ssize_t items, item, per_thread
+    cdef fd_direct_panel* pn = <fd_direct_panel*> &table[0, 0] if table.shape[0] else NULL
+    if pn == NULL:
+        return
+    if is_double:
+        jd.isa, jd.g, jd.x = packed.isa, g, <const double*> <uintptr_t> x_last.ctypes.data
+        jd.c_out, jd.channels = y.shape[1], channels
+        jd.w = <const double*> <uintptr_t> packed.data.ctypes.data
+        jd.panels, jd.npanels = pn, table.shape[0]
+        jd.y = <double*> <uintptr_t> y.ctypes.data
+        items, per_thread = fd_direct_items_d(&jd), fd_direct_table_elems_d(&jd)
+    else:
+        jf.isa, jf.g, jf.x = packed.isa, g, <const float*> <uintptr_t> x_last.ctypes.data
+        jf.c_out, jf.channels = y.shape[1], channels
+        jf.w = <const float*> <uintptr_t> packed.data.ctypes.data
+        jf.panels, jf.npanels = pn, table.shape[0]
+        jf.y = <float*> <uintptr_t> y.ctypes.data
+        items, per_thread = fd_direct_items_f(&jf), fd_direct_table_elems_f(&jf)
+    if items < 2:
+        threads = 1
+    # each thread's table of tile offsets and the block it holds (-1: none yet)
+    tables, block = _scratch.take_array((threads, per_thread + 1), np.intp,
+                                        "direct convolution's offsets")
+    tables[:, per_thread] = -1
+    cdef Py_ssize_t[:, ::1] offsets = tables
+    cdef Py_ssize_t* mine
+    try:
+        with nogil, parallel(num_threads=threads):
+            mine = &offsets[threadid(), 0]
+            for item in prange(items, schedule="static"):
+                if is_double:
+                    fd_direct_item_d(&jd, item, mine, mine + per_thread)
+                else:
+                    fd_direct_item_f(&jf, item, mine, mine + per_thread)
+    finally:
+        del offsets, tables
+        _scratch.give(block)

@@ -1,0 +1,149 @@
+/* The direct convolution's portable kernel, kernel choice, work items and weight packing, per
+ * dtype (included twice by fd_direct.h with FD_T, FD_SFX and FD_PORTABLE_NR). */
+
+/* The portable kernel: fd_direct_kernel.h's contract in plain C (one "vector" of
+ * FD_PORTABLE_NR lanes), which the compiler vectorises for the build's baseline. */
+static void FD_SFX(fd_direct_portable)(const FD_T *restrict x, const ptrdiff_t *restrict offsets,
+                                       ptrdiff_t ntaps, ptrdiff_t channels,
+                                       const FD_T *restrict w, FD_T *restrict tile,
+                                       ptrdiff_t ldt)
+{
+    FD_T acc[FD_DIRECT_MR_PORTABLE][FD_PORTABLE_NR];
+    for (int r = 0; r < FD_DIRECT_MR_PORTABLE; ++r)
+        for (int j = 0; j < FD_PORTABLE_NR; ++j) acc[r][j] = 0;
+    for (ptrdiff_t t = 0; t < ntaps; ++t) {
+        const FD_T *p[FD_DIRECT_MR_PORTABLE];
+        for (int r = 0; r < FD_DIRECT_MR_PORTABLE; ++r)
+            p[r] = x + offsets[t * FD_DIRECT_MR_PORTABLE + r];
+        for (ptrdiff_t c = 0; c < channels; ++c, w += FD_PORTABLE_NR)
+            for (int r = 0; r < FD_DIRECT_MR_PORTABLE; ++r) {
+                FD_T a = p[r][c];
+                for (int j = 0; j < FD_PORTABLE_NR; ++j) acc[r][j] += a * w[j];
+            }
+    }
+    for (int r = 0; r < FD_DIRECT_MR_PORTABLE; ++r)
+        for (int j = 0; j < FD_PORTABLE_NR; ++j) tile[r * ldt + j] = acc[r][j];
+}
+
+typedef void (*FD_SFX(fd_direct_fn))(const FD_T *, const ptrdiff_t *, ptrdiff_t, ptrdiff_t,
+                                      const FD_T *, FD_T *, ptrdiff_t);
+
+/* The kernel of an instruction set for a panel of nv vectors (1 <= nv <= fd_direct_max_nv). */
+static FD_SFX(fd_direct_fn) FD_SFX(fd_direct_kernel)(int isa, ptrdiff_t nv)
+{
+#if FD_GEMM_X86
+    if (isa == FD_ISA_AVX512)
+        return nv == 1 ? FD_SFX(fd_direct_avx512_1) : nv == 2 ? FD_SFX(fd_direct_avx512_2)
+             : nv == 3 ? FD_SFX(fd_direct_avx512_3) : FD_SFX(fd_direct_avx512_4);
+    if (isa == FD_ISA_AVX2)
+        return nv == 1 ? FD_SFX(fd_direct_avx2_1) : nv == 2 ? FD_SFX(fd_direct_avx2_2)
+                                                            : FD_SFX(fd_direct_avx2_3);
+#endif
+    (void)isa; (void)nv;
+    return FD_SFX(fd_direct_portable);
+}
+
+/* One call of the direct convolution: the geometry g, the channels-last input x (a group's
+ * `channels` input channels contiguous from x + group * channels), the packed weight w and
+ * its panels, the output y (samples, c_out, out_positions). */
+typedef struct {
+    int isa;
+    const fd_direct_geom *g;
+    const FD_T *x;
+    ptrdiff_t c_out, channels;
+    const FD_T *w;
+    const fd_direct_panel *panels;
+    ptrdiff_t npanels;
+    FD_T *y;
+} FD_SFX(fd_direct_job);
+
+/* Work items of a job: blocks of FD_DIRECT_BLOCK_TILES tiles times panels. */
+static ptrdiff_t FD_SFX(fd_direct_items)(const FD_SFX(fd_direct_job) *job)
+{
+    ptrdiff_t block = (ptrdiff_t)FD_DIRECT_BLOCK_TILES * fd_direct_mr(job->isa);
+    ptrdiff_t positions = job->g->samples * job->g->out_positions;
+    return (positions + block - 1) / block * job->npanels;
+}
+
+/* Elements of a thread's table of tile offsets (fd_direct_item): a block's tiles' offsets. */
+static ptrdiff_t FD_SFX(fd_direct_table_elems)(const FD_SFX(fd_direct_job) *job)
+{
+    return (ptrdiff_t)FD_DIRECT_BLOCK_TILES * fd_direct_mr(job->isa) * job->g->taps;
+}
+
+/* Work item `item`: its block's tiles against its panel, each tile stored into y (a partial
+ * last tile repeats its last position, whose values are not stored again). `table` (a
+ * thread's, fd_direct_table_elems) holds the offsets of the tiles of block *held (-1: none):
+ * a thread's consecutive items of one block make them once. A tile within one sample is
+ * stored by a register-tile transposition, else value by value. */
+static void FD_SFX(fd_direct_item)(const FD_SFX(fd_direct_job) *job, ptrdiff_t item,
+                                   ptrdiff_t *table, ptrdiff_t *held)
+{
+    const fd_direct_geom *g = job->g;
+    int mr = fd_direct_mr(job->isa);
+    ptrdiff_t vlen = fd_direct_vlen(job->isa, sizeof(FD_T) == 8);
+    ptrdiff_t block = (ptrdiff_t)FD_DIRECT_BLOCK_TILES * mr, pps = g->out_positions;
+    ptrdiff_t positions = g->samples * pps, index = item / job->npanels;
+    const fd_direct_panel *pn = job->panels + item % job->npanels;
+    ptrdiff_t q_begin = index * block;
+    ptrdiff_t q_end = q_begin + block < positions ? q_begin + block : positions;
+    ptrdiff_t ldt = pn->nv * vlen, per_tile = g->taps * mr;
+    FD_SFX(fd_direct_fn) kernel = FD_SFX(fd_direct_kernel)(job->isa, pn->nv);
+    const FD_T *x = job->x + pn->group * job->channels;
+    const FD_T *w = job->w + pn->offset;
+    FD_T tile[8 * FD_DIRECT_MAX_NR];   /* MR rows, and zeros the stores read past them */
+    memset(tile + mr * ldt, 0, (size_t)(8 - mr) * ldt * sizeof(FD_T));
+    if (*held != index) {
+        for (ptrdiff_t q0 = q_begin, i = 0; q0 < q_end; q0 += mr, ++i) {
+            int n_rows = q_end - q0 < mr ? (int)(q_end - q0) : mr;
+            fd_direct_offsets(g, q0, mr, n_rows, table + i * per_tile);
+        }
+        *held = index;
+    }
+    for (ptrdiff_t q0 = q_begin, i = 0; q0 < q_end; q0 += mr, ++i) {
+        int n_rows = q_end - q0 < mr ? (int)(q_end - q0) : mr;
+        kernel(x, table + i * per_tile, g->taps, job->channels, w, tile, ldt);
+        ptrdiff_t n = q0 / pps, p = q0 - n * pps;
+        FD_T *y = job->y + (n * job->c_out + pn->first) * pps + p;
+        if (p + n_rows <= pps) {
+            FD_SFX(fd_direct_store)(tile, ldt, n_rows, pn->width, y, pps);
+            continue;
+        }
+        for (int r = 0; r < n_rows; ++r, ++p) {   /* the tile passes into the next sample(s) */
+            if (p == pps) {
+                p = 0;
+                ++n;
+                y = job->y + (n * job->c_out + pn->first) * pps - r;
+            }
+            for (ptrdiff_t j = 0; j < pn->width; ++j) y[r + j * pps] = tile[r * ldt + j];
+        }
+    }
+}
+
+/* Panel pn of the weight (c_out, channels, taps) (C-contiguous) into w + pn->offset: the
+ * value of (tap t, channel c, lane j) at ((t * channels + c) * nv * vlen + j), zeros in the
+ * lanes past the panel's width. The channels go in blocks of FD_DIRECT_PACK_CHANNELS, so
+ * that the lines of the panel's rows that a block reads stay in L1 while every tap takes
+ * its values from them. */
+#ifndef FD_DIRECT_PACK_CHANNELS
+#define FD_DIRECT_PACK_CHANNELS 16
+#endif
+static void FD_SFX(fd_direct_pack)(const FD_T *restrict weight, ptrdiff_t channels,
+                                   ptrdiff_t taps, const fd_direct_panel *pn, ptrdiff_t vlen,
+                                   FD_T *restrict w)
+{
+    ptrdiff_t nr = pn->nv * vlen, k = channels * taps;
+    const FD_T *first = weight + pn->first * k;
+    for (ptrdiff_t c0 = 0; c0 < channels; c0 += FD_DIRECT_PACK_CHANNELS) {
+        ptrdiff_t c1 = c0 + FD_DIRECT_PACK_CHANNELS < channels ? c0 + FD_DIRECT_PACK_CHANNELS
+                                                               : channels;
+        for (ptrdiff_t t = 0; t < taps; ++t)
+            for (ptrdiff_t c = c0; c < c1; ++c) {
+                FD_T *d = w + pn->offset + (t * channels + c) * nr;
+                const FD_T *s = first + c * taps + t;
+                ptrdiff_t j = 0;
+                for (; j < pn->width; ++j) d[j] = s[j * k];
+                for (; j < nr; ++j) d[j] = 0;
+            }
+    }
+}
