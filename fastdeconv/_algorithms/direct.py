@@ -100,12 +100,16 @@ def rule(problem, budget, itemsize):
 
 def prepare_weight(the_plan, weight, known=None):
     """The prepared-layer hook: the weight packed once (a
-    :class:`~fastdeconv._ext._direct_conv.DirectWeight`), for :func:`run`."""
-    packed = _direct_conv.pack_weight(weight, the_plan.problem.groups,
-                                      threads=kernel_threads())
-    key = (NAME,) + packed.key
+    :class:`~fastdeconv._ext._direct_conv.DirectWeight`), for :func:`run`; taken from
+    ``known`` when it holds it."""
+    groups = the_plan.problem.groups
+    key = (NAME, _direct_conv.tile(weight.dtype)["kernel"], weight.dtype.name, weight.shape,
+           groups)
     found = None if known is None else known.get(key)
-    return {key: found if found is not None else packed}
+    if found is None:
+        found = _direct_conv.pack_weight(weight, groups, threads=kernel_threads())
+        assert (NAME,) + found.key == key    # one key for the same packing
+    return {key: found}
 
 
 def run(the_plan, x, weight, prepared=None):

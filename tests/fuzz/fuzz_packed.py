@@ -28,7 +28,13 @@ bound of a sum of ``K`` products), and then
   ``_packed_wgrad.conv_weight_grad_packed`` with the chosen kernel (on the channels-last copies
   the plan makes; the gathered or, where ``transposed_rows`` allows, the transposed form) or
   through ``fastdeconv.conv_backward`` with ``packed`` forced; checked against
-  ``fastdeconv.testing.conv_weight_grad_reference``.
+  ``fastdeconv.testing.conv_weight_grad_reference``;
+* a forward convolution on the direct convolution, either through
+  ``_direct_conv.conv_direct`` with the chosen kernel (on a channels-last copy made here,
+  padding before >= 0, any padding after) or through ``fastdeconv.conv`` with the ``direct``
+  algorithm forced; output channel counts at, below and above the kernel's panel widths and
+  positions around its MR (tiles that pass from one sample into the next); checked against
+  ``fastdeconv.testing.conv_reference``.
 
 Sizes are bounded (at most ``MAX_MACS`` multiply-adds per GEMM or convolution, most far
 fewer) so that an execution takes about a millisecond. A wrong result raises
@@ -71,7 +77,7 @@ with atheris.instrument_imports(include=["fastdeconv"], exclude=REFERENCE_MODULE
     from fastdeconv._algorithms import current_budget, forced_algorithm, packed_wgrad
     from fastdeconv._algorithms.phases import phase_table
     from fastdeconv._problem import conv_problem, conv_transpose_problem
-    from fastdeconv._ext import _packed_conv, _packed_gemm, _packed_wgrad
+    from fastdeconv._ext import _direct_conv, _packed_conv, _packed_gemm, _packed_wgrad
 
 from fastdeconv.testing import (conv_reference, conv_transpose_reference,
                                 conv_weight_grad_reference)
@@ -201,10 +207,10 @@ def fuzz_gemm(fdp, draw, dtype, kernel, threads, exact, limit):
 
 
 @atheris.instrument_func
-def _conv_geometry(fdp, direct):
+def _conv_geometry(fdp, direct, crop=True):
     """Per spatial dimension: input size, kernel size, stride, dilation, pad before, pad
-    after (negative: crop, on the engine's own entry only); the output has at least one
-    position."""
+    after (negative: crop, on the engine's own entry only, with ``crop``); the output has at
+    least one position."""
     ndim = fdp.ConsumeIntInRange(1, 3)
     dims = []
     for _ in range(ndim):
@@ -212,8 +218,8 @@ def _conv_geometry(fdp, direct):
         kernel = fdp.ConsumeIntInRange(1, 4 if ndim < 3 else 3)
         stride = fdp.ConsumeIntInRange(1, 3)
         dilation = fdp.ConsumeIntInRange(1, 3)
-        before = fdp.ConsumeIntInRange(-1 if direct else 0, 3)
-        after = fdp.ConsumeIntInRange(-1 if direct else 0, 3)
+        before = fdp.ConsumeIntInRange(-1 if direct and crop else 0, 3)
+        after = fdp.ConsumeIntInRange(-1 if direct and crop else 0, 3)
         if before < 0 and size + before + min(after, 0) < 1:
             before = 0
         short = (kernel - 1) * dilation + 1 - (size + before + after)
@@ -225,14 +231,28 @@ def _conv_geometry(fdp, direct):
     return dims
 
 
+def _direct_widths(kernel, dtype):
+    """The direct convolution's panel widths (1 to its most vectors), as its output channel
+    edges, and its MR."""
+    tile = _direct_conv.tile(dtype, kernel)
+    return sorted(range(tile["lanes"], tile["NR"] + 1, tile["lanes"])), tile["MR"]
+
+
+DIRECT_TILES = {(k, d): _direct_widths(k, d) for k in KERNELS for d in DTYPES}
+
+
 @atheris.instrument_func
-def fuzz_conv(fdp, draw, dtype, kernel, threads, exact, limit):
+def fuzz_conv(fdp, draw, dtype, kernel, threads, exact, limit, engine="packed"):
     direct = kernel != DEFAULT_KERNEL or not fdp.ConsumeBool()
-    dims = _conv_geometry(fdp, direct)
+    dims = _conv_geometry(fdp, direct, crop=engine == "packed")
     batch = fdp.ConsumeIntInRange(1, 3)
     groups = fdp.ConsumeIntInRange(1, 3)
     taps = int(np.prod([d[1] for d in dims]))
     rows, _, depths = BLOCKING[kernel, dtype]
+    if engine == "direct":   # the panels' widths, and batches whose tiles cross samples
+        rows, mr = DIRECT_TILES[kernel, dtype]
+        if fdp.ConsumeBool():
+            batch = fdp.ConsumeIntInRange(1, mr + 2)
     cout_g, cout_edge = _size(fdp, rows, 10)
     cout_g = max(cout_g, 1)
     cin_edge = fdp.ConsumeIntInRange(0, 3) == 3
@@ -252,14 +272,26 @@ def fuzz_conv(fdp, draw, dtype, kernel, threads, exact, limit):
     stride = tuple(d[2] for d in dims)
     dilation = tuple(d[3] for d in dims)
     pads = tuple((d[4], d[5]) for d in dims)
-    case = dict(op="conv", route="conv_forward_packed" if direct else "fastdeconv.conv",
+    route = {"packed": "conv_forward_packed", "direct": "conv_direct"}[engine]
+    case = dict(op="conv", route=route if direct else "fastdeconv.conv", algorithm=engine,
                 dtype=dtype.name, kernel=kernel, x=(batch, c_in) + in_size,
                 weight=(c_out, cin_g) + kernel_size, stride=stride, dilation=dilation,
                 padding=pads, groups=groups, bias=with_bias, threads=threads, exact=exact)
     x = draw((batch, c_in) + in_size)
     w = draw((c_out, cin_g) + kernel_size)
     bias = draw((c_out,)) if with_bias else None
-    if direct:
+    if direct and engine == "direct":   # the entry adds no bias: added here, as a pass's caller
+        y = np.full((batch, c_out) + out_size, np.nan, dtype)
+        x_last = np.full((batch * int(np.prod(in_size)) + 1, c_in), np.nan, dtype)
+        x_last[:-1] = np.moveaxis(x, 1, -1).reshape(-1, c_in)
+        x_last[-1] = 0
+        out = _direct_conv.conv_direct(
+            x_last, in_size, w, y, stride=stride, dilation=dilation,
+            padding=tuple(b for b, _ in pads), groups=groups, threads=threads, kernel=kernel)
+        assert out is y, case
+        if bias is not None:
+            y += bias.reshape((1, -1) + (1,) * len(dims))
+    elif direct:
         y = np.full((batch, c_out) + out_size, np.nan, dtype)
         out = _packed_conv.conv_forward_packed(
             x, w, y, stride=stride, dilation=dilation, padding=tuple(b for b, _ in pads),
@@ -268,7 +300,7 @@ def fuzz_conv(fdp, draw, dtype, kernel, threads, exact, limit):
     else:
         previous = fastdeconv.set_num_threads(threads)
         try:
-            with forced_algorithm("packed"):
+            with forced_algorithm(engine):
                 y = fastdeconv.conv(x, w, bias, stride=stride, padding=pads,
                                     dilation=dilation, groups=groups)
         finally:
@@ -436,11 +468,13 @@ def test_one_input(data):
         drawn.append(shape)
         return _values(seed + 1000003 * len(drawn), shape, dtype, exact)
 
-    route = fdp.ConsumeIntInRange(0, 3)
+    route = fdp.ConsumeIntInRange(0, 4)
     if route == 0:
         fuzz_gemm(fdp, draw, dtype, kernel, threads, exact, limit)
     elif route == 1:
         fuzz_conv(fdp, draw, dtype, kernel, threads, exact, limit)
+    elif route == 4:
+        fuzz_conv(fdp, draw, dtype, kernel, threads, exact, limit, engine="direct")
     elif route == 2:
         fuzz_conv_transpose(fdp, draw, dtype, kernel, threads, exact, limit)
     else:
