@@ -218,6 +218,7 @@ def _entry_args(rng):
     (dict(stride=0), ValueError, "stride"),
     (dict(dilation=(1, 0)), ValueError, "dilation"),
     (dict(padding=-1), ValueError, "padding"),
+    (dict(padding=1.5), TypeError, "padding"),
     (dict(padding=(1, 1, 1)), ValueError, "padding"),
     (dict(in_size=(5,)), ValueError, "in_size"),
     (dict(in_size=(5, 4)), ValueError, r"x_last must have shape \(41, 8\)"),

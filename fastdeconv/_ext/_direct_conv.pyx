@@ -208,7 +208,10 @@ def pack_weight(weight, groups=1, kernel=None, out=None, threads=1):
 
 def _per_dim(value, ndim, name, minimum):
     """``value`` (an int or ``ndim`` ints) as a tuple of ``ndim`` ints >= ``minimum``."""
-    values = (value,) * ndim if isinstance(value, (int, np.integer)) else tuple(value)
+    try:
+        values = (value,) * ndim if isinstance(value, (int, np.integer)) else tuple(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int or {ndim} ints, got {value!r}") from None
     if len(values) != ndim or any(isinstance(v, bool) or not isinstance(v, (int, np.integer))
                                   or v < minimum for v in values):
         raise ValueError(f"{name} must be an int or {ndim} ints >= {minimum}, got {value!r}")
