@@ -156,28 +156,10 @@ __attribute__((target("avx"))) static ptrdiff_t fd_direct_store_avx_f(
     __m256i mask = _mm256_loadu_si256((const __m256i *)(fd_direct_lane_mask + 8 - n_rows));
     ptrdiff_t j0 = 0;
     for (; j0 + 8 <= width; j0 += 8) {
-        const float *s = tile + j0;
-        __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + ldt);
-        __m256 r2 = _mm256_loadu_ps(s + 2 * ldt), r3 = _mm256_loadu_ps(s + 3 * ldt);
-        __m256 r4 = _mm256_loadu_ps(s + 4 * ldt), r5 = _mm256_loadu_ps(s + 5 * ldt);
-        __m256 r6 = _mm256_loadu_ps(s + 6 * ldt), r7 = _mm256_loadu_ps(s + 7 * ldt);
-        __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
-        __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
-        __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
-        __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-        __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-        __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-        __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-        __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-        float *d = y + j0 * ldy;
-        _mm256_maskstore_ps(d, mask, _mm256_permute2f128_ps(u0, u4, 0x20));
-        _mm256_maskstore_ps(d + ldy, mask, _mm256_permute2f128_ps(u1, u5, 0x20));
-        _mm256_maskstore_ps(d + 2 * ldy, mask, _mm256_permute2f128_ps(u2, u6, 0x20));
-        _mm256_maskstore_ps(d + 3 * ldy, mask, _mm256_permute2f128_ps(u3, u7, 0x20));
-        _mm256_maskstore_ps(d + 4 * ldy, mask, _mm256_permute2f128_ps(u0, u4, 0x31));
-        _mm256_maskstore_ps(d + 5 * ldy, mask, _mm256_permute2f128_ps(u1, u5, 0x31));
-        _mm256_maskstore_ps(d + 6 * ldy, mask, _mm256_permute2f128_ps(u2, u6, 0x31));
-        _mm256_maskstore_ps(d + 7 * ldy, mask, _mm256_permute2f128_ps(u3, u7, 0x31));
+        __m256 r[8];
+        for (int k = 0; k < 8; ++k) r[k] = _mm256_loadu_ps(tile + k * ldt + j0);
+        fd_transpose_8x8_ps(r);
+        for (int k = 0; k < 8; ++k) _mm256_maskstore_ps(y + (j0 + k) * ldy, mask, r[k]);
     }
     return j0;
 }
@@ -191,151 +173,43 @@ __attribute__((target("avx"))) static ptrdiff_t fd_direct_store_avx_d(
             int left = n_rows - i < 4 ? n_rows - i : 4;
             __m256i mask = _mm256_setr_epi64x(left > 0 ? -1 : 0, left > 1 ? -1 : 0,
                                               left > 2 ? -1 : 0, left > 3 ? -1 : 0);
-            const double *s = tile + i * ldt + j0;
-            __m256d r0 = _mm256_loadu_pd(s), r1 = _mm256_loadu_pd(s + ldt);
-            __m256d r2 = _mm256_loadu_pd(s + 2 * ldt), r3 = _mm256_loadu_pd(s + 3 * ldt);
-            __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1);
-            __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
-            double *d = y + j0 * ldy + i;
-            _mm256_maskstore_pd(d, mask, _mm256_permute2f128_pd(t0, t2, 0x20));
-            _mm256_maskstore_pd(d + ldy, mask, _mm256_permute2f128_pd(t1, t3, 0x20));
-            _mm256_maskstore_pd(d + 2 * ldy, mask, _mm256_permute2f128_pd(t0, t2, 0x31));
-            _mm256_maskstore_pd(d + 3 * ldy, mask, _mm256_permute2f128_pd(t1, t3, 0x31));
+            __m256d r[4];
+            for (int k = 0; k < 4; ++k) r[k] = _mm256_loadu_pd(tile + (i + k) * ldt + j0);
+            fd_transpose_4x4_pd(r);
+            for (int k = 0; k < 4; ++k) _mm256_maskstore_pd(y + (j0 + k) * ldy + i, mask, r[k]);
         }
     return j0;
 }
 #endif
 
-static void fd_direct_store_f(const float *tile, ptrdiff_t ldt, int n_rows, ptrdiff_t width,
-                              float *y, ptrdiff_t ldy)
-{
-    ptrdiff_t j0 = 0;
-#if FD_GEMM_X86
-    if (fd_transpose_simd()) j0 = fd_direct_store_avx_f(tile, ldt, n_rows, width, y, ldy);
-#endif
-    for (ptrdiff_t j = j0; j < width; ++j)
-        for (int r = 0; r < n_rows; ++r) y[j * ldy + r] = tile[r * ldt + j];
-}
-
-static void fd_direct_store_d(const double *tile, ptrdiff_t ldt, int n_rows, ptrdiff_t width,
-                              double *y, ptrdiff_t ldy)
-{
-    ptrdiff_t j0 = 0;
-#if FD_GEMM_X86
-    if (fd_transpose_simd()) j0 = fd_direct_store_avx_d(tile, ldt, n_rows, width, y, ldy);
-#endif
-    for (ptrdiff_t j = j0; j < width; ++j)
-        for (int r = 0; r < n_rows; ++r) y[j * ldy + r] = tile[r * ldt + j];
-}
-
+/* Per dtype: the vector types and lanes of each instruction set (fd_direct_driver.h
+ * instantiates the kernels with them). */
 #define FD_T float
 #define FD_SFX(name) name##_f
-#if FD_GEMM_X86
-#define FD_MR FD_DIRECT_MR_AVX512
-#define FD_TARGET __attribute__((target("avx512f")))
-#define FD_V __m512
-#define FD_VLEN 16
-#define FD_PFX _mm512_
-#define FD_SFX_OP _ps
-#define FD_DK_NAME fd_direct_avx512_1_f
-#define FD_NV 1
-#include "fd_direct_kernel.h"
-#define FD_DK_NAME fd_direct_avx512_2_f
-#define FD_NV 2
-#include "fd_direct_kernel.h"
-#define FD_DK_NAME fd_direct_avx512_3_f
-#define FD_NV 3
-#include "fd_direct_kernel.h"
-#define FD_DK_NAME fd_direct_avx512_4_f
-#define FD_NV 4
-#include "fd_direct_kernel.h"
-#undef FD_MR
-#undef FD_TARGET
-#undef FD_V
-#undef FD_VLEN
-#undef FD_PFX
-#undef FD_SFX_OP
-#define FD_MR FD_DIRECT_MR_AVX2
-#define FD_TARGET __attribute__((target("avx2,fma")))
-#define FD_V __m256
-#define FD_VLEN 8
-#define FD_PFX _mm256_
-#define FD_SFX_OP _ps
-#define FD_DK_NAME fd_direct_avx2_1_f
-#define FD_NV 1
-#include "fd_direct_kernel.h"
-#define FD_DK_NAME fd_direct_avx2_2_f
-#define FD_NV 2
-#include "fd_direct_kernel.h"
-#define FD_DK_NAME fd_direct_avx2_3_f
-#define FD_NV 3
-#include "fd_direct_kernel.h"
-#undef FD_MR
-#undef FD_TARGET
-#undef FD_V
-#undef FD_VLEN
-#undef FD_PFX
-#undef FD_SFX_OP
-#endif
+#define FD_V512 __m512
+#define FD_V256 __m256
+#define FD_VOP_SFX _ps
 #define FD_PORTABLE_NR FD_DIRECT_NR_PORTABLE_F
 #include "fd_direct_driver.h"
-#undef FD_PORTABLE_NR
 #undef FD_T
 #undef FD_SFX
+#undef FD_V512
+#undef FD_V256
+#undef FD_VOP_SFX
+#undef FD_PORTABLE_NR
 
 #define FD_T double
 #define FD_SFX(name) name##_d
-#if FD_GEMM_X86
-#define FD_MR FD_DIRECT_MR_AVX512
-#define FD_TARGET __attribute__((target("avx512f")))
-#define FD_V __m512d
-#define FD_VLEN 8
-#define FD_PFX _mm512_
-#define FD_SFX_OP _pd
-#define FD_DK_NAME fd_direct_avx512_1_d
-#define FD_NV 1
-#include "fd_direct_kernel.h"
-#define FD_DK_NAME fd_direct_avx512_2_d
-#define FD_NV 2
-#include "fd_direct_kernel.h"
-#define FD_DK_NAME fd_direct_avx512_3_d
-#define FD_NV 3
-#include "fd_direct_kernel.h"
-#define FD_DK_NAME fd_direct_avx512_4_d
-#define FD_NV 4
-#include "fd_direct_kernel.h"
-#undef FD_MR
-#undef FD_TARGET
-#undef FD_V
-#undef FD_VLEN
-#undef FD_PFX
-#undef FD_SFX_OP
-#define FD_MR FD_DIRECT_MR_AVX2
-#define FD_TARGET __attribute__((target("avx2,fma")))
-#define FD_V __m256d
-#define FD_VLEN 4
-#define FD_PFX _mm256_
-#define FD_SFX_OP _pd
-#define FD_DK_NAME fd_direct_avx2_1_d
-#define FD_NV 1
-#include "fd_direct_kernel.h"
-#define FD_DK_NAME fd_direct_avx2_2_d
-#define FD_NV 2
-#include "fd_direct_kernel.h"
-#define FD_DK_NAME fd_direct_avx2_3_d
-#define FD_NV 3
-#include "fd_direct_kernel.h"
-#undef FD_MR
-#undef FD_TARGET
-#undef FD_V
-#undef FD_VLEN
-#undef FD_PFX
-#undef FD_SFX_OP
-#endif
+#define FD_V512 __m512d
+#define FD_V256 __m256d
+#define FD_VOP_SFX _pd
 #define FD_PORTABLE_NR FD_DIRECT_NR_PORTABLE_D
 #include "fd_direct_driver.h"
-#undef FD_PORTABLE_NR
 #undef FD_T
 #undef FD_SFX
+#undef FD_V512
+#undef FD_V256
+#undef FD_VOP_SFX
+#undef FD_PORTABLE_NR
 
 #endif /* FASTDECONV_DIRECT_H */

@@ -1,5 +1,53 @@
-/* The direct convolution's portable kernel, kernel choice, work items and weight packing, per
- * dtype (included twice by fd_direct.h with FD_T, FD_SFX and FD_PORTABLE_NR). */
+/* The direct convolution's kernels, kernel choice, work items and weight packing, per dtype
+ * (included twice by fd_direct.h with FD_T, FD_SFX, the vector types FD_V512 and FD_V256,
+ * the intrinsics' suffix FD_VOP_SFX and FD_PORTABLE_NR). */
+
+#if FD_GEMM_X86
+/* AVX-512F: MR x (1 to 4 vectors); AVX2+FMA: MR x (1 to 3 vectors) (fd_direct_kernel.h). */
+#define FD_MR FD_DIRECT_MR_AVX512
+#define FD_TARGET __attribute__((target("avx512f")))
+#define FD_V FD_V512
+#define FD_VLEN ((int)(64 / sizeof(FD_T)))
+#define FD_PFX _mm512_
+#define FD_SFX_OP FD_VOP_SFX
+#define FD_DK_NAME FD_SFX(fd_direct_avx512_1)
+#define FD_NV 1
+#include "fd_direct_kernel.h"
+#define FD_DK_NAME FD_SFX(fd_direct_avx512_2)
+#define FD_NV 2
+#include "fd_direct_kernel.h"
+#define FD_DK_NAME FD_SFX(fd_direct_avx512_3)
+#define FD_NV 3
+#include "fd_direct_kernel.h"
+#define FD_DK_NAME FD_SFX(fd_direct_avx512_4)
+#define FD_NV 4
+#include "fd_direct_kernel.h"
+#undef FD_MR
+#undef FD_TARGET
+#undef FD_V
+#undef FD_VLEN
+#undef FD_PFX
+#define FD_MR FD_DIRECT_MR_AVX2
+#define FD_TARGET __attribute__((target("avx2,fma")))
+#define FD_V FD_V256
+#define FD_VLEN ((int)(32 / sizeof(FD_T)))
+#define FD_PFX _mm256_
+#define FD_DK_NAME FD_SFX(fd_direct_avx2_1)
+#define FD_NV 1
+#include "fd_direct_kernel.h"
+#define FD_DK_NAME FD_SFX(fd_direct_avx2_2)
+#define FD_NV 2
+#include "fd_direct_kernel.h"
+#define FD_DK_NAME FD_SFX(fd_direct_avx2_3)
+#define FD_NV 3
+#include "fd_direct_kernel.h"
+#undef FD_MR
+#undef FD_TARGET
+#undef FD_V
+#undef FD_VLEN
+#undef FD_PFX
+#undef FD_SFX_OP
+#endif
 
 /* The portable kernel: fd_direct_kernel.h's contract in plain C (one "vector" of
  * FD_PORTABLE_NR lanes), which the compiler vectorises for the build's baseline. */
@@ -41,6 +89,19 @@ static FD_SFX(fd_direct_fn) FD_SFX(fd_direct_kernel)(int isa, ptrdiff_t nv)
 #endif
     (void)isa; (void)nv;
     return FD_SFX(fd_direct_portable);
+}
+
+/* A tile's store (fd_direct.h): register transpositions where the CPU has AVX, then value by
+ * value for the lanes left. */
+static void FD_SFX(fd_direct_store)(const FD_T *tile, ptrdiff_t ldt, int n_rows, ptrdiff_t width,
+                                    FD_T *y, ptrdiff_t ldy)
+{
+    ptrdiff_t j0 = 0;
+#if FD_GEMM_X86
+    if (fd_transpose_simd()) j0 = FD_SFX(fd_direct_store_avx)(tile, ldt, n_rows, width, y, ldy);
+#endif
+    for (ptrdiff_t j = j0; j < width; ++j)
+        for (int r = 0; r < n_rows; ++r) y[j * ldy + r] = tile[r * ldt + j];
 }
 
 /* One call of the direct convolution: the geometry g, the channels-last input x (a group's
