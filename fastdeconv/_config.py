@@ -44,13 +44,19 @@ def _blas_info():
 
 
 def _engine_info():
-    """The packed GEMM engine's kernel (FASTDECONV_GEMM_KERNEL may force one)."""
+    """The packed GEMM engine's kernel (FASTDECONV_GEMM_KERNEL may force one) and the direct
+    convolution's register tiles (output positions x output channels) with it."""
     try:
         from ._ext import _packed_gemm
     except (ImportError, ValueError) as exc:  # not built, or a bad FASTDECONV_GEMM_KERNEL
         return {"kernel": f"unavailable ({exc})"}
+    from ._ext import _direct_conv
+
+    tiles = {name: _direct_conv.tile(name) for name in ("float32", "float64")}
     return {"kernel": _packed_gemm.kernel_name(),
-            "supported": ", ".join(_packed_gemm.supported_kernels())}
+            "supported": ", ".join(_packed_gemm.supported_kernels()),
+            "direct convolution": "; ".join(f"{name} {t['MR']}x{t['NR']}"
+                                            for name, t in tiles.items())}
 
 
 def config():

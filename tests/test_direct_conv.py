@@ -86,6 +86,14 @@ def test_a_packed_weight_gives_the_bits_of_the_array(kernel, rng):
     assert weight.data.ctypes.data % 64 == 0
 
 
+def test_show_config_names_the_direct_tiles():
+    from fastdeconv._config import config
+
+    tile = _direct_conv.tile(np.float64)
+    assert config()["packed gemm"]["direct convolution"].endswith(
+        f"float64 {tile['MR']}x{tile['NR']}")
+
+
 def test_panels_deal_the_vectors_out_evenly():
     lanes, most = _direct_conv.tile()["lanes"], _direct_conv.tile()["NR"]
     table, per_k = _direct_conv.panels(2 * 129, 2, np.float32)
