@@ -162,8 +162,10 @@ def test_prepared_layer_keeps_the_packed_weight_and_gives_the_same_bits(rng):
     layer = fastdeconv.PreparedConv(w, bias, stride=2, padding=1)
     expected = fastdeconv.conv(x, w, bias, stride=2, padding=1)
     assert np.array_equal(layer(x), expected) and np.array_equal(layer(x), expected)
-    kept = list(layer._prepared_weights().values())
-    assert len(kept) == 1 and isinstance(kept[0], _direct_conv.DirectWeight)
+    kept = list(layer._prepared_weights().items())
+    assert len(kept) == 1 and isinstance(kept[0][1], _direct_conv.DirectWeight)
+    assert kept[0][0] == (direct.NAME,) + kept[0][1].key     # found again by that key
+    kept = [kept[0][1]]
     assert kept[0].nbytes >= w.nbytes
 
 
