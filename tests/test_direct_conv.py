@@ -265,6 +265,7 @@ def test_conv_direct_rejects_a_weight_packed_for_another_call(rng):
                                       out=np.zeros(3, np.float32)), ValueError, "out must be"),
     (lambda: _direct_conv.panels(-1, 1), ValueError, "c_out"),
     (lambda: _direct_conv.tile("int8"), TypeError, "dtype"),
+    (lambda: _direct_conv.DirectWeight(), TypeError, "made by pack_weight"),
 ])
 def test_packing_rejects_bad_arguments_naming_them(call, error, match):
     with pytest.raises(error, match=match):

@@ -149,6 +149,9 @@ cdef class DirectWeight:
     cdef readonly Py_ssize_t taps, channels
     cdef readonly int isa
 
+    def __init__(self):
+        raise TypeError("a DirectWeight is made by pack_weight()")
+
     @property
     def nbytes(self):
         return self.data.nbytes + self.table.nbytes
