@@ -83,7 +83,7 @@ def test_a_packed_weight_gives_the_bits_of_the_array(kernel, rng):
     weight = _direct_conv.pack_weight(w, groups=2, kernel=kernel, threads=3)
     _direct_conv.conv_direct(x_last, (7, 7), weight, packed, 2, 1, 1, groups=2, kernel=kernel)
     assert np.array_equal(plain, packed)
-    assert weight.data.ctypes.data % 64 == 0
+    assert weight.address % 64 == 0
 
 
 def test_show_config_names_the_direct_tiles():
@@ -213,9 +213,15 @@ def _entry_args(rng):
                 y=np.empty((2, 16, 3, 3), np.float32), stride=2, dilation=1, padding=1)
 
 
+def _read_only(shape):
+    array = np.zeros(shape, np.float32)
+    array.flags.writeable = False
+    return array
+
+
 @pytest.mark.parametrize("change, error, match", [
     (dict(x_last=[[0.0]]), TypeError, "x_last must be a numpy.ndarray"),
-    (dict(x_last=np.zeros((51, 8), np.float16)), TypeError, "x_last's dtype"),
+    (dict(x_last=np.zeros((51, 8), np.float16)), TypeError, "x_last must be float32 or"),
     (dict(x_last=np.zeros((50, 8), np.float32)), ValueError, r"x_last must have shape \(51, 8\)"),
     (dict(x_last=np.zeros((51, 16), np.float32)[:, ::2]), ValueError, "x_last must be C-cont"),
     (dict(x_last=np.ones((51, 8), np.float32)), ValueError, "last row must be zeros"),
@@ -228,7 +234,8 @@ def _entry_args(rng):
     (dict(stride=0), ValueError, "stride"),
     (dict(dilation=(1, 0)), ValueError, "dilation"),
     (dict(padding=-1), ValueError, "padding"),
-    (dict(padding=1.5), TypeError, "padding"),
+    (dict(padding=1.5), ValueError, "padding"),
+    (dict(y=_read_only((2, 16, 3, 3))), ValueError, "y must be writable"),
     (dict(padding=(1, 1, 1)), ValueError, "padding"),
     (dict(in_size=(5,)), ValueError, "in_size"),
     (dict(in_size=(5, 4)), ValueError, r"x_last must have shape \(41, 8\)"),
@@ -261,8 +268,6 @@ def test_conv_direct_rejects_a_weight_packed_for_another_call(rng):
     (lambda: _direct_conv.pack_weight(np.zeros((4, 2, 3), np.int32)), TypeError, "dtype"),
     (lambda: _direct_conv.pack_weight(np.zeros((4, 2, 3), np.float32), groups=3), ValueError,
      "c_out must be a multiple of groups"),
-    (lambda: _direct_conv.pack_weight(np.zeros((4, 2, 3), np.float32),
-                                      out=np.zeros(3, np.float32)), ValueError, "out must be"),
     (lambda: _direct_conv.panels(-1, 1), ValueError, "c_out"),
     (lambda: _direct_conv.tile("int8"), TypeError, "dtype"),
     (lambda: _direct_conv.DirectWeight(), TypeError, "made by pack_weight"),

@@ -31,9 +31,10 @@ import math
 from dataclasses import dataclass
 
 from .. import _scratch
-from .._ext import _direct_conv, _layout_kernels
+from .._ext import _direct_conv
 from .._threads import kernel_threads
 from ._common import Plan, allocate_output
+from .packed_wgrad import _channels_last
 
 NAME = "direct"
 PASSES = {"forward": NAME}
@@ -125,47 +126,31 @@ def run(the_plan, x, weight, prepared=None):
         y[...] = 0
         return y
     threads = kernel_threads()
-    blocks = []
-    try:
-        if prepared is not None:
-            packed = next(iter(prepared.values()))
-        else:
-            elements = (_direct_conv.panels(problem.c_out, problem.groups, x.dtype)[1]
-                        * g.kernel_numel * (problem.c_in // problem.groups))
-            out = _aligned(max(elements, 1), x.dtype, "packed weight", blocks)
-            packed = _direct_conv.pack_weight(weight, problem.groups, out=out, threads=threads)
-        _run_parts(the_plan, x, packed, y, threads, blocks)
-    finally:
-        packed = None
-        for block in blocks:
-            _scratch.give(block)
+    packed = (next(iter(prepared.values())) if prepared is not None
+              else _direct_conv.pack_weight(weight, problem.groups, threads=threads))
+    _run_parts(the_plan, x, packed, y, threads)
     return y
 
 
-def _aligned(elements, dtype, what, blocks):
-    """An array of ``elements`` of ``dtype`` on a 64-byte boundary in a scratch block (appended
-    to ``blocks``, to be given back)."""
-    array, block = _scratch.take_array((elements,), dtype, what)
-    blocks.append(block)
-    return array
-
-
-def _run_parts(the_plan, x, packed, y, threads, blocks):
+def _run_parts(the_plan, x, packed, y, threads):
     """The compiled entry on ``samples_per_tile`` samples at a time, each part's channels-last
-    copy (and its row of zeros) in one scratch block."""
+    copy (:func:`packed_wgrad._channels_last`) and its row of zeros in one scratch block."""
     problem = the_plan.problem
     g = problem.geometry
-    positions = g.input_numel
-    step = the_plan.samples_per_tile
+    size, channels = tuple(g.input_size), problem.c_in
+    positions, step = g.input_numel, the_plan.samples_per_tile
     stride, dilation, pad_before = g.as_kernel_args("stride", "dilation", "pad_before")
-    copy = _aligned(step * positions * problem.c_in + problem.c_in, x.dtype,
-                    "channels-last copy of x", blocks)
-    for first in range(0, problem.batch, step):
-        part = min(first + step, problem.batch) - first
-        x_last = copy[:(part * positions + 1) * problem.c_in].reshape(-1, problem.c_in)
-        _layout_kernels.transpose_batched(x[first:first + part].reshape(part, problem.c_in, -1),
-                                          x_last[:-1].reshape(part, positions, problem.c_in),
-                                          threads)
-        x_last[-1] = 0
-        _direct_conv.conv_direct(x_last, tuple(g.input_size), packed, y[first:first + part],
-                                 stride, dilation, pad_before, problem.groups, threads)
+    copy, block = _scratch.take_array((step * positions + 1, channels), x.dtype,
+                                      "channels-last copy of x")
+    try:
+        for first in range(0, problem.batch, step):
+            part = min(first + step, problem.batch) - first
+            x_last = copy[:part * positions + 1]
+            _channels_last(x[first:first + part], size, (), False, threads,
+                           out=x_last[:-1].reshape((part,) + size + (channels,)))
+            x_last[-1] = 0
+            _direct_conv.conv_direct(x_last, size, packed, y[first:first + part], stride,
+                                     dilation, pad_before, problem.groups, threads)
+    finally:
+        del copy, x_last
+        _scratch.give(block)

@@ -25,7 +25,10 @@ from libc.stdint cimport uintptr_t
 import numpy as np
 
 from .. import _scratch
-from ._packed_gemm import _check_same_dtype, _check_threads, _isa_of
+from ._packed_gemm cimport PackedWeight, take_scratch
+from ._packed_gemm import (_check_groups, _check_matrix, _check_per_dim, _check_same_dtype,
+                           _check_threads, _isa_of)
+from ._packed_wgrad import _check_count
 
 
 cdef extern from "gemm/fd_direct.h" nogil:
@@ -46,32 +49,16 @@ cdef extern from "gemm/fd_direct.h" nogil:
         Py_ssize_t pad[8]
         Py_ssize_t samples, c_in, taps, in_positions, out_positions, zero_row
         const Py_ssize_t* tap_offset
-    ctypedef struct fd_direct_job_f:
-        int isa
-        const fd_direct_geom* g
-        const float* x
-        Py_ssize_t c_out, channels
-        const float* w
-        const fd_direct_panel* panels
-        Py_ssize_t npanels
-        float* y
-    ctypedef struct fd_direct_job_d:
-        int isa
-        const fd_direct_geom* g
-        const double* x
-        Py_ssize_t c_out, channels
-        const double* w
-        const fd_direct_panel* panels
-        Py_ssize_t npanels
-        double* y
-    Py_ssize_t fd_direct_items_f(const fd_direct_job_f* job)
-    Py_ssize_t fd_direct_items_d(const fd_direct_job_d* job)
-    Py_ssize_t fd_direct_table_elems_f(const fd_direct_job_f* job)
-    Py_ssize_t fd_direct_table_elems_d(const fd_direct_job_d* job)
-    void fd_direct_item_f(const fd_direct_job_f* job, Py_ssize_t item, Py_ssize_t* table,
-                          Py_ssize_t* held)
-    void fd_direct_item_d(const fd_direct_job_d* job, Py_ssize_t item, Py_ssize_t* table,
-                          Py_ssize_t* held)
+    ctypedef struct fd_direct_job:
+        pass
+    void fd_direct_job_init(fd_direct_job* job, int is_double, int isa,
+                            const fd_direct_geom* g, const void* x, Py_ssize_t c_out,
+                            Py_ssize_t channels, const void* w, const fd_direct_panel* panels,
+                            Py_ssize_t npanels, void* y)
+    Py_ssize_t fd_direct_job_items(const fd_direct_job* job, int is_double)
+    Py_ssize_t fd_direct_job_table_elems(const fd_direct_job* job, int is_double)
+    void fd_direct_job_item(const fd_direct_job* job, int is_double, Py_ssize_t item,
+                            Py_ssize_t* table, Py_ssize_t* held)
     int fd_transpose_simd()
     void fd_direct_pack_f(const float* weight, Py_ssize_t channels, Py_ssize_t taps,
                           const fd_direct_panel* pn, Py_ssize_t vlen, float* w)
@@ -105,12 +92,6 @@ def _float_dtype(dtype, name):
     return dtype
 
 
-def _check_int(value, name, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def panels(c_out, groups, dtype=np.float32, kernel=None):
     """The packed weight's panels: an ``(n, 5)`` intp array of (group, first output channel,
     width, vectors, element offset) and the packed weight's elements per tap and input
@@ -119,8 +100,8 @@ def panels(c_out, groups, dtype=np.float32, kernel=None):
     differing by at most one."""
     cdef int isa = _isa_of(kernel, "kernel")
     cdef bint is_double = _float_dtype(dtype, "dtype") == np.float64
-    c_out = _check_int(c_out, "c_out", 0)
-    groups = _check_int(groups, "groups", 1)
+    c_out = _check_count(c_out, "c_out", 0)
+    groups = _check_groups(groups)
     if c_out % groups:
         raise ValueError(f"c_out must be a multiple of groups, got c_out={c_out}, "
                          f"groups={groups}")
@@ -142,10 +123,13 @@ def panels(c_out, groups, dtype=np.float32, kernel=None):
 
 
 @cython.final
-cdef class DirectWeight:
+cdef class DirectWeight(PackedWeight):
     """A convolution weight packed for the direct convolution (:func:`pack_weight`): every
-    group's panels of output channels. ``key`` = (kernel, dtype, weight shape, groups)."""
-    cdef readonly object data, table, key
+    group's panels of output channels, in a block of the engine's scratch pool that goes back
+    to it with the object (:class:`~fastdeconv._ext._packed_gemm.PackedWeight`'s). ``key`` =
+    (kernel, dtype, weight shape, groups); ``address``: where the panels start (a 64-byte
+    boundary)."""
+    cdef readonly object table
     cdef readonly Py_ssize_t taps, channels
     cdef readonly int isa
 
@@ -153,45 +137,36 @@ cdef class DirectWeight:
         raise TypeError("a DirectWeight is made by pack_weight()")
 
     @property
-    def nbytes(self):
-        return self.data.nbytes + self.table.nbytes
+    def address(self):
+        return <uintptr_t> self.data
 
 
-def pack_weight(weight, groups=1, kernel=None, out=None, threads=1):
+def pack_weight(weight, groups=1, kernel=None, threads=1):
     """``weight`` ``(C_out, C_in / groups, *k)`` (C-contiguous float32 or float64) packed for
-    :func:`conv_direct`, a :class:`DirectWeight`; into ``out`` (an array of the packed size and
-    the weight's dtype on a 64-byte boundary, e.g. in a scratch block) when given. The panels
-    are packed on up to ``threads`` threads."""
-    if not isinstance(weight, np.ndarray):
-        raise TypeError(f"weight must be a numpy.ndarray, got {type(weight).__name__}")
-    _float_dtype(weight.dtype, "weight's dtype")
-    if weight.ndim < 3:
-        raise ValueError(f"weight must be (C_out, C_in / groups, *k), got shape {weight.shape}")
-    if not weight.flags.c_contiguous:
-        raise ValueError("weight must be C-contiguous")
+    :func:`conv_direct`, a :class:`DirectWeight`, on up to ``threads`` threads (a panel
+    each)."""
+    if not isinstance(weight, np.ndarray) or weight.ndim < 3:
+        raise (TypeError if not isinstance(weight, np.ndarray) else ValueError)(
+            f"weight must be a numpy.ndarray (C_out, C_in / groups, *k), got "
+            f"{getattr(weight, 'shape', type(weight).__name__)}")
+    _check_matrix(weight, "weight", ndim=weight.ndim)
     cdef int isa = _isa_of(kernel, "kernel")
-    groups = _check_int(groups, "groups", 1)
+    groups = _check_groups(groups)
     cdef int n_threads = _check_threads(threads)
     table, per_k = panels(weight.shape[0], groups, weight.dtype, kernel)
     cdef Py_ssize_t channels = weight.shape[1], taps = 1, i, count = table.shape[0]
     for size in weight.shape[2:]:
         taps *= size
     cdef Py_ssize_t total = max(per_k * taps * channels, 1)
-    if out is None:     # on a 64-byte boundary, as the kernels' vector loads want it
-        raw = np.empty(total * weight.itemsize + 64, dtype=np.uint8)
-        start = -raw.ctypes.data % 64
-        out = raw[start:start + total * weight.itemsize].view(weight.dtype)
-    elif (not isinstance(out, np.ndarray) or out.dtype != weight.dtype or out.ndim != 1
-            or out.shape[0] != total or not out.flags.c_contiguous or out.ctypes.data % 64):
-        raise ValueError(f"out must be a 1-d C-contiguous {weight.dtype} array of {total} "
-                         f"elements on a 64-byte boundary, got {out!r:.80}")
+    cdef DirectWeight packed = DirectWeight.__new__(DirectWeight)
+    packed.block = take_scratch(total * weight.itemsize, &packed.data, "packed weight", True)
     # the panel offsets so far count elements per (tap, channel)
     table[:, 4] *= taps * channels
     cdef Py_ssize_t[:, ::1] rows = table
     cdef fd_direct_panel* pn = <fd_direct_panel*> &rows[0, 0] if count else NULL
     cdef bint is_double = weight.dtype == np.float64
     cdef Py_ssize_t lanes = fd_direct_vlen(isa, is_double)
-    cdef uintptr_t src = weight.ctypes.data, dst = out.ctypes.data
+    cdef uintptr_t src = weight.ctypes.data, dst = <uintptr_t> packed.data
     if count < 2 or total < 65536:
         n_threads = 1
     with nogil:
@@ -202,23 +177,10 @@ def pack_weight(weight, groups=1, kernel=None, out=None, threads=1):
             else:
                 fd_direct_pack_f(<const float*> src, channels, taps, &pn[i], lanes,
                                  <float*> dst)
-    cdef DirectWeight packed = DirectWeight.__new__(DirectWeight)
-    packed.data, packed.table, packed.taps, packed.channels = out, table, taps, channels
-    packed.isa = isa
+    packed.table, packed.taps, packed.channels = table, taps, channels
+    packed.isa, packed.nbytes = isa, total * weight.itemsize + table.nbytes
     packed.key = (fd_isa_names[isa].decode(), weight.dtype.name, weight.shape, groups)
     return packed
-
-
-def _per_dim(value, ndim, name, minimum):
-    """``value`` (an int or ``ndim`` ints) as a tuple of ``ndim`` ints >= ``minimum``."""
-    try:
-        values = (value,) * ndim if isinstance(value, (int, np.integer)) else tuple(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an int or {ndim} ints, got {value!r}") from None
-    if len(values) != ndim or any(isinstance(v, bool) or not isinstance(v, (int, np.integer))
-                                  or v < minimum for v in values):
-        raise ValueError(f"{name} must be an int or {ndim} ints >= {minimum}, got {value!r}")
-    return tuple(int(v) for v in values)
 
 
 def conv_direct(x_last, in_size, weight, y, stride=1, dilation=1, padding=0, groups=1,
@@ -229,17 +191,14 @@ def conv_direct(x_last, in_size, weight, y, stride=1, dilation=1, padding=0, gro
     ``weight`` (an array ``(C_out, C_in / groups, *k)``, packed here, or a
     :class:`DirectWeight` of it). Output positions whose window passes the input read zeros,
     so any ``out_size`` is safe. Returns ``y``."""
-    for name, value in (("x_last", x_last), ("y", y)):
-        if not isinstance(value, np.ndarray):
-            raise TypeError(f"{name} must be a numpy.ndarray, got {type(value).__name__}")
-        if not value.flags.c_contiguous:
-            raise ValueError(f"{name} must be C-contiguous")
-    _float_dtype(x_last.dtype, "x_last's dtype")
+    _check_matrix(x_last, "x_last")
+    _check_matrix(y, "y", ndim=y.ndim if isinstance(y, np.ndarray) and y.ndim >= 3 else 3)
     _check_same_dtype(x_last.dtype, y=y)
+    if not y.flags.writeable:
+        raise ValueError("y must be writable")
     threads = _check_threads(threads)
-    groups = _check_int(groups, "groups", 1)
+    groups = _check_groups(groups)
     cdef int isa = _isa_of(kernel, "kernel")
-    block = None
     if isinstance(weight, DirectWeight):
         packed = weight
         shape = packed.key[2]
@@ -258,10 +217,10 @@ def conv_direct(x_last, in_size, weight, y, stride=1, dilation=1, padding=0, gro
     if not 1 <= ndim <= FD_DIRECT_MAX_NDIM:
         raise ValueError(f"weight must be (C_out, C_in / groups, *k) with 1 to "
                          f"{FD_DIRECT_MAX_NDIM} spatial dimensions, got shape {shape}")
-    in_size = _per_dim(in_size, ndim, "in_size", 0)
-    stride = _per_dim(stride, ndim, "stride", 1)
-    dilation = _per_dim(dilation, ndim, "dilation", 1)
-    padding = _per_dim(padding, ndim, "padding", 0)
+    in_size = _check_per_dim(in_size, ndim, "in_size", 0)
+    stride = _check_per_dim(stride, ndim, "stride", 1)
+    dilation = _check_per_dim(dilation, ndim, "dilation", 1)
+    padding = _check_per_dim(padding, ndim, "padding", 0)
     if y.ndim != ndim + 2 or y.shape[1] != shape[0] or shape[0] % groups:
         raise ValueError(f"y of shape {y.shape} does not fit the weight {shape} and "
                          f"groups={groups}")
@@ -282,7 +241,7 @@ def conv_direct(x_last, in_size, weight, y, stride=1, dilation=1, padding=0, gro
         raise ValueError(f"the direct convolution takes at most {FD_DIRECT_MAX_TAPS} taps, "
                          f"got a weight of shape {shape}")
     rows = g.samples * g.in_positions + 1
-    if x_last.ndim != 2 or x_last.shape[0] != rows or x_last.shape[1] != g.c_in:
+    if x_last.shape[0] != rows or x_last.shape[1] != g.c_in:
         raise ValueError(f"x_last must have shape ({rows}, {g.c_in}) for {g.samples} samples "
                          f"of size {in_size}, the weight {shape} and groups={groups}, got "
                          f"{x_last.shape}")
@@ -300,45 +259,25 @@ def conv_direct(x_last, in_size, weight, y, stride=1, dilation=1, padding=0, gro
     cdef Py_ssize_t[::1] tap_offset = np.ascontiguousarray(taps.reshape(-1))
     g.tap_offset = &tap_offset[0]
     if packed is None:
-        per = panels(shape[0], groups, x_last.dtype, kernel)[1] * g.taps * channels
-        out, block = _scratch.take_array((max(per, 1) * x_last.itemsize + 64,), np.uint8,
-                                         "packed weight")
-        start = -out.ctypes.data % 64
-        out = out[start:start + max(per, 1) * x_last.itemsize].view(x_last.dtype)
-        packed = pack_weight(weight, groups, kernel, out=out, threads=threads)
-    try:
-        _run(packed, &g, x_last, y, channels, threads)
-    finally:
-        del packed
-        if block is not None:
-            _scratch.give(block)
+        packed = pack_weight(weight, groups, kernel, threads=threads)
+    _run(packed, &g, x_last, y, channels, threads)
     return y
 
 
 cdef _run(DirectWeight packed, const fd_direct_geom* g, x_last, y, Py_ssize_t channels,
           int threads):
     cdef Py_ssize_t[:, ::1] table = packed.table
-    cdef fd_direct_job_f jf
-    cdef fd_direct_job_d jd
+    cdef fd_direct_job job
     cdef bint is_double = x_last.dtype == np.float64
     cdef Py_ssize_t items, item, per_thread
-    cdef fd_direct_panel* pn = <fd_direct_panel*> &table[0, 0] if table.shape[0] else NULL
-    if pn == NULL:
+    if table.shape[0] == 0:
         return
-    if is_double:
-        jd.isa, jd.g, jd.x = packed.isa, g, <const double*> <uintptr_t> x_last.ctypes.data
-        jd.c_out, jd.channels = y.shape[1], channels
-        jd.w = <const double*> <uintptr_t> packed.data.ctypes.data
-        jd.panels, jd.npanels = pn, table.shape[0]
-        jd.y = <double*> <uintptr_t> y.ctypes.data
-        items, per_thread = fd_direct_items_d(&jd), fd_direct_table_elems_d(&jd)
-    else:
-        jf.isa, jf.g, jf.x = packed.isa, g, <const float*> <uintptr_t> x_last.ctypes.data
-        jf.c_out, jf.channels = y.shape[1], channels
-        jf.w = <const float*> <uintptr_t> packed.data.ctypes.data
-        jf.panels, jf.npanels = pn, table.shape[0]
-        jf.y = <float*> <uintptr_t> y.ctypes.data
-        items, per_thread = fd_direct_items_f(&jf), fd_direct_table_elems_f(&jf)
+    fd_direct_job_init(&job, is_double, packed.isa, g,
+                       <const void*> <uintptr_t> x_last.ctypes.data, y.shape[1], channels,
+                       packed.data, <fd_direct_panel*> &table[0, 0], table.shape[0],
+                       <void*> <uintptr_t> y.ctypes.data)
+    items = fd_direct_job_items(&job, is_double)
+    per_thread = fd_direct_job_table_elems(&job, is_double)
     if items < 2:
         threads = 1
     # each thread's table of tile offsets and the block it holds (-1: none yet)
@@ -351,10 +290,7 @@ cdef _run(DirectWeight packed, const fd_direct_geom* g, x_last, y, Py_ssize_t ch
         with nogil, parallel(num_threads=threads):
             mine = &offsets[threadid(), 0]
             for item in prange(items, schedule="static"):
-                if is_double:
-                    fd_direct_item_d(&jd, item, mine, mine + per_thread)
-                else:
-                    fd_direct_item_f(&jf, item, mine, mine + per_thread)
+                fd_direct_job_item(&job, is_double, item, mine, mine + per_thread)
     finally:
         del offsets, tables
         _scratch.give(block)

@@ -212,4 +212,40 @@ __attribute__((target("avx"))) static ptrdiff_t fd_direct_store_avx_d(
 #undef FD_VOP_SFX
 #undef FD_PORTABLE_NR
 
+/* A job of either dtype, and the driver's entries on it (one call site for both dtypes). */
+typedef union { fd_direct_job_f f; fd_direct_job_d d; } fd_direct_job;
+
+static void fd_direct_job_init(fd_direct_job *job, int is_double, int isa,
+                               const fd_direct_geom *g, const void *x, ptrdiff_t c_out,
+                               ptrdiff_t channels, const void *w,
+                               const fd_direct_panel *panels, ptrdiff_t npanels, void *y)
+{
+    if (is_double) {
+        fd_direct_job_d d = {isa, g, (const double *)x, c_out, channels, (const double *)w,
+                             panels, npanels, (double *)y};
+        job->d = d;
+    } else {
+        fd_direct_job_f f = {isa, g, (const float *)x, c_out, channels, (const float *)w,
+                             panels, npanels, (float *)y};
+        job->f = f;
+    }
+}
+
+static ptrdiff_t fd_direct_job_items(const fd_direct_job *job, int is_double)
+{
+    return is_double ? fd_direct_items_d(&job->d) : fd_direct_items_f(&job->f);
+}
+
+static ptrdiff_t fd_direct_job_table_elems(const fd_direct_job *job, int is_double)
+{
+    return is_double ? fd_direct_table_elems_d(&job->d) : fd_direct_table_elems_f(&job->f);
+}
+
+static void fd_direct_job_item(const fd_direct_job *job, int is_double, ptrdiff_t item,
+                               ptrdiff_t *table, ptrdiff_t *held)
+{
+    if (is_double) fd_direct_item_d(&job->d, item, table, held);
+    else fd_direct_item_f(&job->f, item, table, held);
+}
+
 #endif /* FASTDECONV_DIRECT_H */
