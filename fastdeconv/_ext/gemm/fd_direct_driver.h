@@ -100,8 +100,7 @@ static void FD_SFX(fd_direct_store)(const FD_T *tile, ptrdiff_t ldt, int n_rows,
 #if FD_GEMM_X86
     if (fd_transpose_simd()) j0 = FD_SFX(fd_direct_store_avx)(tile, ldt, n_rows, width, y, ldy);
 #endif
-    for (ptrdiff_t j = j0; j < width; ++j)
-        for (int r = 0; r < n_rows; ++r) y[j * ldy + r] = tile[r * ldt + j];
+    FD_SFX(fd_transpose_plain)(tile, ldt, y, ldy, 0, n_rows, j0, width);   /* the lanes left */
 }
 
 /* One call of the direct convolution: the geometry g, the channels-last input x (a group's
