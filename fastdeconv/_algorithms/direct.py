@@ -133,24 +133,36 @@ def run(the_plan, x, weight, prepared=None):
 
 
 def _run_parts(the_plan, x, packed, y, threads):
-    """The compiled entry on ``samples_per_tile`` samples at a time, each part's channels-last
-    copy (:func:`packed_wgrad._channels_last`) and its row of zeros in one scratch block."""
+    """The compiled entry on ``samples_per_tile`` samples at a time (:func:`on_parts`)."""
     problem = the_plan.problem
     g = problem.geometry
-    size, channels = tuple(g.input_size), problem.c_in
-    positions, step = g.input_numel, the_plan.samples_per_tile
+    size = tuple(g.input_size)
     stride, dilation, pad_before = g.as_kernel_args("stride", "dilation", "pad_before")
+
+    def compute(first, part, x_last):
+        _direct_conv.conv_direct(x_last, size, packed, y[first:first + part], stride,
+                                 dilation, pad_before, problem.groups, threads)
+    on_parts(x, the_plan.samples_per_tile, threads, compute)
+
+
+def on_parts(x, step, threads, compute):
+    """``compute(first, part, x_last)`` on ``step`` samples of ``x`` at a time, ``x_last``
+    their channels-last copy ``(part * positions + 1, channels)`` whose last row is zeros
+    (:func:`packed_wgrad._channels_last`), all parts' copies in one scratch block."""
+    batch, channels = x.shape[:2]
+    size = tuple(x.shape[2:])
+    positions = math.prod(size)
     copy, block = _scratch.take_array((step * positions + 1, channels), x.dtype,
                                       "channels-last copy of x")
+    x_last = None
     try:
-        for first in range(0, problem.batch, step):
-            part = min(first + step, problem.batch) - first
+        for first in range(0, batch, step):
+            part = min(first + step, batch) - first
             x_last = copy[:part * positions + 1]
             _channels_last(x[first:first + part], size, (), False, threads,
                            out=x_last[:-1].reshape((part,) + size + (channels,)))
             x_last[-1] = 0
-            _direct_conv.conv_direct(x_last, size, packed, y[first:first + part], stride,
-                                     dilation, pad_before, problem.groups, threads)
+            compute(first, part, x_last)
     finally:
         del copy, x_last
         _scratch.give(block)

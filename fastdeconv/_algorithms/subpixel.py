@@ -9,6 +9,13 @@ the depth-to-space step reads it from cache. The forward convolution of a block 
 like any other pass (:func:`_chooser.choose`), once, when the plan is made: the plan holds the
 chosen algorithm and plan of every block shape (whole blocks, and the last partial block of
 samples or channels), so the run chooses nothing again.
+
+Where each output channel's run of last-dimension phases fills whole cache lines of the output
+(a large stride: :func:`direct_rule`), there is no intermediate at all: the direct
+convolution (:mod:`fastdeconv._algorithms.direct`) computes the sub-pixel convolution with
+its weight packed straight from the transposed convolution's (no sub-pixel weight array) and
+stores each register tile straight into the output by depth-to-space
+(:func:`fastdeconv._ext._direct_conv.conv_direct_to_space`).
 """
 
 import functools
@@ -17,12 +24,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .._ext import _phase_kernels
+from .._ext import _direct_conv, _phase_kernels
 from .._geometry import intp_arrays
 from .._problem import ConvProblem
 from .._threads import kernel_threads
 from .._validation import allocate
-from . import _chooser, packed_phases
+from . import _chooser, direct, packed_phases
 from ._common import Plan, allocate_output
 
 NAME = "subpixel"
@@ -36,7 +43,10 @@ class SubpixelPlan(Plan):
     sizes, the intermediate's overhead over the output positions and the phase tables of the
     depth-to-space step (``tables``: common grid, output size, stride, start, count, first);
     ``covered``: whether the phases' outputs are all of the output (each output belongs to
-    one phase; then the output is not zeroed first, as every value of it is written)."""
+    one phase; then the output is not zeroed first, as every value of it is written);
+    ``origin``: with the direct convolution (:func:`direct_rule`), the output position of
+    the common grid's first position per dimension (``samples_per_chunk`` samples per call
+    of its compiled entry), else ``None``."""
 
     block_problem: ConvProblem
     block_plans: tuple
@@ -45,6 +55,7 @@ class SubpixelPlan(Plan):
     overhead: float
     tables: tuple
     covered: bool
+    origin: tuple = None
 
 
 def plan(pass_name, problem, budget, itemsize):
@@ -79,13 +90,42 @@ def plan(pass_name, problem, budget, itemsize):
     inner = block_plans[chunk, block][1]
     table = _phase_table(g, u_min)
     block_plans = tuple(block_plans.items())
-    return SubpixelPlan(
-        NAME, chunk, inner.tile, inner.col_elements,
-        inner.io_elements + chunk * block * per_channel, pass_name=pass_name, problem=problem,
-        block_problem=z_problem, block_plans=block_plans, samples_per_chunk=chunk, channels_per_block=block,
-        overhead=n_phases * math.prod(common) / g.input_numel,
+    fields = dict(
+        pass_name=pass_name, problem=problem, block_problem=z_problem, block_plans=block_plans,
+        channels_per_block=block, overhead=n_phases * math.prod(common) / g.input_numel,
         tables=(*intp_arrays(common, g.input_size, g.stride), *table),
         covered=problem.c_out > 0 and int(np.prod(table[1], axis=1).sum()) == g.input_numel)
+    if direct_rule(problem, budget, itemsize, z_geometry):
+        # one part's channels-last copy of the input (one sample at least), with its zero row
+        per_sample = max(problem.c_out * z_geometry.input_numel, 1)
+        samples = max(1, min(max(problem.batch, 1),
+                             budget.workspace_bytes // (per_sample * itemsize)))
+        origin = tuple(u * s - before for u, s, before in zip(u_min, g.stride, g.pad_before))
+        return SubpixelPlan(NAME, samples, math.prod(common), samples * per_sample
+                            + problem.c_out, 0, samples_per_chunk=samples, origin=origin,
+                            **fields)
+    return SubpixelPlan(
+        NAME, chunk, inner.tile, inner.col_elements,
+        inner.io_elements + chunk * block * per_channel, samples_per_chunk=chunk, **fields)
+
+
+def direct_rule(problem, budget, itemsize, z_geometry):
+    """Whether the sub-pixel convolution runs as the direct convolution with a depth-to-space
+    store (measured: the performance page): an itemsize in ``budget.direct_itemsizes``; one
+    group; the last dimension's stride times the itemsize at least
+    ``budget.subpixel_direct_min_line_bytes`` (each output channel's run of phases fills
+    whole cache lines, which the store writes without reading them first); no cropping
+    padding of the input; at most the direct convolution's taps and dimensions; and the
+    packed weight at most ``budget.direct_max_weight_bytes``."""
+    g = problem.geometry
+    weight_bytes = problem.c_in * problem.c_out * g.kernel_numel * itemsize
+    return (itemsize in budget.direct_itemsizes
+            and problem.groups == 1
+            and g.stride[-1] * itemsize >= budget.subpixel_direct_min_line_bytes
+            and all(before >= 0 for before in z_geometry.pad_before)
+            and z_geometry.kernel_numel <= direct.MAX_TAPS
+            and g.ndim <= direct.MAX_NDIM
+            and weight_bytes <= budget.direct_max_weight_bytes)
 
 
 def might_pay(pass_name, problem, budget, itemsize):
@@ -160,6 +200,10 @@ def _tap_offsets(kernel, stride, cin_g):
 def run(the_plan, x, weight):
     problem = the_plan.problem
     y = allocate_output(the_plan.pass_name, problem, x.dtype, written_whole=the_plan.covered)
+    if the_plan.origin is not None:
+        if y.size and x.size:
+            _run_direct(the_plan, x, weight, y)
+        return y
     g = problem.geometry
     z_weight = _subpixel_weight(weight, g.stride, problem.groups)
     chunk, block = the_plan.samples_per_chunk, the_plan.channels_per_block
@@ -179,3 +223,42 @@ def run(the_plan, x, weight):
                     *the_plan.tables, kernel_threads(),
                 )
     return y
+
+
+def _run_direct(the_plan, x, weight, y):
+    """The direct convolution's depth-to-space entry, ``samples_per_chunk`` samples per call,
+    its weight packed straight from ``weight`` (:func:`_gather_table`)."""
+    problem = the_plan.problem
+    g, zg = problem.geometry, the_plan.block_problem.geometry
+    threads = kernel_threads()
+    src = _gather_table(tuple(g.kernel_size), tuple(g.stride), problem.c_in)
+    z_shape = (problem.c_in * g.phase_count, problem.c_out) + tuple(zg.kernel_size)
+    packed = _direct_conv.pack_weight_gathered(np.ascontiguousarray(weight), src, z_shape,
+                                               threads=threads)
+    grid, pad = tuple(zg.output_size), tuple(zg.pad_before)
+
+    def compute(first, part, x_last):
+        _direct_conv.conv_direct_to_space(x_last, tuple(zg.input_size), packed, grid,
+                                          y[first:first + part], tuple(g.stride),
+                                          the_plan.origin, pad, threads)
+    direct.on_parts(x, the_plan.samples_per_chunk, threads, compute)
+
+
+@functools.lru_cache(maxsize=64)
+def _gather_table(kernel, stride, c_y):
+    """``src`` of :func:`fastdeconv._ext._direct_conv.pack_weight_gathered` for the sub-pixel
+    weight of a transposed convolution's weight ``(C_x, c_y, *kernel)``: the value of output
+    channel ``co * prod(stride) + rho`` (``rho`` row-major over ``stride``) at sub-kernel
+    position ``m`` (row-major over ``kernel / stride``) is tap ``rho + (k / stride - 1 - m) *
+    stride`` of ``weight[c, co]`` (per dimension; :func:`_subpixel_weight`'s flip), at
+    ``co * prod(kernel) + that tap`` in row ``c``."""
+    sub = tuple(k // s for k, s in zip(kernel, stride))
+    positions = np.indices(sub).reshape(len(sub), -1)   # (ndim, sub-kernel positions)
+    phases = np.indices(stride).reshape(len(stride), -1)   # (ndim, phases)
+    taps = tuple(phases[d][None, :] + (sub[d] - 1 - positions[d])[:, None] * stride[d]
+                 for d in range(len(sub)))
+    tap = np.ravel_multi_index(taps, kernel)   # (positions, phases)
+    src = (np.arange(c_y)[None, :, None] * math.prod(kernel) + tap[:, None, :])
+    src = np.ascontiguousarray(src.reshape(len(tap), -1), dtype=np.intp)
+    src.flags.writeable = False
+    return src

@@ -59,11 +59,24 @@ cdef extern from "gemm/fd_direct.h" nogil:
     Py_ssize_t fd_direct_job_table_elems(const fd_direct_job* job, int is_double)
     void fd_direct_job_item(const fd_direct_job* job, int is_double, Py_ssize_t item,
                             Py_ssize_t* table, Py_ssize_t* held)
+    ctypedef struct fd_direct_space:
+        Py_ssize_t phases, c_out
+        Py_ssize_t stride[8]
+        Py_ssize_t origin[8]
+        Py_ssize_t size[8]
+    void fd_direct_job_set_space(fd_direct_job* job, int is_double, const fd_direct_space* space)
     int fd_transpose_simd()
     void fd_direct_pack_f(const float* weight, Py_ssize_t channels, Py_ssize_t taps,
                           const fd_direct_panel* pn, Py_ssize_t vlen, float* w)
     void fd_direct_pack_d(const double* weight, Py_ssize_t channels, Py_ssize_t taps,
                           const fd_direct_panel* pn, Py_ssize_t vlen, double* w)
+    void fd_direct_pack_gather_f(const float* weight, Py_ssize_t c_stride, Py_ssize_t channels,
+                                 Py_ssize_t taps, const Py_ssize_t* src, Py_ssize_t src_ld,
+                                 const fd_direct_panel* pn, Py_ssize_t vlen, float* w)
+    void fd_direct_pack_gather_d(const double* weight, Py_ssize_t c_stride,
+                                 Py_ssize_t channels, Py_ssize_t taps, const Py_ssize_t* src,
+                                 Py_ssize_t src_ld, const fd_direct_panel* pn, Py_ssize_t vlen,
+                                 double* w)
 
 
 cdef Py_ssize_t PANEL_FIELDS = 5   # the fields of fd_direct_panel, in its order
@@ -183,6 +196,66 @@ def pack_weight(weight, groups=1, kernel=None, threads=1):
     return packed
 
 
+def pack_weight_gathered(weight, src, shape, kernel=None, threads=1):
+    """A :class:`DirectWeight` of the one-group weight of ``shape`` ``(C_out, C_in, *k)`` whose
+    value ``[co, c, t]`` (``t`` row-major over ``k``) is ``weight[c].flat[src[t, co]]``:
+    ``weight`` a C-contiguous float32 or float64 array of ``C_in`` rows (leading dimension),
+    ``src`` a C-contiguous intp array ``(prod(k), C_out)`` of indices into one row. The
+    sub-pixel convolution's weight of a transposed convolution, packed straight from its
+    weight (:func:`conv_direct_to_space`)."""
+    if not isinstance(weight, np.ndarray) or weight.ndim < 1:
+        raise TypeError(f"weight must be a numpy.ndarray with a leading dimension, got "
+                        f"{type(weight).__name__}")
+    _check_matrix(weight, "weight", ndim=weight.ndim)
+    cdef int isa = _isa_of(kernel, "kernel")
+    cdef int n_threads = _check_threads(threads)
+    shape = tuple(_check_count(v, "shape", 0) for v in shape) if isinstance(shape, tuple) else shape
+    if not isinstance(shape, tuple) or len(shape) < 3:
+        raise ValueError(f"shape must be a tuple (C_out, C_in, *k), got {shape!r}")
+    _weight_ndim(shape)
+    cdef Py_ssize_t c_out = shape[0], channels = shape[1], taps = 1
+    for size in shape[2:]:
+        taps *= size
+    if weight.shape[0] != channels:
+        raise ValueError(f"weight must have C_in = {channels} rows, got shape {weight.shape}")
+    cdef Py_ssize_t c_stride = weight.size // channels if channels else 0
+    if (not isinstance(src, np.ndarray) or src.dtype != np.intp or src.shape != (taps, c_out)
+            or not src.flags.c_contiguous):
+        raise ValueError(f"src must be a C-contiguous intp array of shape {(taps, c_out)}, got "
+                         f"{getattr(src, 'dtype', type(src).__name__)} "
+                         f"{getattr(src, 'shape', '')}")
+    if src.size and channels and (src.min() < 0 or src.max() >= c_stride):
+        raise ValueError(f"src must index a row of {c_stride} values, got values in "
+                         f"[{src.min()}, {src.max()}]")
+    table, per_k = panels(c_out, 1, weight.dtype, kernel)
+    cdef Py_ssize_t total = max(per_k * taps * channels, 1), i, count = table.shape[0]
+    cdef DirectWeight packed = DirectWeight.__new__(DirectWeight)
+    packed.block = take_scratch(total * weight.itemsize, &packed.data, "packed weight", True)
+    table[:, 4] *= taps * channels
+    cdef Py_ssize_t[:, ::1] rows = table
+    cdef fd_direct_panel* pn = <fd_direct_panel*> &rows[0, 0] if count else NULL
+    cdef bint is_double = weight.dtype == np.float64
+    cdef Py_ssize_t lanes = fd_direct_vlen(isa, is_double)
+    cdef const Py_ssize_t[:, ::1] src_view = src
+    cdef const Py_ssize_t* psrc = &src_view[0, 0] if src.size else NULL
+    cdef uintptr_t pw = weight.ctypes.data, dst = <uintptr_t> packed.data
+    if count < 2 or total < 65536:
+        n_threads = 1
+    if channels and taps and c_out:
+        with nogil:
+            for i in prange(count, num_threads=n_threads, schedule="static"):
+                if is_double:
+                    fd_direct_pack_gather_d(<const double*> pw, c_stride, channels, taps, psrc,
+                                            c_out, &pn[i], lanes, <double*> dst)
+                else:
+                    fd_direct_pack_gather_f(<const float*> pw, c_stride, channels, taps, psrc,
+                                            c_out, &pn[i], lanes, <float*> dst)
+    packed.table, packed.taps, packed.channels = table, taps, channels
+    packed.isa, packed.nbytes = isa, total * weight.itemsize + table.nbytes
+    packed.key = (fd_isa_names[isa].decode(), weight.dtype.name, shape, 1)
+    return packed
+
+
 def conv_direct(x_last, in_size, weight, y, stride=1, dilation=1, padding=0, groups=1,
                 threads=1, kernel=None):
     """``y`` ``(N, C_out, *out_size)`` = the convolution (``stride``, ``dilation``, ``padding``
@@ -191,50 +264,121 @@ def conv_direct(x_last, in_size, weight, y, stride=1, dilation=1, padding=0, gro
     ``weight`` (an array ``(C_out, C_in / groups, *k)``, packed here, or a
     :class:`DirectWeight` of it). Output positions whose window passes the input read zeros,
     so any ``out_size`` is safe. Returns ``y``."""
+    _check_output(x_last, y)
+    threads = _check_threads(threads)
+    groups = _check_groups(groups)
+    cdef int isa = _isa_of(kernel, "kernel")
+    packed, shape = _weight_of(weight, x_last, groups, isa, kernel)
+    ndim = _weight_ndim(shape)
+    if y.ndim != ndim + 2 or y.shape[1] != shape[0] or shape[0] % groups:
+        raise ValueError(f"y of shape {y.shape} does not fit the weight {shape} and "
+                         f"groups={groups}")
+    cdef fd_direct_geom g
+    tap_offset = _geometry(&g, x_last, in_size, shape, y.shape[2:], stride, dilation, padding,
+                           groups, y.shape[0])
+    if y.size == 0:
+        return y
+    if packed is None:
+        packed = pack_weight(weight, groups, kernel, threads=threads)
+    _run(packed, &g, x_last, y, shape[1], threads, NULL)
+    return y
+
+
+def conv_direct_to_space(x_last, in_size, weight, grid, y, stride, origin, padding=0,
+                         threads=1, kernel=None):
+    """The sub-pixel transposed convolution's two steps in one: the stride-1 convolution
+    (``padding`` before) of the input of spatial size ``in_size`` (``x_last`` as for
+    :func:`conv_direct`) by ``weight`` ``(C_y * prod(stride), C_in, *k)`` (an array or a
+    :class:`DirectWeight`, one group) onto ``grid`` positions, each tile stored straight
+    into ``y`` ``(N, C_y, *size)`` by depth-to-space: output channel ``co * prod(stride) +
+    rho`` (``rho`` row-major over ``stride``) at grid index ``i`` goes to ``y[n, co, origin +
+    i * stride + rho]`` (per dimension), and is dropped where that lies outside ``y``.
+    Positions of ``y`` that no channel reaches keep their values. Returns ``y``."""
+    _check_output(x_last, y)
+    threads = _check_threads(threads)
+    cdef int isa = _isa_of(kernel, "kernel")
+    packed, shape = _weight_of(weight, x_last, 1, isa, kernel)
+    ndim = _weight_ndim(shape)
+    grid = _check_per_dim(grid, ndim, "grid", 0)
+    stride = _check_per_dim(stride, ndim, "stride", 1)
+    origin = _check_per_dim(origin, ndim, "origin", None)
+    if y.ndim != ndim + 2:
+        raise ValueError(f"y must have {ndim + 2} dimensions for the weight {shape}, got "
+                         f"shape {y.shape}")
+    phases = 1
+    for d in range(ndim):
+        phases *= stride[d]
+        if abs(origin[d]) + (grid[d] + 1) * stride[d] > 2**62:
+            raise ValueError(f"origin {origin} and grid {grid} with stride {stride} pass the "
+                             f"index range")
+    if shape[0] != y.shape[1] * phases:
+        raise ValueError(f"the weight's {shape[0]} output channels must be y's {y.shape[1]} "
+                         f"channels times prod(stride) = {phases}")
+    cdef fd_direct_geom g
+    tap_offset = _geometry(&g, x_last, in_size, shape, grid, 1, 1, padding, 1, y.shape[0])
+    if y.size == 0 or g.out_positions == 0:
+        return y
+    cdef fd_direct_space space
+    space.phases, space.c_out = phases, y.shape[1]
+    for d in range(ndim):
+        space.stride[d], space.origin[d], space.size[d] = stride[d], origin[d], y.shape[2 + d]
+    if packed is None:
+        packed = pack_weight(weight, 1, kernel, threads=threads)
+    _run(packed, &g, x_last, y, shape[1], threads, &space)
+    return y
+
+
+def _check_output(x_last, y):
     _check_matrix(x_last, "x_last")
     _check_matrix(y, "y", ndim=y.ndim if isinstance(y, np.ndarray) and y.ndim >= 3 else 3)
     _check_same_dtype(x_last.dtype, y=y)
     if not y.flags.writeable:
         raise ValueError("y must be writable")
-    threads = _check_threads(threads)
-    groups = _check_groups(groups)
-    cdef int isa = _isa_of(kernel, "kernel")
+
+
+def _weight_of(weight, x_last, groups, int isa, kernel):
+    """(the DirectWeight or None, the weight's shape) of an entry's ``weight``."""
     if isinstance(weight, DirectWeight):
         packed = weight
-        shape = packed.key[2]
         if (packed.isa != isa or packed.key[1] != x_last.dtype.name
                 or packed.key[3] != groups):
             raise ValueError(f"weight was packed for {packed.key}, not for kernel {kernel!r}, "
                              f"dtype {x_last.dtype}, groups {groups}")
-    elif isinstance(weight, np.ndarray):
+        return packed, packed.key[2]
+    if isinstance(weight, np.ndarray):
         _check_same_dtype(x_last.dtype, weight=weight)
-        shape = weight.shape
-        packed = None
-    else:
-        raise TypeError(f"weight must be a numpy.ndarray or a DirectWeight, got "
-                        f"{type(weight).__name__}")
-    cdef int ndim = len(shape) - 2
+        return None, weight.shape
+    raise TypeError(f"weight must be a numpy.ndarray or a DirectWeight, got "
+                    f"{type(weight).__name__}")
+
+
+def _weight_ndim(shape):
+    ndim = len(shape) - 2
     if not 1 <= ndim <= FD_DIRECT_MAX_NDIM:
         raise ValueError(f"weight must be (C_out, C_in / groups, *k) with 1 to "
                          f"{FD_DIRECT_MAX_NDIM} spatial dimensions, got shape {shape}")
+    return ndim
+
+
+cdef object _geometry(fd_direct_geom* g, x_last, in_size, shape, out_size, stride, dilation,
+                      padding, Py_ssize_t groups, Py_ssize_t samples):
+    """Fill ``g`` for ``samples`` samples, checking ``x_last`` against it; returns the tap
+    offsets that ``g.tap_offset`` points into (keep them while ``g`` is used)."""
+    cdef int ndim = len(shape) - 2
     in_size = _check_per_dim(in_size, ndim, "in_size", 0)
     stride = _check_per_dim(stride, ndim, "stride", 1)
     dilation = _check_per_dim(dilation, ndim, "dilation", 1)
     padding = _check_per_dim(padding, ndim, "padding", 0)
-    if y.ndim != ndim + 2 or y.shape[1] != shape[0] or shape[0] % groups:
-        raise ValueError(f"y of shape {y.shape} does not fit the weight {shape} and "
-                         f"groups={groups}")
-    cdef fd_direct_geom g
     cdef Py_ssize_t d
     g.ndim = ndim
-    g.samples, g.c_in, g.taps, g.in_positions, g.out_positions = y.shape[0], 0, 1, 1, 1
+    g.samples, g.c_in, g.taps, g.in_positions, g.out_positions = samples, 0, 1, 1, 1
     for d in range(ndim):
-        g.in_size[d], g.out_size[d] = in_size[d], y.shape[2 + d]
+        g.in_size[d], g.out_size[d] = in_size[d], out_size[d]
         g.stride[d], g.dilation[d] = stride[d], dilation[d]
         g.kernel[d], g.pad[d] = shape[2 + d], padding[d]
         g.taps *= shape[2 + d]
         g.in_positions *= in_size[d]
-        g.out_positions *= y.shape[2 + d]
+        g.out_positions *= out_size[d]
     cdef Py_ssize_t channels = shape[1]
     g.c_in = channels * groups
     if g.taps > FD_DIRECT_MAX_TAPS:
@@ -248,8 +392,6 @@ def conv_direct(x_last, in_size, weight, y, stride=1, dilation=1, padding=0, gro
     if g.c_in and x_last[rows - 1].any():
         raise ValueError("x_last's last row must be zeros (the padding taps read it)")
     g.zero_row = (rows - 1) * g.c_in
-    if y.size == 0:
-        return y
     # tap t's offset from a window's first position (row-major taps), in elements
     taps = np.zeros((), dtype=np.intp)
     step = g.c_in
@@ -258,14 +400,11 @@ def conv_direct(x_last, in_size, weight, y, stride=1, dilation=1, padding=0, gro
         step *= in_size[d]
     cdef Py_ssize_t[::1] tap_offset = np.ascontiguousarray(taps.reshape(-1))
     g.tap_offset = &tap_offset[0]
-    if packed is None:
-        packed = pack_weight(weight, groups, kernel, threads=threads)
-    _run(packed, &g, x_last, y, channels, threads)
-    return y
+    return tap_offset
 
 
 cdef _run(DirectWeight packed, const fd_direct_geom* g, x_last, y, Py_ssize_t channels,
-          int threads):
+          int threads, const fd_direct_space* space):
     cdef Py_ssize_t[:, ::1] table = packed.table
     cdef fd_direct_job job
     cdef bint is_double = x_last.dtype == np.float64
@@ -276,6 +415,8 @@ cdef _run(DirectWeight packed, const fd_direct_geom* g, x_last, y, Py_ssize_t ch
                        <const void*> <uintptr_t> x_last.ctypes.data, y.shape[1], channels,
                        packed.data, <fd_direct_panel*> &table[0, 0], table.shape[0],
                        <void*> <uintptr_t> y.ctypes.data)
+    if space != NULL:
+        fd_direct_job_set_space(&job, is_double, space)
     items = fd_direct_job_items(&job, is_double)
     per_thread = fd_direct_job_table_elems(&job, is_double)
     if items < 2:

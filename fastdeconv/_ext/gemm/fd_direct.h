@@ -72,6 +72,16 @@ typedef struct {
     const ptrdiff_t *tap_offset;
 } fd_direct_geom;
 
+/* A depth-to-space store (the sub-pixel transposed convolution): the convolution's output
+ * channel ch = co * phases + rho (rho row-major over `stride`) at grid position (sample n,
+ * index i) is y[n, co, origin + i * stride + rho] (per dimension; y of `size` positions and
+ * c_out channels), dropped where that lies outside y. */
+typedef struct {
+    ptrdiff_t phases, c_out;
+    ptrdiff_t stride[FD_DIRECT_MAX_NDIM], origin[FD_DIRECT_MAX_NDIM];
+    ptrdiff_t size[FD_DIRECT_MAX_NDIM];
+} fd_direct_space;
+
 /* offsets[t * mr + r]: where tap t of output position q0 + r (every sample, sample-major;
  * rows past n_rows repeat the last position) starts in the channels-last input, in elements,
  * or g->zero_row where the tap reads padding. Every offset lies inside the input or is the
@@ -229,6 +239,14 @@ static void fd_direct_job_init(fd_direct_job *job, int is_double, int isa,
                              panels, npanels, (float *)y};
         job->f = f;
     }
+}
+
+/* Store the job's tiles into y by `space` (fd_direct_space) instead of channels-first. */
+static void fd_direct_job_set_space(fd_direct_job *job, int is_double,
+                                    const fd_direct_space *space)
+{
+    if (is_double) job->d.space = space;
+    else job->f.space = space;
 }
 
 static ptrdiff_t fd_direct_job_items(const fd_direct_job *job, int is_double)

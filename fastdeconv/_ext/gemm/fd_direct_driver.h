@@ -115,7 +115,98 @@ typedef struct {
     const fd_direct_panel *panels;
     ptrdiff_t npanels;
     FD_T *y;
+    const fd_direct_space *space;   /* NULL: y channels-first (samples, c_out, out_positions) */
 } FD_SFX(fd_direct_job);
+
+/* The tile of positions [q0, q0 + n_rows) against panel pn stored by the job's
+ * depth-to-space map (fd_direct_space): each run of a channel's consecutive last-dimension
+ * phases is a run of consecutive values of one line of y, cut where it leaves y. The phases
+ * of the outer dimensions are counted on from run to run, without divisions. */
+static void FD_SFX(fd_direct_store_space)(const FD_SFX(fd_direct_job) *job, const FD_T *tile,
+                                          ptrdiff_t ldt, ptrdiff_t q0, int n_rows,
+                                          const fd_direct_panel *pn)
+{
+    const fd_direct_geom *g = job->g;
+    const fd_direct_space *sp = job->space;
+    int last = g->ndim - 1;
+    ptrdiff_t plane = 1, ystep[FD_DIRECT_MAX_NDIM], idx[FD_DIRECT_MAX_NDIM];
+    ptrdiff_t rho0[FD_DIRECT_MAX_NDIM], rho[FD_DIRECT_MAX_NDIM], base[FD_DIRECT_MAX_NDIM];
+    for (int d = last; d >= 0; --d) {
+        ystep[d] = plane;
+        plane *= sp->size[d];
+    }
+    ptrdiff_t pps = g->out_positions, s_last = sp->stride[last], size_last = sp->size[last];
+    ptrdiff_t n = q0 / pps, rest = q0 - n * pps;
+    for (int d = last; d >= 0; --d) {   /* the grid index of the first position */
+        idx[d] = rest % g->out_size[d];
+        rest /= g->out_size[d];
+    }
+    /* the panel's first channel: its y channel and phase per dimension */
+    ptrdiff_t co0 = pn->first / sp->phases, ph = pn->first - co0 * sp->phases;
+    for (int d = last; d >= 0; --d) {
+        rho0[d] = ph % sp->stride[d];
+        ph /= sp->stride[d];
+    }
+    int streamed = 0;
+    for (int r = 0; r < n_rows; ++r) {
+        FD_T *ys = job->y + n * sp->c_out * plane + co0 * plane;
+        const FD_T *from = tile + r * ldt;
+        for (int d = 0; d <= last; ++d) {
+            rho[d] = rho0[d];
+            base[d] = sp->origin[d] + idx[d] * sp->stride[d];
+        }
+        for (ptrdiff_t j = 0; j < pn->width;) {
+            ptrdiff_t len = s_last - rho[last];
+            if (len > pn->width - j) len = pn->width - j;
+            ptrdiff_t at = 0;
+            int inside = 1;
+            for (int d = 0; d < last; ++d) {
+                ptrdiff_t o = base[d] + rho[d];
+                inside = inside && o >= 0 && o < sp->size[d];
+                at += o * ystep[d];
+            }
+            if (inside) {
+                ptrdiff_t o0 = base[last] + rho[last];
+                ptrdiff_t a = o0 < 0 ? -o0 : 0;
+                ptrdiff_t b = o0 + len > size_last ? size_last - o0 : len;
+                FD_T *restrict out = ys + at + o0;
+                const FD_T *restrict v = from + j;
+                ptrdiff_t e = a;
+#if FD_GEMM_X86
+                if (!(((uintptr_t)(out + a)) & 63) && ((b - a) * (ptrdiff_t)sizeof(FD_T)) % 64 == 0) {
+                    for (; e < b; e += 16 / (ptrdiff_t)sizeof(FD_T))
+                        _mm_stream_si128((__m128i *)(out + e), _mm_loadu_si128((const __m128i *)(v + e)));
+                    streamed = 1;
+                }
+#endif
+                for (; e + 8 <= b; e += 8) memcpy(out + e, v + e, 8 * sizeof(FD_T));
+                for (; e < b; ++e) out[e] = v[e];
+            }
+            j += len;
+            rho[last] = 0;   /* the run ended with the last dimension's phases */
+            int d = last - 1;
+            for (; d >= 0; --d) {
+                if (++rho[d] < sp->stride[d]) break;
+                rho[d] = 0;
+            }
+            if (d < 0) ys += plane;   /* the next y channel */
+        }
+        if (++idx[last] < g->out_size[last])   /* the next position */
+            continue;
+        idx[last] = 0;
+        int d = last - 1;
+        for (; d >= 0; --d) {
+            if (++idx[d] < g->out_size[d]) break;
+            idx[d] = 0;
+        }
+        if (d < 0) ++n;
+    }
+#if FD_GEMM_X86
+    if (streamed) _mm_sfence();
+#else
+    (void)streamed;
+#endif
+}
 
 /* Work items of a job: blocks of FD_DIRECT_BLOCK_TILES tiles times panels. */
 static ptrdiff_t FD_SFX(fd_direct_items)(const FD_SFX(fd_direct_job) *job)
@@ -163,6 +254,10 @@ static void FD_SFX(fd_direct_item)(const FD_SFX(fd_direct_job) *job, ptrdiff_t i
     for (ptrdiff_t q0 = q_begin, i = 0; q0 < q_end; q0 += mr, ++i) {
         int n_rows = q_end - q0 < mr ? (int)(q_end - q0) : mr;
         kernel(x, table + i * per_tile, g->taps, job->channels, w, tile, ldt);
+        if (job->space) {
+            FD_SFX(fd_direct_store_space)(job, tile, ldt, q0, n_rows, pn);
+            continue;
+        }
         ptrdiff_t n = q0 / pps, p = q0 - n * pps;
         FD_T *y = job->y + (n * job->c_out + pn->first) * pps + p;
         if (p + n_rows <= pps) {
@@ -176,6 +271,44 @@ static void FD_SFX(fd_direct_item)(const FD_SFX(fd_direct_job) *job, ptrdiff_t i
                 y = job->y + (n * job->c_out + pn->first) * pps - r;
             }
             for (ptrdiff_t j = 0; j < pn->width; ++j) y[r + j * pps] = tile[r * ldt + j];
+        }
+    }
+}
+
+/* Panel pn of a weight given by gathering: the value of (tap t, channel c, output channel ch)
+ * is weight[c * c_stride + src[t * src_ld + ch]] (the caller checked every src value lies in
+ * [0, c_stride)), packed as fd_direct_pack packs (zeros past the panel's width). The
+ * sub-pixel weight of a transposed convolution is packed this way straight from its weight. */
+static void FD_SFX(fd_direct_pack_gather)(const FD_T *restrict weight, ptrdiff_t c_stride,
+                                          ptrdiff_t channels, ptrdiff_t taps,
+                                          const ptrdiff_t *restrict src, ptrdiff_t src_ld,
+                                          const fd_direct_panel *pn, ptrdiff_t vlen,
+                                          FD_T *restrict w)
+{
+    ptrdiff_t nr = pn->nv * vlen;
+    unsigned char run[FD_DIRECT_MAX_NR];   /* run[j]: src[j, j + 8) consecutive (j a run's start) */
+    for (ptrdiff_t t = 0; t < taps; ++t) {
+        const ptrdiff_t *from = src + t * src_ld + pn->first;
+        for (ptrdiff_t j = 0; j < pn->width;) {   /* found once for every channel */
+            int whole = j + 8 <= pn->width;
+            for (int e = 1; e < 8 && whole; ++e) whole = from[j + e] == from[j] + e;
+            run[j] = (unsigned char)whole;
+            j += whole ? 8 : 1;
+        }
+        for (ptrdiff_t c = 0; c < channels; ++c) {
+            FD_T *d = w + pn->offset + (t * channels + c) * nr;
+            const FD_T *s = weight + c * c_stride;
+            ptrdiff_t j = 0;
+            while (j < pn->width) {   /* a run of 8 consecutive values is copied at once */
+                if (run[j]) {
+                    memcpy(d + j, s + from[j], 8 * sizeof(FD_T));
+                    j += 8;
+                } else {
+                    d[j] = s[from[j]];
+                    ++j;
+                }
+            }
+            for (; j < nr; ++j) d[j] = 0;
         }
     }
 }
