@@ -34,7 +34,15 @@ bound of a sum of ``K`` products), and then
   padding before >= 0, any padding after) or through ``fastdeconv.conv`` with the ``direct``
   algorithm forced; output channel counts at, below and above the kernel's panel widths and
   positions around its MR (tiles that pass from one sample into the next); checked against
-  ``fastdeconv.testing.conv_reference``.
+  ``fastdeconv.testing.conv_reference``;
+* a transposed convolution whose kernel sizes are multiples of its strides (1-3 spatial
+  dimensions, strides up to 20 in the last, padding before and after, ``output_padding``)
+  on the direct convolution's depth-to-space store, either through
+  ``_direct_conv.conv_direct_to_space`` with the chosen kernel (its weight the sub-pixel
+  array or gathered by ``pack_weight_gathered``, the grid moved so that some of ``y`` is no
+  channel's: those positions must keep their NaN) or through ``fastdeconv.conv_transpose``
+  with sub-pixel forced and its direct rule opened to every stride; checked against
+  ``fastdeconv.testing.conv_transpose_reference``.
 
 Sizes are bounded (at most ``MAX_MACS`` multiply-adds per GEMM or convolution, most far
 fewer) so that an execution takes about a millisecond. A wrong result raises
@@ -74,7 +82,8 @@ REFERENCE_MODULES = ["fastdeconv.testing"] + sorted(
 
 with atheris.instrument_imports(include=["fastdeconv"], exclude=REFERENCE_MODULES):
     import fastdeconv
-    from fastdeconv._algorithms import current_budget, forced_algorithm, packed_wgrad
+    from fastdeconv._algorithms import (budget, current_budget, forced_algorithm, packed_wgrad,
+                                        plan, subpixel)
     from fastdeconv._algorithms.phases import phase_table
     from fastdeconv._problem import conv_problem, conv_transpose_problem
     from fastdeconv._ext import _direct_conv, _packed_conv, _packed_gemm, _packed_wgrad
@@ -100,6 +109,9 @@ POOLS = {True: _POOL_RNG.integers(-3, 4, size=POOL_SIZE).astype(np.float64),
          False: _POOL_RNG.standard_normal(POOL_SIZE)}
 #: Largest spatial input size per dimension, for 1, 2 and 3 spatial dimensions.
 MAX_SIZE = {1: 40, 2: 12, 3: 6}
+#: The depth-to-space route's reference work (output positions x taps x channels x samples) at
+#: most: its patches take 8 bytes each.
+REFERENCE_WORK = 2**21
 
 
 def _blocking(kernel, dtype):
@@ -386,6 +398,94 @@ def fuzz_conv_transpose(fdp, draw, dtype, kernel, threads, exact, limit):
 
 
 @atheris.instrument_func
+def fuzz_direct_to_space(fdp, draw, dtype, kernel, threads, exact, limit):
+    direct = kernel != DEFAULT_KERNEL or not fdp.ConsumeBool()
+    ndim = fdp.ConsumeIntInRange(1, 3)
+    in_size, kernel_size, stride, pads, output_padding = [], [], [], [], []
+    for d in range(ndim):
+        in_size.append(fdp.ConsumeIntInRange(1, MAX_SIZE[ndim]))
+        stride.append(fdp.ConsumeIntInRange(1, 20 if d == ndim - 1 else 3))
+        kernel_size.append(stride[-1] * fdp.ConsumeIntInRange(1, 3 if ndim < 3 else 2))
+        pads.append((fdp.ConsumeIntInRange(0, kernel_size[-1] - 1),
+                     fdp.ConsumeIntInRange(0, kernel_size[-1] - 1)))
+        output_padding.append(fdp.ConsumeIntInRange(0, stride[-1] - 1))
+    out_size = tuple((n - 1) * s + k - b - a + o for n, k, s, (b, a), o in
+                     zip(in_size, kernel_size, stride, pads, output_padding))
+    if min(out_size) < 1:   # nothing to compute: pad less
+        pads = [(0, 0)] * ndim
+        out_size = tuple((n - 1) * s + k + o for n, k, s, o in
+                         zip(in_size, kernel_size, stride, output_padding))
+    taps = int(np.prod(kernel_size))
+    # the reference correlates every output position with every tap: at most REFERENCE_WORK
+    reference_work = int(np.prod(out_size)) * taps
+    if reference_work > REFERENCE_WORK:
+        return
+    batch = fdp.ConsumeIntInRange(1, 3)
+    c_x = fdp.ConsumeIntInRange(1, 5)
+    c_y, c_y_edge = _size(fdp, DIRECT_TILES[kernel, dtype][0], 6)
+    c_y = max(c_y, 1)
+    c_y, c_x, batch = _shrink((c_y, c_x, batch), (c_y_edge, False, False),
+                              max(limit // (int(np.prod(in_size)) * taps), 1))
+    c_x, batch = _shrink((c_x, batch), (False, False), max(REFERENCE_WORK // reference_work, 1))
+    kw = dict(stride=tuple(stride), padding=tuple(pads), output_padding=tuple(output_padding))
+    gathered = fdp.ConsumeBool()
+    moved = tuple(fdp.ConsumeIntInRange(0, 2) for _ in range(ndim))
+    case = dict(op="conv_transpose", route="conv_direct_to_space" if direct
+                else "fastdeconv.conv_transpose (subpixel)", dtype=dtype.name, kernel=kernel,
+                x=(batch, c_x) + tuple(in_size), weight=(c_x, c_y) + tuple(kernel_size),
+                gathered=gathered, moved=moved, threads=threads, exact=exact, **kw)
+    x = draw((batch, c_x) + tuple(in_size))
+    w = draw((c_x, c_y) + tuple(kernel_size))
+    problem = conv_transpose_problem(x.shape, w.shape, **kw)
+    expected = conv_transpose_reference(x, w, **kw)
+    scale = None if exact else conv_transpose_reference(np.abs(x), np.abs(w), **kw)
+    # every stride, weight and size to the direct store (the rule's thresholds opened)
+    opened = dict(subpixel_direct_min_line_bytes=0, direct_max_weight_bytes=2**62,
+                  subpixel_max_overhead=1e9, subpixel_min_channels=1, subpixel_min_kernel=1)
+    with budget(**opened):
+        with forced_algorithm("subpixel"):
+            the_plan = plan("backward_input", problem, dtype.itemsize)
+    if the_plan.algorithm != "subpixel" or the_plan.origin is None:
+        return   # a cropping padding of the input: the direct store does not apply
+    if direct:
+        g, zg = problem.geometry, the_plan.block_problem.geometry
+        z_shape = (c_y * g.phase_count, c_x) + tuple(zg.kernel_size)
+        weight = (_direct_conv.pack_weight_gathered(
+            w, subpixel._gather_table(tuple(kernel_size), tuple(stride), c_y), z_shape,
+            kernel=kernel) if gathered else subpixel._subpixel_weight(w, g.stride, 1))
+        x_last = np.zeros((batch * int(np.prod(in_size)) + 1, c_x), dtype)
+        x_last[:-1] = np.moveaxis(x, 1, -1).reshape(-1, c_x)
+        y = np.full(problem.forward_input_shape, np.nan, dtype)
+        origin = tuple(o + m for o, m in zip(the_plan.origin, moved))
+        out = _direct_conv.conv_direct_to_space(
+            x_last, tuple(in_size), weight, tuple(zg.output_size), y, tuple(stride), origin,
+            tuple(zg.pad_before), threads=threads, kernel=kernel)
+        assert out is y, case
+        # moved m on: the values m positions on, and the positions before origin + m no
+        # channel's (between m and origin + m < m lie the phases the unmoved grid cropped)
+        for d, (m, o) in enumerate(zip(moved, the_plan.origin)):
+            lost = slice(0, max(0, min(o + m, out_size[d])))
+            at = (Ellipsis,) + (lost,) + (slice(None),) * (ndim - 1 - d)
+            assert np.isnan(y[at]).all(), case
+        y = y[(Ellipsis,) + tuple(slice(m, None) for m in moved)]
+        expected = expected[(Ellipsis,) + tuple(slice(0, n - m) for n, m in zip(out_size, moved))]
+        if scale is not None:
+            scale = scale[(Ellipsis,) + tuple(slice(0, n - m) for n, m in zip(out_size, moved))]
+        if not the_plan.covered:   # positions no phase writes keep their NaN: the caller's
+            keep = ~np.isnan(y)
+            assert (expected[~keep] == 0).all(), case
+            y = np.where(keep, y, 0)
+    else:
+        previous = fastdeconv.set_num_threads(threads)
+        try:
+            with budget(**opened), forced_algorithm("subpixel"):
+                y = fastdeconv.conv_transpose(x, w, **kw)
+        finally:
+            fastdeconv.set_num_threads(previous)
+    _check(y, expected, scale, c_x * taps, dtype, exact, case)
+
+
+@atheris.instrument_func
 def fuzz_weight_grad(fdp, draw, dtype, kernel, threads, exact, limit):
     direct = kernel != DEFAULT_KERNEL or not fdp.ConsumeBool()
     dims = _conv_geometry(fdp, False)
@@ -468,13 +568,15 @@ def test_one_input(data):
         drawn.append(shape)
         return _values(seed + 1000003 * len(drawn), shape, dtype, exact)
 
-    route = fdp.ConsumeIntInRange(0, 4)
+    route = fdp.ConsumeIntInRange(0, 5)
     if route == 0:
         fuzz_gemm(fdp, draw, dtype, kernel, threads, exact, limit)
     elif route == 1:
         fuzz_conv(fdp, draw, dtype, kernel, threads, exact, limit)
     elif route == 4:
         fuzz_conv(fdp, draw, dtype, kernel, threads, exact, limit, engine="direct")
+    elif route == 5:
+        fuzz_direct_to_space(fdp, draw, dtype, kernel, threads, exact, limit)
     elif route == 2:
         fuzz_conv_transpose(fdp, draw, dtype, kernel, threads, exact, limit)
     else:
