@@ -166,15 +166,10 @@ def pack_weight(weight, groups=1, kernel=None, threads=1):
     cdef int isa = _isa_of(kernel, "kernel")
     groups = _check_groups(groups)
     cdef int n_threads = _check_threads(threads)
-    table, per_k = panels(weight.shape[0], groups, weight.dtype, kernel)
-    cdef Py_ssize_t channels = weight.shape[1], taps = 1, i, count = table.shape[0]
-    for size in weight.shape[2:]:
-        taps *= size
-    cdef Py_ssize_t total = max(per_k * taps * channels, 1)
-    cdef DirectWeight packed = DirectWeight.__new__(DirectWeight)
-    packed.block = take_scratch(total * weight.itemsize, &packed.data, "packed weight", True)
-    # the panel offsets so far count elements per (tap, channel)
-    table[:, 4] *= taps * channels
+    cdef DirectWeight packed = _new_direct_weight(weight.shape, groups, weight.dtype, isa, kernel)
+    table = packed.table
+    cdef Py_ssize_t channels = packed.channels, taps = packed.taps, i, count = table.shape[0]
+    cdef Py_ssize_t total = (packed.nbytes - table.nbytes) // weight.itemsize
     cdef Py_ssize_t[:, ::1] rows = table
     cdef fd_direct_panel* pn = <fd_direct_panel*> &rows[0, 0] if count else NULL
     cdef bint is_double = weight.dtype == np.float64
@@ -190,9 +185,23 @@ def pack_weight(weight, groups=1, kernel=None, threads=1):
             else:
                 fd_direct_pack_f(<const float*> src, channels, taps, &pn[i], lanes,
                                  <float*> dst)
+    return packed
+
+
+cdef DirectWeight _new_direct_weight(shape, Py_ssize_t groups, dtype, int isa, kernel):
+    """An unfilled :class:`DirectWeight` of a weight of ``shape`` ``(C_out, C_in / groups,
+    *k)``: its panels' table (offsets in elements) and its block of the scratch pool."""
+    table, per_k = panels(shape[0], groups, dtype, kernel)
+    cdef Py_ssize_t channels = shape[1], taps = 1
+    for size in shape[2:]:
+        taps *= size
+    cdef Py_ssize_t total = max(per_k * taps * channels, 1)
+    cdef DirectWeight packed = DirectWeight.__new__(DirectWeight)
+    packed.block = take_scratch(total * dtype.itemsize, &packed.data, "packed weight", True)
+    table[:, 4] *= taps * channels   # the panel offsets counted elements per (tap, channel)
     packed.table, packed.taps, packed.channels = table, taps, channels
-    packed.isa, packed.nbytes = isa, total * weight.itemsize + table.nbytes
-    packed.key = (fd_isa_names[isa].decode(), weight.dtype.name, weight.shape, groups)
+    packed.isa, packed.nbytes = isa, total * dtype.itemsize + table.nbytes
+    packed.key = (fd_isa_names[isa].decode(), dtype.name, tuple(shape), groups)
     return packed
 
 
@@ -209,9 +218,9 @@ def pack_weight_gathered(weight, src, shape, kernel=None, threads=1):
     _check_matrix(weight, "weight", ndim=weight.ndim)
     cdef int isa = _isa_of(kernel, "kernel")
     cdef int n_threads = _check_threads(threads)
-    shape = tuple(_check_count(v, "shape", 0) for v in shape) if isinstance(shape, tuple) else shape
     if not isinstance(shape, tuple) or len(shape) < 3:
         raise ValueError(f"shape must be a tuple (C_out, C_in, *k), got {shape!r}")
+    shape = tuple(_check_count(v, "shape", 0) for v in shape)
     _weight_ndim(shape)
     cdef Py_ssize_t c_out = shape[0], channels = shape[1], taps = 1
     for size in shape[2:]:
@@ -227,11 +236,10 @@ def pack_weight_gathered(weight, src, shape, kernel=None, threads=1):
     if src.size and channels and (src.min() < 0 or src.max() >= c_stride):
         raise ValueError(f"src must index a row of {c_stride} values, got values in "
                          f"[{src.min()}, {src.max()}]")
-    table, per_k = panels(c_out, 1, weight.dtype, kernel)
-    cdef Py_ssize_t total = max(per_k * taps * channels, 1), i, count = table.shape[0]
-    cdef DirectWeight packed = DirectWeight.__new__(DirectWeight)
-    packed.block = take_scratch(total * weight.itemsize, &packed.data, "packed weight", True)
-    table[:, 4] *= taps * channels
+    cdef DirectWeight packed = _new_direct_weight(shape, 1, weight.dtype, isa, kernel)
+    table = packed.table
+    cdef Py_ssize_t i, count = table.shape[0]
+    cdef Py_ssize_t total = (packed.nbytes - table.nbytes) // weight.itemsize
     cdef Py_ssize_t[:, ::1] rows = table
     cdef fd_direct_panel* pn = <fd_direct_panel*> &rows[0, 0] if count else NULL
     cdef bint is_double = weight.dtype == np.float64
@@ -250,9 +258,6 @@ def pack_weight_gathered(weight, src, shape, kernel=None, threads=1):
                 else:
                     fd_direct_pack_gather_f(<const float*> pw, c_stride, channels, taps, psrc,
                                             c_out, &pn[i], lanes, <float*> dst)
-    packed.table, packed.taps, packed.channels = table, taps, channels
-    packed.isa, packed.nbytes = isa, total * weight.itemsize + table.nbytes
-    packed.key = (fd_isa_names[isa].decode(), weight.dtype.name, shape, 1)
     return packed
 
 
