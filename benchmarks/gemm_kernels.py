@@ -18,6 +18,11 @@ against ``fastdeconv.conv`` as its dispatcher chooses (which may be Winograd), s
 ``--clock cpu`` times the one-thread rows in thread CPU time instead of wall time, which
 leaves out the time other processes of a shared machine hold the core (not their effect on the
 caches); rows with more threads are always wall time.
+
+With more than one thread, each timed call follows ``SETTLE_SECONDS`` of untimed calls of the
+same candidate: OpenBLAS's worker threads spin for about 2**28 cycles (0.1 s) after each of its
+calls, and a candidate timed right after it shares its cores with them (the engine's rows then
+read 13-40 GFLOP/s where it runs at 250-300).
 """
 
 import argparse
@@ -94,8 +99,14 @@ def _time(fn, clock):
     return clock() - t0
 
 
-def interleaved(candidates, repeat, clock=time.perf_counter):
-    """Median and (min, max) seconds per candidate, timed in a rotating order per round."""
+#: Untimed calls of a candidate before each of its timed calls, with more than one thread
+#: (seconds): longer than OpenBLAS's workers spin after its last call.
+SETTLE_SECONDS = 0.15
+
+
+def interleaved(candidates, repeat, clock=time.perf_counter, settle=0.0):
+    """Median and (min, max) seconds per candidate, timed in a rotating order per round, each
+    timed call after ``settle`` seconds of untimed calls of the same candidate."""
     times = {name: [] for name in candidates}
     names = list(candidates)
     for name in names:   # warm-up (page faults, thread start-up)
@@ -103,8 +114,15 @@ def interleaved(candidates, repeat, clock=time.perf_counter):
     for r in range(repeat):
         order = names[r % len(names):] + names[:r % len(names)]
         for name in order:
+            end = time.perf_counter() + settle
+            while time.perf_counter() < end:
+                candidates[name]()
             times[name].append(_time(candidates[name], clock))
     return {name: (statistics.median(t), min(t), max(t)) for name, t in times.items()}
+
+
+def _settle(threads):
+    return SETTLE_SECONDS if threads > 1 else 0.0
 
 
 def _clock(threads, cpu):
@@ -128,7 +146,7 @@ def gemm_table(dtypes, threads_list, repeat, kernels, cpu):
                          for kern in kernels}
                 cands["OpenBLAS"] = lambda: _openblas(a, b, c)
                 with threadpool_limits(limits=threads, user_api="blas"):
-                    res = interleaved(cands, repeat, _clock(threads, cpu))
+                    res = interleaved(cands, repeat, _clock(threads, cpu), _settle(threads))
                 flops = 2.0 * m * n * k
                 row = f"{np.dtype(dtype).name:8} {threads:>3} {m:>5} {k:>5} {n:>5}"
                 for lab in labels:
@@ -165,7 +183,7 @@ def conv_table(dtypes, threads_list, repeat, cpu):
                             x, w, y, stride=s, padding=p, dilation=d, threads=threads),
                         "im2col": im2col,
                         "default": lambda: fastdeconv.conv(x, w, stride=s, padding=p, dilation=d),
-                    }, repeat, _clock(threads, cpu))
+                    }, repeat, _clock(threads, cpu), _settle(threads))
                 finally:
                     fastdeconv.set_num_threads(previous)
                 err = float(np.abs(y - ref).max() / np.abs(ref).max())
