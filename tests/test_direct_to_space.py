@@ -89,7 +89,8 @@ def test_parts_of_the_batch_and_threads_give_the_same_bits(x_shape, w_shape, kw,
     x, w = _operands(x_shape, w_shape, dtype, rng)
     the_plan = _plan(x_shape, w_shape, kw, dtype)
     # the smallest workspace the sub-pixel plan takes: one channel of one sample of its grid
-    grid_bytes = the_plan.problem.geometry.phase_count * the_plan.block_problem.geometry.output_numel
+    grid = the_plan.block_problem.geometry.output_numel
+    grid_bytes = the_plan.problem.geometry.phase_count * grid
     fastdeconv.set_num_threads(1)
     try:
         whole = fastdeconv.conv_transpose(x, w, **kw)

@@ -331,24 +331,32 @@ def fuzz_conv(fdp, draw, dtype, kernel, threads, exact, limit, engine="packed"):
 
 
 @atheris.instrument_func
+def _transpose_padding(fdp, in_size, kernel_size, stride):
+    """A transposed convolution's padding before and after (each below the kernel size, so
+    asymmetric) and output_padding (below the stride) per dimension, and its output size;
+    no padding where the drawn one would leave no output."""
+    pads = [(fdp.ConsumeIntInRange(0, k - 1), fdp.ConsumeIntInRange(0, k - 1))
+            for k in kernel_size]
+    output_padding = [fdp.ConsumeIntInRange(0, s - 1) for s in stride]
+    out_size = tuple((n - 1) * s + k - b - a + o for n, k, s, (b, a), o in
+                     zip(in_size, kernel_size, stride, pads, output_padding))
+    if min(out_size) < 1:   # nothing to compute: pad less
+        pads = [(0, 0)] * len(in_size)
+        out_size = tuple((n - 1) * s + k + o for n, k, s, o in
+                         zip(in_size, kernel_size, stride, output_padding))
+    return pads, output_padding, out_size
+
+
+@atheris.instrument_func
 def fuzz_conv_transpose(fdp, draw, dtype, kernel, threads, exact, limit):
     direct = kernel != DEFAULT_KERNEL or not fdp.ConsumeBool()
     ndim = fdp.ConsumeIntInRange(1, 3)
-    in_size, kernel_size, stride, pads, output_padding = [], [], [], [], []
+    in_size, kernel_size, stride = [], [], []
     for _ in range(ndim):
         in_size.append(fdp.ConsumeIntInRange(1, MAX_SIZE[ndim]))
         kernel_size.append(fdp.ConsumeIntInRange(1, 5 if ndim < 3 else 3))
         stride.append(fdp.ConsumeIntInRange(1, 4))
-        before = fdp.ConsumeIntInRange(0, kernel_size[-1] - 1)
-        after = fdp.ConsumeIntInRange(0, kernel_size[-1] - 1)
-        pads.append((before, after))
-        output_padding.append(fdp.ConsumeIntInRange(0, stride[-1] - 1))
-    out_size = tuple((n - 1) * s + k - b - a + o for n, k, s, (b, a), o in
-                     zip(in_size, kernel_size, stride, pads, output_padding))
-    if min(out_size) < 1:   # nothing to compute: pad less
-        pads = [(0, 0)] * ndim
-        out_size = tuple((n - 1) * s + k + o for n, k, s, o in
-                         zip(in_size, kernel_size, stride, output_padding))
+    pads, output_padding, out_size = _transpose_padding(fdp, in_size, kernel_size, stride)
     batch = fdp.ConsumeIntInRange(1, 3)
     groups = fdp.ConsumeIntInRange(1, 3)
     rows, _, depths = BLOCKING[kernel, dtype]
@@ -401,20 +409,12 @@ def fuzz_conv_transpose(fdp, draw, dtype, kernel, threads, exact, limit):
 def fuzz_direct_to_space(fdp, draw, dtype, kernel, threads, exact, limit):
     direct = kernel != DEFAULT_KERNEL or not fdp.ConsumeBool()
     ndim = fdp.ConsumeIntInRange(1, 3)
-    in_size, kernel_size, stride, pads, output_padding = [], [], [], [], []
+    in_size, kernel_size, stride = [], [], []
     for d in range(ndim):
         in_size.append(fdp.ConsumeIntInRange(1, MAX_SIZE[ndim]))
         stride.append(fdp.ConsumeIntInRange(1, 20 if d == ndim - 1 else 3))
         kernel_size.append(stride[-1] * fdp.ConsumeIntInRange(1, 3 if ndim < 3 else 2))
-        pads.append((fdp.ConsumeIntInRange(0, kernel_size[-1] - 1),
-                     fdp.ConsumeIntInRange(0, kernel_size[-1] - 1)))
-        output_padding.append(fdp.ConsumeIntInRange(0, stride[-1] - 1))
-    out_size = tuple((n - 1) * s + k - b - a + o for n, k, s, (b, a), o in
-                     zip(in_size, kernel_size, stride, pads, output_padding))
-    if min(out_size) < 1:   # nothing to compute: pad less
-        pads = [(0, 0)] * ndim
-        out_size = tuple((n - 1) * s + k + o for n, k, s, o in
-                         zip(in_size, kernel_size, stride, output_padding))
+    pads, output_padding, out_size = _transpose_padding(fdp, in_size, kernel_size, stride)
     taps = int(np.prod(kernel_size))
     # the reference correlates every output position with every tap: at most REFERENCE_WORK
     reference_work = int(np.prod(out_size)) * taps

@@ -172,10 +172,12 @@ static void FD_SFX(fd_direct_store_space)(const FD_SFX(fd_direct_job) *job, cons
                 FD_T *restrict out = ys + at + o0;
                 const FD_T *restrict v = from + j;
                 ptrdiff_t e = a;
-#if FD_GEMM_X86
-                if (!(((uintptr_t)(out + a)) & 63) && ((b - a) * (ptrdiff_t)sizeof(FD_T)) % 64 == 0) {
+#if FD_GEMM_X86   /* whole lines from a line's start: streamed, not read first */
+                if (!((uintptr_t)(out + a) & 63)
+                        && ((b - a) * (ptrdiff_t)sizeof(FD_T)) % 64 == 0) {
                     for (; e < b; e += 16 / (ptrdiff_t)sizeof(FD_T))
-                        _mm_stream_si128((__m128i *)(out + e), _mm_loadu_si128((const __m128i *)(v + e)));
+                        _mm_stream_si128((__m128i *)(out + e),
+                                         _mm_loadu_si128((const __m128i *)(v + e)));
                     streamed = 1;
                 }
 #endif
@@ -286,7 +288,7 @@ static void FD_SFX(fd_direct_pack_gather)(const FD_T *restrict weight, ptrdiff_t
                                           FD_T *restrict w)
 {
     ptrdiff_t nr = pn->nv * vlen;
-    unsigned char run[FD_DIRECT_MAX_NR];   /* run[j]: src[j, j + 8) consecutive (j a run's start) */
+    unsigned char run[FD_DIRECT_MAX_NR];   /* run[j]: src[j, j + 8) consecutive */
     for (ptrdiff_t t = 0; t < taps; ++t) {
         const ptrdiff_t *from = src + t * src_ld + pn->first;
         for (ptrdiff_t j = 0; j < pn->width;) {   /* found once for every channel */
