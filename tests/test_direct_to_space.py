@@ -7,6 +7,7 @@ reaches left as they are, the weight gathered straight from the transposed convo
 with the bits of the explicit sub-pixel weight, the measured rule on both sides, the memory
 bound and the compiled entries' checks."""
 
+import math
 import tracemalloc
 
 import numpy as np
@@ -173,7 +174,8 @@ def test_a_gather_table_without_runs_packs_value_by_value(rng):
     ((1, 4, 16, 16), (4, 8, 16, 16), dict(stride=8, padding=4), np.float32, False),  # 32 bytes
     ((1, 4, 16, 16), (4, 8, 16, 16), dict(stride=8, padding=4), np.float64, True),
     ((1, 4, 16, 16), (4, 8, 32, 32), dict(stride=16, padding=8, groups=2), np.float32, False),
-    ((1, 64, 16, 16), (64, 48, 32, 32), dict(stride=16, padding=8), np.float32, False),  # 12 MiB
+    ((1, 64, 16, 16), (64, 48, 32, 32), dict(stride=16, padding=8), np.float32, True),  # 12 MiB
+    ((1, 64, 16, 16), (64, 72, 32, 32), dict(stride=16, padding=8), np.float32, False),  # 18 MiB
 ])
 def test_the_rule_takes_strides_whose_phases_fill_cache_lines(x_shape, w_shape, kw, dtype,
                                                               taken):
@@ -183,6 +185,11 @@ def test_the_rule_takes_strides_whose_phases_fill_cache_lines(x_shape, w_shape, 
     if taken:
         with budget(subpixel_direct_min_line_bytes=2 * 16 * np.dtype(dtype).itemsize):
             assert _plan(x_shape, w_shape, kw, dtype).origin is None
+        weight_bytes = math.prod(w_shape) * np.dtype(dtype).itemsize
+        with budget(subpixel_direct_max_weight_bytes=weight_bytes - 1):
+            assert _plan(x_shape, w_shape, kw, dtype).origin is None
+        with budget(subpixel_direct_max_weight_bytes=weight_bytes):
+            assert _plan(x_shape, w_shape, kw, dtype).origin is not None
 
 
 def test_extra_memory_is_bounded(rng):

@@ -116,7 +116,7 @@ def direct_rule(problem, budget, itemsize, z_geometry):
     ``budget.subpixel_direct_min_line_bytes`` (each output channel's run of phases fills
     whole cache lines, which the store writes without reading them first); no cropping
     padding of the input; at most the direct convolution's taps and dimensions; and the
-    packed weight at most ``budget.direct_max_weight_bytes``."""
+    packed weight at most ``budget.subpixel_direct_max_weight_bytes``."""
     g = problem.geometry
     weight_bytes = problem.c_in * problem.c_out * g.kernel_numel * itemsize
     return (itemsize in budget.direct_itemsizes
@@ -125,7 +125,7 @@ def direct_rule(problem, budget, itemsize, z_geometry):
             and all(before >= 0 for before in z_geometry.pad_before)
             and z_geometry.kernel_numel <= direct.MAX_TAPS
             and g.ndim <= direct.MAX_NDIM
-            and weight_bytes <= budget.direct_max_weight_bytes)
+            and weight_bytes <= budget.subpixel_direct_max_weight_bytes)
 
 
 def might_pay(pass_name, problem, budget, itemsize):
