@@ -6,8 +6,8 @@ A call of a prepared layer runs exactly what :func:`fastdeconv.conv` /
 plans, the same kernels) and skips what repeats: per input shape and dtype it keeps the
 validated problem, and for an algorithm with a prepared form of the weight
 (``prepare_weight`` in its module: the packed engine's A micro-panels, Winograd's transformed
-weight) that form, made once. The prepared form holds the values the plain call makes on
-every call, so the results are the same to the bit. Prepared forms are kept by the key their
+weight, the direct convolution's panels) that form, made once. The prepared form holds the
+values the plain call makes on every call, so the results are the same to the bit. Prepared forms are kept by the key their
 algorithm gives them, so that shapes whose forms are equal share one.
 """
 
@@ -317,7 +317,8 @@ class PreparedConvTranspose(_PreparedLayer):
 
     Made and cached as :class:`PreparedConv` (the weight and bias copied: later changes to the
     caller's arrays do not affect the layer); the prepared form of the packed engine's stride
-    phases is every phase's packed micro-panels.
+    phases is every phase's packed micro-panels, that of a large-stride sub-pixel convolution
+    on the direct convolution its sub-pixel weight's packed panels.
 
     Parameters
     ----------

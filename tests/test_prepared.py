@@ -9,7 +9,7 @@ import pytest
 import fastdeconv
 from fastdeconv import _dispatch
 from fastdeconv._algorithms import ALGORITHMS, _chooser
-from fastdeconv._ext import _packed_conv, _winograd_kernels
+from fastdeconv._ext import _direct_conv, _packed_conv, _winograd_kernels
 
 #: (op, x shape, weight shape, keywords): 1-3 d, groups, strides, padding (asymmetric and
 #: strings), output_padding, dilation, padding modes.
@@ -211,11 +211,12 @@ def _counting(monkeypatch, module, name):
     ("conv", "winograd", _winograd_kernels, "winograd_weight", (3, 3)),
     ("conv_transpose", "winograd", _winograd_kernels, "winograd_weight", (3, 3)),
     ("conv_transpose", "winograd", _winograd_kernels, "winograd_weight", (4, 4)),  # phases
+    ("conv_transpose", "subpixel", _direct_conv, "pack_weight_gathered", (32, 32)),  # direct
 ])
 def test_the_weight_is_prepared_once_and_reused(op, algorithm, module, pack, kernel,
                                                 monkeypatch, rng):
     packs = _counting(monkeypatch, module, pack)
-    stride = 2 if kernel == (4, 4) else 1
+    stride = {(4, 4): 2, (32, 32): 16}.get(kernel, 1)
     phases = 4 if algorithm == "winograd" and stride == 2 else 1      # a U per phase
     x, w, bias = _operands(rng, op, (3, 8, 9, 9), (8, 8) + kernel, {}, np.float32)
     layer = LAYERS[op](w, bias, stride=stride)

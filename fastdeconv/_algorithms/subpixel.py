@@ -197,12 +197,31 @@ def _tap_offsets(kernel, stride, cin_g):
     return offsets
 
 
-def run(the_plan, x, weight):
+def prepare_weight(the_plan, weight, known=None):
+    """The prepared-layer hook: on the direct store (``the_plan.origin`` set) the weight
+    packed once (:func:`_pack_direct`, a
+    :class:`~fastdeconv._ext._direct_conv.DirectWeight`), taken from ``known`` when it holds
+    it; nothing on the GEMM path (its blocks' algorithms pack per call). For :func:`run`."""
+    if the_plan.origin is None:
+        return {}
+    problem = the_plan.problem
+    # what the packing depends on besides the weight: the kernel, dtype, shape and stride
+    key = (NAME, _direct_conv.tile(weight.dtype)["kernel"], weight.dtype.name, weight.shape,
+           tuple(problem.geometry.stride))
+    found = None if known is None else known.get(key)
+    return {key: _pack_direct(the_plan, weight) if found is None else found}
+
+
+def run(the_plan, x, weight, prepared=None):
+    """y = conv_transpose(x, weight); ``prepared``: what :func:`prepare_weight` made (on the
+    direct store, the packed weight: ``weight`` is then not read)."""
     problem = the_plan.problem
     y = allocate_output(the_plan.pass_name, problem, x.dtype, written_whole=the_plan.covered)
     if the_plan.origin is not None:
         if y.size and x.size:
-            _run_direct(the_plan, x, weight, y)
+            packed = (next(iter(prepared.values())) if prepared
+                      else _pack_direct(the_plan, weight))
+            _run_direct(the_plan, x, packed, y)
         return y
     g = problem.geometry
     z_weight = _subpixel_weight(weight, g.stride, problem.groups)
@@ -225,16 +244,23 @@ def run(the_plan, x, weight):
     return y
 
 
-def _run_direct(the_plan, x, weight, y):
-    """The direct convolution's depth-to-space entry, ``samples_per_chunk`` samples per call,
-    its weight packed straight from ``weight`` (:func:`_gather_table`)."""
+def _pack_direct(the_plan, weight):
+    """The sub-pixel weight of the direct store, packed straight from ``weight``
+    (:func:`_gather_table`)."""
+    problem = the_plan.problem
+    g, zg = problem.geometry, the_plan.block_problem.geometry
+    src = _gather_table(tuple(g.kernel_size), tuple(g.stride), problem.c_in)
+    z_shape = (problem.c_in * g.phase_count, problem.c_out) + tuple(zg.kernel_size)
+    return _direct_conv.pack_weight_gathered(np.ascontiguousarray(weight), src, z_shape,
+                                             threads=kernel_threads())
+
+
+def _run_direct(the_plan, x, packed, y):
+    """The direct convolution's depth-to-space entry on the ``packed`` weight
+    (:func:`_pack_direct`), ``samples_per_chunk`` samples per call."""
     problem = the_plan.problem
     g, zg = problem.geometry, the_plan.block_problem.geometry
     threads = kernel_threads()
-    src = _gather_table(tuple(g.kernel_size), tuple(g.stride), problem.c_in)
-    z_shape = (problem.c_in * g.phase_count, problem.c_out) + tuple(zg.kernel_size)
-    packed = _direct_conv.pack_weight_gathered(np.ascontiguousarray(weight), src, z_shape,
-                                               threads=threads)
     grid, pad = tuple(zg.output_size), tuple(zg.pad_before)
 
     def compute(first, part, x_last):
