@@ -7,8 +7,9 @@ plans, the same kernels) and skips what repeats: per input shape and dtype it ke
 validated problem, and for an algorithm with a prepared form of the weight
 (``prepare_weight`` in its module: the packed engine's A micro-panels, Winograd's transformed
 weight, the direct convolution's panels) that form, made once. The prepared form holds the
-values the plain call makes on every call, so the results are the same to the bit. Prepared forms are kept by the key their
-algorithm gives them, so that shapes whose forms are equal share one.
+values the plain call makes on every call, so the results are the same to the bit. Prepared
+forms are kept by the key their algorithm gives them, so that shapes whose forms are equal
+share one.
 """
 
 import threading

@@ -89,9 +89,9 @@ class Budget:
     packed_phases_one_tap_min_rows, packed_phases_max_stride
         Rule of the packed engine's stride phases (backward_input): chosen where col2im would
         run, for the itemsizes in ``packed_phases_itemsizes`` (float32 and float64; float64
-        since the engine's phases measured faster than OpenBLAS's DGEMM under col2im), when the transposed convolution's output
-        channels per group (the M of every phase's GEMM) are at least
-        ``packed_phases_min_rows``, its phases have on average at least
+        since the engine's phases measured faster than OpenBLAS's DGEMM under col2im), when
+        the transposed convolution's output channels per group (the M of every phase's GEMM)
+        are at least ``packed_phases_min_rows``, its phases have on average at least
         ``packed_phases_min_taps`` kernel taps or are stacked into one GEMM by the engine
         (one tap each, a kernel equal to the stride: ``packed_phases.stacked_phases``; else
         one tap a phase on average needs ``packed_phases_one_tap_min_rows`` output channels
