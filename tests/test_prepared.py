@@ -212,6 +212,7 @@ def _counting(monkeypatch, module, name):
     ("conv_transpose", "winograd", _winograd_kernels, "winograd_weight", (3, 3)),
     ("conv_transpose", "winograd", _winograd_kernels, "winograd_weight", (4, 4)),  # phases
     ("conv_transpose", "subpixel", _direct_conv, "pack_weight_gathered", (32, 32)),  # direct
+    ("conv", "direct", _direct_conv, "pack_weight", (3, 3)),
 ])
 def test_the_weight_is_prepared_once_and_reused(op, algorithm, module, pack, kernel,
                                                 monkeypatch, rng):

@@ -104,13 +104,20 @@ def prepare_weight(the_plan, weight, known=None):
     :class:`~fastdeconv._ext._direct_conv.DirectWeight`), for :func:`run`; taken from
     ``known`` when it holds it."""
     groups = the_plan.problem.groups
-    # DirectWeight.key of this packing (kernel, dtype, shape, groups), without packing first
-    key = (NAME, _direct_conv.tile(weight.dtype)["kernel"], weight.dtype.name, weight.shape,
-           groups)
+    return prepared_form(NAME, weight, groups, known,
+                         lambda: _direct_conv.pack_weight(weight, groups,
+                                                          threads=kernel_threads()))
+
+
+def prepared_form(owner, weight, detail, known, pack):
+    """``{key: form}`` of a prepared layer whose form is a packed ``DirectWeight`` of
+    ``weight``: ``pack()``, or the form of the same key in ``known``. The key (``owner``'s
+    name, the kernel the packing is for, dtype, shape and ``detail``, what else the packing
+    depends on) is known without packing first. Also sub-pixel's direct store's hook."""
+    key = (owner, _direct_conv.tile(weight.dtype)["kernel"], weight.dtype.name, weight.shape,
+           detail)
     found = None if known is None else known.get(key)
-    if found is None:
-        found = _direct_conv.pack_weight(weight, groups, threads=kernel_threads())
-    return {key: found}
+    return {key: pack() if found is None else found}
 
 
 def run(the_plan, x, weight, prepared=None):

@@ -204,12 +204,8 @@ def prepare_weight(the_plan, weight, known=None):
     it; nothing on the GEMM path (its blocks' algorithms pack per call). For :func:`run`."""
     if the_plan.origin is None:
         return {}
-    problem = the_plan.problem
-    # what the packing depends on besides the weight: the kernel, dtype, shape and stride
-    key = (NAME, _direct_conv.tile(weight.dtype)["kernel"], weight.dtype.name, weight.shape,
-           tuple(problem.geometry.stride))
-    found = None if known is None else known.get(key)
-    return {key: _pack_direct(the_plan, weight) if found is None else found}
+    return direct.prepared_form(NAME, weight, tuple(the_plan.problem.geometry.stride), known,
+                                lambda: _pack_direct(the_plan, weight))
 
 
 def run(the_plan, x, weight, prepared=None):
