@@ -139,18 +139,19 @@ def extensions():
         extra_compile_args=cflags + omp_cflags,
         extra_link_args=omp_ldflags,
     )
-    # _packed_gemm, _packed_tables, _packed_conv, _packed_wgrad and _direct_conv include
-    # gemm/fd_gemm.h, whose kernels pick their instruction set per function (target
-    # attributes) and at run time: no -march flag.
+    # _packed_gemm, _packed_tables, _packed_conv, _packed_wgrad, _direct_conv and
+    # _packed_col2im include gemm/fd_gemm.h, whose kernels pick their instruction set per
+    # function (target attributes) and at run time: no -march flag.
     names = ["_runtime", "_gemm", "_im2col_kernels", "_phase_kernels", "_winograd_kernels",
              "_resize_kernels", "_pool_kernels", "_packed_gemm", "_packed_tables",
-             "_packed_conv", "_layout_kernels", "_packed_wgrad", "_direct_conv"]
+             "_packed_conv", "_layout_kernels", "_packed_wgrad", "_direct_conv",
+             "_packed_col2im"]
     # the engine's headers, so that editing one rebuilds the extension that includes them
     gemm_headers = glob.glob(os.path.join(HERE, "fastdeconv", "_ext", "gemm", "*.h")) + [
         os.path.join(HERE, "fastdeconv", "_ext", "fd_transpose.h")]   # the A packers use it
     depends = {name: sorted(gemm_headers)
                for name in ("_packed_gemm", "_packed_tables", "_packed_conv", "_packed_wgrad",
-                             "_direct_conv")}
+                             "_direct_conv", "_packed_col2im")}
     depends["_layout_kernels"] = [os.path.join("fastdeconv", "_ext", name)
                                   for name in ("fd_transpose.h", "_transpose.pxd")]
     depends["_phase_kernels"] = [os.path.join("fastdeconv", "_ext", name)

@@ -245,9 +245,10 @@ def test_subpixel_takes_mid_sized_kernels_only_where_the_engine_phases_do_not(it
     assert _dispatch.plan("backward_input", audio, itemsize).algorithm == "subpixel"
     with replaced_budget(subpixel_min_kernel_col2im=17):
         assert _dispatch.plan("backward_input", audio, itemsize).algorithm == "col2im"
-    # dcgan_g2 (16 taps, 2-d): the engine's phases take it and stay
+    # dcgan_g2 (16 taps, 2-d): the engine takes it (its col2im: few positions per channel)
+    # and keeps it
     dcgan_g2 = conv_transpose_problem((16, 512, 4, 4), (512, 256, 4, 4), stride=2, padding=1)
-    assert _dispatch.plan("backward_input", dcgan_g2, itemsize).algorithm == "packed_phases"
+    assert _dispatch.plan("backward_input", dcgan_g2, itemsize).algorithm == "packed_col2im"
     # 8 taps: below the minimum
     short = conv_transpose_problem((2, 64, 512), (64, 64, 8), stride=8)
     assert _dispatch.plan("backward_input", short, itemsize).algorithm != "subpixel"

@@ -9,7 +9,7 @@ import pytest
 import fastdeconv
 from fastdeconv import _dispatch
 from fastdeconv._algorithms import ALGORITHMS, _chooser
-from fastdeconv._ext import _direct_conv, _packed_conv, _winograd_kernels
+from fastdeconv._ext import _direct_conv, _packed_col2im, _packed_conv, _winograd_kernels
 
 #: (op, x shape, weight shape, keywords): 1-3 d, groups, strides, padding (asymmetric and
 #: strings), output_padding, dilation, padding modes.
@@ -90,7 +90,7 @@ def test_channels_last_and_weight_formats(op, x_shape, w_shape, kw, dtype, rng):
     x_last = np.ascontiguousarray(np.moveaxis(x, 1, -1))
     fmt = "HWIO" if op == "conv" else "HWOI"
     w_hw = np.ascontiguousarray(np.moveaxis(w, (0, 1), (-1, -2) if op == "conv" else (-1, -2)))
-    for algorithm in ("packed", "packed_phases", None):
+    for algorithm in ("packed", "packed_phases", "packed_col2im", None):
         layer = LAYERS[op](w_hw, bias, data_format="channels_last", weight_format=fmt, **kw)
         plain = getattr(fastdeconv, op)
         with _dispatch.forced_algorithm(algorithm or "im2col"):
@@ -112,11 +112,11 @@ def test_prepared_bits_do_not_depend_on_the_thread_count(op, x_shape, w_shape, k
                                                          assert_same_bits_for_thread_counts):
     x, w, bias = _operands(rng, op, x_shape, w_shape, kw, dtype)
     layer = LAYERS[op](w, bias, **kw)          # prepared on one thread count, run on others
-    algorithm = "packed" if op == "conv" else "packed_phases"
-    with _dispatch.forced_algorithm(algorithm):
-        expected = getattr(fastdeconv, op)(x, w, bias, **kw)
-        assert_same_bits_for_thread_counts(lambda: layer(x))
-        assert _same_bits(layer(x), expected)
+    for algorithm in ["packed"] if op == "conv" else ["packed_phases", "packed_col2im"]:
+        with _dispatch.forced_algorithm(algorithm):
+            expected = getattr(fastdeconv, op)(x, w, bias, **kw)
+            assert_same_bits_for_thread_counts(lambda: layer(x))
+            assert _same_bits(layer(x), expected)
 
 
 def test_output_size_per_call(rng):
@@ -208,6 +208,7 @@ def _counting(monkeypatch, module, name):
 @pytest.mark.parametrize("op, algorithm, module, pack, kernel", [
     ("conv", "packed", _packed_conv, "pack_forward_weight", (4, 4)),
     ("conv_transpose", "packed_phases", _packed_conv, "pack_phases_weight", (4, 4)),
+    ("conv_transpose", "packed_col2im", _packed_col2im, "pack_col2im_weight", (4, 4)),
     ("conv", "winograd", _winograd_kernels, "winograd_weight", (3, 3)),
     ("conv_transpose", "winograd", _winograd_kernels, "winograd_weight", (3, 3)),
     ("conv_transpose", "winograd", _winograd_kernels, "winograd_weight", (4, 4)),  # phases
@@ -219,7 +220,10 @@ def test_the_weight_is_prepared_once_and_reused(op, algorithm, module, pack, ker
     packs = _counting(monkeypatch, module, pack)
     stride = {(4, 4): 2, (32, 32): 16}.get(kernel, 1)
     phases = 4 if algorithm == "winograd" and stride == 2 else 1      # a U per phase
-    x, w, bias = _operands(rng, op, (3, 8, 9, 9), (8, 8) + kernel, {}, np.float32)
+    # col2im's packed A follows the register tile its GEMM's columns choose: batches of 4
+    # and 2 both take 8 x 48 (a batch of 3, 12 x 32: another form, packed once too)
+    batch = 4 if algorithm == "packed_col2im" else 3
+    x, w, bias = _operands(rng, op, (batch, 8, 9, 9), (8, 8) + kernel, {}, np.float32)
     layer = LAYERS[op](w, bias, stride=stride)
     with _dispatch.forced_algorithm(algorithm):
         for _ in range(4):

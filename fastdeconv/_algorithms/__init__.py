@@ -34,6 +34,10 @@ phases              backward_input                    never by rule (forced only
 packed              forward ("packed")                enough output positions per sample,
                                                       enough work, a weight per group that
                                                       stays in cache (the packed engine)
+packed_col2im       backward_input                    the packed engine's col2im: dilation
+                    ("packed_col2im")                 1, more taps than the stride's step,
+                                                      enough input channels, few positions
+                                                      per input channel, enough work
 packed_phases       backward_input                    the packed engine's stride phases:
                     ("packed_phases")                 enough output channels per group,
                                                       taps per phase and work
@@ -72,8 +76,8 @@ of output positions of one sample. (The packed engine's weight gradient cuts the
 parts that fill ``Budget.workspace_bytes`` instead: larger parts measured faster there.)
 """
 
-from . import (_chooser, depthwise, direct, im2col, packed, packed_phases, packed_wgrad,
-               phases, space_to_depth, subpixel, winograd, winograd_phases)
+from . import (_chooser, depthwise, direct, im2col, packed, packed_col2im, packed_phases,
+               packed_wgrad, phases, space_to_depth, subpixel, winograd, winograd_phases)
 from ._budget import DEFAULT_BUDGET, Budget, budget, current_budget
 from ._chooser import ALGORITHMS, forced_algorithm, plan, run_pass
 from ._common import BLAS_INT_MAX, Plan
@@ -83,5 +87,5 @@ __all__ = ["ALGORITHMS", "BLAS_INT_MAX", "Budget", "DEFAULT_BUDGET", "Plan", "RE
 
 #: The algorithms in the order the chooser tries them; the last applies to every geometry.
 REGISTRY = (winograd, winograd_phases, packed_wgrad, direct, space_to_depth, depthwise, subpixel,
-            phases, packed, packed_phases, im2col)
+            phases, packed, packed_col2im, packed_phases, im2col)
 _chooser.install(REGISTRY)

@@ -84,6 +84,12 @@ cdef extern from "gemm/fd_gemm.h" nogil:
                           const void* a, Py_ssize_t lda, int trans_a, const void* b,
                           Py_ssize_t ldb, int trans_b, void* c, Py_ssize_t ldc, int accumulate,
                           const void* bias)
+    void fd_col2im_unit_f(const fd_conv_job_f* cj, const float* weight, Py_ssize_t lda,
+                          Py_ssize_t a_group, const Py_ssize_t* add_row, Py_ssize_t unit,
+                          float* work)
+    void fd_col2im_unit_d(const fd_conv_job_d* cj, const double* weight, Py_ssize_t lda,
+                          Py_ssize_t a_group, const Py_ssize_t* add_row, Py_ssize_t unit,
+                          double* work)
     void fd_conv_job_set_ldc(int is_double, void* cj, Py_ssize_t ldc)
     void fd_conv_job_init(int is_double, void* cj, const fd_plan* p, const void* apack,
                           Py_ssize_t apack_group, int pointwise, const void* x, Py_ssize_t ldb,

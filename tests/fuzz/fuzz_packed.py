@@ -18,10 +18,11 @@ bound of a sum of ``K`` products), and then
   (the Python layer: plan, batch parts, bias); checked against
   ``fastdeconv.testing.conv_reference``;
 * a transposed convolution (1-3 spatial dimensions, batch, groups, kernel size, stride 1-4,
-  padding before and after chosen apart, ``output_padding``) as the engine's stride phases,
-  either through ``_packed_conv.conv_transpose_phases_packed`` with the chosen kernel (the
-  phases from ``ConvGeometry.transpose_phases``) or through ``fastdeconv.conv_transpose`` with
-  the ``packed_phases`` algorithm forced; checked against
+  padding before and after chosen apart, ``output_padding``) as the engine's stride phases or
+  its col2im, either through ``_packed_conv.conv_transpose_phases_packed`` (the phases from
+  ``ConvGeometry.transpose_phases``) or ``_packed_col2im.conv_transpose_col2im_packed`` with
+  the chosen kernel, or through ``fastdeconv.conv_transpose`` with the ``packed_phases`` or
+  ``packed_col2im`` algorithm forced; checked against
   ``fastdeconv.testing.conv_transpose_reference``;
 * a weight gradient (1-3 spatial dimensions, batch, groups, kernel size, stride, dilation,
   asymmetric padding, channel counts at the register tiles) either through
@@ -86,7 +87,8 @@ with atheris.instrument_imports(include=["fastdeconv"], exclude=REFERENCE_MODULE
                                         plan, subpixel)
     from fastdeconv._algorithms.phases import phase_table
     from fastdeconv._problem import conv_problem, conv_transpose_problem
-    from fastdeconv._ext import _direct_conv, _packed_conv, _packed_gemm, _packed_wgrad
+    from fastdeconv._ext import (_direct_conv, _packed_col2im, _packed_conv, _packed_gemm,
+                                 _packed_wgrad)
 
 from fastdeconv.testing import (conv_reference, conv_transpose_reference,
                                 conv_weight_grad_reference)
@@ -350,6 +352,7 @@ def _transpose_padding(fdp, in_size, kernel_size, stride):
 @atheris.instrument_func
 def fuzz_conv_transpose(fdp, draw, dtype, kernel, threads, exact, limit):
     direct = kernel != DEFAULT_KERNEL or not fdp.ConsumeBool()
+    col2im = fdp.ConsumeBool()          # the engine's col2im instead of its stride phases
     ndim = fdp.ConsumeIntInRange(1, 3)
     in_size, kernel_size, stride = [], [], []
     for _ in range(ndim):
@@ -371,14 +374,24 @@ def fuzz_conv_transpose(fdp, draw, dtype, kernel, threads, exact, limit):
     c_in, c_out = cin_g * groups, cout_g * groups
     kw = dict(stride=tuple(stride), padding=tuple(pads), output_padding=tuple(output_padding),
               groups=groups)
-    case = dict(op="conv_transpose", route="conv_transpose_phases_packed" if direct
-                else "fastdeconv.conv_transpose", dtype=dtype.name, kernel=kernel,
+    entry = "conv_transpose_col2im_packed" if col2im else "conv_transpose_phases_packed"
+    case = dict(op="conv_transpose", route=entry if direct
+                else "fastdeconv.conv_transpose", algorithm="packed_col2im" if col2im
+                else "packed_phases", dtype=dtype.name, kernel=kernel,
                 x=(batch, c_in) + tuple(in_size), weight=(c_in, cout_g) + tuple(kernel_size),
                 bias=with_bias and not direct, threads=threads, exact=exact, **kw)
     x = draw((batch, c_in) + tuple(in_size))
     w = draw((c_in, cout_g) + tuple(kernel_size))
     bias = draw((c_out,)) if with_bias and not direct else None
-    if direct:
+    if direct and col2im:
+        # NaN everywhere: the entry writes every output
+        problem = conv_transpose_problem(x.shape, w.shape, **kw)
+        y = np.full(problem.forward_input_shape, np.nan, dtype)
+        out = _packed_col2im.conv_transpose_col2im_packed(
+            x, w, y, tuple(stride), 1, tuple(b for b, _ in pads), groups=groups,
+            threads=threads, kernel=kernel)
+        assert out is y, case
+    elif direct:
         # NaN where a phase writes (a missed write shows), zero where none does (the caller's
         # job: phases without taps or outputs are not passed)
         problem = conv_transpose_problem(x.shape, w.shape, **kw)
@@ -393,7 +406,7 @@ def fuzz_conv_transpose(fdp, draw, dtype, kernel, threads, exact, limit):
     else:
         previous = fastdeconv.set_num_threads(threads)
         try:
-            with forced_algorithm("packed_phases"):
+            with forced_algorithm(case["algorithm"]):
                 y = fastdeconv.conv_transpose(x, w, bias, **kw)
         finally:
             fastdeconv.set_num_threads(previous)

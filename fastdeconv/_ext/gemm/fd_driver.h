@@ -432,7 +432,7 @@ static ptrdiff_t FD_SFX(fd_conv_item_job)(const FD_SFX(fd_conv_job) *cj, ptrdiff
     ptrdiff_t x_off = s * cj->x_sample + g * cj->x_group;   /* runs add the later samples */
     if (job->b) job->b += x_off;
     else job->xp += x_off;
-    job->apack += g * cj->apack_group;
+    if (job->apack) job->apack += g * cj->apack_group;   /* (fd_col2im_unit: a dense A) */
     job->c += s * cj->y_sample + g * cj->y_group;
     if (job->bias) job->bias += g * job->plan.m;
     return item % per_gemm;
@@ -483,6 +483,58 @@ static void FD_SFX(fd_conv_item_pair)(const FD_SFX(fd_conv_job) *even,
             FD_T *restrict out = line + runs[q].dst;
             ptrdiff_t at = r * ldv + runs[q].panel * nr + runs[q].lane;
             FD_SFX(fd_interleave2)(out, even_block + at, odd_block + at, runs[q].len);
+        }
+    }
+}
+
+/* Unit `unit` of a transposed convolution as col2im fused into its GEMM
+ * (fastdeconv._ext._packed_col2im): the job's GEMM per sample block and group has the rows
+ * (output channel o, tap t), row o * taps + t of the weight read as a dense transposed A
+ * (A[o * taps + t, c] = weight[c * lda + o * taps + t], `a_group` elements per group, packed
+ * block by block inside each item), unless the job has it pre-packed (apack: a prepared
+ * layer's), and the columns the positions of x (a placed 1x1 source over x, its
+ * step the stride); no column matrix. The unit is item row `unit % items_m` of GEMM
+ * `unit / items_m` over every item column in order: each item's block is computed, then
+ * added into C, row r's values at c + add_row[r] + run.dst + e * step (C: the output with
+ * room for every tap's position, uncropped, zeroed by the caller). An output gets its terms
+ * from one unit only (the caller makes m_chunk a multiple of taps, so that a unit's rows are
+ * whole output channels), and in the order of its taps: output o's term of tap t is at
+ * position j with j * stride + t = o (per dimension), so a later tap is an earlier position;
+ * within an item the rows (taps) go in order, and the items go from the last columns to the
+ * first. The sums depend neither on the threads nor on how the columns are cut (items,
+ * samples per GEMM, samples per call). */
+static void FD_SFX(fd_col2im_unit)(const FD_SFX(fd_conv_job) *cj, const FD_T *weight,
+                                   ptrdiff_t lda, ptrdiff_t a_group, const ptrdiff_t *add_row,
+                                   ptrdiff_t unit, FD_T *work)
+{
+    const fd_plan *p = &cj->gemm.plan;
+    ptrdiff_t row_item = unit % p->items_m, gemm_index = unit / p->items_m;
+    ptrdiff_t i0 = row_item * p->m_chunk, i1 = i0 + p->m_chunk < p->m ? i0 + p->m_chunk : p->m;
+    ptrdiff_t step = cj->gemm.conv->place_step[cj->gemm.conv->ndim - 1];
+    for (ptrdiff_t col = p->items_n - 1; col >= 0; --col) {
+        FD_SFX(fd_gemm_job) job;
+        ptrdiff_t item = gemm_index * fd_plan_items(p) + row_item * p->items_n + col;
+        ptrdiff_t local = FD_SFX(fd_conv_item_job)(cj, item, &job);
+        if (!job.apack) {   /* each item packs its blocks of A (fd_pack_a_block) */
+            job.a = weight + (gemm_index % cj->groups) * a_group;
+            job.lda = lda;
+            job.trans_a = 1;
+        }
+        const fd_run *runs;
+        FD_T *block;
+        ptrdiff_t nruns = FD_SFX(fd_gemm_item_ex)(&job, local, work, NULL, 0, &runs, &block,
+                                                  NULL);
+        ptrdiff_t j0, nc;
+        fd_plan_item_columns(p, local, &j0, &nc);
+        ptrdiff_t ldv = fd_round_up(nc, p->nr);
+        for (ptrdiff_t r = i0; r < i1; ++r) {
+            FD_T *row = job.c + add_row[r];
+            const FD_T *v = block + (r - i0) * ldv;
+            for (ptrdiff_t q = 0; q < nruns; ++q) {
+                FD_T *restrict out = row + runs[q].dst;
+                const FD_T *from = v + runs[q].panel * p->nr + runs[q].lane;
+                for (ptrdiff_t e = 0; e < runs[q].len; ++e) out[e * step] += from[e];
+            }
         }
     }
 }

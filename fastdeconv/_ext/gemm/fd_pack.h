@@ -19,6 +19,26 @@
  * padded) input through the geometry: no column matrix is ever built (see fd_conv_src).
  */
 
+/* dst[0:n] = from[0:n] for n a register tile's width or height: one row of a packed B
+ * micro-panel (NR) or one column of a packed A micro-panel (MR). A copy of run-time length is
+ * a call of the C library's memmove; the usual widths are listed so that each copy is inlined
+ * as vector moves (16-byte ones in the baseline build, 64-byte ones in the AVX-512 builds of
+ * the packers). */
+static inline void FD_SFX(fd_copy_width)(FD_T *restrict dst, const FD_T *restrict from, int n)
+{
+    switch (n) {
+    case 48: memcpy(dst, from, 48 * sizeof(FD_T)); break;
+    case 32: memcpy(dst, from, 32 * sizeof(FD_T)); break;
+    case 24: memcpy(dst, from, 24 * sizeof(FD_T)); break;
+    case 16: memcpy(dst, from, 16 * sizeof(FD_T)); break;
+    case 12: memcpy(dst, from, 12 * sizeof(FD_T)); break;
+    case 8: memcpy(dst, from, 8 * sizeof(FD_T)); break;
+    case 6: memcpy(dst, from, 6 * sizeof(FD_T)); break;
+    case 4: memcpy(dst, from, 4 * sizeof(FD_T)); break;
+    default: memcpy(dst, from, (size_t)n * sizeof(FD_T));
+    }
+}
+
 /* Columns [k0, k0 + kc) of the `rows` rows of A that start at `a` (row stride lda; or of its
  * transpose stored k x m when trans_a, `a` then pointing at the first of those columns) into
  * MR-row micro-panels at dst, panel p at dst + p * mr * kc, zero past `rows`. A row-major
@@ -29,11 +49,25 @@ static void FD_SFX(fd_pack_a_block)(ptrdiff_t rows, const FD_T *a, ptrdiff_t lda
                                     int mr, ptrdiff_t k0, ptrdiff_t kc, FD_T *restrict dst,
                                     int isa)
 {
+    if (trans_a && rows % mr == 0) {   /* row by row of the k x m source: each read is a
+                                        * contiguous run of the block's rows */
+        for (ptrdiff_t kk = 0; kk < kc; ++kk) {
+            const FD_T *src = a + (k0 + kk) * lda;
+            FD_T *d = dst + kk * mr;
+            for (ptrdiff_t i0 = 0; i0 < rows; i0 += mr, d += mr * kc)
+                FD_SFX(fd_copy_width)(d, src + i0, mr);
+        }
+        return;
+    }
     for (ptrdiff_t i0 = 0; i0 < rows; i0 += mr, dst += mr * kc) {
         int n = rows - i0 < mr ? (int)(rows - i0) : mr;
         if (trans_a) {
             for (ptrdiff_t kk = 0; kk < kc; ++kk) {
                 const FD_T *src = a + (k0 + kk) * lda + i0;
+                if (n == mr) {   /* inlined vector moves, not a call of memmove per column */
+                    FD_SFX(fd_copy_width)(dst + kk * mr, src, mr);
+                    continue;
+                }
                 int r = 0;
                 for (; r < n; ++r) dst[kk * mr + r] = src[r];
                 for (; r < mr; ++r) dst[kk * mr + r] = 0;
@@ -55,26 +89,6 @@ static void FD_SFX(fd_pack_a_slice)(ptrdiff_t m, ptrdiff_t k, const FD_T *a, ptr
     ptrdiff_t m_pad = (m + mr - 1) / mr * mr, k0 = slice * kc_block;
     ptrdiff_t kc = k - k0 < kc_block ? k - k0 : kc_block;
     FD_SFX(fd_pack_a_block)(m, a, lda, trans_a, mr, k0, kc, apack + k0 * m_pad, isa);
-}
-
-/* dst[0:n] = from[0:n] for n a register tile's width or height: one row of a packed B
- * micro-panel (NR) or one column of a packed A micro-panel (MR). A copy of run-time length is
- * a call of the C library's memmove; the usual widths are listed so that each copy is inlined
- * as vector moves (16-byte ones in the baseline build, 64-byte ones in the AVX-512 builds of
- * the packers). */
-static inline void FD_SFX(fd_copy_width)(FD_T *restrict dst, const FD_T *restrict from, int n)
-{
-    switch (n) {
-    case 48: memcpy(dst, from, 48 * sizeof(FD_T)); break;
-    case 32: memcpy(dst, from, 32 * sizeof(FD_T)); break;
-    case 24: memcpy(dst, from, 24 * sizeof(FD_T)); break;
-    case 16: memcpy(dst, from, 16 * sizeof(FD_T)); break;
-    case 12: memcpy(dst, from, 12 * sizeof(FD_T)); break;
-    case 8: memcpy(dst, from, 8 * sizeof(FD_T)); break;
-    case 6: memcpy(dst, from, 6 * sizeof(FD_T)); break;
-    case 4: memcpy(dst, from, 4 * sizeof(FD_T)); break;
-    default: memcpy(dst, from, (size_t)n * sizeof(FD_T));
-    }
 }
 
 /* d[r] = s[r * stride] for r < n, the n <= mr rows of one column of an MR-row micro-panel,
