@@ -35,9 +35,9 @@ packed              forward ("packed")                enough output positions pe
                                                       enough work, a weight per group that
                                                       stays in cache (the packed engine)
 packed_col2im       backward_input                    the packed engine's col2im: dilation
-                    ("packed_col2im")                 1, more taps than the stride's step,
-                                                      enough input channels, few positions
-                                                      per input channel, enough work
+                    ("packed_col2im")                 1, >= 4 taps per stride step, enough
+                                                      input channels, few positions per
+                                                      input channel, enough work
 packed_phases       backward_input                    the packed engine's stride phases:
                     ("packed_phases")                 enough output channels per group,
                                                       taps per phase and work
@@ -63,8 +63,8 @@ Every algorithm module has the same interface:
     For prepared layers (:class:`fastdeconv.PreparedConv`): the weight in the form ``run``
     makes of it on every call, as ``{key: array-like with nbytes}`` (equal keys, equal forms;
     those in ``known`` are reused); ``run(plan, first, second, prepared)`` then takes it and
-    must give the same bits. direct, packed, packed_phases, winograd and winograd_phases have
-    it.
+    must give the same bits. direct, packed, packed_col2im, packed_phases, subpixel, winograd
+    and winograd_phases have it.
 
 Adding an algorithm: a module with this interface (and its kernel), one entry in
 :data:`REGISTRY`, its thresholds as fields of :class:`Budget`.

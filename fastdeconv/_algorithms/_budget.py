@@ -107,9 +107,10 @@ class Budget:
         convolution, at most ``packed_col2im_max_positions_per_channel`` input positions of
         the batch per such channel, and ``packed_min_work``
         (:func:`fastdeconv._algorithms.packed_col2im.rule`). Measured on k4 s2 and k3 s2
-        layers of 128-512 channels, 4 x 4 and 8 x 8 maps, batches of 1-64: at 0.5 positions
-        a channel or fewer, k4 s2 took 0.62-0.99x the stride phases' time; at 2 or more
-        0.92-1.53x; k3 s2 won only at 0.12 or fewer.
+        layers of 128-512 channels, 4 x 4 and 8 x 8 maps, batches of 1-64 (the grid on the
+        performance page): at 0.5 positions a channel or fewer, k4 s2 took 0.44-0.92x the
+        stride phases' time in float32 and float64, at 1 or more 0.90-1.37x; k3 s2 won only
+        at 0.12 or fewer.
     packed_wgrad_itemsizes, packed_wgrad_min_ndim, packed_wgrad_min_channels, \
     packed_wgrad_max_padded_ratio
         Rule of the packed engine's weight gradient (backward_weight, before space-to-depth
