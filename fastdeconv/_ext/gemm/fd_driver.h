@@ -494,8 +494,8 @@ static void FD_SFX(fd_conv_item_pair)(const FD_SFX(fd_conv_job) *even,
  * block by block inside each item), unless the job has it pre-packed (apack: a prepared
  * layer's), and the columns the positions of x (a placed 1x1 source over x, its
  * step the stride); no column matrix. The unit is item row `unit % items_m` of GEMM
- * `unit / items_m` over every item column in order: each item's block is computed, then
- * added into C, row r's values at c + add_row[r] + run.dst + e * step (C: the output with
+ * `unit / items_m` over every item column (order below): each item's block is computed,
+ * then added into C, row r's values at c + add_row[r] + run.dst + e * step (C: the output with
  * room for every tap's position, uncropped, zeroed by the caller). An output gets its terms
  * from one unit only (the caller makes m_chunk a multiple of taps, so that a unit's rows are
  * whole output channels), and in the order of its taps: output o's term of tap t is at
